@@ -1,0 +1,434 @@
+//! The checker: AST to typed IR.
+//!
+//! [`check`] resolves names, describes data sources from their metadata,
+//! instantiates each model on its data, and lowers every train block into a
+//! typed graph (composites expanded into primitives), checking shapes and
+//! dtypes on the way. Top-level `let`s and expressions (the REPL's input)
+//! are lowered into one session graph.
+//!
+//! Architecture invariant: every user error is found here or earlier.
+//! Stages after the checker may assume a well-typed graph; a failure there
+//! is a compiler bug.
+
+pub mod builtins;
+pub mod consts;
+pub mod data;
+pub mod lower;
+pub mod run;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{DType, Graph, Op, Role, Type};
+use crate::span::Span;
+use crate::syntax::ast::{self, AssignOp, Item};
+
+pub use data::DataSpec;
+pub use lower::{Globals, Lowerer, Mode, Val};
+pub use run::{resolve_type, Run};
+
+/// Where a program lives and what the command line overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The program's folder: paths in the program are relative to it.
+    pub base_dir: PathBuf,
+    /// `--data PATH`: replaces every file-based data source's path.
+    pub data_override: Option<PathBuf>,
+}
+
+/// A checked program.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub data: Vec<DataSpec>,
+    pub runs: Vec<Run>,
+    /// Top-level `let`s and expressions, when the program has any.
+    pub session: Option<Graph>,
+}
+
+/// Checks a parsed program. Never panics; returns what it could check and
+/// every diagnostic.
+pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut out = Checked::default();
+
+    // One namespace for data, models, functions and top-level lets.
+    let mut defined: HashMap<&str, Span> = HashMap::new();
+    let mut globals = Globals {
+        fns: HashMap::new(),
+        lets: HashMap::new(),
+        other: HashMap::new(),
+    };
+    let mut models: HashMap<&str, &ast::ModelDecl> = HashMap::new();
+    let mut data_decls: Vec<&ast::DataDecl> = Vec::new();
+    for item in &program.items {
+        let (name, kind) = match item {
+            Item::Data(d) => (&d.name, "data source"),
+            Item::Model(m) => (&m.name, "model"),
+            Item::Fn(f) => (&f.name, "function"),
+            Item::Let(l) => (&l.name, "value"),
+            Item::Train(_) | Item::Assign(_) | Item::Expr(_) | Item::Error(_) => continue,
+        };
+        if let Some(prev) = defined.get(name.node.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("`{}` is defined twice", name.node),
+                )
+                .label(name.span, "defined again here")
+                .label(*prev, "first defined here"),
+            );
+            continue;
+        }
+        defined.insert(&name.node, name.span);
+        match item {
+            Item::Data(d) => {
+                globals.other.insert(&d.name.node, "data source");
+                data_decls.push(d);
+            }
+            Item::Model(m) => {
+                globals.other.insert(&m.name.node, "model");
+                models.insert(&m.name.node, m);
+            }
+            Item::Fn(f) => {
+                globals.fns.insert(&f.name.node, f);
+                let mut seen: Vec<&str> = Vec::new();
+                for p in &f.params {
+                    if seen.contains(&p.node.as_str()) {
+                        diags.push(
+                            Diagnostic::new(
+                                Code::DuplicateDefinition,
+                                format!("parameter `{}` appears twice", p.node),
+                            )
+                            .label(p.span, "repeated here"),
+                        );
+                    }
+                    seen.push(&p.node);
+                }
+            }
+            Item::Let(l) => {
+                globals.lets.insert(&l.name.node, l);
+            }
+            Item::Train(_) | Item::Assign(_) | Item::Expr(_) | Item::Error(_) => {}
+        }
+        let _ = kind;
+    }
+
+    // Data sources, from metadata.
+    let mut data_index: HashMap<&str, usize> = HashMap::new();
+    for d in &data_decls {
+        let (spec, ds) = data::describe(d, &opts.base_dir, opts.data_override.as_deref());
+        diags.extend(ds);
+        if let Some(spec) = spec {
+            data_index.insert(&d.name.node, out.data.len());
+            out.data.push(spec);
+        }
+    }
+
+    // Models: each is checked where a train block instantiates it; a model
+    // no train block uses is checked on its own when its types are static.
+    let mut used: Vec<&str> = Vec::new();
+    let mut run_names: HashMap<String, Span> = HashMap::new();
+    for item in &program.items {
+        let Item::Train(t) = item else { continue };
+        let run_name = t
+            .run
+            .as_ref()
+            .map(|r| r.node.clone())
+            .unwrap_or_else(|| "main".to_string());
+        let run_span = t.run.as_ref().map(|r| r.span).unwrap_or(t.model.span);
+        if let Some(prev) = run_names.get(&run_name) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("two runs are named `{run_name}`"),
+                )
+                .label(run_span, "this run")
+                .label(*prev, "the other run")
+                .note("name runs with `train NAME: model on data { ... }`"),
+            );
+            continue;
+        }
+        run_names.insert(run_name.clone(), run_span);
+        let Some(model) = models.get(t.model.node.as_str()).copied() else {
+            let mut d = Diagnostic::new(
+                Code::BadRun,
+                format!("there is no model `{}`", t.model.node),
+            )
+            .label(t.model.span, "unknown model");
+            if let Some(s) = lower::nearest(&t.model.node, models.keys().copied()) {
+                d = d.note(format!("did you mean `{s}`?"));
+            }
+            diags.push(d);
+            continue;
+        };
+        used.push(&model.name.node);
+        let Some(&di) = data_index.get(t.data.node.as_str()) else {
+            if !data_decls.iter().any(|d| d.name.node == t.data.node) {
+                let mut d = Diagnostic::new(
+                    Code::BadRun,
+                    format!("there is no data source `{}`", t.data.node),
+                )
+                .label(t.data.span, "unknown data");
+                if let Some(s) = lower::nearest(
+                    &t.data.node,
+                    data_decls.iter().map(|d| d.name.node.as_str()),
+                ) {
+                    d = d.note(format!("did you mean `{s}`?"));
+                }
+                diags.push(d);
+            }
+            continue;
+        };
+        let spec = &out.data[di];
+        let Some(env) = run::bind_dims(model, spec, &mut diags) else {
+            continue;
+        };
+        let Some(params) = run::params(model, &env, &mut diags) else {
+            continue;
+        };
+        let (settings, ds) = run::settings(t, spec, &params);
+        diags.extend(ds);
+        let loss = t
+            .settings
+            .iter()
+            .find(|s| s.key.node == "loss")
+            .map(|s| &s.value);
+        let decay_span = t
+            .settings
+            .iter()
+            .find(|s| s.key.node == "weight_decay")
+            .map(|s| s.value.span);
+        let decay = settings
+            .as_ref()
+            .and_then(|s| s.weight_decay.as_ref())
+            .zip(decay_span);
+        let (train, ds) = run::lower_model(
+            model,
+            Some(spec),
+            &env,
+            &params,
+            &globals,
+            Mode::Train,
+            loss,
+            decay,
+        );
+        diags.extend(ds);
+        // The eval graph repeats the train graph's checks; its diagnostics
+        // would be duplicates.
+        let (eval, _) = run::lower_model(
+            model,
+            Some(spec),
+            &env,
+            &params,
+            &globals,
+            Mode::Eval,
+            loss,
+            decay,
+        );
+        if let (Some(train), Some(eval), Some(settings)) = (train, eval, settings) {
+            out.runs.push(Run {
+                name: run_name,
+                span: t.span,
+                model: model.name.node.clone(),
+                data: di,
+                params,
+                train,
+                eval,
+                settings,
+            });
+        }
+    }
+    for item in &program.items {
+        let Item::Model(m) = item else { continue };
+        if used.contains(&m.name.node.as_str())
+            || models
+                .get(m.name.node.as_str())
+                .is_none_or(|x| !std::ptr::eq(*x, m))
+        {
+            continue;
+        }
+        check_unused_model(m, &globals, &mut diags);
+    }
+
+    out.session = session(program, &globals, &mut diags);
+    (out, diags)
+}
+
+/// Checks a model that no train block uses, if its input type is static.
+fn check_unused_model(m: &ast::ModelDecl, globals: &Globals, diags: &mut Vec<Diagnostic>) {
+    let mut env = HashMap::new();
+    env.insert("B".to_string(), crate::ir::Dim::Batch);
+    let statics = m.inputs.iter().all(|(_, t)| {
+        t.dims.iter().all(|d| match &d.node {
+            ast::DimAnn::Fixed(_) => true,
+            ast::DimAnn::Name(n) => n == "B",
+        })
+    });
+    if m.inputs.len() != 1 || !statics {
+        return;
+    }
+    let Some(params) = run::params(m, &env, diags) else {
+        return;
+    };
+    let (_, ds) = run::lower_model(m, None, &env, &params, globals, Mode::Train, None, None);
+    diags.extend(ds);
+}
+
+/// Lowers top-level lets, in-place updates and expressions into one graph.
+fn session(
+    program: &ast::Program,
+    globals: &Globals,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Graph> {
+    let any = program
+        .items
+        .iter()
+        .any(|i| matches!(i, Item::Let(_) | Item::Assign(_) | Item::Expr(_)));
+    if !any {
+        return None;
+    }
+    let mut g = Graph::new();
+    let step = g.input(
+        "step",
+        Role::Step,
+        Type::scalar(DType::I32),
+        Span::default(),
+    );
+    let mut lw = Lowerer::new(&mut g, globals, Mode::Eval);
+    lw.step = Some(step);
+    let mut outputs = Vec::new();
+    let mut results = 0;
+    for item in &program.items {
+        match item {
+            Item::Let(l) => {
+                if let Some(v) = lw.let_value(l) {
+                    lw.bind(&l.name.node, v);
+                    outputs.push((l.name.node.clone(), v.node));
+                }
+            }
+            Item::Expr(e) => {
+                results += 1;
+                if let Some(v) = lw.expr(e) {
+                    outputs.push((format!("_{results}"), v.node));
+                }
+            }
+            Item::Assign(a) => {
+                if let Some((name, v)) = assign(&mut lw, a) {
+                    lw.bind(&name, Lowerer::strong(v));
+                    outputs.push((name, v));
+                }
+            }
+            Item::Data(_) | Item::Model(_) | Item::Fn(_) | Item::Train(_) | Item::Error(_) => {}
+        }
+    }
+    diags.append(&mut lw.diags);
+    drop(lw);
+    g.outputs = outputs;
+    Some(g)
+}
+
+/// `x op= e` and `x[...] = e`: the new value of x, which keeps x's type
+/// (the update writes into x's buffer).
+fn assign(lw: &mut Lowerer, a: &ast::Assign) -> Option<(String, crate::ir::NodeId)> {
+    let target = ast::Expr::new(ast::ExprKind::Name(a.target.node.clone()), a.target.span);
+    let x = lw.expr(&target)?;
+    let tx = lw.ty(x).clone();
+    let v = lw.expr(&a.value)?;
+    let v = lw.convert(v, tx.dtype, a.value.span)?;
+    let span = a.span;
+    let new = match (a.op, &a.index) {
+        (AssignOp::Set, None) => v,
+        (AssignOp::Set, Some(idx)) => {
+            // x[...] = v writes v into the selected part; only a full
+            // slice (`x[:] = v`) is supported: the part is all of x.
+            let full = idx.iter().all(|i| {
+                matches!(
+                    i,
+                    ast::IndexArg::Slice {
+                        start: None,
+                        end: None,
+                        step: None,
+                        ..
+                    }
+                )
+            });
+            if !full {
+                lw.error(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        "only `x[:] = value` is supported for assignment into a tensor",
+                    )
+                    .label(span, "partial assignment"),
+                );
+                return None;
+            }
+            v
+        }
+        (op, _) => {
+            let (p, neg_or_recip) = match op {
+                AssignOp::Add => (Op::Add, None),
+                AssignOp::Sub => (Op::Add, Some(Op::Neg)),
+                AssignOp::Mul => (Op::Mul, None),
+                AssignOp::Div => (Op::Mul, Some(Op::Recip)),
+                AssignOp::Set => (Op::Add, None),
+            };
+            let rhs = match neg_or_recip {
+                Some(u) => lw.prim(u, &[v], None, a.value.span, &[a.value.span])?,
+                None => v,
+            };
+            lw.prim(
+                p,
+                &[x.node, rhs],
+                None,
+                span,
+                &[a.target.span, a.value.span],
+            )?
+        }
+    };
+    let tn = lw.g.ty(new).clone();
+    if tn.shape != tx.shape {
+        let b = if tn.shape == tx.shape {
+            new
+        } else {
+            match lw.g.add(Op::Broadcast, &[new], Some(tx.clone()), span) {
+                Ok(b) => b,
+                Err(_) => {
+                    lw.error(
+                        Diagnostic::new(
+                            Code::ShapeMismatch,
+                            format!(
+                                "an in-place update keeps the shape {}; the new value is {}",
+                                tx.shape, tn.shape
+                            ),
+                        )
+                        .label(a.target.span, format!("this is {tx}"))
+                        .label(a.value.span, "this value changes the shape"),
+                    );
+                    return None;
+                }
+            }
+        };
+        return Some((a.target.node.clone(), b));
+    }
+    Some((a.target.node.clone(), new))
+}
+
+/// Reads, parses and checks a program file.
+pub fn check_file(
+    path: &Path,
+    src: &str,
+    data_override: Option<PathBuf>,
+) -> (ast::Program, Checked, Vec<Diagnostic>) {
+    let (program, mut diags) = crate::syntax::parse(src);
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (checked, cd) = check(
+        &program,
+        &Options {
+            base_dir,
+            data_override,
+        },
+    );
+    diags.extend(cd);
+    (program, checked, diags)
+}

@@ -1,0 +1,693 @@
+//! Data declarations: `data NAME = idx(...) | csv(...) | linear(...) |
+//! polynomial(...)`, checked and described from metadata only.
+//!
+//! Invariant: nothing here loads a data set into tensors. IDX sources are
+//! described by their headers; a CSV by its header and one scan of its
+//! columns (to learn which are categorical and their categories).
+
+use std::path::{Path, PathBuf};
+
+use crate::data::meta::{self, ColumnKind, IdxElem};
+use crate::diag::{Code, Diagnostic};
+use crate::span::Span;
+use crate::syntax::ast::{Arg, DataDecl, ExprKind};
+
+use super::consts::{self, Const};
+use super::lower::nearest;
+
+/// What a data declaration provides, per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSpec {
+    pub name: String,
+    pub span: Span,
+    pub source: Source,
+    /// The shape of one sample's features (e.g. [28, 28]).
+    pub sample: Vec<u64>,
+    pub label: LabelKind,
+    /// A one-line description for messages and `dlc data`.
+    pub summary: String,
+}
+
+impl DataSpec {
+    pub fn features(&self) -> u64 {
+        self.sample.iter().product()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelKind {
+    /// Class indices (i32); the class count when the metadata tells it.
+    Class { classes: Option<u64> },
+    /// One regression target per sample.
+    Target,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Missing {
+    /// Replace a missing number by the training part's mean.
+    Mean,
+    /// Drop rows with a missing number.
+    Drop,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeatureKind {
+    Numeric,
+    /// One-hot over `categories`, plus a "missing" category when some are missing.
+    Categorical {
+        categories: Vec<String>,
+        missing: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Feature {
+    pub column: String,
+    pub kind: FeatureKind,
+}
+
+impl Feature {
+    pub fn width(&self) -> u64 {
+        match &self.kind {
+            FeatureKind::Numeric => 1,
+            FeatureKind::Categorical {
+                categories,
+                missing,
+            } => categories.len() as u64 + u64::from(*missing),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Synthetic {
+    /// y = Xw + b + noise, X ~ N(0, 1) (d2l §3.2, §4.5).
+    Linear { w: Vec<f64>, b: f64 },
+    /// y = Σᵢ wᵢ xⁱ/i! + noise, features xⁱ/i! for i < `features` (d2l §4.4).
+    Polynomial { w: Vec<f64>, features: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Idx {
+        dir: PathBuf,
+        /// [train, test] image files as found (plain or .gz).
+        images: [PathBuf; 2],
+        labels: [PathBuf; 2],
+        image_elem: IdxElem,
+        label_elem: IdxElem,
+        counts: [u64; 2],
+        scale: Option<f64>,
+    },
+    Csv {
+        path: PathBuf,
+        label: String,
+        /// For a categorical label, its classes in index order.
+        classes: Vec<String>,
+        features: Vec<Feature>,
+        missing: Missing,
+        standardize: bool,
+        /// The fraction of rows held out as the test part.
+        test: f64,
+        rows: u64,
+    },
+    Synthetic {
+        kind: Synthetic,
+        train: u64,
+        test: u64,
+        noise: f64,
+    },
+}
+
+struct Opts<'a> {
+    name: &'a str,
+    args: &'a [Arg],
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Opts<'a> {
+    /// Checks keyword names; returns the positional arguments.
+    fn new(
+        name: &'a str,
+        allowed: &'static [&'static str],
+        args: &'a [Arg],
+        positional: usize,
+    ) -> Opts<'a> {
+        let mut o = Opts {
+            name,
+            args,
+            diags: Vec::new(),
+        };
+        let mut pos = 0;
+        let mut seen: Vec<&str> = Vec::new();
+        for a in args {
+            match &a.name {
+                None => {
+                    pos += 1;
+                    if pos > positional {
+                        o.diags.push(
+                            Diagnostic::new(
+                                Code::Arity,
+                                format!("`{name}` takes {positional} positional argument(s)"),
+                            )
+                            .label(a.value.span, "name this option, like `scale = 1/255`"),
+                        );
+                    }
+                }
+                Some(k) => {
+                    if !allowed.contains(&k.node.as_str()) {
+                        let mut d = Diagnostic::new(
+                            Code::Arity,
+                            format!("`{name}` has no option `{}`", k.node),
+                        )
+                        .label(k.span, "unknown option");
+                        d = match nearest(&k.node, allowed.iter().copied()) {
+                            Some(s) => d.note(format!("did you mean `{s}`?")),
+                            None => d.note(format!("its options are: {}", allowed.join(", "))),
+                        };
+                        o.diags.push(d);
+                    }
+                    if seen.contains(&k.node.as_str()) {
+                        o.diags.push(
+                            Diagnostic::new(
+                                Code::DuplicateDefinition,
+                                format!("option `{}` given twice", k.node),
+                            )
+                            .label(k.span, "given again here"),
+                        );
+                    }
+                    seen.push(k.node.as_str());
+                }
+            }
+        }
+        o
+    }
+
+    fn positional(&self, i: usize) -> Option<&'a Arg> {
+        self.args.iter().filter(|a| a.name.is_none()).nth(i)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Arg> {
+        self.args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.node == key))
+    }
+
+    fn bad(&mut self, a: &Arg, what: &str) {
+        let key = a
+            .name
+            .as_ref()
+            .map(|n| n.node.clone())
+            .unwrap_or_else(|| "argument".into());
+        self.diags.push(
+            Diagnostic::new(
+                Code::BadArgument,
+                format!("`{key}` of `{}` must be {what}", self.name),
+            )
+            .label(a.value.span, format!("expected {what}")),
+        );
+    }
+
+    fn number(&mut self, key: &str, default: f64, ok: impl Fn(f64) -> bool, what: &str) -> f64 {
+        match self.get(key) {
+            None => default,
+            Some(a) => match consts::number(&a.value) {
+                Some(v) if ok(v) => v,
+                _ => {
+                    self.bad(a, what);
+                    default
+                }
+            },
+        }
+    }
+
+    fn count(&mut self, key: &str, default: u64, min: u64) -> u64 {
+        match self.get(key) {
+            None => default,
+            Some(a) => match consts::integer(&a.value) {
+                Some(v) if v >= min as i64 && v <= 100_000_000 => v as u64,
+                _ => {
+                    self.bad(a, &format!("an integer ≥ {min}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn numbers(&mut self, key: &str) -> Option<Vec<f64>> {
+        let a = self.get(key)?;
+        let vals = match consts::eval(&a.value) {
+            Some(Const::List(items)) => items
+                .into_iter()
+                .map(|c| match c {
+                    Const::Num(v, _) if v.is_finite() => Some(v),
+                    _ => None,
+                })
+                .collect::<Option<Vec<f64>>>(),
+            Some(Const::Num(v, _)) if v.is_finite() => Some(vec![v]),
+            _ => None,
+        };
+        match vals {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.bad(a, "a list of numbers");
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        let a = self.get(key)?;
+        match consts::eval(&a.value) {
+            Some(Const::Str(s)) => Some(s),
+            _ => {
+                self.bad(a, "a string");
+                None
+            }
+        }
+    }
+}
+
+/// Describes a data declaration. `base` is the program's folder;
+/// `override_path` is `--data`.
+pub fn describe(
+    decl: &DataDecl,
+    base: &Path,
+    override_path: Option<&Path>,
+) -> (Option<DataSpec>, Vec<Diagnostic>) {
+    let ExprKind::Call { callee, args } = &decl.source.node else {
+        let d = Diagnostic::new(
+            Code::BadData,
+            "a data source is a call like idx(\"dir\") or csv(\"file.csv\", label = \"y\")",
+        )
+        .label(decl.source.span, "not a data source");
+        return (None, vec![d]);
+    };
+    let ExprKind::Name(kind) = &callee.node else {
+        let d = Diagnostic::new(Code::BadData, "unknown data source")
+            .label(callee.span, "expected idx, csv, linear or polynomial");
+        return (None, vec![d]);
+    };
+    let name = decl.name.node.clone();
+    let result = match kind.as_str() {
+        "idx" => idx(&name, decl, args, base, override_path),
+        "csv" => csv(&name, decl, args, base, override_path),
+        "linear" | "polynomial" => synthetic(&name, kind, decl, args),
+        other => {
+            let mut d = Diagnostic::new(Code::BadData, format!("unknown data source `{other}`"))
+                .label(callee.span, "expected idx, csv, linear or polynomial");
+            if let Some(s) = nearest(other, ["idx", "csv", "linear", "polynomial"].into_iter()) {
+                d = d.note(format!("did you mean `{s}`?"));
+            }
+            (None, vec![d])
+        }
+    };
+    result
+}
+
+fn path_arg(o: &mut Opts, base: &Path, override_path: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = override_path {
+        return Some(p.to_path_buf());
+    }
+    let a = o.positional(0)?;
+    match consts::eval(&a.value) {
+        Some(Const::Str(s)) => Some(base.join(s)),
+        _ => {
+            o.bad(a, "a path string");
+            None
+        }
+    }
+}
+
+fn missing_path(o: &mut Opts, span: Span) {
+    o.diags.push(
+        Diagnostic::new(
+            Code::Arity,
+            format!("`{}` needs a path as its first argument", o.name),
+        )
+        .label(span, "no path given"),
+    );
+}
+
+fn idx(
+    name: &str,
+    decl: &DataDecl,
+    args: &[Arg],
+    base: &Path,
+    ov: Option<&Path>,
+) -> (Option<DataSpec>, Vec<Diagnostic>) {
+    let mut o = Opts::new("idx", &["scale", "classes", "images", "labels"], args, 1);
+    let Some(dir) = path_arg(&mut o, base, ov) else {
+        if o.positional(0).is_none() {
+            missing_path(&mut o, decl.source.span);
+        }
+        return (None, o.diags);
+    };
+    let scale = o.get("scale").map(|_| {
+        o.number(
+            "scale",
+            1.0,
+            |v| v.is_finite() && v != 0.0,
+            "a nonzero number",
+        )
+    });
+    let classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    let images = o
+        .string("images")
+        .unwrap_or_else(|| "{split}-images-idx3-ubyte".into());
+    let labels = o
+        .string("labels")
+        .unwrap_or_else(|| "{split}-labels-idx1-ubyte".into());
+    if !o.diags.is_empty() {
+        return (None, o.diags);
+    }
+    let mut headers = Vec::new();
+    for pattern in [&images, &labels] {
+        for split in ["train", "t10k"] {
+            let p = dir.join(pattern.replace("{split}", split));
+            match meta::read_idx_header(&p) {
+                Ok(h) => headers.push(h),
+                Err(e) => {
+                    o.diags.push(
+                        Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                            .label(decl.source.span, "declared here")
+                            .note("IDX data is a folder with train-* and t10k-* files (plain or .gz); --data PATH replaces the folder"),
+                    );
+                    return (None, o.diags);
+                }
+            }
+        }
+    }
+    let (ti, si, tl, sl) = (&headers[0], &headers[1], &headers[2], &headers[3]);
+    let mut problems = Vec::new();
+    if ti.dims[1..] != si.dims[1..] {
+        problems.push(format!(
+            "train images are {:?} per sample but test images {:?}",
+            &ti.dims[1..],
+            &si.dims[1..]
+        ));
+    }
+    if ti.dims[0] != tl.dims[0] || si.dims[0] != sl.dims[0] {
+        problems.push(format!(
+            "image and label counts differ: train {} vs {}, test {} vs {}",
+            ti.dims[0], tl.dims[0], si.dims[0], sl.dims[0]
+        ));
+    }
+    if tl.dims.len() != 1 && !(tl.dims.len() == 2 && tl.dims[1] == 1) {
+        problems.push(format!(
+            "labels must hold one value per sample, found dims {:?}",
+            tl.dims
+        ));
+    }
+    if ti.elem != si.elem || tl.elem != sl.elem {
+        problems.push("train and test files have different element types".into());
+    }
+    if let Some(p) = problems.first() {
+        o.diags.push(
+            Diagnostic::new(Code::BadData, format!("data `{name}` is inconsistent: {p}"))
+                .label(decl.source.span, "declared here"),
+        );
+        return (None, o.diags);
+    }
+    let label = match tl.elem {
+        IdxElem::F32 | IdxElem::F64 => LabelKind::Target,
+        IdxElem::U8 | IdxElem::I8 | IdxElem::I16 | IdxElem::I32 => LabelKind::Class { classes },
+    };
+    let sample: Vec<u64> = ti.dims[1..].iter().map(|&d| d as u64).collect();
+    let summary = format!(
+        "IDX {} train + {} test samples of {} {}, labels {}",
+        ti.dims[0],
+        si.dims[0],
+        sample
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("×"),
+        ti.elem.name(),
+        tl.elem.name()
+    );
+    let spec = DataSpec {
+        name: name.to_string(),
+        span: decl.span,
+        source: Source::Idx {
+            dir,
+            images: [ti.path.clone(), si.path.clone()],
+            labels: [tl.path.clone(), sl.path.clone()],
+            image_elem: ti.elem,
+            label_elem: tl.elem,
+            counts: [ti.dims[0] as u64, si.dims[0] as u64],
+            scale,
+        },
+        sample,
+        label,
+        summary,
+    };
+    (Some(spec), o.diags)
+}
+
+fn csv(
+    name: &str,
+    decl: &DataDecl,
+    args: &[Arg],
+    base: &Path,
+    ov: Option<&Path>,
+) -> (Option<DataSpec>, Vec<Diagnostic>) {
+    let mut o = Opts::new(
+        "csv",
+        &["label", "drop", "missing", "standardize", "test"],
+        args,
+        1,
+    );
+    let path = path_arg(&mut o, base, ov);
+    if o.positional(0).is_none() && ov.is_none() {
+        missing_path(&mut o, decl.source.span);
+    }
+    let label = o.string("label");
+    if label.is_none() && o.get("label").is_none() {
+        o.diags.push(
+            Diagnostic::new(Code::Arity, "`csv` needs `label = \"column\"`")
+                .label(decl.source.span, "which column is the label?"),
+        );
+    }
+    let mut drop = Vec::new();
+    if let Some(a) = o.get("drop") {
+        match consts::eval(&a.value) {
+            Some(Const::List(items)) if items.iter().all(|c| matches!(c, Const::Str(_))) => {
+                for c in items {
+                    if let Const::Str(s) = c {
+                        drop.push((s, a.value.span));
+                    }
+                }
+            }
+            _ => o.bad(a, "a list of column names"),
+        }
+    }
+    let missing = match o.get("missing") {
+        None => Missing::Mean,
+        Some(a) => match consts::eval(&a.value) {
+            Some(Const::Str(s)) | Some(Const::Name(s)) if s == "mean" => Missing::Mean,
+            Some(Const::Str(s)) | Some(Const::Name(s)) if s == "drop" => Missing::Drop,
+            _ => {
+                o.bad(a, "\"mean\" or \"drop\"");
+                Missing::Mean
+            }
+        },
+    };
+    let standardize = match o.get("standardize") {
+        None => false,
+        Some(a) => match consts::eval(&a.value) {
+            Some(Const::Bool(b)) => b,
+            _ => {
+                o.bad(a, "true or false");
+                false
+            }
+        },
+    };
+    let test = o.number(
+        "test",
+        0.0,
+        |v| (0.0..1.0).contains(&v),
+        "a fraction in [0, 1)",
+    );
+    let (Some(path), Some(label)) = (path, label) else {
+        return (None, o.diags);
+    };
+    if !o.diags.is_empty() {
+        return (None, o.diags);
+    }
+    let schema = match meta::scan_csv(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            o.diags.push(
+                Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                    .label(decl.source.span, "declared here"),
+            );
+            return (None, o.diags);
+        }
+    };
+    let label_span = o
+        .get("label")
+        .map(|a| a.value.span)
+        .unwrap_or(decl.source.span);
+    let Some(label_col) = schema.column(&label) else {
+        let mut d = Diagnostic::new(
+            Code::DataMismatch,
+            format!("`{}` has no column `{label}`", path.display()),
+        )
+        .label(label_span, "not a column of the file");
+        d = match nearest(&label, schema.names().into_iter()) {
+            Some(s) => d.note(format!("did you mean `{s}`?")),
+            None => d.note(format!("its columns are: {}", schema.names().join(", "))),
+        };
+        o.diags.push(d);
+        return (None, o.diags);
+    };
+    for (c, span) in &drop {
+        if schema.column(c).is_none() {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::DataMismatch,
+                    format!("`{}` has no column `{c}`", path.display()),
+                )
+                .label(*span, "dropping a column that does not exist"),
+            );
+        }
+    }
+    let (label_kind, classes) = match &label_col.kind {
+        ColumnKind::Numeric { .. } => (LabelKind::Target, Vec::new()),
+        ColumnKind::Categorical { categories } => (
+            LabelKind::Class {
+                classes: Some(categories.len() as u64),
+            },
+            categories.clone(),
+        ),
+    };
+    let mut features = Vec::new();
+    for col in &schema.columns {
+        if col.name == label || drop.iter().any(|(d, _)| *d == col.name) {
+            continue;
+        }
+        let kind = match &col.kind {
+            ColumnKind::Numeric { .. } => FeatureKind::Numeric,
+            ColumnKind::Categorical { categories } => FeatureKind::Categorical {
+                categories: categories.clone(),
+                missing: col.missing > 0,
+            },
+        };
+        features.push(Feature {
+            column: col.name.clone(),
+            kind,
+        });
+    }
+    let width: u64 = features.iter().map(|f| f.width()).sum();
+    if width == 0 {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadData,
+                format!("data `{name}` has no feature columns"),
+            )
+            .label(decl.source.span, "declared here"),
+        );
+        return (None, o.diags);
+    }
+    let summary = format!(
+        "CSV {} rows, {} feature columns ({} after one-hot), label `{label}` ({})",
+        schema.rows,
+        features.len(),
+        width,
+        match &label_kind {
+            LabelKind::Target => "a number".to_string(),
+            LabelKind::Class { classes } => format!("{} classes", classes.unwrap_or(0)),
+        }
+    );
+    let spec = DataSpec {
+        name: name.to_string(),
+        span: decl.span,
+        source: Source::Csv {
+            path: schema.path.clone(),
+            label,
+            classes,
+            features,
+            missing,
+            standardize,
+            test,
+            rows: schema.rows as u64,
+        },
+        sample: vec![width],
+        label: label_kind,
+        summary,
+    };
+    (Some(spec), o.diags)
+}
+
+fn synthetic(
+    name: &str,
+    kind: &str,
+    decl: &DataDecl,
+    args: &[Arg],
+) -> (Option<DataSpec>, Vec<Diagnostic>) {
+    let allowed: &'static [&'static str] = if kind == "linear" {
+        &["w", "b", "train", "test", "noise"]
+    } else {
+        &["w", "features", "train", "test", "noise"]
+    };
+    let mut o = Opts::new(kind, allowed, args, 0);
+    let w = o.numbers("w");
+    if o.get("w").is_none() {
+        o.diags.push(
+            Diagnostic::new(
+                Code::Arity,
+                format!("`{kind}` needs the true weights `w = [...]`"),
+            )
+            .label(decl.source.span, "no `w`"),
+        );
+    }
+    let train = o.count("train", 1000, 1);
+    let test = o.count("test", 0, 0);
+    let noise = o.number("noise", 0.01, |v| v >= 0.0, "a noise level ≥ 0");
+    let (synth, sample) = if kind == "linear" {
+        let b = o.number("b", 0.0, |_| true, "a number");
+        let n = w.as_ref().map(|w| w.len() as u64).unwrap_or(1);
+        (w.map(|w| Synthetic::Linear { w, b }), vec![n])
+    } else {
+        let features = o.count("features", 20, 1);
+        if let (Some(w), Some(a)) = (&w, o.get("features")) {
+            if (w.len() as u64) > features {
+                o.diags.push(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("{} true weights but only {features} features", w.len()),
+                    )
+                    .label(a.value.span, "fewer features than weights"),
+                );
+            }
+        }
+        (
+            w.map(|w| Synthetic::Polynomial { w, features }),
+            vec![features],
+        )
+    };
+    let Some(synth) = synth else {
+        return (None, o.diags);
+    };
+    if !o.diags.is_empty() {
+        return (None, o.diags);
+    }
+    let summary = format!(
+        "synthetic {kind}: {train} train + {test} test samples of {} features, noise {noise}",
+        sample[0]
+    );
+    let spec = DataSpec {
+        name: name.to_string(),
+        span: decl.span,
+        source: Source::Synthetic {
+            kind: synth,
+            train,
+            test,
+            noise,
+        },
+        sample,
+        label: LabelKind::Target,
+        summary,
+    };
+    (Some(spec), o.diags)
+}

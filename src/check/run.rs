@@ -1,0 +1,1160 @@
+//! Train blocks: a model bound to its data, the loss, and the recipe.
+//!
+//! For each `train` block the checker instantiates the model on its data
+//! (binding width variables such as `D` from the data's metadata), lowers
+//! the forward pass and the loss into a training-mode graph (dropout on) and
+//! an eval-mode graph (dropout off), and checks every setting.
+
+use std::collections::HashMap;
+
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{DType, Dim, Graph, Op, Role, Shape, Type};
+use crate::span::Span;
+use crate::syntax::ast::{self, DimAnn, ExprKind, ModelDecl, Stmt, TrainDecl};
+
+use super::consts::{self, Const};
+use super::data::{DataSpec, LabelKind};
+use super::lower::{nearest, Globals, Lowerer, Mode, Val};
+
+/// How a parameter starts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    Constant(f64),
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    /// U(±√(6/(n_in+n_out)))
+    XavierUniform,
+    /// N(0, 2/(n_in+n_out))
+    XavierNormal,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub ty: Type,
+    pub init: Init,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd {
+        lr: f64,
+        momentum: f64,
+    },
+    /// Linear regression's normal equations, W* = (XᵀX)⁻¹XᵀY.
+    ClosedForm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Loss,
+    Acc,
+    Rmse,
+    LogRmse,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Loss => "loss",
+            Metric::Acc => "acc",
+            Metric::Rmse => "rmse",
+            Metric::LogRmse => "log_rmse",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecayForm {
+    /// w ← (1−ηλ)w − η·g
+    Decoupled,
+    /// λ/2·‖w‖² added to the loss.
+    Penalty,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightDecay {
+    pub form: DecayForm,
+    pub lambda: f64,
+    pub params: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampler {
+    /// A seeded reshuffle every epoch.
+    Shuffle,
+    Sequential,
+    /// Draw with replacement, weighted per class (inverse frequency when no weights are given).
+    Weighted(Option<Vec<f64>>),
+    Oversample,
+    Undersample,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub optimizer: Optimizer,
+    pub batch: u64,
+    pub epochs: u64,
+    pub seed: u64,
+    pub metrics: Vec<Metric>,
+    pub valid: Option<f64>,
+    pub kfold: Option<u64>,
+    pub weight_decay: Option<WeightDecay>,
+    pub sampler: Sampler,
+}
+
+/// A checked train block.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub name: String,
+    pub span: Span,
+    pub model: String,
+    /// Index into `Checked::data`.
+    pub data: usize,
+    pub params: Vec<ParamSpec>,
+    /// Inputs: the parameters, `x`, `label`, `step`; outputs `output`, `loss`.
+    pub train: Graph,
+    /// The same without dropout.
+    pub eval: Graph,
+    pub settings: Settings,
+}
+
+const KEYS: &[&str] = &[
+    "loss",
+    "optimizer",
+    "batch",
+    "epochs",
+    "seed",
+    "metrics",
+    "valid",
+    "kfold",
+    "weight_decay",
+    "sampler",
+];
+
+/// Binds the model's width variables from the data and checks declared widths.
+pub fn bind_dims(
+    model: &ModelDecl,
+    data: &DataSpec,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<HashMap<String, Dim>> {
+    let mut env = HashMap::new();
+    env.insert("B".to_string(), Dim::Batch);
+    let [(input_name, ann)] = model.inputs.as_slice() else {
+        diags.push(
+            Diagnostic::new(
+                Code::BadModel,
+                format!(
+                    "model `{}` must take exactly one input (the features)",
+                    model.name.node
+                ),
+            )
+            .label(
+                model.name.span,
+                format!("takes {} inputs", model.inputs.len()),
+            ),
+        );
+        return None;
+    };
+    let _ = input_name;
+    let first_is_b = matches!(ann.dims.first().map(|d| &d.node), Some(DimAnn::Name(n)) if n == "B");
+    if !first_is_b {
+        diags.push(
+            Diagnostic::new(
+                Code::BadModel,
+                "a model's input starts with the batch axis `B`",
+            )
+            .label(ann.span, "like f32[B, 784]"),
+        );
+        return None;
+    }
+    let rest = &ann.dims[1..];
+    let sample = &data.sample;
+    let count: u64 = sample.iter().product();
+    let mismatch = |diags: &mut Vec<Diagnostic>, what: String| {
+        diags.push(
+            Diagnostic::new(
+                Code::DataMismatch,
+                format!(
+                    "model `{}` expects {what}, but data `{}` has {} per sample",
+                    model.name.node,
+                    data.name,
+                    describe_sample(sample)
+                ),
+            )
+            .label(
+                ann.span,
+                format!("declared here as {}", crate::syntax::print::ty(ann)),
+            )
+            .label(data.span, data.summary.clone()),
+        );
+    };
+    match rest {
+        [one] => match &one.node {
+            DimAnn::Fixed(n) if *n == count => {}
+            DimAnn::Fixed(n) => {
+                mismatch(diags, format!("{n} features"));
+                return None;
+            }
+            DimAnn::Name(v) if v == "B" => {
+                mismatch(diags, "a second batch axis".into());
+                return None;
+            }
+            DimAnn::Name(v) => {
+                env.insert(v.clone(), Dim::Fixed(count));
+            }
+        },
+        many => {
+            if many.len() != sample.len() {
+                let n: Option<u64> = many
+                    .iter()
+                    .map(|d| match d.node {
+                        DimAnn::Fixed(k) => Some(k),
+                        DimAnn::Name(_) => None,
+                    })
+                    .product();
+                if n != Some(count) {
+                    mismatch(
+                        diags,
+                        format!("{} per sample", crate::syntax::print::ty(ann)),
+                    );
+                    return None;
+                }
+            } else {
+                for (d, &s) in many.iter().zip(sample) {
+                    match &d.node {
+                        DimAnn::Fixed(k) if *k == s => {}
+                        DimAnn::Name(v)
+                            if v != "B" && env.get(v).is_none_or(|x| *x == Dim::Fixed(s)) =>
+                        {
+                            env.insert(v.clone(), Dim::Fixed(s));
+                        }
+                        _ => {
+                            mismatch(
+                                diags,
+                                format!("{} per sample", crate::syntax::print::ty(ann)),
+                            );
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Output widths: a class count or a single target.
+    if let Some(out) = &model.output {
+        if let Some(last) = out.dims.last() {
+            if let DimAnn::Name(v) = &last.node {
+                if !env.contains_key(v) {
+                    match data.label {
+                        LabelKind::Class { classes: Some(c) } => {
+                            env.insert(v.clone(), Dim::Fixed(c));
+                        }
+                        LabelKind::Target => {
+                            env.insert(v.clone(), Dim::Fixed(1));
+                        }
+                        LabelKind::Class { classes: None } => {}
+                    }
+                }
+            }
+        }
+    }
+    Some(env)
+}
+
+fn describe_sample(sample: &[u64]) -> String {
+    let n: u64 = sample.iter().product();
+    if sample.len() > 1 {
+        format!(
+            "{n} features ({})",
+            sample
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("×")
+        )
+    } else {
+        format!("{n} features")
+    }
+}
+
+/// Resolves a type annotation against bound width variables.
+pub fn resolve_type(
+    ann: &ast::TypeAnn,
+    env: &HashMap<String, Dim>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Type> {
+    let Some(dtype) = DType::from_name(&ann.dtype.node) else {
+        let mut d = Diagnostic::new(
+            Code::DTypeMismatch,
+            format!("unknown dtype `{}`", ann.dtype.node),
+        )
+        .label(ann.dtype.span, "expected f32, f64, i32 or bool");
+        if let Some(s) = nearest(&ann.dtype.node, ["f32", "f64", "i32", "bool"].into_iter()) {
+            d = d.note(format!("did you mean `{s}`?"));
+        }
+        diags.push(d);
+        return None;
+    };
+    let mut dims = Vec::new();
+    for d in &ann.dims {
+        match &d.node {
+            DimAnn::Fixed(0) => {
+                diags.push(
+                    Diagnostic::new(Code::ShapeMismatch, "a dimension of size 0")
+                        .label(d.span, "sizes start at 1"),
+                );
+                return None;
+            }
+            DimAnn::Fixed(n) if *n > 1 << 31 => {
+                diags.push(
+                    Diagnostic::new(Code::ShapeMismatch, "a dimension larger than 2³¹")
+                        .label(d.span, "too large"),
+                );
+                return None;
+            }
+            DimAnn::Fixed(n) => dims.push(Dim::Fixed(*n)),
+            DimAnn::Name(v) => match env.get(v) {
+                Some(x) => dims.push(*x),
+                None => {
+                    diags.push(
+                        Diagnostic::new(Code::UnknownName, format!("the width `{v}` is not known"))
+                            .label(d.span, "not bound by the model's input or output type")
+                            .note("write a number, or use a name that the input's type binds from the data, like `x: f32[B, D]`"),
+                    );
+                    return None;
+                }
+            },
+        }
+    }
+    Some(Type::new(dtype, Shape(dims)))
+}
+
+fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option<Init> {
+    let Some(e) = &p.init else {
+        diags.push(
+            Diagnostic::new(Code::BadModel, format!("parameter `{}` has no initializer", p.name.node))
+                .label(p.span, "add one, like `= zeros` or `= normal(0.01)`")
+                .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal"),
+        );
+        return None;
+    };
+    let bad = |diags: &mut Vec<Diagnostic>, msg: &str| {
+        diags.push(
+            Diagnostic::new(Code::BadModel, format!("bad initializer for `{}`", p.name.node))
+                .label(e.span, msg.to_string())
+                .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal"),
+        );
+    };
+    let (name, args): (&str, Vec<(Option<&str>, &ast::Expr)>) = match &e.node {
+        ExprKind::Name(n) => (n.as_str(), Vec::new()),
+        ExprKind::Call { callee, args } => match &callee.node {
+            ExprKind::Name(n) => (
+                n.as_str(),
+                args.iter()
+                    .map(|a| (a.name.as_ref().map(|n| n.node.as_str()), &a.value))
+                    .collect(),
+            ),
+            _ => {
+                bad(diags, "not an initializer");
+                return None;
+            }
+        },
+        _ => {
+            bad(diags, "not an initializer");
+            return None;
+        }
+    };
+    let num = |key: &str, pos: usize| -> Option<Option<f64>> {
+        let positional: Vec<&&ast::Expr> = args
+            .iter()
+            .filter(|(k, _)| k.is_none())
+            .map(|(_, e)| e)
+            .collect();
+        let found = args
+            .iter()
+            .find(|(k, _)| *k == Some(key))
+            .map(|(_, e)| e)
+            .or(positional.get(pos).copied());
+        match found {
+            None => Some(None),
+            Some(e) => consts::number(e).map(Some),
+        }
+    };
+    let known_keys: &[&str] = match name {
+        "normal" => &["mean", "std"],
+        "uniform" => &["low", "high"],
+        "constant" => &["value"],
+        _ => &[],
+    };
+    if args
+        .iter()
+        .any(|(k, _)| k.is_some_and(|k| !known_keys.contains(&k)))
+        || args.len() > known_keys.len()
+    {
+        bad(
+            diags,
+            &format!(
+                "`{name}` takes {}",
+                if known_keys.is_empty() {
+                    "no arguments".to_string()
+                } else {
+                    known_keys.join(", ")
+                }
+            ),
+        );
+        return None;
+    }
+    let fan = || match ty.shape.0.as_slice() {
+        [Dim::Fixed(a), Dim::Fixed(b)] => Some((*a, *b)),
+        _ => None,
+    };
+    let init = match name {
+        "zeros" => Init::Zeros,
+        "ones" => Init::Ones,
+        "constant" => match num("value", 0) {
+            Some(Some(v)) => Init::Constant(v),
+            _ => {
+                bad(diags, "constant(value) takes a number");
+                return None;
+            }
+        },
+        "normal" => {
+            // normal(std) or normal(mean, std)
+            let positional = args.iter().filter(|(k, _)| k.is_none()).count();
+            let (mean, std) = if positional == 1 && args.len() == 1 {
+                (Some(Some(0.0)), num("std", 0))
+            } else {
+                (num("mean", 0), num("std", 1))
+            };
+            match (mean, std) {
+                (Some(m), Some(Some(s))) if s > 0.0 => Init::Normal {
+                    mean: m.unwrap_or(0.0),
+                    std: s,
+                },
+                _ => {
+                    bad(diags, "normal(std) or normal(mean, std) with std > 0");
+                    return None;
+                }
+            }
+        }
+        "uniform" => match (num("low", 0), num("high", 1)) {
+            (Some(Some(l)), Some(Some(h))) if l < h => Init::Uniform { low: l, high: h },
+            _ => {
+                bad(diags, "uniform(low, high) with low < high");
+                return None;
+            }
+        },
+        "xavier_uniform" | "xavier_normal" => {
+            if fan().is_none() {
+                bad(diags, &format!("Xavier initialization needs a [n_in, n_out] weight matrix, and `{}` is {ty}", p.name.node));
+                return None;
+            }
+            if name == "xavier_uniform" {
+                Init::XavierUniform
+            } else {
+                Init::XavierNormal
+            }
+        }
+        other => {
+            let mut known = vec![
+                "zeros",
+                "ones",
+                "constant",
+                "normal",
+                "uniform",
+                "xavier_uniform",
+                "xavier_normal",
+            ];
+            known.sort();
+            let hint = nearest(other, known.into_iter())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| "not an initializer".into());
+            bad(diags, &hint);
+            return None;
+        }
+    };
+    Some(init)
+}
+
+pub fn init_text(init: &Init) -> String {
+    match init {
+        Init::Zeros => "zeros".into(),
+        Init::Ones => "ones".into(),
+        Init::Constant(v) => format!("constant({v})"),
+        Init::Normal { mean, std } if *mean == 0.0 => format!("normal({std})"),
+        Init::Normal { mean, std } => format!("normal({mean}, {std})"),
+        Init::Uniform { low, high } => format!("uniform({low}, {high})"),
+        Init::XavierUniform => "xavier_uniform".into(),
+        Init::XavierNormal => "xavier_normal".into(),
+    }
+}
+
+/// The parameters of `model` with their types and initializers.
+pub fn params(
+    model: &ModelDecl,
+    env: &HashMap<String, Dim>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<ParamSpec>> {
+    let mut out: Vec<ParamSpec> = Vec::new();
+    let mut ok = true;
+    let input = model.inputs.first().map(|(n, _)| n.node.as_str());
+    for s in &model.body {
+        let Stmt::Param(p) = s else { continue };
+        if let Some(prev) = out.iter().find(|q| q.name == p.name.node) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("parameter `{}` is defined twice", p.name.node),
+                )
+                .label(p.name.span, "defined again here")
+                .label(prev.span, "first defined here"),
+            );
+            ok = false;
+            continue;
+        }
+        if Some(p.name.node.as_str()) == input {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!(
+                        "parameter `{}` has the name of the model's input",
+                        p.name.node
+                    ),
+                )
+                .label(p.name.span, "rename the parameter"),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(ty) = resolve_type(&p.ty, env, diags) else {
+            ok = false;
+            continue;
+        };
+        if !ty.dtype.is_float() || ty.shape.has_batch() {
+            diags.push(
+                Diagnostic::new(
+                    Code::BadModel,
+                    format!(
+                        "parameter `{}` must be a float tensor of fixed shape, not {ty}",
+                        p.name.node
+                    ),
+                )
+                .label(p.ty.span, "parameters are f32 or f64 with fixed sizes"),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(init) = init_of(p, &ty, diags) else {
+            ok = false;
+            continue;
+        };
+        out.push(ParamSpec {
+            name: p.name.node.clone(),
+            ty,
+            init,
+            span: p.name.span,
+        });
+    }
+    ok.then_some(out)
+}
+
+/// Lowers the model (and, when given, the loss) into a new graph.
+#[allow(clippy::too_many_arguments)]
+pub fn lower_model(
+    model: &ModelDecl,
+    data: Option<&DataSpec>,
+    env: &HashMap<String, Dim>,
+    params: &[ParamSpec],
+    globals: &Globals,
+    mode: Mode,
+    loss: Option<&ast::Expr>,
+    decay: Option<(&WeightDecay, Span)>,
+) -> (Option<Graph>, Vec<Diagnostic>) {
+    let mut g = Graph::new();
+    let mut diags = Vec::new();
+    let Some((in_name, in_ann)) = model.inputs.first() else {
+        return (None, diags);
+    };
+    let Some(in_ty) = resolve_type(in_ann, env, &mut diags) else {
+        return (None, diags);
+    };
+    let mut pnodes = Vec::new();
+    for p in params {
+        let n = g.input(
+            &p.name,
+            Role::Param {
+                init: init_text(&p.init),
+            },
+            p.ty.clone(),
+            p.span,
+        );
+        pnodes.push((p.name.clone(), n));
+    }
+    let x = g.input(&in_name.node, Role::Features, in_ty, in_name.span);
+    let label = data.map(|d| {
+        let ty = match d.label {
+            LabelKind::Class { .. } => Type::new(DType::I32, Shape(vec![Dim::Batch])),
+            LabelKind::Target => Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(1)])),
+        };
+        g.input("label", Role::Label, ty, d.span)
+    });
+    let step = g.input(
+        "step",
+        Role::Step,
+        Type::scalar(DType::I32),
+        model.name.span,
+    );
+    let mut lw = Lowerer::new(&mut g, globals, mode);
+    lw.step = Some(step);
+    for (name, n) in &pnodes {
+        lw.bind(name, Lowerer::strong(*n));
+    }
+    lw.bind(&in_name.node, Lowerer::strong(x));
+    let out = lw.body(&model.body, model.span);
+    let mut result = None;
+    if let Some(out) = out {
+        let mut ok = true;
+        if let Some(ann) = &model.output {
+            let mut d2 = Vec::new();
+            if let Some(want) = resolve_type(ann, env, &mut d2) {
+                let have = lw.ty(out).clone();
+                if want.shape != have.shape || (want.dtype != have.dtype && !out.weak) {
+                    lw.error(
+                        Diagnostic::new(
+                            Code::ShapeMismatch,
+                            format!(
+                                "model `{}` returns {have} but declares {want}",
+                                model.name.node
+                            ),
+                        )
+                        .label(
+                            last_expr_span(model).unwrap_or(model.span),
+                            format!("this is {have}"),
+                        )
+                        .label(ann.span, "declared here"),
+                    );
+                    ok = false;
+                }
+            } else {
+                lw.diags.extend(d2);
+                ok = false;
+            }
+        }
+        if ok {
+            result = Some(out);
+        }
+    }
+    let mut loss_node = None;
+    if let (Some(out), Some(loss)) = (result, loss) {
+        // The loss sees `output`, `label` and the parameters.
+        lw.push_scope();
+        lw.bind("output", out);
+        if let Some(l) = label {
+            lw.bind("label", Lowerer::strong(l));
+        }
+        if let Some(v) = lw.expr(loss) {
+            let t = lw.ty(v).clone();
+            if t.shape.rank() != 0 || !t.dtype.is_float() {
+                lw.error(
+                    Diagnostic::new(
+                        Code::NotScalar,
+                        format!("the loss must be a float scalar, found {t}"),
+                    )
+                    .label(loss.span, format!("this is {t}"))
+                    .note("reduce it, e.g. mean(...) over the batch"),
+                );
+            } else {
+                loss_node = Some(v.node);
+            }
+        }
+        lw.pop_scope();
+        if let (Some(l), Some((wd, span))) = (loss_node, decay) {
+            if wd.form == DecayForm::Penalty {
+                loss_node = add_penalty(&mut lw, l, wd, &pnodes, span);
+            }
+        }
+    }
+    diags.append(&mut lw.diags);
+    drop(lw);
+    if let Some(out) = result {
+        g.outputs.push(("output".into(), out.node));
+        if let Some(l) = loss_node {
+            g.outputs.push(("loss".into(), l));
+        } else if loss.is_some() {
+            return (None, diags);
+        }
+        return (Some(g), diags);
+    }
+    (None, diags)
+}
+
+/// loss + λ/2·Σ‖w‖² over the decayed parameters (d2l §4.5).
+fn add_penalty(
+    lw: &mut Lowerer,
+    loss: crate::ir::NodeId,
+    wd: &WeightDecay,
+    pnodes: &[(String, crate::ir::NodeId)],
+    span: Span,
+) -> Option<crate::ir::NodeId> {
+    let mut total = loss;
+    let dt = lw.g.ty(loss).dtype;
+    let half = lw.constant(wd.lambda / 2.0, dt, span);
+    for name in &wd.params {
+        let Some((_, w)) = pnodes.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let w = lw.convert(
+            Val {
+                node: *w,
+                weak: false,
+            },
+            dt,
+            span,
+        )?;
+        let sq = lw.prim(Op::Mul, &[w, w], None, span, &[])?;
+        let rank = lw.g.ty(sq).shape.rank();
+        let s = super::builtins::sum(lw, sq, (1u32 << rank) - 1, false, span)?;
+        let term = lw.prim(Op::Mul, &[s, half], None, span, &[])?;
+        total = lw.prim(Op::Add, &[total, term], None, span, &[])?;
+    }
+    Some(total)
+}
+
+fn last_expr_span(model: &ModelDecl) -> Option<Span> {
+    match model.body.last()? {
+        Stmt::Expr(e) => Some(e.span),
+        Stmt::Let(_) | Stmt::Param(_) | Stmt::Error(_) => None,
+    }
+}
+
+struct SettingsCx<'a> {
+    diags: Vec<Diagnostic>,
+    decl: &'a TrainDecl,
+}
+
+impl SettingsCx<'_> {
+    fn get(&self, key: &str) -> Option<&ast::Setting> {
+        self.decl.settings.iter().find(|s| s.key.node == key)
+    }
+
+    fn bad(&mut self, s: &ast::Setting, what: &str) {
+        self.diags.push(
+            Diagnostic::new(Code::BadRun, format!("`{}` must be {what}", s.key.node))
+                .label(s.value.span, format!("expected {what}")),
+        );
+    }
+
+    fn count(&mut self, key: &str, default: u64, min: u64) -> u64 {
+        let Some(s) = self.get(key) else {
+            return default;
+        };
+        match consts::integer(&s.value) {
+            Some(v) if v >= min as i64 && v <= 1_000_000_000 => v as u64,
+            _ => {
+                let s = s.clone();
+                self.bad(&s, &format!("an integer ≥ {min}"));
+                default
+            }
+        }
+    }
+
+    fn fraction(&mut self, key: &str) -> Option<f64> {
+        let s = self.get(key)?.clone();
+        match consts::number(&s.value) {
+            Some(v) if v > 0.0 && v < 1.0 => Some(v),
+            _ => {
+                self.bad(&s, "a fraction between 0 and 1");
+                None
+            }
+        }
+    }
+}
+
+/// Checks a train block's settings (not the loss, which is lowered with the model).
+pub fn settings(
+    decl: &TrainDecl,
+    data: &DataSpec,
+    params: &[ParamSpec],
+) -> (Option<Settings>, Vec<Diagnostic>) {
+    let mut cx = SettingsCx {
+        diags: Vec::new(),
+        decl,
+    };
+    let mut seen: Vec<&ast::Setting> = Vec::new();
+    for s in &decl.settings {
+        if let Some(prev) = seen.iter().find(|p| p.key.node == s.key.node) {
+            cx.diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("`{}` is set twice", s.key.node),
+                )
+                .label(s.key.span, "set again here")
+                .label(prev.key.span, "first set here"),
+            );
+        }
+        seen.push(s);
+        if !KEYS.contains(&s.key.node.as_str()) {
+            let mut d = Diagnostic::new(Code::BadRun, format!("unknown setting `{}`", s.key.node))
+                .label(s.key.span, "not a train setting");
+            d = match nearest(&s.key.node, KEYS.iter().copied()) {
+                Some(n) => d.note(format!("did you mean `{n}`?")),
+                None => d.note(format!("settings: {}", KEYS.join(", "))),
+            };
+            cx.diags.push(d);
+        }
+    }
+    let is_class = matches!(data.label, LabelKind::Class { .. });
+    // optimizer = sgd(lr = 0.1, momentum = 0.9) | closed_form
+    let optimizer = match cx.get("optimizer").cloned() {
+        None => {
+            cx.diags.push(
+                Diagnostic::new(Code::BadRun, "this train block has no optimizer").label(
+                    decl.model.span.to(decl.data.span),
+                    "add `optimizer = sgd(lr = 0.1)`",
+                ),
+            );
+            None
+        }
+        Some(s) => optimizer(&mut cx, &s),
+    };
+    if optimizer == Some(Optimizer::ClosedForm) {
+        let linear = params.len() <= 2
+            && params.iter().filter(|p| p.ty.shape.rank() == 2).count() == 1
+            && params
+                .iter()
+                .all(|p| p.ty.shape.0.last() == Some(&Dim::Fixed(1)));
+        if !linear || is_class {
+            cx.diags.push(
+                Diagnostic::new(Code::BadRun, "the closed-form solution is for linear regression")
+                    .label(decl.model.span, "this model is not `x @ w + b` with one output, or its data is not a regression")
+                    .note("closed_form solves W* = (XᵀX)⁻¹XᵀY; use sgd(...) for other models"),
+            );
+        }
+    }
+    if cx.get("loss").is_none() && optimizer != Some(Optimizer::ClosedForm) {
+        cx.diags.push(
+            Diagnostic::new(Code::BadRun, "this train block has no loss").label(
+                decl.model.span.to(decl.data.span),
+                "add `loss = ...`, e.g. cross_entropy(output, label)",
+            ),
+        );
+    }
+    let batch = cx.count("batch", 256, 1);
+    let epochs = cx.count("epochs", 10, 1);
+    let seed = cx.count("seed", 0, 0);
+    let mut metrics = vec![Metric::Loss];
+    if let Some(s) = cx.get("metrics").cloned() {
+        metrics.clear();
+        let items = match consts::eval(&s.value) {
+            Some(Const::List(items)) => items,
+            Some(c @ Const::Name(_)) => vec![c],
+            _ => Vec::new(),
+        };
+        if items.is_empty() {
+            cx.bad(&s, "a list of metrics like [loss, acc]");
+        }
+        for it in items {
+            let m = match &it {
+                Const::Name(n) => match n.as_str() {
+                    "loss" => Some(Metric::Loss),
+                    "acc" | "accuracy" => Some(Metric::Acc),
+                    "rmse" => Some(Metric::Rmse),
+                    "log_rmse" => Some(Metric::LogRmse),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match m {
+                None => {
+                    cx.bad(&s, "a list of metrics: loss, acc, rmse, log_rmse");
+                    break;
+                }
+                Some(Metric::Acc) if !is_class => {
+                    cx.diags.push(
+                        Diagnostic::new(Code::BadRun, "accuracy needs class labels").label(
+                            s.value.span,
+                            format!("data `{}` has regression targets", data.name),
+                        ),
+                    );
+                }
+                Some(Metric::Rmse | Metric::LogRmse) if is_class => {
+                    cx.diags.push(
+                        Diagnostic::new(Code::BadRun, "rmse and log_rmse need regression targets")
+                            .label(
+                                s.value.span,
+                                format!("data `{}` has class labels", data.name),
+                            ),
+                    );
+                }
+                Some(m) if !metrics.contains(&m) => metrics.push(m),
+                Some(_) => {}
+            }
+        }
+    }
+    let valid = cx.fraction("valid");
+    let kfold = if cx.get("kfold").is_some() {
+        Some(cx.count("kfold", 5, 2))
+    } else {
+        None
+    };
+    if let (Some(_), Some(_), Some(s)) = (valid, kfold, cx.get("kfold").cloned()) {
+        cx.diags.push(
+            Diagnostic::new(
+                Code::BadRun,
+                "`valid` and `kfold` both choose the validation part",
+            )
+            .label(
+                s.key.span,
+                "K-fold validates on each fold in turn; remove `valid`",
+            ),
+        );
+    }
+    let weight_decay = match cx.get("weight_decay").cloned() {
+        None => None,
+        Some(s) => weight_decay(&mut cx, &s, params),
+    };
+    let sampler = match cx.get("sampler").cloned() {
+        None => Sampler::Shuffle,
+        Some(s) => sampler(&mut cx, &s, is_class).unwrap_or(Sampler::Shuffle),
+    };
+    let diags = cx.diags;
+    let Some(optimizer) = optimizer else {
+        return (None, diags);
+    };
+    if !diags.is_empty() {
+        return (None, diags);
+    }
+    (
+        Some(Settings {
+            optimizer,
+            batch,
+            epochs,
+            seed,
+            metrics,
+            valid,
+            kfold,
+            weight_decay,
+            sampler,
+        }),
+        diags,
+    )
+}
+
+fn call_parts(e: &ast::Expr) -> Option<(&str, &[ast::Arg])> {
+    match &e.node {
+        ExprKind::Name(n) => Some((n.as_str(), &[])),
+        ExprKind::Call { callee, args } => match &callee.node {
+            ExprKind::Name(n) => Some((n.as_str(), args.as_slice())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimizer> {
+    let Some((name, args)) = call_parts(&s.value) else {
+        cx.bad(s, "sgd(lr = ...) or closed_form");
+        return None;
+    };
+    match name {
+        "closed_form" if args.is_empty() => Some(Optimizer::ClosedForm),
+        "sgd" => {
+            let mut lr = None;
+            let mut momentum = 0.0;
+            for (i, a) in args.iter().enumerate() {
+                let key = a
+                    .name
+                    .as_ref()
+                    .map(|n| n.node.as_str())
+                    .unwrap_or(if i == 0 { "lr" } else { "momentum" });
+                let v = consts::number(&a.value);
+                match (key, v) {
+                    ("lr", Some(v)) if v > 0.0 => lr = Some(v),
+                    ("momentum", Some(v)) if (0.0..1.0).contains(&v) => momentum = v,
+                    ("lr", _) => {
+                        cx.diags.push(
+                            Diagnostic::new(
+                                Code::BadRun,
+                                "the learning rate must be a positive number",
+                            )
+                            .label(a.value.span, "expected lr > 0"),
+                        );
+                        return None;
+                    }
+                    ("momentum", _) => {
+                        cx.diags.push(
+                            Diagnostic::new(Code::BadRun, "momentum must be in [0, 1)")
+                                .label(a.value.span, "expected 0 ≤ momentum < 1"),
+                        );
+                        return None;
+                    }
+                    (other, _) => {
+                        let mut d = Diagnostic::new(
+                            Code::Arity,
+                            format!("`sgd` has no argument `{other}`"),
+                        )
+                        .label(a.value.span, "unknown argument");
+                        if let Some(n) = nearest(other, ["lr", "momentum"].into_iter()) {
+                            d = d.note(format!("did you mean `{n}`?"));
+                        }
+                        cx.diags.push(d);
+                        return None;
+                    }
+                }
+            }
+            match lr {
+                Some(lr) => Some(Optimizer::Sgd { lr, momentum }),
+                None => {
+                    cx.diags.push(
+                        Diagnostic::new(Code::Arity, "`sgd` needs a learning rate")
+                            .label(s.value.span, "like sgd(lr = 0.1)"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            cx.bad(s, "sgd(lr = ...) or closed_form");
+            None
+        }
+    }
+}
+
+fn weight_decay(
+    cx: &mut SettingsCx,
+    s: &ast::Setting,
+    params: &[ParamSpec],
+) -> Option<WeightDecay> {
+    let what = "decoupled(λ) or penalty(λ), optionally with a list of parameters";
+    let Some((name, args)) = call_parts(&s.value) else {
+        cx.bad(s, what);
+        return None;
+    };
+    let form = match name {
+        "decoupled" => DecayForm::Decoupled,
+        "penalty" => DecayForm::Penalty,
+        _ => {
+            cx.bad(s, what);
+            return None;
+        }
+    };
+    let lambda = args
+        .first()
+        .and_then(|a| consts::number(&a.value))
+        .filter(|v| *v >= 0.0);
+    let Some(lambda) = lambda else {
+        cx.bad(s, what);
+        return None;
+    };
+    // Default: every parameter of rank ≥ 2 (d2l decays weights, not biases).
+    let mut names: Vec<String> = params
+        .iter()
+        .filter(|p| p.ty.shape.rank() >= 2)
+        .map(|p| p.name.clone())
+        .collect();
+    if let Some(a) = args.get(1) {
+        names.clear();
+        match consts::eval(&a.value) {
+            Some(Const::List(items)) => {
+                for it in items {
+                    match it {
+                        Const::Name(n) if params.iter().any(|p| p.name == n) => names.push(n),
+                        Const::Name(n) => {
+                            let mut d = Diagnostic::new(
+                                Code::UnknownName,
+                                format!("the model has no parameter `{n}`"),
+                            )
+                            .label(a.value.span, "in this list");
+                            if let Some(s) = nearest(&n, params.iter().map(|p| p.name.as_str())) {
+                                d = d.note(format!("did you mean `{s}`?"));
+                            }
+                            cx.diags.push(d);
+                            return None;
+                        }
+                        _ => {
+                            cx.bad(s, what);
+                            return None;
+                        }
+                    }
+                }
+            }
+            _ => {
+                cx.bad(s, what);
+                return None;
+            }
+        }
+    }
+    if args.len() > 2 {
+        cx.bad(s, what);
+        return None;
+    }
+    Some(WeightDecay {
+        form,
+        lambda,
+        params: names,
+    })
+}
+
+fn sampler(cx: &mut SettingsCx, s: &ast::Setting, is_class: bool) -> Option<Sampler> {
+    let what = "shuffle, sequential, weighted, weighted([w0, w1, ...]), oversample or undersample";
+    let Some((name, args)) = call_parts(&s.value) else {
+        cx.bad(s, what);
+        return None;
+    };
+    let r = match (name, args.len()) {
+        ("shuffle", 0) => Sampler::Shuffle,
+        ("sequential", 0) => Sampler::Sequential,
+        ("weighted", 0) => Sampler::Weighted(None),
+        ("weighted", 1) => match consts::eval(&args[0].value) {
+            Some(Const::List(items)) if !items.is_empty() => {
+                let ws: Option<Vec<f64>> = items
+                    .iter()
+                    .map(|c| match c {
+                        Const::Num(v, _) if *v >= 0.0 => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                match ws {
+                    Some(ws) => Sampler::Weighted(Some(ws)),
+                    None => {
+                        cx.bad(s, "weighted([w0, w1, ...]) with weights ≥ 0");
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                cx.bad(s, "weighted([w0, w1, ...]) with weights ≥ 0");
+                return None;
+            }
+        },
+        ("oversample", 0) => Sampler::Oversample,
+        ("undersample", 0) => Sampler::Undersample,
+        _ => {
+            cx.bad(s, what);
+            return None;
+        }
+    };
+    if !is_class
+        && matches!(
+            r,
+            Sampler::Weighted(_) | Sampler::Oversample | Sampler::Undersample
+        )
+    {
+        cx.diags.push(
+            Diagnostic::new(Code::BadRun, "class-balancing samplers need class labels")
+                .label(s.value.span, "the data has regression targets"),
+        );
+        return None;
+    }
+    Some(r)
+}

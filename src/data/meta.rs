@@ -1,0 +1,827 @@
+//! Metadata of data files, read without loading them into tensors.
+//!
+//! [`read_idx_header`] reads the magic and the dimensions of an IDX file
+//! (the MNIST / Fashion-MNIST format) and nothing of its payload;
+//! [`scan_csv`] streams a CSV once to learn its column names, row count and
+//! per-column kind. Both accept `name` or, when that does not exist,
+//! `name.gz`; gzip is recognised by its magic bytes, never by the file name.
+//! Invariant: no input makes these functions panic, and every error is a
+//! [`MetaError`] whose one-line message starts with the file's path.
+
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+/// Element type of an IDX file (the third byte of the magic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdxElem {
+    U8,
+    I8,
+    I16,
+    I32,
+    F32,
+    F64,
+}
+
+impl IdxElem {
+    /// The element type for an IDX type code, if the code is one of the six
+    /// the format defines.
+    fn from_code(code: u8) -> Option<IdxElem> {
+        match code {
+            0x08 => Some(IdxElem::U8),
+            0x09 => Some(IdxElem::I8),
+            0x0B => Some(IdxElem::I16),
+            0x0C => Some(IdxElem::I32),
+            0x0D => Some(IdxElem::F32),
+            0x0E => Some(IdxElem::F64),
+            _ => None,
+        }
+    }
+
+    /// The name used in printed types: `"u8"`, `"i8"`, `"i16"`, `"i32"`,
+    /// `"f32"`, `"f64"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdxElem::U8 => "u8",
+            IdxElem::I8 => "i8",
+            IdxElem::I16 => "i16",
+            IdxElem::I32 => "i32",
+            IdxElem::F32 => "f32",
+            IdxElem::F64 => "f64",
+        }
+    }
+
+    /// Size of one element in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            IdxElem::U8 | IdxElem::I8 => 1,
+            IdxElem::I16 => 2,
+            IdxElem::I32 | IdxElem::F32 => 4,
+            IdxElem::F64 => 8,
+        }
+    }
+}
+
+/// The header of an IDX file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxHeader {
+    /// The file actually opened (`name` or `name.gz`).
+    pub path: PathBuf,
+    pub elem: IdxElem,
+    /// Dimensions, outermost first; 1 to 4 of them, none zero.
+    pub dims: Vec<usize>,
+    /// Whether the file is gzip-compressed.
+    pub gzipped: bool,
+}
+
+/// A failure to read a data file's metadata; `message` is one line and
+/// names the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaError {
+    pub message: String,
+}
+
+impl MetaError {
+    /// An error about `path`: the message reads `path: what`.
+    fn at(path: &Path, what: impl fmt::Display) -> MetaError {
+        MetaError {
+            message: format!("{}: {}", path.display(), what),
+        }
+    }
+}
+
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for MetaError {}
+
+/// An opened data file: the path really opened, a reader that yields the
+/// decompressed bytes, and what is needed to check the length later.
+struct Opened {
+    path: PathBuf,
+    reader: Box<dyn Read>,
+    gzipped: bool,
+    /// Length on disk, for uncompressed files.
+    len: Option<u64>,
+}
+
+/// `path` with `.gz` appended to its last component (`a.csv` -> `a.csv.gz`).
+fn with_gz(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".gz");
+    PathBuf::from(name)
+}
+
+/// Opens `path`, or `path.gz` if `path` does not exist, and sniffs the first
+/// two bytes for the gzip magic `1f 8b`.
+fn open_data(path: &Path) -> Result<Opened, MetaError> {
+    let (path, file) = match File::open(path) {
+        Ok(file) => (path.to_path_buf(), file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let gz = with_gz(path);
+            match File::open(&gz) {
+                Ok(file) => (gz, file),
+                Err(e2) if e2.kind() == io::ErrorKind::NotFound => {
+                    return Err(MetaError::at(
+                        path,
+                        format!("no such file (nor {})", gz.display()),
+                    ));
+                }
+                Err(e2) => return Err(MetaError::at(&gz, format!("cannot open: {e2}"))),
+            }
+        }
+        Err(e) => return Err(MetaError::at(path, format!("cannot open: {e}"))),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| MetaError::at(&path, format!("cannot read metadata: {e}")))?
+        .len();
+    let mut file = BufReader::new(file);
+    // Read the sniffed prefix by hand (a single `read` may return short) and
+    // put it back in front of the rest of the stream.
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < magic.len() {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(MetaError::at(&path, format!("cannot read: {e}"))),
+        }
+    }
+    let stream = Cursor::new(magic[..got].to_vec()).chain(file);
+    if got == 2 && magic == [0x1f, 0x8b] {
+        Ok(Opened {
+            path,
+            reader: Box::new(MultiGzDecoder::new(stream)),
+            gzipped: true,
+            len: None,
+        })
+    } else {
+        Ok(Opened {
+            path,
+            reader: Box::new(stream),
+            gzipped: false,
+            len: Some(len),
+        })
+    }
+}
+
+/// Fills `buf` from the header of an IDX file; `what` names the part being
+/// read, for the "truncated" message.
+fn read_header_part(opened: &mut Opened, buf: &mut [u8], what: &str) -> Result<(), MetaError> {
+    opened.reader.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            MetaError::at(
+                &opened.path,
+                format!("truncated IDX header: file ends inside the {what}"),
+            )
+        } else {
+            MetaError::at(&opened.path, format!("cannot read IDX header: {e}"))
+        }
+    })
+}
+
+/// Reads the header of the IDX file `path` (or `path.gz`): the magic
+/// `00 00 <type> <ndims>` and `ndims` big-endian `u32` dimensions.
+///
+/// Validates the type code, 1..=4 dimensions, no zero dimension, and that
+/// the payload size fits `usize`. For an uncompressed file it also checks
+/// that the file is exactly header plus payload long; for a gzipped one that
+/// check is left to the loader, which has to decompress anyway.
+pub fn read_idx_header(path: &Path) -> Result<IdxHeader, MetaError> {
+    let mut opened = open_data(path)?;
+    let mut magic = [0u8; 4];
+    read_header_part(&mut opened, &mut magic, "magic number")?;
+    let [zero0, zero1, code, ndims] = magic;
+    if zero0 != 0 || zero1 != 0 {
+        return Err(MetaError::at(
+            &opened.path,
+            format!("not an IDX file: magic starts {zero0:02x} {zero1:02x}, expected 00 00"),
+        ));
+    }
+    let elem = IdxElem::from_code(code).ok_or_else(|| {
+        MetaError::at(
+            &opened.path,
+            format!("unknown IDX element type code 0x{code:02x}"),
+        )
+    })?;
+    if !(1..=4).contains(&ndims) {
+        return Err(MetaError::at(
+            &opened.path,
+            format!("IDX file has {ndims} dimensions; expected 1 to 4"),
+        ));
+    }
+    let mut raw = vec![0u8; 4 * usize::from(ndims)];
+    read_header_part(&mut opened, &mut raw, "dimensions")?;
+    let mut dims = Vec::with_capacity(usize::from(ndims));
+    for (axis, chunk) in raw.chunks_exact(4).enumerate() {
+        let bytes = [chunk[0], chunk[1], chunk[2], chunk[3]];
+        let dim = u32::from_be_bytes(bytes);
+        if dim == 0 {
+            return Err(MetaError::at(
+                &opened.path,
+                format!("IDX dimension {axis} is zero"),
+            ));
+        }
+        let dim = usize::try_from(dim).map_err(|_| {
+            MetaError::at(
+                &opened.path,
+                format!("IDX dimension {axis} ({dim}) does not fit usize"),
+            )
+        })?;
+        dims.push(dim);
+    }
+    let payload = dims
+        .iter()
+        .try_fold(elem.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            MetaError::at(
+                &opened.path,
+                format!("IDX payload {:?} of {} is too large", dims, elem.name()),
+            )
+        })?;
+    if let Some(len) = opened.len {
+        let header = 4 + 4 * u64::from(ndims);
+        let expected = u64::try_from(payload)
+            .ok()
+            .and_then(|p| p.checked_add(header));
+        if expected != Some(len) {
+            let need = expected.map_or_else(|| "more".to_string(), |n| n.to_string());
+            return Err(MetaError::at(
+                &opened.path,
+                format!(
+                    "file is {len} bytes but an IDX header for {:?} of {} needs {need}",
+                    dims,
+                    elem.name()
+                ),
+            ));
+        }
+    }
+    Ok(IdxHeader {
+        path: opened.path,
+        elem,
+        dims,
+        gzipped: opened.gzipped,
+    })
+}
+
+/// What a CSV column holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnKind {
+    /// Every present value parses as a finite f64.
+    Numeric { min: f64, max: f64, mean: f64 },
+    /// Some present value is not a number; categories sorted ascending,
+    /// de-duplicated, "missing" cells not included. A column with no present
+    /// value at all is also categorical, with no categories.
+    Categorical { categories: Vec<String> },
+}
+
+/// One column of a CSV file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// Number of cells that are exactly `NA` or empty.
+    pub missing: usize,
+}
+
+/// The schema of a CSV file with a header row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvSchema {
+    /// The file actually opened (`name` or `name.gz`).
+    pub path: PathBuf,
+    /// Number of data rows (the header row not counted).
+    pub rows: usize,
+    pub columns: Vec<Column>,
+}
+
+impl CsvSchema {
+    /// The column called `name`, if any.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The column names, in file order.
+    pub fn names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
+/// Running statistics of one column during the scan.
+struct ColumnAcc {
+    missing: usize,
+    /// Still true while every present value has been a finite number.
+    numeric: bool,
+    count: usize,
+    min: f64,
+    max: f64,
+    sum: f64,
+    /// Running mean, used only if `sum` overflows.
+    running_mean: f64,
+    /// Every distinct present value, needed if the column turns out to be
+    /// categorical after many numbers.
+    values: BTreeSet<String>,
+}
+
+impl ColumnAcc {
+    fn new() -> ColumnAcc {
+        ColumnAcc {
+            missing: 0,
+            numeric: true,
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            running_mean: 0.0,
+            values: BTreeSet::new(),
+        }
+    }
+
+    fn push(&mut self, field: &str) {
+        if field.is_empty() || field == "NA" {
+            self.missing += 1;
+            return;
+        }
+        if self.numeric {
+            match field.parse::<f64>() {
+                Ok(x) if x.is_finite() => {
+                    self.count += 1;
+                    self.min = self.min.min(x);
+                    self.max = self.max.max(x);
+                    self.sum += x;
+                    // Both terms are finite and at most half the range
+                    // once count >= 2, so this update cannot overflow.
+                    let n = self.count as f64;
+                    self.running_mean += x / n - self.running_mean / n;
+                }
+                Ok(_) | Err(_) => self.numeric = false,
+            }
+        }
+        if !self.values.contains(field) {
+            self.values.insert(field.to_string());
+        }
+    }
+
+    fn finish(self, name: String) -> Column {
+        let kind = if self.numeric && self.count > 0 {
+            let mean = if self.sum.is_finite() {
+                self.sum / self.count as f64
+            } else {
+                self.running_mean
+            };
+            ColumnKind::Numeric {
+                min: self.min,
+                max: self.max,
+                mean,
+            }
+        } else {
+            ColumnKind::Categorical {
+                categories: self.values.into_iter().collect(),
+            }
+        };
+        Column {
+            name,
+            kind,
+            missing: self.missing,
+        }
+    }
+}
+
+/// Where a CSV error happened, for the message.
+fn csv_place(pos: Option<&csv::Position>) -> String {
+    pos.map_or_else(|| "header".to_string(), |p| format!("line {}", p.line()))
+}
+
+/// Turns a `csv` error into a one-line message about `path`.
+fn csv_error(path: &Path, err: &csv::Error) -> MetaError {
+    if let csv::ErrorKind::UnequalLengths {
+        pos,
+        expected_len,
+        len,
+    } = err.kind()
+    {
+        return MetaError::at(
+            path,
+            format!(
+                "{}: expected {expected_len} fields (as in the header), found {len}",
+                csv_place(pos.as_ref())
+            ),
+        );
+    }
+    if let csv::ErrorKind::Utf8 { pos, err } = err.kind() {
+        return MetaError::at(
+            path,
+            format!(
+                "{}: invalid UTF-8 in field {}",
+                csv_place(pos.as_ref()),
+                err.field() + 1
+            ),
+        );
+    }
+    if let csv::ErrorKind::Io(e) = err.kind() {
+        return MetaError::at(path, format!("cannot read: {e}"));
+    }
+    MetaError::at(path, err)
+}
+
+/// Scans the CSV file `path` (or `path.gz`) once: header names, row count,
+/// and per column the number of missing cells (exactly `NA` or empty) and
+/// whether the present values are all finite numbers.
+///
+/// Errors on a missing or empty file, duplicate column names, a row whose
+/// field count differs from the header's, and invalid UTF-8.
+pub fn scan_csv(path: &Path) -> Result<CsvSchema, MetaError> {
+    let opened = open_data(path)?;
+    let path = opened.path;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(opened.reader);
+    let header = reader.headers().map_err(|e| csv_error(&path, &e))?.clone();
+    if header.is_empty() {
+        return Err(MetaError::at(&path, "empty file: no header row"));
+    }
+    let mut names = Vec::with_capacity(header.len());
+    let mut seen = HashSet::new();
+    for (i, name) in header.iter().enumerate() {
+        // The csv crate keeps a UTF-8 byte-order mark; it is not part of
+        // the first column's name.
+        let name = if i == 0 {
+            name.strip_prefix('\u{feff}').unwrap_or(name)
+        } else {
+            name
+        };
+        if !seen.insert(name) {
+            return Err(MetaError::at(
+                &path,
+                format!("duplicate column name {name:?} in the header"),
+            ));
+        }
+        names.push(name.to_string());
+    }
+    let mut accs: Vec<ColumnAcc> = names.iter().map(|_| ColumnAcc::new()).collect();
+    let mut rows = 0usize;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                rows += 1;
+                for (acc, field) in accs.iter_mut().zip(record.iter()) {
+                    acc.push(field);
+                }
+            }
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(&path, &e)),
+        }
+    }
+    let columns = names
+        .into_iter()
+        .zip(accs)
+        .map(|(name, acc)| acc.finish(name))
+        .collect();
+    Ok(CsvSchema {
+        path,
+        rows,
+        columns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A fresh path under the temp dir, unique per process and call.
+    fn temp_path(name: &str) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        std::env::temp_dir().join(format!("dlc-meta-{}-{n}-{name}", std::process::id()))
+    }
+
+    fn write(path: &Path, bytes: &[u8]) -> TestResult {
+        std::fs::write(path, bytes)?;
+        Ok(())
+    }
+
+    fn gzip(bytes: &[u8]) -> Result<Vec<u8>, io::Error> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes)?;
+        enc.finish()
+    }
+
+    /// An IDX file: magic, big-endian dims, and a zeroed payload.
+    fn idx_bytes(code: u8, dims: &[u32], elem_size: usize) -> Vec<u8> {
+        let mut out = vec![0, 0, code, dims.len() as u8];
+        for d in dims {
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+        let n: usize = dims.iter().map(|&d| d as usize).product();
+        out.resize(out.len() + n * elem_size, 0);
+        out
+    }
+
+    fn idx_err(bytes: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+        let path = temp_path("bad.idx");
+        write(&path, bytes)?;
+        let result = read_idx_header(&path);
+        std::fs::remove_file(&path)?;
+        match result {
+            Ok(h) => Err(format!("expected an error, got {h:?}").into()),
+            Err(e) => {
+                assert!(e.message.contains(&path.display().to_string()), "{e}");
+                assert!(!e.message.contains('\n'), "{e}");
+                Ok(e.message)
+            }
+        }
+    }
+
+    fn csv_schema(text: &str) -> Result<CsvSchema, Box<dyn std::error::Error>> {
+        let path = temp_path("t.csv");
+        write(&path, text.as_bytes())?;
+        let result = scan_csv(&path);
+        std::fs::remove_file(&path)?;
+        Ok(result?)
+    }
+
+    fn csv_err(bytes: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+        let path = temp_path("bad.csv");
+        write(&path, bytes)?;
+        let result = scan_csv(&path);
+        std::fs::remove_file(&path)?;
+        match result {
+            Ok(s) => Err(format!("expected an error, got {s:?}").into()),
+            Err(e) => {
+                assert!(e.message.contains(&path.display().to_string()), "{e}");
+                assert!(!e.message.contains('\n'), "{e}");
+                Ok(e.message)
+            }
+        }
+    }
+
+    #[test]
+    fn idx_u8_three_dims_plain() -> TestResult {
+        let path = temp_path("images-idx3-ubyte");
+        write(&path, &idx_bytes(0x08, &[5, 3, 2], 1))?;
+        let h = read_idx_header(&path)?;
+        std::fs::remove_file(&path)?;
+        assert_eq!(
+            h,
+            IdxHeader {
+                path: path.clone(),
+                elem: IdxElem::U8,
+                dims: vec![5, 3, 2],
+                gzipped: false
+            }
+        );
+        assert_eq!((h.elem.name(), h.elem.size()), ("u8", 1));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_u8_three_dims_gzipped_by_content_not_name() -> TestResult {
+        // No .gz in the name: gzip must be recognised by the magic bytes.
+        let path = temp_path("images-idx3-ubyte");
+        write(&path, &gzip(&idx_bytes(0x08, &[5, 3, 2], 1))?)?;
+        let h = read_idx_header(&path)?;
+        std::fs::remove_file(&path)?;
+        assert_eq!(
+            (h.elem, h.dims, h.gzipped),
+            (IdxElem::U8, vec![5, 3, 2], true)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn idx_falls_back_to_gz() -> TestResult {
+        let path = temp_path("labels-idx1-ubyte");
+        let gz = with_gz(&path);
+        write(&gz, &gzip(&idx_bytes(0x08, &[7], 1))?)?;
+        let h = read_idx_header(&path)?;
+        std::fs::remove_file(&gz)?;
+        assert_eq!(h.path, gz);
+        assert_eq!((h.dims, h.gzipped), (vec![7], true));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_f32_one_dim() -> TestResult {
+        let path = temp_path("floats-idx1");
+        write(&path, &idx_bytes(0x0D, &[10], 4))?;
+        let h = read_idx_header(&path)?;
+        std::fs::remove_file(&path)?;
+        assert_eq!((h.elem, h.dims), (IdxElem::F32, vec![10]));
+        assert_eq!((h.elem.name(), h.elem.size()), ("f32", 4));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_bad_magic() -> TestResult {
+        let mut bytes = idx_bytes(0x08, &[4], 1);
+        bytes[0] = 0x50;
+        assert!(idx_err(&bytes)?.contains("not an IDX file"));
+        let bytes = idx_bytes(0x0A, &[4], 1);
+        assert!(idx_err(&bytes)?.contains("unknown IDX element type code 0x0a"));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_dimension_count_and_zero_dims() -> TestResult {
+        let bytes = idx_bytes(0x08, &[1, 1, 1, 1, 1], 1);
+        assert!(idx_err(&bytes)?.contains("5 dimensions"));
+        let bytes = idx_bytes(0x08, &[], 1);
+        assert!(idx_err(&bytes)?.contains("0 dimensions"));
+        let bytes = idx_bytes(0x08, &[3, 0], 1);
+        assert!(idx_err(&bytes)?.contains("dimension 1 is zero"));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_truncated_header() -> TestResult {
+        assert!(idx_err(&[0, 0])?.contains("truncated"));
+        assert!(idx_err(&[])?.contains("truncated"));
+        // Says 3 dims but holds only one and a half.
+        assert!(idx_err(&[0, 0, 8, 3, 0, 0, 0, 2, 0, 0])?.contains("inside the dimensions"));
+        // The same, gzipped.
+        assert!(idx_err(&gzip(&[0, 0, 8, 3, 0, 0, 0, 2])?)?.contains("truncated"));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_length_mismatch_and_overflow() -> TestResult {
+        let mut bytes = idx_bytes(0x0C, &[3, 2], 4);
+        bytes.pop();
+        assert!(idx_err(&bytes)?.contains("needs 36"));
+        bytes.extend_from_slice(&[0, 0]);
+        assert!(idx_err(&bytes)?.contains("is 37 bytes"));
+        let huge = [
+            0, 0, 0x0E, 4, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+            255, 255,
+        ];
+        assert!(idx_err(&huge)?.contains("too large"));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_missing_file_names_both_paths() -> TestResult {
+        let path = temp_path("absent-idx");
+        let err = read_idx_header(&path).err().ok_or("expected an error")?;
+        assert!(err.message.contains(&path.display().to_string()));
+        assert!(err.message.contains(&with_gz(&path).display().to_string()));
+        Ok(())
+    }
+
+    #[test]
+    fn idx_corrupt_gzip_is_an_error() -> TestResult {
+        let msg = idx_err(&[0x1f, 0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])?;
+        assert!(msg.contains("cannot read IDX header"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn csv_numeric_and_categorical_with_missing() -> TestResult {
+        let s = csv_schema("x,label,note,blank\n1,a,None,\nNA,b,NA,NA\n3.5,a,,\n-2,NA,7,\n")?;
+        assert_eq!(s.rows, 4);
+        assert_eq!(s.names(), vec!["x", "label", "note", "blank"]);
+        let x = s.column("x").ok_or("no x")?;
+        assert_eq!(x.missing, 1);
+        assert_eq!(
+            x.kind,
+            ColumnKind::Numeric {
+                min: -2.0,
+                max: 3.5,
+                mean: 2.5 / 3.0
+            }
+        );
+        let label = s.column("label").ok_or("no label")?;
+        assert_eq!(label.missing, 1);
+        assert_eq!(
+            label.kind,
+            ColumnKind::Categorical {
+                categories: vec!["a".into(), "b".into()]
+            }
+        );
+        // "None" is a real value, not missing; a number among words is a category.
+        let note = s.column("note").ok_or("no note")?;
+        assert_eq!(note.missing, 2);
+        assert_eq!(
+            note.kind,
+            ColumnKind::Categorical {
+                categories: vec!["7".into(), "None".into()]
+            }
+        );
+        let blank = s.column("blank").ok_or("no blank")?;
+        assert_eq!(blank.missing, 4);
+        assert_eq!(blank.kind, ColumnKind::Categorical { categories: vec![] });
+        assert!(s.column("nope").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn csv_non_finite_and_spaced_numbers_are_categories() -> TestResult {
+        let s = csv_schema("a,b,c\nnan,1, 2\n1,1e3,3\n")?;
+        assert!(matches!(s.columns[0].kind, ColumnKind::Categorical { .. }));
+        assert_eq!(
+            s.columns[1].kind,
+            ColumnKind::Numeric {
+                min: 1.0,
+                max: 1000.0,
+                mean: 500.5
+            }
+        );
+        assert!(matches!(s.columns[2].kind, ColumnKind::Categorical { .. }));
+        Ok(())
+    }
+
+    #[test]
+    fn csv_header_only_and_bom_and_gz_fallback() -> TestResult {
+        let s = csv_schema("\u{feff}a,b\n")?;
+        assert_eq!((s.rows, s.names()), (0, vec!["a", "b"]));
+        let path = temp_path("g.csv");
+        let gz = with_gz(&path);
+        write(&gz, &gzip(b"a,b\n1,x\n2,y\n")?)?;
+        let s = scan_csv(&path);
+        std::fs::remove_file(&gz)?;
+        let s = s?;
+        assert_eq!((s.path, s.rows), (gz, 2));
+        Ok(())
+    }
+
+    #[test]
+    fn csv_wrong_field_count_names_the_line() -> TestResult {
+        let msg = csv_err(b"a,b\n1,2\n3\n")?;
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("expected 2 fields"), "{msg}");
+        let msg = csv_err(b"a,b\n1,2,3\n")?;
+        assert!(msg.contains("line 2") && msg.contains("found 3"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn csv_duplicate_header() -> TestResult {
+        let msg = csv_err(b"a,b,a\n1,2,3\n")?;
+        assert!(msg.contains("duplicate column name \"a\""), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn csv_empty_file_and_bad_utf8() -> TestResult {
+        assert!(csv_err(b"")?.contains("no header row"));
+        assert!(csv_err(&gzip(b"")?)?.contains("no header row"));
+        let msg = csv_err(b"a,b\n1,\xff\xfe\n")?;
+        assert!(msg.contains("invalid UTF-8"), "{msg}");
+        assert!(msg.contains("line 2") && msg.contains("field 2"), "{msg}");
+        assert!(csv_err(b"a,\xff\n1,2\n")?.contains("invalid UTF-8"));
+        Ok(())
+    }
+
+    #[test]
+    fn csv_missing_file() -> TestResult {
+        let path = temp_path("absent.csv");
+        let err = scan_csv(&path).err().ok_or("expected an error")?;
+        assert!(err.message.contains("absent.csv.gz"), "{err}");
+        Ok(())
+    }
+
+    /// The datasets shipped with the example programs, when present.
+    #[test]
+    fn real_data_files() -> TestResult {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/data");
+        let images = data.join("fashion-mnist/train-images-idx3-ubyte");
+        if with_gz(&images).exists() || images.exists() {
+            let h = read_idx_header(&images)?;
+            assert_eq!((h.elem, h.dims), (IdxElem::U8, vec![60000, 28, 28]));
+        }
+        let penguins = data.join("penguins.csv");
+        if penguins.exists() {
+            let s = scan_csv(&penguins)?;
+            assert_eq!((s.rows, s.columns.len()), (344, 8));
+            let species = s.column("species").ok_or("no species")?;
+            assert!(
+                matches!(&species.kind, ColumnKind::Categorical { categories } if categories.len() == 3),
+                "{species:?}"
+            );
+            let bill = s.column("bill_length_mm").ok_or("no bill_length_mm")?;
+            assert!(matches!(bill.kind, ColumnKind::Numeric { .. }), "{bill:?}");
+            assert_eq!(bill.missing, 2);
+            let sex = s.column("sex").ok_or("no sex")?;
+            assert!(
+                matches!(sex.kind, ColumnKind::Categorical { .. }),
+                "{sex:?}"
+            );
+            assert_eq!(sex.missing, 11);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! The commands behind the `dlc` binary, as functions from arguments to
+//! output text and an exit code, so tests can call them directly.
+//!
+//! Exit codes (DESIGN.md): 0 success, 1 a user error, 2 a usage error (clap),
+//! 3 an internal compiler error.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crate::check::{self, Checked};
+use crate::diag::{self, Diagnostic};
+use crate::ir::print::{self, SourceInfo};
+use crate::span::LineIndex;
+use crate::syntax;
+
+/// What a command produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Output {
+    fn fail(stderr: String) -> Output {
+        Output {
+            stdout: String::new(),
+            stderr,
+            code: 1,
+        }
+    }
+}
+
+/// The IR stages `dlc ir` can print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Ast,
+    Typed,
+    Grad,
+    Opt,
+    Kernels,
+    Clif,
+}
+
+/// Options shared by the commands that read a program.
+#[derive(Clone, Debug, Default)]
+pub struct ProgramArgs {
+    pub file: PathBuf,
+    pub data: Option<PathBuf>,
+    pub run: Option<String>,
+    pub color: bool,
+}
+
+/// A program read and checked, with its diagnostics rendered.
+pub struct Loaded {
+    pub src: String,
+    pub file_name: String,
+    pub program: syntax::ast::Program,
+    pub checked: Checked,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads a file as UTF-8, with a one-line error.
+pub fn read_source(path: &Path) -> Result<String, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("error: {} is not UTF-8 text", path.display()))
+}
+
+pub fn load(args: &ProgramArgs) -> Result<Loaded, String> {
+    let src = read_source(&args.file)?;
+    let (program, checked, diagnostics) = check::check_file(&args.file, &src, args.data.clone());
+    let file_name = args
+        .file
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| args.file.display().to_string());
+    Ok(Loaded {
+        src,
+        file_name,
+        program,
+        checked,
+        diagnostics,
+    })
+}
+
+fn render(l: &Loaded, color: bool) -> String {
+    diag::render(&l.diagnostics, &l.file_name, &l.src, color)
+}
+
+/// `dlc check FILE`: diagnostics only.
+pub fn cmd_check(args: &ProgramArgs) -> Output {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => return Output::fail(e + "\n"),
+    };
+    if !l.diagnostics.is_empty() {
+        let n = l.diagnostics.len();
+        let mut err = render(&l, args.color);
+        let _ = writeln!(
+            err,
+            "{}: {n} error{}",
+            l.file_name,
+            if n == 1 { "" } else { "s" }
+        );
+        return Output::fail(err);
+    }
+    let mut err = String::new();
+    let runs: Vec<&str> = l.checked.runs.iter().map(|r| r.name.as_str()).collect();
+    let _ = writeln!(
+        err,
+        "{}: ok ({} data source{}, {} run{}{})",
+        l.file_name,
+        l.checked.data.len(),
+        if l.checked.data.len() == 1 { "" } else { "s" },
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        if runs.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", runs.join(", "))
+        }
+    );
+    Output {
+        stdout: String::new(),
+        stderr: err,
+        code: 0,
+    }
+}
+
+/// `dlc ir FILE --stage S`.
+pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => return Output::fail(e + "\n"),
+    };
+    if stage == Stage::Ast {
+        // The AST prints even when later stages find errors; parse errors
+        // still fail, since the tree would hold error nodes.
+        let (_, parse_diags) = syntax::parse(&l.src);
+        if !parse_diags.is_empty() {
+            return Output::fail(diag::render(&parse_diags, &l.file_name, &l.src, args.color));
+        }
+        return Output {
+            stdout: syntax::print::program(&l.program),
+            stderr: String::new(),
+            code: 0,
+        };
+    }
+    if !l.diagnostics.is_empty() {
+        return Output::fail(render(&l, args.color));
+    }
+    match stage {
+        Stage::Ast | Stage::Typed => {}
+        Stage::Grad | Stage::Opt | Stage::Kernels | Stage::Clif => {
+            let name = match stage {
+                Stage::Grad => "grad (autodiff)",
+                Stage::Opt => "opt (the optimizer)",
+                Stage::Kernels => "kernels (the optimizer's kernel plan)",
+                _ => "clif (the Cranelift JIT)",
+            };
+            return Output::fail(format!(
+                "error: the stage {name} is not built yet; this version prints `ast` and `typed`\n"
+            ));
+        }
+    }
+    let lines = LineIndex::new(&l.src);
+    let info = SourceInfo {
+        file: &l.file_name,
+        lines: &lines,
+    };
+    let mut out = String::new();
+    if let Some(r) = &args.run {
+        if !l.checked.runs.iter().any(|x| &x.name == r) {
+            let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+            return Output::fail(format!(
+                "error: no run named `{r}`; the runs are: {}\n",
+                names.join(", ")
+            ));
+        }
+    }
+    for d in &l.checked.data {
+        let _ = writeln!(out, "# data {}: {}", d.name, d.summary);
+    }
+    for r in &l.checked.runs {
+        if args.run.as_ref().is_some_and(|n| *n != r.name) {
+            continue;
+        }
+        let data = &l.checked.data[r.data];
+        let _ = writeln!(
+            out,
+            "\n# run {}: {} on {} (training mode)",
+            r.name, r.model, data.name
+        );
+        out.push_str(&print::graph(&r.train, Some(&info)));
+    }
+    if args.run.is_none() {
+        if let Some(s) = &l.checked.session {
+            let _ = writeln!(out, "\n# top level");
+            out.push_str(&print::graph(s, Some(&info)));
+        }
+    }
+    Output {
+        stdout: out,
+        stderr: String::new(),
+        code: 0,
+    }
+}
+
+/// A command whose stage comes in a later version: checks the program, then
+/// says plainly what is missing.
+pub fn cmd_not_yet(args: &ProgramArgs, what: &str) -> Output {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => return Output::fail(e + "\n"),
+    };
+    if !l.diagnostics.is_empty() {
+        return Output::fail(render(&l, args.color));
+    }
+    Output::fail(format!(
+        "error: `dlc {what}` is not built yet. {} checks fine; today dlc parses and type-checks programs (`dlc check`, `dlc ir --stage ast|typed`)\n",
+        l.file_name
+    ))
+}

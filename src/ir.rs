@@ -1,0 +1,368 @@
+//! The tensor IR: an arena of typed nodes, shared by forward and backward.
+//!
+//! A [`Graph`] is a list of [`Node`]s indexed by [`NodeId`]; a node's inputs
+//! always have smaller ids, so `0..len` is a topological order. Nodes are
+//! immutable and interned: adding a node identical to an existing one (same
+//! op, inputs and type) returns the existing id, so CSE is free. Every node
+//! has a dtype, a shape whose dimensions are fixed or the symbolic batch
+//! `B`, and the source span it came from.
+//!
+//! Architecture invariant: the IR knows nothing of syntax or diagnostics;
+//! shape errors are [`IrError`] values that the checker turns into
+//! diagnostics with spans.
+
+pub mod op;
+pub mod print;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use op::{CmpOp, Dist, Op};
+
+use crate::span::Span;
+
+/// Element types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F64,
+    I32,
+    Bool,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I32 => "i32",
+            DType::Bool => "bool",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<DType> {
+        match s {
+            "f32" => Some(DType::F32),
+            "f64" => Some(DType::F64),
+            "i32" => Some(DType::I32),
+            "bool" => Some(DType::Bool),
+            _ => None,
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F64 => 8,
+            DType::Bool => 1,
+        }
+    }
+}
+
+/// One dimension: a fixed size, or the batch size `B`, known only at run
+/// time (one compiled step serves every batch size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    Fixed(u64),
+    Batch,
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Batch => f.write_str("B"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+
+    pub fn fixed(dims: &[u64]) -> Shape {
+        Shape(dims.iter().map(|&d| Dim::Fixed(d)).collect())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The number of elements as `(static factor, uses B)`.
+    pub fn numel(&self) -> (u64, bool) {
+        let mut n: u64 = 1;
+        let mut batch = false;
+        for d in &self.0 {
+            match d {
+                Dim::Fixed(k) => n = n.saturating_mul(*k),
+                Dim::Batch => batch = true,
+            }
+        }
+        (n, batch)
+    }
+
+    pub fn has_batch(&self) -> bool {
+        self.0.contains(&Dim::Batch)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// A dtype and a shape, printed `f32[B,784]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Type {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl Type {
+    pub fn new(dtype: DType, shape: Shape) -> Type {
+        Type { dtype, shape }
+    }
+
+    pub fn scalar(dtype: DType) -> Type {
+        Type::new(dtype, Shape::scalar())
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}{}", self.dtype.name(), self.shape)
+    }
+}
+
+/// A node's index in its graph, printed `%7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub ty: Type,
+    pub span: Span,
+}
+
+/// What a function input is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Role {
+    /// A trained parameter, with its initializer as written.
+    Param { init: String },
+    /// A batch of features.
+    Features,
+    /// A batch of labels (class indices or regression targets).
+    Label,
+    /// The global step counter (keys the dropout RNG).
+    Step,
+    /// A value bound in a REPL session or by a top-level `let`.
+    Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputInfo {
+    pub name: String,
+    pub role: Role,
+    pub node: NodeId,
+}
+
+/// A shape or dtype rule violated while adding a node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IrError {
+    pub kind: IrErrorKind,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrErrorKind {
+    Shape,
+    DType,
+    Axis,
+}
+
+impl IrError {
+    pub fn shape(message: impl Into<String>) -> IrError {
+        IrError {
+            kind: IrErrorKind::Shape,
+            message: message.into(),
+        }
+    }
+    pub fn dtype(message: impl Into<String>) -> IrError {
+        IrError {
+            kind: IrErrorKind::DType,
+            message: message.into(),
+        }
+    }
+    pub fn axis(message: impl Into<String>) -> IrError {
+        IrError {
+            kind: IrErrorKind::Axis,
+            message: message.into(),
+        }
+    }
+}
+
+/// A function in the IR: nodes, named inputs and named outputs.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<InputInfo>,
+    pub outputs: Vec<(String, NodeId)>,
+    /// Tensor literals from the source, row-major, referenced by `Op::Literal`.
+    pub literals: Vec<Vec<f64>>,
+    intern: HashMap<(Op, Vec<NodeId>, Type), NodeId>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn ty(&self, id: NodeId) -> &Type {
+        &self.nodes[id.index()].ty
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Adds (or finds) a node. `out` gives the result type for ops whose
+    /// type is not determined by their inputs (leaves, casts, reshapes,
+    /// broadcasts); see [`op::infer`].
+    pub fn add(
+        &mut self,
+        op: Op,
+        inputs: &[NodeId],
+        out: Option<Type>,
+        span: Span,
+    ) -> Result<NodeId, IrError> {
+        let types: Vec<&Type> = inputs.iter().map(|&i| self.ty(i)).collect();
+        let ty = op::infer(&op, &types, out.as_ref())?;
+        let key = (op, inputs.to_vec(), ty);
+        if let Some(&id) = self.intern.get(&key) {
+            return Ok(id);
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        let (op, inputs, ty) = key.clone();
+        self.nodes.push(Node {
+            op,
+            inputs,
+            ty,
+            span,
+        });
+        self.intern.insert(key, id);
+        Ok(id)
+    }
+
+    /// Adds a function input of type `ty`.
+    pub fn input(&mut self, name: &str, role: Role, ty: Type, span: Span) -> NodeId {
+        let index = self.inputs.len() as u32;
+        let id = NodeId(self.nodes.len() as u32);
+        // Inputs are never interned: two inputs of one type are different values.
+        self.nodes.push(Node {
+            op: Op::Input(index),
+            inputs: Vec::new(),
+            ty,
+            span,
+        });
+        self.inputs.push(InputInfo {
+            name: name.to_string(),
+            role,
+            node: id,
+        });
+        id
+    }
+
+    /// A scalar constant of dtype `dtype`.
+    pub fn constant(&mut self, value: f64, dtype: DType, span: Span) -> NodeId {
+        let stored = match dtype {
+            DType::F32 => value as f32 as f64,
+            DType::F64 => value,
+            DType::I32 => value as i32 as f64,
+            DType::Bool => {
+                if value != 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        };
+        let op = Op::Const(stored.to_bits());
+        let ty = Type::scalar(dtype);
+        let key = (op, Vec::new(), ty);
+        if let Some(&id) = self.intern.get(&key) {
+            return id;
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        let (op, inputs, ty) = key.clone();
+        self.nodes.push(Node {
+            op,
+            inputs,
+            ty,
+            span,
+        });
+        self.intern.insert(key, id);
+        id
+    }
+
+    /// A tensor literal (values row-major).
+    pub fn literal(&mut self, values: Vec<f64>, ty: Type, span: Span) -> NodeId {
+        let index = self.literals.len() as u32;
+        self.literals.push(values);
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(Node {
+            op: Op::Literal(index),
+            inputs: Vec::new(),
+            ty,
+            span,
+        });
+        id
+    }
+
+    /// The value of a scalar `Const` node, if `id` is one.
+    pub fn const_value(&self, id: NodeId) -> Option<f64> {
+        match self.node(id).op {
+            Op::Const(bits) => Some(f64::from_bits(bits)),
+            _ => None,
+        }
+    }
+}

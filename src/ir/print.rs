@@ -1,0 +1,162 @@
+//! The IR printer: jaxpr-like text, one binder per line with its type.
+//!
+//! ```text
+//! in  %0:f32[784,256] = param W1 ~ normal(0.01)      # mlp.dl:12
+//!     %5:f32[B,256] = matmul %4 %0                     # mlp.dl:16
+//!     %9:f32[] = mul %8 0.5:f32
+//! out loss = %9
+//! ```
+//! Only nodes that an output depends on are printed (inputs always are),
+//! ids are renumbered densely so snapshots stay stable, scalar constants
+//! are written inline, and each line ends with the `.dl` line it came from.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use super::{op::axes_list, Graph, NodeId, Op, Role};
+use crate::span::LineIndex;
+
+/// Where spans point: the file name and its line index.
+pub struct SourceInfo<'a> {
+    pub file: &'a str,
+    pub lines: &'a LineIndex,
+}
+
+/// The nodes needed by the outputs, plus every input.
+pub fn live_nodes(g: &Graph) -> Vec<bool> {
+    let mut live = vec![false; g.len()];
+    for (_, id) in &g.outputs {
+        live[id.index()] = true;
+    }
+    for info in &g.inputs {
+        live[info.node.index()] = true;
+    }
+    for i in (0..g.len()).rev() {
+        if live[i] {
+            for inp in &g.nodes[i].inputs {
+                live[inp.index()] = true;
+            }
+        }
+    }
+    live
+}
+
+fn fmt_value(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
+    let live = live_nodes(g);
+    let mut names: HashMap<NodeId, String> = HashMap::new();
+    let mut next = 0;
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let id = NodeId(i as u32);
+        if let Op::Const(bits) = node.op {
+            names.insert(
+                id,
+                format!(
+                    "{}:{}",
+                    fmt_value(f64::from_bits(bits)),
+                    node.ty.dtype.name()
+                ),
+            );
+        } else {
+            names.insert(id, format!("%{next}"));
+            next += 1;
+        }
+    }
+    let name = |id: &NodeId| names.get(id).cloned().unwrap_or_else(|| "?".to_string());
+    let mut out = String::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !live[i] || matches!(node.op, Op::Const(_)) {
+            continue;
+        }
+        let id = NodeId(i as u32);
+        let mut line = String::new();
+        let prefix = if matches!(node.op, Op::Input(_)) {
+            "in  "
+        } else {
+            "    "
+        };
+        let _ = write!(line, "{prefix}{}:{} = ", name(&id), node.ty);
+        let rhs = match &node.op {
+            Op::Input(k) => match g.inputs.get(*k as usize) {
+                Some(info) => match &info.role {
+                    Role::Param { init } => format!("param {} ~ {init}", info.name),
+                    Role::Features => format!("features {}", info.name),
+                    Role::Label => format!("label {}", info.name),
+                    Role::Step => "step".to_string(),
+                    Role::Value => format!("value {}", info.name),
+                },
+                None => "input ?".to_string(),
+            },
+            Op::Literal(k) => {
+                let vals = g.literals.get(*k as usize).cloned().unwrap_or_default();
+                if vals.len() <= 8 {
+                    let parts: Vec<String> = vals.iter().map(|v| fmt_value(*v)).collect();
+                    format!("literal[{}]", parts.join(","))
+                } else {
+                    format!("literal[{} values]", vals.len())
+                }
+            }
+            op => {
+                let params = match op {
+                    Op::Iota { axis } => format!("[axis={axis}]"),
+                    Op::Random { dist, stream } => {
+                        format!("[{},stream={stream}]", format!("{dist:?}").to_lowercase())
+                    }
+                    Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
+                        let a: Vec<String> =
+                            axes_list(*axes).iter().map(|a| a.to_string()).collect();
+                        format!("[axes={}]", a.join(","))
+                    }
+                    Op::ArgMax { axis } => format!("[axis={axis}]"),
+                    Op::Transpose { perm } => {
+                        let p: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
+                        format!("[perm={}]", p.join(","))
+                    }
+                    Op::Slice {
+                        axis,
+                        start,
+                        end,
+                        step,
+                    } => format!("[axis={axis},{start}:{end}:{step}]"),
+                    _ => String::new(),
+                };
+                let args: Vec<String> = node.inputs.iter().map(name).collect();
+                let mut s = format!("{}{params}", op.name());
+                for a in args {
+                    s.push(' ');
+                    s.push_str(&a);
+                }
+                s
+            }
+        };
+        line.push_str(&rhs);
+        if let Some(src) = src {
+            if node.span.end > node.span.start {
+                let pad = 52usize.saturating_sub(line.chars().count());
+                let _ = write!(
+                    line,
+                    "{:pad$}  # {}:{}",
+                    "",
+                    src.file,
+                    src.lines.line(node.span.start)
+                );
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for (n, id) in &g.outputs {
+        let _ = writeln!(out, "out {n} = {}", name(id));
+    }
+    out
+}

@@ -1,0 +1,11 @@
+//! dlc: a deep-learning compiler for the models of *Dive into Deep Learning*,
+//! chapters 2–5. See ARCHITECTURE.md for the map of the pipeline.
+#![deny(unsafe_code)]
+
+pub mod check;
+pub mod data;
+pub mod diag;
+pub mod driver;
+pub mod ir;
+pub mod span;
+pub mod syntax;

@@ -1,0 +1,246 @@
+//! The `dlc` command line: parses flags with clap and runs a command from
+//! `dlc::driver`, turning a caught panic into exit code 3.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dlc::driver::{self, Output, ProgramArgs, Stage};
+
+#[derive(Parser)]
+#[command(
+    name = "dlc",
+    version,
+    about = "A deep-learning compiler for the models of Dive into Deep Learning (chapters 2-5)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// The .dl program.
+    file: PathBuf,
+    /// Replace the program's data source (an IDX folder or a CSV file).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Only this named run.
+    #[arg(long)]
+    run: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct TrainFlags {
+    /// Total number of epochs (also when resuming). [training: not built yet]
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Batch size.
+    #[arg(long)]
+    batch: Option<u64>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Save a checkpoint (safetensors).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Resume from a checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Plot learning curves to FILE.svg or FILE.png.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// JSON lines on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// Time per kernel and per source line.
+    #[arg(long)]
+    profile: bool,
+    /// Report each parameter's gradient norm per epoch.
+    #[arg(long)]
+    grad_norms: bool,
+    /// Print kernels and buffers before and after optimization.
+    #[arg(long)]
+    verbose: bool,
+    /// Turn the optimizer's passes off.
+    #[arg(long)]
+    no_opt: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StageArg {
+    Ast,
+    Typed,
+    Grad,
+    Opt,
+    Kernels,
+    Clif,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile and train (not built yet: the front end checks the program).
+    Train {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        flags: TrainFlags,
+    },
+    /// Test-set metrics of a saved model (not built yet).
+    Eval {
+        #[command(flatten)]
+        common: Common,
+        /// The checkpoint to evaluate.
+        #[arg(long)]
+        load: PathBuf,
+        /// JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse, type- and shape-check; diagnostics only.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print a compiler stage.
+    Ir {
+        #[command(flatten)]
+        common: Common,
+        /// The stage to print.
+        #[arg(long, value_enum, default_value = "typed")]
+        stage: StageArg,
+    },
+    /// Compare gradients with finite differences (not built yet).
+    Gradcheck {
+        #[command(flatten)]
+        common: Common,
+        /// Finite-difference step.
+        #[arg(long)]
+        eps: Option<f64>,
+        /// Coordinates sampled per parameter.
+        #[arg(long)]
+        samples: Option<usize>,
+    },
+    /// Summarize the program's data (not built yet).
+    Data {
+        #[command(flatten)]
+        common: Common,
+        /// Draw N samples.
+        #[arg(long)]
+        show: Option<usize>,
+        /// Where to draw them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The tensor-expression REPL (not built yet).
+    Repl,
+}
+
+fn program_args(c: Common) -> ProgramArgs {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    ProgramArgs {
+        file: c.file,
+        data: c.data,
+        run: c.run,
+        color,
+    }
+}
+
+fn run(cli: Cli) -> Output {
+    match cli.command {
+        Command::Check { common } => driver::cmd_check(&program_args(common)),
+        Command::Ir { common, stage } => {
+            let stage = match stage {
+                StageArg::Ast => Stage::Ast,
+                StageArg::Typed => Stage::Typed,
+                StageArg::Grad => Stage::Grad,
+                StageArg::Opt => Stage::Opt,
+                StageArg::Kernels => Stage::Kernels,
+                StageArg::Clif => Stage::Clif,
+            };
+            driver::cmd_ir(&program_args(common), stage)
+        }
+        Command::Train { common, flags } => {
+            let _ = flags;
+            driver::cmd_not_yet(&program_args(common), "train")
+        }
+        Command::Eval { common, load, json } => {
+            let _ = (load, json);
+            driver::cmd_not_yet(&program_args(common), "eval")
+        }
+        Command::Gradcheck {
+            common,
+            eps,
+            samples,
+        } => {
+            let _ = (eps, samples);
+            driver::cmd_not_yet(&program_args(common), "gradcheck")
+        }
+        Command::Data { common, show, out } => {
+            let _ = (show, out);
+            driver::cmd_not_yet(&program_args(common), "data")
+        }
+        Command::Repl => Output {
+            stdout: String::new(),
+            stderr: "error: `dlc repl` is not built yet\n".into(),
+            code: 1,
+        },
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the program quietly.
+fn emit(out: &Output) {
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(out.stdout.as_bytes())
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(out.code);
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(out.stderr.as_bytes());
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let what = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    std::panic::set_hook(Box::new(|_| {}));
+    // A large stack: the front end recurses over nested expressions (bounded
+    // by the parser's nesting limit, but generously).
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || std::panic::catch_unwind(move || run(cli)));
+    let result = match handle {
+        Ok(h) => h.join().unwrap_or_else(|e| Err(e)),
+        Err(e) => {
+            eprintln!("error: cannot start the compiler thread: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match result {
+        Ok(out) => {
+            emit(&out);
+            ExitCode::from(out.code.clamp(0, 255) as u8)
+        }
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            eprintln!("internal compiler error: {msg}\nwhile running: dlc {what}\nThis is a bug in dlc, not in your program; please report it with the program that caused it.");
+            ExitCode::from(3)
+        }
+    }
+}
