@@ -131,6 +131,11 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
     let mut run_names: HashMap<String, Span> = HashMap::new();
     for item in &program.items {
         let Item::Train(t) = item else { continue };
+        // A block the parser recovered in was already reported; checking
+        // what is left of it would only add follow-on errors.
+        if t.broken {
+            continue;
+        }
         let run_name = t
             .run
             .as_ref()
@@ -163,6 +168,9 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
             continue;
         };
         used.push(&model.name.node);
+        if model.broken() {
+            continue;
+        }
         let Some(&di) = data_index.get(t.data.node.as_str()) else {
             if !data_decls.iter().any(|d| d.name.node == t.data.node) {
                 let mut d = Diagnostic::new(
@@ -241,7 +249,7 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
     }
     for item in &program.items {
         let Item::Model(m) = item else { continue };
-        if used.contains(&m.name.node.as_str())
+        if m.broken() || used.contains(&m.name.node.as_str())
             || models
                 .get(m.name.node.as_str())
                 .is_none_or(|x| !std::ptr::eq(*x, m))

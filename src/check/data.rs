@@ -626,9 +626,9 @@ fn synthetic(
     args: &[Arg],
 ) -> (Option<DataSpec>, Vec<Diagnostic>) {
     let allowed: &'static [&'static str] = if kind == "linear" {
-        &["w", "b", "train", "test", "noise"]
+        &["w", "b", "features", "n_train", "n_test", "noise"]
     } else {
-        &["w", "features", "train", "test", "noise"]
+        &["w", "features", "n_train", "n_test", "noise"]
     };
     let mut o = Opts::new(kind, allowed, args, 0);
     let w = o.numbers("w");
@@ -641,11 +641,26 @@ fn synthetic(
             .label(decl.source.span, "no `w`"),
         );
     }
-    let train = o.count("train", 1000, 1);
-    let test = o.count("test", 0, 0);
+    let train = o.count("n_train", 1000, 1);
+    let test = o.count("n_test", 0, 0);
     let noise = o.number("noise", 0.01, |v| v >= 0.0, "a noise level ≥ 0");
     let (synth, sample) = if kind == "linear" {
         let b = o.number("b", 0.0, |_| true, "a number");
+        // `w` is a list of weights, or one weight repeated `features` times.
+        let features = o.get("features").map(|_| o.count("features", 1, 1));
+        let w = match (w, features) {
+            (Some(w), Some(f)) if w.len() == 1 => Some(vec![w[0]; f as usize]),
+            (Some(w), Some(f)) if w.len() as u64 != f => {
+                if let Some(a) = o.get("features") {
+                    o.diags.push(
+                        Diagnostic::new(Code::BadArgument, format!("{} weights but {f} features", w.len()))
+                            .label(a.value.span, "give one weight per feature, or a single weight to repeat"),
+                    );
+                }
+                None
+            }
+            (w, _) => w,
+        };
         let n = w.as_ref().map(|w| w.len() as u64).unwrap_or(1);
         (w.map(|w| Synthetic::Linear { w, b }), vec![n])
     } else {

@@ -315,8 +315,11 @@ impl<'a, 'g> Lowerer<'a, 'g> {
     /// Lowers a body: statements, then the last expression as the result.
     /// `Param` statements are handled by the caller and skipped here.
     pub fn body(&mut self, stmts: &[Stmt], span: Span) -> Option<Val> {
+        // A body the parser already reported on gets no further complaints
+        // about its shape; its lets are still checked.
+        let broken = stmts.iter().any(|s| matches!(s, Stmt::Error(_)));
         let mut result = None;
-        let mut ok = true;
+        let mut ok = !broken;
         for (i, s) in stmts.iter().enumerate() {
             let last = i + 1 == stmts.len();
             match s {
@@ -326,7 +329,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                     } else {
                         ok = false;
                     }
-                    if last {
+                    if last && !broken {
                         self.error(
                             Diagnostic::new(Code::Syntax, "a body must end with an expression")
                                 .label(l.span, "this `let` is last; its value is not returned")
@@ -338,7 +341,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                 Stmt::Expr(e) => {
                     if last {
                         result = self.expr(e);
-                    } else {
+                    } else if !broken {
                         self.error(
                             Diagnostic::new(
                                 Code::Syntax,
@@ -354,7 +357,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                 Stmt::Error(_) => ok = false,
             }
         }
-        if stmts.iter().all(|s| !matches!(s, Stmt::Expr(_))) && ok {
+        if stmts.iter().all(|s| !matches!(s, Stmt::Expr(_))) && !broken {
             self.error(
                 Diagnostic::new(Code::Syntax, "this body has no result expression")
                     .label(span, "add an expression at the end of the body"),
@@ -882,6 +885,10 @@ impl<'a, 'g> Lowerer<'a, 'g> {
             self.error(d);
             return None;
         }
+        if f.body.iter().any(|s| matches!(s, Stmt::Error(_))) {
+            // Already reported by the parser.
+            return None;
+        }
         if self.call_depth >= MAX_CALL_DEPTH {
             self.error(
                 Diagnostic::new(
@@ -928,17 +935,28 @@ pub fn nearest<'c>(name: &str, cands: impl Iterator<Item = &'c str>) -> Option<S
     best.map(|(_, c)| c.to_string())
 }
 
+/// Edit distance counting an adjacent transposition as one edit
+/// (optimal string alignment), so `reul` is one edit from `relu`.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        prev = cur;
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=m {
+        d[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
 }

@@ -390,6 +390,14 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
             Some(e) => consts::number(e).map(Some),
         }
     };
+    const KNOWN: [&str; 7] = ["zeros", "ones", "constant", "normal", "uniform", "xavier_uniform", "xavier_normal"];
+    if !KNOWN.contains(&name) {
+        let hint = nearest(name, KNOWN.into_iter())
+            .map(|s| format!("unknown initializer; did you mean `{s}`?"))
+            .unwrap_or_else(|| "not an initializer".into());
+        bad(diags, &hint);
+        return None;
+    }
     let known_keys: &[&str] = match name {
         "normal" => &["mean", "std"],
         "uniform" => &["low", "high"],
@@ -465,23 +473,7 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
                 Init::XavierNormal
             }
         }
-        other => {
-            let mut known = vec![
-                "zeros",
-                "ones",
-                "constant",
-                "normal",
-                "uniform",
-                "xavier_uniform",
-                "xavier_normal",
-            ];
-            known.sort();
-            let hint = nearest(other, known.into_iter())
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| "not an initializer".into());
-            bad(diags, &hint);
-            return None;
-        }
+        _ => return None,
     };
     Some(init)
 }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::{op::axes_list, Graph, NodeId, Op, Role};
+use super::{op::axes_list, DType, Graph, NodeId, Op, Role};
 use crate::span::LineIndex;
 
 /// Where spans point: the file name and its line index.
@@ -41,9 +41,13 @@ pub fn live_nodes(g: &Graph) -> Vec<bool> {
     live
 }
 
-fn fmt_value(v: f64) -> String {
+/// A value as its dtype holds it: f32 constants print with f32's shortest
+/// round-trip digits (0.2, not 0.20000000298023224).
+fn fmt_value(v: f64, dtype: DType) -> String {
     if v == v.trunc() && v.abs() < 1e15 {
         format!("{v:.1}")
+    } else if dtype == DType::F32 {
+        format!("{}", v as f32)
     } else {
         format!("{v}")
     }
@@ -63,7 +67,7 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                 id,
                 format!(
                     "{}:{}",
-                    fmt_value(f64::from_bits(bits)),
+                    fmt_value(f64::from_bits(bits), node.ty.dtype),
                     node.ty.dtype.name()
                 ),
             );
@@ -100,7 +104,7 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
             Op::Literal(k) => {
                 let vals = g.literals.get(*k as usize).cloned().unwrap_or_default();
                 if vals.len() <= 8 {
-                    let parts: Vec<String> = vals.iter().map(|v| fmt_value(*v)).collect();
+                    let parts: Vec<String> = vals.iter().map(|v| fmt_value(*v, node.ty.dtype)).collect();
                     format!("literal[{}]", parts.join(","))
                 } else {
                     format!("literal[{} values]", vals.len())

@@ -41,6 +41,13 @@ pub struct ModelDecl {
     pub span: Span,
 }
 
+impl ModelDecl {
+    /// Whether the parser recovered inside this model's body.
+    pub fn broken(&self) -> bool {
+        self.body.iter().any(|s| matches!(s, Stmt::Error(_)))
+    }
+}
+
 /// `fn NAME(a, b) = expr` or `fn NAME(a, b) { let ...; expr }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FnDecl {
@@ -57,6 +64,8 @@ pub struct TrainDecl {
     pub model: Ident,
     pub data: Ident,
     pub settings: Vec<Setting>,
+    /// Whether the parser skipped a malformed setting in this block.
+    pub broken: bool,
     pub span: Span,
 }
 

@@ -13,7 +13,7 @@ use crate::span::Span;
 /// The deepest bracket or prefix-operator nesting the parser accepts. The
 /// parser is recursive descent, so this bounds its stack use; 10,000-deep
 /// input gets a diagnostic instead of a stack overflow.
-pub const MAX_NESTING: usize = 128;
+pub const MAX_NESTING: usize = 256;
 
 #[derive(Logos, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[logos(skip r"[ \t\r\n\f]+")]
@@ -229,16 +229,81 @@ pub fn lex(src: &str) -> Lexed<'_> {
     }
 }
 
-/// Matches brackets and bounds nesting depth (brackets plus runs of prefix
-/// operators, which the parser also handles recursively).
+/// Matches brackets and bounds the depth of the tree the parser will build:
+/// open brackets, plus runs of prefix operators, plus the infix operators
+/// of the expression chains still open (`a + b + c` nests two deep). The
+/// parser and every later stage recurse over that tree, so this bound is
+/// what keeps them off the end of the stack.
 fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>) -> bool {
-    let mut stack: Vec<(Token<'_>, Span)> = Vec::new();
+    // Per open bracket: (the bracket, its span, infix operators in its chain).
+    let mut stack: Vec<(Token<'_>, Span, usize)> = Vec::new();
+    let mut top_ops = 0usize;
+    let mut total_ops = 0usize;
     let mut prefix_run = 0usize;
+    let mut prev: Option<Token<'_>> = None;
     let mut ok = true;
     for &(tok, span) in tokens {
+        let after_operand = matches!(
+            prev,
+            Some(
+                Token::Ident(_)
+                    | Token::Int(_)
+                    | Token::Float(_)
+                    | Token::Str(_)
+                    | Token::True
+                    | Token::False
+                    | Token::RParen
+                    | Token::RBracket
+            )
+        );
+        prev = Some(tok);
+        let level_ops = match stack.last_mut() {
+            Some(top) => &mut top.2,
+            None => &mut top_ops,
+        };
+        match tok {
+            Token::Minus | Token::Plus | Token::Not if !after_operand => prefix_run += 1,
+            Token::Plus
+            | Token::Minus
+            | Token::Star
+            | Token::Slash
+            | Token::At
+            | Token::StarStar
+            | Token::EqEq
+            | Token::NotEq
+            | Token::Lt
+            | Token::Le
+            | Token::Gt
+            | Token::Ge
+            | Token::And
+            | Token::Or => {
+                *level_ops += 1;
+                total_ops += 1;
+                prefix_run = 0;
+            }
+            Token::Comma
+            | Token::Semi
+            | Token::Colon
+            | Token::Eq
+            | Token::PlusEq
+            | Token::MinusEq
+            | Token::StarEq
+            | Token::SlashEq
+            | Token::Data
+            | Token::Model
+            | Token::Param
+            | Token::Let
+            | Token::Fn
+            | Token::Train => {
+                total_ops -= *level_ops;
+                *level_ops = 0;
+                prefix_run = 0;
+            }
+            _ => prefix_run = 0,
+        }
         let close = match tok {
             Token::LParen | Token::LBracket | Token::LBrace => {
-                stack.push((tok, span));
+                stack.push((tok, span, 0));
                 None
             }
             Token::RParen => Some(Token::LParen),
@@ -246,15 +311,11 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
             Token::RBrace => Some(Token::LBrace),
             _ => None,
         };
-        prefix_run = match tok {
-            Token::Minus | Token::Not | Token::Plus => prefix_run + 1,
-            _ => 0,
-        };
-        if stack.len() + prefix_run > MAX_NESTING {
+        if stack.len() + prefix_run + total_ops > MAX_NESTING {
             diagnostics.push(
                 Diagnostic::new(
                     Code::NestingTooDeep,
-                    format!("nesting deeper than {MAX_NESTING} levels"),
+                    format!("expression nested deeper than {MAX_NESTING} levels"),
                 )
                 .label(span, "too deep here")
                 .note("split the expression with `let` bindings"),
@@ -263,8 +324,8 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
         }
         if let Some(open) = close {
             match stack.pop() {
-                Some((t, _)) if t == open => {}
-                Some((t, open_span)) => {
+                Some((t, _, ops)) if t == open => total_ops -= ops,
+                Some((t, open_span, _)) => {
                     diagnostics.push(
                         Diagnostic::new(
                             Code::UnbalancedDelimiter,
@@ -288,7 +349,7 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
             }
         }
     }
-    for (tok, span) in stack.into_iter().rev().take(1) {
+    for (tok, span, _) in stack.into_iter().rev().take(1) {
         diagnostics.push(
             Diagnostic::new(
                 Code::UnbalancedDelimiter,

@@ -540,6 +540,7 @@ where
                 run,
                 model,
                 data,
+                broken: settings.iter().any(Option::is_none),
                 settings: settings.into_iter().flatten().collect(),
                 span: sp(e.span()),
             })
