@@ -189,6 +189,25 @@ where
     })
 }
 
+/// `open` when it is not the first token on its line: a call's `(` and an
+/// index's `[` continue the line they are on, so a body's result can start
+/// a new line with `(` or `[` after a `let` (as in Go and Swift).
+fn same_line<'t, 's: 't, I>(open: Token<'s>) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
+    any().try_map_with(move |t: Token<'s>, e| {
+        let span: SimpleSpan = e.span();
+        let starts: &mut extra::SimpleState<LineStarts<'t>> = e.state();
+        let first = starts.0 .0.get(span.start).copied().unwrap_or(false);
+        if t == open && !first {
+            Ok(())
+        } else {
+            Err(Rich::custom(span, format!("expected {open}")))
+        }
+    })
+}
+
 fn type_ann<'t, 's: 't, I>() -> impl Parser<'t, I, TypeAnn, Extra<'t, 's>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
@@ -282,7 +301,7 @@ where
             .separated_by(just(Token::Comma))
             .allow_trailing()
             .collect::<Vec<_>>()
-            .delimited_by(just(Token::LParen), just(Token::RParen))
+            .delimited_by(same_line(Token::LParen), just(Token::RParen))
             .labelled("arguments");
 
         let index_arg = expr
@@ -313,7 +332,7 @@ where
             .at_least(1)
             .allow_trailing()
             .collect::<Vec<_>>()
-            .delimited_by(just(Token::LBracket), just(Token::RBracket))
+            .delimited_by(same_line(Token::LBracket), just(Token::RBracket))
             .labelled("an index");
 
         enum Post {

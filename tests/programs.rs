@@ -1,0 +1,33 @@
+//! Every program in programs/ checks, and its typed IR is snapshotted
+//! (each snapshot shows the program's source first, then the IR).
+
+use dlc::driver::{cmd_check, cmd_ir, ProgramArgs, Stage};
+
+fn args(path: &std::path::Path) -> ProgramArgs {
+    ProgramArgs { file: path.to_path_buf(), ..ProgramArgs::default() }
+}
+
+#[test]
+fn typed_ir_of_every_program() {
+    insta::glob!("../programs", "*.dl", |path| {
+        let check = cmd_check(&args(path));
+        assert_eq!(check.code, 0, "{} does not check:\n{}", path.display(), check.stderr);
+        let src = std::fs::read_to_string(path).expect("program is readable");
+        let ir = cmd_ir(&args(path), Stage::Typed);
+        assert_eq!(ir.code, 0, "{}", ir.stderr);
+        insta::assert_snapshot!(format!("== SOURCE ==\n{src}\n== TYPED IR ==\n{}", ir.stdout));
+    });
+}
+
+#[test]
+fn ast_stage_round_trips_through_the_parser() {
+    // The AST printer writes valid source: printing what it parsed and
+    // parsing that again gives the same text.
+    insta::glob!("../programs", "*.dl", |path| {
+        let once = cmd_ir(&args(path), Stage::Ast);
+        assert_eq!(once.code, 0, "{}", once.stderr);
+        let (program, diags) = dlc::syntax::parse(&once.stdout);
+        assert!(diags.is_empty(), "printed AST does not parse: {diags:?}");
+        assert_eq!(dlc::syntax::print::program(&program), once.stdout);
+    });
+}
