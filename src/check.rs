@@ -11,10 +11,15 @@
 //! is a compiler bug.
 
 pub mod builtins;
+pub mod composite;
+mod constructors;
 pub mod consts;
 pub mod data;
+mod index;
+mod losses;
 pub mod lower;
 pub mod run;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -195,7 +200,7 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
         let Some(params) = run::params(model, &env, &mut diags) else {
             continue;
         };
-        let (settings, ds) = run::settings(t, spec, &params);
+        let (settings, ds) = settings::settings(t, spec, &params);
         diags.extend(ds);
         let loss = t
             .settings
@@ -249,7 +254,8 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
     }
     for item in &program.items {
         let Item::Model(m) = item else { continue };
-        if m.broken() || used.contains(&m.name.node.as_str())
+        if m.broken()
+            || used.contains(&m.name.node.as_str())
             || models
                 .get(m.name.node.as_str())
                 .is_none_or(|x| !std::ptr::eq(*x, m))

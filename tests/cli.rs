@@ -13,7 +13,12 @@ fn dlc(args: &[&str]) -> std::process::Output {
 #[test]
 fn check_accepts_a_good_program() {
     let out = dlc(&["check", "programs/mlp.dl"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -22,7 +27,10 @@ fn check_rejects_a_bad_program_with_exit_1() {
     let out = dlc(&["check", "tests/ui/matmul_mismatch.dl"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("E0200") && err.contains("[B,784]") && err.contains("[785,10]"), "{err}");
+    assert!(
+        err.contains("E0200") && err.contains("[B,784]") && err.contains("[785,10]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -37,8 +45,18 @@ fn a_missing_file_is_a_one_line_error() {
 #[test]
 fn bad_flags_exit_2() {
     assert_eq!(dlc(&["check"]).status.code(), Some(2));
-    assert_eq!(dlc(&["check", "programs/mlp.dl", "--frobnicate"]).status.code(), Some(2));
-    assert_eq!(dlc(&["ir", "programs/mlp.dl", "--stage", "nope"]).status.code(), Some(2));
+    assert_eq!(
+        dlc(&["check", "programs/mlp.dl", "--frobnicate"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        dlc(&["ir", "programs/mlp.dl", "--stage", "nope"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(dlc(&["launch"]).status.code(), Some(2));
 }
 
@@ -47,10 +65,32 @@ fn train_accepts_every_documented_flag() {
     // Training comes in a later version; the flags of the contract parse
     // now, and the program is checked before dlc says what is missing.
     let out = dlc(&[
-        "train", "programs/mlp.dl", "--epochs", "1", "--batch", "64", "--lr", "0.1", "--seed", "1",
-        "--threads", "1", "--run", "main", "--json", "--quiet", "--profile", "--grad-norms",
-        "--verbose", "--no-opt", "--save", "x.safetensors", "--plot", "x.svg",
-        "--data", "programs/data/fashion-mnist",
+        "train",
+        "programs/mlp.dl",
+        "--epochs",
+        "1",
+        "--batch",
+        "64",
+        "--lr",
+        "0.1",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--run",
+        "main",
+        "--json",
+        "--quiet",
+        "--profile",
+        "--grad-norms",
+        "--verbose",
+        "--no-opt",
+        "--save",
+        "x.safetensors",
+        "--plot",
+        "x.svg",
+        "--data",
+        "programs/data/fashion-mnist",
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
@@ -58,11 +98,24 @@ fn train_accepts_every_documented_flag() {
 
 #[test]
 fn ir_prints_the_typed_stage_on_stdout() {
-    let out = dlc(&["ir", "programs/linreg.dl", "--stage", "typed", "--run", "sgd"]);
+    let out = dlc(&[
+        "ir",
+        "programs/linreg.dl",
+        "--stage",
+        "typed",
+        "--run",
+        "sgd",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("matmul") && text.contains("# linreg.dl:"), "{text}");
-    assert!(!text.contains("closed_form"), "--run selects one run:\n{text}");
+    assert!(
+        text.contains("matmul") && text.contains("# linreg.dl:"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("closed_form"),
+        "--run selects one run:\n{text}"
+    );
 }
 
 #[test]

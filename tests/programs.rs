@@ -4,18 +4,30 @@
 use dlc::driver::{cmd_check, cmd_ir, ProgramArgs, Stage};
 
 fn args(path: &std::path::Path) -> ProgramArgs {
-    ProgramArgs { file: path.to_path_buf(), ..ProgramArgs::default() }
+    ProgramArgs {
+        file: path.to_path_buf(),
+        ..ProgramArgs::default()
+    }
 }
 
 #[test]
 fn typed_ir_of_every_program() {
     insta::glob!("../programs", "*.dl", |path| {
         let check = cmd_check(&args(path));
-        assert_eq!(check.code, 0, "{} does not check:\n{}", path.display(), check.stderr);
+        assert_eq!(
+            check.code,
+            0,
+            "{} does not check:\n{}",
+            path.display(),
+            check.stderr
+        );
         let src = std::fs::read_to_string(path).expect("program is readable");
         let ir = cmd_ir(&args(path), Stage::Typed);
         assert_eq!(ir.code, 0, "{}", ir.stderr);
-        insta::assert_snapshot!(format!("== SOURCE ==\n{src}\n== TYPED IR ==\n{}", ir.stdout));
+        insta::assert_snapshot!(format!(
+            "== SOURCE ==\n{src}\n== TYPED IR ==\n{}",
+            ir.stdout
+        ));
     });
 }
 

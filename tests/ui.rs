@@ -8,13 +8,23 @@ fn every_bad_program_is_rejected_with_its_diagnostic() {
     let mut count = 0;
     insta::glob!("ui", "*.dl", |path| {
         count += 1;
-        let out = cmd_check(&ProgramArgs { file: path.to_path_buf(), ..ProgramArgs::default() });
+        let out = cmd_check(&ProgramArgs {
+            file: path.to_path_buf(),
+            ..ProgramArgs::default()
+        });
         assert_eq!(out.code, 1, "{} was accepted", path.display());
-        assert!(out.stderr.contains("Error"), "no diagnostic for {}", path.display());
+        assert!(
+            out.stderr.contains("Error"),
+            "no diagnostic for {}",
+            path.display()
+        );
         // Diagnostics speak the program's language, never internal ids.
         assert!(!out.stderr.contains('%'), "internal id in:\n{}", out.stderr);
         let src = std::fs::read_to_string(path).expect("readable");
-        insta::assert_snapshot!(format!("== SOURCE ==\n{src}\n== DIAGNOSTICS ==\n{}", out.stderr));
+        insta::assert_snapshot!(format!(
+            "== SOURCE ==\n{src}\n== DIAGNOSTICS ==\n{}",
+            out.stderr
+        ));
     });
     assert!(count >= 30, "only {count} bad programs");
 }

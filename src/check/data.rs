@@ -653,8 +653,14 @@ fn synthetic(
             (Some(w), Some(f)) if w.len() as u64 != f => {
                 if let Some(a) = o.get("features") {
                     o.diags.push(
-                        Diagnostic::new(Code::BadArgument, format!("{} weights but {f} features", w.len()))
-                            .label(a.value.span, "give one weight per feature, or a single weight to repeat"),
+                        Diagnostic::new(
+                            Code::BadArgument,
+                            format!("{} weights but {f} features", w.len()),
+                        )
+                        .label(
+                            a.value.span,
+                            "give one weight per feature, or a single weight to repeat",
+                        ),
                     );
                 }
                 None

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{CmpOp, DType, Dim, Graph, IrError, IrErrorKind, NodeId, Op, Shape, Type};
+use crate::ir::{CmpOp, DType, Graph, IrError, IrErrorKind, NodeId, Op, Type};
 use crate::span::Span;
-use crate::syntax::ast::{self, BinOp, Expr, ExprKind, IndexArg, Stmt, UnOp};
+use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Stmt, UnOp};
 
 /// The deepest chain of user-function calls (a recursive `fn` stops here).
 pub const MAX_CALL_DEPTH: usize = 32;
@@ -108,6 +108,17 @@ impl<'a, 'g> Lowerer<'a, 'g> {
         span: Span,
         operand_spans: &[Span],
     ) -> Option<NodeId> {
+        // Fold negation and reciprocal of a scalar constant (x / 2 becomes
+        // x · 0.5); the optimizer folds the rest.
+        if let ([x], Op::Neg | Op::Recip) = (inputs, &op) {
+            if let Some(c) = self.g.const_value(*x) {
+                let v = if op == Op::Neg { -c } else { 1.0 / c };
+                let dt = self.g.ty(*x).dtype;
+                if dt.is_float() {
+                    return Some(self.constant(v, dt, span));
+                }
+            }
+        }
         match self.g.add(op, inputs, out, span) {
             Ok(id) => Some(id),
             Err(e) => {
@@ -170,12 +181,22 @@ impl<'a, 'g> Lowerer<'a, 'g> {
         sb: Span,
     ) -> Option<(NodeId, NodeId, DType)> {
         let (da, db) = (self.ty(a).dtype, self.ty(b).dtype);
+        // A weak literal adopts the other side's dtype, except that a float
+        // literal meeting an integer tensor makes it float (`ints + 1.5`).
+        let weak_into = |lit: DType, other: DType| {
+            if lit.is_float() && other == DType::I32 {
+                DType::F32
+            } else {
+                other
+            }
+        };
+        let no_bool = da != DType::Bool && db != DType::Bool;
         let target = if da == db {
             da
-        } else if a.weak && !b.weak && db != DType::Bool && da != DType::Bool {
-            db
-        } else if b.weak && !a.weak && da != DType::Bool && db != DType::Bool {
-            da
+        } else if a.weak && !b.weak && no_bool {
+            weak_into(da, db)
+        } else if b.weak && !a.weak && no_bool {
+            weak_into(db, da)
         } else {
             match (da, db) {
                 (DType::Bool, _) | (_, DType::Bool) => {
@@ -485,106 +506,6 @@ impl<'a, 'g> Lowerer<'a, 'g> {
         }
     }
 
-    /// A tensor literal: nested lists of constant numbers or bools.
-    fn literal(&mut self, e: &Expr) -> Option<Val> {
-        let mut values = Vec::new();
-        let mut dims: Vec<u64> = Vec::new();
-        let mut dtype = DType::I32;
-        let mut bools = 0usize;
-        if !self.collect_literal(e, 0, &mut dims, &mut values, &mut dtype, &mut bools) {
-            return None;
-        }
-        if bools > 0 && bools != values.len() {
-            self.error(
-                Diagnostic::new(
-                    Code::DTypeMismatch,
-                    "a tensor literal mixes bools and numbers",
-                )
-                .label(e.span, "use only numbers or only `true`/`false`"),
-            );
-            return None;
-        }
-        if bools > 0 {
-            dtype = DType::Bool;
-        }
-        let ty = Type::new(dtype, Shape::fixed(&dims));
-        let n = self.g.literal(values, ty, e.span);
-        Some(Self::strong(n))
-    }
-
-    fn collect_literal(
-        &mut self,
-        e: &Expr,
-        depth: usize,
-        dims: &mut Vec<u64>,
-        values: &mut Vec<f64>,
-        dtype: &mut DType,
-        bools: &mut usize,
-    ) -> bool {
-        match &e.node {
-            ExprKind::List(items) => {
-                let n = items.len() as u64;
-                if dims.len() == depth {
-                    dims.push(n);
-                } else if dims.get(depth) != Some(&n) || dims.len() <= depth {
-                    self.error(
-                        Diagnostic::new(Code::ShapeMismatch, "a ragged tensor literal").label(
-                            e.span,
-                            format!(
-                                "this row has {n} elements, the first has {}",
-                                dims.get(depth).copied().unwrap_or(0)
-                            ),
-                        ),
-                    );
-                    return false;
-                }
-                if n == 0 {
-                    self.error(
-                        Diagnostic::new(Code::ShapeMismatch, "an empty tensor literal")
-                            .label(e.span, "write zeros(0) for an empty tensor"),
-                    );
-                    return false;
-                }
-                items
-                    .iter()
-                    .all(|it| self.collect_literal(it, depth + 1, dims, values, dtype, bools))
-            }
-            _ => {
-                if dims.len() != depth {
-                    self.error(
-                        Diagnostic::new(Code::ShapeMismatch, "a ragged tensor literal")
-                            .label(e.span, "expected a list here, like its neighbours"),
-                    );
-                    return false;
-                }
-                match super::consts::eval(e) {
-                    Some(super::consts::Const::Num(v, is_int)) => {
-                        if !is_int {
-                            *dtype = DType::F32;
-                        }
-                        values.push(v);
-                        true
-                    }
-                    Some(super::consts::Const::Bool(b)) => {
-                        *bools += 1;
-                        values.push(if b { 1.0 } else { 0.0 });
-                        true
-                    }
-                    _ => {
-                        self.error(
-                            Diagnostic::new(
-                                Code::BadArgument,
-                                "a tensor literal holds constant numbers",
-                            )
-                            .label(e.span, "not a constant number"),
-                        );
-                        false
-                    }
-                }
-            }
-        }
-    }
-
     fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> Option<Val> {
         let a = self.expr(lhs);
         let b = self.expr(rhs);
@@ -659,7 +580,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                 let y = self.float_operand("@", b, sb)?;
                 let (x, y, _) =
                     self.promote(verb, Self::strong(x), Self::strong(y), span, sa, sb)?;
-                let n = super::builtins::matmul(self, x, y, span, sa, sb)?;
+                let n = super::composite::matmul(self, x, y, span, sa, sb)?;
                 return Some(Self::strong(n));
             }
             _ => {}
@@ -697,7 +618,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                 self.prim(Op::Mul, &[x, ry], None, span, &spans)?
             }
             BinOp::Pow => {
-                return super::builtins::power(self, x, y, span, sa, sb)
+                return super::composite::power(self, x, y, span, sa, sb)
                     .map(|n| Val { node: n, weak })
             }
             BinOp::Eq => self.prim(Op::Cmp(CmpOp::Eq), &[x, y], None, span, &spans)?,
@@ -714,139 +635,6 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                 BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
             );
         Some(Val { node: n, weak })
-    }
-
-    /// `x[i, a:b, ...]`: constant integer indices and slices, axis by axis.
-    fn index(&mut self, base: &Expr, indices: &[IndexArg], span: Span) -> Option<Val> {
-        let v = self.expr(base)?;
-        let ty = self.ty(v).clone();
-        if indices.len() > ty.shape.rank() {
-            self.error(
-                Diagnostic::new(
-                    Code::BadAxis,
-                    format!(
-                        "{} indices for a tensor of rank {}",
-                        indices.len(),
-                        ty.shape.rank()
-                    ),
-                )
-                .label(span, format!("the tensor is {ty}")),
-            );
-            return None;
-        }
-        let mut node = v.node;
-        let mut drop_axes = Vec::new();
-        for (axis, idx) in indices.iter().enumerate() {
-            let dim = ty.shape.0[axis];
-            let len = match dim {
-                Dim::Fixed(n) => Some(n as i64),
-                Dim::Batch => None,
-            };
-            let int_of = |me: &mut Self, e: &Option<Expr>| -> Result<Option<i64>, ()> {
-                match e {
-                    None => Ok(None),
-                    Some(e) => match super::consts::eval(e) {
-                        Some(super::consts::Const::Num(v, true)) => Ok(Some(v as i64)),
-                        _ => {
-                            me.error(
-                                Diagnostic::new(
-                                    Code::BadArgument,
-                                    "an index must be a constant integer",
-                                )
-                                .label(e.span, "not a constant integer"),
-                            );
-                            Err(())
-                        }
-                    },
-                }
-            };
-            let (start, end, step, single, ispan) = match idx {
-                IndexArg::Single(e) => {
-                    let i = int_of(self, &Some(e.clone())).ok()?.unwrap_or(0);
-                    (Some(i), Some(i + 1), 1, true, e.span)
-                }
-                IndexArg::Slice {
-                    start,
-                    end,
-                    step,
-                    span,
-                } => {
-                    let s = int_of(self, start).ok()?;
-                    let en = int_of(self, end).ok()?;
-                    let st = int_of(self, step).ok()?.unwrap_or(1);
-                    (s, en, st, false, *span)
-                }
-            };
-            if start.is_none() && end.is_none() && step == 1 {
-                continue;
-            }
-            let norm = |i: i64| -> Option<i64> {
-                if i < 0 {
-                    len.map(|n| n + i)
-                } else {
-                    Some(i)
-                }
-            };
-            let s = norm(start.unwrap_or(0));
-            let en = match end {
-                Some(e) => norm(e),
-                None => len,
-            };
-            let (Some(s), Some(en)) = (s, en) else {
-                self.error(
-                    Diagnostic::new(
-                        Code::ShapeMismatch,
-                        "a slice of the batch axis needs explicit, non-negative bounds",
-                    )
-                    .label(ispan, "the batch size B is only known at run time"),
-                );
-                return None;
-            };
-            if step <= 0 || s < 0 || en < s || (single && len.is_some_and(|n| s >= n)) {
-                self.error(
-                    Diagnostic::new(
-                        Code::BadAxis,
-                        format!("index out of range for axis {axis} of {ty}"),
-                    )
-                    .label(ispan, "out of range"),
-                );
-                return None;
-            }
-            node = self.prim(
-                Op::Slice {
-                    axis: axis as u32,
-                    start: s as u64,
-                    end: en as u64,
-                    step: step as u64,
-                },
-                &[node],
-                None,
-                span,
-                &[],
-            )?;
-            if single {
-                drop_axes.push(axis);
-            }
-        }
-        if !drop_axes.is_empty() {
-            let t = self.g.ty(node).clone();
-            let dims: Vec<Dim> = t
-                .shape
-                .0
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !drop_axes.contains(i))
-                .map(|(_, d)| *d)
-                .collect();
-            node = self.prim(
-                Op::Reshape,
-                &[node],
-                Some(Type::new(t.dtype, Shape(dims))),
-                span,
-                &[],
-            )?;
-        }
-        Some(Val { node, weak: v.weak })
     }
 
     /// A call: a user function (inlined) or a builtin.
@@ -951,7 +739,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=n {
         for j in 1..=m {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }

@@ -104,7 +104,8 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
             Op::Literal(k) => {
                 let vals = g.literals.get(*k as usize).cloned().unwrap_or_default();
                 if vals.len() <= 8 {
-                    let parts: Vec<String> = vals.iter().map(|v| fmt_value(*v, node.ty.dtype)).collect();
+                    let parts: Vec<String> =
+                        vals.iter().map(|v| fmt_value(*v, node.ty.dtype)).collect();
                     format!("literal[{}]", parts.join(","))
                 } else {
                     format!("literal[{} values]", vals.len())

@@ -263,6 +263,12 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
         };
         match tok {
             Token::Minus | Token::Plus | Token::Not if !after_operand => prefix_run += 1,
+            // Postfix chains (`x.T.T`, `f(a)(b)`, `x[0][0]`) nest too.
+            Token::Dot | Token::LParen | Token::LBracket if after_operand => {
+                *level_ops += 1;
+                total_ops += 1;
+                prefix_run = 0;
+            }
             Token::Plus
             | Token::Minus
             | Token::Star

@@ -189,10 +189,12 @@ where
     })
 }
 
-/// `open` when it is not the first token on its line: a call's `(` and an
-/// index's `[` continue the line they are on, so a body's result can start
-/// a new line with `(` or `[` after a `let` (as in Go and Swift).
-fn same_line<'t, 's: 't, I>(open: Token<'s>) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
+/// `tok` when it is not the first token on its line. A call's `(`, an
+/// index's `[` and a binary `+` or `-` continue the line they are on, so a
+/// line that starts with `(`, `[`, `-` or `+` starts a new statement (a
+/// body's result after a `let`), as in Go and Swift. To continue an
+/// expression onto the next line, end the line with the operator.
+fn same_line<'t, 's: 't, I>(tok: Token<'s>) -> impl Parser<'t, I, Token<'s>, Extra<'t, 's>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
@@ -200,10 +202,10 @@ where
         let span: SimpleSpan = e.span();
         let starts: &mut extra::SimpleState<LineStarts<'t>> = e.state();
         let first = starts.0 .0.get(span.start).copied().unwrap_or(false);
-        if t == open && !first {
-            Ok(())
+        if t == tok && !first {
+            Ok(t)
         } else {
-            Err(Rich::custom(span, format!("expected {open}")))
+            Err(Rich::custom(span, format!("expected {tok}")))
         }
     })
 }
@@ -403,8 +405,8 @@ where
             infix(left(7), just(Token::Star), bin(BinOp::Mul)),
             infix(left(7), just(Token::Slash), bin(BinOp::Div)),
             infix(left(7), just(Token::At), bin(BinOp::MatMul)),
-            infix(left(6), just(Token::Plus), bin(BinOp::Add)),
-            infix(left(6), just(Token::Minus), bin(BinOp::Sub)),
+            infix(left(6), same_line(Token::Plus), bin(BinOp::Add)),
+            infix(left(6), same_line(Token::Minus), bin(BinOp::Sub)),
             infix(left(5), just(Token::EqEq), bin(BinOp::Eq)),
             infix(left(5), just(Token::NotEq), bin(BinOp::Ne)),
             infix(left(5), just(Token::Lt), bin(BinOp::Lt)),

@@ -1,0 +1,231 @@
+//! The losses, metrics, norms and dropout: cross_entropy (stable, from
+//! logits), squared_loss, mse, accuracy, the Lp norms, and dropout with its
+//! counter-based mask.
+
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{CmpOp, DType, Dim, Dist, Op, Type};
+use crate::span::Span;
+use crate::syntax::ast::Arg;
+
+use super::builtins::{axes_arg, bind, const_error, float_arg, sig};
+use super::composite::{logsumexp, mean, one_hot, sum};
+use super::constructors::step_node;
+use super::consts::{self, Const};
+use super::lower::{Lowerer, Mode, Val};
+
+/// Lowers a call to builtin `name` (one of this module's).
+pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
+    let strong = Lowerer::strong;
+    match name {
+        "cross_entropy" => {
+            let sl = bind(lw, name, &sig(&["logits", "labels"], 2), args, span)?;
+            let (ez, ey) = (sl[0]?, sl[1]?);
+            let (z, sz) = float_arg(lw, name, Some(ez))?;
+            let y = lw.expr(ey)?;
+            let (tz, ty) = (lw.g.ty(z).clone(), lw.ty(y).clone());
+            if ty.dtype != DType::I32 {
+                lw.error(
+                    Diagnostic::new(
+                        Code::DTypeMismatch,
+                        format!("cross_entropy takes labels as i32 class indices, found {ty}"),
+                    )
+                    .label(ey.span, format!("this is {ty}")),
+                );
+                return None;
+            }
+            if tz.shape.rank() != 2 || ty.shape.rank() != 1 || tz.shape.0[0] != ty.shape.0[0] {
+                lw.error(
+                    Diagnostic::new(
+                        Code::ShapeMismatch,
+                        format!(
+                            "cross_entropy takes logits [N, C] and labels [N], found {} and {}",
+                            tz.shape, ty.shape
+                        ),
+                    )
+                    .label(sz, format!("this is {tz}"))
+                    .label(ey.span, format!("this is {ty}")),
+                );
+                return None;
+            }
+            let Dim::Fixed(c) = tz.shape.0[1] else {
+                lw.error(
+                    Diagnostic::new(
+                        Code::ShapeMismatch,
+                        "the class axis of the logits must be fixed",
+                    )
+                    .label(sz, format!("this is {tz}")),
+                );
+                return None;
+            };
+            // mean over the batch of logsumexp(z) − z[label]
+            let lse = logsumexp(lw, z, 2, false, span)?;
+            let oh = one_hot(lw, y.node, c, span)?;
+            let oh = lw.convert(strong(oh), tz.dtype, span)?;
+            let picked = lw.prim(Op::Mul, &[z, oh], None, span, &[])?;
+            let zy = sum(lw, picked, 2, false, span)?;
+            let nzy = lw.prim(Op::Neg, &[zy], None, span, &[])?;
+            let per = lw.prim(Op::Add, &[lse, nzy], None, span, &[])?;
+            mean(lw, per, 1, false, span).map(strong)
+        }
+        "squared_loss" | "mse" => {
+            let sl = bind(lw, name, &sig(&["prediction", "target"], 2), args, span)?;
+            let (ep, et) = (sl[0]?, sl[1]?);
+            let (p, sp) = float_arg(lw, name, Some(ep))?;
+            let (t, st) = float_arg(lw, name, Some(et))?;
+            let (p, t, _) = lw.promote("compare", strong(p), strong(t), span, sp, st)?;
+            let (tp, tt) = (lw.g.ty(p).clone(), lw.g.ty(t).clone());
+            // d2l reshapes the target to the prediction's shape ([B] vs [B,1]).
+            let t = if tp.shape != tt.shape && tp.shape.numel() == tt.shape.numel() {
+                lw.prim(
+                    Op::Reshape,
+                    &[t],
+                    Some(Type::new(tt.dtype, tp.shape.clone())),
+                    span,
+                    &[],
+                )?
+            } else if tp.shape != tt.shape {
+                lw.error(
+                    Diagnostic::new(
+                        Code::ShapeMismatch,
+                        format!(
+                            "{name} compares tensors of one shape, found {} and {}",
+                            tp.shape, tt.shape
+                        ),
+                    )
+                    .label(sp, format!("this is {tp}"))
+                    .label(st, format!("this is {tt}")),
+                );
+                return None;
+            } else {
+                t
+            };
+            let nt = lw.prim(Op::Neg, &[t], None, span, &[])?;
+            let d = lw.prim(Op::Add, &[p, nt], None, span, &[])?;
+            let sq = lw.prim(Op::Mul, &[d, d], None, span, &[])?;
+            let sq = if name == "squared_loss" {
+                let half = lw.constant(0.5, tp.dtype, span);
+                lw.prim(Op::Mul, &[sq, half], None, span, &[])?
+            } else {
+                sq
+            };
+            let all = (1u32 << tp.shape.rank()) - 1;
+            mean(lw, sq, all, false, span).map(strong)
+        }
+        "accuracy" => {
+            let sl = bind(lw, name, &sig(&["output", "labels"], 2), args, span)?;
+            let (eo, ey) = (sl[0]?, sl[1]?);
+            let o = lw.expr(eo)?;
+            let y = lw.expr(ey)?;
+            let rank = lw.ty(o).shape.rank();
+            if rank == 0 {
+                lw.error(
+                    Diagnostic::new(Code::ShapeMismatch, "accuracy needs scores per class")
+                        .label(eo.span, format!("this is {}", lw.ty(o))),
+                );
+                return None;
+            }
+            let am = lw.prim(
+                Op::ArgMax {
+                    axis: rank as u32 - 1,
+                },
+                &[o.node],
+                None,
+                span,
+                &[eo.span],
+            )?;
+            let (a, b, _) = lw.promote("compare", strong(am), y, span, eo.span, ey.span)?;
+            let eq = lw.prim(Op::Cmp(CmpOp::Eq), &[a, b], None, span, &[eo.span, ey.span])?;
+            let st = lw.g.ty(eq).shape.clone();
+            let f = lw.prim(
+                Op::Cast,
+                &[eq],
+                Some(Type::new(DType::F32, st.clone())),
+                span,
+                &[],
+            )?;
+            let all = (1u32 << st.rank()) - 1;
+            mean(lw, f, all, false, span).map(strong)
+        }
+        "norm" | "l1" | "l2" | "frobenius" => {
+            let params: &[&str] = if name == "norm" {
+                &["x", "p", "axis"]
+            } else {
+                &["x", "axis"]
+            };
+            let sl = bind(lw, name, &sig(params, 1), args, span)?;
+            let (x, sx) = float_arg(lw, name, sl[0])?;
+            let t = lw.g.ty(x).clone();
+            let axis_e = if name == "norm" { sl[2] } else { sl[1] };
+            let axes = axes_arg(lw, axis_e, t.shape.rank(), span)?;
+            let p = match (name, if name == "norm" { sl[1] } else { None }) {
+                ("l1", _) => 1.0,
+                ("norm", Some(e)) => match consts::eval(e) {
+                    Some(Const::Num(v, _)) if v >= 1.0 && v.is_finite() => v,
+                    Some(Const::Str(s)) if s == "fro" => 2.0,
+                    _ => {
+                        const_error(lw, e, "a norm order p ≥ 1 (or \"fro\")");
+                        return None;
+                    }
+                },
+                _ => 2.0,
+            };
+            let _ = sx;
+            if p == 1.0 {
+                // ‖x‖₁ = Σ|x|
+                let a = lw.prim(Op::Abs, &[x], None, span, &[])?;
+                sum(lw, a, axes, false, span).map(strong)
+            } else if p == 2.0 {
+                // ‖x‖₂ = √Σx²
+                let sq = lw.prim(Op::Mul, &[x, x], None, span, &[])?;
+                let s = sum(lw, sq, axes, false, span)?;
+                lw.prim(Op::Sqrt, &[s], None, span, &[]).map(strong)
+            } else {
+                // ‖x‖ₚ = (Σ|x|ᵖ)^(1/p)
+                let a = lw.prim(Op::Abs, &[x], None, span, &[])?;
+                let pc = lw.constant(p, t.dtype, span);
+                let ap = lw.prim(Op::Pow, &[a, pc], None, span, &[])?;
+                let s = sum(lw, ap, axes, false, span)?;
+                let ip = lw.constant(1.0 / p, t.dtype, span);
+                lw.prim(Op::Pow, &[s, ip], None, span, &[]).map(strong)
+            }
+        }
+        "dropout" => {
+            let sl = bind(lw, name, &sig(&["x", "p"], 2), args, span)?;
+            let (x, _) = float_arg(lw, name, sl[0])?;
+            let ep = sl[1]?;
+            let p = match consts::number(ep) {
+                Some(p) if (0.0..1.0).contains(&p) => p,
+                _ => {
+                    const_error(lw, ep, "a drop probability in [0, 1)");
+                    return None;
+                }
+            };
+            if lw.mode == Mode::Eval || p == 0.0 {
+                return Some(strong(x));
+            }
+            // Keep each element with probability 1−p and scale it by 1/(1−p):
+            // where(u ≥ p, x / (1−p), 0) with u uniform from (seed, step, element).
+            let step = step_node(lw, span)?;
+            let t = lw.g.ty(x).clone();
+            let stream = lw.fresh_stream();
+            let u = lw.prim(
+                Op::Random {
+                    dist: Dist::Uniform,
+                    stream,
+                },
+                &[step],
+                Some(t.clone()),
+                span,
+                &[],
+            )?;
+            let pc = lw.constant(p, t.dtype, span);
+            let keep = lw.prim(Op::Cmp(CmpOp::Ge), &[u, pc], None, span, &[])?;
+            let scale = lw.constant(1.0 / (1.0 - p), t.dtype, span);
+            let scaled = lw.prim(Op::Mul, &[x, scale], None, span, &[])?;
+            let zero = lw.constant(0.0, t.dtype, span);
+            lw.prim(Op::Select, &[keep, scaled, zero], None, span, &[])
+                .map(strong)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,515 @@
+//! The settings of a train block: optimizer, batch, epochs, seed, metrics,
+//! validation split or K-fold, weight decay and sampler, each checked
+//! against the run's data and parameters.
+
+use crate::diag::{Code, Diagnostic};
+use crate::ir::Dim;
+use crate::syntax::ast::{self, ExprKind, TrainDecl};
+
+use super::consts::{self, Const};
+use super::data::{DataSpec, LabelKind};
+use super::lower::nearest;
+use super::run::ParamSpec;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd {
+        lr: f64,
+        momentum: f64,
+    },
+    /// Linear regression's normal equations, W* = (XᵀX)⁻¹XᵀY.
+    ClosedForm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Loss,
+    Acc,
+    Rmse,
+    LogRmse,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Loss => "loss",
+            Metric::Acc => "acc",
+            Metric::Rmse => "rmse",
+            Metric::LogRmse => "log_rmse",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecayForm {
+    /// w ← (1−ηλ)w − η·g
+    Decoupled,
+    /// λ/2·‖w‖² added to the loss.
+    Penalty,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightDecay {
+    pub form: DecayForm,
+    pub lambda: f64,
+    pub params: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampler {
+    /// A seeded reshuffle every epoch.
+    Shuffle,
+    Sequential,
+    /// Draw with replacement, weighted per class (inverse frequency when no weights are given).
+    Weighted(Option<Vec<f64>>),
+    Oversample,
+    Undersample,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub optimizer: Optimizer,
+    pub batch: u64,
+    pub epochs: u64,
+    pub seed: u64,
+    pub metrics: Vec<Metric>,
+    pub valid: Option<f64>,
+    pub kfold: Option<u64>,
+    pub weight_decay: Option<WeightDecay>,
+    pub sampler: Sampler,
+}
+
+const KEYS: &[&str] = &[
+    "loss",
+    "optimizer",
+    "batch",
+    "epochs",
+    "seed",
+    "metrics",
+    "valid",
+    "kfold",
+    "weight_decay",
+    "sampler",
+];
+
+struct SettingsCx<'a> {
+    diags: Vec<Diagnostic>,
+    decl: &'a TrainDecl,
+}
+
+impl SettingsCx<'_> {
+    fn get(&self, key: &str) -> Option<&ast::Setting> {
+        self.decl.settings.iter().find(|s| s.key.node == key)
+    }
+
+    fn bad(&mut self, s: &ast::Setting, what: &str) {
+        self.diags.push(
+            Diagnostic::new(Code::BadRun, format!("`{}` must be {what}", s.key.node))
+                .label(s.value.span, format!("expected {what}")),
+        );
+    }
+
+    fn count(&mut self, key: &str, default: u64, min: u64) -> u64 {
+        let Some(s) = self.get(key) else {
+            return default;
+        };
+        match consts::integer(&s.value) {
+            Some(v) if v >= min as i64 && v <= 1_000_000_000 => v as u64,
+            _ => {
+                let s = s.clone();
+                self.bad(&s, &format!("an integer ≥ {min}"));
+                default
+            }
+        }
+    }
+
+    fn fraction(&mut self, key: &str) -> Option<f64> {
+        let s = self.get(key)?.clone();
+        match consts::number(&s.value) {
+            Some(v) if v > 0.0 && v < 1.0 => Some(v),
+            _ => {
+                self.bad(&s, "a fraction between 0 and 1");
+                None
+            }
+        }
+    }
+}
+
+/// Checks a train block's settings (not the loss, which is lowered with the model).
+pub fn settings(
+    decl: &TrainDecl,
+    data: &DataSpec,
+    params: &[ParamSpec],
+) -> (Option<Settings>, Vec<Diagnostic>) {
+    let mut cx = SettingsCx {
+        diags: Vec::new(),
+        decl,
+    };
+    let mut seen: Vec<&ast::Setting> = Vec::new();
+    for s in &decl.settings {
+        if let Some(prev) = seen.iter().find(|p| p.key.node == s.key.node) {
+            cx.diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("`{}` is set twice", s.key.node),
+                )
+                .label(s.key.span, "set again here")
+                .label(prev.key.span, "first set here"),
+            );
+        }
+        seen.push(s);
+        if !KEYS.contains(&s.key.node.as_str()) {
+            let mut d = Diagnostic::new(Code::BadRun, format!("unknown setting `{}`", s.key.node))
+                .label(s.key.span, "not a train setting");
+            d = match nearest(&s.key.node, KEYS.iter().copied()) {
+                Some(n) => d.note(format!("did you mean `{n}`?")),
+                None => d.note(format!("settings: {}", KEYS.join(", "))),
+            };
+            cx.diags.push(d);
+        }
+    }
+    let is_class = matches!(data.label, LabelKind::Class { .. });
+    // optimizer = sgd(lr = 0.1, momentum = 0.9) | closed_form
+    let optimizer = match cx.get("optimizer").cloned() {
+        None => {
+            cx.diags.push(
+                Diagnostic::new(Code::BadRun, "this train block has no optimizer").label(
+                    decl.model.span.to(decl.data.span),
+                    "add `optimizer = sgd(lr = 0.1)`",
+                ),
+            );
+            None
+        }
+        Some(s) => optimizer(&mut cx, &s),
+    };
+    if optimizer == Some(Optimizer::ClosedForm) {
+        let linear = params.len() <= 2
+            && params.iter().filter(|p| p.ty.shape.rank() == 2).count() == 1
+            && params
+                .iter()
+                .all(|p| p.ty.shape.0.last() == Some(&Dim::Fixed(1)));
+        if !linear || is_class {
+            cx.diags.push(
+                Diagnostic::new(Code::BadRun, "the closed-form solution is for linear regression")
+                    .label(decl.model.span, "this model is not `x @ w + b` with one output, or its data is not a regression")
+                    .note("closed_form solves W* = (XᵀX)⁻¹XᵀY; use sgd(...) for other models"),
+            );
+        }
+    }
+    if cx.get("loss").is_none() && optimizer != Some(Optimizer::ClosedForm) {
+        cx.diags.push(
+            Diagnostic::new(Code::BadRun, "this train block has no loss").label(
+                decl.model.span.to(decl.data.span),
+                "add `loss = ...`, e.g. cross_entropy(output, label)",
+            ),
+        );
+    }
+    let batch = cx.count("batch", 256, 1);
+    let epochs = cx.count("epochs", 10, 1);
+    let seed = cx.count("seed", 0, 0);
+    let mut metrics = vec![Metric::Loss];
+    if let Some(s) = cx.get("metrics").cloned() {
+        metrics.clear();
+        let items = match consts::eval(&s.value) {
+            Some(Const::List(items)) => items,
+            Some(c @ Const::Name(_)) => vec![c],
+            _ => Vec::new(),
+        };
+        if items.is_empty() {
+            cx.bad(&s, "a list of metrics like [loss, acc]");
+        }
+        for it in items {
+            let m = match &it {
+                Const::Name(n) => match n.as_str() {
+                    "loss" => Some(Metric::Loss),
+                    "acc" | "accuracy" => Some(Metric::Acc),
+                    "rmse" => Some(Metric::Rmse),
+                    "log_rmse" => Some(Metric::LogRmse),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match m {
+                None => {
+                    cx.bad(&s, "a list of metrics: loss, acc, rmse, log_rmse");
+                    break;
+                }
+                Some(Metric::Acc) if !is_class => {
+                    cx.diags.push(
+                        Diagnostic::new(Code::BadRun, "accuracy needs class labels").label(
+                            s.value.span,
+                            format!("data `{}` has regression targets", data.name),
+                        ),
+                    );
+                }
+                Some(Metric::Rmse | Metric::LogRmse) if is_class => {
+                    cx.diags.push(
+                        Diagnostic::new(Code::BadRun, "rmse and log_rmse need regression targets")
+                            .label(
+                                s.value.span,
+                                format!("data `{}` has class labels", data.name),
+                            ),
+                    );
+                }
+                Some(m) if !metrics.contains(&m) => metrics.push(m),
+                Some(_) => {}
+            }
+        }
+    }
+    let valid = cx.fraction("valid");
+    let kfold = if cx.get("kfold").is_some() {
+        Some(cx.count("kfold", 5, 2))
+    } else {
+        None
+    };
+    if let (Some(_), Some(_), Some(s)) = (valid, kfold, cx.get("kfold").cloned()) {
+        cx.diags.push(
+            Diagnostic::new(
+                Code::BadRun,
+                "`valid` and `kfold` both choose the validation part",
+            )
+            .label(
+                s.key.span,
+                "K-fold validates on each fold in turn; remove `valid`",
+            ),
+        );
+    }
+    let weight_decay = match cx.get("weight_decay").cloned() {
+        None => None,
+        Some(s) => weight_decay(&mut cx, &s, params),
+    };
+    let sampler = match cx.get("sampler").cloned() {
+        None => Sampler::Shuffle,
+        Some(s) => sampler(&mut cx, &s, is_class).unwrap_or(Sampler::Shuffle),
+    };
+    let diags = cx.diags;
+    let Some(optimizer) = optimizer else {
+        return (None, diags);
+    };
+    if !diags.is_empty() {
+        return (None, diags);
+    }
+    (
+        Some(Settings {
+            optimizer,
+            batch,
+            epochs,
+            seed,
+            metrics,
+            valid,
+            kfold,
+            weight_decay,
+            sampler,
+        }),
+        diags,
+    )
+}
+
+fn call_parts(e: &ast::Expr) -> Option<(&str, &[ast::Arg])> {
+    match &e.node {
+        ExprKind::Name(n) => Some((n.as_str(), &[])),
+        ExprKind::Call { callee, args } => match &callee.node {
+            ExprKind::Name(n) => Some((n.as_str(), args.as_slice())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimizer> {
+    let Some((name, args)) = call_parts(&s.value) else {
+        cx.bad(s, "sgd(lr = ...) or closed_form");
+        return None;
+    };
+    match name {
+        "closed_form" if args.is_empty() => Some(Optimizer::ClosedForm),
+        "sgd" => {
+            let mut lr = None;
+            let mut momentum = 0.0;
+            for (i, a) in args.iter().enumerate() {
+                let key = a
+                    .name
+                    .as_ref()
+                    .map(|n| n.node.as_str())
+                    .unwrap_or(if i == 0 { "lr" } else { "momentum" });
+                let v = consts::number(&a.value);
+                match (key, v) {
+                    ("lr", Some(v)) if v > 0.0 => lr = Some(v),
+                    ("momentum", Some(v)) if (0.0..1.0).contains(&v) => momentum = v,
+                    ("lr", _) => {
+                        cx.diags.push(
+                            Diagnostic::new(
+                                Code::BadRun,
+                                "the learning rate must be a positive number",
+                            )
+                            .label(a.value.span, "expected lr > 0"),
+                        );
+                        return None;
+                    }
+                    ("momentum", _) => {
+                        cx.diags.push(
+                            Diagnostic::new(Code::BadRun, "momentum must be in [0, 1)")
+                                .label(a.value.span, "expected 0 ≤ momentum < 1"),
+                        );
+                        return None;
+                    }
+                    (other, _) => {
+                        let mut d = Diagnostic::new(
+                            Code::Arity,
+                            format!("`sgd` has no argument `{other}`"),
+                        )
+                        .label(a.value.span, "unknown argument");
+                        if let Some(n) = nearest(other, ["lr", "momentum"].into_iter()) {
+                            d = d.note(format!("did you mean `{n}`?"));
+                        }
+                        cx.diags.push(d);
+                        return None;
+                    }
+                }
+            }
+            match lr {
+                Some(lr) => Some(Optimizer::Sgd { lr, momentum }),
+                None => {
+                    cx.diags.push(
+                        Diagnostic::new(Code::Arity, "`sgd` needs a learning rate")
+                            .label(s.value.span, "like sgd(lr = 0.1)"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            cx.bad(s, "sgd(lr = ...) or closed_form");
+            None
+        }
+    }
+}
+
+fn weight_decay(
+    cx: &mut SettingsCx,
+    s: &ast::Setting,
+    params: &[ParamSpec],
+) -> Option<WeightDecay> {
+    let what = "decoupled(λ) or penalty(λ), optionally with a list of parameters";
+    let Some((name, args)) = call_parts(&s.value) else {
+        cx.bad(s, what);
+        return None;
+    };
+    let form = match name {
+        "decoupled" => DecayForm::Decoupled,
+        "penalty" => DecayForm::Penalty,
+        _ => {
+            cx.bad(s, what);
+            return None;
+        }
+    };
+    let lambda = args
+        .first()
+        .and_then(|a| consts::number(&a.value))
+        .filter(|v| *v >= 0.0);
+    let Some(lambda) = lambda else {
+        cx.bad(s, what);
+        return None;
+    };
+    // Default: every parameter of rank ≥ 2 (d2l decays weights, not biases).
+    let mut names: Vec<String> = params
+        .iter()
+        .filter(|p| p.ty.shape.rank() >= 2)
+        .map(|p| p.name.clone())
+        .collect();
+    if let Some(a) = args.get(1) {
+        names.clear();
+        match consts::eval(&a.value) {
+            Some(Const::List(items)) => {
+                for it in items {
+                    match it {
+                        Const::Name(n) if params.iter().any(|p| p.name == n) => names.push(n),
+                        Const::Name(n) => {
+                            let mut d = Diagnostic::new(
+                                Code::UnknownName,
+                                format!("the model has no parameter `{n}`"),
+                            )
+                            .label(a.value.span, "in this list");
+                            if let Some(s) = nearest(&n, params.iter().map(|p| p.name.as_str())) {
+                                d = d.note(format!("did you mean `{s}`?"));
+                            }
+                            cx.diags.push(d);
+                            return None;
+                        }
+                        _ => {
+                            cx.bad(s, what);
+                            return None;
+                        }
+                    }
+                }
+            }
+            _ => {
+                cx.bad(s, what);
+                return None;
+            }
+        }
+    }
+    if args.len() > 2 {
+        cx.bad(s, what);
+        return None;
+    }
+    Some(WeightDecay {
+        form,
+        lambda,
+        params: names,
+    })
+}
+
+fn sampler(cx: &mut SettingsCx, s: &ast::Setting, is_class: bool) -> Option<Sampler> {
+    let what = "shuffle, sequential, weighted, weighted([w0, w1, ...]), oversample or undersample";
+    let Some((name, args)) = call_parts(&s.value) else {
+        cx.bad(s, what);
+        return None;
+    };
+    let r = match (name, args.len()) {
+        ("shuffle", 0) => Sampler::Shuffle,
+        ("sequential", 0) => Sampler::Sequential,
+        ("weighted", 0) => Sampler::Weighted(None),
+        ("weighted", 1) => match consts::eval(&args[0].value) {
+            Some(Const::List(items)) if !items.is_empty() => {
+                let ws: Option<Vec<f64>> = items
+                    .iter()
+                    .map(|c| match c {
+                        Const::Num(v, _) if *v >= 0.0 => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                match ws {
+                    Some(ws) => Sampler::Weighted(Some(ws)),
+                    None => {
+                        cx.bad(s, "weighted([w0, w1, ...]) with weights ≥ 0");
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                cx.bad(s, "weighted([w0, w1, ...]) with weights ≥ 0");
+                return None;
+            }
+        },
+        ("oversample", 0) => Sampler::Oversample,
+        ("undersample", 0) => Sampler::Undersample,
+        _ => {
+            cx.bad(s, what);
+            return None;
+        }
+    };
+    if !is_class
+        && matches!(
+            r,
+            Sampler::Weighted(_) | Sampler::Oversample | Sampler::Undersample
+        )
+    {
+        cx.diags.push(
+            Diagnostic::new(Code::BadRun, "class-balancing samplers need class labels")
+                .label(s.value.span, "the data has regression targets"),
+        );
+        return None;
+    }
+    Some(r)
+}
