@@ -222,7 +222,7 @@ fn main() -> ExitCode {
         .stack_size(256 << 20)
         .spawn(move || std::panic::catch_unwind(move || run(cli)));
     let result = match handle {
-        Ok(h) => h.join().unwrap_or_else(|e| Err(e)),
+        Ok(h) => h.join().unwrap_or_else(Err),
         Err(e) => {
             eprintln!("error: cannot start the compiler thread: {e}");
             return ExitCode::from(3);

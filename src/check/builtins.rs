@@ -531,7 +531,7 @@ pub fn call(
                         let mut p = Vec::new();
                         for it in items {
                             match it {
-                                Const::Num(v, true) if v >= 0.0 && v < 32.0 => p.push(v as u8),
+                                Const::Num(v, true) if (0.0..32.0).contains(&v) => p.push(v as u8),
                                 _ => {
                                     const_error(lw, e, "a permutation of the axes like [1, 0]");
                                     return None;

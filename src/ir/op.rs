@@ -163,6 +163,62 @@ impl Op {
         }
     }
 
+    /// The bracketed parameters printed after the name (`[axes=0,1]`), or "".
+    pub fn params(&self) -> String {
+        let list = |v: Vec<String>| v.join(",");
+        match self {
+            Op::Iota { axis } | Op::ArgMax { axis } => format!("[axis={axis}]"),
+            Op::Random { dist, stream } => {
+                let d = match dist {
+                    Dist::Uniform => "uniform",
+                    Dist::Normal => "normal",
+                };
+                format!("[{d},stream={stream}]")
+            }
+            Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
+                format!(
+                    "[axes={}]",
+                    list(axes_list(*axes).iter().map(|a| a.to_string()).collect())
+                )
+            }
+            Op::Transpose { perm } => {
+                format!(
+                    "[perm={}]",
+                    list(perm.iter().map(|a| a.to_string()).collect())
+                )
+            }
+            Op::Slice {
+                axis,
+                start,
+                end,
+                step,
+            } => format!("[axis={axis},{start}:{end}:{step}]"),
+            Op::Input(_)
+            | Op::Const(_)
+            | Op::Literal(_)
+            | Op::BatchSize
+            | Op::Neg
+            | Op::Recip
+            | Op::Exp
+            | Op::Log
+            | Op::Sqrt
+            | Op::Abs
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Cast
+            | Op::StopGradient
+            | Op::Add
+            | Op::Mul
+            | Op::Max
+            | Op::Pow
+            | Op::Cmp(_)
+            | Op::Select
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::MatMul => String::new(),
+        }
+    }
+
     pub fn is_elementwise(&self) -> bool {
         match self {
             Op::Neg

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::{op::axes_list, DType, Graph, NodeId, Op, Role};
+use super::{DType, Graph, NodeId, Op, Role};
 use crate::span::LineIndex;
 
 /// Where spans point: the file name and its line index.
@@ -90,8 +90,8 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
             "    "
         };
         let _ = write!(line, "{prefix}{}:{} = ", name(&id), node.ty);
-        let rhs = match &node.op {
-            Op::Input(k) => match g.inputs.get(*k as usize) {
+        let rhs = if let Op::Input(k) = &node.op {
+            match g.inputs.get(*k as usize) {
                 Some(info) => match &info.role {
                     Role::Param { init } => format!("param {} ~ {init}", info.name),
                     Role::Features => format!("features {}", info.name),
@@ -100,49 +100,25 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                     Role::Value => format!("value {}", info.name),
                 },
                 None => "input ?".to_string(),
-            },
-            Op::Literal(k) => {
-                let vals = g.literals.get(*k as usize).cloned().unwrap_or_default();
-                if vals.len() <= 8 {
-                    let parts: Vec<String> =
-                        vals.iter().map(|v| fmt_value(*v, node.ty.dtype)).collect();
-                    format!("literal[{}]", parts.join(","))
-                } else {
-                    format!("literal[{} values]", vals.len())
-                }
             }
-            op => {
-                let params = match op {
-                    Op::Iota { axis } => format!("[axis={axis}]"),
-                    Op::Random { dist, stream } => {
-                        format!("[{},stream={stream}]", format!("{dist:?}").to_lowercase())
-                    }
-                    Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
-                        let a: Vec<String> =
-                            axes_list(*axes).iter().map(|a| a.to_string()).collect();
-                        format!("[axes={}]", a.join(","))
-                    }
-                    Op::ArgMax { axis } => format!("[axis={axis}]"),
-                    Op::Transpose { perm } => {
-                        let p: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
-                        format!("[perm={}]", p.join(","))
-                    }
-                    Op::Slice {
-                        axis,
-                        start,
-                        end,
-                        step,
-                    } => format!("[axis={axis},{start}:{end}:{step}]"),
-                    _ => String::new(),
-                };
-                let args: Vec<String> = node.inputs.iter().map(name).collect();
-                let mut s = format!("{}{params}", op.name());
-                for a in args {
-                    s.push(' ');
-                    s.push_str(&a);
-                }
-                s
+        } else if let Op::Literal(k) = &node.op {
+            let vals = g.literals.get(*k as usize).cloned().unwrap_or_default();
+            if vals.len() <= 8 {
+                let parts: Vec<String> =
+                    vals.iter().map(|v| fmt_value(*v, node.ty.dtype)).collect();
+                format!("literal[{}]", parts.join(","))
+            } else {
+                format!("literal[{} values]", vals.len())
             }
+        } else {
+            let op = &node.op;
+            let args: Vec<String> = node.inputs.iter().map(name).collect();
+            let mut s = format!("{}{}", op.name(), op.params());
+            for a in args {
+                s.push(' ');
+                s.push_str(&a);
+            }
+            s
         };
         line.push_str(&rhs);
         if let Some(src) = src {

@@ -96,9 +96,8 @@ fn rich_to_diag(e: &Rich<'_, Token<'_>, SimpleSpan>, span: Span) -> Diagnostic {
         )
     };
     let mut d = Diagnostic::new(Code::Syntax, message).label(span, label);
-    for ctx in e.contexts() {
+    if let Some(ctx) = e.contexts().next() {
         d = d.label(sp(*ctx.1), format!("while parsing this {}", ctx.0));
-        break;
     }
     d
 }
