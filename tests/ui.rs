@@ -7,6 +7,11 @@ use dlc::driver::{cmd_check, ProgramArgs};
 fn every_bad_program_is_rejected_with_its_diagnostic() {
     let mut count = 0;
     insta::glob!("ui", "*.dl", |path| {
+        // Relative to the package root (the tests' working directory), as a
+        // user would name the file; messages then show relative paths.
+        let path = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(path);
         count += 1;
         let out = cmd_check(&ProgramArgs {
             file: path.to_path_buf(),

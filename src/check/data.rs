@@ -304,13 +304,31 @@ pub fn describe(
     result
 }
 
+/// `base/rel` with `.` and `dir/..` removed lexically, so messages show
+/// `programs/data/x.csv` rather than `tests/ui/../../programs/data/x.csv`.
+fn join_clean(base: &Path, rel: &str) -> PathBuf {
+    use std::path::Component;
+    let joined = base.join(rel);
+    let mut out: Vec<Component> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
 fn path_arg(o: &mut Opts, base: &Path, override_path: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = override_path {
         return Some(p.to_path_buf());
     }
     let a = o.positional(0)?;
     match consts::eval(&a.value) {
-        Some(Const::Str(s)) => Some(base.join(s)),
+        Some(Const::Str(s)) => Some(join_clean(base, &s)),
         _ => {
             o.bad(a, "a path string");
             None

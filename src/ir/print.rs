@@ -95,6 +95,7 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                 Some(info) => match &info.role {
                     Role::Param { init } => format!("param {} ~ {init}", info.name),
                     Role::Features => format!("features {}", info.name),
+                    Role::Label if info.name == "label" => "label".to_string(),
                     Role::Label => format!("label {}", info.name),
                     Role::Step => "step".to_string(),
                     Role::Value => format!("value {}", info.name),
