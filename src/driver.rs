@@ -151,16 +151,15 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         return Output::fail(render(&l, args.color));
     }
     match stage {
-        Stage::Ast | Stage::Typed => {}
-        Stage::Grad | Stage::Opt | Stage::Kernels | Stage::Clif => {
+        Stage::Ast | Stage::Typed | Stage::Grad => {}
+        Stage::Opt | Stage::Kernels | Stage::Clif => {
             let name = match stage {
-                Stage::Grad => "grad (autodiff)",
                 Stage::Opt => "opt (the optimizer)",
                 Stage::Kernels => "kernels (the optimizer's kernel plan)",
                 _ => "clif (the Cranelift JIT)",
             };
             return Output::fail(format!(
-                "error: the stage {name} is not built yet; this version prints `ast` and `typed`\n"
+                "error: the stage {name} is not built yet; this version prints `ast`, `typed` and `grad`\n"
             ));
         }
     }
@@ -187,6 +186,26 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
             continue;
         }
         let data = &l.checked.data[r.data];
+        if stage == Stage::Grad {
+            match crate::step::training_step(r) {
+                Some(step) => {
+                    let _ = writeln!(
+                        out,
+                        "\n# run {}: {} on {}: the training step",
+                        r.name, r.model, data.name
+                    );
+                    out.push_str(&print::graph(&step, Some(&info)));
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "\n# run {}: solved in closed form, no training step",
+                        r.name
+                    );
+                }
+            }
+            continue;
+        }
         let _ = writeln!(
             out,
             "\n# run {}: {} on {} (training mode)",
@@ -194,7 +213,7 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         );
         out.push_str(&print::graph(&r.train, Some(&info)));
     }
-    if args.run.is_none() {
+    if args.run.is_none() && stage == Stage::Typed {
         if let Some(s) = &l.checked.session {
             let _ = writeln!(out, "\n# top level");
             out.push_str(&print::graph(s, Some(&info)));
@@ -221,4 +240,83 @@ pub fn cmd_not_yet(args: &ProgramArgs, what: &str) -> Output {
         "error: `dlc {what}` is not built yet. {} checks fine; today dlc parses and type-checks programs (`dlc check`, `dlc ir --stage ast|typed`)\n",
         l.file_name
     ))
+}
+
+/// `dlc gradcheck FILE`: every run's parameter gradients against central
+/// finite differences, in f64 through the interpreter.
+pub fn cmd_gradcheck(args: &ProgramArgs, opts: &crate::gradcheck::Options) -> Output {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => return Output::fail(e + "\n"),
+    };
+    if !l.diagnostics.is_empty() {
+        return Output::fail(render(&l, args.color));
+    }
+    if let Some(r) = &args.run {
+        if !l.checked.runs.iter().any(|x| &x.name == r) {
+            let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+            return Output::fail(format!(
+                "error: no run named `{r}`; the runs are: {}\n",
+                names.join(", ")
+            ));
+        }
+    }
+    let mut out = String::new();
+    let mut failures = Vec::new();
+    for r in &l.checked.runs {
+        if args.run.as_ref().is_some_and(|n| *n != r.name) {
+            continue;
+        }
+        if !r.train.outputs.iter().any(|(n, _)| n == "loss") {
+            let _ = writeln!(
+                out,
+                "{} run {}: solved in closed form, no loss to differentiate",
+                l.file_name, r.name
+            );
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{} run {} (batch {}, eps {:e}, f64):",
+            l.file_name, r.name, opts.batch, opts.eps
+        );
+        let data = l.checked.data.get(r.data);
+        match crate::gradcheck::check_run(r, data, opts, &crate::autodiff::vjp) {
+            Ok(rep) => {
+                out.push_str(&rep.render());
+                if !rep.ok() {
+                    failures.push(rep);
+                }
+            }
+            Err(e) => return Output::fail(format!("error: run {}: {e}\n", r.name)),
+        }
+    }
+    let mut err = String::new();
+    for rep in &failures {
+        let worst = rep
+            .params
+            .iter()
+            .filter(|p| !p.worst.ok())
+            .map(|p| (format!("{}{:?}", p.name, p.worst.index), &p.worst))
+            .chain(
+                (!rep.direction.ok()).then(|| ("the random direction".to_string(), &rep.direction)),
+            )
+            .next();
+        if let Some((what, w)) = worst {
+            let _ = writeln!(
+                err,
+                "error: gradient check failed in run {}: {what}: symbolic {:.6e}, finite difference {:.6e} (|diff| {:.1e} > tolerance {:.1e})",
+                rep.run,
+                w.symbolic,
+                w.numeric,
+                w.error(),
+                w.tolerance()
+            );
+        }
+    }
+    Output {
+        stdout: out,
+        stderr: err,
+        code: i32::from(!failures.is_empty()),
+    }
 }

@@ -193,6 +193,11 @@ pub enum Role {
     Step,
     /// A value bound in a REPL session or by a top-level `let`.
     Value,
+    /// A hyper-parameter given at run time (the learning rate), so changing
+    /// it does not recompile.
+    Hyper,
+    /// Optimizer state carried between steps (a parameter's momentum).
+    Velocity,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -245,6 +250,9 @@ pub struct Graph {
     pub outputs: Vec<(String, NodeId)>,
     /// Tensor literals from the source, row-major, referenced by `Op::Literal`.
     pub literals: Vec<Vec<f64>>,
+    /// For nodes autodiff added: the forward node whose derivative rule
+    /// created them (printed as `d(%k op)`).
+    pub grad_of: HashMap<NodeId, NodeId>,
     intern: HashMap<(Op, Vec<NodeId>, Type), NodeId>,
 }
 

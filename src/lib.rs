@@ -2,10 +2,15 @@
 //! chapters 2–5. See ARCHITECTURE.md for the map of the pipeline.
 #![deny(unsafe_code)]
 
+pub mod autodiff;
 pub mod check;
 pub mod data;
 pub mod diag;
 pub mod driver;
+pub mod gradcheck;
+pub mod interp;
 pub mod ir;
+pub mod rng;
 pub mod span;
+pub mod step;
 pub mod syntax;

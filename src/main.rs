@@ -120,14 +120,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "typed")]
         stage: StageArg,
     },
-    /// Compare gradients with finite differences (not built yet).
+    /// Compare every parameter's gradient with central finite differences.
     Gradcheck {
         #[command(flatten)]
         common: Common,
-        /// Finite-difference step.
-        #[arg(long)]
+        /// Relative finite-difference step [default: 1e-6].
+        #[arg(long, value_parser = positive_f64)]
         eps: Option<f64>,
-        /// Coordinates sampled per parameter.
+        /// Coordinates sampled per parameter [default: 8].
         #[arg(long)]
         samples: Option<usize>,
     },
@@ -144,6 +144,13 @@ enum Command {
     },
     /// The tensor-expression REPL (not built yet).
     Repl,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
 }
 
 fn program_args(c: Common) -> ProgramArgs {
@@ -183,8 +190,14 @@ fn run(cli: Cli) -> Output {
             eps,
             samples,
         } => {
-            let _ = (eps, samples);
-            driver::cmd_not_yet(&program_args(common), "gradcheck")
+            let mut opts = dlc::gradcheck::Options::default();
+            if let Some(e) = eps {
+                opts.eps = e;
+            }
+            if let Some(n) = samples {
+                opts.samples = n;
+            }
+            driver::cmd_gradcheck(&program_args(common), &opts)
         }
         Command::Data { common, show, out } => {
             let _ = (show, out);

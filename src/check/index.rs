@@ -178,6 +178,19 @@ impl Lowerer<'_, '_> {
             if start.is_none() && end.is_none() && step == 1 {
                 continue;
             }
+            if len.is_none() {
+                // The batch's length is only known at run time, and a model
+                // treats every sample alike: take whole batches (`x[:, ...]`).
+                self.error(
+                    Diagnostic::new(
+                        Code::ShapeMismatch,
+                        "cannot index or slice the batch axis `B`",
+                    )
+                    .label(ispan, "the batch size is only known at run time")
+                    .note("keep the whole batch with `:` and index the other axes, like x[:, 0:4]"),
+                );
+                return None;
+            }
             let norm = |i: i64| -> Option<i64> {
                 if i < 0 {
                     len.map(|n| n + i)

@@ -121,6 +121,15 @@ pub enum Op {
         step: u64,
     },
 
+    /// The adjoint of `Slice`: x placed at `start, start+step, …` along
+    /// `axis` of a zero tensor whose length there is `len`.
+    Pad {
+        axis: u32,
+        start: u64,
+        step: u64,
+        len: u64,
+    },
+
     // ---- linear algebra ----
     /// [m,k] @ [k,n] → [m,n].
     MatMul,
@@ -159,6 +168,7 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Transpose { .. } => "transpose",
             Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
             Op::MatMul => "matmul",
         }
     }
@@ -193,6 +203,12 @@ impl Op {
                 end,
                 step,
             } => format!("[axis={axis},{start}:{end}:{step}]"),
+            Op::Pad {
+                axis,
+                start,
+                step,
+                len,
+            } => format!("[axis={axis},{start}::{step},len={len}]"),
             Op::Input(_)
             | Op::Const(_)
             | Op::Literal(_)
@@ -250,6 +266,7 @@ impl Op {
             | Op::Reshape
             | Op::Transpose { .. }
             | Op::Slice { .. }
+            | Op::Pad { .. }
             | Op::MatMul => false,
         }
     }
@@ -542,6 +559,28 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
                 }
             }
             dims[a] = Dim::Fixed((end - start).div_ceil(*step));
+            Ok(Type::new(ins[0].dtype, Shape(dims)))
+        }
+        Op::Pad {
+            axis,
+            start,
+            step,
+            len,
+        } => {
+            arity(op, ins, 1)?;
+            let r = ins[0].shape.rank();
+            check_axes(1 << axis, r)?;
+            let mut dims = ins[0].shape.0.clone();
+            let a = *axis as usize;
+            let Dim::Fixed(n) = dims[a] else {
+                return Err(IrError::shape("cannot pad along the batch axis"));
+            };
+            if *step == 0 || n == 0 || start + (n - 1) * step >= *len {
+                return Err(IrError::shape(format!(
+                    "padding {n} elements from {start} by {step} does not fit in {len}"
+                )));
+            }
+            dims[a] = Dim::Fixed(*len);
             Ok(Type::new(ins[0].dtype, Shape(dims)))
         }
         Op::MatMul => {

@@ -99,6 +99,8 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                     Role::Label => format!("label {}", info.name),
                     Role::Step => "step".to_string(),
                     Role::Value => format!("value {}", info.name),
+                    Role::Hyper => format!("hyper {}", info.name),
+                    Role::Velocity => format!("velocity {}", info.name),
                 },
                 None => "input ?".to_string(),
             }
@@ -133,6 +135,9 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                     src.lines.line(node.span.start)
                 );
             }
+        }
+        if let Some(fwd) = g.grad_of.get(&id) {
+            let _ = write!(line, " d({} {})", name(fwd), g.node(*fwd).op.name());
         }
         out.push_str(line.trim_end());
         out.push('\n');

@@ -1,0 +1,380 @@
+//! Reverse-mode differentiation as an IR → IR transformation.
+//!
+//! [`grad`] adds to a graph the nodes that compute ∂y/∂x for a scalar `y`
+//! and each `x` in `wrt`. The generic driver owns everything that is not
+//! about one op: the reverse sweep in id order, fan-out (a value used twice
+//! gets the sum of both adjoints), and un-broadcasting (an operand that was
+//! broadcast gets its adjoint summed over the broadcast axes). [`vjp`] holds
+//! one local rule per primitive, each under a one-line math comment.
+//!
+//! Conventions at non-differentiable points: `max(a, b)` sends the adjoint
+//! to `a` where a > b and to `b` otherwise, so relu'(0) = 0 (d2l's choice);
+//! `reduce_max` splits the adjoint equally among tied maxima; |x|'(0) = 0.
+//!
+//! Each new node carries the span of the forward node it differentiates,
+//! and `Graph::grad_of` records which forward node that was, so the printed
+//! backward pass reads back to the source.
+//!
+//! Architecture invariant: the input graph is well typed; a failure here
+//! is a compiler bug and panics with a message that says so.
+
+use crate::ir::{CmpOp, DType, Dim, Graph, Node, NodeId, Op, Shape, Type};
+use crate::span::Span;
+
+/// A local derivative rule: given the forward node `id`, the adjoint of its
+/// output, and an operand index, the operand's adjoint contribution (in the
+/// operand's shape or the output's broadcast shape), or `None` when no
+/// gradient flows to that operand.
+pub type Rule = dyn Fn(&mut Graph, NodeId, NodeId, usize) -> Option<NodeId>;
+
+/// Adds a node or panics: autodiff only builds well-typed nodes.
+pub fn add(g: &mut Graph, op: Op, ins: &[NodeId], out: Option<Type>, span: Span) -> NodeId {
+    let name = op.name();
+    g.add(op, ins, out, span).unwrap_or_else(|e| {
+        panic!(
+            "compiler bug: autodiff built an ill-typed {name}: {}",
+            e.message
+        )
+    })
+}
+
+/// ∂y/∂x for each x in `wrt`, with the standard rules. `y` must be a
+/// float scalar. A `wrt` node that `y` does not depend on gets zeros.
+pub fn grad(g: &mut Graph, y: NodeId, wrt: &[NodeId]) -> Vec<NodeId> {
+    grad_with(g, y, wrt, &vjp)
+}
+
+/// [`grad`] with a given rule set (tests inject a broken rule to show the
+/// gradient check can fail).
+pub fn grad_with(g: &mut Graph, y: NodeId, wrt: &[NodeId], rule: &Rule) -> Vec<NodeId> {
+    let n = y.index() + 1;
+    // Which nodes depend on a wrt node: only they need adjoints.
+    let mut needs = vec![false; g.len()];
+    for w in wrt {
+        needs[w.index()] = true;
+    }
+    for i in 0..n {
+        if !needs[i] && g.nodes[i].inputs.iter().any(|x| needs[x.index()]) {
+            needs[i] = !matches!(g.nodes[i].op, Op::StopGradient);
+        }
+    }
+    let yt = g.ty(y).clone();
+    assert!(
+        yt.shape.rank() == 0 && yt.dtype.is_float(),
+        "compiler bug: grad of a non-scalar {yt}"
+    );
+    let mut adj: Vec<Option<NodeId>> = vec![None; n];
+    let span = g.node(y).span;
+    adj[y.index()] = Some(g.constant(1.0, yt.dtype, span));
+    for i in (0..n).rev() {
+        let Some(a) = adj[i] else { continue };
+        if !needs[i] {
+            continue;
+        }
+        let id = NodeId(i as u32);
+        let inputs = g.nodes[i].inputs.clone();
+        for (k, x) in inputs.iter().enumerate() {
+            if !needs[x.index()] || !g.ty(*x).dtype.is_float() {
+                continue;
+            }
+            let before = g.len();
+            let Some(c) = rule(g, id, a, k) else { continue };
+            let c = unbroadcast(g, c, &g.ty(*x).clone(), g.node(id).span);
+            let total = match adj[x.index()] {
+                None => c,
+                Some(prev) => add(g, Op::Add, &[prev, c], None, g.node(id).span),
+            };
+            for new in before..g.len() {
+                g.grad_of.entry(NodeId(new as u32)).or_insert(id);
+            }
+            adj[x.index()] = Some(total);
+        }
+    }
+    wrt.iter()
+        .map(|w| match adj.get(w.index()).copied().flatten() {
+            Some(a) => a,
+            None => {
+                let t = g.ty(*w).clone();
+                let span = g.node(*w).span;
+                let z = g.constant(0.0, t.dtype, span);
+                add(g, Op::Broadcast, &[z], Some(t), span)
+            }
+        })
+        .collect()
+}
+
+/// Sums `c` down to type `to`: over leading axes it has and `to` lacks, and
+/// over axes where `to` has size 1 (the inverse of NumPy broadcasting).
+pub fn unbroadcast(g: &mut Graph, c: NodeId, to: &Type, span: Span) -> NodeId {
+    let from = g.ty(c).clone();
+    if from.shape == to.shape {
+        return c;
+    }
+    let (r, t) = (from.shape.rank(), to.shape.rank());
+    let mut axes = 0u32;
+    for i in 0..r {
+        let reduce = if i < r - t {
+            true
+        } else {
+            to.shape.0[i - (r - t)] == Dim::Fixed(1) && from.shape.0[i] != Dim::Fixed(1)
+        };
+        if reduce {
+            axes |= 1 << i;
+        }
+    }
+    let s = if axes != 0 {
+        add(g, Op::ReduceSum { axes }, &[c], None, span)
+    } else {
+        c
+    };
+    if g.ty(s).shape == to.shape {
+        s
+    } else {
+        add(
+            g,
+            Op::Reshape,
+            &[s],
+            Some(Type::new(from.dtype, to.shape.clone())),
+            span,
+        )
+    }
+}
+
+/// The standard vector-Jacobian products, one per primitive.
+pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
+    let node: Node = g.node(id).clone();
+    let sp = node.span;
+    let dt = node.ty.dtype;
+    let x = |i: usize| node.inputs[i];
+    let c = |g: &mut Graph, v: f64| g.constant(v, dt, sp);
+    let mul = |g: &mut Graph, p: NodeId, q: NodeId| add(g, Op::Mul, &[p, q], None, sp);
+    let neg = |g: &mut Graph, p: NodeId| add(g, Op::Neg, &[p], None, sp);
+    match &node.op {
+        Op::Input(_)
+        | Op::Const(_)
+        | Op::Literal(_)
+        | Op::Iota { .. }
+        | Op::BatchSize
+        | Op::Random { .. }
+        | Op::Cmp(_)
+        | Op::ArgMax { .. }
+        | Op::StopGradient => None,
+        // d(−x) = −dx
+        Op::Neg => Some(neg(g, a)),
+        // d(1/x) = −dx/x² = −dx·out²
+        Op::Recip => {
+            let sq = mul(g, id, id);
+            let m = mul(g, a, sq);
+            Some(neg(g, m))
+        }
+        // d(eˣ) = eˣ·dx
+        Op::Exp => Some(mul(g, a, id)),
+        // d(ln x) = dx/x
+        Op::Log => {
+            let r = add(g, Op::Recip, &[x(0)], None, sp);
+            Some(mul(g, a, r))
+        }
+        // d(√x) = dx/(2√x)
+        Op::Sqrt => {
+            let r = add(g, Op::Recip, &[id], None, sp);
+            let half = c(g, 0.5);
+            let h = mul(g, r, half);
+            Some(mul(g, a, h))
+        }
+        // d|x| = sign(x)·dx, with sign(0) = 0
+        Op::Abs => {
+            let zero = c(g, 0.0);
+            let (one, m1) = (c(g, 1.0), c(g, -1.0));
+            let pos = add(g, Op::Cmp(CmpOp::Gt), &[x(0), zero], None, sp);
+            let negv = add(g, Op::Cmp(CmpOp::Lt), &[x(0), zero], None, sp);
+            let s0 = add(g, Op::Select, &[negv, m1, zero], None, sp);
+            let sign = add(g, Op::Select, &[pos, one, s0], None, sp);
+            Some(mul(g, a, sign))
+        }
+        // d(tanh x) = (1 − tanh²x)·dx
+        Op::Tanh => {
+            let sq = mul(g, id, id);
+            let nsq = neg(g, sq);
+            let one = c(g, 1.0);
+            let d = add(g, Op::Add, &[one, nsq], None, sp);
+            Some(mul(g, a, d))
+        }
+        // d(σ(x)) = σ(x)(1 − σ(x))·dx
+        Op::Sigmoid => {
+            let n = neg(g, id);
+            let one = c(g, 1.0);
+            let om = add(g, Op::Add, &[one, n], None, sp);
+            let d = mul(g, id, om);
+            Some(mul(g, a, d))
+        }
+        // a cast between floats passes the adjoint back in the operand's dtype
+        Op::Cast => {
+            let from = g.ty(x(0)).clone();
+            if !from.dtype.is_float() {
+                return None;
+            }
+            let t = Type::new(from.dtype, g.ty(a).shape.clone());
+            Some(add(g, Op::Cast, &[a], Some(t), sp))
+        }
+        // d(a + b) = da + db
+        Op::Add => Some(a),
+        // d(a·b) = b·da + a·db
+        Op::Mul => Some(mul(g, a, x(1 - k))),
+        // d max(a, b) = [a > b]·da + [a ≤ b]·db
+        Op::Max => {
+            let gt = add(g, Op::Cmp(CmpOp::Gt), &[x(0), x(1)], None, sp);
+            let zero = c(g, 0.0);
+            let ins = if k == 0 { [gt, a, zero] } else { [gt, zero, a] };
+            Some(add(g, Op::Select, &ins, None, sp))
+        }
+        // d(aᵇ) = b·aᵇ⁻¹·da + ln(a)·aᵇ·db
+        Op::Pow => {
+            if k == 0 {
+                let one = c(g, 1.0);
+                let nb = neg(g, one);
+                let bm1 = add(g, Op::Add, &[x(1), nb], None, sp);
+                let p = add(g, Op::Pow, &[x(0), bm1], None, sp);
+                let bp = mul(g, x(1), p);
+                Some(mul(g, a, bp))
+            } else {
+                let l = add(g, Op::Log, &[x(0)], None, sp);
+                let lo = mul(g, l, id);
+                Some(mul(g, a, lo))
+            }
+        }
+        // d where(c, a, b) = where(c, d, 0) to a and where(c, 0, d) to b
+        Op::Select => {
+            if k == 0 {
+                return None;
+            }
+            let zero = c(g, 0.0);
+            let ins = if k == 1 {
+                [x(0), a, zero]
+            } else {
+                [x(0), zero, a]
+            };
+            Some(add(g, Op::Select, &ins, None, sp))
+        }
+        // d Σ x = the adjoint broadcast back over the summed axes
+        Op::ReduceSum { axes } => {
+            let xt = g.ty(x(0)).clone();
+            let kept = keep_dims(g, a, &xt.shape, *axes, sp);
+            Some(add(
+                g,
+                Op::Broadcast,
+                &[kept],
+                Some(Type::new(g.ty(a).dtype, xt.shape)),
+                sp,
+            ))
+        }
+        // d max x = the adjoint shared equally among the maxima
+        Op::ReduceMax { axes } => {
+            let xt = g.ty(x(0)).clone();
+            let m = keep_dims(g, id, &xt.shape, *axes, sp);
+            let eq = add(g, Op::Cmp(CmpOp::Eq), &[x(0), m], None, sp);
+            let mask = add(
+                g,
+                Op::Cast,
+                &[eq],
+                Some(Type::new(xt.dtype, xt.shape.clone())),
+                sp,
+            );
+            let count = add(g, Op::ReduceSum { axes: *axes }, &[mask], None, sp);
+            let share = add(g, Op::Recip, &[count], None, sp);
+            let per = mul(g, a, share);
+            let per = keep_dims(g, per, &xt.shape, *axes, sp);
+            Some(mul(g, mask, per))
+        }
+        // broadcasting is undone by the driver's un-broadcast
+        Op::Broadcast => Some(a),
+        // d reshape(x) = reshape⁻¹(d)
+        Op::Reshape => {
+            let t = g.ty(x(0)).clone();
+            Some(add(
+                g,
+                Op::Reshape,
+                &[a],
+                Some(Type::new(g.ty(a).dtype, t.shape)),
+                sp,
+            ))
+        }
+        // d transpose(x, p) = transpose(d, p⁻¹)
+        Op::Transpose { perm } => {
+            let mut inv = vec![0u8; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p as usize] = i as u8;
+            }
+            Some(add(g, Op::Transpose { perm: inv }, &[a], None, sp))
+        }
+        // d slice(x) = the adjoint padded back into place with zeros
+        Op::Slice {
+            axis, start, step, ..
+        } => {
+            let len = match g.ty(x(0)).shape.0[*axis as usize] {
+                Dim::Fixed(n) => n,
+                Dim::Batch => panic!("compiler bug: a slice of the batch axis reached autodiff"),
+            };
+            let op = Op::Pad {
+                axis: *axis,
+                start: *start,
+                step: *step,
+                len,
+            };
+            Some(add(g, op, &[a], None, sp))
+        }
+        // d pad(x) = slice(d)
+        Op::Pad {
+            axis, start, step, ..
+        } => {
+            let n = match g.ty(x(0)).shape.0[*axis as usize] {
+                Dim::Fixed(n) => n,
+                Dim::Batch => panic!("compiler bug: a pad of the batch axis"),
+            };
+            let op = Op::Slice {
+                axis: *axis,
+                start: *start,
+                end: start + (n - 1) * step + 1,
+                step: *step,
+            };
+            Some(add(g, op, &[a], None, sp))
+        }
+        // d(A·B) = dC·Bᵀ to A and Aᵀ·dC to B
+        Op::MatMul => {
+            let t = Op::Transpose { perm: vec![1, 0] };
+            if k == 0 {
+                let bt = add(g, t, &[x(1)], None, sp);
+                Some(add(g, Op::MatMul, &[a, bt], None, sp))
+            } else {
+                let at = add(g, t, &[x(0)], None, sp);
+                Some(add(g, Op::MatMul, &[at, a], None, sp))
+            }
+        }
+    }
+}
+
+/// Reshapes a reduction's result back to its input's rank (size 1 on the
+/// reduced axes), ready to broadcast against the input.
+fn keep_dims(g: &mut Graph, v: NodeId, in_shape: &Shape, axes: u32, sp: Span) -> NodeId {
+    let dims: Vec<Dim> = in_shape
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if axes & (1 << i) != 0 {
+                Dim::Fixed(1)
+            } else {
+                *d
+            }
+        })
+        .collect();
+    let t = Type::new(g.ty(v).dtype, Shape(dims));
+    if g.ty(v).shape == t.shape {
+        return v;
+    }
+    add(g, Op::Reshape, &[v], Some(t), sp)
+}
+
+/// Whether values of this dtype carry gradients.
+pub fn differentiable(d: DType) -> bool {
+    d.is_float()
+}

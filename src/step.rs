@@ -1,0 +1,187 @@
+//! The training step and the eval function of a run, as IR functions.
+//!
+//! The training step takes the parameters, a batch (`x`, `label`), the step
+//! counter, the learning rate and (with momentum) each parameter's velocity,
+//! and returns the loss, the batch's metric sums, each parameter's gradient,
+//! the updated parameters and velocities. Gradients come from
+//! [`autodiff::grad`]; the update is SGD:
+//!
+//! ```text
+//! v ← μ·v + g                    (with momentum μ; otherwise v = g)
+//! w ← w − η·v                    (no decay, or decay in the loss as λ/2·‖w‖²)
+//! w ← (1 − ηλ)·w − η·v           (decoupled weight decay)
+//! ```
+//!
+//! The eval function is the model without dropout: loss, output and the
+//! metric sums, no gradients and no update.
+
+use crate::autodiff::{self, add};
+use crate::check::run::{DecayForm, Metric, Optimizer, Run};
+use crate::ir::{CmpOp, DType, Graph, NodeId, Op, Role, Type};
+use crate::span::Span;
+
+/// The output names of the metric sums, per metric.
+pub fn metric_output(m: Metric) -> Option<&'static str> {
+    match m {
+        Metric::Loss => None,
+        Metric::Acc => Some("correct"),
+        Metric::Rmse => Some("sq_err"),
+        Metric::LogRmse => Some("sq_log_err"),
+    }
+}
+
+fn output(g: &Graph, name: &str) -> Option<NodeId> {
+    g.outputs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+}
+
+fn input(g: &Graph, role: fn(&Role) -> bool) -> Option<NodeId> {
+    g.inputs.iter().find(|i| role(&i.role)).map(|i| i.node)
+}
+
+/// Adds the batch sums of the run's metrics as outputs: the number of
+/// correct predictions, Σ(ŷ − y)², Σ(log max(ŷ, 1) − log y)².
+fn add_metrics(g: &mut Graph, run: &Run) {
+    let (Some(out), Some(label)) = (output(g, "output"), input(g, |r| matches!(r, Role::Label)))
+    else {
+        return;
+    };
+    let sp = g.node(out).span;
+    let ot = g.ty(out).clone();
+    let all = |rank: usize| (1u32 << rank) - 1;
+    for m in &run.settings.metrics {
+        let Some(name) = metric_output(*m) else {
+            continue;
+        };
+        let v = match m {
+            Metric::Loss => continue,
+            Metric::Acc => {
+                let r = ot.shape.rank() as u32;
+                let am = add(g, Op::ArgMax { axis: r - 1 }, &[out], None, sp);
+                let eq = add(g, Op::Cmp(CmpOp::Eq), &[am, label], None, sp);
+                let st = g.ty(eq).shape.clone();
+                let f = add(
+                    g,
+                    Op::Cast,
+                    &[eq],
+                    Some(Type::new(DType::F32, st.clone())),
+                    sp,
+                );
+                add(
+                    g,
+                    Op::ReduceSum {
+                        axes: all(st.rank()),
+                    },
+                    &[f],
+                    None,
+                    sp,
+                )
+            }
+            Metric::Rmse | Metric::LogRmse => {
+                let (p, y) = if *m == Metric::LogRmse {
+                    // d2l's log-RMSE: predictions clamped to ≥ 1 before the log.
+                    let one = g.constant(1.0, ot.dtype, sp);
+                    let c = add(g, Op::Max, &[out, one], None, sp);
+                    (
+                        add(g, Op::Log, &[c], None, sp),
+                        add(g, Op::Log, &[label], None, sp),
+                    )
+                } else {
+                    (out, label)
+                };
+                let ny = add(g, Op::Neg, &[y], None, sp);
+                let d = add(g, Op::Add, &[p, ny], None, sp);
+                let sq = add(g, Op::Mul, &[d, d], None, sp);
+                let r = g.ty(sq).shape.rank();
+                add(g, Op::ReduceSum { axes: all(r) }, &[sq], None, sp)
+            }
+        };
+        g.outputs.push((name.to_string(), v));
+    }
+}
+
+/// The training step of `run` (SGD runs only; `closed_form` has none).
+pub fn training_step(run: &Run) -> Option<Graph> {
+    let Optimizer::Sgd { momentum, .. } = run.settings.optimizer else {
+        return None;
+    };
+    let mut g = run.train.clone();
+    let loss = output(&g, "loss")?;
+    let span = run
+        .train
+        .nodes
+        .get(loss.index())
+        .map(|n| n.span)
+        .unwrap_or_default();
+    let params: Vec<(String, NodeId)> = g
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.role, Role::Param { .. }))
+        .map(|i| (i.name.clone(), i.node))
+        .collect();
+    let lr = g.input("lr", Role::Hyper, Type::scalar(DType::F32), Span::default());
+    let velocities: Vec<Option<NodeId>> = params
+        .iter()
+        .map(|(name, p)| {
+            (momentum > 0.0).then(|| {
+                let t = g.ty(*p).clone();
+                g.input(name, Role::Velocity, t, Span::default())
+            })
+        })
+        .collect();
+    add_metrics(&mut g, run);
+    let wrt: Vec<NodeId> = params.iter().map(|(_, p)| *p).collect();
+    let grads = autodiff::grad(&mut g, loss, &wrt);
+    let decay = run.settings.weight_decay.as_ref();
+    let mut updates = Vec::new();
+    for (((name, w), gw), v) in params.iter().zip(&grads).zip(&velocities) {
+        let dt = g.ty(*w).dtype;
+        let sp = g.node(*w).span;
+        let lr_t = if dt == DType::F32 {
+            lr
+        } else {
+            add(&mut g, Op::Cast, &[lr], Some(Type::scalar(dt)), sp)
+        };
+        // v ← μ·v + g
+        let upd = match v {
+            Some(v) => {
+                let mu = g.constant(momentum, dt, sp);
+                let mv = add(&mut g, Op::Mul, &[*v, mu], None, sp);
+                let nv = add(&mut g, Op::Add, &[mv, *gw], None, sp);
+                updates.push((format!("velocity {name}"), nv));
+                nv
+            }
+            None => *gw,
+        };
+        let step = add(&mut g, Op::Mul, &[lr_t, upd], None, sp);
+        let nstep = add(&mut g, Op::Neg, &[step], None, sp);
+        let decoupled = decay
+            .filter(|d| d.form == DecayForm::Decoupled && d.params.contains(name))
+            .map(|d| d.lambda);
+        let kept = match decoupled {
+            // (1 − ηλ)·w
+            Some(lambda) => {
+                let l = g.constant(lambda, dt, sp);
+                let lrl = add(&mut g, Op::Mul, &[lr_t, l], None, sp);
+                let nlrl = add(&mut g, Op::Neg, &[lrl], None, sp);
+                let one = g.constant(1.0, dt, sp);
+                let f = add(&mut g, Op::Add, &[one, nlrl], None, sp);
+                add(&mut g, Op::Mul, &[*w, f], None, sp)
+            }
+            None => *w,
+        };
+        let nw = add(&mut g, Op::Add, &[kept, nstep], None, sp);
+        updates.push((name.clone(), nw));
+        g.outputs.push((format!("grad {name}"), *gw));
+    }
+    g.outputs.retain(|(n, _)| n != "output");
+    g.outputs.extend(updates);
+    let _ = span;
+    Some(g)
+}
+
+/// The eval function of `run`: loss, output and metric sums, no dropout.
+pub fn eval_function(run: &Run) -> Graph {
+    let mut g = run.eval.clone();
+    add_metrics(&mut g, run);
+    g
+}
