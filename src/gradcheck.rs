@@ -190,20 +190,34 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 /// Checks the gradient of `run`'s loss for every parameter, with `rule` as
-/// the derivative rules (the standard ones are `autodiff::vjp`).
+/// the derivative rules (the standard ones are `autodiff::vjp`), on random
+/// inputs of the run's declared shapes.
 pub fn check_run(
     run: &Run,
     data: Option<&DataSpec>,
     opts: &Options,
     rule: &Rule,
 ) -> Result<Report, String> {
-    let base = &run.train;
-    let loss = base
+    let loss = run
+        .train
         .outputs
         .iter()
         .find(|(n, _)| n == "loss")
         .map(|(_, id)| *id)
         .ok_or_else(|| format!("run {} has no loss to differentiate", run.name))?;
+    let inputs = random_inputs(&run.train, data, opts.batch, opts.seed);
+    check_graph(&run.train, loss, inputs, opts, rule, &run.name)
+}
+
+/// Checks ∂loss/∂p for every `Role::Param` input p of `base`, at `inputs`.
+pub fn check_graph(
+    base: &Graph,
+    loss: NodeId,
+    mut inputs: Vec<Tensor>,
+    opts: &Options,
+    rule: &Rule,
+    name: &str,
+) -> Result<Report, String> {
     let params: Vec<(usize, String, NodeId)> = base
         .inputs
         .iter()
@@ -227,7 +241,6 @@ pub fn check_run(
         batch: opts.batch,
         seed: opts.seed,
     };
-    let mut inputs = random_inputs(base, data, opts.batch, opts.seed);
     let symbolic = interp::run(&grad_graph, &inputs, &env, Precision::F64)?;
 
     let mut reports = Vec::new();
@@ -333,7 +346,7 @@ pub fn check_run(
         numeric: (up - down) / (2.0 * h),
     };
     Ok(Report {
-        run: run.name.clone(),
+        run: name.to_string(),
         params: reports,
         direction,
     })

@@ -49,3 +49,21 @@ fn ast_stage_round_trips_through_the_parser() {
         assert_eq!(dlc::syntax::print::program(&program), once.stdout);
     });
 }
+
+#[test]
+fn training_step_of_every_program() {
+    insta::glob!("../programs", "*.dl", |path| {
+        let path = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(path);
+        let src = std::fs::read_to_string(path).expect("program is readable");
+        let ir = cmd_ir(&args(path), Stage::Grad);
+        assert_eq!(ir.code, 0, "{}", ir.stderr);
+        // Every gradient names the forward op it came from.
+        assert!(ir.stdout.contains(" d(%"), "{}", ir.stdout);
+        insta::assert_snapshot!(format!(
+            "== SOURCE ==\n{src}\n== TRAINING STEP ==\n{}",
+            ir.stdout
+        ));
+    });
+}
