@@ -245,6 +245,16 @@ pub fn cmd_not_yet(args: &ProgramArgs, what: &str) -> Output {
 /// `dlc gradcheck FILE`: every run's parameter gradients against central
 /// finite differences, in f64 through the interpreter.
 pub fn cmd_gradcheck(args: &ProgramArgs, opts: &crate::gradcheck::Options) -> Output {
+    cmd_gradcheck_with(args, opts, &crate::autodiff::vjp)
+}
+
+/// [`cmd_gradcheck`] with the given derivative rules (a test injects a
+/// broken one to show the command fails as it should).
+pub fn cmd_gradcheck_with(
+    args: &ProgramArgs,
+    opts: &crate::gradcheck::Options,
+    rule: &crate::autodiff::Rule,
+) -> Output {
     let l = match load(args) {
         Ok(l) => l,
         Err(e) => return Output::fail(e + "\n"),
@@ -281,7 +291,7 @@ pub fn cmd_gradcheck(args: &ProgramArgs, opts: &crate::gradcheck::Options) -> Ou
             l.file_name, r.name, opts.batch, opts.eps
         );
         let data = l.checked.data.get(r.data);
-        match crate::gradcheck::check_run(r, data, opts, &crate::autodiff::vjp) {
+        match crate::gradcheck::check_run(r, data, opts, rule) {
             Ok(rep) => {
                 out.push_str(&rep.render());
                 if !rep.ok() {

@@ -386,6 +386,26 @@ fn a_broken_rule_makes_the_gradient_check_fail() {
     assert!(good.ok(), "{}", good.render());
     let bad = dlc::gradcheck::check_run(run, data, &opts, &broken).expect("runs");
     assert!(!bad.ok(), "the broken exp rule passed:\n{}", bad.render());
+    // And the command itself: exit 1, naming the worst coordinate.
+    let args = dlc::driver::ProgramArgs {
+        file: path.clone(),
+        ..Default::default()
+    };
+    let out = dlc::driver::cmd_gradcheck_with(&args, &opts, &broken);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("gradient check failed in run main:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains('[') && out.stderr.contains("finite difference"),
+        "{}",
+        out.stderr
+    );
+    let good = dlc::driver::cmd_gradcheck(&args, &opts);
+    assert_eq!(good.code, 0);
 }
 
 #[test]
