@@ -147,7 +147,18 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
     let dt = node.ty.dtype;
     let x = |i: usize| node.inputs[i];
     let c = |g: &mut Graph, v: f64| g.constant(v, dt, sp);
-    let mul = |g: &mut Graph, p: NodeId, q: NodeId| add(g, Op::Mul, &[p, q], None, sp);
+    // 1·q = q when q already has the product's shape (the seed adjoint of
+    // the loss is 1; this keeps the printed backward pass free of `mul 1`).
+    let mul = |g: &mut Graph, p: NodeId, q: NodeId| {
+        let one = |v: NodeId| g.const_value(v) == Some(1.0);
+        if one(p) && g.ty(q).shape.rank() >= g.ty(p).shape.rank() {
+            return q;
+        }
+        if one(q) && g.ty(p).shape.rank() >= g.ty(q).shape.rank() {
+            return p;
+        }
+        add(g, Op::Mul, &[p, q], None, sp)
+    };
     let neg = |g: &mut Graph, p: NodeId| add(g, Op::Neg, &[p], None, sp);
     match &node.op {
         Op::Input(_)
