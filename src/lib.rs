@@ -10,6 +10,7 @@ pub mod driver;
 pub mod gradcheck;
 pub mod interp;
 pub mod ir;
+pub mod jit;
 pub mod rng;
 pub mod span;
 pub mod step;

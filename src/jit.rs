@@ -1,0 +1,295 @@
+//! The Cranelift JIT: each IR node becomes a native kernel, and
+//! [`Compiled::run`] executes a graph on concrete tensors.
+//!
+//! `compile` builds the ISA from the host's flags (cranelift-native, so
+//! FMA and SSE4 are available), lowers each live node into one function
+//! (`lower.rs`) and finalizes the module. The batch size is a run-time
+//! argument of every kernel, so one compiled graph serves every batch size.
+//!
+//! Architecture invariant: all `unsafe` of the runtime is in `exec.rs`;
+//! `run` checks every buffer against the shapes before any kernel runs.
+
+pub mod exec;
+pub mod lower;
+
+use std::time::Instant;
+
+use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+
+use crate::interp::{concrete, Env, Tensor};
+use crate::ir::{Graph, NodeId, Op};
+use exec::{elem_size, KernelFn};
+
+/// The Rust functions kernels may call (by declaration id).
+pub struct Externs {
+    pub expf: FuncId,
+    pub logf: FuncId,
+    pub tanhf: FuncId,
+    pub sigmoidf: FuncId,
+    pub powf: FuncId,
+    pub exp: FuncId,
+    pub log: FuncId,
+    pub tanh: FuncId,
+    pub sigmoid: FuncId,
+    pub pow: FuncId,
+    pub normal: FuncId,
+}
+
+/// The externs imported into one function.
+pub struct ExternRefs {
+    pub expf: FuncRef,
+    pub logf: FuncRef,
+    pub tanhf: FuncRef,
+    pub sigmoidf: FuncRef,
+    pub powf: FuncRef,
+    pub exp: FuncRef,
+    pub log: FuncRef,
+    pub tanh: FuncRef,
+    pub sigmoid: FuncRef,
+    pub pow: FuncRef,
+    pub normal: FuncRef,
+}
+
+impl Externs {
+    fn import(&self, m: &mut JITModule, f: &mut cranelift_codegen::ir::Function) -> ExternRefs {
+        let mut r = |id: FuncId| m.declare_func_in_func(id, f);
+        ExternRefs {
+            expf: r(self.expf),
+            logf: r(self.logf),
+            tanhf: r(self.tanhf),
+            sigmoidf: r(self.sigmoidf),
+            powf: r(self.powf),
+            exp: r(self.exp),
+            log: r(self.log),
+            tanh: r(self.tanh),
+            sigmoid: r(self.sigmoid),
+            pow: r(self.pow),
+            normal: r(self.normal),
+        }
+    }
+}
+
+/// A compiled graph, ready to run at any batch size.
+pub struct Compiled {
+    pub graph: Graph,
+    kernels: Vec<(NodeId, KernelFn)>,
+    buffers: Vec<Vec<u64>>,
+    live: Vec<bool>,
+    /// Milliseconds spent compiling.
+    pub compile_ms: f64,
+    /// Each kernel's Cranelift IR, when asked for.
+    pub clif: Vec<(String, String)>,
+    _module: JITModule,
+}
+
+fn isa() -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, String> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(|e| e.to_string())?;
+    let builder =
+        cranelift_native::builder().map_err(|e| format!("this host is not supported: {e}"))?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())
+}
+
+/// Compiles every live node of `g` into a kernel. `keep_clif` saves the
+/// Cranelift IR text of each kernel (for `dlc ir --stage clif`).
+pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
+    let start = Instant::now();
+    let isa = isa()?;
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    jb.symbol("dlc_expf", exec::dlc_expf as *const u8);
+    jb.symbol("dlc_logf", exec::dlc_logf as *const u8);
+    jb.symbol("dlc_tanhf", exec::dlc_tanhf as *const u8);
+    jb.symbol("dlc_sigmoidf", exec::dlc_sigmoidf as *const u8);
+    jb.symbol("dlc_powf", exec::dlc_powf as *const u8);
+    jb.symbol("dlc_exp", exec::dlc_exp as *const u8);
+    jb.symbol("dlc_log", exec::dlc_log as *const u8);
+    jb.symbol("dlc_tanh", exec::dlc_tanh as *const u8);
+    jb.symbol("dlc_sigmoid", exec::dlc_sigmoid as *const u8);
+    jb.symbol("dlc_pow", exec::dlc_pow as *const u8);
+    jb.symbol("dlc_rng_normal", exec::dlc_rng_normal as *const u8);
+    let mut module = JITModule::new(jb);
+    let decl = |m: &mut JITModule,
+                name: &str,
+                params: &[types::Type],
+                ret: types::Type|
+     -> Result<FuncId, String> {
+        let mut sig = m.make_signature();
+        for p in params {
+            sig.params.push(AbiParam::new(*p));
+        }
+        sig.returns.push(AbiParam::new(ret));
+        m.declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| e.to_string())
+    };
+    let (f32t, f64t, i64t) = (types::F32, types::F64, types::I64);
+    let ext = Externs {
+        expf: decl(&mut module, "dlc_expf", &[f32t], f32t)?,
+        logf: decl(&mut module, "dlc_logf", &[f32t], f32t)?,
+        tanhf: decl(&mut module, "dlc_tanhf", &[f32t], f32t)?,
+        sigmoidf: decl(&mut module, "dlc_sigmoidf", &[f32t], f32t)?,
+        powf: decl(&mut module, "dlc_powf", &[f32t, f32t], f32t)?,
+        exp: decl(&mut module, "dlc_exp", &[f64t], f64t)?,
+        log: decl(&mut module, "dlc_log", &[f64t], f64t)?,
+        tanh: decl(&mut module, "dlc_tanh", &[f64t], f64t)?,
+        sigmoid: decl(&mut module, "dlc_sigmoid", &[f64t], f64t)?,
+        pow: decl(&mut module, "dlc_pow", &[f64t, f64t], f64t)?,
+        normal: decl(&mut module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
+    };
+    let live = crate::ir::print::live_nodes(g);
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut ids = Vec::new();
+    let mut clif = Vec::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !live[i] || matches!(node.op, Op::Input(_) | Op::Const(_) | Op::Literal(_)) {
+            continue;
+        }
+        let mut sig = module.make_signature();
+        for _ in 0..3 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        let name = format!("k{i}_{}", node.op.name());
+        let fid = module
+            .declare_function(&name, Linkage::Local, &sig)
+            .map_err(|e| e.to_string())?;
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, fid.as_u32());
+        let refs = ext.import(&mut module, &mut ctx.func);
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let mut kb = lower::Kb {
+                b: &mut b,
+                table: params[0],
+                batch: params[1],
+                seed: params[2],
+                ext: &refs,
+            };
+            lower::lower_node(&mut kb, g, NodeId(i as u32));
+            b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(module.target_config());
+        }
+        if keep_clif {
+            clif.push((name.clone(), ctx.func.display().to_string()));
+        }
+        module
+            .define_function(fid, &mut ctx)
+            .map_err(|e| format!("compiler bug: Cranelift rejected kernel {name}: {e:?}"))?;
+        module.clear_context(&mut ctx);
+        ids.push((NodeId(i as u32), fid));
+    }
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let kernels = ids
+        .into_iter()
+        .map(|(n, f)| (n, exec::finalized_kernel(&module, f)))
+        .collect();
+    Ok(Compiled {
+        graph: g.clone(),
+        kernels,
+        buffers: vec![Vec::new(); g.len()],
+        live,
+        compile_ms: start.elapsed().as_secs_f64() * 1e3,
+        clif,
+        _module: module,
+    })
+}
+
+impl Compiled {
+    /// The bytes every buffer needs at batch size `batch`.
+    fn sizes(&self, batch: usize) -> Vec<usize> {
+        self.graph
+            .nodes
+            .iter()
+            .map(|n| concrete(&n.ty.shape, batch).iter().product::<usize>() * elem_size(n.ty.dtype))
+            .collect()
+    }
+
+    /// Runs the graph on `inputs` (in `graph.inputs` order).
+    pub fn run(&mut self, inputs: &[Tensor], env: &Env) -> Result<Vec<Tensor>, String> {
+        let g = &self.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(format!(
+                "{} inputs given, the graph takes {}",
+                inputs.len(),
+                g.inputs.len()
+            ));
+        }
+        let sizes = self.sizes(env.batch);
+        for (i, need) in sizes.iter().enumerate() {
+            if self.live[i] && self.buffers[i].len() * 8 < *need {
+                self.buffers[i] = vec![0u64; need.div_ceil(8).max(1)];
+            }
+        }
+        for (info, t) in g.inputs.iter().zip(inputs) {
+            let want = concrete(&g.ty(info.node).shape, env.batch);
+            if t.shape != want {
+                return Err(format!(
+                    "input {} has shape {:?}, expected {:?}",
+                    info.name, t.shape, want
+                ));
+            }
+            exec::write(
+                &mut self.buffers[info.node.index()],
+                g.ty(info.node).dtype,
+                &t.data,
+            );
+        }
+        for (i, n) in g.nodes.iter().enumerate() {
+            if !self.live[i] {
+                continue;
+            }
+            match &n.op {
+                Op::Const(bits) => {
+                    exec::write(&mut self.buffers[i], n.ty.dtype, &[f64::from_bits(*bits)])
+                }
+                Op::Literal(k) => {
+                    let v = g.literals.get(*k as usize).ok_or("literal missing")?;
+                    exec::write(&mut self.buffers[i], n.ty.dtype, v);
+                }
+                _ => {}
+            }
+        }
+        // Memory safety: every buffer a kernel can touch is large enough
+        // for its shape at this batch size.
+        for (i, need) in sizes.iter().enumerate() {
+            if self.live[i] && self.buffers[i].len() * 8 < *need {
+                return Err(format!("compiler bug: buffer %{i} is too small"));
+            }
+        }
+        let table: Vec<*mut u8> = self
+            .buffers
+            .iter_mut()
+            .map(|b| b.as_mut_ptr().cast::<u8>())
+            .collect();
+        for (_, k) in &self.kernels {
+            exec::call(*k, &table, env.batch, env.seed);
+        }
+        Ok(g.outputs
+            .iter()
+            .map(|(_, id)| {
+                let n = g.node(*id);
+                let shape = concrete(&n.ty.shape, env.batch);
+                let count = shape.iter().product();
+                Tensor::new(
+                    n.ty.dtype,
+                    shape,
+                    exec::read(&self.buffers[id.index()], n.ty.dtype, count),
+                )
+            })
+            .collect())
+    }
+}

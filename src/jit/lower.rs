@@ -1,0 +1,638 @@
+//! IR nodes to Cranelift functions: one kernel (one loop nest) per node.
+//!
+//! A kernel has the signature `(table: *const *mut u8, batch: i64, seed:
+//! i64)`: it finds its operands' and its own buffer in the table by node
+//! index, and sizes every loop from the shapes it was compiled for, with
+//! `batch` standing for `B`. So one compiled function serves every batch
+//! size. Loop nests walk the output with one running offset per operand
+//! (stride 0 along broadcast axes), which is also the form fusion will use.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::FunctionBuilder;
+
+use super::ExternRefs;
+use crate::ir::{CmpOp, DType, Dim, Dist, Graph, Node, NodeId, Op, Shape};
+
+/// A size `c·B` or `c`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sz {
+    pub c: u64,
+    pub batch: bool,
+}
+
+impl Sz {
+    fn of(d: Dim) -> Sz {
+        match d {
+            Dim::Fixed(n) => Sz { c: n, batch: false },
+            Dim::Batch => Sz { c: 1, batch: true },
+        }
+    }
+    fn mul(self, o: Sz) -> Sz {
+        Sz {
+            c: self.c * o.c,
+            batch: self.batch || o.batch,
+        }
+    }
+}
+
+/// Row-major strides of a shape, as sizes.
+pub fn strides(s: &Shape) -> Vec<Sz> {
+    let mut st = vec![Sz { c: 1, batch: false }; s.rank()];
+    for i in (0..s.rank().saturating_sub(1)).rev() {
+        st[i] = st[i + 1].mul(Sz::of(s.0[i + 1]));
+    }
+    st
+}
+
+pub fn numel(s: &Shape) -> Sz {
+    s.0.iter()
+        .fold(Sz { c: 1, batch: false }, |a, d| a.mul(Sz::of(*d)))
+}
+
+pub fn clif_type(d: DType) -> types::Type {
+    match d {
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+        DType::I32 | DType::Bool => types::I32,
+    }
+}
+
+/// The state of one kernel being built.
+pub struct Kb<'a, 'f> {
+    pub b: &'a mut FunctionBuilder<'f>,
+    pub table: Value,
+    pub batch: Value,
+    pub seed: Value,
+    pub ext: &'a ExternRefs,
+}
+
+impl Kb<'_, '_> {
+    fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    fn sz(&mut self, s: Sz) -> Value {
+        let c = self.iconst(s.c as i64);
+        if s.batch {
+            self.b.ins().imul(c, self.batch)
+        } else {
+            c
+        }
+    }
+
+    /// The buffer pointer of node `id`.
+    fn buf(&mut self, id: NodeId) -> Value {
+        self.b.ins().load(
+            types::I64,
+            MemFlagsData::trusted(),
+            self.table,
+            (id.index() * 8) as i32,
+        )
+    }
+
+    fn addr(&mut self, ptr: Value, off: Value, d: DType) -> Value {
+        let size = super::exec::elem_size(d) as i64;
+        let bytes = self.b.ins().imul_imm_s(off, size);
+        self.b.ins().iadd(ptr, bytes)
+    }
+
+    fn load(&mut self, ptr: Value, off: Value, d: DType) -> Value {
+        let a = self.addr(ptr, off, d);
+        self.b
+            .ins()
+            .load(clif_type(d), MemFlagsData::trusted(), a, 0)
+    }
+
+    fn store(&mut self, ptr: Value, off: Value, d: DType, v: Value) {
+        let a = self.addr(ptr, off, d);
+        self.b.ins().store(MemFlagsData::trusted(), v, a, 0);
+    }
+
+    fn fconst(&mut self, d: DType, v: f64) -> Value {
+        match d {
+            DType::F32 => self.b.ins().f32const(v as f32),
+            DType::F64 => self.b.ins().f64const(v),
+            DType::I32 | DType::Bool => self.b.ins().iconst(types::I32, v as i64),
+        }
+    }
+
+    fn call1(&mut self, f: cranelift_codegen::ir::FuncRef, args: &[Value]) -> Value {
+        let inst = self.b.ins().call(f, args);
+        self.b.inst_results(inst)[0]
+    }
+
+    /// Loops over `dims` (outermost first); `strides[k][l]` advances
+    /// operand k along dim l; `body` gets each operand's offset and the
+    /// loop indices.
+    // The body closure's type is spelled out once here and in `level`.
+    #[allow(clippy::type_complexity)]
+    fn nest(
+        &mut self,
+        dims: &[Value],
+        strides: &[Vec<Value>],
+        bases: &[Value],
+        body: &mut dyn FnMut(&mut Self, &[Value], &[Value]),
+    ) {
+        self.level(0, dims, strides, bases.to_vec(), Vec::new(), body);
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn level(
+        &mut self,
+        l: usize,
+        dims: &[Value],
+        strides: &[Vec<Value>],
+        offs: Vec<Value>,
+        idx: Vec<Value>,
+        body: &mut dyn FnMut(&mut Self, &[Value], &[Value]),
+    ) {
+        if l == dims.len() {
+            body(self, &offs, &idx);
+            return;
+        }
+        let i = self.b.declare_var(types::I64);
+        let zero = self.iconst(0);
+        self.b.def_var(i, zero);
+        let ov: Vec<_> = offs
+            .iter()
+            .map(|o| {
+                let v = self.b.declare_var(types::I64);
+                self.b.def_var(v, *o);
+                v
+            })
+            .collect();
+        let header = self.b.create_block();
+        let inner = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(i);
+        let c = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, dims[l]);
+        self.b.ins().brif(c, inner, &[], exit, &[]);
+        self.b.switch_to_block(inner);
+        let cur: Vec<Value> = ov.iter().map(|v| self.b.use_var(*v)).collect();
+        let iv = self.b.use_var(i);
+        let mut idx2 = idx.clone();
+        idx2.push(iv);
+        self.level(l + 1, dims, strides, cur, idx2, body);
+        let iv = self.b.use_var(i);
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(i, next);
+        for (k, v) in ov.iter().enumerate() {
+            let o = self.b.use_var(*v);
+            let n = self.b.ins().iadd(o, strides[k][l]);
+            self.b.def_var(*v, n);
+        }
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    fn dims(&mut self, s: &Shape) -> Vec<Value> {
+        s.0.iter().map(|d| self.sz(Sz::of(*d))).collect()
+    }
+
+    fn strides_v(&mut self, s: &Shape) -> Vec<Value> {
+        strides(s).into_iter().map(|z| self.sz(z)).collect()
+    }
+
+    /// Strides of an operand of shape `inp` read while walking `out`
+    /// (NumPy broadcasting: stride 0 along stretched or missing axes).
+    fn bstrides(&mut self, inp: &Shape, out: &Shape) -> Vec<Value> {
+        let st = strides(inp);
+        let off = out.rank() - inp.rank();
+        (0..out.rank())
+            .map(|i| {
+                if i >= off && inp.0[i - off] != Dim::Fixed(1) {
+                    self.sz(st[i - off])
+                } else {
+                    self.iconst(0)
+                }
+            })
+            .collect()
+    }
+
+    /// A flat loop over `n` elements.
+    fn flat(&mut self, n: Sz, body: &mut dyn FnMut(&mut Self, Value)) {
+        let nv = self.sz(n);
+        let one = self.iconst(1);
+        let zero = self.iconst(0);
+        self.nest(&[nv], &[vec![one]], &[zero], &mut |kb, offs, _| {
+            body(kb, offs[0])
+        });
+    }
+}
+
+/// Converts a scalar between dtypes (bool is i32 0/1).
+fn convert(kb: &mut Kb, v: Value, from: DType, to: DType) -> Value {
+    let b = &mut kb.b;
+    match (from, to) {
+        _ if from == to => v,
+        (DType::F32, DType::F64) => b.ins().fpromote(types::F64, v),
+        (DType::F64, DType::F32) => b.ins().fdemote(types::F32, v),
+        (DType::F32 | DType::F64, DType::I32) => b.ins().fcvt_to_sint_sat(types::I32, v),
+        (DType::I32 | DType::Bool, DType::F32 | DType::F64) => {
+            b.ins().fcvt_from_sint(clif_type(to), v)
+        }
+        (DType::F32 | DType::F64, DType::Bool) => {
+            let z = if from == DType::F32 {
+                b.ins().f32const(0.0)
+            } else {
+                b.ins().f64const(0.0)
+            };
+            let c = b.ins().fcmp(FloatCC::NotEqual, v, z);
+            b.ins().uextend(types::I32, c)
+        }
+        (DType::I32, DType::Bool) => {
+            let c = b.ins().icmp_imm_s(IntCC::NotEqual, v, 0);
+            b.ins().uextend(types::I32, c)
+        }
+        (DType::Bool, DType::I32) => v,
+        _ => v,
+    }
+}
+
+fn unary(kb: &mut Kb, op: &Op, x: Value, d: DType) -> Value {
+    let float = d.is_float();
+    let f32t = d == DType::F32;
+    match op {
+        Op::Neg if float => kb.b.ins().fneg(x),
+        Op::Neg => kb.b.ins().ineg(x),
+        Op::Recip => {
+            let one = kb.fconst(d, 1.0);
+            kb.b.ins().fdiv(one, x)
+        }
+        Op::Exp => kb.call1(if f32t { kb.ext.expf } else { kb.ext.exp }, &[x]),
+        Op::Log => kb.call1(if f32t { kb.ext.logf } else { kb.ext.log }, &[x]),
+        Op::Tanh => kb.call1(if f32t { kb.ext.tanhf } else { kb.ext.tanh }, &[x]),
+        Op::Sigmoid => kb.call1(
+            if f32t {
+                kb.ext.sigmoidf
+            } else {
+                kb.ext.sigmoid
+            },
+            &[x],
+        ),
+        Op::Sqrt => kb.b.ins().sqrt(x),
+        Op::Abs if float => kb.b.ins().fabs(x),
+        Op::Abs => kb.b.ins().iabs(x),
+        _ => x,
+    }
+}
+
+fn binary(kb: &mut Kb, op: &Op, x: Value, y: Value, d: DType) -> Value {
+    let float = d.is_float();
+    match op {
+        Op::Add if float => kb.b.ins().fadd(x, y),
+        Op::Add => kb.b.ins().iadd(x, y),
+        Op::Mul if float => kb.b.ins().fmul(x, y),
+        Op::Mul => kb.b.ins().imul(x, y),
+        Op::Max if float => kb.b.ins().fmax(x, y),
+        Op::Max => kb.b.ins().smax(x, y),
+        Op::Pow => kb.call1(
+            if d == DType::F32 {
+                kb.ext.powf
+            } else {
+                kb.ext.pow
+            },
+            &[x, y],
+        ),
+        Op::Cmp(c) => {
+            let r = if float {
+                let cc = match c {
+                    CmpOp::Eq => FloatCC::Equal,
+                    CmpOp::Ne => FloatCC::NotEqual,
+                    CmpOp::Lt => FloatCC::LessThan,
+                    CmpOp::Le => FloatCC::LessThanOrEqual,
+                    CmpOp::Gt => FloatCC::GreaterThan,
+                    CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+                };
+                kb.b.ins().fcmp(cc, x, y)
+            } else {
+                let cc = match c {
+                    CmpOp::Eq => IntCC::Equal,
+                    CmpOp::Ne => IntCC::NotEqual,
+                    CmpOp::Lt => IntCC::SignedLessThan,
+                    CmpOp::Le => IntCC::SignedLessThanOrEqual,
+                    CmpOp::Gt => IntCC::SignedGreaterThan,
+                    CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
+                };
+                kb.b.ins().icmp(cc, x, y)
+            };
+            kb.b.ins().uextend(types::I32, r)
+        }
+        _ => x,
+    }
+}
+
+/// splitmix64's finalizer in CLIF (see `rng::mix`).
+fn mix(kb: &mut Kb, z: Value) -> Value {
+    let b = &mut kb.b;
+    let s = b.ins().ushr_imm_u(z, 30);
+    let z = b.ins().bxor(z, s);
+    let z = b.ins().imul_imm_s(z, 0xbf58_476d_1ce4_e5b9_u64 as i64);
+    let s = b.ins().ushr_imm_u(z, 27);
+    let z = b.ins().bxor(z, s);
+    let z = b.ins().imul_imm_s(z, 0x94d0_49bb_1331_11eb_u64 as i64);
+    let s = b.ins().ushr_imm_u(z, 31);
+    b.ins().bxor(z, s)
+}
+
+const GOLDEN: i64 = 0x9e37_79b9_7f4a_7c15_u64 as i64;
+
+/// Emits the body of node `id`'s kernel.
+pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
+    let node: &Node = g.node(id);
+    let out_t = node.ty.clone();
+    let d = out_t.dtype;
+    let out = kb.buf(id);
+    let ins: Vec<NodeId> = node.inputs.clone();
+    let in_t: Vec<_> = ins.iter().map(|i| g.ty(*i).clone()).collect();
+    match &node.op {
+        Op::Input(_) | Op::Const(_) | Op::Literal(_) => {}
+        Op::Neg
+        | Op::Recip
+        | Op::Exp
+        | Op::Log
+        | Op::Sqrt
+        | Op::Abs
+        | Op::Tanh
+        | Op::Sigmoid
+        | Op::Cast
+        | Op::StopGradient
+        | Op::Broadcast
+        | Op::Add
+        | Op::Mul
+        | Op::Max
+        | Op::Pow
+        | Op::Cmp(_)
+        | Op::Select => {
+            let dims = kb.dims(&out_t.shape);
+            let mut strides = vec![kb.strides_v(&out_t.shape)];
+            let mut ptrs = Vec::new();
+            for (i, t) in ins.iter().zip(&in_t) {
+                strides.push(kb.bstrides(&t.shape, &out_t.shape));
+                ptrs.push(kb.buf(*i));
+            }
+            let zero = kb.iconst(0);
+            let bases = vec![zero; strides.len()];
+            let op = node.op.clone();
+            let in_dt: Vec<DType> = in_t.iter().map(|t| t.dtype).collect();
+            kb.nest(&dims, &strides, &bases, &mut |kb, offs, _| {
+                let vals: Vec<Value> = ptrs
+                    .iter()
+                    .zip(&in_dt)
+                    .zip(&offs[1..])
+                    .map(|((p, t), o)| kb.load(*p, *o, *t))
+                    .collect();
+                let r = match &op {
+                    Op::Cast => convert(kb, vals[0], in_dt[0], d),
+                    Op::StopGradient | Op::Broadcast => vals[0],
+                    Op::Add | Op::Mul | Op::Max | Op::Pow | Op::Cmp(_) => {
+                        binary(kb, &op, vals[0], vals[1], in_dt[0])
+                    }
+                    Op::Select => {
+                        let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
+                        kb.b.ins().select(c, vals[1], vals[2])
+                    }
+                    other => unary(kb, other, vals[0], d),
+                };
+                kb.store(out, offs[0], d, r);
+            });
+        }
+        Op::Reshape => {
+            let src = kb.buf(ins[0]);
+            kb.flat(numel(&out_t.shape), &mut |kb, o| {
+                let v = kb.load(src, o, d);
+                kb.store(out, o, d, v);
+            });
+        }
+        Op::Transpose { perm } => {
+            let src = kb.buf(ins[0]);
+            let dims = kb.dims(&out_t.shape);
+            let ost = kb.strides_v(&out_t.shape);
+            let ist = kb.strides_v(&in_t[0].shape);
+            let pst: Vec<Value> = perm.iter().map(|p| ist[*p as usize]).collect();
+            let zero = kb.iconst(0);
+            kb.nest(&dims, &[ost, pst], &[zero, zero], &mut |kb, offs, _| {
+                let v = kb.load(src, offs[1], d);
+                kb.store(out, offs[0], d, v);
+            });
+        }
+        Op::Slice {
+            axis, start, step, ..
+        } => {
+            let src = kb.buf(ins[0]);
+            let dims = kb.dims(&out_t.shape);
+            let ost = kb.strides_v(&out_t.shape);
+            let mut ist = kb.strides_v(&in_t[0].shape);
+            let a = *axis as usize;
+            let base = kb.b.ins().imul_imm_s(ist[a], *start as i64);
+            ist[a] = kb.b.ins().imul_imm_s(ist[a], *step as i64);
+            let zero = kb.iconst(0);
+            kb.nest(&dims, &[ost, ist], &[zero, base], &mut |kb, offs, _| {
+                let v = kb.load(src, offs[1], d);
+                kb.store(out, offs[0], d, v);
+            });
+        }
+        Op::Pad {
+            axis, start, step, ..
+        } => {
+            let src = kb.buf(ins[0]);
+            kb.flat(numel(&out_t.shape), &mut |kb, o| {
+                let z = kb.fconst(d, 0.0);
+                kb.store(out, o, d, z);
+            });
+            let dims = kb.dims(&in_t[0].shape);
+            let ist = kb.strides_v(&in_t[0].shape);
+            let mut ost = kb.strides_v(&out_t.shape);
+            let a = *axis as usize;
+            let base = kb.b.ins().imul_imm_s(ost[a], *start as i64);
+            ost[a] = kb.b.ins().imul_imm_s(ost[a], *step as i64);
+            let zero = kb.iconst(0);
+            kb.nest(&dims, &[ist, ost], &[zero, base], &mut |kb, offs, _| {
+                let v = kb.load(src, offs[0], d);
+                kb.store(out, offs[1], d, v);
+            });
+        }
+        Op::Iota { axis } => {
+            let dims = kb.dims(&out_t.shape);
+            let ost = kb.strides_v(&out_t.shape);
+            let zero = kb.iconst(0);
+            let a = *axis as usize;
+            kb.nest(&dims, &[ost], &[zero], &mut |kb, offs, idx| {
+                let i32v = kb.b.ins().ireduce(types::I32, idx[a]);
+                let v = convert(kb, i32v, DType::I32, d);
+                kb.store(out, offs[0], d, v);
+            });
+        }
+        Op::BatchSize => {
+            let b32 = kb.b.ins().ireduce(types::I32, kb.batch);
+            let v = convert(kb, b32, DType::I32, d);
+            let zero = kb.iconst(0);
+            kb.store(out, zero, d, v);
+        }
+        Op::Random { dist, stream } => {
+            // key = mix((mix(seed ^ GOLDEN) + step) ^ (stream << 32 | 0x5bd1)), as rng::key
+            let sb = kb.buf(ins[0]);
+            let zero = kb.iconst(0);
+            let step32 = kb.load(sb, zero, DType::I32);
+            let step = kb.b.ins().sextend(types::I64, step32);
+            let g1 = kb.b.ins().bxor_imm_s(kb.seed, GOLDEN);
+            let m1 = mix(kb, g1);
+            let s1 = kb.b.ins().iadd(m1, step);
+            let x =
+                kb.b.ins()
+                    .bxor_imm_s(s1, ((u64::from(*stream) << 32) | 0x5bd1) as i64);
+            let key = mix(kb, x);
+            let dist = *dist;
+            kb.flat(numel(&out_t.shape), &mut |kb, i| {
+                let v = match dist {
+                    Dist::Uniform => {
+                        let t = kb.b.ins().imul_imm_s(i, GOLDEN);
+                        let z = kb.b.ins().iadd(key, t);
+                        let bits = mix(kb, z);
+                        let top = kb.b.ins().ushr_imm_u(bits, 40);
+                        let f = kb.b.ins().fcvt_from_uint(types::F64, top);
+                        let scale = kb.b.ins().f64const(1.0 / (1u64 << 24) as f64);
+                        kb.b.ins().fmul(f, scale)
+                    }
+                    Dist::Normal => kb.call1(kb.ext.normal, &[key, i]),
+                };
+                let v = convert(kb, v, DType::F64, d);
+                kb.store(out, i, d, v);
+            });
+        }
+        Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
+            let is_sum = matches!(node.op, Op::ReduceSum { .. });
+            let init = if is_sum {
+                0.0
+            } else if d.is_float() {
+                f64::NEG_INFINITY
+            } else {
+                f64::from(i32::MIN)
+            };
+            kb.flat(numel(&out_t.shape), &mut |kb, o| {
+                let z = kb.fconst(d, init);
+                kb.store(out, o, d, z);
+            });
+            let src = kb.buf(ins[0]);
+            let it = &in_t[0].shape;
+            let dims = kb.dims(it);
+            let ist = kb.strides_v(it);
+            // Output strides along the input's axes: 0 on reduced ones.
+            let kept: Vec<usize> = (0..it.rank()).filter(|i| axes & (1 << i) == 0).collect();
+            let ost_kept = kb.strides_v(&out_t.shape);
+            let ost: Vec<Value> = (0..it.rank())
+                .map(|i| match kept.iter().position(|k| *k == i) {
+                    Some(p) => ost_kept[p],
+                    None => kb.iconst(0),
+                })
+                .collect();
+            let zero = kb.iconst(0);
+            kb.nest(&dims, &[ist, ost], &[zero, zero], &mut |kb, offs, _| {
+                let v = kb.load(src, offs[0], d);
+                let acc = kb.load(out, offs[1], d);
+                let r = match (is_sum, d.is_float()) {
+                    (true, true) => kb.b.ins().fadd(acc, v),
+                    (true, false) => kb.b.ins().iadd(acc, v),
+                    (false, true) => kb.b.ins().fmax(acc, v),
+                    (false, false) => kb.b.ins().smax(acc, v),
+                };
+                kb.store(out, offs[1], d, r);
+            });
+        }
+        Op::ArgMax { axis } => {
+            let src = kb.buf(ins[0]);
+            let it = in_t[0].clone();
+            let a = *axis as usize;
+            let dims = kb.dims(&out_t.shape);
+            let ost = kb.strides_v(&out_t.shape);
+            let ist_all = kb.strides_v(&it.shape);
+            let ist: Vec<Value> = (0..it.shape.rank())
+                .filter(|i| *i != a)
+                .map(|i| ist_all[i])
+                .collect();
+            let len = kb.sz(Sz::of(it.shape.0[a]));
+            let astride = ist_all[a];
+            let idt = it.dtype;
+            let zero = kb.iconst(0);
+            kb.nest(&dims, &[ost, ist], &[zero, zero], &mut |kb, offs, _| {
+                let base = offs[1];
+                let best_i = kb.b.declare_var(types::I64);
+                let best_v = kb.b.declare_var(clif_type(idt));
+                let z = kb.iconst(0);
+                kb.b.def_var(best_i, z);
+                let v0 = kb.load(src, base, idt);
+                kb.b.def_var(best_v, v0);
+                let one = kb.iconst(1);
+                kb.nest(
+                    &[len],
+                    &[vec![astride], vec![one]],
+                    &[base, z],
+                    &mut |kb, o, _| {
+                        let v = kb.load(src, o[0], idt);
+                        let cur = kb.b.use_var(best_v);
+                        let better = if idt.is_float() {
+                            // NaN counts as the maximum; the first one wins.
+                            let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, cur);
+                            let vnan = kb.b.ins().fcmp(FloatCC::Unordered, v, v);
+                            let cnan = kb.b.ins().fcmp(FloatCC::Unordered, cur, cur);
+                            let either = kb.b.ins().bor(gt, vnan);
+                            let notc = kb.b.ins().bxor_imm_s(cnan, 1);
+                            kb.b.ins().band(either, notc)
+                        } else {
+                            kb.b.ins().icmp(IntCC::SignedGreaterThan, v, cur)
+                        };
+                        let ci = kb.b.use_var(best_i);
+                        let ni = kb.b.ins().select(better, o[1], ci);
+                        let nv = kb.b.ins().select(better, v, cur);
+                        kb.b.def_var(best_i, ni);
+                        kb.b.def_var(best_v, nv);
+                    },
+                );
+                let bi = kb.b.use_var(best_i);
+                let b32 = kb.b.ins().ireduce(types::I32, bi);
+                kb.store(out, offs[0], DType::I32, b32);
+            });
+        }
+        Op::MatMul => {
+            let (pa, pb) = (kb.buf(ins[0]), kb.buf(ins[1]));
+            let (m, k, n) = (
+                Sz::of(in_t[0].shape.0[0]),
+                Sz::of(in_t[0].shape.0[1]),
+                Sz::of(in_t[1].shape.0[1]),
+            );
+            let (mv, kv, nv) = (kb.sz(m), kb.sz(k), kb.sz(n));
+            let zero = kb.iconst(0);
+            let one = kb.iconst(1);
+            // out[i, j] = Σₚ a[i, p]·b[p, j]
+            kb.nest(
+                &[mv, nv],
+                &[vec![nv, one], vec![kv, zero], vec![zero, one]],
+                &[zero, zero, zero],
+                &mut |kb, offs, _| {
+                    let acc = kb.b.declare_var(clif_type(d));
+                    let z = kb.fconst(d, 0.0);
+                    kb.b.def_var(acc, z);
+                    let one = kb.iconst(1);
+                    kb.nest(
+                        &[kv],
+                        &[vec![one], vec![nv]],
+                        &[offs[1], offs[2]],
+                        &mut |kb, o, _| {
+                            let x = kb.load(pa, o[0], d);
+                            let y = kb.load(pb, o[1], d);
+                            let p = kb.b.ins().fmul(x, y);
+                            let a = kb.b.use_var(acc);
+                            let s = kb.b.ins().fadd(a, p);
+                            kb.b.def_var(acc, s);
+                        },
+                    );
+                    let a = kb.b.use_var(acc);
+                    kb.store(out, offs[0], d, a);
+                },
+            );
+        }
+    }
+}

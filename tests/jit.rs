@@ -1,0 +1,84 @@
+//! The JIT against the interpreter: every program's training step and eval
+//! function, JIT in f32 against the interpreter in f64 on the same inputs,
+//! at several batch sizes (one compiled step serves them all), within
+//! DESIGN.md's bound |a − b| ≤ 1e-5·(1 + K)·max|b|, K the longest reduction.
+
+use dlc::gradcheck::random_inputs;
+use dlc::interp::{self, concrete, Env, Precision, Tensor};
+use dlc::ir::{Graph, Op};
+use dlc::step::{eval_function, training_step};
+
+/// The longest reduction in `g` at batch size `batch`.
+pub fn longest_reduction(g: &Graph, batch: usize) -> usize {
+    g.nodes
+        .iter()
+        .map(|n| match &n.op {
+            Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
+                let s = concrete(&g.ty(n.inputs[0]).shape, batch);
+                s.iter()
+                    .enumerate()
+                    .filter(|(i, _)| axes & (1 << i) != 0)
+                    .map(|(_, d)| *d)
+                    .product()
+            }
+            Op::MatMul => concrete(&g.ty(n.inputs[0]).shape, batch)[1],
+            _ => 1,
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+pub fn compare(g: &Graph, inputs: &[Tensor], batch: usize, what: &str) {
+    let env = Env { batch, seed: 3 };
+    let want = interp::run(g, inputs, &env, Precision::F64).expect("interpreter runs");
+    let mut c = dlc::jit::compile(g, false).expect("compiles");
+    let got = c.run(inputs, &env).expect("JIT runs");
+    let k = longest_reduction(g, batch) as f64;
+    for ((name, _), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
+        assert_eq!(a.shape, b.shape, "{what}: {name}");
+        let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let tol = 1e-5 * (1.0 + k) * scale.max(1e-30);
+        for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
+            let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol || x == y;
+            assert!(ok, "{what}: output {name}[{i}] JIT {x} vs interpreter {y} (tol {tol:e}, batch {batch})");
+        }
+    }
+}
+
+fn programs() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("programs"))
+        .expect("programs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "dl"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_programs_training_step_and_eval_function_match_the_interpreter() {
+    for f in programs() {
+        let src = std::fs::read_to_string(&f).expect("program");
+        let (_, checked, diags) = dlc::check::check_file(&f, &src, None);
+        assert!(diags.is_empty());
+        for run in &checked.runs {
+            let data = checked.data.get(run.data);
+            let mut graphs = vec![("eval", eval_function(run))];
+            if let Some(s) = training_step(run) {
+                graphs.push(("step", s));
+            }
+            for (kind, g) in graphs {
+                for batch in [1, 7, 33] {
+                    let inputs = random_inputs(&g, data, batch, batch as u64);
+                    compare(
+                        &g,
+                        &inputs,
+                        batch,
+                        &format!("{} {} {kind}", f.display(), run.name),
+                    );
+                }
+            }
+        }
+    }
+}
