@@ -14,31 +14,35 @@ use cranelift_frontend::FunctionBuilder;
 use super::ExternRefs;
 use crate::ir::{CmpOp, DType, Dim, Dist, Graph, Node, NodeId, Op, Shape};
 
-/// A size `c·B` or `c`.
+/// A size `c·Bᵖ` (a shape may hold B more than once, as an outer product
+/// of two batch vectors does).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sz {
     pub c: u64,
-    pub batch: bool,
+    pub batch: u32,
 }
 
 impl Sz {
+    const ONE: Sz = Sz { c: 1, batch: 0 };
+
     fn of(d: Dim) -> Sz {
         match d {
-            Dim::Fixed(n) => Sz { c: n, batch: false },
-            Dim::Batch => Sz { c: 1, batch: true },
+            Dim::Fixed(n) => Sz { c: n, batch: 0 },
+            Dim::Batch => Sz { c: 1, batch: 1 },
         }
     }
+
     fn mul(self, o: Sz) -> Sz {
         Sz {
             c: self.c * o.c,
-            batch: self.batch || o.batch,
+            batch: self.batch + o.batch,
         }
     }
 }
 
 /// Row-major strides of a shape, as sizes.
 pub fn strides(s: &Shape) -> Vec<Sz> {
-    let mut st = vec![Sz { c: 1, batch: false }; s.rank()];
+    let mut st = vec![Sz::ONE; s.rank()];
     for i in (0..s.rank().saturating_sub(1)).rev() {
         st[i] = st[i + 1].mul(Sz::of(s.0[i + 1]));
     }
@@ -46,8 +50,7 @@ pub fn strides(s: &Shape) -> Vec<Sz> {
 }
 
 pub fn numel(s: &Shape) -> Sz {
-    s.0.iter()
-        .fold(Sz { c: 1, batch: false }, |a, d| a.mul(Sz::of(*d)))
+    s.0.iter().fold(Sz::ONE, |a, d| a.mul(Sz::of(*d)))
 }
 
 pub fn clif_type(d: DType) -> types::Type {
@@ -73,12 +76,11 @@ impl Kb<'_, '_> {
     }
 
     fn sz(&mut self, s: Sz) -> Value {
-        let c = self.iconst(s.c as i64);
-        if s.batch {
-            self.b.ins().imul(c, self.batch)
-        } else {
-            c
+        let mut v = self.iconst(s.c as i64);
+        for _ in 0..s.batch {
+            v = self.b.ins().imul(v, self.batch);
         }
+        v
     }
 
     /// The buffer pointer of node `id`.
