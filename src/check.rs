@@ -228,7 +228,8 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
         );
         diags.extend(ds);
         // The eval graph repeats the train graph's checks; its diagnostics
-        // would be duplicates.
+        // would be duplicates. Its loss is the data loss alone: a weight
+        // penalty is part of the training objective, not of the test metric.
         let (eval, _) = run::lower_model(
             model,
             Some(spec),
@@ -237,7 +238,7 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
             &globals,
             Mode::Eval,
             loss,
-            decay,
+            None,
         );
         if let (Some(train), Some(eval), Some(settings)) = (train, eval, settings) {
             out.runs.push(Run {

@@ -7,3 +7,4 @@
 //! never materialises a payload.
 
 pub mod meta;
+pub mod synthetic;

@@ -4,7 +4,7 @@
 //! Exit codes (DESIGN.md): 0 success, 1 a user error, 2 a usage error (clap),
 //! 3 an internal compiler error.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::check::{self, Checked};
@@ -329,4 +329,53 @@ pub fn cmd_gradcheck_with(
         stderr: err,
         code: i32::from(!failures.is_empty()),
     }
+}
+
+/// `dlc train FILE`: trains every run (or `--run NAME`), streaming the
+/// report to `stdout` / `stderr`; returns the exit code.
+pub fn cmd_train(
+    args: &ProgramArgs,
+    opts: &crate::train::TrainOptions,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(stderr, "{e}");
+            return 1;
+        }
+    };
+    if !l.diagnostics.is_empty() {
+        let _ = write!(stderr, "{}", render(&l, args.color));
+        return 1;
+    }
+    if let Some(r) = &args.run {
+        if !l.checked.runs.iter().any(|x| &x.name == r) {
+            let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+            let _ = writeln!(
+                stderr,
+                "error: no run named `{r}`; the runs are: {}",
+                names.join(", ")
+            );
+            return 1;
+        }
+    }
+    let mut sink = crate::train::Sink {
+        stdout,
+        stderr,
+        json: opts.json,
+        quiet: opts.quiet,
+    };
+    for r in &l.checked.runs {
+        if args.run.as_ref().is_some_and(|n| *n != r.name) {
+            continue;
+        }
+        let data = &l.checked.data[r.data];
+        if let Err(e) = crate::train::train_run(r, data, opts, &mut sink) {
+            let _ = writeln!(sink.stderr, "error: {e}");
+            return 1;
+        }
+    }
+    0
 }

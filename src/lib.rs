@@ -15,3 +15,4 @@ pub mod rng;
 pub mod span;
 pub mod step;
 pub mod syntax;
+pub mod train;

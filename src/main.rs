@@ -33,7 +33,7 @@ struct Common {
 
 #[derive(Args, Clone)]
 struct TrainFlags {
-    /// Total number of epochs (also when resuming). [training: not built yet]
+    /// Total number of epochs (also when resuming).
     #[arg(long)]
     epochs: Option<u64>,
     /// Batch size.
@@ -45,16 +45,16 @@ struct TrainFlags {
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores). [multithreading: not built yet]
     #[arg(long)]
     threads: Option<usize>,
-    /// Save a checkpoint (safetensors).
+    /// Save a checkpoint (safetensors). [not built yet]
     #[arg(long)]
     save: Option<PathBuf>,
-    /// Resume from a checkpoint.
+    /// Resume from a checkpoint. [not built yet]
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Plot learning curves to FILE.svg or FILE.png.
+    /// Plot learning curves to FILE.svg or FILE.png. [not built yet]
     #[arg(long)]
     plot: Option<PathBuf>,
     /// JSON lines on stdout.
@@ -63,16 +63,16 @@ struct TrainFlags {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
-    /// Time per kernel and per source line.
+    /// Time per kernel and per source line. [not built yet]
     #[arg(long)]
     profile: bool,
-    /// Report each parameter's gradient norm per epoch.
+    /// Report each parameter's gradient norm per epoch. [not built yet]
     #[arg(long)]
     grad_norms: bool,
-    /// Print kernels and buffers before and after optimization.
+    /// Print kernels and buffers before and after optimization. [not built yet]
     #[arg(long)]
     verbose: bool,
-    /// Turn the optimizer's passes off.
+    /// Turn the optimizer's passes off. [no passes yet: a no-op]
     #[arg(long)]
     no_opt: bool,
 }
@@ -89,7 +89,7 @@ enum StageArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile and train (not built yet: the front end checks the program).
+    /// Compile and train (synthetic data today; file data comes next).
     Train {
         #[command(flatten)]
         common: Common,
@@ -178,8 +178,22 @@ fn run(cli: Cli) -> Output {
             driver::cmd_ir(&program_args(common), stage)
         }
         Command::Train { common, flags } => {
-            let _ = flags;
-            driver::cmd_not_yet(&program_args(common), "train")
+            let opts = dlc::train::TrainOptions {
+                epochs: flags.epochs,
+                batch: flags.batch,
+                lr: flags.lr,
+                seed: flags.seed,
+                json: flags.json,
+                quiet: flags.quiet,
+            };
+            let mut out = QuietStdout;
+            let mut err = std::io::stderr();
+            let code = driver::cmd_train(&program_args(common), &opts, &mut out, &mut err);
+            Output {
+                stdout: String::new(),
+                stderr: String::new(),
+                code,
+            }
         }
         Command::Eval { common, load, json } => {
             let _ = (load, json);
@@ -208,6 +222,26 @@ fn run(cli: Cli) -> Output {
             stderr: "error: `dlc repl` is not built yet\n".into(),
             code: 1,
         },
+    }
+}
+
+/// Stdout for streaming commands: a closed pipe (`| head`) ends the
+/// program quietly.
+struct QuietStdout;
+
+impl Write for QuietStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::io::stdout().write(buf) {
+            Ok(n) => Ok(n),
+            Err(_) => std::process::exit(0),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match std::io::stdout().flush() {
+            Ok(()) => Ok(()),
+            Err(_) => std::process::exit(0),
+        }
     }
 }
 

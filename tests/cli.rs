@@ -92,6 +92,7 @@ fn train_accepts_every_documented_flag() {
         "--data",
         "programs/data/fashion-mnist",
     ]);
+    // mlp.dl reads files, which training does not load yet.
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
 }
@@ -157,4 +158,110 @@ fn binary_input_is_refused_cleanly() {
     let out = dlc(&["check", f.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn params_of(line: &serde_json::Value, name: &str) -> Vec<f64> {
+    line["params"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no param {name} in {line}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+#[test]
+fn train_recovers_linear_regression_by_sgd_and_in_closed_form() {
+    for run in ["sgd", "closed_form"] {
+        let out = dlc(&["train", "programs/linreg.dl", "--run", run, "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines = json_lines(&out);
+        for l in &lines {
+            assert!(l["event"].is_string() && l["run"] == run, "{l}");
+            assert!(
+                l.as_object()
+                    .is_some_and(|o| o.values().all(|v| !v.is_null())),
+                "{l}"
+            );
+        }
+        let last = lines.last().expect("a final line");
+        assert_eq!(last["event"], "final");
+        assert_eq!(last["final"], true);
+        let w = params_of(last, "w");
+        let b = params_of(last, "b");
+        assert!(
+            (w[0] - 2.0).abs() < 0.01 && (w[1] + 3.4).abs() < 0.01,
+            "{run}: w = {w:?}"
+        );
+        assert!((b[0] - 4.2).abs() < 0.01, "{run}: b = {b:?}");
+        if run == "sgd" {
+            assert_eq!(lines.iter().filter(|l| l["event"] == "epoch").count(), 3);
+            assert!(last["compile_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+        }
+    }
+}
+
+#[test]
+fn train_flags_override_the_recipe_and_seeded_runs_repeat() {
+    let a = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--json",
+        "--epochs",
+        "1",
+        "--seed",
+        "7",
+    ]);
+    let b = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--json",
+        "--epochs",
+        "1",
+        "--seed",
+        "7",
+    ]);
+    let (la, lb) = (json_lines(&a), json_lines(&b));
+    assert_eq!(la.iter().filter(|l| l["event"] == "epoch").count(), 1);
+    assert_eq!(
+        la[0]["train_loss"], lb[0]["train_loss"],
+        "same seed, same losses"
+    );
+    let c = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--json",
+        "--epochs",
+        "1",
+        "--seed",
+        "8",
+    ]);
+    assert_ne!(la[0]["train_loss"], json_lines(&c)[0]["train_loss"]);
+    let quiet = dlc(&["train", "programs/linreg.dl", "--run", "sgd", "--quiet"]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty());
+}
+
+#[test]
+fn train_on_file_data_says_what_is_missing() {
+    let out = dlc(&["train", "programs/softmax.dl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
 }
