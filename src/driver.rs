@@ -151,18 +151,18 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         return Output::fail(render(&l, args.color));
     }
     match stage {
-        Stage::Ast | Stage::Typed | Stage::Grad => {}
-        Stage::Opt | Stage::Kernels | Stage::Clif => {
+        Stage::Ast | Stage::Typed | Stage::Grad | Stage::Clif => {}
+        Stage::Opt | Stage::Kernels => {
             let name = match stage {
                 Stage::Opt => "opt (the optimizer)",
-                Stage::Kernels => "kernels (the optimizer's kernel plan)",
-                _ => "clif (the Cranelift JIT)",
+                _ => "kernels (the optimizer's kernel plan)",
             };
             return Output::fail(format!(
-                "error: the stage {name} is not built yet; this version prints `ast`, `typed` and `grad`\n"
+                "error: the stage {name} is not built yet; this version prints `ast`, `typed`, `grad` and `clif`\n"
             ));
         }
     }
+    let mut err = String::new();
     let lines = LineIndex::new(&l.src);
     let info = SourceInfo {
         file: &l.file_name,
@@ -186,6 +186,28 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
             continue;
         }
         let data = &l.checked.data[r.data];
+        if stage == Stage::Clif {
+            let Some(step) = crate::step::training_step(r) else {
+                let _ = writeln!(out, "\n# run {}: solved in closed form, no kernels", r.name);
+                continue;
+            };
+            match crate::jit::compile(&step, true) {
+                Ok(c) => {
+                    let _ = writeln!(
+                        out,
+                        "\n# run {}: the training step as {} Cranelift functions, one per IR node",
+                        r.name,
+                        c.clif.len()
+                    );
+                    let _ = writeln!(err, "run {}: compiled in {:.1} ms", r.name, c.compile_ms);
+                    for (name, text) in &c.clif {
+                        let _ = writeln!(out, "\n; {name}\n{text}");
+                    }
+                }
+                Err(e) => return Output::fail(format!("internal compiler error: {e}\n")),
+            }
+            continue;
+        }
         if stage == Stage::Grad {
             match crate::step::training_step(r) {
                 Some(step) => {
@@ -221,7 +243,7 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
     }
     Output {
         stdout: out,
-        stderr: String::new(),
+        stderr: err,
         code: 0,
     }
 }

@@ -39,38 +39,84 @@ pub struct Externs {
     pub normal: FuncId,
 }
 
-/// The externs imported into one function.
+/// The externs imported into one function: only those its op calls, so
+/// the printed Cranelift IR stays small.
+#[derive(Default)]
 pub struct ExternRefs {
-    pub expf: FuncRef,
-    pub logf: FuncRef,
-    pub tanhf: FuncRef,
-    pub sigmoidf: FuncRef,
-    pub powf: FuncRef,
-    pub exp: FuncRef,
-    pub log: FuncRef,
-    pub tanh: FuncRef,
-    pub sigmoid: FuncRef,
-    pub pow: FuncRef,
-    pub normal: FuncRef,
+    pub expf: Option<FuncRef>,
+    pub logf: Option<FuncRef>,
+    pub tanhf: Option<FuncRef>,
+    pub sigmoidf: Option<FuncRef>,
+    pub powf: Option<FuncRef>,
+    pub exp: Option<FuncRef>,
+    pub log: Option<FuncRef>,
+    pub tanh: Option<FuncRef>,
+    pub sigmoid: Option<FuncRef>,
+    pub pow: Option<FuncRef>,
+    pub normal: Option<FuncRef>,
 }
 
 impl Externs {
-    fn import(&self, m: &mut JITModule, f: &mut cranelift_codegen::ir::Function) -> ExternRefs {
-        let mut r = |id: FuncId| m.declare_func_in_func(id, f);
-        ExternRefs {
-            expf: r(self.expf),
-            logf: r(self.logf),
-            tanhf: r(self.tanhf),
-            sigmoidf: r(self.sigmoidf),
-            powf: r(self.powf),
-            exp: r(self.exp),
-            log: r(self.log),
-            tanh: r(self.tanh),
-            sigmoid: r(self.sigmoid),
-            pow: r(self.pow),
-            normal: r(self.normal),
-        }
+    fn import(
+        &self,
+        m: &mut JITModule,
+        f: &mut cranelift_codegen::ir::Function,
+        node: &crate::ir::Node,
+    ) -> ExternRefs {
+        let mut r = ExternRefs::default();
+        let f32t = node.ty.dtype == crate::ir::DType::F32;
+        let (slot, id) = match &node.op {
+            Op::Exp if f32t => (&mut r.expf, self.expf),
+            Op::Exp => (&mut r.exp, self.exp),
+            Op::Log if f32t => (&mut r.logf, self.logf),
+            Op::Log => (&mut r.log, self.log),
+            Op::Tanh if f32t => (&mut r.tanhf, self.tanhf),
+            Op::Tanh => (&mut r.tanh, self.tanh),
+            Op::Sigmoid if f32t => (&mut r.sigmoidf, self.sigmoidf),
+            Op::Sigmoid => (&mut r.sigmoid, self.sigmoid),
+            Op::Pow if f32t => (&mut r.powf, self.powf),
+            Op::Pow => (&mut r.pow, self.pow),
+            Op::Random {
+                dist: crate::ir::Dist::Normal,
+                ..
+            } => (&mut r.normal, self.normal),
+            _ => return r,
+        };
+        *slot = Some(m.declare_func_in_func(id, f));
+        r
     }
+}
+
+/// The bytes `run` would allocate for `g`'s buffers at batch size `batch`
+/// (one buffer per live node), computed without allocating anything.
+pub fn estimate_bytes(g: &Graph, batch: usize) -> u128 {
+    let live = crate::ir::print::live_nodes(g);
+    g.nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| live[*i])
+        .map(|(_, n)| {
+            let count: u128 =
+                n.ty.shape
+                    .0
+                    .iter()
+                    .map(|d| match d {
+                        crate::ir::Dim::Fixed(k) => u128::from(*k),
+                        crate::ir::Dim::Batch => batch as u128,
+                    })
+                    .product();
+            count * elem_size(n.ty.dtype) as u128
+        })
+        .sum()
+}
+
+/// The memory this machine can give us, from /proc/meminfo (MemAvailable),
+/// or `None` where that is unknown.
+pub fn available_memory() -> Option<u128> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// A compiled graph, ready to run at any batch size.
@@ -164,7 +210,7 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
             .map_err(|e| e.to_string())?;
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, fid.as_u32());
-        let refs = ext.import(&mut module, &mut ctx.func);
+        let refs = ext.import(&mut module, &mut ctx.func, node);
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             let entry = b.create_block();

@@ -129,6 +129,21 @@ pub fn train_run(
     if s.valid.is_some() || s.kfold.is_some() {
         return Err(format!("run {}: validation splits and K-fold come with the data-and-training work; not built yet", run.name));
     }
+    // Refuse, before allocating anything, a run whose buffers cannot fit.
+    if let Some(g) = training_step(run) {
+        let need = crate::jit::estimate_bytes(&g, batch);
+        if let Some(avail) = crate::jit::available_memory() {
+            if need > avail {
+                let gb = |b: u128| b as f64 / (1u128 << 30) as f64;
+                return Err(format!(
+                    "run {} needs about {:.1} GiB for its parameters, gradients and one batch's activations, but only {:.1} GiB of memory is available",
+                    run.name,
+                    gb(need),
+                    gb(avail)
+                ));
+            }
+        }
+    }
     let (train, test) = load(data, seed)?;
     let mut params: Vec<Vec<f64>> = run
         .params

@@ -265,3 +265,18 @@ fn train_on_file_data_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
 }
+
+#[test]
+fn a_program_too_large_for_memory_is_refused_with_an_estimate() {
+    let check = dlc(&["check", "tests/programs/huge.dl"]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = dlc(&["train", "tests/programs/huge.dl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GiB") && err.contains("needs about"), "{err}");
+}

@@ -67,3 +67,20 @@ fn training_step_of_every_program() {
         ));
     });
 }
+
+#[test]
+fn cranelift_ir_of_linear_regression() {
+    // One small program's kernels, as Cranelift IR (the stage is printed
+    // for every program; one snapshot keeps it reviewable).
+    let ir = cmd_ir(
+        &ProgramArgs {
+            file: std::path::PathBuf::from("programs/linreg.dl"),
+            run: Some("sgd".into()),
+            ..ProgramArgs::default()
+        },
+        Stage::Clif,
+    );
+    assert_eq!(ir.code, 0, "{}", ir.stderr);
+    assert!(ir.stderr.contains("compiled in"));
+    insta::assert_snapshot!(ir.stdout);
+}

@@ -119,7 +119,9 @@ impl Kb<'_, '_> {
         }
     }
 
-    fn call1(&mut self, f: cranelift_codegen::ir::FuncRef, args: &[Value]) -> Value {
+    fn call1(&mut self, f: Option<cranelift_codegen::ir::FuncRef>, args: &[Value]) -> Value {
+        let f = f
+            .unwrap_or_else(|| panic!("compiler bug: a kernel calls a function it did not import"));
         let inst = self.b.ins().call(f, args);
         self.b.inst_results(inst)[0]
     }
