@@ -245,7 +245,8 @@ fn broadcast_of(a: Vec<u64>) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    // A fixed seed keeps CI reproducible; change it to explore other cases.
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_124), ..ProptestConfig::default() })]
 
     #[test]
     fn elementwise_ops_with_broadcasting(op in 0..ELEMENTWISE.len(), shapes in shape().prop_flat_map(broadcast_of), swap in any::<bool>(), seed in any::<u64>()) {

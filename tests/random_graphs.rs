@@ -72,7 +72,9 @@ fn random_graph(seed: u64) -> Graph {
             5 => g.add(Op::Sigmoid, &[a], None, sp()),
             6 => g.add(Op::Abs, &[a], None, sp()),
             7 => {
-                // exp(tanh a), log(1 + a²), sqrt(1 + a²), 1/(1 + a²): bounded inputs
+                // exp(tanh a), log(2 + a²), sqrt(1 + a²), 1/(1 + a²): bounded,
+                // well-conditioned (log(1 + tiny) would measure f32's
+                // cancellation, not the JIT).
                 let t = g
                     .add(Op::Tanh, &[a], None, sp())
                     .and_then(|t| g.add(Op::Exp, &[t], None, sp()));
@@ -81,7 +83,9 @@ fn random_graph(seed: u64) -> Graph {
                     .and_then(|s| g.add(Op::Add, &[s, c1], None, sp()));
                 match r.next(4) {
                     0 => t,
-                    1 => sq.and_then(|s| g.add(Op::Log, &[s], None, sp())),
+                    1 => sq
+                        .and_then(|s| g.add(Op::Add, &[s, c1], None, sp()))
+                        .and_then(|s| g.add(Op::Log, &[s], None, sp())),
                     2 => sq.and_then(|s| g.add(Op::Sqrt, &[s], None, sp())),
                     _ => sq.and_then(|s| g.add(Op::Recip, &[s], None, sp())),
                 }
@@ -233,7 +237,8 @@ fn longest_reduction(g: &Graph, batch: usize) -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+    // A fixed seed keeps CI reproducible; change it to explore other graphs.
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_124), ..ProptestConfig::default() })]
 
     #[test]
     fn jit_equals_interpreter_on_random_graphs(seed in any::<u64>(), batch in prop_oneof![1usize..=300, Just(1usize), Just(2), Just(97), Just(251), Just(293)]) {
@@ -248,17 +253,23 @@ proptest! {
             Tensor::new(t.dtype, shape, data)
         }).collect();
         let env = Env { batch, seed: 5 };
-        let want = interp::run(&g, &inputs, &env, Precision::F64).map_err(TestCaseError::fail)?;
+        // Graphs that turn floats into integers or booleans (casts to i32,
+        // comparisons, argmax) are compared with the interpreter in f32: an
+        // f32 value that rounds onto an integer boundary (sigmoid(20) is
+        // exactly 1.0 in f32, 0.99999999 in f64) must not count as a JIT
+        // error. All other graphs are compared with the f64 interpreter.
+        let fragile = g.nodes.iter().any(|n| matches!(n.op, Op::ArgMax { .. }) || (matches!(n.op, Op::Cast) && n.ty.dtype == DType::I32) || matches!(n.op, Op::Cmp(_)));
+        let precision = if fragile { Precision::F32 } else { Precision::F64 };
+        let want = interp::run(&g, &inputs, &env, precision).map_err(TestCaseError::fail)?;
         let mut c = dlc::jit::compile(&g, false).map_err(TestCaseError::fail)?;
         let got = c.run(&inputs, &env).map_err(TestCaseError::fail)?;
         let k = longest_reduction(&g, batch) as f64;
         for ((name, id), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
             let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let tol = 1e-5 * (1.0 + k) * scale.max(1e-6);
-            // f32 → i32 casts and argmax may differ where the f64 value is
-            // within rounding of an integer boundary or a tie: compare the
-            // elements whose f32 and f64 inputs agree on that (most do).
-            let fragile = g.nodes.iter().any(|n| matches!(n.op, Op::ArgMax { .. }) || (matches!(n.op, Op::Cast) && n.ty.dtype == DType::I32) || matches!(n.op, Op::Cmp(_)));
+            // Even in f32, the JIT's polynomial exp and the interpreter's
+            // libm exp may round to different sides of a boundary: allow a
+            // few elements of such graphs to differ.
             let mismatches = a.data.iter().zip(&b.data).filter(|(x, y)| !((x.is_nan() && y.is_nan()) || (*x - *y).abs() <= tol)).count();
             let allowed = if fragile { a.data.len() / 50 + 1 } else { 0 };
             prop_assert!(mismatches <= allowed, "{name} (node {id}) at batch {batch}: {mismatches} of {} differ beyond {tol:e}\nJIT {:?}\nint {:?}\n{}", a.data.len(), &a.data[..a.data.len().min(8)], &b.data[..b.data.len().min(8)], dlc::ir::print::graph(&g, None));

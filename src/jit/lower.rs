@@ -266,17 +266,15 @@ fn unary(kb: &mut Kb, op: &Op, x: Value, d: DType) -> Value {
             let one = kb.fconst(d, 1.0);
             kb.b.ins().fdiv(one, x)
         }
-        Op::Exp => kb.call1(if f32t { kb.ext.expf } else { kb.ext.exp }, &[x]),
-        Op::Log => kb.call1(if f32t { kb.ext.logf } else { kb.ext.log }, &[x]),
-        Op::Tanh => kb.call1(if f32t { kb.ext.tanhf } else { kb.ext.tanh }, &[x]),
-        Op::Sigmoid => kb.call1(
-            if f32t {
-                kb.ext.sigmoidf
-            } else {
-                kb.ext.sigmoid
-            },
-            &[x],
-        ),
+        // f32: inline polynomials (math.rs); f64: libm through Rust.
+        Op::Exp if f32t => inline::exp(kb.b, x),
+        Op::Log if f32t => inline::ln(kb.b, x),
+        Op::Tanh if f32t => inline::tanh(kb.b, x),
+        Op::Sigmoid if f32t => inline::sigmoid(kb.b, x),
+        Op::Exp => kb.call1(kb.ext.exp, &[x]),
+        Op::Log => kb.call1(kb.ext.log, &[x]),
+        Op::Tanh => kb.call1(kb.ext.tanh, &[x]),
+        Op::Sigmoid => kb.call1(kb.ext.sigmoid, &[x]),
         Op::Sqrt => kb.b.ins().sqrt(x),
         Op::Abs if float => kb.b.ins().fabs(x),
         Op::Abs => kb.b.ins().iabs(x),
@@ -638,5 +636,155 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
                 },
             );
         }
+    }
+}
+
+/// The f32 math of `math.rs`, emitted inline (same operation order).
+pub mod inline {
+    use cranelift_codegen::ir::condcodes::FloatCC;
+    use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+    use cranelift_frontend::FunctionBuilder;
+
+    use super::super::math::{EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, LOG_P, TANH_P};
+
+    fn c(b: &mut FunctionBuilder, v: f32) -> Value {
+        b.ins().f32const(v)
+    }
+
+    fn pow2i(b: &mut FunctionBuilder, n: Value) -> Value {
+        let biased = b.ins().iadd_imm_s(n, 127);
+        let bits = b.ins().ishl_imm_u(biased, 23);
+        b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
+    }
+
+    pub fn exp(b: &mut FunctionBuilder, x: Value) -> Value {
+        let (lo, hi) = (c(b, EXP_LO), c(b, EXP_HI));
+        let xm = b.ins().fmax(x, lo);
+        let xc = b.ins().fmin(xm, hi);
+        let l2e = c(b, LOG2E);
+        let t = b.ins().fmul(xc, l2e);
+        let n = b.ins().nearest(t);
+        let (h1, h2) = (c(b, LN2_HI), c(b, LN2_LO));
+        let t1 = b.ins().fmul(n, h1);
+        let r1 = b.ins().fsub(xc, t1);
+        let t2 = b.ins().fmul(n, h2);
+        let r = b.ins().fsub(r1, t2);
+        let mut p = c(b, EXP_P[0]);
+        for k in &EXP_P[1..] {
+            let m = b.ins().fmul(p, r);
+            let kc = c(b, *k);
+            p = b.ins().fadd(m, kc);
+        }
+        let pr = b.ins().fmul(p, r);
+        let prr = b.ins().fmul(pr, r);
+        let s = b.ins().fadd(prr, r);
+        let one = c(b, 1.0);
+        let p = b.ins().fadd(s, one);
+        let ni = b.ins().fcvt_to_sint_sat(types::I32, n);
+        let h = b.ins().sshr_imm_u(ni, 1);
+        let rest = b.ins().isub(ni, h);
+        let ph = pow2i(b, h);
+        let pr = pow2i(b, rest);
+        let y1 = b.ins().fmul(p, ph);
+        let y = b.ins().fmul(y1, pr);
+        let over = b.ins().fcmp(FloatCC::GreaterThan, x, hi);
+        let inf = c(b, f32::INFINITY);
+        let y = b.ins().select(over, inf, y);
+        let under = b.ins().fcmp(FloatCC::LessThan, x, lo);
+        let zero = c(b, 0.0);
+        b.ins().select(under, zero, y)
+    }
+
+    pub fn ln(b: &mut FunctionBuilder, x: Value) -> Value {
+        let minp = c(b, f32::MIN_POSITIVE);
+        let small = b.ins().fcmp(FloatCC::LessThan, x, minp);
+        let scale = c(b, 8_388_608.0);
+        let xscaled = b.ins().fmul(x, scale);
+        let xs = b.ins().select(small, xscaled, x);
+        let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), xs);
+        let sh = b.ins().ushr_imm_u(bits, 23);
+        let ex = b.ins().band_imm_s(sh, 0xff);
+        let e0 = b.ins().iadd_imm_s(ex, -126);
+        let e23 = b.ins().iadd_imm_s(e0, -23);
+        let e = b.ins().select(small, e23, e0);
+        let mb = b.ins().band_imm_s(bits, 0x807f_ffff_u32 as i32 as i64);
+        let mb = b.ins().bor_imm_s(mb, 0x3f00_0000);
+        let m = b.ins().bitcast(types::F32, MemFlagsData::new(), mb);
+        let rt = c(b, std::f32::consts::FRAC_1_SQRT_2);
+        let lt = b.ins().fcmp(FloatCC::LessThan, m, rt);
+        let em1 = b.ins().iadd_imm_s(e, -1);
+        let e = b.ins().select(lt, em1, e);
+        let one = c(b, 1.0);
+        let m2 = b.ins().fadd(m, m);
+        let m2 = b.ins().fsub(m2, one);
+        let m1 = b.ins().fsub(m, one);
+        let m = b.ins().select(lt, m2, m1);
+        let z = b.ins().fmul(m, m);
+        let mut y = c(b, LOG_P[0]);
+        for k in &LOG_P[1..] {
+            let t = b.ins().fmul(y, m);
+            let kc = c(b, *k);
+            y = b.ins().fadd(t, kc);
+        }
+        let ym = b.ins().fmul(y, m);
+        let y = b.ins().fmul(ym, z);
+        let ef = b.ins().fcvt_from_sint(types::F32, e);
+        let lo = c(b, LN2_LO);
+        let t = b.ins().fmul(ef, lo);
+        let y = b.ins().fadd(y, t);
+        let half = c(b, -0.5);
+        let t = b.ins().fmul(half, z);
+        let y = b.ins().fadd(y, t);
+        let hi = c(b, LN2_HI);
+        let t = b.ins().fmul(ef, hi);
+        let s = b.ins().fadd(m, y);
+        let r = b.ins().fadd(s, t);
+        // x < 0 or NaN → NaN; 0 → −inf; +inf → +inf
+        let zero = c(b, 0.0);
+        let nan = c(b, f32::NAN);
+        let neg = b.ins().fcmp(FloatCC::UnorderedOrLessThan, x, zero);
+        let r = b.ins().select(neg, nan, r);
+        let is0 = b.ins().fcmp(FloatCC::Equal, x, zero);
+        let ninf = c(b, f32::NEG_INFINITY);
+        let r = b.ins().select(is0, ninf, r);
+        let inf = c(b, f32::INFINITY);
+        let isinf = b.ins().fcmp(FloatCC::Equal, x, inf);
+        b.ins().select(isinf, inf, r)
+    }
+
+    pub fn tanh(b: &mut FunctionBuilder, x: Value) -> Value {
+        let a = b.ins().fabs(x);
+        let z = b.ins().fmul(x, x);
+        let mut p = c(b, TANH_P[0]);
+        for k in &TANH_P[1..] {
+            let t = b.ins().fmul(p, z);
+            let kc = c(b, *k);
+            p = b.ins().fadd(t, kc);
+        }
+        let pz = b.ins().fmul(p, z);
+        let pzx = b.ins().fmul(pz, x);
+        let small = b.ins().fadd(pzx, x);
+        let a2 = b.ins().fadd(a, a);
+        let e = exp(b, a2);
+        let one = c(b, 1.0);
+        let two = c(b, 2.0);
+        let e1 = b.ins().fadd(e, one);
+        let q = b.ins().fdiv(two, e1);
+        let big = b.ins().fsub(one, q);
+        let zero = c(b, 0.0);
+        let negx = b.ins().fcmp(FloatCC::LessThan, x, zero);
+        let nbig = b.ins().fneg(big);
+        let big = b.ins().select(negx, nbig, big);
+        let lim = c(b, 0.625);
+        let is_small = b.ins().fcmp(FloatCC::LessThan, a, lim);
+        b.ins().select(is_small, small, big)
+    }
+
+    pub fn sigmoid(b: &mut FunctionBuilder, x: Value) -> Value {
+        let nx = b.ins().fneg(x);
+        let e = exp(b, nx);
+        let one = c(b, 1.0);
+        let d = b.ins().fadd(one, e);
+        b.ins().fdiv(one, d)
     }
 }
