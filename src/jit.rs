@@ -150,6 +150,10 @@ fn isa() -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, String
 pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
     let start = Instant::now();
     let isa = isa()?;
+    let fma = isa
+        .isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
     jb.symbol("dlc_expf", exec::dlc_expf as *const u8);
     jb.symbol("dlc_logf", exec::dlc_logf as *const u8);
@@ -222,6 +226,7 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
                 batch: params[1],
                 seed: params[2],
                 ext: &refs,
+                fma,
             };
             lower::lower_node(&mut kb, g, NodeId(i as u32));
             b.ins().return_(&[]);

@@ -82,3 +82,39 @@ fn every_programs_training_step_and_eval_function_match_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn matmul_tiles_and_ragged_edges_match_the_interpreter() {
+    use dlc::ir::{DType, Role, Shape, Type};
+    use dlc::span::Span;
+    for (m, k, n) in [
+        (1, 1, 1),
+        (4, 8, 8),
+        (5, 3, 9),
+        (3, 5, 7),
+        (33, 17, 70),
+        (64, 64, 64),
+        (8, 1, 16),
+        (12, 40, 10),
+    ] {
+        let mut g = Graph::new();
+        let a = g.input(
+            "a",
+            Role::Features,
+            Type::new(DType::F32, Shape::fixed(&[m, k])),
+            Span::default(),
+        );
+        let b = g.input(
+            "b",
+            Role::Features,
+            Type::new(DType::F32, Shape::fixed(&[k, n])),
+            Span::default(),
+        );
+        let c = g
+            .add(Op::MatMul, &[a, b], None, Span::default())
+            .expect("matmul");
+        g.outputs = vec![("c".into(), c)];
+        let inputs = random_inputs(&g, None, 1, m * 1000 + n);
+        compare(&g, &inputs, 1, &format!("matmul {m}x{k} @ {k}x{n}"));
+    }
+}
