@@ -268,6 +268,29 @@ impl Compiled {
             .collect()
     }
 
+    /// Times the kernels alone: runs the graph once on `inputs`, then its
+    /// kernels `reps` more times on the same buffers; seconds per run.
+    pub fn time_kernels(
+        &mut self,
+        inputs: &[Tensor],
+        env: &Env,
+        reps: usize,
+    ) -> Result<f64, String> {
+        self.run(inputs, env)?;
+        let table: Vec<*mut u8> = self
+            .buffers
+            .iter_mut()
+            .map(|b| b.as_mut_ptr().cast::<u8>())
+            .collect();
+        let start = Instant::now();
+        for _ in 0..reps {
+            for (_, k) in &self.kernels {
+                exec::call(*k, &table, env.batch, env.seed);
+            }
+        }
+        Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
+    }
+
     /// Runs the graph on `inputs` (in `graph.inputs` order).
     pub fn run(&mut self, inputs: &[Tensor], env: &Env) -> Result<Vec<Tensor>, String> {
         let g = &self.graph;
