@@ -1,4 +1,4 @@
-//! The JIT's matmul against the `gemm` crate, single-threaded, on the MLP's
+//! The JIT's matmul against the `gemm` crate, on 1 and 2 threads, on the MLP's
 //! shapes (batch 256, 784-256-10: forward, and the backward products
 //! Xᵀ·G and G·Wᵀ) and on 512³. Run with:
 //!
@@ -16,7 +16,7 @@ use dlc::interp::{Env, Tensor};
 use dlc::ir::{DType, Graph, Op, Role, Shape, Type};
 use dlc::span::Span;
 
-fn jit_gflops(m: usize, k: usize, n: usize) -> f64 {
+fn jit_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
     let mut g = Graph::new();
     let sp = Span::default();
     let a = g.input(
@@ -34,6 +34,7 @@ fn jit_gflops(m: usize, k: usize, n: usize) -> f64 {
     let c = g.add(Op::MatMul, &[a, b], None, sp).expect("matmul");
     g.outputs = vec![("c".into(), c)];
     let mut compiled = dlc::jit::compile(&g, false).expect("compiles");
+    compiled.threads = threads;
     let ta = Tensor::new(
         DType::F32,
         vec![m, k],
@@ -51,7 +52,7 @@ fn jit_gflops(m: usize, k: usize, n: usize) -> f64 {
     flops / secs / 1e9
 }
 
-fn gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
+fn gemm_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
     let mut c = vec![0.0f32; m * n];
@@ -81,7 +82,11 @@ fn gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
                 false,
                 false,
                 false,
-                gemm::Parallelism::None,
+                if threads > 1 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                },
             )
         }
     };
@@ -95,8 +100,8 @@ fn gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
 
 fn main() {
     println!(
-        "{:<34} {:>10} {:>10} {:>7}",
-        "shape (1 thread)", "JIT GF/s", "gemm GF/s", "ratio"
+        "{:<30} {:>8} {:>8} {:>6}   {:>8} {:>8} {:>6}",
+        "GFLOP/s", "JIT 1t", "gemm 1t", "ratio", "JIT 2t", "gemm 2t", "ratio"
     );
     for (name, m, k, n) in [
         ("X·W1     256×784 @ 784×256", 256, 784, 256),
@@ -106,8 +111,12 @@ fn main() {
         ("G2·W2ᵀ   256×10 @ 10×256", 256, 10, 256),
         ("square   512×512 @ 512×512", 512, 512, 512),
     ] {
-        let j = jit_gflops(m, k, n);
-        let g = gemm_gflops(m, k, n);
-        println!("{name:<34} {j:>10.1} {g:>10.1} {:>7.2}", j / g);
+        let (j1, g1) = (jit_gflops(m, k, n, 1), gemm_gflops(m, k, n, 1));
+        let (j2, g2) = (jit_gflops(m, k, n, 2), gemm_gflops(m, k, n, 2));
+        println!(
+            "{name:<30} {j1:>8.1} {g1:>8.1} {:>6.2}   {j2:>8.1} {g2:>8.1} {:>6.2}",
+            j1 / g1,
+            j2 / g2
+        );
     }
 }

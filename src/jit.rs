@@ -122,6 +122,8 @@ pub fn available_memory() -> Option<u128> {
 pub struct Compiled {
     pub graph: Graph,
     kernels: Vec<(NodeId, KernelFn)>,
+    /// Worker threads for large kernels (matmuls split by output rows).
+    pub threads: usize,
     buffers: Vec<Vec<u64>>,
     live: Vec<bool>,
     /// Milliseconds spent compiling.
@@ -204,7 +206,7 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
             continue;
         }
         let mut sig = module.make_signature();
-        for _ in 0..3 {
+        for _ in 0..5 {
             sig.params.push(AbiParam::new(types::I64));
         }
         let name = format!("k{i}_{}", node.op.name());
@@ -225,6 +227,8 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
                 table: params[0],
                 batch: params[1],
                 seed: params[2],
+                lo: params[3],
+                hi: params[4],
                 ext: &refs,
                 fma,
             };
@@ -250,6 +254,9 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
     Ok(Compiled {
         graph: g.clone(),
         kernels,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         buffers: vec![Vec::new(); g.len()],
         live,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
@@ -268,6 +275,30 @@ impl Compiled {
             .collect()
     }
 
+    /// Runs one kernel; a matmul with enough work is split by output rows
+    /// across `threads` threads.
+    fn launch(&self, id: NodeId, k: KernelFn, table: &[*mut u8], env: &Env) {
+        let node = self.graph.node(id);
+        let rows = match node.ty.shape.0.first() {
+            Some(d) if node.op == Op::MatMul => concrete(&crate::ir::Shape(vec![*d]), env.batch)[0],
+            _ => 1,
+        };
+        let work = if node.op == Op::MatMul {
+            let ins = &node.inputs;
+            let k_dim = concrete(&self.graph.ty(ins[0]).shape, env.batch)[1];
+            let n_dim = concrete(&node.ty.shape, env.batch)[1];
+            rows * k_dim * n_dim
+        } else {
+            0
+        };
+        // Below ~1 MFLOP a thread costs more than it saves.
+        if self.threads > 1 && work >= 500_000 && rows >= 8 {
+            exec::call_split(k, table, env.batch, env.seed, rows, self.threads);
+        } else {
+            exec::call(k, table, env.batch, env.seed, rows);
+        }
+    }
+
     /// Times the kernels alone: runs the graph once on `inputs`, then its
     /// kernels `reps` more times on the same buffers; seconds per run.
     pub fn time_kernels(
@@ -284,8 +315,8 @@ impl Compiled {
             .collect();
         let start = Instant::now();
         for _ in 0..reps {
-            for (_, k) in &self.kernels {
-                exec::call(*k, &table, env.batch, env.seed);
+            for (id, k) in &self.kernels {
+                self.launch(*id, *k, &table, env);
             }
         }
         Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
@@ -348,9 +379,10 @@ impl Compiled {
             .iter_mut()
             .map(|b| b.as_mut_ptr().cast::<u8>())
             .collect();
-        for (_, k) in &self.kernels {
-            exec::call(*k, &table, env.batch, env.seed);
+        for (id, k) in &self.kernels {
+            self.launch(*id, *k, &table, env);
         }
+        let g = &self.graph;
         Ok(g.outputs
             .iter()
             .map(|(_, id)| {

@@ -45,9 +45,9 @@ struct TrainFlags {
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Worker threads (default: all cores). [multithreading: not built yet]
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Worker threads for large kernels (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Save a checkpoint (safetensors). [not built yet]
     #[arg(long)]
     save: Option<PathBuf>,
@@ -183,6 +183,7 @@ fn run(cli: Cli) -> Output {
                 batch: flags.batch,
                 lr: flags.lr,
                 seed: flags.seed,
+                threads: flags.threads.map(usize::from),
                 json: flags.json,
                 quiet: flags.quiet,
             };

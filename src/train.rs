@@ -24,6 +24,8 @@ pub struct TrainOptions {
     pub batch: Option<u64>,
     pub lr: Option<f64>,
     pub seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -173,6 +175,9 @@ pub fn train_run(
     let start = Instant::now();
     let mut step = crate::jit::compile(&step_graph, false)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    if let Some(t) = opts.threads {
+        step.threads = t.max(1);
+    }
     sink.human(&format!(
         "run {}: {} on {} ({} train samples, batch {batch}, lr {lr}); training step compiled in {compile_ms:.1} ms",
         run.name,

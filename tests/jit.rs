@@ -118,3 +118,48 @@ fn matmul_tiles_and_ragged_edges_match_the_interpreter() {
         compare(&g, &inputs, 1, &format!("matmul {m}x{k} @ {k}x{n}"));
     }
 }
+
+#[test]
+fn threads_split_a_matmul_into_identical_results() {
+    use dlc::ir::{DType, Dim, Role, Shape, Type};
+    use dlc::span::Span;
+    let mut g = Graph::new();
+    let a = g.input(
+        "a",
+        Role::Features,
+        Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(100)])),
+        Span::default(),
+    );
+    let b = g.input(
+        "b",
+        Role::Features,
+        Type::new(DType::F32, Shape::fixed(&[100, 70])),
+        Span::default(),
+    );
+    let c = g
+        .add(Op::MatMul, &[a, b], None, Span::default())
+        .expect("matmul");
+    g.outputs = vec![("c".into(), c)];
+    for batch in [8, 97, 256] {
+        let inputs = random_inputs(&g, None, batch, 9);
+        let env = Env { batch, seed: 0 };
+        let mut one = dlc::jit::compile(&g, false).expect("compiles");
+        one.threads = 1;
+        let mut two = dlc::jit::compile(&g, false).expect("compiles");
+        two.threads = 2;
+        let (r1, r2) = (
+            one.run(&inputs, &env).expect("runs"),
+            two.run(&inputs, &env).expect("runs"),
+        );
+        assert_eq!(
+            r1[0].data, r2[0].data,
+            "batch {batch}: threads change nothing"
+        );
+        compare(
+            &g,
+            &inputs,
+            batch,
+            &format!("threaded matmul at batch {batch}"),
+        );
+    }
+}

@@ -9,8 +9,10 @@
 
 use crate::ir::DType;
 
-/// A compiled kernel: the buffer table, the batch size, the seed.
-pub type KernelFn = extern "C" fn(*const *mut u8, i64, i64);
+/// A compiled kernel: the buffer table, the batch size, the seed, and the
+/// range [lo, hi) of output rows to compute (only matmul kernels split their
+/// rows; the others ignore the range).
+pub type KernelFn = extern "C" fn(*const *mut u8, i64, i64, i64, i64);
 
 /// Bytes per element in memory (bool is stored as an i32 0/1).
 pub fn elem_size(d: DType) -> usize {
@@ -90,19 +92,51 @@ pub fn finalized_kernel(
 ) -> KernelFn {
     let ptr = module.get_finalized_function(id);
     // SAFETY: `id` was declared and defined by `jit::compile` with exactly
-    // the signature (i64, i64, i64) -> () in the host's C calling
+    // the signature (i64, i64, i64, i64, i64) -> () in the host's C calling
     // convention, and the module has been finalized; the module that owns
     // the code is stored beside the pointers in `Compiled` and outlives
     // every call.
     unsafe { std::mem::transmute::<*const u8, KernelFn>(ptr) }
 }
 
-/// Runs one kernel over the buffer table.
-pub fn call(k: KernelFn, table: &[*mut u8], batch: usize, seed: u64) {
+/// Runs one kernel over the buffer table, for output rows [0, rows).
+pub fn call(k: KernelFn, table: &[*mut u8], batch: usize, seed: u64, rows: usize) {
     // The callee reads table[i] for the buffers of its node and operands,
     // all of which the caller sized for `batch`; it writes only its own
-    // node's buffer.
-    k(table.as_ptr(), batch as i64, seed as i64)
+    // node's buffer, rows [0, rows).
+    k(table.as_ptr(), batch as i64, seed as i64, 0, rows as i64)
+}
+
+/// The buffer table, shareable with the worker threads of one call.
+struct Table(*const *mut u8);
+
+// SAFETY: the table's pointers stay valid for the whole `call_split` (the
+// caller holds the buffers), and the threads that share it write disjoint
+// row ranges of one output buffer and only read the others.
+unsafe impl Send for Table {}
+unsafe impl Sync for Table {}
+
+/// Runs a row-splittable kernel with its `rows` output rows divided among
+/// `threads` threads in chunks of whole 4-row tiles.
+pub fn call_split(
+    k: KernelFn,
+    table: &[*mut u8],
+    batch: usize,
+    seed: u64,
+    rows: usize,
+    threads: usize,
+) {
+    let t = Table(table.as_ptr());
+    let per = rows.div_ceil(threads.max(1)).next_multiple_of(4);
+    std::thread::scope(|scope| {
+        let t = &t;
+        let mut lo = 0;
+        while lo < rows {
+            let hi = (lo + per).min(rows);
+            scope.spawn(move || k(t.0, batch as i64, seed as i64, lo as i64, hi as i64));
+            lo = hi;
+        }
+    });
 }
 
 // Math the kernels call per element (polynomial inline versions replace

@@ -67,6 +67,9 @@ pub struct Kb<'a, 'f> {
     pub table: Value,
     pub batch: Value,
     pub seed: Value,
+    /// The output rows [lo, hi) this call computes (matmul only).
+    pub lo: Value,
+    pub hi: Value,
     pub ext: &'a ExternRefs,
     /// Whether the host has FMA (then `fma` is one instruction).
     pub fma: bool,
@@ -637,25 +640,30 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
             );
             let (mv, kv, nv) = (kb.sz(m), kb.sz(k), kb.sz(n));
             let zero = kb.iconst(0);
+            // Rows [lo, hi): the whole output, or one thread's share.
+            let (lo, hi) = (kb.lo, kb.hi);
+            let _ = mv;
             if d == DType::F32 {
                 // 4×8 register tiles of f32x4 accumulators over the bulk,
                 // then scalar dot products for the ragged right and bottom.
-                let m4 = kb.b.ins().band_imm_s(mv, !3);
+                let span = kb.b.ins().isub(hi, lo);
+                let span4 = kb.b.ins().band_imm_s(span, !3);
+                let m4 = kb.b.ins().iadd(lo, span4);
                 let n8 = kb.b.ins().band_imm_s(nv, !7);
-                matmul_tiles(kb, pa, pb, out, m4, n8, kv, nv);
+                matmul_tiles(kb, pa, pb, out, lo, m4, n8, kv, nv);
                 let (pa2, pb2, out2) = (pa, pb, out);
-                kb.range(zero, m4, 1, &mut |kb, i| {
+                kb.range(lo, m4, 1, &mut |kb, i| {
                     kb.range(n8, nv, 1, &mut |kb, j| {
                         scalar_dot(kb, pa2, pb2, out2, i, j, kv, nv, d)
                     });
                 });
-                kb.range(m4, mv, 1, &mut |kb, i| {
+                kb.range(m4, hi, 1, &mut |kb, i| {
                     kb.range(zero, nv, 1, &mut |kb, j| {
                         scalar_dot(kb, pa2, pb2, out2, i, j, kv, nv, d)
                     });
                 });
             } else {
-                kb.range(zero, mv, 1, &mut |kb, i| {
+                kb.range(lo, hi, 1, &mut |kb, i| {
                     kb.range(zero, nv, 1, &mut |kb, j| {
                         scalar_dot(kb, pa, pb, out, i, j, kv, nv, d)
                     });
@@ -860,6 +868,7 @@ fn matmul_tiles(
     pa: Value,
     pb: Value,
     out: Value,
+    lo: Value,
     m4: Value,
     n8: Value,
     kv: Value,
@@ -868,7 +877,7 @@ fn matmul_tiles(
     let v4 = types::F32X4;
     let flags = MemFlagsData::new().with_notrap();
     let zero = kb.iconst(0);
-    kb.range(zero, m4, 4, &mut |kb, i| {
+    kb.range(lo, m4, 4, &mut |kb, i| {
         kb.range(zero, n8, 8, &mut |kb, j| {
             let accs: Vec<_> = (0..8)
                 .map(|_| {
