@@ -413,6 +413,10 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
             let bases = vec![zero; strides.len()];
             let op = node.op.clone();
             let in_dt: Vec<DType> = in_t.iter().map(|t| t.dtype).collect();
+            if let Some(inner) = vector_plan(&op, &out_t, &in_t) {
+                elementwise_f32x4(kb, &op, out, &ptrs, &dims, &strides, &inner);
+                return;
+            }
             kb.nest(&dims, &strides, &bases, &mut |kb, offs, _| {
                 let vals: Vec<Value> = ptrs
                     .iter()
@@ -935,6 +939,130 @@ fn matmul_tiles(
                     kb.b.ins().store(flags, v, op, (c * 16) as i32);
                 }
             }
+        });
+    });
+}
+
+/// Whether an elementwise node runs four lanes at a time: f32 in and out, an
+/// op with a vector form, and along the innermost axis every operand either
+/// contiguous (`true`) or broadcast (`false`, loaded once and splat).
+fn vector_plan(op: &Op, out: &crate::ir::Type, ins: &[crate::ir::Type]) -> Option<Vec<bool>> {
+    let vectorizes = matches!(
+        op,
+        Op::Add
+            | Op::Mul
+            | Op::Max
+            | Op::Neg
+            | Op::Recip
+            | Op::Sqrt
+            | Op::Abs
+            | Op::StopGradient
+            | Op::Broadcast
+    );
+    let r = out.shape.rank();
+    if !vectorizes || r == 0 || out.dtype != DType::F32 || ins.iter().any(|t| t.dtype != DType::F32)
+    {
+        return None;
+    }
+    let last = out.shape.0[r - 1];
+    Some(
+        ins.iter()
+            .map(|t| matches!(t.shape.0.last(), Some(d) if *d == last && *d != Dim::Fixed(1)))
+            .collect(),
+    )
+}
+
+/// The elementwise loop nest with its innermost loop four lanes wide
+/// (f32x4), and a scalar tail for lengths that are not multiples of 4.
+fn elementwise_f32x4(
+    kb: &mut Kb,
+    op: &Op,
+    out: Value,
+    ptrs: &[Value],
+    dims: &[Value],
+    strides: &[Vec<Value>],
+    inner: &[bool],
+) {
+    let r = dims.len();
+    let outer_dims = &dims[..r - 1];
+    let outer_strides: Vec<Vec<Value>> = strides.iter().map(|s| s[..r - 1].to_vec()).collect();
+    let inner_strides: Vec<Value> = strides.iter().map(|s| s[r - 1]).collect();
+    let len = dims[r - 1];
+    let zero = kb.iconst(0);
+    let bases = vec![zero; strides.len()];
+    let flags = MemFlagsData::new().with_notrap();
+    let v4 = types::F32X4;
+    kb.nest(outer_dims, &outer_strides, &bases, &mut |kb, offs, _| {
+        let len4 = kb.b.ins().band_imm_s(len, !3);
+        let zero = kb.iconst(0);
+        // Splat the broadcast operands once per row.
+        let splats: Vec<Option<Value>> = ptrs
+            .iter()
+            .zip(inner)
+            .zip(&offs[1..])
+            .map(|((p, contiguous), o)| {
+                (!contiguous).then(|| {
+                    let x = kb.load(*p, *o, DType::F32);
+                    kb.b.ins().splat(v4, x)
+                })
+            })
+            .collect();
+        kb.range(zero, len4, 4, &mut |kb, j| {
+            let vals: Vec<Value> = ptrs
+                .iter()
+                .zip(&splats)
+                .zip(&offs[1..])
+                .map(|((p, sp), o)| match sp {
+                    Some(v) => *v,
+                    None => {
+                        let oj = kb.b.ins().iadd(*o, j);
+                        let a = kb.addr(*p, oj, DType::F32);
+                        kb.b.ins().load(v4, flags, a, 0)
+                    }
+                })
+                .collect();
+            let b = &mut kb.b;
+            let v = match op {
+                Op::Add => b.ins().fadd(vals[0], vals[1]),
+                Op::Mul => b.ins().fmul(vals[0], vals[1]),
+                Op::Max => b.ins().fmax(vals[0], vals[1]),
+                Op::Neg => b.ins().fneg(vals[0]),
+                Op::Recip => {
+                    let one = b.ins().f32const(1.0);
+                    let ones = b.ins().splat(v4, one);
+                    b.ins().fdiv(ones, vals[0])
+                }
+                Op::Sqrt => b.ins().sqrt(vals[0]),
+                Op::Abs => b.ins().fabs(vals[0]),
+                _ => vals[0],
+            };
+            let oj = kb.b.ins().iadd(offs[0], j);
+            let a = kb.addr(out, oj, DType::F32);
+            kb.b.ins().store(flags, v, a, 0);
+        });
+        // The scalar tail.
+        let offs = offs.to_vec();
+        let inner_strides = inner_strides.clone();
+        kb.range(len4, len, 1, &mut |kb, j| {
+            let at: Vec<Value> = offs
+                .iter()
+                .zip(&inner_strides)
+                .map(|(o, s)| {
+                    let js = kb.b.ins().imul(j, *s);
+                    kb.b.ins().iadd(*o, js)
+                })
+                .collect();
+            let vals: Vec<Value> = ptrs
+                .iter()
+                .zip(&at[1..])
+                .map(|(p, o)| kb.load(*p, *o, DType::F32))
+                .collect();
+            let v = match op {
+                Op::Add | Op::Mul | Op::Max => binary(kb, op, vals[0], vals[1], DType::F32),
+                Op::StopGradient | Op::Broadcast => vals[0],
+                other => unary(kb, other, vals[0], DType::F32),
+            };
+            kb.store(out, at[0], DType::F32, v);
         });
     });
 }
