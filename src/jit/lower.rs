@@ -300,10 +300,10 @@ fn unary(kb: &mut Kb, op: &Op, x: Value, d: DType) -> Value {
             kb.b.ins().fdiv(one, x)
         }
         // f32: inline polynomials (math.rs); f64: libm through Rust.
-        Op::Exp if f32t => inline::exp(kb.b, x),
-        Op::Log if f32t => inline::ln(kb.b, x),
-        Op::Tanh if f32t => inline::tanh(kb.b, x),
-        Op::Sigmoid if f32t => inline::sigmoid(kb.b, x),
+        Op::Exp if f32t => inline::exp(kb.b, false, x),
+        Op::Log if f32t => inline::ln(kb.b, false, x),
+        Op::Tanh if f32t => inline::tanh(kb.b, false, x),
+        Op::Sigmoid if f32t => inline::sigmoid(kb.b, false, x),
         Op::Exp => kb.call1(kb.ext.exp, &[x]),
         Op::Log => kb.call1(kb.ext.log, &[x]),
         Op::Tanh => kb.call1(kb.ext.tanh, &[x]),
@@ -677,151 +677,211 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
     }
 }
 
-/// The f32 math of `math.rs`, emitted inline (same operation order).
+/// The f32 math of `math.rs`, emitted inline (same operation order), on
+/// one f32 or on four lanes of an f32x4: constants are splat and selects
+/// become bit-selects on lane masks.
 pub mod inline {
     use cranelift_codegen::ir::condcodes::FloatCC;
-    use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+    use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
     use cranelift_frontend::FunctionBuilder;
 
     use super::super::math::{EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, LOG_P, TANH_P};
 
-    fn c(b: &mut FunctionBuilder, v: f32) -> Value {
-        b.ins().f32const(v)
+    /// Lane types: (float, int).
+    fn tys(vector: bool) -> (Type, Type) {
+        if vector {
+            (types::F32X4, types::I32X4)
+        } else {
+            (types::F32, types::I32)
+        }
     }
 
-    fn pow2i(b: &mut FunctionBuilder, n: Value) -> Value {
-        let biased = b.ins().iadd_imm_s(n, 127);
-        let bits = b.ins().ishl_imm_u(biased, 23);
-        b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
+    fn c(b: &mut FunctionBuilder, vector: bool, v: f32) -> Value {
+        let x = b.ins().f32const(v);
+        if vector {
+            b.ins().splat(types::F32X4, x)
+        } else {
+            x
+        }
     }
 
-    pub fn exp(b: &mut FunctionBuilder, x: Value) -> Value {
-        let (lo, hi) = (c(b, EXP_LO), c(b, EXP_HI));
+    fn ci(b: &mut FunctionBuilder, vector: bool, v: i32) -> Value {
+        let x = b.ins().iconst(types::I32, i64::from(v));
+        if vector {
+            b.ins().splat(types::I32X4, x)
+        } else {
+            x
+        }
+    }
+
+    fn bits(vector: bool) -> MemFlagsData {
+        if vector {
+            MemFlagsData::new().with_endianness(Endianness::Little)
+        } else {
+            MemFlagsData::new()
+        }
+    }
+
+    /// where(cond, a, b) for a comparison result `cond`.
+    fn sel(b: &mut FunctionBuilder, vector: bool, cond: Value, x: Value, y: Value) -> Value {
+        if vector {
+            let mask = b.ins().bitcast(types::F32X4, bits(true), cond);
+            b.ins().bitselect(mask, x, y)
+        } else {
+            b.ins().select(cond, x, y)
+        }
+    }
+
+    fn pow2i(b: &mut FunctionBuilder, vector: bool, n: Value) -> Value {
+        let (ft, _) = tys(vector);
+        let k = ci(b, vector, 127);
+        let biased = b.ins().iadd(n, k);
+        let sh = b.ins().ishl_imm_u(biased, 23);
+        b.ins().bitcast(ft, bits(vector), sh)
+    }
+
+    pub fn exp(b: &mut FunctionBuilder, vector: bool, x: Value) -> Value {
+        let (_, it) = tys(vector);
+        let (lo, hi) = (c(b, vector, EXP_LO), c(b, vector, EXP_HI));
         let xm = b.ins().fmax(x, lo);
         let xc = b.ins().fmin(xm, hi);
-        let l2e = c(b, LOG2E);
+        let l2e = c(b, vector, LOG2E);
         let t = b.ins().fmul(xc, l2e);
         let n = b.ins().nearest(t);
-        let (h1, h2) = (c(b, LN2_HI), c(b, LN2_LO));
+        let (h1, h2) = (c(b, vector, LN2_HI), c(b, vector, LN2_LO));
         let t1 = b.ins().fmul(n, h1);
         let r1 = b.ins().fsub(xc, t1);
         let t2 = b.ins().fmul(n, h2);
         let r = b.ins().fsub(r1, t2);
-        let mut p = c(b, EXP_P[0]);
+        let mut p = c(b, vector, EXP_P[0]);
         for k in &EXP_P[1..] {
             let m = b.ins().fmul(p, r);
-            let kc = c(b, *k);
+            let kc = c(b, vector, *k);
             p = b.ins().fadd(m, kc);
         }
         let pr = b.ins().fmul(p, r);
         let prr = b.ins().fmul(pr, r);
         let s = b.ins().fadd(prr, r);
-        let one = c(b, 1.0);
+        let one = c(b, vector, 1.0);
         let p = b.ins().fadd(s, one);
-        let ni = b.ins().fcvt_to_sint_sat(types::I32, n);
+        let ni = b.ins().fcvt_to_sint_sat(it, n);
         let h = b.ins().sshr_imm_u(ni, 1);
         let rest = b.ins().isub(ni, h);
-        let ph = pow2i(b, h);
-        let pr = pow2i(b, rest);
+        let ph = pow2i(b, vector, h);
+        let pr = pow2i(b, vector, rest);
         let y1 = b.ins().fmul(p, ph);
         let y = b.ins().fmul(y1, pr);
         let over = b.ins().fcmp(FloatCC::GreaterThan, x, hi);
-        let inf = c(b, f32::INFINITY);
-        let y = b.ins().select(over, inf, y);
+        let inf = c(b, vector, f32::INFINITY);
+        let y = sel(b, vector, over, inf, y);
         let under = b.ins().fcmp(FloatCC::LessThan, x, lo);
-        let zero = c(b, 0.0);
-        b.ins().select(under, zero, y)
+        let zero = c(b, vector, 0.0);
+        sel(b, vector, under, zero, y)
     }
 
-    pub fn ln(b: &mut FunctionBuilder, x: Value) -> Value {
-        let minp = c(b, f32::MIN_POSITIVE);
+    pub fn ln(b: &mut FunctionBuilder, vector: bool, x: Value) -> Value {
+        let (ft, it) = tys(vector);
+        let minp = c(b, vector, f32::MIN_POSITIVE);
         let small = b.ins().fcmp(FloatCC::LessThan, x, minp);
-        let scale = c(b, 8_388_608.0);
+        let scale = c(b, vector, 8_388_608.0);
         let xscaled = b.ins().fmul(x, scale);
-        let xs = b.ins().select(small, xscaled, x);
-        let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), xs);
-        let sh = b.ins().ushr_imm_u(bits, 23);
-        let ex = b.ins().band_imm_s(sh, 0xff);
-        let e0 = b.ins().iadd_imm_s(ex, -126);
-        let e23 = b.ins().iadd_imm_s(e0, -23);
-        let e = b.ins().select(small, e23, e0);
-        let mb = b.ins().band_imm_s(bits, 0x807f_ffff_u32 as i32 as i64);
-        let mb = b.ins().bor_imm_s(mb, 0x3f00_0000);
-        let m = b.ins().bitcast(types::F32, MemFlagsData::new(), mb);
-        let rt = c(b, std::f32::consts::FRAC_1_SQRT_2);
+        let xs = sel(b, vector, small, xscaled, x);
+        let bts = b.ins().bitcast(it, bits(vector), xs);
+        let sh = b.ins().ushr_imm_u(bts, 23);
+        let ff = ci(b, vector, 0xff);
+        let ex = b.ins().band(sh, ff);
+        let k126 = ci(b, vector, -126);
+        let e0 = b.ins().iadd(ex, k126);
+        let k23 = ci(b, vector, -23);
+        let e23 = b.ins().iadd(e0, k23);
+        // Integer lanes select through the same mask (as floats).
+        let e0f = b.ins().bitcast(ft, bits(vector), e0);
+        let e23f = b.ins().bitcast(ft, bits(vector), e23);
+        let ef = sel(b, vector, small, e23f, e0f);
+        let e = b.ins().bitcast(it, bits(vector), ef);
+        let mmask = ci(b, vector, 0x807f_ffff_u32 as i32);
+        let mb = b.ins().band(bts, mmask);
+        let half_exp = ci(b, vector, 0x3f00_0000);
+        let mb = b.ins().bor(mb, half_exp);
+        let m = b.ins().bitcast(ft, bits(vector), mb);
+        let rt = c(b, vector, std::f32::consts::FRAC_1_SQRT_2);
         let lt = b.ins().fcmp(FloatCC::LessThan, m, rt);
-        let em1 = b.ins().iadd_imm_s(e, -1);
-        let e = b.ins().select(lt, em1, e);
-        let one = c(b, 1.0);
+        let m1i = ci(b, vector, -1);
+        let em1 = b.ins().iadd(e, m1i);
+        let em1f = b.ins().bitcast(ft, bits(vector), em1);
+        let ef = b.ins().bitcast(ft, bits(vector), e);
+        let ef = sel(b, vector, lt, em1f, ef);
+        let e = b.ins().bitcast(it, bits(vector), ef);
+        let one = c(b, vector, 1.0);
         let m2 = b.ins().fadd(m, m);
         let m2 = b.ins().fsub(m2, one);
         let m1 = b.ins().fsub(m, one);
-        let m = b.ins().select(lt, m2, m1);
+        let m = sel(b, vector, lt, m2, m1);
         let z = b.ins().fmul(m, m);
-        let mut y = c(b, LOG_P[0]);
+        let mut y = c(b, vector, LOG_P[0]);
         for k in &LOG_P[1..] {
             let t = b.ins().fmul(y, m);
-            let kc = c(b, *k);
+            let kc = c(b, vector, *k);
             y = b.ins().fadd(t, kc);
         }
         let ym = b.ins().fmul(y, m);
         let y = b.ins().fmul(ym, z);
-        let ef = b.ins().fcvt_from_sint(types::F32, e);
-        let lo = c(b, LN2_LO);
+        let ef = b.ins().fcvt_from_sint(ft, e);
+        let lo = c(b, vector, LN2_LO);
         let t = b.ins().fmul(ef, lo);
         let y = b.ins().fadd(y, t);
-        let half = c(b, -0.5);
+        let half = c(b, vector, -0.5);
         let t = b.ins().fmul(half, z);
         let y = b.ins().fadd(y, t);
-        let hi = c(b, LN2_HI);
+        let hi = c(b, vector, LN2_HI);
         let t = b.ins().fmul(ef, hi);
         let s = b.ins().fadd(m, y);
         let r = b.ins().fadd(s, t);
         // x < 0 or NaN → NaN; 0 → −inf; +inf → +inf
-        let zero = c(b, 0.0);
-        let nan = c(b, f32::NAN);
+        let zero = c(b, vector, 0.0);
+        let nan = c(b, vector, f32::NAN);
         let neg = b.ins().fcmp(FloatCC::UnorderedOrLessThan, x, zero);
-        let r = b.ins().select(neg, nan, r);
+        let r = sel(b, vector, neg, nan, r);
         let is0 = b.ins().fcmp(FloatCC::Equal, x, zero);
-        let ninf = c(b, f32::NEG_INFINITY);
-        let r = b.ins().select(is0, ninf, r);
-        let inf = c(b, f32::INFINITY);
+        let ninf = c(b, vector, f32::NEG_INFINITY);
+        let r = sel(b, vector, is0, ninf, r);
+        let inf = c(b, vector, f32::INFINITY);
         let isinf = b.ins().fcmp(FloatCC::Equal, x, inf);
-        b.ins().select(isinf, inf, r)
+        sel(b, vector, isinf, inf, r)
     }
 
-    pub fn tanh(b: &mut FunctionBuilder, x: Value) -> Value {
+    pub fn tanh(b: &mut FunctionBuilder, vector: bool, x: Value) -> Value {
         let a = b.ins().fabs(x);
         let z = b.ins().fmul(x, x);
-        let mut p = c(b, TANH_P[0]);
+        let mut p = c(b, vector, TANH_P[0]);
         for k in &TANH_P[1..] {
             let t = b.ins().fmul(p, z);
-            let kc = c(b, *k);
+            let kc = c(b, vector, *k);
             p = b.ins().fadd(t, kc);
         }
         let pz = b.ins().fmul(p, z);
         let pzx = b.ins().fmul(pz, x);
         let small = b.ins().fadd(pzx, x);
         let a2 = b.ins().fadd(a, a);
-        let e = exp(b, a2);
-        let one = c(b, 1.0);
-        let two = c(b, 2.0);
+        let e = exp(b, vector, a2);
+        let one = c(b, vector, 1.0);
+        let two = c(b, vector, 2.0);
         let e1 = b.ins().fadd(e, one);
         let q = b.ins().fdiv(two, e1);
         let big = b.ins().fsub(one, q);
-        let zero = c(b, 0.0);
+        let zero = c(b, vector, 0.0);
         let negx = b.ins().fcmp(FloatCC::LessThan, x, zero);
         let nbig = b.ins().fneg(big);
-        let big = b.ins().select(negx, nbig, big);
-        let lim = c(b, 0.625);
+        let big = sel(b, vector, negx, nbig, big);
+        let lim = c(b, vector, 0.625);
         let is_small = b.ins().fcmp(FloatCC::LessThan, a, lim);
-        b.ins().select(is_small, small, big)
+        sel(b, vector, is_small, small, big)
     }
 
-    pub fn sigmoid(b: &mut FunctionBuilder, x: Value) -> Value {
+    pub fn sigmoid(b: &mut FunctionBuilder, vector: bool, x: Value) -> Value {
         let nx = b.ins().fneg(x);
-        let e = exp(b, nx);
-        let one = c(b, 1.0);
+        let e = exp(b, vector, nx);
+        let one = c(b, vector, 1.0);
         let d = b.ins().fadd(one, e);
         b.ins().fdiv(one, d)
     }
@@ -956,6 +1016,10 @@ fn vector_plan(op: &Op, out: &crate::ir::Type, ins: &[crate::ir::Type]) -> Optio
             | Op::Recip
             | Op::Sqrt
             | Op::Abs
+            | Op::Exp
+            | Op::Log
+            | Op::Tanh
+            | Op::Sigmoid
             | Op::StopGradient
             | Op::Broadcast
     );
@@ -1034,6 +1098,10 @@ fn elementwise_f32x4(
                 }
                 Op::Sqrt => b.ins().sqrt(vals[0]),
                 Op::Abs => b.ins().fabs(vals[0]),
+                Op::Exp => inline::exp(b, true, vals[0]),
+                Op::Log => inline::ln(b, true, vals[0]),
+                Op::Tanh => inline::tanh(b, true, vals[0]),
+                Op::Sigmoid => inline::sigmoid(b, true, vals[0]),
                 _ => vals[0],
             };
             let oj = kb.b.ins().iadd(offs[0], j);
