@@ -3,30 +3,13 @@
 //! at several batch sizes (one compiled step serves them all), within
 //! DESIGN.md's bound |a − b| ≤ 1e-5·(1 + K)·max|b|, K the longest reduction.
 
+mod common;
+use common::longest_reduction;
+
 use dlc::gradcheck::random_inputs;
-use dlc::interp::{self, concrete, Env, Precision, Tensor};
+use dlc::interp::{self, Env, Precision, Tensor};
 use dlc::ir::{Graph, Op};
 use dlc::step::{eval_function, training_step};
-
-/// The longest reduction in `g` at batch size `batch`.
-pub fn longest_reduction(g: &Graph, batch: usize) -> usize {
-    g.nodes
-        .iter()
-        .map(|n| match &n.op {
-            Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
-                let s = concrete(&g.ty(n.inputs[0]).shape, batch);
-                s.iter()
-                    .enumerate()
-                    .filter(|(i, _)| axes & (1 << i) != 0)
-                    .map(|(_, d)| *d)
-                    .product()
-            }
-            Op::MatMul => concrete(&g.ty(n.inputs[0]).shape, batch)[1],
-            _ => 1,
-        })
-        .max()
-        .unwrap_or(1)
-}
 
 pub fn compare(g: &Graph, inputs: &[Tensor], batch: usize, what: &str) {
     let env = Env { batch, seed: 3 };

@@ -2,6 +2,9 @@
 //! graphs: random primitives, shapes with broadcasting and the batch axis,
 //! batch sizes from 1 to 300 (primes included).
 
+mod common;
+use common::longest_reduction;
+
 use dlc::interp::{self, concrete, Env, Precision, Tensor};
 use dlc::ir::{CmpOp, DType, Dim, Dist, Graph, NodeId, Op, Role, Shape, Type};
 use dlc::rng;
@@ -215,25 +218,6 @@ fn random_graph(seed: u64) -> Graph {
         .map(|(i, v)| (format!("y{i}"), *v))
         .collect();
     g
-}
-
-fn longest_reduction(g: &Graph, batch: usize) -> usize {
-    g.nodes
-        .iter()
-        .map(|n| match &n.op {
-            Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
-                let s = concrete(&g.ty(n.inputs[0]).shape, batch);
-                s.iter()
-                    .enumerate()
-                    .filter(|(i, _)| axes & (1 << i) != 0)
-                    .map(|(_, d)| *d)
-                    .product()
-            }
-            Op::MatMul => concrete(&g.ty(n.inputs[0]).shape, batch)[1],
-            _ => 1,
-        })
-        .max()
-        .unwrap_or(1)
 }
 
 proptest! {

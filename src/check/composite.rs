@@ -42,18 +42,31 @@ pub fn keep_dims(
     )
 }
 
-/// Σ over `axes`, optionally keeping them.
-pub fn sum(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span) -> Option<NodeId> {
+/// A reduction (`Op::ReduceSum` or `Op::ReduceMax` over `axes`),
+/// optionally keeping the reduced axes as size 1.
+fn reduce(
+    lw: &mut Lowerer,
+    op: Op,
+    x: NodeId,
+    axes: u32,
+    keep: bool,
+    span: Span,
+) -> Option<NodeId> {
     let shape = lw.g.ty(x).shape.clone();
     if axes == 0 {
         return Some(x);
     }
-    let s = lw.prim(Op::ReduceSum { axes }, &[x], None, span, &[])?;
+    let s = lw.prim(op, &[x], None, span, &[])?;
     if keep {
         keep_dims(lw, s, &shape, axes, span)
     } else {
         Some(s)
     }
+}
+
+/// Σ over `axes`, optionally keeping them.
+pub fn sum(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span) -> Option<NodeId> {
+    reduce(lw, Op::ReduceSum { axes }, x, axes, keep, span)
 }
 
 /// max over `axes`, optionally keeping them.
@@ -64,16 +77,7 @@ pub fn reduce_max(
     keep: bool,
     span: Span,
 ) -> Option<NodeId> {
-    let shape = lw.g.ty(x).shape.clone();
-    if axes == 0 {
-        return Some(x);
-    }
-    let s = lw.prim(Op::ReduceMax { axes }, &[x], None, span, &[])?;
-    if keep {
-        keep_dims(lw, s, &shape, axes, span)
-    } else {
-        Some(s)
-    }
+    reduce(lw, Op::ReduceMax { axes }, x, axes, keep, span)
 }
 
 /// The number of elements in `axes` of `shape`, as a scalar of `dtype`
