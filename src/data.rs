@@ -6,5 +6,6 @@
 //! [`meta`] reads only metadata (shapes, element types, column schemas) and
 //! never materialises a payload.
 
+pub mod load;
 pub mod meta;
 pub mod synthetic;

@@ -178,6 +178,19 @@ fn run(cli: Cli) -> Output {
             driver::cmd_ir(&program_args(common), stage)
         }
         Command::Train { common, flags } => {
+            let later = [
+                ("--save", flags.save.is_some()),
+                ("--resume", flags.resume.is_some()),
+                ("--plot", flags.plot.is_some()),
+                ("--profile", flags.profile),
+                ("--grad-norms", flags.grad_norms),
+                ("--verbose", flags.verbose),
+            ];
+            for (name, given) in later {
+                if given {
+                    eprintln!("warning: {name} is not built yet; ignored");
+                }
+            }
             let opts = dlc::train::TrainOptions {
                 epochs: flags.epochs,
                 batch: flags.batch,

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Instant;
 
-use crate::check::data::{DataSpec, LabelKind, Source};
+use crate::check::data::{DataSpec, LabelKind};
 use crate::check::run::{Init, Metric, Optimizer, ParamSpec, Run, Sampler};
-use crate::data::synthetic::{self, Table};
+use crate::data::synthetic::Table;
 use crate::interp::{concrete, Env, Tensor};
 use crate::ir::{DType, Graph, Role};
 use crate::rng;
@@ -98,20 +98,6 @@ pub fn init_values(p: &ParamSpec, seed: u64, index: usize) -> Vec<f64> {
     }
 }
 
-/// The run's data, split into its training and test parts.
-fn load(data: &DataSpec, seed: u64) -> Result<(Table, Table), String> {
-    match &data.source {
-        Source::Synthetic { kind, train, test, noise } => {
-            let all = synthetic::generate(kind, (train + test) as usize, *noise, seed);
-            Ok((all.rows(0, *train as usize), all.rows(*train as usize, all.len())))
-        }
-        Source::Idx { .. } | Source::Csv { .. } => Err(format!(
-            "data `{}` is read from files, and loading files for training is not built yet; today `dlc train` runs programs on synthetic data (linear, polynomial)",
-            data.name
-        )),
-    }
-}
-
 fn fmt_list(v: &[f64]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{}", *x as f32)).collect();
     format!("[{}]", parts.join(","))
@@ -128,8 +114,11 @@ pub fn train_run(
     let seed = opts.seed.unwrap_or(s.seed);
     let epochs = opts.epochs.unwrap_or(s.epochs);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
-    if s.valid.is_some() || s.kfold.is_some() {
-        return Err(format!("run {}: validation splits and K-fold come with the data-and-training work; not built yet", run.name));
+    if s.kfold.is_some() {
+        return Err(format!(
+            "run {}: K-fold cross-validation is not built yet",
+            run.name
+        ));
     }
     // Refuse, before allocating anything, a run whose buffers cannot fit.
     if let Some(g) = training_step(run) {
@@ -146,7 +135,17 @@ pub fn train_run(
             }
         }
     }
-    let (train, test) = load(data, seed)?;
+    let parts = crate::data::load::load(data, seed)?;
+    let (mut train, test) = (parts.train, parts.test);
+    // A validation part held out of the training part, when asked for.
+    let mut valid: Option<Table> = None;
+    if let Some(f) = s.valid {
+        let order = crate::data::load::permutation(train.len(), seed, 0xa11d);
+        let n_valid = ((train.len() as f64) * f).round() as usize;
+        let (keep, held) = order.split_at(train.len() - n_valid);
+        valid = Some(crate::data::load::select(&train, held));
+        train = crate::data::load::select(&train, keep);
+    }
     let mut params: Vec<Vec<f64>> = run
         .params
         .iter()
@@ -186,6 +185,14 @@ pub fn train_run(
         train.len()
     ));
     let mut velocity: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let mut eval = match &valid {
+        Some(_) => {
+            let g = eval_function(run);
+            let c = crate::jit::compile(&g, false)?;
+            Some((g, c))
+        }
+        None => None,
+    };
     let names: Vec<String> = run.params.iter().map(|p| p.name.clone()).collect();
     let mut header = "epoch  train_loss".to_string();
     for m in &s.metrics {
@@ -271,6 +278,12 @@ pub fn train_run(
             let _ = write!(line, "  {v:>14.6}");
             let _ = write!(json, ",\"train_{}\":{v}", m.name());
         }
+        if let (Some(v), Some((eg, ec))) = (&valid, eval.as_mut()) {
+            for (m, val) in evaluate_with(run, data, eg, ec, &params, v, batch, seed)? {
+                let _ = write!(line, "  valid_{m} {val:.6}");
+                let _ = write!(json, ",\"valid_{m}\":{val}");
+            }
+        }
         let sps = nf / secs.max(1e-9);
         let _ = write!(line, "  {secs:>9.3}  {sps:>9.0}");
         let _ = write!(json, ",\"seconds\":{secs},\"samples_per_sec\":{sps}}}");
@@ -341,11 +354,26 @@ fn evaluate(
 ) -> Result<Vec<(String, f64)>, String> {
     let g = eval_function(run);
     let mut c = crate::jit::compile(&g, false)?;
+    evaluate_with(run, data, &g, &mut c, params, t, batch, seed)
+}
+
+/// [`evaluate`] with an already compiled eval function.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_with(
+    run: &Run,
+    data: &DataSpec,
+    g: &Graph,
+    c: &mut crate::jit::Compiled,
+    params: &[Vec<f64>],
+    t: &Table,
+    batch: usize,
+    seed: u64,
+) -> Result<Vec<(String, f64)>, String> {
     let n = t.len();
     let (mut loss_sum, mut sums) = (0.0, [0.0f64; 3]);
     let rows: Vec<usize> = (0..n).collect();
     for chunk in rows.chunks(batch) {
-        let inputs = step_inputs(&g, t, chunk, params, &[], data, 0, 0.0);
+        let inputs = step_inputs(g, t, chunk, params, &[], data, 0, 0.0);
         let out = c.run(
             &inputs,
             &Env {

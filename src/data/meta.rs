@@ -497,3 +497,15 @@ pub fn scan_csv(path: &Path) -> Result<CsvSchema, MetaError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The whole (decompressed) contents of `path`, or of `path.gz` when `path`
+/// does not exist.
+pub fn read_all(path: &Path) -> Result<(PathBuf, Vec<u8>), MetaError> {
+    let mut opened = open_data(path)?;
+    let mut bytes = Vec::new();
+    opened
+        .reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| MetaError::at(&opened.path, format!("cannot read: {e}")))?;
+    Ok((opened.path, bytes))
+}

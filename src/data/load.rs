@@ -1,0 +1,413 @@
+//! Loading a data set into tables for training: IDX files (any element
+//! type; validated against their headers), CSV files (missing values,
+//! one-hot categories, standardization from the training part only, a
+//! seeded test split) and d2l's synthetic sets.
+
+use std::path::Path;
+
+use super::meta::{self, IdxElem};
+use super::synthetic::{self, Table};
+use crate::check::data::{DataSpec, FeatureKind, Missing, Source};
+use crate::rng;
+
+/// A data set's training and test parts.
+pub struct Parts {
+    pub train: Table,
+    pub test: Table,
+}
+
+/// Reads an IDX file: its dims and its elements as f64.
+pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
+    let (real, bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
+    let name = real.display();
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err(format!("{name}: not an IDX file (bad magic)"));
+    }
+    let elem = match bytes[2] {
+        0x08 => IdxElem::U8,
+        0x09 => IdxElem::I8,
+        0x0B => IdxElem::I16,
+        0x0C => IdxElem::I32,
+        0x0D => IdxElem::F32,
+        0x0E => IdxElem::F64,
+        c => return Err(format!("{name}: unknown IDX element type 0x{c:02x}")),
+    };
+    let nd = bytes[3] as usize;
+    let head = 4 + 4 * nd;
+    if nd == 0 || bytes.len() < head {
+        return Err(format!("{name}: truncated IDX header"));
+    }
+    let dims: Vec<usize> = (0..nd)
+        .map(|i| {
+            u32::from_be_bytes([
+                bytes[4 + 4 * i],
+                bytes[5 + 4 * i],
+                bytes[6 + 4 * i],
+                bytes[7 + 4 * i],
+            ]) as usize
+        })
+        .collect();
+    let n: usize = dims.iter().product();
+    let size = elem.size();
+    if bytes.len() != head + n * size {
+        return Err(format!(
+            "{name}: the header promises {n} elements of {} ({} bytes) but the file holds {}",
+            elem.name(),
+            n * size,
+            bytes.len() - head
+        ));
+    }
+    let p = &bytes[head..];
+    let be = |i: usize, k: usize| -> Vec<u8> { p[i * k..(i + 1) * k].to_vec() };
+    let values: Vec<f64> = match elem {
+        IdxElem::U8 => p.iter().map(|b| f64::from(*b)).collect(),
+        IdxElem::I8 => p.iter().map(|b| f64::from(*b as i8)).collect(),
+        IdxElem::I16 => (0..n)
+            .map(|i| {
+                let b = be(i, 2);
+                f64::from(i16::from_be_bytes([b[0], b[1]]))
+            })
+            .collect(),
+        IdxElem::I32 => (0..n)
+            .map(|i| {
+                let b = be(i, 4);
+                f64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            })
+            .collect(),
+        IdxElem::F32 => (0..n)
+            .map(|i| {
+                let b = be(i, 4);
+                f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            })
+            .collect(),
+        IdxElem::F64 => (0..n)
+            .map(|i| {
+                let b = be(i, 8);
+                f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            })
+            .collect(),
+    };
+    Ok((dims, values))
+}
+
+fn idx_table(
+    images: &Path,
+    labels: &Path,
+    scale: Option<f64>,
+    classes: Option<u64>,
+) -> Result<Table, String> {
+    let (idims, mut x) = read_idx(images)?;
+    let (ldims, y) = read_idx(labels)?;
+    if idims[0] != ldims[0] {
+        return Err(format!(
+            "{} has {} images but {} has {} labels",
+            images.display(),
+            idims[0],
+            labels.display(),
+            ldims[0]
+        ));
+    }
+    if let Some(s) = scale {
+        x.iter_mut().for_each(|v| *v *= s);
+    }
+    if let Some(c) = classes {
+        if let Some(bad) = y
+            .iter()
+            .find(|v| **v < 0.0 || **v >= c as f64 || v.fract() != 0.0)
+        {
+            return Err(format!(
+                "{}: label {bad} is not a class in 0..{c}",
+                labels.display()
+            ));
+        }
+    }
+    let width = idims[1..].iter().product();
+    Ok(Table { x, y, width })
+}
+
+/// A seeded permutation of 0..n.
+pub fn permutation(n: usize, seed: u64, stream: u32) -> Vec<usize> {
+    let key = rng::key(seed, 0, stream);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (rng::bits(key, i as u64) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Rows `rows` of `t`, in that order.
+pub fn select(t: &Table, rows: &[usize]) -> Table {
+    Table {
+        x: rows
+            .iter()
+            .flat_map(|&r| t.x[r * t.width..(r + 1) * t.width].iter().copied())
+            .collect(),
+        y: rows.iter().map(|&r| t.y[r]).collect(),
+        width: t.width,
+    }
+}
+
+fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
+    let Source::Csv {
+        path,
+        label,
+        classes,
+        features,
+        missing,
+        standardize,
+        test,
+        ..
+    } = &spec.source
+    else {
+        return Err("not a CSV source".into());
+    };
+    let (real, bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(&bytes[..]);
+    let headers = rdr
+        .headers()
+        .map_err(|e| format!("{}: {e}", real.display()))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == name)
+    };
+    let li = col(label).ok_or_else(|| format!("{}: no column {label}", real.display()))?;
+    let fcols: Vec<usize> = features
+        .iter()
+        .map(|f| {
+            col(&f.column).ok_or_else(|| format!("{}: no column {}", real.display(), f.column))
+        })
+        .collect::<Result<_, _>>()?;
+    let is_missing = |s: &str| s.is_empty() || s == "NA";
+    // Raw rows: label value and per-feature cells, rows without a label dropped.
+    let mut raw: Vec<(f64, Vec<String>)> = Vec::new();
+    for (line, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{}: line {}: {e}", real.display(), line + 2))?;
+        let lv = rec.get(li).unwrap_or("");
+        if is_missing(lv) {
+            continue;
+        }
+        let y = if classes.is_empty() {
+            lv.parse::<f64>().map_err(|_| {
+                format!(
+                    "{}: line {}: label `{lv}` is not a number",
+                    real.display(),
+                    line + 2
+                )
+            })?
+        } else {
+            classes.iter().position(|c| c == lv).ok_or_else(|| {
+                format!(
+                    "{}: line {}: unknown class `{lv}`",
+                    real.display(),
+                    line + 2
+                )
+            })? as f64
+        };
+        let cells: Vec<String> = fcols
+            .iter()
+            .map(|&c| rec.get(c).unwrap_or("").to_string())
+            .collect();
+        if *missing == Missing::Drop
+            && features
+                .iter()
+                .zip(&cells)
+                .any(|(f, c)| f.kind == FeatureKind::Numeric && is_missing(c))
+        {
+            continue;
+        }
+        raw.push((y, cells));
+    }
+    // The test part: a seeded shuffle, the last `test` fraction held out.
+    let order = permutation(raw.len(), seed, 0x7e57);
+    let n_test = (raw.len() as f64 * test).round() as usize;
+    let (train_rows, test_rows) = order.split_at(raw.len() - n_test);
+    // Statistics of numeric columns from the training part only.
+    let mut stats: Vec<(f64, f64)> = Vec::new();
+    for (k, f) in features.iter().enumerate() {
+        if f.kind != FeatureKind::Numeric {
+            stats.push((0.0, 1.0));
+            continue;
+        }
+        let vals: Vec<f64> = train_rows
+            .iter()
+            .filter_map(|&r| raw[r].1[k].parse::<f64>().ok())
+            .collect();
+        let n = vals.len().max(1) as f64;
+        let mean = vals.iter().sum::<f64>() / n;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        stats.push((mean, var.sqrt()));
+    }
+    let width: usize = features.iter().map(|f| f.width() as usize).sum();
+    let encode = |rows: &[usize]| -> Table {
+        let mut x = Vec::with_capacity(rows.len() * width);
+        let mut y = Vec::with_capacity(rows.len());
+        for &r in rows {
+            let (label, cells) = &raw[r];
+            for ((f, cell), (mean, std)) in features.iter().zip(cells).zip(&stats) {
+                match &f.kind {
+                    FeatureKind::Numeric => {
+                        // Missing numbers take the training mean (0 once standardized).
+                        let v = cell.parse::<f64>().unwrap_or(*mean);
+                        x.push(if *standardize && *std > 0.0 {
+                            (v - mean) / std
+                        } else {
+                            v
+                        });
+                    }
+                    FeatureKind::Categorical {
+                        categories,
+                        missing,
+                    } => {
+                        let hit = categories.iter().position(|c| c == cell);
+                        for i in 0..categories.len() {
+                            x.push(if hit == Some(i) { 1.0 } else { 0.0 });
+                        }
+                        if *missing {
+                            x.push(if hit.is_none() { 1.0 } else { 0.0 });
+                        }
+                    }
+                }
+            }
+            y.push(*label);
+        }
+        Table { x, y, width }
+    };
+    Ok(Parts {
+        train: encode(train_rows),
+        test: encode(test_rows),
+    })
+}
+
+/// Loads `spec` (its files, or its synthetic generator).
+pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
+    match &spec.source {
+        Source::Synthetic {
+            kind,
+            train,
+            test,
+            noise,
+        } => {
+            let all = synthetic::generate(kind, (train + test) as usize, *noise, seed);
+            Ok(Parts {
+                train: all.rows(0, *train as usize),
+                test: all.rows(*train as usize, all.len()),
+            })
+        }
+        Source::Idx {
+            images,
+            labels,
+            scale,
+            ..
+        } => {
+            let classes = match &spec.label {
+                crate::check::data::LabelKind::Class { classes } => *classes,
+                crate::check::data::LabelKind::Target => None,
+            };
+            Ok(Parts {
+                train: idx_table(&images[0], &labels[0], *scale, classes)?,
+                test: idx_table(&images[1], &labels[1], *scale, classes)?,
+            })
+        }
+        Source::Csv { .. } => csv_parts(spec, seed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{check, Options};
+    use std::path::PathBuf;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn spec(src: &str) -> DataSpec {
+        let (program, diags) = crate::syntax::parse(src);
+        assert!(diags.is_empty());
+        let (checked, cd) = check(
+            &program,
+            &Options {
+                base_dir: root().join("programs"),
+                data_override: None,
+            },
+        );
+        assert!(cd.is_empty(), "{cd:?}");
+        checked.data.into_iter().next().expect("a data source")
+    }
+
+    #[test]
+    fn fashion_mnist_loads_from_the_gzipped_files() {
+        let (dims, x) =
+            read_idx(&root().join("programs/data/fashion-mnist/t10k-images-idx3-ubyte"))
+                .expect("loads");
+        assert_eq!(dims, vec![10000, 28, 28]);
+        assert!(x.iter().all(|v| (0.0..=255.0).contains(v)));
+        let (ldims, y) =
+            read_idx(&root().join("programs/data/fashion-mnist/t10k-labels-idx1-ubyte"))
+                .expect("loads");
+        assert_eq!(ldims, vec![10000]);
+        // Balanced classes: 1000 per class in the test set.
+        for c in 0..10 {
+            assert_eq!(y.iter().filter(|v| **v == c as f64).count(), 1000);
+        }
+    }
+
+    #[test]
+    fn a_truncated_idx_file_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("dlc-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("bad-idx1-ubyte");
+        std::fs::write(&f, [0, 0, 8, 1, 0, 0, 0, 5, 1, 2]).expect("write");
+        let e = read_idx(&f).expect_err("truncated");
+        assert!(e.contains("promises 5 elements"), "{e}");
+    }
+
+    #[test]
+    fn penguins_are_imputed_one_hot_encoded_and_standardized_from_the_training_part() {
+        let s = spec("data p = csv(\"data/penguins.csv\", label = \"body_mass_g\", standardize = true, test = 0.2)");
+        let parts = load(&s, 42).expect("loads");
+        // 344 rows, 2 without a label; 20% held out.
+        assert_eq!(parts.train.len() + parts.test.len(), 342);
+        assert_eq!(parts.test.len(), 68);
+        assert_eq!(parts.train.width, 13);
+        // Standardized numeric columns have mean 0 on the training part.
+        let Source::Csv { features, .. } = &s.source else {
+            panic!("csv")
+        };
+        let mut col = 0;
+        for f in features {
+            if f.kind == FeatureKind::Numeric {
+                let n = parts.train.len();
+                let mean: f64 = (0..n).map(|r| parts.train.x[r * 13 + col]).sum::<f64>() / n as f64;
+                assert!(mean.abs() < 1e-9, "{}: mean {mean}", f.column);
+            }
+            col += f.width() as usize;
+        }
+        // Every one-hot group has exactly one 1 per row (missing sex included).
+        let sex = features
+            .iter()
+            .position(|f| f.column == "sex")
+            .expect("sex");
+        let start: usize = features[..sex].iter().map(|f| f.width() as usize).sum();
+        for r in 0..parts.train.len() {
+            let ones: f64 = (0..3).map(|k| parts.train.x[r * 13 + start + k]).sum();
+            assert_eq!(ones, 1.0);
+        }
+    }
+
+    #[test]
+    fn dropping_incomplete_rows() {
+        let s =
+            spec("data p = csv(\"data/penguins.csv\", label = \"species\", missing = \"drop\")");
+        let parts = load(&s, 1).expect("loads");
+        // Two rows lack every measurement; sex is categorical (a category of its own).
+        assert_eq!(parts.train.len(), 342);
+        assert!(parts.train.y.iter().all(|c| (0.0..3.0).contains(c)));
+    }
+}
