@@ -114,12 +114,6 @@ pub fn train_run(
     let seed = opts.seed.unwrap_or(s.seed);
     let epochs = opts.epochs.unwrap_or(s.epochs);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
-    if s.kfold.is_some() {
-        return Err(format!(
-            "run {}: K-fold cross-validation is not built yet",
-            run.name
-        ));
-    }
     // Refuse, before allocating anything, a run whose buffers cannot fit.
     if let Some(g) = training_step(run) {
         let need = crate::jit::estimate_bytes(&g, batch);
@@ -152,7 +146,6 @@ pub fn train_run(
         .enumerate()
         .map(|(i, p)| init_values(p, seed, i))
         .collect();
-    let width = train.width;
 
     if s.optimizer == Optimizer::ClosedForm {
         let start = Instant::now();
@@ -177,6 +170,20 @@ pub fn train_run(
     if let Some(t) = opts.threads {
         step.threads = t.max(1);
     }
+    let eval_graph = eval_function(run);
+    let eval = crate::jit::compile(&eval_graph, false)?;
+    let mut tr = Trainer {
+        run,
+        data,
+        step_graph,
+        step,
+        eval_graph,
+        eval,
+        lr,
+        batch,
+        seed,
+        epochs,
+    };
     sink.human(&format!(
         "run {}: {} on {} ({} train samples, batch {batch}, lr {lr}); training step compiled in {compile_ms:.1} ms",
         run.name,
@@ -184,116 +191,310 @@ pub fn train_run(
         data.name,
         train.len()
     ));
-    let mut velocity: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let mut eval = match &valid {
-        Some(_) => {
-            let g = eval_function(run);
-            let c = crate::jit::compile(&g, false)?;
-            Some((g, c))
-        }
-        None => None,
-    };
-    let names: Vec<String> = run.params.iter().map(|p| p.name.clone()).collect();
-    let mut header = "epoch  train_loss".to_string();
-    for m in &s.metrics {
-        if *m != Metric::Loss {
-            let _ = write!(header, "  train_{:<8}", m.name());
-        }
-    }
-    header.push_str("    seconds  samples/s");
-    sink.human(&header);
-    let n = train.len();
-    let mut global_step: u64 = 0;
-    for epoch in 1..=epochs {
-        let t0 = Instant::now();
-        let mut order: Vec<usize> = (0..n).collect();
-        if s.sampler != Sampler::Sequential {
-            // A seeded Fisher–Yates reshuffle every epoch.
-            let key = rng::key(seed, epoch, 0x5eed);
-            for i in (1..n).rev() {
-                let j = (rng::bits(key, i as u64) % (i as u64 + 1)) as usize;
-                order.swap(i, j);
-            }
-        }
-        let (mut loss_sum, mut sums) = (0.0, [0.0f64; 3]);
-        for (bi, chunk) in order.chunks(batch).enumerate() {
-            let bs = chunk.len();
-            let inputs = step_inputs(
-                &step_graph,
-                &train,
-                chunk,
-                &params,
-                &velocity,
-                data,
-                global_step,
-                lr,
-            );
-            let out = step.run(&inputs, &Env { batch: bs, seed })?;
-            global_step += 1;
-            let get = |name: &str| {
-                step_graph
-                    .outputs
-                    .iter()
-                    .position(|(o, _)| o == name)
-                    .map(|i| &out[i])
-            };
-            let loss = get("loss").map(|t| t.data[0]).unwrap_or(f64::NAN);
-            if !loss.is_finite() {
-                return Err(format!(
-                    "run {}: training diverged: the loss is {loss} at epoch {epoch}, batch {}",
-                    run.name,
-                    bi + 1
-                ));
-            }
-            loss_sum += loss * bs as f64;
-            for (k, name) in ["correct", "sq_err", "sq_log_err"].iter().enumerate() {
-                if let Some(t) = get(name) {
-                    sums[k] += t.data[0];
-                }
-            }
-            for (i, name) in names.iter().enumerate() {
-                if let Some(t) = get(name) {
-                    params[i].clone_from(&t.data);
-                }
-                if let Some(t) = get(&format!("velocity {name}")) {
-                    velocity[i].clone_from(&t.data);
-                }
-            }
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        let nf = n.max(1) as f64;
-        let mut line = format!("{epoch:>5}  {:>10.6}", loss_sum / nf);
-        let mut json = format!(
-            "{{\"event\":\"epoch\",\"run\":\"{}\",\"epoch\":{epoch},\"train_loss\":{}",
-            run.name,
-            loss_sum / nf
+    let Some(k) = s.kfold else {
+        let params = tr.fit(&train, valid.as_ref(), true, sink)?.0;
+        return report_final(
+            run, data, &params, &train, &test, batch, seed, epochs, compile_ms, sink,
         );
-        for m in &s.metrics {
-            let v = match m {
-                Metric::Loss => continue,
-                Metric::Acc => sums[0] / nf,
-                Metric::Rmse => (sums[1] / nf).sqrt(),
-                Metric::LogRmse => (sums[2] / nf).sqrt(),
-            };
-            let _ = write!(line, "  {v:>14.6}");
-            let _ = write!(json, ",\"train_{}\":{v}", m.name());
+    };
+    // K-fold: train a fresh model on k−1 folds, validate on the k-th; keep
+    // every fold's model; predict the test part with their average.
+    let k = k as usize;
+    let order = crate::data::load::permutation(train.len(), seed, 0xf01d);
+    let mut fold_params = Vec::new();
+    let mut scores: Vec<Vec<(String, f64)>> = Vec::new();
+    for f in 0..k {
+        let (lo, hi) = (f * train.len() / k, (f + 1) * train.len() / k);
+        let held: Vec<usize> = order[lo..hi].to_vec();
+        let rest: Vec<usize> = order[..lo].iter().chain(&order[hi..]).copied().collect();
+        let (tpart, vpart) = (
+            crate::data::load::select(&train, &rest),
+            crate::data::load::select(&train, &held),
+        );
+        let (params, train_metrics) = tr.fit(&tpart, None, false, sink)?;
+        let valid_metrics = tr.evaluate(&params, &vpart)?;
+        let mut json = format!(
+            "{{\"event\":\"fold\",\"run\":\"{}\",\"fold\":{},\"folds\":{k}",
+            run.name,
+            f + 1
+        );
+        let mut line = format!("fold {}/{k}:", f + 1);
+        for (m, v) in &train_metrics {
+            let _ = write!(json, ",\"train_{m}\":{v}");
+            let _ = write!(line, " train_{m} {v:.6}");
         }
-        if let (Some(v), Some((eg, ec))) = (&valid, eval.as_mut()) {
-            for (m, val) in evaluate_with(run, data, eg, ec, &params, v, batch, seed)? {
-                let _ = write!(line, "  valid_{m} {val:.6}");
-                let _ = write!(json, ",\"valid_{m}\":{val}");
-            }
+        for (m, v) in &valid_metrics {
+            let _ = write!(json, ",\"valid_{m}\":{v}");
+            let _ = write!(line, " valid_{m} {v:.6}");
         }
-        let sps = nf / secs.max(1e-9);
-        let _ = write!(line, "  {secs:>9.3}  {sps:>9.0}");
-        let _ = write!(json, ",\"seconds\":{secs},\"samples_per_sec\":{sps}}}");
+        json.push('}');
         sink.human(&line);
         sink.json(&json);
+        fold_params.push(params);
+        scores.push(valid_metrics);
     }
-    let _ = width;
-    report_final(
-        run, data, &params, &train, &test, batch, seed, epochs, compile_ms, sink,
-    )
+    let mut json = format!(
+        "{{\"event\":\"kfold\",\"run\":\"{}\",\"folds\":{k}",
+        run.name
+    );
+    let mut line = format!("{k}-fold:");
+    for (i, (m, _)) in scores[0].iter().enumerate() {
+        let vals: Vec<f64> = scores.iter().map(|sc| sc[i].1).collect();
+        let mean = vals.iter().sum::<f64>() / k as f64;
+        let std = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k as f64).sqrt();
+        let _ = write!(json, ",\"mean_valid_{m}\":{mean},\"std_valid_{m}\":{std}");
+        let _ = write!(line, " valid_{m} {mean:.6} ± {std:.6}");
+    }
+    json.push('}');
+    sink.human(&line);
+    sink.json(&json);
+    // The test part, predicted by the average of the fold models.
+    let mut json = format!(
+        "{{\"event\":\"final\",\"final\":true,\"run\":\"{}\",\"epochs\":{epochs}",
+        run.name
+    );
+    let mut line = String::from("final (average of the fold models):");
+    if !test.is_empty() {
+        for (m, v) in tr.ensemble_metrics(&fold_params, &test)? {
+            let _ = write!(json, ",\"test_{m}\":{v}");
+            let _ = write!(line, " test_{m} {v:.6}");
+        }
+    }
+    let _ = write!(json, ",\"compile_ms\":{compile_ms},\"params\":{{}}}}");
+    sink.human(&line);
+    sink.json(&json);
+    Ok(())
+}
+
+/// A run's compiled step and eval function, and its recipe.
+struct Trainer<'a> {
+    run: &'a Run,
+    data: &'a DataSpec,
+    step_graph: Graph,
+    step: crate::jit::Compiled,
+    eval_graph: Graph,
+    eval: crate::jit::Compiled,
+    lr: f64,
+    batch: usize,
+    seed: u64,
+    epochs: u64,
+}
+
+impl Trainer<'_> {
+    fn evaluate(&mut self, params: &[Vec<f64>], t: &Table) -> Result<Vec<(String, f64)>, String> {
+        evaluate_with(
+            self.run,
+            self.data,
+            &self.eval_graph,
+            &mut self.eval,
+            params,
+            t,
+            self.batch,
+            self.seed,
+        )
+    }
+
+    /// The model outputs of `params` on all of `t`.
+    fn outputs(&mut self, params: &[Vec<f64>], t: &Table) -> Result<Vec<f64>, String> {
+        let oi = self
+            .eval_graph
+            .outputs
+            .iter()
+            .position(|(n, _)| n == "output")
+            .ok_or("no output")?;
+        let rows: Vec<usize> = (0..t.len()).collect();
+        let mut all = Vec::new();
+        for chunk in rows.chunks(self.batch) {
+            let inputs = step_inputs(&self.eval_graph, t, chunk, params, &[], self.data, 0, 0.0);
+            let out = self.eval.run(
+                &inputs,
+                &Env {
+                    batch: chunk.len(),
+                    seed: self.seed,
+                },
+            )?;
+            all.extend_from_slice(&out[oi].data);
+        }
+        Ok(all)
+    }
+
+    /// Test metrics of the average of several models' outputs.
+    fn ensemble_metrics(
+        &mut self,
+        models: &[Vec<Vec<f64>>],
+        t: &Table,
+    ) -> Result<Vec<(String, f64)>, String> {
+        let mut avg: Vec<f64> = Vec::new();
+        for p in models {
+            let o = self.outputs(p, t)?;
+            if avg.is_empty() {
+                avg = vec![0.0; o.len()];
+            }
+            for (a, v) in avg.iter_mut().zip(o) {
+                *a += v / models.len() as f64;
+            }
+        }
+        let n = t.len().max(1);
+        let width = avg.len() / n;
+        let mut res = Vec::new();
+        for m in &self.run.settings.metrics {
+            match m {
+                Metric::Loss => {}
+                Metric::Acc => {
+                    let correct = (0..n)
+                        .filter(|&r| {
+                            let row = &avg[r * width..(r + 1) * width];
+                            let best =
+                                row.iter()
+                                    .enumerate()
+                                    .fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
+                            best as f64 == t.y[r]
+                        })
+                        .count();
+                    res.push(("acc".to_string(), correct as f64 / n as f64));
+                }
+                Metric::Rmse => {
+                    let se: f64 = (0..n).map(|r| (avg[r] - t.y[r]).powi(2)).sum();
+                    res.push(("rmse".to_string(), (se / n as f64).sqrt()));
+                }
+                Metric::LogRmse => {
+                    let se: f64 = (0..n)
+                        .map(|r| (avg[r].max(1.0).ln() - t.y[r].ln()).powi(2))
+                        .sum();
+                    res.push(("log_rmse".to_string(), (se / n as f64).sqrt()));
+                }
+            }
+        }
+        Ok(res)
+    }
+
+    /// Trains a freshly initialized model on `train` for the run's epochs;
+    /// prints the per-epoch table when `report` is set. Returns the
+    /// parameters and the last epoch's training metrics.
+    #[allow(clippy::type_complexity)]
+    fn fit(
+        &mut self,
+        train: &Table,
+        valid: Option<&Table>,
+        report: bool,
+        sink: &mut Sink,
+    ) -> Result<(Vec<Vec<f64>>, Vec<(String, f64)>), String> {
+        let (run, data, batch, seed, lr) = (self.run, self.data, self.batch, self.seed, self.lr);
+        let s = &run.settings;
+        let mut params: Vec<Vec<f64>> = run
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| init_values(p, seed, i))
+            .collect();
+        let mut velocity: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        let names: Vec<String> = run.params.iter().map(|p| p.name.clone()).collect();
+        if report {
+            let mut header = "epoch  train_loss".to_string();
+            for m in &s.metrics {
+                if *m != Metric::Loss {
+                    let _ = write!(header, "  train_{:<8}", m.name());
+                }
+            }
+            header.push_str("    seconds  samples/s");
+            sink.human(&header);
+        }
+        let n = train.len();
+        let mut global_step: u64 = 0;
+        let mut last = Vec::new();
+        for epoch in 1..=self.epochs {
+            let t0 = Instant::now();
+            let mut order: Vec<usize> = (0..n).collect();
+            if s.sampler != Sampler::Sequential {
+                // A seeded Fisher–Yates reshuffle every epoch.
+                let key = rng::key(seed, epoch, 0x5eed);
+                for i in (1..n).rev() {
+                    let j = (rng::bits(key, i as u64) % (i as u64 + 1)) as usize;
+                    order.swap(i, j);
+                }
+            }
+            let (mut loss_sum, mut sums) = (0.0, [0.0f64; 3]);
+            for (bi, chunk) in order.chunks(batch).enumerate() {
+                let bs = chunk.len();
+                let inputs = step_inputs(
+                    &self.step_graph,
+                    train,
+                    chunk,
+                    &params,
+                    &velocity,
+                    data,
+                    global_step,
+                    lr,
+                );
+                let out = self.step.run(&inputs, &Env { batch: bs, seed })?;
+                global_step += 1;
+                let outputs = &self.step_graph.outputs;
+                let get = |name: &str| outputs.iter().position(|(o, _)| o == name).map(|i| &out[i]);
+                let loss = get("loss").map(|t| t.data[0]).unwrap_or(f64::NAN);
+                if !loss.is_finite() {
+                    return Err(format!(
+                        "run {}: training diverged: the loss is {loss} at epoch {epoch}, batch {}",
+                        run.name,
+                        bi + 1
+                    ));
+                }
+                loss_sum += loss * bs as f64;
+                for (k, name) in ["correct", "sq_err", "sq_log_err"].iter().enumerate() {
+                    if let Some(t) = get(name) {
+                        sums[k] += t.data[0];
+                    }
+                }
+                for (i, name) in names.iter().enumerate() {
+                    if let Some(t) = get(name) {
+                        params[i].clone_from(&t.data);
+                    }
+                    if let Some(t) = get(&format!("velocity {name}")) {
+                        velocity[i].clone_from(&t.data);
+                    }
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let nf = n.max(1) as f64;
+            last = vec![("loss".to_string(), loss_sum / nf)];
+            for m in &s.metrics {
+                let v = match m {
+                    Metric::Loss => continue,
+                    Metric::Acc => sums[0] / nf,
+                    Metric::Rmse => (sums[1] / nf).sqrt(),
+                    Metric::LogRmse => (sums[2] / nf).sqrt(),
+                };
+                last.push((m.name().to_string(), v));
+            }
+            if !report {
+                continue;
+            }
+            let mut line = format!("{epoch:>5}");
+            let mut json = format!(
+                "{{\"event\":\"epoch\",\"run\":\"{}\",\"epoch\":{epoch}",
+                run.name
+            );
+            for (i, (m, v)) in last.iter().enumerate() {
+                let _ = if i == 0 {
+                    write!(line, "  {v:>10.6}")
+                } else {
+                    write!(line, "  {v:>14.6}")
+                };
+                let _ = write!(json, ",\"train_{m}\":{v}");
+            }
+            if let Some(v) = valid {
+                for (m, val) in self.evaluate(&params, v)? {
+                    let _ = write!(line, "  valid_{m} {val:.6}");
+                    let _ = write!(json, ",\"valid_{m}\":{val}");
+                }
+            }
+            let sps = nf / secs.max(1e-9);
+            let _ = write!(line, "  {secs:>9.3}  {sps:>9.0}");
+            let _ = write!(json, ",\"seconds\":{secs},\"samples_per_sec\":{sps}}}");
+            sink.human(&line);
+            sink.json(&json);
+        }
+        Ok((params, last))
+    }
 }
 
 /// Inputs of a training-step or eval graph for the rows `rows` of `t`.

@@ -268,10 +268,45 @@ fn train_flags_override_the_recipe_and_seeded_runs_repeat() {
 }
 
 #[test]
-fn k_fold_says_it_is_not_built_yet() {
-    let out = dlc(&["train", "programs/kfold.dl"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+fn k_fold_reports_each_fold_the_mean_and_the_ensembles_test_score() {
+    let out = dlc(&["train", "programs/kfold.dl", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let folds: Vec<_> = lines.iter().filter(|l| l["event"] == "fold").collect();
+    assert_eq!(folds.len(), 5);
+    for (i, f) in folds.iter().enumerate() {
+        assert_eq!(f["fold"], i + 1);
+        assert_eq!(f["folds"], 5);
+        assert!(
+            f["valid_log_rmse"]
+                .as_f64()
+                .is_some_and(|v| v > 0.0 && v < 0.5),
+            "{f}"
+        );
+    }
+    let summary = lines
+        .iter()
+        .find(|l| l["event"] == "kfold")
+        .expect("a kfold line");
+    let mean = summary["mean_valid_log_rmse"].as_f64().expect("mean");
+    let by_hand = folds
+        .iter()
+        .map(|f| f["valid_log_rmse"].as_f64().unwrap_or(0.0))
+        .sum::<f64>()
+        / 5.0;
+    assert!((mean - by_hand).abs() < 1e-12);
+    assert!(summary["std_valid_log_rmse"].as_f64().is_some());
+    let last = lines.last().expect("final");
+    assert_eq!(last["event"], "final");
+    assert!(
+        last["test_log_rmse"].as_f64().is_some_and(|v| v < 0.2),
+        "{last}"
+    );
 }
 
 #[test]
