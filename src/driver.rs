@@ -383,6 +383,9 @@ pub fn cmd_train(
             return 1;
         }
     }
+    let mut opts = opts.clone();
+    opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    let opts = &opts;
     let mut sink = crate::train::Sink {
         stdout,
         stderr,
@@ -400,4 +403,57 @@ pub fn cmd_train(
         }
     }
     0
+}
+
+/// `dlc eval FILE --load CKPT`: the test metrics of a saved model (one run:
+/// the only one, or `--run NAME`).
+pub fn cmd_eval(
+    args: &ProgramArgs,
+    ckpt: &Path,
+    opts: &crate::train::TrainOptions,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(stderr, "{e}");
+            return 1;
+        }
+    };
+    if !l.diagnostics.is_empty() {
+        let _ = write!(stderr, "{}", render(&l, args.color));
+        return 1;
+    }
+    let runs: Vec<&crate::check::Run> = l
+        .checked
+        .runs
+        .iter()
+        .filter(|r| args.run.as_ref().is_none_or(|n| *n == r.name))
+        .collect();
+    let [run] = runs.as_slice() else {
+        let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+        let _ = writeln!(
+            stderr,
+            "error: name the run to evaluate with --run; the runs are: {}",
+            names.join(", ")
+        );
+        return 1;
+    };
+    let mut opts = opts.clone();
+    opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    let mut sink = crate::train::Sink {
+        stdout,
+        stderr,
+        json: opts.json,
+        quiet: opts.quiet,
+    };
+    let data = &l.checked.data[run.data];
+    match crate::train::eval_checkpoint(run, data, ckpt, &opts, &mut sink) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(sink.stderr, "error: {e}");
+            1
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod autodiff;
 pub mod check;
+pub mod checkpoint;
 pub mod data;
 pub mod diag;
 pub mod driver;

@@ -48,10 +48,10 @@ struct TrainFlags {
     /// Worker threads for large kernels (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
-    /// Save a checkpoint (safetensors). [not built yet]
+    /// Save a checkpoint (safetensors) after training.
     #[arg(long)]
     save: Option<PathBuf>,
-    /// Resume from a checkpoint. [not built yet]
+    /// Resume from a checkpoint, up to the total --epochs.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Plot learning curves to FILE.svg or FILE.png. [not built yet]
@@ -96,7 +96,7 @@ enum Command {
         #[command(flatten)]
         flags: TrainFlags,
     },
-    /// Test-set metrics of a saved model (not built yet).
+    /// Test-set metrics of a saved model.
     Eval {
         #[command(flatten)]
         common: Common,
@@ -179,8 +179,6 @@ fn run(cli: Cli) -> Output {
         }
         Command::Train { common, flags } => {
             let later = [
-                ("--save", flags.save.is_some()),
-                ("--resume", flags.resume.is_some()),
                 ("--plot", flags.plot.is_some()),
                 ("--profile", flags.profile),
                 ("--grad-norms", flags.grad_norms),
@@ -197,6 +195,9 @@ fn run(cli: Cli) -> Output {
                 lr: flags.lr,
                 seed: flags.seed,
                 threads: flags.threads.map(usize::from),
+                save: flags.save.clone(),
+                resume: flags.resume.clone(),
+                program_hash: String::new(),
                 json: flags.json,
                 quiet: flags.quiet,
             };
@@ -210,8 +211,18 @@ fn run(cli: Cli) -> Output {
             }
         }
         Command::Eval { common, load, json } => {
-            let _ = (load, json);
-            driver::cmd_not_yet(&program_args(common), "eval")
+            let opts = dlc::train::TrainOptions {
+                json,
+                ..Default::default()
+            };
+            let mut out = QuietStdout;
+            let mut err = std::io::stderr();
+            let code = driver::cmd_eval(&program_args(common), &load, &opts, &mut out, &mut err);
+            Output {
+                stdout: String::new(),
+                stderr: String::new(),
+                code,
+            }
         }
         Command::Gradcheck {
             common,

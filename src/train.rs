@@ -26,6 +26,12 @@ pub struct TrainOptions {
     pub seed: Option<u64>,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// Write a checkpoint here after training.
+    pub save: Option<std::path::PathBuf>,
+    /// Continue from this checkpoint up to the total `epochs`.
+    pub resume: Option<std::path::PathBuf>,
+    /// The program text's hash, recorded in checkpoints.
+    pub program_hash: String,
     pub json: bool,
     pub quiet: bool,
 }
@@ -155,6 +161,19 @@ pub fn train_run(
             "run {}: {} on {}, solved in closed form (normal equations) in {ms:.2} ms",
             run.name, run.model, data.name
         ));
+        if let Some(path) = &opts.save {
+            let ck = crate::checkpoint::Checkpoint {
+                run: run.name.clone(),
+                program_hash: opts.program_hash.clone(),
+                epoch: 0,
+                step: 0,
+                seed,
+                params: params.clone(),
+                velocity: Vec::new(),
+            };
+            crate::checkpoint::save(path, run, &ck)?;
+            sink.human(&format!("saved {}", path.display()));
+        }
         return report_final(
             run, data, &params, &train, &test, batch, seed, epochs, 0.0, sink,
         );
@@ -192,11 +211,63 @@ pub fn train_run(
         train.len()
     ));
     let Some(k) = s.kfold else {
-        let params = tr.fit(&train, valid.as_ref(), true, sink)?.0;
+        let start = match &opts.resume {
+            Some(path) => {
+                let ck = crate::checkpoint::load(path, run)?;
+                if ck.program_hash != opts.program_hash {
+                    sink.human(&format!(
+                        "note: {} was saved from a different version of the program",
+                        path.display()
+                    ));
+                }
+                sink.human(&format!(
+                    "resuming from {} after epoch {} (step {})",
+                    path.display(),
+                    ck.epoch,
+                    ck.step
+                ));
+                Some(State {
+                    params: ck.params,
+                    velocity: ck.velocity,
+                    epoch: ck.epoch,
+                    step: ck.step,
+                })
+            }
+            None => None,
+        };
+        let state = tr.fit(&train, valid.as_ref(), true, sink, start)?.0;
+        if let Some(path) = &opts.save {
+            let ck = crate::checkpoint::Checkpoint {
+                run: run.name.clone(),
+                program_hash: opts.program_hash.clone(),
+                epoch: state.epoch,
+                step: state.step,
+                seed,
+                params: state.params.clone(),
+                velocity: state.velocity.clone(),
+            };
+            crate::checkpoint::save(path, run, &ck)?;
+            sink.human(&format!("saved {}", path.display()));
+        }
         return report_final(
-            run, data, &params, &train, &test, batch, seed, epochs, compile_ms, sink,
+            run,
+            data,
+            &state.params,
+            &train,
+            &test,
+            batch,
+            seed,
+            epochs,
+            compile_ms,
+            sink,
         );
     };
+    if opts.save.is_some() || opts.resume.is_some() {
+        return Err(format!(
+            "run {}: checkpoints of K-fold runs are not supported (each fold is a separate model)",
+            run.name
+        ));
+    }
     // K-fold: train a fresh model on k−1 folds, validate on the k-th; keep
     // every fold's model; predict the test part with their average.
     let k = k as usize;
@@ -211,7 +282,8 @@ pub fn train_run(
             crate::data::load::select(&train, &rest),
             crate::data::load::select(&train, &held),
         );
-        let (params, train_metrics) = tr.fit(&tpart, None, false, sink)?;
+        let (state, train_metrics) = tr.fit(&tpart, None, false, sink, None)?;
+        let params = state.params;
         let valid_metrics = tr.evaluate(&params, &vpart)?;
         let mut json = format!(
             "{{\"event\":\"fold\",\"run\":\"{}\",\"fold\":{},\"folds\":{k}",
@@ -339,6 +411,15 @@ pub fn epoch_order(sampler: &Sampler, t: &Table, seed: u64, epoch: u64) -> Vec<u
     }
 }
 
+/// Training progress: parameters, momentum, completed epochs and steps.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub params: Vec<Vec<f64>>,
+    pub velocity: Vec<Vec<f64>>,
+    pub epoch: u64,
+    pub step: u64,
+}
+
 /// A run's compiled step and eval function, and its recipe.
 struct Trainer<'a> {
     run: &'a Run,
@@ -441,9 +522,9 @@ impl Trainer<'_> {
         Ok(res)
     }
 
-    /// Trains a freshly initialized model on `train` for the run's epochs;
-    /// prints the per-epoch table when `report` is set. Returns the
-    /// parameters and the last epoch's training metrics.
+    /// Trains a model on `train` up to the run's epochs, from `start` (or
+    /// freshly initialized); prints the per-epoch table when `report` is
+    /// set. Returns the final state and the last epoch's training metrics.
     #[allow(clippy::type_complexity)]
     fn fit(
         &mut self,
@@ -451,16 +532,30 @@ impl Trainer<'_> {
         valid: Option<&Table>,
         report: bool,
         sink: &mut Sink,
-    ) -> Result<(Vec<Vec<f64>>, Vec<(String, f64)>), String> {
+        start: Option<State>,
+    ) -> Result<(State, Vec<(String, f64)>), String> {
         let (run, data, batch, seed, lr) = (self.run, self.data, self.batch, self.seed, self.lr);
         let s = &run.settings;
-        let mut params: Vec<Vec<f64>> = run
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| init_values(p, seed, i))
-            .collect();
-        let mut velocity: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        let start = start.unwrap_or_else(|| {
+            let params: Vec<Vec<f64>> = run
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| init_values(p, seed, i))
+                .collect();
+            let velocity = params.iter().map(|p| vec![0.0; p.len()]).collect();
+            State {
+                params,
+                velocity,
+                epoch: 0,
+                step: 0,
+            }
+        });
+        let (start_epoch, start_step) = (start.epoch, start.step);
+        let (mut params, mut velocity) = (start.params, start.velocity);
+        if velocity.len() != params.len() {
+            velocity = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        }
         let names: Vec<String> = run.params.iter().map(|p| p.name.clone()).collect();
         if report {
             let mut header = "epoch  train_loss".to_string();
@@ -472,9 +567,9 @@ impl Trainer<'_> {
             header.push_str("    seconds  samples/s");
             sink.human(&header);
         }
-        let mut global_step: u64 = 0;
+        let mut global_step: u64 = start_step;
         let mut last = Vec::new();
-        for epoch in 1..=self.epochs {
+        for epoch in start_epoch + 1..=self.epochs {
             let t0 = Instant::now();
             let order = epoch_order(&s.sampler, train, seed, epoch);
             let n = order.len();
@@ -558,7 +653,16 @@ impl Trainer<'_> {
             sink.human(&line);
             sink.json(&json);
         }
-        Ok((params, last))
+        let epoch = self.epochs.max(start_epoch);
+        Ok((
+            State {
+                params,
+                velocity,
+                epoch,
+                step: global_step,
+            },
+            last,
+        ))
     }
 }
 
@@ -750,6 +854,39 @@ fn closed_form(run: &Run, t: &Table, params: &mut [Vec<f64>]) -> Result<(), Stri
     }
     let _ = DType::F32;
     Ok(())
+}
+
+/// `dlc eval`: the test metrics of a saved model.
+pub fn eval_checkpoint(
+    run: &Run,
+    data: &DataSpec,
+    path: &std::path::Path,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let ck = crate::checkpoint::load(path, run)?;
+    if ck.program_hash != opts.program_hash {
+        sink.human(&format!(
+            "note: {} was saved from a different version of the program",
+            path.display()
+        ));
+    }
+    let s = &run.settings;
+    let seed = opts.seed.unwrap_or(ck.seed);
+    let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
+    let parts = crate::data::load::load(data, seed)?;
+    report_final(
+        run,
+        data,
+        &ck.params,
+        &parts.train,
+        &parts.test,
+        batch,
+        seed,
+        ck.epoch,
+        0.0,
+        sink,
+    )
 }
 
 #[cfg(test)]

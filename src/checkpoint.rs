@@ -1,0 +1,187 @@
+//! Checkpoints: a run's parameters, optimizer state and progress in a
+//! safetensors file (so PyTorch or Python's `safetensors` can read it),
+//! written atomically: a temporary file beside the target, fsync, rename.
+//!
+//! Tensors are named `param.NAME` (f32, the parameter's shape; dense weights
+//! keep d2l's `[n_in, n_out]` layout) and `velocity.NAME` (momentum).
+//! The metadata holds the run, the program's hash, the epoch, the step and
+//! the seed.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::check::run::Run;
+use crate::interp::concrete;
+
+/// What a checkpoint holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub run: String,
+    pub program_hash: String,
+    pub epoch: u64,
+    pub step: u64,
+    pub seed: u64,
+    /// Per parameter, in the run's order: values (row-major).
+    pub params: Vec<Vec<f64>>,
+    pub velocity: Vec<Vec<f64>>,
+}
+
+/// A stable hash of the program text (hex).
+pub fn program_hash(src: &str) -> String {
+    let mut h: u64 = 0x6a09_e667_f3bc_c909;
+    for chunk in src.as_bytes().chunks(8) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        h = crate::rng::mix(h ^ u64::from_le_bytes(b));
+    }
+    format!("{h:016x}")
+}
+
+fn f32_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect()
+}
+
+/// Writes `ck` for `run` to `path` atomically.
+pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, p) in run.params.iter().enumerate() {
+        let shape = concrete(&p.ty.shape, 1);
+        owned.push((
+            format!("param.{}", p.name),
+            shape.clone(),
+            f32_bytes(&ck.params[i]),
+        ));
+        if let Some(v) = ck.velocity.get(i) {
+            owned.push((format!("velocity.{}", p.name), shape, f32_bytes(v)));
+        }
+    }
+    let mut views = Vec::new();
+    for (name, shape, bytes) in &owned {
+        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| format!("checkpoint tensor {name}: {e}"))?;
+        views.push((name.clone(), view));
+    }
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "dlc checkpoint 1".to_string());
+    meta.insert("run".to_string(), ck.run.clone());
+    meta.insert("program_hash".to_string(), ck.program_hash.clone());
+    meta.insert("epoch".to_string(), ck.epoch.to_string());
+    meta.insert("step".to_string(), ck.step.to_string());
+    meta.insert("seed".to_string(), ck.seed.to_string());
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;
+    // Atomic: a temporary file in the same folder, synced, then renamed over
+    // the target, so a crash never leaves a half-written checkpoint.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write checkpoint {}: {e}", path.display())
+    })
+}
+
+/// Reads a checkpoint and checks it against `run`: every parameter present
+/// with its shape, nothing extra. Errors name the mismatch.
+pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("{} is not a safetensors checkpoint: {e}", path.display()))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
+    let num = |k: &str| get(k).parse::<u64>().unwrap_or(0);
+    let read = |name: &str, want: &[usize]| -> Result<Option<Vec<f64>>, String> {
+        let Ok(t) = st.tensor(name) else {
+            return Ok(None);
+        };
+        if t.dtype() != Dtype::F32 {
+            return Err(format!(
+                "checkpoint {}: {name} is {:?}, expected F32",
+                path.display(),
+                t.dtype()
+            ));
+        }
+        if t.shape() != want {
+            return Err(format!(
+                "checkpoint {} does not fit run {}: {name} has shape {:?}, the program declares {:?}",
+                path.display(),
+                run.name,
+                t.shape(),
+                want
+            ));
+        }
+        Ok(Some(
+            t.data()
+                .chunks_exact(4)
+                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect(),
+        ))
+    };
+    let mut params = Vec::new();
+    let mut velocity = Vec::new();
+    for p in &run.params {
+        let shape = concrete(&p.ty.shape, 1);
+        let key = format!("param.{}", p.name);
+        match read(&key, &shape)? {
+            Some(v) => params.push(v),
+            None => {
+                return Err(format!(
+                    "checkpoint {} does not fit run {}: it has no parameter `{}`",
+                    path.display(),
+                    run.name,
+                    p.name
+                ))
+            }
+        }
+        if let Some(v) = read(&format!("velocity.{}", p.name), &shape)? {
+            velocity.push(v);
+        }
+    }
+    for (name, _) in st.tensors() {
+        let known = run
+            .params
+            .iter()
+            .any(|p| name == format!("param.{}", p.name) || name == format!("velocity.{}", p.name));
+        if !known {
+            return Err(format!(
+                "checkpoint {} does not fit run {}: it has `{name}`, which the program does not declare",
+                path.display(),
+                run.name
+            ));
+        }
+    }
+    if !velocity.is_empty() && velocity.len() != params.len() {
+        velocity.clear();
+    }
+    Ok(Checkpoint {
+        run: get("run"),
+        program_hash: get("program_hash"),
+        epoch: num("epoch"),
+        step: num("step"),
+        seed: num("seed"),
+        params,
+        velocity,
+    })
+}
