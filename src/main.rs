@@ -66,7 +66,7 @@ struct TrainFlags {
     /// Time per kernel and per source line. [not built yet]
     #[arg(long)]
     profile: bool,
-    /// Report each parameter's gradient norm per epoch. [not built yet]
+    /// Report each parameter's gradient norm per epoch (the mean over its batches).
     #[arg(long)]
     grad_norms: bool,
     /// Print kernels and buffers before and after optimization. [not built yet]
@@ -181,7 +181,6 @@ fn run(cli: Cli) -> Output {
             let later = [
                 ("--plot", flags.plot.is_some()),
                 ("--profile", flags.profile),
-                ("--grad-norms", flags.grad_norms),
                 ("--verbose", flags.verbose),
             ];
             for (name, given) in later {
@@ -198,6 +197,7 @@ fn run(cli: Cli) -> Output {
                 save: flags.save.clone(),
                 resume: flags.resume.clone(),
                 program_hash: String::new(),
+                grad_norms: flags.grad_norms,
                 json: flags.json,
                 quiet: flags.quiet,
             };

@@ -32,6 +32,8 @@ pub struct TrainOptions {
     pub resume: Option<std::path::PathBuf>,
     /// The program text's hash, recorded in checkpoints.
     pub program_hash: String,
+    /// Report each parameter's mean gradient norm per epoch.
+    pub grad_norms: bool,
     pub json: bool,
     pub quiet: bool,
 }
@@ -202,6 +204,7 @@ pub fn train_run(
         batch,
         seed,
         epochs,
+        grad_norms: opts.grad_norms,
     };
     sink.human(&format!(
         "run {}: {} on {} ({} train samples, batch {batch}, lr {lr}); training step compiled in {compile_ms:.1} ms",
@@ -432,6 +435,7 @@ struct Trainer<'a> {
     batch: usize,
     seed: u64,
     epochs: u64,
+    grad_norms: bool,
 }
 
 impl Trainer<'_> {
@@ -574,6 +578,9 @@ impl Trainer<'_> {
             let order = epoch_order(&s.sampler, train, seed, epoch);
             let n = order.len();
             let (mut loss_sum, mut sums) = (0.0, [0.0f64; 3]);
+            // Σ over batches of each parameter's gradient norm (--grad-norms).
+            let mut gnorms = vec![0.0f64; names.len()];
+            let mut batches = 0usize;
             for (bi, chunk) in order.chunks(batch).enumerate() {
                 let bs = chunk.len();
                 let inputs = step_inputs(
@@ -604,7 +611,13 @@ impl Trainer<'_> {
                         sums[k] += t.data[0];
                     }
                 }
+                batches += 1;
                 for (i, name) in names.iter().enumerate() {
+                    if self.grad_norms {
+                        if let Some(g) = get(&format!("grad {name}")) {
+                            gnorms[i] += g.data.iter().map(|v| v * v).sum::<f64>().sqrt();
+                        }
+                    }
                     if let Some(t) = get(name) {
                         params[i].clone_from(&t.data);
                     }
@@ -648,6 +661,16 @@ impl Trainer<'_> {
                 }
             }
             let sps = nf / secs.max(1e-9);
+            if self.grad_norms {
+                // The mean over the epoch's batches of ‖∂loss/∂p‖₂.
+                let _ = write!(json, ",\"grad_norms\":{{");
+                for (i, name) in names.iter().enumerate() {
+                    let g = gnorms[i] / batches.max(1) as f64;
+                    let _ = write!(json, "{}\"{name}\":{g}", if i > 0 { "," } else { "" });
+                    let _ = write!(line, "  |d{name}| {g:.3e}");
+                }
+                json.push('}');
+            }
             let _ = write!(line, "  {secs:>9.3}  {sps:>9.0}");
             let _ = write!(json, ",\"seconds\":{secs},\"samples_per_sec\":{sps}}}");
             sink.human(&line);

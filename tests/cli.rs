@@ -482,3 +482,48 @@ fn checkpoints_save_resume_and_evaluate() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a safetensors checkpoint"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn grad_norms_show_vanishing_gradients() {
+    // d2l §4.8: with N(0, 0.01²) weights the first layer's gradient of a
+    // deep sigmoid network is orders of magnitude below Xavier's.
+    let out = dlc(&[
+        "train",
+        "programs/init.dl",
+        "--epochs",
+        "1",
+        "--grad-norms",
+        "--json",
+        "--batch",
+        "1024",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let norm = |run: &str| -> f64 {
+        let l = lines
+            .iter()
+            .find(|l| l["event"] == "epoch" && l["run"] == run)
+            .expect("an epoch line");
+        l["grad_norms"]["W1"].as_f64().expect("W1's norm")
+    };
+    let (xavier, small) = (norm("xavier"), norm("small_normal"));
+    assert!(small * 20.0 < xavier, "xavier {xavier}, small {small}");
+}
+
+#[test]
+fn imbalanced_classes_train_with_a_focal_loss_and_a_weighted_sampler() {
+    let out = dlc(&["train", "programs/imbalanced.dl", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = json_lines(&out).pop().expect("final");
+    assert!(last["test_acc"].as_f64().is_some_and(|a| a > 0.9), "{last}");
+}

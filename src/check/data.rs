@@ -471,7 +471,7 @@ fn csv(
 ) -> (Option<DataSpec>, Vec<Diagnostic>) {
     let mut o = Opts::new(
         "csv",
-        &["label", "drop", "missing", "standardize", "test"],
+        &["label", "classes", "drop", "missing", "standardize", "test"],
         args,
         1,
     );
@@ -526,6 +526,8 @@ fn csv(
         |v| (0.0..1.0).contains(&v),
         "a fraction in [0, 1)",
     );
+    // `classes = N`: an integer label column holds class indices 0..N.
+    let int_classes = o.get("classes").map(|_| o.count("classes", 2, 2));
     let (Some(path), Some(label)) = (path, label) else {
         return (None, o.diags);
     };
@@ -571,6 +573,23 @@ fn csv(
         }
     }
     let (label_kind, classes) = match &label_col.kind {
+        ColumnKind::Numeric { min, max, .. } if int_classes.is_some() => {
+            let n = int_classes.unwrap_or(2);
+            if *min < 0.0 || *max >= n as f64 {
+                o.diags.push(
+                    Diagnostic::new(
+                        Code::DataMismatch,
+                        format!("column `{label}` holds values from {min} to {max}, not class indices below {n}"),
+                    )
+                    .label(label_span, "declared as a class label here"),
+                );
+                return (None, o.diags);
+            }
+            (
+                LabelKind::Class { classes: Some(n) },
+                (0..n).map(|c| c.to_string()).collect(),
+            )
+        }
         ColumnKind::Numeric { .. } => (LabelKind::Target, Vec::new()),
         ColumnKind::Categorical { categories } => (
             LabelKind::Class {
