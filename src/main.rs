@@ -34,13 +34,13 @@ struct Common {
 #[derive(Args, Clone)]
 struct TrainFlags {
     /// Total number of epochs (also when resuming).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Batch size.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     batch: Option<u64>,
     /// Learning rate.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f64)]
     lr: Option<f64>,
     /// Random seed.
     #[arg(long)]

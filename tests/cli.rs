@@ -58,6 +58,24 @@ fn bad_flags_exit_2() {
         Some(2)
     );
     assert_eq!(dlc(&["launch"]).status.code(), Some(2));
+    assert_eq!(
+        dlc(&["train", "programs/linreg.dl", "--batch", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        dlc(&["train", "programs/linreg.dl", "--epochs", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        dlc(&["train", "programs/linreg.dl", "--lr", "-1"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -526,4 +544,15 @@ fn imbalanced_classes_train_with_a_focal_loss_and_a_weighted_sampler() {
     );
     let last = json_lines(&out).pop().expect("final");
     assert!(last["test_acc"].as_f64().is_some_and(|a| a > 0.9), "{last}");
+}
+
+#[test]
+fn a_diverging_learning_rate_stops_with_the_epoch_and_batch() {
+    let out = dlc(&["train", "programs/linreg.dl", "--run", "sgd", "--lr", "1e6"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("diverged") && err.contains("epoch 1, batch"),
+        "{err}"
+    );
 }
