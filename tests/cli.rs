@@ -556,3 +556,202 @@ fn a_diverging_learning_rate_stops_with_the_epoch_and_batch() {
         "{err}"
     );
 }
+
+/// Writes an IDX file (big-endian header, u8 payload) to `path`.
+fn write_idx(path: &std::path::Path, dims: &[u32], payload: &[u8]) {
+    let mut b = vec![0u8, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(payload);
+    std::fs::write(path, b).expect("write idx");
+}
+
+/// A Fashion-MNIST-shaped folder of tiny IDX files, with `tweak` applied.
+fn idx_folder(name: &str, tweak: impl Fn(&std::path::Path)) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dlc-bad-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for split in ["train", "t10k"] {
+        write_idx(
+            &dir.join(format!("{split}-images-idx3-ubyte")),
+            &[4, 28, 28],
+            &vec![7u8; 4 * 784],
+        );
+        write_idx(
+            &dir.join(format!("{split}-labels-idx1-ubyte")),
+            &[4],
+            &[0, 1, 2, 3],
+        );
+    }
+    tweak(&dir);
+    dir
+}
+
+fn one_line_error(args: &[&str], needle: &str) {
+    let out = dlc(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // One error: a one-line message, or one diagnostic when the checker
+    // already finds it from the file's metadata.
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("error") || l.contains("] Error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_data_gives_one_line_errors() {
+    let ok = idx_folder("ok", |_| {});
+    let out = dlc(&[
+        "train",
+        "programs/softmax.dl",
+        "--data",
+        ok.to_str().expect("utf-8"),
+        "--epochs",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the tiny folder itself trains: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: Vec<(std::path::PathBuf, &str)> = vec![
+        (
+            idx_folder("missing", |d| {
+                std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).expect("rm")
+            }),
+            "no such file",
+        ),
+        (
+            idx_folder("magic", |d| {
+                std::fs::write(
+                    d.join("train-labels-idx1-ubyte"),
+                    [1u8, 2, 8, 1, 0, 0, 0, 4, 0, 1, 2, 3],
+                )
+                .expect("w")
+            }),
+            "magic",
+        ),
+        (
+            idx_folder("count", |d| {
+                write_idx(&d.join("train-labels-idx1-ubyte"), &[3], &[0, 1, 2])
+            }),
+            "counts differ",
+        ),
+        (
+            idx_folder("truncated", |d| {
+                // A gzip stream cut in half, under the .gz name.
+                let raw = std::fs::read(d.join("train-images-idx3-ubyte")).expect("read");
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut gz, &raw).expect("gz");
+                let bytes = gz.finish().expect("gz");
+                std::fs::remove_file(d.join("train-images-idx3-ubyte")).expect("rm");
+                std::fs::write(
+                    d.join("train-images-idx3-ubyte.gz"),
+                    &bytes[..bytes.len() / 2],
+                )
+                .expect("w");
+            }),
+            "train-images-idx3-ubyte.gz",
+        ),
+    ];
+    for (dir, needle) in cases {
+        one_line_error(
+            &[
+                "train",
+                "programs/softmax.dl",
+                "--data",
+                dir.to_str().expect("utf-8"),
+                "--epochs",
+                "1",
+            ],
+            needle,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&ok);
+}
+
+#[test]
+fn bad_csv_gives_one_line_errors() {
+    let dir = std::env::temp_dir().join(format!("dlc-badcsv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ragged = dir.join("ragged.csv");
+    std::fs::write(&ragged, "a,b,body_mass_g\n1,2,3\n4,5\n").expect("w");
+    one_line_error(
+        &[
+            "train",
+            "programs/kfold.dl",
+            "--data",
+            ragged.to_str().expect("utf-8"),
+        ],
+        "line 3",
+    );
+    // Text in the numeric label column of a regression: the scan finds the
+    // column categorical, and the regression metrics are refused.
+    let text = dir.join("text.csv");
+    std::fs::write(&text, "a,body_mass_g\n1,3000\n2,heavy\n").expect("w");
+    one_line_error(
+        &[
+            "train",
+            "programs/kfold.dl",
+            "--data",
+            text.to_str().expect("utf-8"),
+        ],
+        "class labels",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unwritable_save_path_fails_and_leaves_the_old_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("dlc-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ck = dir.join("keep.safetensors");
+    let ck_s = ck.to_str().expect("utf-8");
+    let first = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--epochs",
+        "1",
+        "--save",
+        ck_s,
+    ]);
+    assert_eq!(first.status.code(), Some(0));
+    let before = std::fs::read(&ck).expect("saved");
+    one_line_error(
+        &[
+            "train",
+            "programs/linreg.dl",
+            "--run",
+            "sgd",
+            "--epochs",
+            "1",
+            "--save",
+            "/nonexistent-dir/x.safetensors",
+        ],
+        "cannot write checkpoint",
+    );
+    // A checkpoint of another program is refused by name and shape.
+    one_line_error(
+        &[
+            "train",
+            "programs/weight_decay.dl",
+            "--run",
+            "penalty",
+            "--resume",
+            ck_s,
+        ],
+        "does not fit run penalty",
+    );
+    assert_eq!(std::fs::read(&ck).expect("still there"), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
