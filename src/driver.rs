@@ -386,11 +386,13 @@ pub fn cmd_train(
     let mut opts = opts.clone();
     opts.program_hash = crate::checkpoint::program_hash(&l.src);
     let opts = &opts;
+    let progress = !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut sink = crate::train::Sink {
         stdout,
         stderr,
         json: opts.json,
         quiet: opts.quiet,
+        progress,
     };
     for r in &l.checked.runs {
         if args.run.as_ref().is_some_and(|n| *n != r.name) {
@@ -442,11 +444,13 @@ pub fn cmd_eval(
     };
     let mut opts = opts.clone();
     opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    let progress = !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut sink = crate::train::Sink {
         stdout,
         stderr,
         json: opts.json,
         quiet: opts.quiet,
+        progress,
     };
     let data = &l.checked.data[run.data];
     match crate::train::eval_checkpoint(run, data, ckpt, &opts, &mut sink) {

@@ -44,6 +44,8 @@ pub struct Sink<'a> {
     pub stderr: &'a mut dyn Write,
     pub json: bool,
     pub quiet: bool,
+    /// Draw a progress bar per epoch on stderr (a terminal, not --quiet).
+    pub progress: bool,
 }
 
 impl Sink<'_> {
@@ -581,6 +583,16 @@ impl Trainer<'_> {
             // Σ over batches of each parameter's gradient norm (--grad-norms).
             let mut gnorms = vec![0.0f64; names.len()];
             let mut batches = 0usize;
+            let bar = (report && sink.progress).then(|| {
+                let pb = indicatif::ProgressBar::new(n.div_ceil(batch) as u64);
+                let style = indicatif::ProgressStyle::with_template(
+                    "epoch {prefix} {bar:30} {pos}/{len} batches  loss {msg}  {per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+                pb.set_style(style);
+                pb.set_prefix(epoch.to_string());
+                pb
+            });
             for (bi, chunk) in order.chunks(batch).enumerate() {
                 let bs = chunk.len();
                 let inputs = step_inputs(
@@ -612,6 +624,10 @@ impl Trainer<'_> {
                     }
                 }
                 batches += 1;
+                if let Some(pb) = &bar {
+                    pb.set_message(format!("{loss:.4}"));
+                    pb.inc(1);
+                }
                 for (i, name) in names.iter().enumerate() {
                     if self.grad_norms {
                         if let Some(g) = get(&format!("grad {name}")) {
@@ -625,6 +641,9 @@ impl Trainer<'_> {
                         velocity[i].clone_from(&t.data);
                     }
                 }
+            }
+            if let Some(pb) = bar {
+                pb.finish_and_clear();
             }
             let secs = t0.elapsed().as_secs_f64();
             let nf = n.max(1) as f64;

@@ -755,3 +755,29 @@ fn an_unwritable_save_path_fails_and_leaves_the_old_checkpoint() {
     assert_eq!(std::fs::read(&ck).expect("still there"), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_pipe_does_not() {
+    // `script` gives the command a pseudo-terminal; skip where it is absent.
+    let Ok(out) = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} train programs/linreg.dl --run sgd",
+                env!("CARGO_BIN_EXE_dlc")
+            ),
+            "/dev/null",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    else {
+        return;
+    };
+    if !out.status.success() {
+        return;
+    }
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("batches") && tty.contains("loss"), "{tty}");
+    let piped = dlc(&["train", "programs/linreg.dl", "--run", "sgd"]);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("batches"));
+}
