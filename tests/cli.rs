@@ -763,7 +763,7 @@ fn a_terminal_gets_a_progress_bar_and_a_pipe_does_not() {
         .args([
             "-qec",
             &format!(
-                "{} train programs/linreg.dl --run sgd",
+                "{} train programs/softmax.dl --epochs 1",
                 env!("CARGO_BIN_EXE_dlc")
             ),
             "/dev/null",
