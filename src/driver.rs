@@ -353,6 +353,23 @@ pub fn cmd_gradcheck_with(
     }
 }
 
+/// Loads and checks a program for a streaming command; on failure writes
+/// the error or the diagnostics to `stderr` and returns `None` (exit 1).
+fn load_checked(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<Loaded> {
+    let l = match load(args) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(stderr, "{e}");
+            return None;
+        }
+    };
+    if !l.diagnostics.is_empty() {
+        let _ = write!(stderr, "{}", render(&l, args.color));
+        return None;
+    }
+    Some(l)
+}
+
 /// `dlc train FILE`: trains every run (or `--run NAME`), streaming the
 /// report to `stdout` / `stderr`; returns the exit code.
 pub fn cmd_train(
@@ -361,17 +378,9 @@ pub fn cmd_train(
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
-    let l = match load(args) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(stderr, "{e}");
-            return 1;
-        }
-    };
-    if !l.diagnostics.is_empty() {
-        let _ = write!(stderr, "{}", render(&l, args.color));
+    let Some(l) = load_checked(args, stderr) else {
         return 1;
-    }
+    };
     if let Some(r) = &args.run {
         if !l.checked.runs.iter().any(|x| &x.name == r) {
             let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
@@ -416,17 +425,9 @@ pub fn cmd_eval(
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
-    let l = match load(args) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(stderr, "{e}");
-            return 1;
-        }
-    };
-    if !l.diagnostics.is_empty() {
-        let _ = write!(stderr, "{}", render(&l, args.color));
+    let Some(l) = load_checked(args, stderr) else {
         return 1;
-    }
+    };
     let runs: Vec<&crate::check::Run> = l
         .checked
         .runs
