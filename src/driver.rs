@@ -462,3 +462,115 @@ pub fn cmd_eval(
         }
     }
 }
+
+/// `dlc data FILE`: each data source's parts, shapes, class balance and
+/// feature statistics (per column for CSV: kind, missing count, mean, std).
+pub fn cmd_data(
+    args: &ProgramArgs,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    use crate::check::data::{FeatureKind, LabelKind, Source};
+    let Some(l) = load_checked(args, stderr) else {
+        return 1;
+    };
+    for (di, d) in l.checked.data.iter().enumerate() {
+        let mut out = String::new();
+        let _ = writeln!(out, "data {}: {}", d.name, d.summary);
+        // The split a run of this data uses (its seed), or seed 0.
+        let seed = l
+            .checked
+            .runs
+            .iter()
+            .find(|r| r.data == di)
+            .map(|r| r.settings.seed)
+            .unwrap_or(0);
+        let parts = match crate::data::load::load(d, seed) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(stderr, "error: {e}");
+                return 1;
+            }
+        };
+        let shape: Vec<String> = d.sample.iter().map(|x| x.to_string()).collect();
+        for (name, t) in [("train", &parts.train), ("test", &parts.test)] {
+            if t.is_empty() {
+                continue;
+            }
+            let n = t.len() as f64;
+            let mean = t.x.iter().sum::<f64>() / (t.x.len().max(1) as f64);
+            let var =
+                t.x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (t.x.len().max(1) as f64);
+            let _ = writeln!(
+                out,
+                "  {name}: {} samples of [{}] features (mean {mean:.4}, std {:.4})",
+                t.len(),
+                shape.join(", "),
+                var.sqrt()
+            );
+            match &d.label {
+                LabelKind::Class { .. } => {
+                    let classes = t.y.iter().fold(0usize, |m, y| m.max(*y as usize + 1));
+                    let mut counts = vec![0usize; classes];
+                    for y in &t.y {
+                        counts[*y as usize] += 1;
+                    }
+                    let names: Vec<String> = match &d.source {
+                        Source::Csv { classes, .. } if !classes.is_empty() => classes.clone(),
+                        _ => (0..classes).map(|c| c.to_string()).collect(),
+                    };
+                    let parts: Vec<String> = counts
+                        .iter()
+                        .enumerate()
+                        .map(|(c, k)| {
+                            format!(
+                                "{} {k} ({:.1}%)",
+                                names.get(c).cloned().unwrap_or(c.to_string()),
+                                100.0 * *k as f64 / n
+                            )
+                        })
+                        .collect();
+                    let _ = writeln!(out, "    classes: {}", parts.join(", "));
+                }
+                LabelKind::Target => {
+                    let m = t.y.iter().sum::<f64>() / n;
+                    let sd = (t.y.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
+                    let _ = writeln!(out, "    target: mean {m:.4}, std {sd:.4}");
+                }
+            }
+        }
+        if let Source::Csv { path, features, .. } = &d.source {
+            if let Ok(schema) = crate::data::meta::scan_csv(path) {
+                let _ = writeln!(out, "  columns (whole file):");
+                for c in &schema.columns {
+                    let kind = match &c.kind {
+                        crate::data::meta::ColumnKind::Numeric { min, max, mean } => {
+                            format!("numeric, min {min}, max {max}, mean {mean:.4}")
+                        }
+                        crate::data::meta::ColumnKind::Categorical { categories } => {
+                            format!("categorical, {} categories", categories.len())
+                        }
+                    };
+                    let role = match features.iter().find(|f| f.column == c.name) {
+                        Some(f) => match &f.kind {
+                            FeatureKind::Numeric => "feature".to_string(),
+                            FeatureKind::Categorical { .. } => {
+                                format!("feature, one-hot ×{}", f.width())
+                            }
+                        },
+                        None => "label or dropped".to_string(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "    {:<22} {kind}; {} missing; {role}",
+                        c.name, c.missing
+                    );
+                }
+            }
+        }
+        if stdout.write_all(out.as_bytes()).is_err() {
+            return 0;
+        }
+    }
+    0
+}

@@ -131,7 +131,7 @@ enum Command {
         #[arg(long)]
         samples: Option<usize>,
     },
-    /// Summarize the program's data (not built yet).
+    /// Summarize the program's data: parts, shapes, class balance, column statistics.
     Data {
         #[command(flatten)]
         common: Common,
@@ -239,8 +239,19 @@ fn run(cli: Cli) -> Output {
             driver::cmd_gradcheck(&program_args(common), &opts)
         }
         Command::Data { common, show, out } => {
-            let _ = (show, out);
-            driver::cmd_not_yet(&program_args(common), "data")
+            if show.is_some() || out.is_some() {
+                eprintln!(
+                    "warning: --show and --out (a picture of samples) are not built yet; ignored"
+                );
+            }
+            let mut stdout = QuietStdout;
+            let mut err = std::io::stderr();
+            let code = driver::cmd_data(&program_args(common), &mut stdout, &mut err);
+            Output {
+                stdout: String::new(),
+                stderr: String::new(),
+                code,
+            }
         }
         Command::Repl => Output {
             stdout: String::new(),

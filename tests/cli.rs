@@ -781,3 +781,27 @@ fn a_terminal_gets_a_progress_bar_and_a_pipe_does_not() {
     let piped = dlc(&["train", "programs/linreg.dl", "--run", "sgd"]);
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("batches"));
 }
+
+#[test]
+fn dlc_data_summarizes_parts_classes_and_columns() {
+    let out = dlc(&["data", "programs/mlp.dl"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Fashion-MNIST after /255: mean 0.2860, std 0.3530; 6000 images per class.
+    assert!(
+        text.contains("train: 60000 samples of [28, 28] features (mean 0.2860, std 0.3530)"),
+        "{text}"
+    );
+    assert!(text.contains("9 6000 (10.0%)"), "{text}");
+    let csv = dlc(&["data", "programs/kfold.dl"]);
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        text.contains("sex") && text.contains("11 missing") && text.contains("one-hot ×3"),
+        "{text}"
+    );
+}
