@@ -169,14 +169,8 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         lines: &lines,
     };
     let mut out = String::new();
-    if let Some(r) = &args.run {
-        if !l.checked.runs.iter().any(|x| &x.name == r) {
-            let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
-            return Output::fail(format!(
-                "error: no run named `{r}`; the runs are: {}\n",
-                names.join(", ")
-            ));
-        }
+    if let Some(e) = unknown_run(&l, args) {
+        return Output::fail(e);
     }
     for d in &l.checked.data {
         let _ = writeln!(out, "# data {}: {}", d.name, d.summary);
@@ -284,14 +278,8 @@ pub fn cmd_gradcheck_with(
     if !l.diagnostics.is_empty() {
         return Output::fail(render(&l, args.color));
     }
-    if let Some(r) = &args.run {
-        if !l.checked.runs.iter().any(|x| &x.name == r) {
-            let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
-            return Output::fail(format!(
-                "error: no run named `{r}`; the runs are: {}\n",
-                names.join(", ")
-            ));
-        }
+    if let Some(e) = unknown_run(&l, args) {
+        return Output::fail(e);
     }
     let mut out = String::new();
     let mut failures = Vec::new();
@@ -353,6 +341,19 @@ pub fn cmd_gradcheck_with(
     }
 }
 
+/// The error for a `--run NAME` the program does not define.
+fn unknown_run(l: &Loaded, args: &ProgramArgs) -> Option<String> {
+    let r = args.run.as_ref()?;
+    if l.checked.runs.iter().any(|x| &x.name == r) {
+        return None;
+    }
+    let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+    Some(format!(
+        "error: no run named `{r}`; the runs are: {}\n",
+        names.join(", ")
+    ))
+}
+
 /// Loads and checks a program for a streaming command; on failure writes
 /// the error or the diagnostics to `stderr` and returns `None` (exit 1).
 fn load_checked(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<Loaded> {
@@ -381,16 +382,9 @@ pub fn cmd_train(
     let Some(l) = load_checked(args, stderr) else {
         return 1;
     };
-    if let Some(r) = &args.run {
-        if !l.checked.runs.iter().any(|x| &x.name == r) {
-            let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
-            let _ = writeln!(
-                stderr,
-                "error: no run named `{r}`; the runs are: {}",
-                names.join(", ")
-            );
-            return 1;
-        }
+    if let Some(e) = unknown_run(&l, args) {
+        let _ = write!(stderr, "{e}");
+        return 1;
     }
     let mut opts = opts.clone();
     opts.program_hash = crate::checkpoint::program_hash(&l.src);
@@ -445,13 +439,12 @@ pub fn cmd_eval(
     };
     let mut opts = opts.clone();
     opts.program_hash = crate::checkpoint::program_hash(&l.src);
-    let progress = !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut sink = crate::train::Sink {
         stdout,
         stderr,
         json: opts.json,
         quiet: opts.quiet,
-        progress,
+        progress: false,
     };
     let data = &l.checked.data[run.data];
     match crate::train::eval_checkpoint(run, data, ckpt, &opts, &mut sink) {

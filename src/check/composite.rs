@@ -119,15 +119,23 @@ pub fn mean(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span) -> O
     lw.prim(Op::Mul, &[s, r], None, span, &[])
 }
 
-/// logsumexp over `axes`, stable: m + log Σ exp(x − m) with m = max x
-/// (m is a constant for differentiation; the result's gradient is still
-/// exactly softmax).
-pub fn logsumexp(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span) -> Option<NodeId> {
+/// exp(x − m) and m, with m = max x over `axes` (kept as size-1 axes) held
+/// constant for differentiation: the shared stable core of logsumexp and
+/// softmax, which never exponentiates anything above 0.
+fn shifted_exp(lw: &mut Lowerer, x: NodeId, axes: u32, span: Span) -> Option<(NodeId, NodeId)> {
     let m = reduce_max(lw, x, axes, true, span)?;
     let m = lw.prim(Op::StopGradient, &[m], None, span, &[])?;
     let nm = lw.prim(Op::Neg, &[m], None, span, &[])?;
     let shifted = lw.prim(Op::Add, &[x, nm], None, span, &[])?;
     let e = lw.prim(Op::Exp, &[shifted], None, span, &[])?;
+    Some((e, m))
+}
+
+/// logsumexp over `axes`, stable: m + log Σ exp(x − m) with m = max x
+/// (m is a constant for differentiation; the result's gradient is still
+/// exactly softmax).
+pub fn logsumexp(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span) -> Option<NodeId> {
+    let (e, m) = shifted_exp(lw, x, axes, span)?;
     let s = sum(lw, e, axes, true, span)?;
     let l = lw.prim(Op::Log, &[s], None, span, &[])?;
     let r = lw.prim(Op::Add, &[l, m], None, span, &[])?;
@@ -156,11 +164,7 @@ pub fn logsumexp(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span)
 
 /// softmax along `axes`: exp(x − m) / Σ exp(x − m).
 pub fn softmax(lw: &mut Lowerer, x: NodeId, axes: u32, span: Span) -> Option<NodeId> {
-    let m = reduce_max(lw, x, axes, true, span)?;
-    let m = lw.prim(Op::StopGradient, &[m], None, span, &[])?;
-    let nm = lw.prim(Op::Neg, &[m], None, span, &[])?;
-    let shifted = lw.prim(Op::Add, &[x, nm], None, span, &[])?;
-    let e = lw.prim(Op::Exp, &[shifted], None, span, &[])?;
+    let (e, _) = shifted_exp(lw, x, axes, span)?;
     let s = sum(lw, e, axes, true, span)?;
     let r = lw.prim(Op::Recip, &[s], None, span, &[])?;
     lw.prim(Op::Mul, &[e, r], None, span, &[])

@@ -225,6 +225,22 @@ impl Kb<'_, '_> {
         self.b.switch_to_block(exit);
     }
 
+    /// Row-major strides of `s` with `axis` stepped by `step`, and the
+    /// offset of element `start` along it.
+    fn stepped_strides(
+        &mut self,
+        s: &Shape,
+        axis: u32,
+        start: u64,
+        step: u64,
+    ) -> (Vec<Value>, Value) {
+        let mut st = self.strides_v(s);
+        let a = axis as usize;
+        let base = self.b.ins().imul_imm_s(st[a], start as i64);
+        st[a] = self.b.ins().imul_imm_s(st[a], step as i64);
+        (st, base)
+    }
+
     fn dims(&mut self, s: &Shape) -> Vec<Value> {
         s.0.iter().map(|d| self.sz(Sz::of(*d))).collect()
     }
@@ -258,6 +274,25 @@ impl Kb<'_, '_> {
             body(kb, offs[0])
         });
     }
+}
+
+/// Copies element by element over `dims`, reading node `src` with (strides,
+/// base) and writing buffer `out` with its (strides, base): transpose,
+/// slice and pad are this loop with different strides.
+fn strided_copy(
+    kb: &mut Kb,
+    src: NodeId,
+    (sst, sbase): (Vec<Value>, Value),
+    out: Value,
+    (ost, obase): (Vec<Value>, Value),
+    dims: &[Value],
+    d: DType,
+) {
+    let sp = kb.buf(src);
+    kb.nest(dims, &[sst, ost], &[sbase, obase], &mut |kb, offs, _| {
+        let v = kb.load(sp, offs[0], d);
+        kb.store(out, offs[1], d, v);
+    });
 }
 
 /// Converts a scalar between dtypes (bool is i32 0/1).
@@ -447,52 +482,38 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
             });
         }
         Op::Transpose { perm } => {
-            let src = kb.buf(ins[0]);
+            // out[i] = x[i permuted]: the input read with permuted strides.
             let dims = kb.dims(&out_t.shape);
-            let ost = kb.strides_v(&out_t.shape);
             let ist = kb.strides_v(&in_t[0].shape);
             let pst: Vec<Value> = perm.iter().map(|p| ist[*p as usize]).collect();
+            let ost = kb.strides_v(&out_t.shape);
             let zero = kb.iconst(0);
-            kb.nest(&dims, &[ost, pst], &[zero, zero], &mut |kb, offs, _| {
-                let v = kb.load(src, offs[1], d);
-                kb.store(out, offs[0], d, v);
-            });
+            strided_copy(kb, ins[0], (pst, zero), out, (ost, zero), &dims, d);
         }
         Op::Slice {
             axis, start, step, ..
         } => {
-            let src = kb.buf(ins[0]);
+            // The input read from `start` with its axis stride scaled by `step`.
             let dims = kb.dims(&out_t.shape);
+            let (ist, base) = kb.stepped_strides(&in_t[0].shape, *axis, *start, *step);
             let ost = kb.strides_v(&out_t.shape);
-            let mut ist = kb.strides_v(&in_t[0].shape);
-            let a = *axis as usize;
-            let base = kb.b.ins().imul_imm_s(ist[a], *start as i64);
-            ist[a] = kb.b.ins().imul_imm_s(ist[a], *step as i64);
             let zero = kb.iconst(0);
-            kb.nest(&dims, &[ost, ist], &[zero, base], &mut |kb, offs, _| {
-                let v = kb.load(src, offs[1], d);
-                kb.store(out, offs[0], d, v);
-            });
+            strided_copy(kb, ins[0], (ist, base), out, (ost, zero), &dims, d);
         }
         Op::Pad {
             axis, start, step, ..
         } => {
-            let src = kb.buf(ins[0]);
+            // Zeros, then the input written at its strided positions (the
+            // mirror image of Slice).
             kb.flat(numel(&out_t.shape), &mut |kb, o| {
                 let z = kb.fconst(d, 0.0);
                 kb.store(out, o, d, z);
             });
             let dims = kb.dims(&in_t[0].shape);
             let ist = kb.strides_v(&in_t[0].shape);
-            let mut ost = kb.strides_v(&out_t.shape);
-            let a = *axis as usize;
-            let base = kb.b.ins().imul_imm_s(ost[a], *start as i64);
-            ost[a] = kb.b.ins().imul_imm_s(ost[a], *step as i64);
+            let (ost, base) = kb.stepped_strides(&out_t.shape, *axis, *start, *step);
             let zero = kb.iconst(0);
-            kb.nest(&dims, &[ist, ost], &[zero, base], &mut |kb, offs, _| {
-                let v = kb.load(src, offs[0], d);
-                kb.store(out, offs[1], d, v);
-            });
+            strided_copy(kb, ins[0], (ist, zero), out, (ost, base), &dims, d);
         }
         Op::Iota { axis } => {
             let dims = kb.dims(&out_t.shape);
