@@ -73,8 +73,14 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
     meta.insert("seed".to_string(), ck.seed.to_string());
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;
-    // Atomic: a temporary file in the same folder, synced, then renamed over
-    // the target, so a crash never leaves a half-written checkpoint.
+    write_atomic(path, &bytes)
+        .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// synced, then renamed over the target, so a crash never leaves a
+/// half-written file and an old file survives a failed write.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -86,7 +92,7 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Ok(d) = std::fs::File::open(dir) {
@@ -94,9 +100,8 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
         }
         Ok(())
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write checkpoint {}: {e}", path.display())
     })
 }
 

@@ -388,6 +388,8 @@ pub fn cmd_train(
     }
     let mut opts = opts.clone();
     opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    opts.source.clone_from(&l.src);
+    opts.source_name.clone_from(&l.file_name);
     let opts = &opts;
     let progress = !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut sink = crate::train::Sink {
@@ -397,11 +399,24 @@ pub fn cmd_train(
         quiet: opts.quiet,
         progress,
     };
-    for r in &l.checked.runs {
-        if args.run.as_ref().is_some_and(|n| *n != r.name) {
-            continue;
-        }
+    let runs: Vec<&crate::check::Run> = l
+        .checked
+        .runs
+        .iter()
+        .filter(|r| args.run.as_ref().is_none_or(|n| *n == r.name))
+        .collect();
+    for r in &runs {
         let data = &l.checked.data[r.data];
+        // With several runs, each draws its own picture: curves-RUN.svg.
+        let mut run_opts;
+        let opts = match &opts.plot {
+            Some(p) if runs.len() > 1 => {
+                run_opts = opts.clone();
+                run_opts.plot = Some(per_name(p, &r.name));
+                &run_opts
+            }
+            _ => opts,
+        };
         if let Err(e) = crate::train::train_run(r, data, opts, &mut sink) {
             let _ = writeln!(sink.stderr, "error: {e}");
             return 1;
@@ -460,6 +475,8 @@ pub fn cmd_eval(
 /// feature statistics (per column for CSV: kind, missing count, mean, std).
 pub fn cmd_data(
     args: &ProgramArgs,
+    show: Option<usize>,
+    picture: Option<&Path>,
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
@@ -508,19 +525,11 @@ pub fn cmd_data(
                     for y in &t.y {
                         counts[*y as usize] += 1;
                     }
-                    let names: Vec<String> = match &d.source {
-                        Source::Csv { classes, .. } if !classes.is_empty() => classes.clone(),
-                        _ => (0..classes).map(|c| c.to_string()).collect(),
-                    };
                     let parts: Vec<String> = counts
                         .iter()
                         .enumerate()
                         .map(|(c, k)| {
-                            format!(
-                                "{} {k} ({:.1}%)",
-                                names.get(c).cloned().unwrap_or(c.to_string()),
-                                100.0 * *k as f64 / n
-                            )
+                            format!("{} {k} ({:.1}%)", d.class_name(c), 100.0 * *k as f64 / n)
                         })
                         .collect();
                     let _ = writeln!(out, "    classes: {}", parts.join(", "));
@@ -561,9 +570,112 @@ pub fn cmd_data(
                 }
             }
         }
+        // Samples: a picture with --out (18 by default, as d2l shows), or
+        // rows of numbers with --show alone.
+        if let Some(n) = show.or(picture.map(|_| 18)) {
+            let shown = match picture {
+                Some(p) => {
+                    let p = if l.checked.data.len() > 1 {
+                        per_name(p, &d.name)
+                    } else {
+                        p.to_path_buf()
+                    };
+                    draw_samples(d, &parts.train, n, &p)
+                }
+                None => Ok(sample_rows(d, &parts.train, n)),
+            };
+            match shown {
+                Ok(s) => out.push_str(&s),
+                Err(e) => {
+                    let _ = stdout.write_all(out.as_bytes());
+                    let _ = writeln!(stderr, "error: {e}");
+                    return 1;
+                }
+            }
+        }
         if stdout.write_all(out.as_bytes()).is_err() {
             return 0;
         }
     }
     0
+}
+
+/// `curves.svg` → `curves-NAME.svg`: one picture per run or data set.
+pub fn per_name(p: &Path, name: &str) -> std::path::PathBuf {
+    let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let ext = p.extension().map(|s| s.to_string_lossy().into_owned());
+    p.with_file_name(format!(
+        "{}-{name}.{}",
+        stem.unwrap_or_default(),
+        ext.unwrap_or_default()
+    ))
+}
+
+/// A sample's label as text: its class name, or the target's value.
+fn label_text(d: &crate::check::data::DataSpec, y: f64) -> String {
+    match d.label {
+        crate::check::data::LabelKind::Class { .. } => d.class_name(y as usize),
+        crate::check::data::LabelKind::Target => format!("{y:.4}"),
+    }
+}
+
+/// The first `n` training samples drawn as a grid of labelled images.
+fn draw_samples(
+    d: &crate::check::data::DataSpec,
+    t: &crate::data::synthetic::Table,
+    n: usize,
+    path: &Path,
+) -> Result<String, String> {
+    let (channels, h, w) = match d.sample.as_slice() {
+        [h, w] => (1, *h as usize, *w as usize),
+        [c @ (1 | 3), h, w] => (*c as usize, *h as usize, *w as usize),
+        _ => {
+            return Err(format!(
+                "data {} is not images (each sample is [{}]); --out draws image data, --show N alone prints rows",
+                d.name,
+                d.sample.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    };
+    let n = n.min(t.len());
+    let images: Vec<crate::plot::Image> = (0..n)
+        .map(|r| crate::plot::Image {
+            channels,
+            h,
+            w,
+            values: t.x[r * t.width..(r + 1) * t.width].to_vec(),
+            caption: label_text(d, t.y[r]),
+        })
+        .collect();
+    let title = format!("data {}: the first {n} training samples", d.name);
+    crate::plot::image_grid(path, &title, &images)?;
+    Ok(format!("  drew {n} samples to {}\n", path.display()))
+}
+
+/// The first `n` training samples as rows: label, then features (the first
+/// eight, for wide samples).
+fn sample_rows(
+    d: &crate::check::data::DataSpec,
+    t: &crate::data::synthetic::Table,
+    n: usize,
+) -> String {
+    let n = n.min(t.len());
+    let mut s = format!("  the first {n} training samples (label: features):\n");
+    for r in 0..n {
+        let row = &t.x[r * t.width..(r + 1) * t.width];
+        let shown: Vec<String> = row.iter().take(8).map(|v| format!("{v:.4}")).collect();
+        let more = if row.len() > 8 {
+            format!(" … ({} more)", row.len() - 8)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "    {:>5}  {}: {}{more}",
+            r,
+            label_text(d, t.y[r]),
+            shown.join(" ")
+        );
+    }
+    s
 }

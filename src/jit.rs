@@ -130,6 +130,8 @@ pub struct Compiled {
     pub compile_ms: f64,
     /// Each kernel's Cranelift IR, when asked for.
     pub clif: Vec<(String, String)>,
+    /// When profiling: each kernel's total wall time in seconds.
+    profile: Option<Vec<f64>>,
     _module: JITModule,
 }
 
@@ -261,6 +263,7 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
         live,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         clif,
+        profile: None,
         _module: module,
     })
 }
@@ -296,6 +299,24 @@ impl Compiled {
             exec::call_split(k, table, env.batch, env.seed, rows, self.threads);
         } else {
             exec::call(k, table, env.batch, env.seed, rows);
+        }
+    }
+
+    /// Starts timing every kernel of every later [`Compiled::run`].
+    pub fn start_profile(&mut self) {
+        self.profile = Some(vec![0.0; self.kernels.len()]);
+    }
+
+    /// Each kernel's node and total seconds so far, when profiling.
+    pub fn kernel_times(&self) -> Vec<(NodeId, f64)> {
+        match &self.profile {
+            Some(times) => self
+                .kernels
+                .iter()
+                .map(|(id, _)| *id)
+                .zip(times.iter().copied())
+                .collect(),
+            None => Vec::new(),
         }
     }
 
@@ -379,8 +400,20 @@ impl Compiled {
             .iter_mut()
             .map(|b| b.as_mut_ptr().cast::<u8>())
             .collect();
-        for (id, k) in &self.kernels {
-            self.launch(*id, *k, &table, env);
+        match self.profile.take() {
+            None => {
+                for (id, k) in &self.kernels {
+                    self.launch(*id, *k, &table, env);
+                }
+            }
+            Some(mut times) => {
+                for ((id, k), t) in self.kernels.iter().zip(times.iter_mut()) {
+                    let start = Instant::now();
+                    self.launch(*id, *k, &table, env);
+                    *t += start.elapsed().as_secs_f64();
+                }
+                self.profile = Some(times);
+            }
         }
         let g = &self.graph;
         Ok(g.outputs

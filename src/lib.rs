@@ -12,6 +12,8 @@ pub mod gradcheck;
 pub mod interp;
 pub mod ir;
 pub mod jit;
+pub mod plot;
+pub mod profile;
 pub mod rng;
 pub mod span;
 pub mod step;

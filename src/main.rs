@@ -54,8 +54,9 @@ struct TrainFlags {
     /// Resume from a checkpoint, up to the total --epochs.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Plot learning curves to FILE.svg or FILE.png. [not built yet]
-    #[arg(long)]
+    /// Draw learning curves to FILE.svg or FILE.png (one file per run:
+    /// FILE-RUN.svg, when a program trains several).
+    #[arg(long, value_parser = picture_path)]
     plot: Option<PathBuf>,
     /// JSON lines on stdout.
     #[arg(long)]
@@ -63,7 +64,8 @@ struct TrainFlags {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
-    /// Time per kernel and per source line. [not built yet]
+    /// Time every kernel; after training print the time per .dl source
+    /// line (forward, backward, update) and the slowest kernels.
     #[arg(long)]
     profile: bool,
     /// Report each parameter's gradient norm per epoch (the mean over its batches).
@@ -72,6 +74,11 @@ struct TrainFlags {
     /// Print kernels and buffers before and after optimization. [not built yet]
     #[arg(long)]
     verbose: bool,
+    /// Gather each batch on the training thread. (Otherwise, when --threads
+    /// leaves a core free, the next batch is prepared on a second thread
+    /// while the kernels run.)
+    #[arg(long)]
+    no_prefetch: bool,
     /// Turn the optimizer's passes off. [no passes yet: a no-op]
     #[arg(long)]
     no_opt: bool,
@@ -89,7 +96,7 @@ enum StageArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile and train (synthetic data today; file data comes next).
+    /// Compile and train: a per-epoch table, learning curves, checkpoints.
     Train {
         #[command(flatten)]
         common: Common,
@@ -135,11 +142,13 @@ enum Command {
     Data {
         #[command(flatten)]
         common: Common,
-        /// Draw N samples.
+        /// Show the first N training samples: rows of numbers, or a picture
+        /// with --out.
         #[arg(long)]
         show: Option<usize>,
-        /// Where to draw them.
-        #[arg(long)]
+        /// Draw the samples (images, with their labels) to F.png or F.svg
+        /// [default N: 18].
+        #[arg(long, value_parser = picture_path)]
         out: Option<PathBuf>,
     },
     /// The tensor-expression REPL (not built yet).
@@ -150,6 +159,19 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+/// A picture's path: it must end in .svg or .png.
+fn picture_path(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+    {
+        Some(e) if e == "svg" || e == "png" => Ok(p),
+        _ => Err(format!("`{s}` must end in .svg or .png")),
     }
 }
 
@@ -178,11 +200,7 @@ fn run(cli: Cli) -> Output {
             driver::cmd_ir(&program_args(common), stage)
         }
         Command::Train { common, flags } => {
-            let later = [
-                ("--plot", flags.plot.is_some()),
-                ("--profile", flags.profile),
-                ("--verbose", flags.verbose),
-            ];
+            let later = [("--verbose", flags.verbose)];
             for (name, given) in later {
                 if given {
                     eprintln!("warning: {name} is not built yet; ignored");
@@ -196,10 +214,13 @@ fn run(cli: Cli) -> Output {
                 threads: flags.threads.map(usize::from),
                 save: flags.save.clone(),
                 resume: flags.resume.clone(),
-                program_hash: String::new(),
                 grad_norms: flags.grad_norms,
+                plot: flags.plot.clone(),
+                prefetch: flags.no_prefetch.then_some(false),
+                profile: flags.profile,
                 json: flags.json,
                 quiet: flags.quiet,
+                ..Default::default()
             };
             let mut out = QuietStdout;
             let mut err = std::io::stderr();
@@ -239,14 +260,15 @@ fn run(cli: Cli) -> Output {
             driver::cmd_gradcheck(&program_args(common), &opts)
         }
         Command::Data { common, show, out } => {
-            if show.is_some() || out.is_some() {
-                eprintln!(
-                    "warning: --show and --out (a picture of samples) are not built yet; ignored"
-                );
-            }
             let mut stdout = QuietStdout;
             let mut err = std::io::stderr();
-            let code = driver::cmd_data(&program_args(common), &mut stdout, &mut err);
+            let code = driver::cmd_data(
+                &program_args(common),
+                show,
+                out.as_deref(),
+                &mut stdout,
+                &mut err,
+            );
             Output {
                 stdout: String::new(),
                 stderr: String::new(),

@@ -81,6 +81,7 @@ fn bad_flags_exit_2() {
 #[test]
 fn train_accepts_every_documented_flag() {
     // Flags whose feature comes later are accepted with a warning.
+    let plot = std::env::temp_dir().join(format!("dlc-flags-{}.svg", std::process::id()));
     let out = dlc(&[
         "train",
         "programs/linreg.dl",
@@ -102,8 +103,9 @@ fn train_accepts_every_documented_flag() {
         "--grad-norms",
         "--verbose",
         "--no-opt",
+        "--no-prefetch",
         "--plot",
-        "x.svg",
+        plot.to_str().expect("utf-8"),
     ]);
     assert_eq!(
         out.status.code(),
@@ -111,11 +113,13 @@ fn train_accepts_every_documented_flag() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(plot.exists());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--plot") && err.contains("not built yet"),
+        err.contains("--verbose") && err.contains("not built yet"),
         "{err}"
     );
+    let _ = std::fs::remove_file(&plot);
 }
 
 #[test]
@@ -797,11 +801,151 @@ fn dlc_data_summarizes_parts_classes_and_columns() {
         text.contains("train: 60000 samples of [28, 28] features (mean 0.2860, std 0.3530)"),
         "{text}"
     );
-    assert!(text.contains("9 6000 (10.0%)"), "{text}");
+    // Classes by the names the program declares.
+    assert!(text.contains("ankle boot 6000 (10.0%)"), "{text}");
     let csv = dlc(&["data", "programs/kfold.dl"]);
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(
         text.contains("sex") && text.contains("11 missing") && text.contains("one-hot ×3"),
         "{text}"
     );
+}
+
+/// The texts of an SVG's `<text>` elements, trimmed.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..t.find("</text>")?];
+            Some(body.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn plot_draws_learning_curves_with_axis_labels_and_a_legend() {
+    let dir = std::env::temp_dir().join(format!("dlc-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let svg = dir.join("curves.svg");
+    let out = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--plot",
+        svg.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two runs: the SGD run draws curves-sgd.svg; the closed form has no
+    // epochs and says so.
+    let text = std::fs::read_to_string(dir.join("curves-sgd.svg")).expect("curves-sgd.svg");
+    let texts = svg_texts(&text);
+    for want in [
+        "epoch",
+        "loss",
+        "RMSE",
+        "train loss",
+        "train rmse",
+        "run sgd",
+    ] {
+        assert!(texts.iter().any(|t| t == want), "{want} not in {texts:?}");
+    }
+    assert!(!dir.join("curves-closed_form.svg").exists());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no learning curves"));
+
+    // PNG: K-fold draws the first fold's train and validation curves.
+    let png = dir.join("kfold.png");
+    let out = dlc(&[
+        "train",
+        "programs/kfold.dl",
+        "--epochs",
+        "5",
+        "--quiet",
+        "--plot",
+        png.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let img = image::open(&png).expect("a PNG").to_rgb8();
+    assert_eq!(img.dimensions(), (1040, 400));
+    // Both curves' colours are on it.
+    assert!(img.pixels().any(|p| p.0 == [31, 119, 180]));
+    assert!(img.pixels().any(|p| p.0 == [255, 127, 14]));
+
+    // A picture must be .svg or .png: a bad flag, exit 2.
+    let bad = dlc(&["train", "programs/linreg.dl", "--plot", "curves.jpg"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn profile_charges_kernel_time_to_source_lines() {
+    let out = dlc(&["train", "programs/linreg.dl", "--run", "sgd", "--profile"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("profile:"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("x @ w + b"))
+        .expect("the model's line is in the profile");
+    assert!(line.contains("linreg.dl:"), "{line}");
+    assert!(text.contains("slowest kernels"), "{text}");
+    assert!(text.contains("matmul"), "{text}");
+}
+
+#[test]
+fn data_show_draws_samples_with_their_class_names() {
+    let dir = std::env::temp_dir().join(format!("dlc-show-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let svg = dir.join("samples.svg");
+    let out = dlc(&[
+        "data",
+        "programs/mlp.dl",
+        "--show",
+        "4",
+        "--out",
+        svg.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Fashion-MNIST's first four training images: ankle boot, t-shirt,
+    // t-shirt, dress (labels 9, 0, 0, 3).
+    let texts = svg_texts(&std::fs::read_to_string(&svg).expect("written"));
+    let captions: Vec<&String> = texts
+        .iter()
+        .filter(|t| ["ankle boot", "t-shirt", "dress"].contains(&t.as_str()))
+        .collect();
+    assert_eq!(captions, ["ankle boot", "t-shirt", "t-shirt", "dress"]);
+
+    let png = dir.join("samples.png");
+    let out = dlc(&[
+        "data",
+        "programs/mlp.dl",
+        "--out",
+        png.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(image::open(&png).is_ok());
+
+    // Without names, classes are numbers; tabular data prints rows.
+    let rows = dlc(&["data", "programs/imbalanced.dl", "--show", "3"]);
+    assert_eq!(rows.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&rows.stdout);
+    assert!(text.contains("the first 3 training samples"), "{text}");
+    // ... and cannot be drawn.
+    let bad = dlc(&[
+        "data",
+        "programs/imbalanced.dl",
+        "--out",
+        png.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not images"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

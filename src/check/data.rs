@@ -32,6 +32,17 @@ impl DataSpec {
     pub fn features(&self) -> u64 {
         self.sample.iter().product()
     }
+
+    /// The name of class `c`: the declared name (IDX `names = [...]`, a CSV
+    /// label's categories), else its number.
+    pub fn class_name(&self, c: usize) -> String {
+        let names = match &self.source {
+            Source::Idx { names, .. } => names.as_slice(),
+            Source::Csv { classes, .. } => classes.as_slice(),
+            Source::Synthetic { .. } => &[],
+        };
+        names.get(c).cloned().unwrap_or_else(|| c.to_string())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +108,8 @@ pub enum Source {
         label_elem: IdxElem,
         counts: [u64; 2],
         scale: Option<f64>,
+        /// The classes' names in label order (`names = [...]`), if declared.
+        names: Vec<String>,
     },
     Csv {
         path: PathBuf,
@@ -255,6 +268,24 @@ impl<'a> Opts<'a> {
         }
     }
 
+    fn strings(&mut self, key: &str, what: &str) -> Option<Vec<String>> {
+        let a = self.get(key)?;
+        let vals = match consts::eval(&a.value) {
+            Some(Const::List(items)) => items
+                .into_iter()
+                .map(|c| match c {
+                    Const::Str(s) => Some(s),
+                    _ => None,
+                })
+                .collect::<Option<Vec<String>>>(),
+            _ => None,
+        };
+        if vals.is_none() {
+            self.bad(a, what);
+        }
+        vals
+    }
+
     fn string(&mut self, key: &str) -> Option<String> {
         let a = self.get(key)?;
         match consts::eval(&a.value) {
@@ -353,7 +384,12 @@ fn idx(
     base: &Path,
     ov: Option<&Path>,
 ) -> (Option<DataSpec>, Vec<Diagnostic>) {
-    let mut o = Opts::new("idx", &["scale", "classes", "images", "labels"], args, 1);
+    let mut o = Opts::new(
+        "idx",
+        &["scale", "classes", "names", "images", "labels"],
+        args,
+        1,
+    );
     let Some(dir) = path_arg(&mut o, base, ov) else {
         if o.positional(0).is_none() {
             missing_path(&mut o, decl.source.span);
@@ -368,7 +404,23 @@ fn idx(
             "a nonzero number",
         )
     });
-    let classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    let mut classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    let names = o
+        .strings("names", "a list of class names")
+        .unwrap_or_default();
+    if let Some(a) = o.get("names") {
+        match classes {
+            Some(k) if !names.is_empty() && k != names.len() as u64 => o.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("{} class names for {k} classes", names.len()),
+                )
+                .label(a.value.span, format!("expected {k} names")),
+            ),
+            None if !names.is_empty() => classes = Some(names.len() as u64),
+            _ => {}
+        }
+    }
     let images = o
         .string("images")
         .unwrap_or_else(|| "{split}-images-idx3-ubyte".into());
@@ -454,6 +506,7 @@ fn idx(
             label_elem: tl.elem,
             counts: [ti.dims[0] as u64, si.dims[0] as u64],
             scale,
+            names,
         },
         sample,
         label,
@@ -486,19 +539,13 @@ fn csv(
                 .label(decl.source.span, "which column is the label?"),
         );
     }
-    let mut drop = Vec::new();
-    if let Some(a) = o.get("drop") {
-        match consts::eval(&a.value) {
-            Some(Const::List(items)) if items.iter().all(|c| matches!(c, Const::Str(_))) => {
-                for c in items {
-                    if let Const::Str(s) = c {
-                        drop.push((s, a.value.span));
-                    }
-                }
-            }
-            _ => o.bad(a, "a list of column names"),
-        }
-    }
+    let drop_span = o.get("drop").map(|a| a.value.span);
+    let drop: Vec<(String, Span)> = o
+        .strings("drop", "a list of column names")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| Some((c, drop_span?)))
+        .collect();
     let missing = match o.get("missing") {
         None => Missing::Mean,
         Some(a) => match consts::eval(&a.value) {

@@ -1,0 +1,135 @@
+//! `dlc train --profile`: where the training step's time goes, per `.dl`
+//! source line (split into forward, backward and parameter update) and per
+//! kernel.
+//!
+//! Every IR node carries the span of the source it came from; gradient
+//! nodes carry their forward node's span (see autodiff.rs), and update
+//! nodes the span of the parameter they update. So each kernel's time is
+//! charged to a line a user wrote.
+
+use std::fmt::Write as _;
+
+use crate::ir::{Graph, NodeId};
+use crate::span::LineIndex;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    Forward,
+    Backward,
+    Update,
+}
+
+/// Each node's phase: a gradient node is backward; a node computed from
+/// gradients but not itself one (the SGD update) is update; the rest is
+/// forward.
+pub fn phases(g: &Graph) -> Vec<Phase> {
+    let mut from_grad = vec![false; g.len()];
+    let mut out = Vec::with_capacity(g.len());
+    for (i, n) in g.nodes.iter().enumerate() {
+        let id = NodeId(i as u32);
+        let is_grad = g.grad_of.contains_key(&id);
+        let uses_grad = n.inputs.iter().any(|x| from_grad[x.index()]);
+        from_grad[i] = is_grad || uses_grad;
+        out.push(if is_grad {
+            Phase::Backward
+        } else if uses_grad {
+            Phase::Update
+        } else {
+            Phase::Forward
+        });
+    }
+    out
+}
+
+/// The profile table: per source line, milliseconds in each phase and the
+/// share of all kernel time; then the ten slowest kernels.
+pub fn report(g: &Graph, times: &[(NodeId, f64)], steps: u64, src: &str, file: &str) -> String {
+    let lines = LineIndex::new(src);
+    let phase = phases(g);
+    let total: f64 = times.iter().map(|t| t.1).sum();
+    let line_of = |id: NodeId| {
+        let sp = g.node(id).span;
+        (sp.end > sp.start).then(|| lines.line(sp.start))
+    };
+    // line → [forward, backward, update] seconds.
+    let mut per_line: Vec<(Option<usize>, [f64; 3])> = Vec::new();
+    for (id, t) in times {
+        let l = line_of(*id);
+        let k = match phase[id.index()] {
+            Phase::Forward => 0,
+            Phase::Backward => 1,
+            Phase::Update => 2,
+        };
+        match per_line.iter_mut().find(|e| e.0 == l) {
+            Some(e) => e.1[k] += t,
+            None => {
+                let mut v = [0.0; 3];
+                v[k] = *t;
+                per_line.push((l, v));
+            }
+        }
+    }
+    per_line.sort_by(|a, b| {
+        let (x, y) = (a.1.iter().sum::<f64>(), b.1.iter().sum::<f64>());
+        y.total_cmp(&x)
+    });
+    let src_lines: Vec<&str> = src.lines().collect();
+    let steps = steps.max(1);
+    let mut out = format!(
+        "profile: {} kernels, {steps} steps, {:.3} s in kernels ({:.3} ms per step)\n",
+        times.len(),
+        total,
+        total * 1e3 / steps as f64
+    );
+    let _ = writeln!(
+        out,
+        "  {:>14}  {:>11}  {:>11}  {:>11}  {:>6}  source",
+        "line", "forward ms", "backward ms", "update ms", "share"
+    );
+    for (l, v) in &per_line {
+        let (at, text) = match l {
+            Some(l) => (
+                format!("{file}:{l}"),
+                src_lines.get(l.saturating_sub(1)).map_or("", |s| s.trim()),
+            ),
+            None => ("-".to_string(), "(no source line)"),
+        };
+        let ms = |x: f64| {
+            if x > 0.0 {
+                format!("{:.1}", x * 1e3)
+            } else {
+                "-".to_string()
+            }
+        };
+        let share = 100.0 * v.iter().sum::<f64>() / total.max(1e-12);
+        let _ = writeln!(
+            out,
+            "  {at:>14}  {:>11}  {:>11}  {:>11}  {share:>5.1}%  {text}",
+            ms(v[0]),
+            ms(v[1]),
+            ms(v[2])
+        );
+    }
+    let mut slow: Vec<&(NodeId, f64)> = times.iter().collect();
+    slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let _ = writeln!(out, "  slowest kernels:");
+    for (id, t) in slow.into_iter().take(10) {
+        let n = g.node(*id);
+        let what = match phase[id.index()] {
+            Phase::Forward => "forward",
+            Phase::Backward => "backward",
+            Phase::Update => "update",
+        };
+        let at = line_of(*id).map_or("-".to_string(), |l| format!("{file}:{l}"));
+        let _ = writeln!(
+            out,
+            "    %{:<5} {:<14} {:<16} {:>9.1} ms  {:>5.1}%  {what:<8} {at}",
+            id.index(),
+            n.op.name(),
+            n.ty.to_string(),
+            t * 1e3,
+            100.0 * t / total.max(1e-12)
+        );
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! The training loop through the library: the prefetch thread, gradient
+//! norms against the interpreter, and the profile's phases.
+
+use dlc::driver::{self, Loaded, ProgramArgs};
+use dlc::interp::{self, Env, Precision, Tensor};
+use dlc::ir::Role;
+use dlc::train::{self, Sink, TrainOptions};
+
+fn load(path: &str) -> Loaded {
+    let l = driver::load(&ProgramArgs {
+        file: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path),
+        data: None,
+        run: None,
+        color: false,
+    })
+    .expect("the program reads");
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    l
+}
+
+/// Trains run `name` of `l` and returns its JSON lines.
+fn train_json(l: &Loaded, name: &str, opts: &TrainOptions) -> Vec<serde_json::Value> {
+    let run = l
+        .checked
+        .runs
+        .iter()
+        .find(|r| r.name == name)
+        .expect("the run exists");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut sink = Sink {
+        stdout: &mut out,
+        stderr: &mut err,
+        json: true,
+        quiet: true,
+        progress: false,
+    };
+    let opts = TrainOptions {
+        json: true,
+        quiet: true,
+        ..opts.clone()
+    };
+    train::train_run(run, &l.checked.data[run.data], &opts, &mut sink).expect("trains");
+    String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|s| serde_json::from_str(s).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn the_prefetch_thread_changes_no_loss_and_no_parameter() {
+    let l = load("programs/softmax.dl");
+    let opts = |prefetch| TrainOptions {
+        epochs: Some(2),
+        threads: Some(1),
+        prefetch: Some(prefetch),
+        ..Default::default()
+    };
+    let with = train_json(&l, "main", &opts(true));
+    let without = train_json(&l, "main", &opts(false));
+    let key = |lines: &[serde_json::Value]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                // Timings differ; everything else must be bit-identical.
+                if let Some(o) = v.as_object_mut() {
+                    for k in ["seconds", "samples_per_sec", "compile_ms"] {
+                        o.remove(k);
+                    }
+                }
+                v.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(with.len(), 3, "two epochs and a final line");
+    assert_eq!(key(&with), key(&without));
+}
+
+#[test]
+fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
+    // One batch of all 1000 samples, so the epoch's mean norm is the norm
+    // of the gradient at the initial parameters.
+    let l = load("programs/linreg.dl");
+    let lines = train_json(
+        &l,
+        "sgd",
+        &TrainOptions {
+            epochs: Some(1),
+            batch: Some(1000),
+            grad_norms: true,
+            ..Default::default()
+        },
+    );
+    let reported = &lines[0]["grad_norms"];
+    let run = l
+        .checked
+        .runs
+        .iter()
+        .find(|r| r.name == "sgd")
+        .expect("sgd");
+    let data = &l.checked.data[run.data];
+    let seed = run.settings.seed;
+    let t = dlc::data::load::load(data, seed).expect("data").train;
+    let order = train::epoch_order(&run.settings.sampler, &t, seed, 1);
+    let g = dlc::step::training_step(run).expect("a step");
+    let mut pi = 0;
+    let inputs: Vec<Tensor> = g
+        .inputs
+        .iter()
+        .map(|info| {
+            let ty = g.ty(info.node);
+            let shape = interp::concrete(&ty.shape, order.len());
+            let values = match info.role {
+                Role::Param { .. } => {
+                    pi += 1;
+                    train::init_values(&run.params[pi - 1], seed, pi - 1)
+                }
+                Role::Features => order
+                    .iter()
+                    .flat_map(|&r| t.x[r * t.width..(r + 1) * t.width].to_vec())
+                    .collect(),
+                Role::Label => order.iter().map(|&r| t.y[r]).collect(),
+                Role::Hyper => vec![0.03],
+                Role::Step | Role::Velocity | Role::Value => vec![0.0; shape.iter().product()],
+            };
+            Tensor::new(ty.dtype, shape, values)
+        })
+        .collect();
+    let env = Env {
+        batch: order.len(),
+        seed,
+    };
+    let out = interp::run(&g, &inputs, &env, Precision::F64).expect("runs");
+    for p in ["w", "b"] {
+        let k = g
+            .outputs
+            .iter()
+            .position(|(n, _)| *n == format!("grad {p}"))
+            .expect("a gradient output");
+        let norm = out[k].data.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let got = reported[p].as_f64().expect("a reported norm");
+        assert!(
+            (got - norm).abs() <= 1e-4 * norm,
+            "{p}: reported {got}, interpreter {norm}"
+        );
+        assert!(norm > 0.1, "a real gradient: {norm}");
+    }
+}
+
+#[test]
+fn the_profile_splits_a_step_into_forward_backward_and_update() {
+    use dlc::profile::{phases, Phase};
+    let l = load("programs/linreg.dl");
+    let run = &l.checked.runs[0];
+    let g = dlc::step::training_step(run).expect("a step");
+    let ph = phases(&g);
+    let of = |id: dlc::ir::NodeId| ph[id.index()];
+    // The forward matmul, the gradient of w, and the updated w.
+    let fwd = g
+        .nodes
+        .iter()
+        .position(|n| n.op == dlc::ir::Op::MatMul)
+        .expect("a matmul");
+    assert_eq!(ph[fwd], Phase::Forward);
+    let out = |name: &str| {
+        g.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .expect("an output")
+    };
+    assert_eq!(of(out("grad w")), Phase::Backward);
+    assert_eq!(of(out("w")), Phase::Update);
+    assert_eq!(of(out("loss")), Phase::Forward);
+
+    // The report charges every kernel to a line; the shares add to 100%.
+    let times: Vec<(dlc::ir::NodeId, f64)> = (0..g.len())
+        .map(|i| (dlc::ir::NodeId(i as u32), 1e-3))
+        .collect();
+    let text = dlc::profile::report(&g, &times, 10, &l.src, "linreg.dl");
+    let shares: f64 = text
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.contains("slowest"))
+        .filter_map(|l| {
+            l.split('%')
+                .next()?
+                .split_whitespace()
+                .last()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    assert!((shares - 100.0).abs() < 0.5, "{shares}\n{text}");
+    assert!(text.contains("x @ w + b"), "{text}");
+}
