@@ -150,18 +150,6 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
     if !l.diagnostics.is_empty() {
         return Output::fail(render(&l, args.color));
     }
-    match stage {
-        Stage::Ast | Stage::Typed | Stage::Grad | Stage::Clif => {}
-        Stage::Opt | Stage::Kernels => {
-            let name = match stage {
-                Stage::Opt => "opt (the optimizer)",
-                _ => "kernels (the optimizer's kernel plan)",
-            };
-            return Output::fail(format!(
-                "error: the stage {name} is not built yet; this version prints `ast`, `typed`, `grad` and `clif`\n"
-            ));
-        }
-    }
     let mut err = String::new();
     let lines = LineIndex::new(&l.src);
     let info = SourceInfo {
@@ -189,7 +177,7 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
                 Ok(c) => {
                     let _ = writeln!(
                         out,
-                        "\n# run {}: the training step as {} Cranelift functions, one per IR node",
+                        "\n# run {}: the training step as {} Cranelift functions, one per kernel (see --stage kernels)",
                         r.name,
                         c.clif.len()
                     );
@@ -199,6 +187,41 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
                     }
                 }
                 Err(e) => return Output::fail(format!("internal compiler error: {e}\n")),
+            }
+            continue;
+        }
+        if stage == Stage::Opt || stage == Stage::Kernels {
+            let Some(step) = crate::step::training_step(r) else {
+                let _ = writeln!(
+                    out,
+                    "\n# run {}: solved in closed form, no training step",
+                    r.name
+                );
+                continue;
+            };
+            let batch = r.settings.batch as usize;
+            let all = crate::opt::Passes::all();
+            for (what, g) in [
+                ("the training step", step),
+                ("the eval function", crate::step::eval_function(r)),
+            ] {
+                let before = crate::jit::plan::stats(&g, &crate::opt::Passes::none(), batch);
+                let opt = crate::opt::optimize(&g, &all);
+                let after = crate::jit::plan::stats(&opt, &all, batch);
+                let _ = writeln!(
+                    out,
+                    "\n# run {}: {} on {}: {what}, optimized\n#   before: {}\n#   after:  {}  (batch {batch})",
+                    r.name,
+                    r.model,
+                    data.name,
+                    before.line(),
+                    after.line()
+                );
+                if stage == Stage::Opt {
+                    out.push_str(&print::graph(&opt, Some(&info)));
+                } else {
+                    out.push_str(&crate::jit::plan::describe(&opt, &all, batch));
+                }
             }
             continue;
         }

@@ -305,6 +305,17 @@ impl Graph {
         Ok(id)
     }
 
+    /// Appends `node` as it is (no shape inference, no sharing): for
+    /// rewrites that copy an already checked node with new inputs.
+    pub fn push(&mut self, node: Node) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        self.intern
+            .entry((node.op.clone(), node.inputs.clone(), node.ty.clone()))
+            .or_insert(id);
+        self.nodes.push(node);
+        id
+    }
+
     /// Adds a function input of type `ty`.
     pub fn input(&mut self, name: &str, role: Role, ty: Type, span: Span) -> NodeId {
         let index = self.inputs.len() as u32;

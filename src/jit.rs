@@ -12,6 +12,7 @@
 pub mod exec;
 pub mod lower;
 pub mod math;
+pub mod plan;
 
 use std::time::Instant;
 
@@ -23,7 +24,9 @@ use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 
 use crate::interp::{concrete, Env, Tensor};
 use crate::ir::{Graph, NodeId, Op};
+use crate::opt::Passes;
 use exec::{elem_size, KernelFn};
+use std::collections::HashMap;
 
 /// The Rust functions kernels may call (by declaration id).
 pub struct Externs {
@@ -62,26 +65,30 @@ impl Externs {
         &self,
         m: &mut JITModule,
         f: &mut cranelift_codegen::ir::Function,
-        node: &crate::ir::Node,
+        nodes: &[&crate::ir::Node],
     ) -> ExternRefs {
         let mut r = ExternRefs::default();
-        let f32t = node.ty.dtype == crate::ir::DType::F32;
-        let (slot, id) = match &node.op {
-            // f32 exp/log/tanh/sigmoid are inline polynomials.
-            Op::Exp | Op::Log | Op::Tanh | Op::Sigmoid if f32t => return r,
-            Op::Exp => (&mut r.exp, self.exp),
-            Op::Log => (&mut r.log, self.log),
-            Op::Tanh => (&mut r.tanh, self.tanh),
-            Op::Sigmoid => (&mut r.sigmoid, self.sigmoid),
-            Op::Pow if f32t => (&mut r.powf, self.powf),
-            Op::Pow => (&mut r.pow, self.pow),
-            Op::Random {
-                dist: crate::ir::Dist::Normal,
-                ..
-            } => (&mut r.normal, self.normal),
-            _ => return r,
-        };
-        *slot = Some(m.declare_func_in_func(id, f));
+        for node in nodes {
+            let f32t = node.ty.dtype == crate::ir::DType::F32;
+            let (slot, id) = match &node.op {
+                // f32 exp/log/tanh/sigmoid are inline polynomials.
+                Op::Exp | Op::Log | Op::Tanh | Op::Sigmoid if f32t => continue,
+                Op::Exp => (&mut r.exp, self.exp),
+                Op::Log => (&mut r.log, self.log),
+                Op::Tanh => (&mut r.tanh, self.tanh),
+                Op::Sigmoid => (&mut r.sigmoid, self.sigmoid),
+                Op::Pow if f32t => (&mut r.powf, self.powf),
+                Op::Pow => (&mut r.pow, self.pow),
+                Op::Random {
+                    dist: crate::ir::Dist::Normal,
+                    ..
+                } => (&mut r.normal, self.normal),
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(m.declare_func_in_func(id, f));
+            }
+        }
         r
     }
 }
@@ -121,11 +128,18 @@ pub fn available_memory() -> Option<u128> {
 /// A compiled graph, ready to run at any batch size.
 pub struct Compiled {
     pub graph: Graph,
-    kernels: Vec<(NodeId, KernelFn)>,
+    /// Which nodes run in which kernel, and where values live.
+    pub plan: plan::Plan,
+    /// The passes it was compiled with.
+    pub passes: Passes,
+    /// One function per kernel of the plan, in order.
+    kernels: Vec<KernelFn>,
     /// Worker threads for large kernels (matmuls split by output rows).
     pub threads: usize,
-    buffers: Vec<Vec<u64>>,
-    live: Vec<bool>,
+    /// The buffers' places for the largest batch run so far.
+    layout: Option<plan::Layout>,
+    /// All buffers, in one allocation (8-byte words).
+    arena: Vec<u64>,
     /// Milliseconds spent compiling.
     pub compile_ms: f64,
     /// Each kernel's Cranelift IR, when asked for.
@@ -149,10 +163,18 @@ fn isa() -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, String
         .map_err(|e| e.to_string())
 }
 
-/// Compiles every live node of `g` into a kernel. `keep_clif` saves the
-/// Cranelift IR text of each kernel (for `dlc ir --stage clif`).
+/// Compiles `g` with every optimization (see [`compile_with`]).
 pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
+    compile_with(g, keep_clif, &Passes::all())
+}
+
+/// Runs the IR passes `passes` switches on, plans the kernels and compiles
+/// each into a Cranelift function. `keep_clif` saves the Cranelift IR text
+/// of each kernel (for `dlc ir --stage clif`).
+pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compiled, String> {
     let start = Instant::now();
+    let g = &crate::opt::optimize(g, passes);
+    let plan = plan::plan(g, passes);
     let isa = isa()?;
     let fma = isa
         .isa_flags()
@@ -198,26 +220,27 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
         pow: decl(&mut module, "dlc_pow", &[f64t, f64t], f64t)?,
         normal: decl(&mut module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
     };
-    let live = crate::ir::print::live_nodes(g);
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let mut ids = Vec::new();
     let mut clif = Vec::new();
-    for (i, node) in g.nodes.iter().enumerate() {
-        if !live[i] || matches!(node.op, Op::Input(_) | Op::Const(_) | Op::Literal(_)) {
-            continue;
-        }
+    for (ki, kernel) in plan.kernels.iter().enumerate() {
         let mut sig = module.make_signature();
         for _ in 0..5 {
             sig.params.push(AbiParam::new(types::I64));
         }
-        let name = format!("k{i}_{}", node.op.name());
+        let first = kernel.nodes[0];
+        let name = match kernel.kind {
+            plan::KernelKind::Node => format!("k{ki}_{}", g.node(first).op.name()),
+            plan::KernelKind::Rows => format!("k{ki}_rows{}", kernel.nodes.len()),
+        };
         let fid = module
             .declare_function(&name, Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, fid.as_u32());
-        let refs = ext.import(&mut module, &mut ctx.func, node);
+        let members: Vec<&crate::ir::Node> = kernel.nodes.iter().map(|id| g.node(*id)).collect();
+        let refs = ext.import(&mut module, &mut ctx.func, &members);
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             let entry = b.create_block();
@@ -233,8 +256,29 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
                 hi: params[4],
                 ext: &refs,
                 fma,
+                row: None,
+                inline: plan
+                    .storage
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| match s {
+                        plan::Storage::Inline(x) => Some((NodeId(i as u32), *x)),
+                        _ => None,
+                    })
+                    .collect(),
             };
-            lower::lower_node(&mut kb, g, NodeId(i as u32));
+            match kernel.kind {
+                plan::KernelKind::Node => lower::lower_node(&mut kb, g, first),
+                plan::KernelKind::Rows => {
+                    let bytes = row_bytes(g, &plan, &kernel.nodes);
+                    if kernel.rows == crate::ir::Dim::Batch {
+                        lower::lower_rows(&mut kb, g, &kernel.nodes, bytes)
+                    } else {
+                        let view = as_batch_rows(g, &kernel.nodes);
+                        lower::lower_rows(&mut kb, &view, &kernel.nodes, bytes)
+                    }
+                }
+            }
             b.ins().return_(&[]);
             b.seal_all_blocks();
             b.finalize(module.target_config());
@@ -246,21 +290,23 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
             .define_function(fid, &mut ctx)
             .map_err(|e| format!("compiler bug: Cranelift rejected kernel {name}: {e:?}"))?;
         module.clear_context(&mut ctx);
-        ids.push((NodeId(i as u32), fid));
+        ids.push(fid);
     }
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let kernels = ids
         .into_iter()
-        .map(|(n, f)| (n, exec::finalized_kernel(&module, f)))
+        .map(|f| exec::finalized_kernel(&module, f))
         .collect();
     Ok(Compiled {
         graph: g.clone(),
+        plan,
+        passes: *passes,
         kernels,
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        buffers: vec![Vec::new(); g.len()],
-        live,
+        layout: None,
+        arena: Vec::new(),
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         clif,
         profile: None,
@@ -268,20 +314,78 @@ pub fn compile(g: &Graph, keep_clif: bool) -> Result<Compiled, String> {
     })
 }
 
-impl Compiled {
-    /// The bytes every buffer needs at batch size `batch`.
-    fn sizes(&self, batch: usize) -> Vec<usize> {
-        self.graph
-            .nodes
+/// Bytes per row of the buffers a row group reads or writes row by row:
+/// its members (unless one-row scratch) and their row operands.
+fn row_bytes(g: &Graph, plan: &plan::Plan, members: &[NodeId]) -> HashMap<NodeId, i64> {
+    let mut out = HashMap::new();
+    let root = |mut id: NodeId| {
+        while let plan::Storage::Alias(r) = plan.storage[id.index()] {
+            id = r;
+        }
+        id
+    };
+    for id in members {
+        let rows = std::iter::once(*id).chain(
+            g.node(*id)
+                .inputs
+                .iter()
+                .copied()
+                .filter(|x| plan::row_operand(g, *id, *x)),
+        );
+        for x in rows {
+            if plan.storage[root(x).index()] == plan::Storage::Scratch {
+                continue;
+            }
+            let t = g.ty(x);
+            let per_row: usize = concrete(&crate::ir::Shape(t.shape.0[1..].to_vec()), 1)
+                .iter()
+                .product();
+            out.insert(x, (per_row * elem_size(t.dtype)) as i64);
+        }
+    }
+    out
+}
+
+/// A row group over a fixed axis, seen as one over B: its members' and row
+/// operands' leading axis becomes B, so the row loop can run them with B = 1.
+fn as_batch_rows(g: &Graph, members: &[NodeId]) -> Graph {
+    let mut v = g.clone();
+    for id in members {
+        let rows: Vec<NodeId> = g
+            .node(*id)
+            .inputs
             .iter()
-            .map(|n| concrete(&n.ty.shape, batch).iter().product::<usize>() * elem_size(n.ty.dtype))
-            .collect()
+            .copied()
+            .filter(|x| plan::row_operand(g, *id, *x))
+            .chain(std::iter::once(*id))
+            .collect();
+        for x in rows {
+            if let Some(d) = v.nodes[x.index()].ty.shape.0.first_mut() {
+                *d = crate::ir::Dim::Batch;
+            }
+        }
+    }
+    v
+}
+
+impl Compiled {
+    /// The bytes node `id`'s value needs at batch size `batch`.
+    fn bytes(&self, id: usize, batch: usize) -> usize {
+        let n = &self.graph.nodes[id];
+        concrete(&n.ty.shape, batch).iter().product::<usize>() * elem_size(n.ty.dtype)
     }
 
-    /// Runs one kernel; a matmul with enough work is split by output rows
-    /// across `threads` threads.
-    fn launch(&self, id: NodeId, k: KernelFn, table: &[*mut u8], env: &Env) {
-        let node = self.graph.node(id);
+    /// Runs kernel `ki`; a matmul with enough work is split by output rows
+    /// across `threads` threads; a row group runs over the batch's rows.
+    fn launch(&self, ki: usize, table: &[*mut u8], env: &Env) {
+        let k = self.kernels[ki];
+        let kernel = &self.plan.kernels[ki];
+        if kernel.kind == plan::KernelKind::Rows {
+            let rows = concrete(&crate::ir::Shape(vec![kernel.rows]), env.batch)[0];
+            exec::call(k, table, env.batch, env.seed, rows);
+            return;
+        }
+        let node = self.graph.node(kernel.nodes[0]);
         let rows = match node.ty.shape.0.first() {
             Some(d) if node.op == Op::MatMul => concrete(&crate::ir::Shape(vec![*d]), env.batch)[0],
             _ => 1,
@@ -307,17 +411,62 @@ impl Compiled {
         self.profile = Some(vec![0.0; self.kernels.len()]);
     }
 
-    /// Each kernel's node and total seconds so far, when profiling.
+    /// Seconds so far per node, when profiling: each kernel's time, shared
+    /// equally among the nodes it computes.
     pub fn kernel_times(&self) -> Vec<(NodeId, f64)> {
-        match &self.profile {
-            Some(times) => self
-                .kernels
-                .iter()
-                .map(|(id, _)| *id)
-                .zip(times.iter().copied())
-                .collect(),
-            None => Vec::new(),
+        let Some(times) = &self.profile else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, t) in self.plan.kernels.iter().zip(times) {
+            for id in &k.nodes {
+                out.push((*id, t / k.nodes.len() as f64));
+            }
         }
+        out
+    }
+
+    /// The memory layout for batch size `batch` (planned for the largest
+    /// batch so far).
+    pub fn layout_for(&self, batch: usize) -> plan::Layout {
+        plan::layout(&self.graph, &self.plan, batch, self.passes.inplace)
+    }
+
+    /// Buffers' places and the table of pointers for `batch`, growing the
+    /// arena when a larger batch comes.
+    fn prepare(&mut self, batch: usize) -> Vec<*mut u8> {
+        if self.layout.as_ref().is_none_or(|l| l.batch < batch) {
+            let l = self.layout_for(batch);
+            self.arena = vec![0u64; l.words.max(1)];
+            self.layout = Some(l);
+        }
+        let base = self.arena.as_mut_ptr();
+        let offsets = self
+            .layout
+            .as_ref()
+            .map(|l| l.offsets.clone())
+            .unwrap_or_default();
+        offsets
+            .iter()
+            .map(|o| match o {
+                // In bounds: the layout placed every buffer inside the arena.
+                Some(w) => base.wrapping_add(*w).cast::<u8>(),
+                None => std::ptr::null_mut(),
+            })
+            .collect()
+    }
+
+    /// The words of node `id`'s buffer at `batch`.
+    fn slot(&mut self, id: usize, batch: usize) -> Result<&mut [u64], String> {
+        let words = self.bytes(id, batch).div_ceil(8);
+        let off = self
+            .layout
+            .as_ref()
+            .and_then(|l| l.offsets[id])
+            .ok_or_else(|| format!("compiler bug: %{id} has no buffer"))?;
+        self.arena
+            .get_mut(off..off + words)
+            .ok_or_else(|| format!("compiler bug: buffer %{id} is outside the arena"))
     }
 
     /// Times the kernels alone: runs the graph once on `inputs`, then its
@@ -329,15 +478,11 @@ impl Compiled {
         reps: usize,
     ) -> Result<f64, String> {
         self.run(inputs, env)?;
-        let table: Vec<*mut u8> = self
-            .buffers
-            .iter_mut()
-            .map(|b| b.as_mut_ptr().cast::<u8>())
-            .collect();
+        let table = self.prepare(env.batch);
         let start = Instant::now();
         for _ in 0..reps {
-            for (id, k) in &self.kernels {
-                self.launch(*id, *k, &table, env);
+            for ki in 0..self.kernels.len() {
+                self.launch(ki, &table, env);
             }
         }
         Ok(start.elapsed().as_secs_f64() / reps.max(1) as f64)
@@ -345,89 +490,79 @@ impl Compiled {
 
     /// Runs the graph on `inputs` (in `graph.inputs` order).
     pub fn run(&mut self, inputs: &[Tensor], env: &Env) -> Result<Vec<Tensor>, String> {
-        let g = &self.graph;
-        if inputs.len() != g.inputs.len() {
+        if inputs.len() != self.graph.inputs.len() {
             return Err(format!(
                 "{} inputs given, the graph takes {}",
                 inputs.len(),
-                g.inputs.len()
+                self.graph.inputs.len()
             ));
         }
-        let sizes = self.sizes(env.batch);
-        for (i, need) in sizes.iter().enumerate() {
-            if self.live[i] && self.buffers[i].len() * 8 < *need {
-                self.buffers[i] = vec![0u64; need.div_ceil(8).max(1)];
-            }
-        }
-        for (info, t) in g.inputs.iter().zip(inputs) {
-            let want = concrete(&g.ty(info.node).shape, env.batch);
+        let table = self.prepare(env.batch);
+        for (k, t) in inputs.iter().enumerate() {
+            let info = &self.graph.inputs[k];
+            let (node, dtype) = (info.node.index(), self.graph.ty(info.node).dtype);
+            let want = concrete(&self.graph.ty(info.node).shape, env.batch);
             if t.shape != want {
                 return Err(format!(
                     "input {} has shape {:?}, expected {:?}",
                     info.name, t.shape, want
                 ));
             }
-            exec::write(
-                &mut self.buffers[info.node.index()],
-                g.ty(info.node).dtype,
-                &t.data,
-            );
-        }
-        for (i, n) in g.nodes.iter().enumerate() {
-            if !self.live[i] {
+            if self.plan.storage[node] == plan::Storage::Unused {
                 continue;
             }
-            match &n.op {
+            exec::write(self.slot(node, env.batch)?, dtype, &t.data);
+        }
+        for i in 0..self.graph.len() {
+            if self.plan.storage[i] == plan::Storage::Unused {
+                continue;
+            }
+            let (op, dtype) = (self.graph.nodes[i].op.clone(), self.graph.nodes[i].ty.dtype);
+            match op {
                 Op::Const(bits) => {
-                    exec::write(&mut self.buffers[i], n.ty.dtype, &[f64::from_bits(*bits)])
+                    exec::write(self.slot(i, env.batch)?, dtype, &[f64::from_bits(bits)])
                 }
                 Op::Literal(k) => {
-                    let v = g.literals.get(*k as usize).ok_or("literal missing")?;
-                    exec::write(&mut self.buffers[i], n.ty.dtype, v);
+                    let v = self
+                        .graph
+                        .literals
+                        .get(k as usize)
+                        .ok_or("literal missing")?
+                        .clone();
+                    exec::write(self.slot(i, env.batch)?, dtype, &v);
                 }
                 _ => {}
             }
         }
-        // Memory safety: every buffer a kernel can touch is large enough
-        // for its shape at this batch size.
-        for (i, need) in sizes.iter().enumerate() {
-            if self.live[i] && self.buffers[i].len() * 8 < *need {
-                return Err(format!("compiler bug: buffer %{i} is too small"));
-            }
-        }
-        let table: Vec<*mut u8> = self
-            .buffers
-            .iter_mut()
-            .map(|b| b.as_mut_ptr().cast::<u8>())
-            .collect();
         match self.profile.take() {
             None => {
-                for (id, k) in &self.kernels {
-                    self.launch(*id, *k, &table, env);
+                for ki in 0..self.kernels.len() {
+                    self.launch(ki, &table, env);
                 }
             }
             Some(mut times) => {
-                for ((id, k), t) in self.kernels.iter().zip(times.iter_mut()) {
+                for (ki, t) in times.iter_mut().enumerate() {
                     let start = Instant::now();
-                    self.launch(*id, *k, &table, env);
+                    self.launch(ki, &table, env);
                     *t += start.elapsed().as_secs_f64();
                 }
                 self.profile = Some(times);
             }
         }
-        let g = &self.graph;
-        Ok(g.outputs
+        let outputs = self.graph.outputs.clone();
+        outputs
             .iter()
             .map(|(_, id)| {
-                let n = g.node(*id);
+                let n = self.graph.node(*id).clone();
                 let shape = concrete(&n.ty.shape, env.batch);
                 let count = shape.iter().product();
-                Tensor::new(
+                let buf = self.slot(id.index(), env.batch)?;
+                Ok(Tensor::new(
                     n.ty.dtype,
                     shape,
-                    exec::read(&self.buffers[id.index()], n.ty.dtype, count),
-                )
+                    exec::read(buf, n.ty.dtype, count),
+                ))
             })
-            .collect())
+            .collect()
     }
 }

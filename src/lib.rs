@@ -12,6 +12,7 @@ pub mod gradcheck;
 pub mod interp;
 pub mod ir;
 pub mod jit;
+pub mod opt;
 pub mod plot;
 pub mod profile;
 pub mod rng;

@@ -71,7 +71,8 @@ struct TrainFlags {
     /// Report each parameter's gradient norm per epoch (the mean over its batches).
     #[arg(long)]
     grad_norms: bool,
-    /// Print kernels and buffers before and after optimization. [not built yet]
+    /// Print kernels, buffers and memory before and after the optimizer's
+    /// passes, for the training step and the eval function.
     #[arg(long)]
     verbose: bool,
     /// Gather each batch on the training thread. (Otherwise, when --threads
@@ -79,7 +80,8 @@ struct TrainFlags {
     /// while the kernels run.)
     #[arg(long)]
     no_prefetch: bool,
-    /// Turn the optimizer's passes off. [no passes yet: a no-op]
+    /// Turn the optimizer's passes off: one kernel and one buffer per
+    /// primitive (for debugging and for measuring what the passes buy).
     #[arg(long)]
     no_opt: bool,
 }
@@ -200,12 +202,6 @@ fn run(cli: Cli) -> Output {
             driver::cmd_ir(&program_args(common), stage)
         }
         Command::Train { common, flags } => {
-            let later = [("--verbose", flags.verbose)];
-            for (name, given) in later {
-                if given {
-                    eprintln!("warning: {name} is not built yet; ignored");
-                }
-            }
             let opts = dlc::train::TrainOptions {
                 epochs: flags.epochs,
                 batch: flags.batch,
@@ -218,6 +214,8 @@ fn run(cli: Cli) -> Output {
                 plot: flags.plot.clone(),
                 prefetch: flags.no_prefetch.then_some(false),
                 profile: flags.profile,
+                no_opt: flags.no_opt,
+                verbose: flags.verbose,
                 json: flags.json,
                 quiet: flags.quiet,
                 ..Default::default()

@@ -37,6 +37,10 @@ pub struct TrainOptions {
     pub source: String,
     /// Time every kernel; report per source line after training.
     pub profile: bool,
+    /// Compile without the optimizer's passes.
+    pub no_opt: bool,
+    /// Print kernels and memory before and after the passes.
+    pub verbose: bool,
     /// Report each parameter's mean gradient norm per epoch.
     pub grad_norms: bool,
     /// Gather the next batch on a second thread while the kernels run:
@@ -203,7 +207,12 @@ pub fn train_run(
     let lr = opts.lr.unwrap_or(lr);
     let step_graph = training_step(run).ok_or("no training step")?;
     let start = Instant::now();
-    let mut step = crate::jit::compile(&step_graph, false)?;
+    let passes = if opts.no_opt {
+        crate::opt::Passes::none()
+    } else {
+        crate::opt::Passes::all()
+    };
+    let mut step = crate::jit::compile_with(&step_graph, false, &passes)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     if let Some(t) = opts.threads {
         step.threads = t.max(1);
@@ -212,7 +221,23 @@ pub fn train_run(
         step.start_profile();
     }
     let eval_graph = eval_function(run);
-    let eval = crate::jit::compile(&eval_graph, false)?;
+    let eval = crate::jit::compile_with(&eval_graph, false, &passes)?;
+    if opts.verbose {
+        // Kernels and memory before the passes (one kernel and one buffer
+        // per primitive) and after them, for training and for prediction.
+        for (what, g, c) in [
+            ("training step", &step_graph, &step),
+            ("eval function", &eval_graph, &eval),
+        ] {
+            let before = crate::jit::plan::stats(g, &crate::opt::Passes::none(), batch);
+            let after = crate::jit::plan::stats(&c.graph, &passes, batch);
+            sink.human(&format!(
+                "{what} at batch {batch}:\n  before the passes: {}\n  after the passes:  {}",
+                before.line(),
+                after.line()
+            ));
+        }
+    }
     // A prefetch thread pays off only on a core the kernels leave free:
     // measured on 2 cores (mlp.dl), it saves 3% of an epoch with
     // --threads 1 and costs 6% when both cores run the matmuls.
@@ -571,7 +596,7 @@ impl Trainer<'_> {
     fn report_profile(&self, opts: &TrainOptions, sink: &mut Sink) {
         let times = self.step.kernel_times();
         let text = crate::profile::report(
-            &self.step_graph,
+            &self.step.graph,
             &times,
             self.steps_run,
             &opts.source,

@@ -80,7 +80,6 @@ fn bad_flags_exit_2() {
 
 #[test]
 fn train_accepts_every_documented_flag() {
-    // Flags whose feature comes later are accepted with a warning.
     let plot = std::env::temp_dir().join(format!("dlc-flags-{}.svg", std::process::id()));
     let out = dlc(&[
         "train",
@@ -114,11 +113,24 @@ fn train_accepts_every_documented_flag() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(plot.exists());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    // Without --quiet, --verbose reports kernels and memory before and
+    // after the passes, for the step and the eval function.
+    let verbose = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--epochs",
+        "1",
+        "--verbose",
+    ]);
+    let text = String::from_utf8_lossy(&verbose.stdout);
     assert!(
-        err.contains("--verbose") && err.contains("not built yet"),
-        "{err}"
+        text.contains("training step at batch 10") && text.contains("eval function at batch 10"),
+        "{text}"
     );
+    assert_eq!(text.matches("before the passes").count(), 2, "{text}");
     let _ = std::fs::remove_file(&plot);
 }
 

@@ -9,15 +9,34 @@ use common::longest_reduction;
 use dlc::gradcheck::random_inputs;
 use dlc::interp::{self, Env, Precision, Tensor};
 use dlc::ir::{Graph, Op};
+use dlc::opt::Passes;
 use dlc::step::{eval_function, training_step};
+
+/// Every pass configuration: all on, all off, and each pass off in turn.
+pub fn configurations() -> Vec<(String, Passes)> {
+    let mut v = vec![
+        ("all passes".to_string(), Passes::all()),
+        ("--no-opt".to_string(), Passes::none()),
+    ];
+    for name in Passes::NAMES {
+        v.push((format!("all but {name}"), Passes::without(name)));
+    }
+    v
+}
 
 pub fn compare(g: &Graph, inputs: &[Tensor], batch: usize, what: &str) {
     let env = Env { batch, seed: 3 };
     let want = interp::run(g, inputs, &env, Precision::F64).expect("interpreter runs");
-    let mut c = dlc::jit::compile(g, false).expect("compiles");
-    let got = c.run(inputs, &env).expect("JIT runs");
+    for (config, passes) in configurations() {
+        let mut c = dlc::jit::compile_with(g, false, &passes).expect("compiles");
+        let got = c.run(inputs, &env).expect("JIT runs");
+        check(g, &got, &want, batch, &format!("{what} ({config})"));
+    }
+}
+
+fn check(g: &Graph, got: &[Tensor], want: &[Tensor], batch: usize, what: &str) {
     let k = longest_reduction(g, batch) as f64;
-    for ((name, _), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
+    for ((name, _), (a, b)) in g.outputs.iter().zip(got.iter().zip(want)) {
         assert_eq!(a.shape, b.shape, "{what}: {name}");
         let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let tol = 1e-5 * (1.0 + k) * scale.max(1e-30);

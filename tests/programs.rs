@@ -84,3 +84,22 @@ fn cranelift_ir_of_linear_regression() {
     assert!(ir.stderr.contains("compiled in"));
     insta::assert_snapshot!(ir.stdout);
 }
+
+#[test]
+fn optimized_step_and_kernel_plan_of_every_program() {
+    // `--stage opt`: the training step and eval function after the IR
+    // passes; `--stage kernels`: the fused kernels and the memory plan.
+    insta::glob!("../programs", "*.dl", |path| {
+        let path = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(path);
+        let opt = cmd_ir(&args(path), Stage::Opt);
+        assert_eq!(opt.code, 0, "{}", opt.stderr);
+        let kernels = cmd_ir(&args(path), Stage::Kernels);
+        assert_eq!(kernels.code, 0, "{}", kernels.stderr);
+        insta::assert_snapshot!(format!(
+            "== OPT ==\n{}\n== KERNELS ==\n{}",
+            opt.stdout, kernels.stdout
+        ));
+    });
+}

@@ -7,6 +7,7 @@ use common::longest_reduction;
 
 use dlc::interp::{self, concrete, Env, Precision, Tensor};
 use dlc::ir::{CmpOp, DType, Dim, Dist, Graph, NodeId, Op, Role, Shape, Type};
+use dlc::opt::Passes;
 use dlc::rng;
 use dlc::span::Span;
 use proptest::prelude::*;
@@ -220,43 +221,92 @@ fn random_graph(seed: u64) -> Graph {
     g
 }
 
+/// Compiles `g` with `passes` and compares it with the interpreter.
+fn agrees(
+    g: &Graph,
+    seed: u64,
+    batch: usize,
+    passes: &Passes,
+    config: &str,
+) -> Result<(), TestCaseError> {
+    prop_assert!(dlc::ir::verify::verify(g).is_ok());
+    let inputs: Vec<Tensor> = g
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, info)| {
+            let t = g.ty(info.node);
+            let shape = concrete(&t.shape, batch);
+            let n: usize = shape.iter().product();
+            let key = rng::key(seed, 1, k as u32);
+            let data = if info.role == Role::Step {
+                vec![2.0]
+            } else {
+                (0..n as u64)
+                    .map(|i| 2.0 * rng::uniform(key, i) - 1.0)
+                    .collect()
+            };
+            Tensor::new(t.dtype, shape, data)
+        })
+        .collect();
+    let env = Env { batch, seed: 5 };
+    // Graphs that turn floats into integers or booleans (casts to i32,
+    // comparisons, argmax) are compared with the interpreter in f32: an
+    // f32 value that rounds onto an integer boundary (sigmoid(20) is
+    // exactly 1.0 in f32, 0.99999999 in f64) must not count as a JIT
+    // error. All other graphs are compared with the f64 interpreter.
+    let fragile = g.nodes.iter().any(|n| {
+        matches!(n.op, Op::ArgMax { .. })
+            || (matches!(n.op, Op::Cast) && n.ty.dtype == DType::I32)
+            || matches!(n.op, Op::Cmp(_))
+    });
+    let precision = if fragile {
+        Precision::F32
+    } else {
+        Precision::F64
+    };
+    let want = interp::run(g, &inputs, &env, precision).map_err(TestCaseError::fail)?;
+    let mut c = dlc::jit::compile_with(g, false, passes).map_err(TestCaseError::fail)?;
+    let got = c.run(&inputs, &env).map_err(TestCaseError::fail)?;
+    let k = longest_reduction(g, batch) as f64;
+    for ((name, id), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
+        let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let tol = 1e-5 * (1.0 + k) * scale.max(1e-6);
+        // Even in f32, the JIT's polynomial exp and the interpreter's
+        // libm exp may round to different sides of a boundary: allow a
+        // few elements of such graphs to differ.
+        let mismatches = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .filter(|(x, y)| !((x.is_nan() && y.is_nan()) || (*x - *y).abs() <= tol))
+            .count();
+        let allowed = if fragile { a.data.len() / 50 + 1 } else { 0 };
+        prop_assert!(mismatches <= allowed, "{config}: {name} (node {id}) at batch {batch}: {mismatches} of {} differ beyond {tol:e}\nJIT {:?}\nint {:?}\n{}", a.data.len(), &a.data[..a.data.len().min(8)], &b.data[..b.data.len().min(8)], dlc::ir::print::graph(g, None));
+    }
+    Ok(())
+}
+
 proptest! {
     // A fixed seed keeps CI reproducible; change it to explore other graphs.
     #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_124), ..ProptestConfig::default() })]
 
     #[test]
     fn jit_equals_interpreter_on_random_graphs(seed in any::<u64>(), batch in prop_oneof![1usize..=300, Just(1usize), Just(2), Just(97), Just(251), Just(293)]) {
+        agrees(&random_graph(seed), seed, batch, &Passes::all(), "all passes")?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_125), ..ProptestConfig::default() })]
+
+    /// With the optimizer off, and with each pass off in turn.
+    #[test]
+    fn every_pass_configuration_agrees_on_random_graphs(seed in any::<u64>(), batch in prop_oneof![1usize..=300, Just(1usize), Just(97)]) {
         let g = random_graph(seed);
-        prop_assert!(dlc::ir::verify::verify(&g).is_ok());
-        let inputs: Vec<Tensor> = g.inputs.iter().enumerate().map(|(k, info)| {
-            let t = g.ty(info.node);
-            let shape = concrete(&t.shape, batch);
-            let n: usize = shape.iter().product();
-            let key = rng::key(seed, 1, k as u32);
-            let data = if info.role == Role::Step { vec![2.0] } else { (0..n as u64).map(|i| 2.0 * rng::uniform(key, i) - 1.0).collect() };
-            Tensor::new(t.dtype, shape, data)
-        }).collect();
-        let env = Env { batch, seed: 5 };
-        // Graphs that turn floats into integers or booleans (casts to i32,
-        // comparisons, argmax) are compared with the interpreter in f32: an
-        // f32 value that rounds onto an integer boundary (sigmoid(20) is
-        // exactly 1.0 in f32, 0.99999999 in f64) must not count as a JIT
-        // error. All other graphs are compared with the f64 interpreter.
-        let fragile = g.nodes.iter().any(|n| matches!(n.op, Op::ArgMax { .. }) || (matches!(n.op, Op::Cast) && n.ty.dtype == DType::I32) || matches!(n.op, Op::Cmp(_)));
-        let precision = if fragile { Precision::F32 } else { Precision::F64 };
-        let want = interp::run(&g, &inputs, &env, precision).map_err(TestCaseError::fail)?;
-        let mut c = dlc::jit::compile(&g, false).map_err(TestCaseError::fail)?;
-        let got = c.run(&inputs, &env).map_err(TestCaseError::fail)?;
-        let k = longest_reduction(&g, batch) as f64;
-        for ((name, id), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
-            let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let tol = 1e-5 * (1.0 + k) * scale.max(1e-6);
-            // Even in f32, the JIT's polynomial exp and the interpreter's
-            // libm exp may round to different sides of a boundary: allow a
-            // few elements of such graphs to differ.
-            let mismatches = a.data.iter().zip(&b.data).filter(|(x, y)| !((x.is_nan() && y.is_nan()) || (*x - *y).abs() <= tol)).count();
-            let allowed = if fragile { a.data.len() / 50 + 1 } else { 0 };
-            prop_assert!(mismatches <= allowed, "{name} (node {id}) at batch {batch}: {mismatches} of {} differ beyond {tol:e}\nJIT {:?}\nint {:?}\n{}", a.data.len(), &a.data[..a.data.len().min(8)], &b.data[..b.data.len().min(8)], dlc::ir::print::graph(&g, None));
+        agrees(&g, seed, batch, &Passes::none(), "--no-opt")?;
+        for name in Passes::NAMES {
+            agrees(&g, seed, batch, &Passes::without(name), &format!("all but {name}"))?;
         }
     }
 }

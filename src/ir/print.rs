@@ -53,7 +53,9 @@ fn fmt_value(v: f64, dtype: DType) -> String {
     }
 }
 
-pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
+/// The printed name of every live node: `%k` numbered in order, skipping
+/// constants, which print as their value (`0.5:f32`).
+pub fn names(g: &Graph) -> HashMap<NodeId, String> {
     let live = live_nodes(g);
     let mut names: HashMap<NodeId, String> = HashMap::new();
     let mut next = 0;
@@ -76,6 +78,12 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
             next += 1;
         }
     }
+    names
+}
+
+pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
+    let live = live_nodes(g);
+    let names = names(g);
     let name = |id: &NodeId| names.get(id).cloned().unwrap_or_else(|| "?".to_string());
     let mut out = String::new();
     for (i, node) in g.nodes.iter().enumerate() {

@@ -1,4 +1,5 @@
-//! IR nodes to Cranelift functions: one kernel (one loop nest) per node.
+//! IR nodes to Cranelift code: one loop nest per node, alone in its kernel
+//! or one of a row group's members (see `plan.rs`).
 //!
 //! A kernel has the signature `(table: *const *mut u8, batch: i64, seed:
 //! i64)`: it finds its operands' and its own buffer in the table by node
@@ -73,6 +74,13 @@ pub struct Kb<'a, 'f> {
     pub ext: &'a ExternRefs,
     /// Whether the host has FMA (then `fma` is one instruction).
     pub fma: bool,
+    /// Inside a row group: the row index, and the bytes per row of each
+    /// operand read or written row by row (others are read whole: tensors
+    /// without B, and one-row scratch buffers).
+    pub row: Option<(Value, std::collections::HashMap<NodeId, i64>)>,
+    /// Transposes computed inside the matmuls that read them: node → its
+    /// untransposed input.
+    pub inline: std::collections::HashMap<NodeId, NodeId>,
 }
 
 impl Kb<'_, '_> {
@@ -88,14 +96,24 @@ impl Kb<'_, '_> {
         v
     }
 
-    /// The buffer pointer of node `id`.
+    /// The buffer pointer of node `id` (in a row group, of its current row).
     fn buf(&mut self, id: NodeId) -> Value {
-        self.b.ins().load(
+        let base = self.b.ins().load(
             types::I64,
             MemFlagsData::trusted(),
             self.table,
             (id.index() * 8) as i32,
-        )
+        );
+        match &self.row {
+            Some((r, bytes)) => match bytes.get(&id) {
+                Some(&n) => {
+                    let off = self.b.ins().imul_imm_s(*r, n);
+                    self.b.ins().iadd(base, off)
+                }
+                None => base,
+            },
+            None => base,
+        }
     }
 
     fn addr(&mut self, ptr: Value, off: Value, d: DType) -> Value {
@@ -410,6 +428,29 @@ fn mix(kb: &mut Kb, z: Value) -> Value {
 
 const GOLDEN: i64 = 0x9e37_79b9_7f4a_7c15_u64 as i64;
 
+/// Emits a row group's kernel: for each row in [lo, hi), every member's
+/// row in order, as if B were 1 and each row-indexed buffer started at the
+/// current row. `row_bytes` gives the bytes per row of the buffers read or
+/// written row by row.
+pub fn lower_rows(
+    kb: &mut Kb,
+    g: &Graph,
+    members: &[NodeId],
+    row_bytes: std::collections::HashMap<NodeId, i64>,
+) {
+    let (lo, hi) = (kb.lo, kb.hi);
+    let real_batch = kb.batch;
+    kb.range(lo, hi, 1, &mut |kb, r| {
+        kb.batch = kb.iconst(1);
+        kb.row = Some((r, row_bytes.clone()));
+        for id in members {
+            lower_node(kb, g, *id);
+        }
+        kb.row = None;
+        kb.batch = real_batch;
+    });
+}
+
 /// Emits the body of node `id`'s kernel.
 pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
     let node: &Node = g.node(id);
@@ -657,13 +698,25 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
             });
         }
         Op::MatMul => {
-            let (pa, pb) = (kb.buf(ins[0]), kb.buf(ins[1]));
             let (m, k, n) = (
                 Sz::of(in_t[0].shape.0[0]),
                 Sz::of(in_t[0].shape.0[1]),
                 Sz::of(in_t[1].shape.0[1]),
             );
             let (mv, kv, nv) = (kb.sz(m), kb.sz(k), kb.sz(n));
+            // a[i, p] is at i·sa_i + p·sa_p: [k, 1] as stored, or [1, m]
+            // when a is a transpose read from its untransposed input.
+            let (pa, sa) = match kb.inline.get(&ins[0]).copied() {
+                Some(x) => {
+                    let one = kb.iconst(1);
+                    (kb.buf(x), (one, mv))
+                }
+                None => {
+                    let one = kb.iconst(1);
+                    (kb.buf(ins[0]), (kv, one))
+                }
+            };
+            let pb = kb.buf(ins[1]);
             let zero = kb.iconst(0);
             // Rows [lo, hi): the whole output, or one thread's share.
             let (lo, hi) = (kb.lo, kb.hi);
@@ -675,22 +728,22 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
                 let span4 = kb.b.ins().band_imm_s(span, !3);
                 let m4 = kb.b.ins().iadd(lo, span4);
                 let n8 = kb.b.ins().band_imm_s(nv, !7);
-                matmul_tiles(kb, pa, pb, out, lo, m4, n8, kv, nv);
+                matmul_tiles(kb, pa, sa, pb, out, lo, m4, n8, kv, nv);
                 let (pa2, pb2, out2) = (pa, pb, out);
                 kb.range(lo, m4, 1, &mut |kb, i| {
                     kb.range(n8, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa2, pb2, out2, i, j, kv, nv, d)
+                        scalar_dot(kb, pa2, sa, pb2, out2, i, j, kv, nv, d)
                     });
                 });
                 kb.range(m4, hi, 1, &mut |kb, i| {
                     kb.range(zero, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa2, pb2, out2, i, j, kv, nv, d)
+                        scalar_dot(kb, pa2, sa, pb2, out2, i, j, kv, nv, d)
                     });
                 });
             } else {
                 kb.range(lo, hi, 1, &mut |kb, i| {
                     kb.range(zero, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa, pb, out, i, j, kv, nv, d)
+                        scalar_dot(kb, pa, sa, pb, out, i, j, kv, nv, d)
                     });
                 });
             }
@@ -913,6 +966,7 @@ pub mod inline {
 fn scalar_dot(
     kb: &mut Kb,
     pa: Value,
+    (sa_i, sa_p): (Value, Value),
     pb: Value,
     out: Value,
     i: Value,
@@ -924,10 +978,11 @@ fn scalar_dot(
     let acc = kb.b.declare_var(clif_type(d));
     let z = kb.fconst(d, 0.0);
     kb.b.def_var(acc, z);
-    let a0 = kb.b.ins().imul(i, kv);
+    let a0 = kb.b.ins().imul(i, sa_i);
     let zero = kb.iconst(0);
     kb.range(zero, kv, 1, &mut |kb, p| {
-        let ao = kb.b.ins().iadd(a0, p);
+        let pa_off = kb.b.ins().imul(p, sa_p);
+        let ao = kb.b.ins().iadd(a0, pa_off);
         let pn = kb.b.ins().imul(p, nv);
         let bo = kb.b.ins().iadd(pn, j);
         let x = kb.load(pa, ao, d);
@@ -951,6 +1006,7 @@ fn scalar_dot(
 fn matmul_tiles(
     kb: &mut Kb,
     pa: Value,
+    (sa_i, sa_p): (Value, Value),
     pb: Value,
     out: Value,
     lo: Value,
@@ -973,11 +1029,12 @@ fn matmul_tiles(
                     v
                 })
                 .collect();
-            // Row pointers of a for the four rows, advanced by 4 bytes per p.
+            // Row pointers of a for the four rows, advanced by sa_p
+            // elements per p.
             let rows: Vec<Value> = (0..4)
                 .map(|r| {
                     let ir = kb.b.ins().iadd_imm_s(i, r);
-                    let off = kb.b.ins().imul(ir, kv);
+                    let off = kb.b.ins().imul(ir, sa_i);
                     let bytes = kb.b.ins().imul_imm_s(off, 4);
                     kb.b.ins().iadd(pa, bytes)
                 })
@@ -990,7 +1047,8 @@ fn matmul_tiles(
                 let bp = kb.b.ins().iadd(bcol, pb_off);
                 let b0 = kb.b.ins().load(v4, flags, bp, 0);
                 let b1 = kb.b.ins().load(v4, flags, bp, 16);
-                let p4 = kb.b.ins().imul_imm_s(p, 4);
+                let pe = kb.b.ins().imul(p, sa_p);
+                let p4 = kb.b.ins().imul_imm_s(pe, 4);
                 for r in 0..4 {
                     let ap = kb.b.ins().iadd(rows[r], p4);
                     let a = kb.b.ins().load(types::F32, flags, ap, 0);

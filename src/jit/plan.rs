@@ -1,0 +1,666 @@
+//! The kernel plan: which nodes run together in one kernel (fusion), which
+//! values need memory at all, which share it (views and in-place reuse),
+//! and where each buffer lives in one arena (a liveness-based memory plan).
+//!
+//! Fusion forms *row groups*: a run of ops over tensors whose leading axis
+//! is the batch `B` and whose every row depends only on the same row of
+//! their operands (elementwise ops, broadcasts, reshapes, and reductions
+//! and argmax along non-batch axes). One kernel loops over the rows and
+//! computes each member's row in turn, so a row's intermediates stay in
+//! cache; members used only inside the group get a one-row scratch buffer
+//! instead of a whole tensor. Softmax, cross-entropy and its gradient —
+//! the whole loss head, forward and backward — become one such kernel per
+//! row. Matmuls, transposes and reductions over the batch stay kernels of
+//! their own.
+
+use std::collections::BinaryHeap;
+
+use crate::interp::concrete;
+use crate::ir::{Dim, Graph, NodeId, Op};
+use crate::opt::Passes;
+
+use super::exec::elem_size;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// One node, its own loop nest.
+    Node,
+    /// A row group: for each row of B, every member's row in order.
+    Rows,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub kind: KernelKind,
+    pub nodes: Vec<NodeId>,
+    /// A row group's row axis (B or a fixed size).
+    pub rows: Dim,
+}
+
+/// Where a node's value lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Not needed by any output.
+    Unused,
+    /// A buffer of its own.
+    Own,
+    /// The same memory as another node: a reshape is a view of its input;
+    /// an elementwise op whose input dies here writes over that input.
+    Alias(NodeId),
+    /// One row, reused for every row of its group (used only inside it).
+    Scratch,
+    /// Computed inside its consumer, no memory: a transpose read by
+    /// matmuls as their left operand, which read the untransposed input
+    /// with swapped strides.
+    Inline(NodeId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub kernels: Vec<Kernel>,
+    pub storage: Vec<Storage>,
+    /// The kernel each node is computed in.
+    pub kernel_of: Vec<Option<usize>>,
+}
+
+fn has_batch(s: &crate::ir::Shape) -> bool {
+    s.0.contains(&Dim::Batch)
+}
+
+/// The leading axis a node's rows run along, if it can be a member of a
+/// row group: its shape is [D, ...] with D > 1 (B, or a fixed size with no
+/// B anywhere), and each output row is a function of the same row of its
+/// row operands and of operands read whole.
+pub fn row_axis(g: &Graph, id: NodeId) -> Option<Dim> {
+    let n = g.node(id);
+    let d = *n.ty.shape.0.first()?;
+    let rest_ok = match d {
+        Dim::Batch => !n.ty.shape.0[1..].contains(&Dim::Batch),
+        Dim::Fixed(k) => k > 1 && !has_batch(&n.ty.shape),
+    };
+    let op_ok = match &n.op {
+        Op::ReduceSum { axes } | Op::ReduceMax { axes } => axes & 1 == 0,
+        Op::ArgMax { axis } => *axis != 0,
+        Op::Broadcast => true,
+        Op::Reshape => d == Dim::Batch,
+        op => op.is_elementwise(),
+    };
+    if !rest_ok || !op_ok {
+        return None;
+    }
+    let ins_ok = n.inputs.iter().all(|x| {
+        let s = &g.ty(*x).shape;
+        match &n.op {
+            // The reduced operand is read row by row.
+            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ArgMax { .. } | Op::Reshape => {
+                s.0.first() == Some(&d) && !s.0[1..].contains(&Dim::Batch)
+            }
+            _ if row_operand(g, id, *x) => !s.0[1..].contains(&Dim::Batch),
+            // Read whole by every row: it must not vary along the rows.
+            _ => !has_batch(s),
+        }
+    });
+    ins_ok.then_some(d)
+}
+
+/// Whether member `id` of a row group reads operand `x` row by row (else
+/// whole: broadcast along the rows).
+pub fn row_operand(g: &Graph, id: NodeId, x: NodeId) -> bool {
+    let n = g.node(id);
+    let s = &g.ty(x).shape;
+    match &n.op {
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ArgMax { .. } | Op::Reshape => true,
+        _ => s.rank() == n.ty.shape.rank() && s.0.first() == n.ty.shape.0.first(),
+    }
+}
+
+fn is_leaf(op: &Op) -> bool {
+    matches!(op, Op::Input(_) | Op::Const(_) | Op::Literal(_))
+}
+
+/// Groups the live nodes of `g` into kernels and decides their storage.
+pub fn plan(g: &Graph, p: &Passes) -> Plan {
+    let live = crate::ir::print::live_nodes(g);
+    let n = g.len();
+    let mut storage = vec![Storage::Unused; n];
+    // Reshapes are views when the in-place pass is on.
+    let root = |storage: &[Storage], mut id: NodeId| {
+        while let Storage::Alias(r) | Storage::Inline(r) = storage[id.index()] {
+            id = r;
+        }
+        id
+    };
+    let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
+    for (i, node) in g.nodes.iter().enumerate() {
+        if live[i] {
+            for (k, x) in node.inputs.iter().enumerate() {
+                consumers[x.index()].push((NodeId(i as u32), k));
+            }
+        }
+    }
+    for i in 0..n {
+        if !live[i] {
+            continue;
+        }
+        storage[i] = Storage::Own;
+        let node = &g.nodes[i];
+        if p.inplace && node.op == Op::Reshape {
+            storage[i] = Storage::Alias(root(&storage, node.inputs[0]));
+        }
+        let is_output = g.outputs.iter().any(|(_, o)| o.index() == i);
+        let transposes = matches!(&node.op, Op::Transpose { perm } if perm.as_slice() == [1, 0]);
+        let left_of_matmuls = !consumers[i].is_empty()
+            && consumers[i]
+                .iter()
+                .all(|(c, k)| *k == 0 && g.node(*c).op == Op::MatMul);
+        if p.fuse && transposes && left_of_matmuls && !is_output {
+            storage[i] = Storage::Inline(node.inputs[0]);
+        }
+    }
+    // Groups, in node order: a row-local node joins the open group unless
+    // one of its inputs is computed outside the group from the group's own
+    // values (which would make the group wait on itself).
+    let mut group_of: Vec<Option<usize>> = vec![None; n];
+    let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    let mut after_open = vec![false; n]; // depends on the open group from outside it
+    let mut open: Option<usize> = None;
+    // How the open group reads each value: row by row (true) or whole.
+    let mut roles: std::collections::HashMap<NodeId, bool> = std::collections::HashMap::new();
+    for i in 0..n {
+        let node = &g.nodes[i];
+        if !live[i]
+            || is_leaf(&node.op)
+            || matches!(storage[i], Storage::Alias(_) | Storage::Inline(_))
+        {
+            // Views and leaves are not computed; a view depends on what its
+            // input depends on.
+            if let Storage::Alias(r) | Storage::Inline(r) = storage[i] {
+                let r = root(&storage, r);
+                after_open[i] = after_open[r.index()];
+                group_of[i] = None;
+            }
+            continue;
+        }
+        let id = NodeId(i as u32);
+        let in_open = |x: NodeId, group_of: &[Option<usize>]| {
+            let x = root(&storage, x);
+            open.is_some() && group_of[x.index()] == open
+        };
+        let axis = if p.fuse { row_axis(g, id) } else { None };
+        let eligible = axis.is_some();
+        let blocked = node
+            .inputs
+            .iter()
+            .any(|x| !in_open(*x, &group_of) && after_open[root(&storage, *x).index()]);
+        let same_axis = open.is_some_and(|gi| row_axis(g, groups[gi][0]) == axis);
+        // Each value a group reads is read either row by row or whole, by
+        // every member alike; a member's own value only row by row.
+        let roles_agree = node.inputs.iter().all(|x| {
+            let row = row_operand(g, id, *x);
+            let member = in_open(*x, &group_of);
+            (!member || row) && roles.get(x).is_none_or(|r| *r == row)
+        });
+        if eligible && open.is_some() && !blocked && same_axis && roles_agree {
+            for x in &node.inputs {
+                roles.insert(*x, row_operand(g, id, *x));
+            }
+            let gi = open.unwrap_or(0);
+            groups[gi].push(id);
+            group_of[i] = Some(gi);
+            continue;
+        }
+        if eligible {
+            groups.push(vec![id]);
+            let gi = groups.len() - 1;
+            group_of[i] = Some(gi);
+            open = Some(gi);
+            roles.clear();
+            for x in &node.inputs {
+                roles.insert(*x, row_operand(g, id, *x));
+            }
+            after_open.iter_mut().for_each(|a| *a = false);
+            continue;
+        }
+        // A kernel of its own: it depends on the open group if any input
+        // does.
+        after_open[i] = node.inputs.iter().any(|x| {
+            let r = root(&storage, *x);
+            in_open(r, &group_of) || after_open[r.index()]
+        });
+        groups.push(vec![id]);
+        group_of[i] = Some(groups.len() - 1);
+    }
+    // Order the kernels: dependencies first, else by first node.
+    let m = groups.len();
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); m];
+    let mut indeg = vec![0usize; m];
+    for (k, members) in groups.iter().enumerate() {
+        let mut seen = Vec::new();
+        for id in members {
+            for x in &g.node(*id).inputs {
+                let r = root(&storage, *x);
+                if let Some(src) = group_of[r.index()] {
+                    if src != k && !seen.contains(&src) {
+                        seen.push(src);
+                        deps[src].push(k);
+                        indeg[k] += 1;
+                    }
+                }
+            }
+        }
+    }
+    let mut ready: BinaryHeap<std::cmp::Reverse<(u32, usize)>> = BinaryHeap::new();
+    for k in 0..m {
+        if indeg[k] == 0 {
+            ready.push(std::cmp::Reverse((groups[k][0].0, k)));
+        }
+    }
+    let mut order = Vec::with_capacity(m);
+    while let Some(std::cmp::Reverse((_, k))) = ready.pop() {
+        order.push(k);
+        for &d in &deps[k] {
+            indeg[d] -= 1;
+            if indeg[d] == 0 {
+                ready.push(std::cmp::Reverse((groups[d][0].0, d)));
+            }
+        }
+    }
+    assert_eq!(order.len(), m, "compiler bug: the kernel graph has a cycle");
+    let mut kernels = Vec::with_capacity(m);
+    let mut kernel_of = vec![None; n];
+    for k in order {
+        let members = groups[k].clone();
+        for id in &members {
+            kernel_of[id.index()] = Some(kernels.len());
+        }
+        let kind = if members.len() > 1 {
+            KernelKind::Rows
+        } else {
+            KernelKind::Node
+        };
+        let rows = row_axis(g, members[0]).unwrap_or(Dim::Fixed(1));
+        kernels.push(Kernel {
+            kind,
+            nodes: members,
+            rows,
+        });
+    }
+    // Scratch: a group member read only inside its group, not an output.
+    let mut outside_use = vec![false; n];
+    for (_, id) in &g.outputs {
+        outside_use[root(&storage, *id).index()] = true;
+    }
+    for i in 0..n {
+        if !live[i] || matches!(storage[i], Storage::Alias(_) | Storage::Inline(_)) {
+            continue;
+        }
+        let ki = kernel_of[i];
+        for x in &g.nodes[i].inputs {
+            let r = root(&storage, *x);
+            if kernel_of[r.index()] != ki || ki.is_none() {
+                outside_use[r.index()] = true;
+            }
+        }
+    }
+    for k in &kernels {
+        if k.kind != KernelKind::Rows {
+            continue;
+        }
+        for id in &k.nodes {
+            if !outside_use[id.index()] {
+                storage[id.index()] = Storage::Scratch;
+            }
+        }
+    }
+    // In place: a single elementwise kernel may write over an operand of
+    // its own type that no later kernel reads (and no output keeps).
+    if p.inplace {
+        let last = last_uses(g, &storage, &kernel_of, kernels.len());
+        for (ki, k) in kernels.iter().enumerate() {
+            for &id in &k.nodes {
+                let node = g.node(id);
+                if !node.op.is_elementwise() || storage[id.index()] != Storage::Own {
+                    continue;
+                }
+                for x in &node.inputs {
+                    let r = root(&storage, *x);
+                    let dies_here = last[r.index()] == Some(ki);
+                    let same = g.ty(r) == &node.ty && g.ty(*x) == &node.ty;
+                    let plain = storage[r.index()] == Storage::Own
+                        && !matches!(g.node(r).op, Op::Const(_) | Op::Literal(_));
+                    // In a row group, row i of x is overwritten while the
+                    // loop is at row i: no other member may read x.
+                    let sole_reader = k.nodes.iter().all(|m| {
+                        *m == id || !g.node(*m).inputs.iter().any(|y| root(&storage, *y) == r)
+                    });
+                    let row_ok = k.kind == KernelKind::Node || row_operand(g, id, *x);
+                    if dies_here
+                        && same
+                        && plain
+                        && sole_reader
+                        && row_ok
+                        && !outside_use_by_output(g, r)
+                    {
+                        storage[id.index()] = Storage::Alias(r);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Plan {
+        kernels,
+        storage,
+        kernel_of,
+    }
+}
+
+fn outside_use_by_output(g: &Graph, id: NodeId) -> bool {
+    g.outputs.iter().any(|(_, o)| *o == id)
+}
+
+/// The last kernel that reads each node's memory (through views too);
+/// `Some(kernels)` for outputs, which are read after the last kernel.
+fn last_uses(
+    g: &Graph,
+    storage: &[Storage],
+    kernel_of: &[Option<usize>],
+    kernels: usize,
+) -> Vec<Option<usize>> {
+    let root = |mut id: NodeId| {
+        while let Storage::Alias(r) | Storage::Inline(r) = storage[id.index()] {
+            id = r;
+        }
+        id
+    };
+    let mut last: Vec<Option<usize>> = vec![None; g.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        if storage[i] == Storage::Unused {
+            continue;
+        }
+        let k = match kernel_of[i] {
+            Some(k) => k,
+            None => continue,
+        };
+        for x in &node.inputs {
+            let r = root(*x).index();
+            last[r] = Some(last[r].map_or(k, |l: usize| l.max(k)));
+        }
+    }
+    for (_, o) in &g.outputs {
+        last[root(*o).index()] = Some(kernels);
+    }
+    last
+}
+
+/// Where every buffer lives at one batch size.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub batch: usize,
+    /// Each node's offset in the arena, in 8-byte words (aliases resolved).
+    pub offsets: Vec<Option<usize>>,
+    /// The arena's size in words.
+    pub words: usize,
+    /// Distinct buffers.
+    pub buffers: usize,
+    /// Bytes of temporaries (buffers that are neither inputs, constants
+    /// nor outputs): with reuse, the most alive at once over the kernels;
+    /// without, all of them.
+    pub temp_bytes: usize,
+}
+
+/// Bytes of node `id`'s value at `batch` (one row for scratch).
+fn bytes(g: &Graph, id: NodeId, batch: usize, scratch: bool) -> usize {
+    let t = g.ty(id);
+    let n: usize = concrete(&t.shape, if scratch { 1 } else { batch })
+        .iter()
+        .product();
+    n * elem_size(t.dtype)
+}
+
+/// Lays the plan's buffers out in one arena for batch size `batch`: with
+/// `reuse`, a buffer takes the place of one that died before it was
+/// defined (best fit); without, every buffer has its own place.
+pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
+    let n = g.len();
+    let kernels = plan.kernels.len();
+    let last = last_uses(g, &plan.storage, &plan.kernel_of, kernels);
+    let is_output = |id: usize| g.outputs.iter().any(|(_, o)| o.index() == id);
+    // (def, last, words, node, temporary) of every owned buffer.
+    let mut bufs: Vec<(usize, usize, usize, usize, bool)> = Vec::new();
+    for (i, &last_use) in last.iter().enumerate() {
+        let scratch = match plan.storage[i] {
+            Storage::Own => false,
+            Storage::Scratch => true,
+            Storage::Unused | Storage::Alias(_) | Storage::Inline(_) => continue,
+        };
+        let words = bytes(g, NodeId(i as u32), batch, scratch).div_ceil(64) * 8;
+        let words = words.max(8);
+        let def = plan.kernel_of[i].unwrap_or(0);
+        let end = if scratch {
+            def
+        } else {
+            last_use.unwrap_or(def).max(def)
+        };
+        let leaf = plan.kernel_of[i].is_none();
+        let temp = !leaf && !is_output(i);
+        bufs.push((def, end, words, i, temp));
+    }
+    let mut offsets: Vec<Option<usize>> = vec![None; n];
+    let mut words_total = 0;
+    if reuse {
+        // Process by definition; free blocks of buffers dead before it.
+        bufs.sort_by_key(|b| (b.0, b.3));
+        let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (off, words, end)
+        for &(def, end, words, i, _) in &bufs {
+            let leaf = plan.kernel_of[i].is_none();
+            // Live blocks overlap in time with this one.
+            let mut busy: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|(_, _, e)| leaf || *e >= def)
+                .map(|(o, w, _)| (*o, *w))
+                .collect();
+            busy.sort();
+            // The best-fitting gap between busy blocks.
+            let mut best: Option<(usize, usize)> = None; // (gap, off)
+            let mut at = 0;
+            for (o, w) in &busy {
+                if *o >= at + words {
+                    let gap = o - at;
+                    if best.is_none_or(|(g, _)| gap < g) {
+                        best = Some((gap, at));
+                    }
+                }
+                at = at.max(o + w);
+            }
+            let off = best.map_or(at, |(_, o)| o);
+            // Leaves (inputs, constants) live from before the first kernel.
+            let end = if leaf { usize::MAX } else { end };
+            placed.push((off, words, end));
+            offsets[i] = Some(off);
+            words_total = words_total.max(off + words);
+        }
+    } else {
+        for &(_, _, words, i, _) in &bufs {
+            offsets[i] = Some(words_total);
+            words_total += words;
+        }
+    }
+    // Aliases share their root's place.
+    for i in 0..n {
+        if let Storage::Alias(mut r) = plan.storage[i] {
+            while let Storage::Alias(x) = plan.storage[r.index()] {
+                r = x;
+            }
+            offsets[i] = offsets[r.index()];
+        }
+    }
+    Layout {
+        batch,
+        offsets,
+        words: words_total,
+        buffers: bufs.len(),
+        // Without reuse every temporary holds its memory for the whole run.
+        temp_bytes: if !reuse {
+            bufs.iter().filter(|b| b.4).map(|b| b.2 * 8).sum()
+        } else {
+            (0..kernels.max(1))
+                .map(|k| {
+                    bufs.iter()
+                        .filter(|b| b.4 && b.0 <= k && k <= b.1)
+                        .map(|b| b.2 * 8)
+                        .sum::<usize>()
+                })
+                .max()
+                .unwrap_or(0)
+        },
+    }
+}
+
+/// Counts for `--verbose` and `dlc ir --stage kernels`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub kernels: usize,
+    pub buffers: usize,
+    /// The most bytes of temporaries alive at once.
+    pub temp_bytes: usize,
+    /// The arena: every buffer at once, as laid out.
+    pub peak_bytes: usize,
+}
+
+/// The plan's counts at `batch` with passes `p` (the graph already
+/// optimized by `p`'s IR passes).
+pub fn stats(g: &Graph, p: &Passes, batch: usize) -> Stats {
+    let plan = plan(g, p);
+    let l = layout(g, &plan, batch, p.inplace);
+    Stats {
+        kernels: plan.kernels.len(),
+        buffers: l.buffers,
+        temp_bytes: l.temp_bytes,
+        peak_bytes: l.words * 8,
+    }
+}
+
+fn mib(b: usize) -> String {
+    format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
+}
+
+impl Stats {
+    pub fn line(&self) -> String {
+        format!(
+            "{} kernels, {} buffers, temporaries {}, arena {}",
+            self.kernels,
+            self.buffers,
+            mib(self.temp_bytes),
+            mib(self.peak_bytes)
+        )
+    }
+}
+
+/// The kernels (what each computes and where its results go) and the
+/// buffers' places at `batch`: `dlc ir --stage kernels`.
+pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
+    use std::fmt::Write as _;
+    let plan = plan(g, p);
+    let l = layout(g, &plan, batch, p.inplace);
+    let mut out = String::new();
+    // The names `dlc ir --stage opt` prints.
+    let names = crate::ir::print::names(g);
+    let name = |id: NodeId| {
+        names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", id.0))
+    };
+    for (ki, k) in plan.kernels.iter().enumerate() {
+        let first = g.node(k.nodes[0]);
+        match k.kind {
+            KernelKind::Node => {
+                let _ = writeln!(
+                    out,
+                    "k{ki:<3} {:<12} {} = {}({})",
+                    first.op.name(),
+                    name(k.nodes[0]),
+                    first.ty,
+                    first
+                        .inputs
+                        .iter()
+                        .map(|x| name(*x))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            KernelKind::Rows => {
+                let ops: Vec<String> = k
+                    .nodes
+                    .iter()
+                    .map(|id| format!("{}:{}", name(*id), g.node(*id).op.name()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "k{ki:<3} rows[{}]{:<w$} {}",
+                    k.rows,
+                    "",
+                    ops.join(" "),
+                    w = 7usize.saturating_sub(k.rows.to_string().len())
+                );
+                let kept: Vec<String> = k
+                    .nodes
+                    .iter()
+                    .filter(|id| plan.storage[id.index()] != Storage::Scratch)
+                    .map(|id| name(*id))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "                  writes {}; the other {} stay in one-row scratch",
+                    if kept.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        kept.join(" ")
+                    },
+                    k.nodes.len() - kept.len()
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nbuffers at batch {batch} (8-byte words from the arena's start):"
+    );
+    for (i, node) in g.nodes.iter().enumerate() {
+        let id = NodeId(i as u32);
+        let what = match plan.storage[i] {
+            Storage::Unused => continue,
+            Storage::Own => "own".to_string(),
+            Storage::Scratch => "one-row scratch".to_string(),
+            Storage::Alias(r) => match node.op {
+                Op::Reshape => format!("view of {}", name(r)),
+                _ => format!("in place of {}", name(r)),
+            },
+            Storage::Inline(r) => format!("read transposed from {} by its matmuls", name(r)),
+        };
+        let role = match &node.op {
+            Op::Input(k) => format!("  input {}", g.inputs[*k as usize].name),
+            _ => String::new(),
+        };
+        let outs: Vec<&str> = g
+            .outputs
+            .iter()
+            .filter(|(_, o)| *o == id)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let outs = if outs.is_empty() {
+            String::new()
+        } else {
+            format!("  output {}", outs.join(", "))
+        };
+        let off = l.offsets[i].map_or("-".to_string(), |o| o.to_string());
+        let _ = writeln!(
+            out,
+            "  {:<6} {:<16} @{off:<9} {what}{role}{outs}",
+            name(id),
+            node.ty.to_string()
+        );
+    }
+    out
+}
