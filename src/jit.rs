@@ -318,12 +318,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
 /// its members (unless one-row scratch) and their row operands.
 fn row_bytes(g: &Graph, plan: &plan::Plan, members: &[NodeId]) -> HashMap<NodeId, i64> {
     let mut out = HashMap::new();
-    let root = |mut id: NodeId| {
-        while let plan::Storage::Alias(r) = plan.storage[id.index()] {
-            id = r;
-        }
-        id
-    };
+    let root = |id: NodeId| plan::root(&plan.storage, id);
     for id in members {
         let rows = std::iter::once(*id).chain(
             g.node(*id)

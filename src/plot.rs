@@ -352,6 +352,18 @@ where
     Ok(())
 }
 
+/// The texts of an SVG's `<text>` elements, trimmed: what a picture says
+/// (its tests check titles, axis labels and legends with it).
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..t.find("</text>")?];
+            Some(body.trim().to_string())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,17 +396,6 @@ mod tests {
                 },
             ],
         }
-    }
-
-    /// The texts of an SVG's `<text>` elements, trimmed.
-    fn svg_texts(svg: &str) -> Vec<String> {
-        svg.split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let body = &t[t.find('>')? + 1..t.find("</text>")?];
-                Some(body.trim().to_string())
-            })
-            .collect()
     }
 
     #[test]

@@ -823,16 +823,7 @@ fn dlc_data_summarizes_parts_classes_and_columns() {
     );
 }
 
-/// The texts of an SVG's `<text>` elements, trimmed.
-fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..t.find("</text>")?];
-            Some(body.trim().to_string())
-        })
-        .collect()
-}
+use dlc::plot::svg_texts;
 
 #[test]
 fn plot_draws_learning_curves_with_axis_labels_and_a_legend() {

@@ -118,18 +118,21 @@ fn is_leaf(op: &Op) -> bool {
     matches!(op, Op::Input(_) | Op::Const(_) | Op::Literal(_))
 }
 
+/// The node whose memory `id` reads: through views, in-place writes and
+/// transposes read by their matmuls.
+pub fn root(storage: &[Storage], mut id: NodeId) -> NodeId {
+    while let Storage::Alias(r) | Storage::Inline(r) = storage[id.index()] {
+        id = r;
+    }
+    id
+}
+
 /// Groups the live nodes of `g` into kernels and decides their storage.
 pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let live = crate::ir::print::live_nodes(g);
     let n = g.len();
     let mut storage = vec![Storage::Unused; n];
     // Reshapes are views when the in-place pass is on.
-    let root = |storage: &[Storage], mut id: NodeId| {
-        while let Storage::Alias(r) | Storage::Inline(r) = storage[id.index()] {
-            id = r;
-        }
-        id
-    };
     let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] {
@@ -367,12 +370,7 @@ fn last_uses(
     kernel_of: &[Option<usize>],
     kernels: usize,
 ) -> Vec<Option<usize>> {
-    let root = |mut id: NodeId| {
-        while let Storage::Alias(r) | Storage::Inline(r) = storage[id.index()] {
-            id = r;
-        }
-        id
-    };
+    let root = |id: NodeId| root(storage, id);
     let mut last: Vec<Option<usize>> = vec![None; g.len()];
     for (i, node) in g.nodes.iter().enumerate() {
         if storage[i] == Storage::Unused {
