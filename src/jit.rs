@@ -269,6 +269,16 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
             };
             match kernel.kind {
                 plan::KernelKind::Node => lower::lower_node(&mut kb, g, first),
+                plan::KernelKind::Rows if plan::headed(g, kernel) => {
+                    let members = &kernel.nodes[1..];
+                    let bytes = row_bytes(g, &plan, members);
+                    let view = if kernel.rows == crate::ir::Dim::Batch {
+                        g.clone()
+                    } else {
+                        as_batch_rows(g, members)
+                    };
+                    lower::lower_matmul_rows(&mut kb, g, first, &view, members, bytes)
+                }
                 plan::KernelKind::Rows => {
                     let bytes = row_bytes(g, &plan, &kernel.nodes);
                     if kernel.rows == crate::ir::Dim::Batch {
@@ -375,7 +385,7 @@ impl Compiled {
     fn launch(&self, ki: usize, table: &[*mut u8], env: &Env) {
         let k = self.kernels[ki];
         let kernel = &self.plan.kernels[ki];
-        if kernel.kind == plan::KernelKind::Rows {
+        if kernel.kind == plan::KernelKind::Rows && !plan::headed(&self.graph, kernel) {
             let rows = concrete(&crate::ir::Shape(vec![kernel.rows]), env.batch)[0];
             exec::call(k, table, env.batch, env.seed, rows);
             return;
@@ -485,6 +495,8 @@ impl Compiled {
 
     /// Runs the graph on `inputs` (in `graph.inputs` order).
     pub fn run(&mut self, inputs: &[Tensor], env: &Env) -> Result<Vec<Tensor>, String> {
+        let given: Vec<Option<&Tensor>> = inputs.iter().map(Some).collect();
+        let want = vec![true; self.graph.outputs.len()];
         if inputs.len() != self.graph.inputs.len() {
             return Err(format!(
                 "{} inputs given, the graph takes {}",
@@ -492,15 +504,81 @@ impl Compiled {
                 self.graph.inputs.len()
             ));
         }
+        self.run_some(&given, &want, env)?
+            .into_iter()
+            .map(|t| t.ok_or_else(|| "compiler bug: an output was not read".to_string()))
+            .collect()
+    }
+
+    /// The current value of output `name` (one that does not depend on the
+    /// batch size, such as a parameter), from its buffer.
+    pub fn output(&mut self, name: &str) -> Result<Tensor, String> {
+        let id = self
+            .graph
+            .outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| format!("no output {name}"))?;
+        let batch = self.layout.as_ref().map_or(1, |l| l.batch);
+        let n = self.graph.node(id).clone();
+        let shape = concrete(&n.ty.shape, batch);
+        let count = shape.iter().product();
+        let buf = self.slot(id.index(), batch)?;
+        Ok(Tensor::new(
+            n.ty.dtype,
+            shape,
+            exec::read(buf, n.ty.dtype, count),
+        ))
+    }
+
+    /// Sizes the buffers for batches up to `batch` now, so that values left
+    /// in them (see [`Compiled::resident`]) survive later runs.
+    pub fn reserve(&mut self, batch: usize) {
+        let _ = self.prepare(batch);
+    }
+
+    /// Whether output `name` is written into the buffer of input `k`, so
+    /// that after a run the input already holds it: the in-place pass makes
+    /// a parameter's SGD update resident between steps.
+    pub fn resident(&self, k: usize, name: &str) -> bool {
+        let Some(info) = self.graph.inputs.get(k) else {
+            return false;
+        };
+        self.graph
+            .outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_some_and(|(_, id)| plan::root(&self.plan.storage, *id) == info.node)
+    }
+
+    /// Runs the graph writing only the inputs given (`None` keeps what the
+    /// input's buffer holds, which must be sized: see [`Compiled::reserve`])
+    /// and reading only the outputs wanted.
+    pub fn run_some(
+        &mut self,
+        inputs: &[Option<&Tensor>],
+        want: &[bool],
+        env: &Env,
+    ) -> Result<Vec<Option<Tensor>>, String> {
+        if let Some(l) = &self.layout {
+            if l.batch < env.batch && inputs.iter().any(|t| t.is_none()) {
+                return Err(format!(
+                    "compiler bug: batch {} exceeds the reserved {} with inputs kept in place",
+                    env.batch, l.batch
+                ));
+            }
+        }
         let table = self.prepare(env.batch);
         for (k, t) in inputs.iter().enumerate() {
+            let Some(t) = t else { continue };
             let info = &self.graph.inputs[k];
             let (node, dtype) = (info.node.index(), self.graph.ty(info.node).dtype);
-            let want = concrete(&self.graph.ty(info.node).shape, env.batch);
-            if t.shape != want {
+            let shape = concrete(&self.graph.ty(info.node).shape, env.batch);
+            if t.shape != shape {
                 return Err(format!(
                     "input {} has shape {:?}, expected {:?}",
-                    info.name, t.shape, want
+                    info.name, t.shape, shape
                 ));
             }
             if self.plan.storage[node] == plan::Storage::Unused {
@@ -547,16 +625,20 @@ impl Compiled {
         let outputs = self.graph.outputs.clone();
         outputs
             .iter()
-            .map(|(_, id)| {
+            .zip(want)
+            .map(|((_, id), wanted)| {
+                if !wanted {
+                    return Ok(None);
+                }
                 let n = self.graph.node(*id).clone();
                 let shape = concrete(&n.ty.shape, env.batch);
                 let count = shape.iter().product();
                 let buf = self.slot(id.index(), env.batch)?;
-                Ok(Tensor::new(
+                Ok(Some(Tensor::new(
                     n.ty.dtype,
                     shape,
                     exec::read(buf, n.ty.dtype, count),
-                ))
+                )))
             })
             .collect()
     }

@@ -179,6 +179,14 @@ pub fn training_step(run: &Run) -> Option<Graph> {
     Some(g)
 }
 
+/// The training step without its `grad X` outputs (when `--grad-norms` is
+/// off): the gradients still feed the updates, but nothing copies them out.
+pub fn training_step_without_grads(run: &Run) -> Option<Graph> {
+    let mut g = training_step(run)?;
+    g.outputs.retain(|(n, _)| !n.starts_with("grad "));
+    Some(g)
+}
+
 /// The eval function of `run`: loss, output and metric sums, no dropout.
 pub fn eval_function(run: &Run) -> Graph {
     let mut g = run.eval.clone();

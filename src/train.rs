@@ -205,7 +205,12 @@ pub fn train_run(
         return Ok(());
     };
     let lr = opts.lr.unwrap_or(lr);
-    let step_graph = training_step(run).ok_or("no training step")?;
+    let step_graph = if opts.grad_norms {
+        training_step(run)
+    } else {
+        crate::step::training_step_without_grads(run)
+    }
+    .ok_or("no training step")?;
     let start = Instant::now();
     let passes = if opts.no_opt {
         crate::opt::Passes::none()
@@ -629,7 +634,11 @@ impl Trainer<'_> {
         let mut all = Vec::new();
         for chunk in rows.chunks(self.batch) {
             let batch = gather(&self.eval_graph, t, chunk);
-            let inputs = step_inputs(&self.eval_graph, batch, params, &[], 0, 0.0);
+            let inputs: Vec<Tensor> =
+                step_inputs(&self.eval_graph, batch, Some((params, &[])), 0, 0.0)
+                    .into_iter()
+                    .flatten()
+                    .collect();
             let out = self.eval.run(
                 &inputs,
                 &Env {
@@ -751,6 +760,41 @@ impl Trainer<'_> {
         let mut global_step: u64 = start_step;
         let mut last = Vec::new();
         let mut history = Vec::new();
+        // With the in-place pass, each parameter's (and velocity's) update
+        // is written into its own input buffer: the values stay in the
+        // compiled step between steps and are read back once per epoch.
+        let outputs = &self.step_graph.outputs;
+        let input_of = |role: fn(&Role) -> bool, i: usize| {
+            self.step_graph
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, info)| role(&info.role))
+                .nth(i)
+                .map(|(k, _)| k)
+        };
+        let has_velocity = outputs.iter().any(|(n, _)| n.starts_with("velocity "));
+        let resident = names.iter().enumerate().all(|(i, name)| {
+            let param = input_of(|r| matches!(r, Role::Param { .. }), i)
+                .is_some_and(|k| self.step.resident(k, name));
+            let vel = !has_velocity
+                || input_of(|r| *r == Role::Velocity, i)
+                    .is_some_and(|k| self.step.resident(k, &format!("velocity {name}")));
+            param && vel
+        });
+        let want: Vec<bool> = outputs
+            .iter()
+            .map(|(n, _)| {
+                let state = names
+                    .iter()
+                    .any(|p| n == p || *n == format!("velocity {p}"));
+                !(resident && state)
+            })
+            .collect();
+        if resident {
+            self.step.reserve(batch);
+        }
+        let mut loaded = false;
         for epoch in start_epoch + 1..=self.epochs {
             let t0 = Instant::now();
             let order = epoch_order(&s.sampler, train, seed, epoch);
@@ -797,14 +841,21 @@ impl Trainer<'_> {
                     } else {
                         gather(step_graph, train, chunk)
                     };
-                    let inputs =
-                        step_inputs(step_graph, gathered, &params, &velocity, global_step, lr);
-                    let out = step.run(&inputs, &Env { batch: bs, seed })?;
+                    // Resident parameters are written on the first step only.
+                    let state = (!resident || !loaded).then_some((&params[..], &velocity[..]));
+                    let inputs = step_inputs(step_graph, gathered, state, global_step, lr);
+                    let given: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+                    let out = step.run_some(&given, &want, &Env { batch: bs, seed })?;
+                    loaded = true;
                     global_step += 1;
                     *steps_run += 1;
                     let outputs = &step_graph.outputs;
-                    let get =
-                        |name: &str| outputs.iter().position(|(o, _)| o == name).map(|i| &out[i]);
+                    let get = |name: &str| {
+                        outputs
+                            .iter()
+                            .position(|(o, _)| o == name)
+                            .and_then(|i| out[i].as_ref())
+                    };
                     let loss = get("loss").map(|t| t.data[0]).unwrap_or(f64::NAN);
                     if !loss.is_finite() {
                         return Err(format!(
@@ -842,6 +893,14 @@ impl Trainer<'_> {
             })?;
             if let Some(pb) = bar {
                 pb.finish_and_clear();
+            }
+            if resident && loaded {
+                for (i, name) in names.iter().enumerate() {
+                    params[i] = self.step.output(name)?.data;
+                    if has_velocity {
+                        velocity[i] = self.step.output(&format!("velocity {name}"))?.data;
+                    }
+                }
             }
             let secs = t0.elapsed().as_secs_f64();
             let nf = n.max(1) as f64;
@@ -958,16 +1017,20 @@ fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
     batch
 }
 
+/// Parameter and velocity values, in the graph's input order.
+type Values<'a> = (&'a [Vec<f64>], &'a [Vec<f64>]);
+
 /// Inputs of a training-step or eval graph: a gathered batch, the
-/// parameters and velocities, the step counter and the learning rate.
+/// parameters and velocities (`None`: leave them in the compiled step's
+/// buffers, where the last step's in-place update put them), the step
+/// counter and the learning rate.
 fn step_inputs(
     g: &Graph,
     batch: Batch,
-    params: &[Vec<f64>],
-    velocity: &[Vec<f64>],
+    state: Option<Values<'_>>,
     step: u64,
     lr: f64,
-) -> Vec<Tensor> {
+) -> Vec<Option<Tensor>> {
     let bs = batch.rows;
     let (mut x, mut y) = (batch.x, batch.y);
     let mut pi = 0;
@@ -980,25 +1043,25 @@ fn step_inputs(
             let values = match info.role {
                 Role::Param { .. } => {
                     pi += 1;
-                    params[pi - 1].clone()
+                    state?.0[pi - 1].clone()
                 }
                 Role::Velocity => {
                     vi += 1;
-                    velocity[vi - 1].clone()
+                    state?.1[vi - 1].clone()
                 }
                 Role::Features => match x.take() {
-                    Some(t) => return t,
+                    Some(t) => return Some(t),
                     None => vec![0.0; shape.iter().product()],
                 },
                 Role::Label => match y.take() {
-                    Some(t) => return t,
+                    Some(t) => return Some(t),
                     None => vec![0.0; shape.iter().product()],
                 },
                 Role::Step => vec![step as f64],
                 Role::Hyper => vec![lr],
                 Role::Value => vec![0.0; shape.iter().product()],
             };
-            Tensor::new(ty.dtype, shape, values)
+            Some(Tensor::new(ty.dtype, shape, values))
         })
         .collect()
 }
@@ -1031,7 +1094,10 @@ fn evaluate_with(
     let (mut loss_sum, mut sums) = (0.0, [0.0f64; 3]);
     let rows: Vec<usize> = (0..n).collect();
     for chunk in rows.chunks(batch) {
-        let inputs = step_inputs(g, gather(g, t, chunk), params, &[], 0, 0.0);
+        let inputs: Vec<Tensor> = step_inputs(g, gather(g, t, chunk), Some((params, &[])), 0, 0.0)
+            .into_iter()
+            .flatten()
+            .collect();
         let out = c.run(
             &inputs,
             &Env {

@@ -195,3 +195,84 @@ fn the_profile_splits_a_step_into_forward_backward_and_update() {
     assert!((shares - 100.0).abs() < 0.5, "{shares}\n{text}");
     assert!(text.contains("x @ w + b"), "{text}");
 }
+
+#[test]
+fn parameters_kept_in_the_step_train_exactly_as_copied_ones() {
+    // With the passes, SGD writes each parameter and velocity in place and
+    // they stay in the compiled step between steps; with --no-opt they are
+    // copied in and out every step. The losses, metrics and parameters
+    // must be the same, with momentum and with weight decay.
+    let dir = std::env::temp_dir().join(format!("dlc-resident-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("momentum.dl");
+    std::fs::write(
+        &file,
+        r#"data synth = linear(w = [2, -3.4], b = 4.2, n_train = 203, n_test = 50, noise = 0.01)
+
+model mlp(x: f32[B, 2]) -> f32[B, 1] {
+    param W1: f32[2, 8] = xavier_uniform
+    param b1: f32[8] = zeros
+    param W2: f32[8, 1] = normal(0.1)
+    param b2: f32[1] = zeros
+    tanh(x @ W1 + b1) @ W2 + b2
+}
+
+train main: mlp on synth {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.01, momentum = 0.9)
+    weight_decay = decoupled(0.01, [W1, W2])
+    batch = 16
+    epochs = 3
+    seed = 7
+    metrics = [loss, rmse]
+}
+"#,
+    )
+    .expect("written");
+    let l = driver::load(&ProgramArgs {
+        file: file.clone(),
+        data: None,
+        run: None,
+        color: false,
+    })
+    .expect("reads");
+    assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+    // Every parameter and velocity stays in the optimized step.
+    let step = dlc::step::training_step_without_grads(&l.checked.runs[0]).expect("a step");
+    let c = dlc::jit::compile(&step, false).expect("compiles");
+    let plain = dlc::jit::compile_with(&step, false, &dlc::opt::Passes::none()).expect("compiles");
+    for (k, info) in step.inputs.iter().enumerate() {
+        let out = match info.role {
+            Role::Param { .. } => info.name.clone(),
+            Role::Velocity => format!("velocity {}", info.name),
+            _ => continue,
+        };
+        assert!(c.resident(k, &out), "{out} is not kept in place");
+        assert!(!plain.resident(k, &out), "{out}: --no-opt copies");
+    }
+    let strip = |lines: Vec<serde_json::Value>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    for k in ["seconds", "samples_per_sec", "compile_ms"] {
+                        o.remove(k);
+                    }
+                }
+                v.to_string()
+            })
+            .collect()
+    };
+    let opt = strip(train_json(&l, "main", &TrainOptions::default()));
+    let plain = strip(train_json(
+        &l,
+        "main",
+        &TrainOptions {
+            no_opt: true,
+            ..Default::default()
+        },
+    ));
+    assert_eq!(opt.len(), 4, "{opt:?}");
+    assert_eq!(opt, plain);
+    let _ = std::fs::remove_dir_all(&dir);
+}

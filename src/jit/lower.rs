@@ -439,18 +439,47 @@ pub fn lower_rows(
     row_bytes: std::collections::HashMap<NodeId, i64>,
 ) {
     let (lo, hi) = (kb.lo, kb.hi);
-    let real_batch = kb.batch;
     kb.range(lo, hi, 1, &mut |kb, r| {
-        kb.batch = kb.iconst(1);
-        kb.row = Some((r, row_bytes.clone()));
-        for id in members {
-            lower_node(kb, g, *id);
-        }
-        kb.row = None;
-        kb.batch = real_batch;
+        lower_row(kb, g, members, &row_bytes, r)
     });
 }
 
+/// Row `r` of every member of a row group.
+fn lower_row(
+    kb: &mut Kb,
+    g: &Graph,
+    members: &[NodeId],
+    row_bytes: &std::collections::HashMap<NodeId, i64>,
+    r: Value,
+) {
+    let real_batch = kb.batch;
+    kb.batch = kb.iconst(1);
+    kb.row = Some((r, row_bytes.clone()));
+    for id in members {
+        lower_node(kb, g, *id);
+    }
+    kb.row = None;
+    kb.batch = real_batch;
+}
+
+/// A matmul whose output rows feed a row group (its epilogue): each strip
+/// of output rows is computed, then the group's members run on those rows
+/// while they are in cache. `view` is the graph the members are lowered
+/// in (see `as_batch_rows`).
+pub fn lower_matmul_rows(
+    kb: &mut Kb,
+    g: &Graph,
+    head: NodeId,
+    view: &Graph,
+    members: &[NodeId],
+    row_bytes: std::collections::HashMap<NodeId, i64>,
+) {
+    lower_matmul(kb, g, head, &mut |kb, start, end| {
+        kb.range(start, end, 1, &mut |kb, r| {
+            lower_row(kb, view, members, &row_bytes, r)
+        });
+    });
+}
 /// Emits the body of node `id`'s kernel.
 pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
     let node: &Node = g.node(id);
@@ -697,57 +726,68 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
                 kb.store(out, offs[0], DType::I32, b32);
             });
         }
-        Op::MatMul => {
-            let (m, k, n) = (
-                Sz::of(in_t[0].shape.0[0]),
-                Sz::of(in_t[0].shape.0[1]),
-                Sz::of(in_t[1].shape.0[1]),
-            );
-            let (mv, kv, nv) = (kb.sz(m), kb.sz(k), kb.sz(n));
-            // a[i, p] is at i·sa_i + p·sa_p: [k, 1] as stored, or [1, m]
-            // when a is a transpose read from its untransposed input.
-            let (pa, sa) = match kb.inline.get(&ins[0]).copied() {
-                Some(x) => {
-                    let one = kb.iconst(1);
-                    (kb.buf(x), (one, mv))
-                }
-                None => {
-                    let one = kb.iconst(1);
-                    (kb.buf(ins[0]), (kv, one))
-                }
-            };
-            let pb = kb.buf(ins[1]);
-            let zero = kb.iconst(0);
-            // Rows [lo, hi): the whole output, or one thread's share.
-            let (lo, hi) = (kb.lo, kb.hi);
-            let _ = mv;
-            if d == DType::F32 {
-                // 4×8 register tiles of f32x4 accumulators over the bulk,
-                // then scalar dot products for the ragged right and bottom.
-                let span = kb.b.ins().isub(hi, lo);
-                let span4 = kb.b.ins().band_imm_s(span, !3);
-                let m4 = kb.b.ins().iadd(lo, span4);
-                let n8 = kb.b.ins().band_imm_s(nv, !7);
-                matmul_tiles(kb, pa, sa, pb, out, lo, m4, n8, kv, nv);
-                let (pa2, pb2, out2) = (pa, pb, out);
-                kb.range(lo, m4, 1, &mut |kb, i| {
-                    kb.range(n8, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa2, sa, pb2, out2, i, j, kv, nv, d)
-                    });
+        Op::MatMul => lower_matmul(kb, g, id, &mut |_, _, _| {}),
+    }
+}
+
+/// A matmul over output rows [lo, hi) (the whole output, or one thread's
+/// share), strip by strip: f32 in 4×8 register tiles of f32x4
+/// accumulators, 1×8 tiles for the rows left over and scalar dot products
+/// for the ragged right columns; other dtypes by scalar dot products.
+/// After each strip, `epilogue(start, end)` runs on its rows.
+fn lower_matmul(
+    kb: &mut Kb,
+    g: &Graph,
+    id: NodeId,
+    epilogue: &mut dyn FnMut(&mut Kb, Value, Value),
+) {
+    let node = g.node(id);
+    let d = node.ty.dtype;
+    let ins = &node.inputs;
+    let (ta, tb) = (g.ty(ins[0]), g.ty(ins[1]));
+    let (m, k, n) = (
+        Sz::of(ta.shape.0[0]),
+        Sz::of(ta.shape.0[1]),
+        Sz::of(tb.shape.0[1]),
+    );
+    let (mv, kv, nv) = (kb.sz(m), kb.sz(k), kb.sz(n));
+    let one = kb.iconst(1);
+    // a[i, p] is at i·sa_i + p·sa_p: [k, 1] as stored, or [1, m] when a is
+    // a transpose read from its untransposed input.
+    let (pa, sa) = match kb.inline.get(&ins[0]).copied() {
+        Some(x) => (kb.buf(x), (one, mv)),
+        None => (kb.buf(ins[0]), (kv, one)),
+    };
+    let pb = kb.buf(ins[1]);
+    let out = kb.buf(id);
+    let zero = kb.iconst(0);
+    let (lo, hi) = (kb.lo, kb.hi);
+    if d != DType::F32 {
+        kb.range(lo, hi, 1, &mut |kb, i| {
+            kb.range(zero, nv, 1, &mut |kb, j| {
+                scalar_dot(kb, pa, sa, pb, out, i, j, kv, nv, d)
+            });
+            let next = kb.b.ins().iadd_imm_s(i, 1);
+            epilogue(kb, i, next);
+        });
+        return;
+    }
+    let span = kb.b.ins().isub(hi, lo);
+    let span_t = kb.b.ins().udiv_imm_u(span, TILE_ROWS as i64);
+    let span_t = kb.b.ins().imul_imm_s(span_t, TILE_ROWS as i64);
+    let m_t = kb.b.ins().iadd(lo, span_t);
+    let n8 = kb.b.ins().band_imm_s(nv, !7);
+    for (start, end, rows) in [(lo, m_t, TILE_ROWS), (m_t, hi, 1)] {
+        kb.range(start, end, rows as i64, &mut |kb, i| {
+            matmul_strip(kb, pa, sa, pb, out, i, n8, kv, nv, rows);
+            let next = kb.b.ins().iadd_imm_s(i, rows as i64);
+            kb.range(i, next, 1, &mut |kb, r| {
+                kb.range(n8, nv, 1, &mut |kb, j| {
+                    scalar_dot(kb, pa, sa, pb, out, r, j, kv, nv, d)
                 });
-                kb.range(m4, hi, 1, &mut |kb, i| {
-                    kb.range(zero, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa2, sa, pb2, out2, i, j, kv, nv, d)
-                    });
-                });
-            } else {
-                kb.range(lo, hi, 1, &mut |kb, i| {
-                    kb.range(zero, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa, sa, pb, out, i, j, kv, nv, d)
-                    });
-                });
-            }
-        }
+            });
+            epilogue(kb, i, next);
+        });
     }
 }
 
@@ -998,29 +1038,47 @@ fn scalar_dot(
     kb.store(out, o, d, a);
 }
 
-/// The f32 bulk of a matmul: for each 4-row × 8-column tile of the output,
-/// eight f32x4 accumulators live in registers through the whole k loop;
-/// each step loads two vectors of b's row p and broadcasts four of a's
-/// column p (DESIGN.md: 4×8 tiles of f32x4 fit the 16 xmm registers).
+/// Rows per register tile. Five or six rows (10 or 12 accumulators) fit the
+/// 16 xmm registers on paper, but Cranelift's register allocator then
+/// spills accumulators to the stack on every step (seen in the machine
+/// code): measured 22 and 26 GFLOP/s against 32 for four rows.
+pub const TILE_ROWS: usize = 4;
+
+/// One strip of a matmul: output rows [i, i + rows), columns [0, n8). For
+/// each `rows`-row × 8-column tile of the output, 2·rows f32x4 accumulators
+/// live in registers through the whole k loop; each step loads two vectors
+/// of b's row p and broadcasts `rows` elements of a's column p. Pointers
+/// advance by addition and the loads use base + offset addressing (no
+/// multiplications in the k loop).
 #[allow(clippy::too_many_arguments)]
-fn matmul_tiles(
+fn matmul_strip(
     kb: &mut Kb,
     pa: Value,
     (sa_i, sa_p): (Value, Value),
     pb: Value,
     out: Value,
-    lo: Value,
-    m4: Value,
+    i: Value,
     n8: Value,
     kv: Value,
     nv: Value,
+    rows: usize,
 ) {
     let v4 = types::F32X4;
     let flags = MemFlagsData::new().with_notrap();
     let zero = kb.iconst(0);
-    kb.range(lo, m4, 4, &mut |kb, i| {
+    // Byte offsets of a's rows within a tile, and per-step advances.
+    let row_bytes_a = kb.b.ins().imul_imm_s(sa_i, 4);
+    let a_offs: Vec<Value> = (0..rows)
+        .map(|r| kb.b.ins().imul_imm_s(row_bytes_a, r as i64))
+        .collect();
+    let a_step = kb.b.ins().imul_imm_s(sa_p, 4);
+    let b_step = kb.b.ins().imul_imm_s(nv, 4);
+    let out_row = kb.b.ins().imul_imm_s(nv, 4);
+    {
+        let ia = kb.b.ins().imul(i, row_bytes_a);
+        let a_tile = kb.b.ins().iadd(pa, ia);
         kb.range(zero, n8, 8, &mut |kb, j| {
-            let accs: Vec<_> = (0..8)
+            let accs: Vec<_> = (0..2 * rows)
                 .map(|_| {
                     let v = kb.b.declare_var(v4);
                     let z = kb.b.ins().f32const(0.0);
@@ -1029,29 +1087,20 @@ fn matmul_tiles(
                     v
                 })
                 .collect();
-            // Row pointers of a for the four rows, advanced by sa_p
-            // elements per p.
-            let rows: Vec<Value> = (0..4)
-                .map(|r| {
-                    let ir = kb.b.ins().iadd_imm_s(i, r);
-                    let off = kb.b.ins().imul(ir, sa_i);
-                    let bytes = kb.b.ins().imul_imm_s(off, 4);
-                    kb.b.ins().iadd(pa, bytes)
-                })
-                .collect();
+            let ap = kb.b.declare_var(types::I64);
+            kb.b.def_var(ap, a_tile);
+            let bp = kb.b.declare_var(types::I64);
             let jb = kb.b.ins().imul_imm_s(j, 4);
-            let bcol = kb.b.ins().iadd(pb, jb);
-            let row_bytes = kb.b.ins().imul_imm_s(nv, 4);
-            kb.range(zero, kv, 1, &mut |kb, p| {
-                let pb_off = kb.b.ins().imul(p, row_bytes);
-                let bp = kb.b.ins().iadd(bcol, pb_off);
-                let b0 = kb.b.ins().load(v4, flags, bp, 0);
-                let b1 = kb.b.ins().load(v4, flags, bp, 16);
-                let pe = kb.b.ins().imul(p, sa_p);
-                let p4 = kb.b.ins().imul_imm_s(pe, 4);
-                for r in 0..4 {
-                    let ap = kb.b.ins().iadd(rows[r], p4);
-                    let a = kb.b.ins().load(types::F32, flags, ap, 0);
+            let b0p = kb.b.ins().iadd(pb, jb);
+            kb.b.def_var(bp, b0p);
+            kb.range(zero, kv, 1, &mut |kb, _p| {
+                let bq = kb.b.use_var(bp);
+                let aq = kb.b.use_var(ap);
+                let b0 = kb.b.ins().load(v4, flags, bq, 0);
+                let b1 = kb.b.ins().load(v4, flags, bq, 16);
+                for r in 0..rows {
+                    let addr = kb.b.ins().iadd(aq, a_offs[r]);
+                    let a = kb.b.ins().load(types::F32, flags, addr, 0);
                     let av = kb.b.ins().splat(v4, a);
                     for c in 0..2 {
                         let acc = accs[r * 2 + c];
@@ -1066,20 +1115,24 @@ fn matmul_tiles(
                         kb.b.def_var(acc, nv);
                     }
                 }
+                let bn = kb.b.ins().iadd(bq, b_step);
+                kb.b.def_var(bp, bn);
+                let an = kb.b.ins().iadd(aq, a_step);
+                kb.b.def_var(ap, an);
             });
-            for r in 0..4 {
-                let ir = kb.b.ins().iadd_imm_s(i, r as i64);
-                let off = kb.b.ins().imul(ir, nv);
-                let off = kb.b.ins().iadd(off, j);
-                let bytes = kb.b.ins().imul_imm_s(off, 4);
-                let op = kb.b.ins().iadd(out, bytes);
+            let io = kb.b.ins().imul(i, out_row);
+            let base = kb.b.ins().iadd(out, io);
+            let base = kb.b.ins().iadd(base, jb);
+            for r in 0..rows {
+                let ro = kb.b.ins().imul_imm_s(out_row, r as i64);
+                let op = kb.b.ins().iadd(base, ro);
                 for c in 0..2 {
                     let v = kb.b.use_var(accs[r * 2 + c]);
                     kb.b.ins().store(flags, v, op, (c * 16) as i32);
                 }
             }
         });
-    });
+    }
 }
 
 /// Whether an elementwise node runs four lanes at a time: f32 in and out, an

@@ -103,6 +103,20 @@ pub fn row_axis(g: &Graph, id: NodeId) -> Option<Dim> {
     ins_ok.then_some(d)
 }
 
+/// The row axis of a matmul's output, if its rows can head a row group:
+/// [D, N] with D = B or a fixed size above 1, and no B in N.
+fn matmul_rows(g: &Graph, id: NodeId) -> Option<Dim> {
+    match g.ty(id).shape.0.as_slice() {
+        [d, n] if *n != Dim::Batch && *d != Dim::Fixed(1) => Some(*d),
+        _ => None,
+    }
+}
+
+/// Whether a kernel is a matmul with an epilogue row group.
+pub fn headed(g: &Graph, k: &Kernel) -> bool {
+    k.kind == KernelKind::Rows && g.node(k.nodes[0]).op == Op::MatMul
+}
+
 /// Whether member `id` of a row group reads operand `x` row by row (else
 /// whole: broadcast along the rows).
 pub fn row_operand(g: &Graph, id: NodeId, x: NodeId) -> bool {
@@ -165,6 +179,8 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     // values (which would make the group wait on itself).
     let mut group_of: Vec<Option<usize>> = vec![None; n];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    // Each group's row axis (None for a kernel of its own).
+    let mut group_axis: Vec<Option<Dim>> = Vec::new();
     let mut after_open = vec![false; n]; // depends on the open group from outside it
     let mut open: Option<usize> = None;
     // How the open group reads each value: row by row (true) or whole.
@@ -195,7 +211,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             .inputs
             .iter()
             .any(|x| !in_open(*x, &group_of) && after_open[root(&storage, *x).index()]);
-        let same_axis = open.is_some_and(|gi| row_axis(g, groups[gi][0]) == axis);
+        let same_axis = open.is_some_and(|gi| group_axis[gi] == axis);
         // Each value a group reads is read either row by row or whole, by
         // every member alike; a member's own value only row by row.
         let roles_agree = node.inputs.iter().all(|x| {
@@ -212,8 +228,16 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             group_of[i] = Some(gi);
             continue;
         }
-        if eligible {
+        // A matmul heads a group of its own: the members after it run as
+        // its epilogue, on each strip of output rows just computed.
+        let head = if p.fuse && node.op == Op::MatMul {
+            matmul_rows(g, id)
+        } else {
+            None
+        };
+        if eligible || head.is_some() {
             groups.push(vec![id]);
+            group_axis.push(axis.or(head));
             let gi = groups.len() - 1;
             group_of[i] = Some(gi);
             open = Some(gi);
@@ -231,6 +255,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             in_open(r, &group_of) || after_open[r.index()]
         });
         groups.push(vec![id]);
+        group_axis.push(None);
         group_of[i] = Some(groups.len() - 1);
     }
     // Order the kernels: dependencies first, else by first node.
@@ -273,6 +298,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let mut kernel_of = vec![None; n];
     for k in order {
         let members = groups[k].clone();
+        let rows = group_axis[k].unwrap_or(Dim::Fixed(1));
         for id in &members {
             kernel_of[id.index()] = Some(kernels.len());
         }
@@ -281,7 +307,6 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         } else {
             KernelKind::Node
         };
-        let rows = row_axis(g, members[0]).unwrap_or(Dim::Fixed(1));
         kernels.push(Kernel {
             kind,
             nodes: members,
@@ -306,7 +331,9 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         }
     }
     for k in &kernels {
-        if k.kind != KernelKind::Rows {
+        // A headed group runs on several threads (its matmul's row split):
+        // no shared one-row scratch there.
+        if k.kind != KernelKind::Rows || headed(g, k) {
             continue;
         }
         for id in &k.nodes {
@@ -315,36 +342,51 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             }
         }
     }
-    // In place: a single elementwise kernel may write over an operand of
-    // its own type that no later kernel reads (and no output keeps).
+    // In place: an elementwise op may write over an operand of its own
+    // type whose value nothing reads afterwards. In a row group the members
+    // run one after another on each row, so a chain (v → μ·v → μ·v + g) can
+    // live in one buffer: each member overwrites the value the buffer holds
+    // when no later member reads it. This is how the SGD update (and the
+    // momentum update) lands in the parameter's (and velocity's) own buffer.
     if p.inplace {
         let last = last_uses(g, &storage, &kernel_of, kernels.len());
         for (ki, k) in kernels.iter().enumerate() {
-            for &id in &k.nodes {
+            for (pos, &id) in k.nodes.iter().enumerate() {
                 let node = g.node(id);
-                if !node.op.is_elementwise() || storage[id.index()] != Storage::Own {
+                let was = storage[id.index()];
+                // A one-row scratch value stays in cache; it moves onto an
+                // operand's buffer only in groups over a parameter's rows,
+                // which write every row of it anyway (and so end in place).
+                let movable = match was {
+                    Storage::Own => true,
+                    Storage::Scratch => k.rows != Dim::Batch,
+                    Storage::Unused | Storage::Alias(_) | Storage::Inline(_) => false,
+                };
+                if !node.op.is_elementwise() || !movable {
                     continue;
                 }
                 for x in &node.inputs {
+                    // `last` was computed before any op was placed in place,
+                    // so it tells when x's own value is last read.
                     let r = root(&storage, *x);
-                    let dies_here = last[r.index()] == Some(ki);
-                    let same = g.ty(r) == &node.ty && g.ty(*x) == &node.ty;
-                    let plain = storage[r.index()] == Storage::Own
+                    let free = last[x.index()] == Some(ki)
+                        && !outside_use_by_output(g, *x)
+                        && storage[r.index()] == Storage::Own
                         && !matches!(g.node(r).op, Op::Const(_) | Op::Literal(_));
-                    // In a row group, row i of x is overwritten while the
-                    // loop is at row i: no other member may read x.
-                    let sole_reader = k.nodes.iter().all(|m| {
-                        *m == id || !g.node(*m).inputs.iter().any(|y| root(&storage, *y) == r)
-                    });
+                    let same = g.ty(*x) == &node.ty;
                     let row_ok = k.kind == KernelKind::Node || row_operand(g, id, *x);
-                    if dies_here
-                        && same
-                        && plain
-                        && sole_reader
-                        && row_ok
-                        && !outside_use_by_output(g, r)
-                    {
-                        storage[id.index()] = Storage::Alias(r);
+                    // Every strip of a headed group's matmul reads its
+                    // operands whole: nothing may overwrite them.
+                    let head_reads = headed(g, k)
+                        && g.node(k.nodes[0])
+                            .inputs
+                            .iter()
+                            .any(|y| root(&storage, *y) == r);
+                    let read_later = k.nodes[pos + 1..]
+                        .iter()
+                        .any(|m| g.node(*m).inputs.iter().any(|y| root(&storage, *y) == r));
+                    if free && same && row_ok && !read_later && !head_reads {
+                        storage[id.index()] = Storage::Alias(*x);
                         break;
                     }
                 }
