@@ -93,8 +93,9 @@ impl Externs {
     }
 }
 
-/// The bytes `run` would allocate for `g`'s buffers at batch size `batch`
-/// (one buffer per live node), computed without allocating anything.
+/// An upper bound on the bytes `run` allocates for `g` at batch size
+/// `batch` (one buffer per live node, as without the memory plan),
+/// computed without allocating anything.
 pub fn estimate_bytes(g: &Graph, batch: usize) -> u128 {
     let live = crate::ir::print::live_nodes(g);
     g.nodes

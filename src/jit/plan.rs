@@ -10,8 +10,9 @@
 //! cache; members used only inside the group get a one-row scratch buffer
 //! instead of a whole tensor. Softmax, cross-entropy and its gradient —
 //! the whole loss head, forward and backward — become one such kernel per
-//! row. Matmuls, transposes and reductions over the batch stay kernels of
-//! their own.
+//! row. A matmul may head a group, whose members then run as its epilogue
+//! on each strip of output rows. Transposes that are not a matmul's left
+//! operand and reductions over the batch stay kernels of their own.
 
 use std::collections::BinaryHeap;
 
@@ -25,7 +26,8 @@ use super::exec::elem_size;
 pub enum KernelKind {
     /// One node, its own loop nest.
     Node,
-    /// A row group: for each row of B, every member's row in order.
+    /// A row group: for each row, every member's row in order (after the
+    /// strip's matmul when the group is headed by one).
     Rows,
 }
 
