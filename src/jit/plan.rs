@@ -176,89 +176,89 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             storage[i] = Storage::Inline(node.inputs[0]);
         }
     }
-    // Groups, in node order: a row-local node joins the open group unless
-    // one of its inputs is computed outside the group from the group's own
-    // values (which would make the group wait on itself).
+    // Groups, in node order. A row-local node joins the most recent group
+    // (of the last 64) with its row axis whose reads it agrees with,
+    // unless one of its inputs comes from a kernel that depends on that
+    // group (the group would wait on itself). A matmul heads a new group:
+    // the members that join it run as its epilogue.
     let mut group_of: Vec<Option<usize>> = vec![None; n];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
     // Each group's row axis (None for a kernel of its own).
     let mut group_axis: Vec<Option<Dim>> = Vec::new();
-    let mut after_open = vec![false; n]; // depends on the open group from outside it
-    let mut open: Option<usize> = None;
-    // How the open group reads each value: row by row (true) or whole.
-    let mut roles: std::collections::HashMap<NodeId, bool> = std::collections::HashMap::new();
+    // How each group reads each value: row by row (true) or whole.
+    let mut roles: Vec<std::collections::HashMap<NodeId, bool>> = Vec::new();
+    // Each kernel's transitive dependencies (kernel indices).
+    let mut deps: Vec<std::collections::HashSet<usize>> = Vec::new();
+    const SEARCH: usize = 64;
     for i in 0..n {
         let node = &g.nodes[i];
         if !live[i]
             || is_leaf(&node.op)
             || matches!(storage[i], Storage::Alias(_) | Storage::Inline(_))
         {
-            // Views and leaves are not computed; a view depends on what its
-            // input depends on.
-            if let Storage::Alias(r) | Storage::Inline(r) = storage[i] {
-                let r = root(&storage, r);
-                after_open[i] = after_open[r.index()];
-                group_of[i] = None;
-            }
             continue;
         }
         let id = NodeId(i as u32);
-        let in_open = |x: NodeId, group_of: &[Option<usize>]| {
-            let x = root(&storage, x);
-            open.is_some() && group_of[x.index()] == open
-        };
-        let axis = if p.fuse { row_axis(g, id) } else { None };
-        let eligible = axis.is_some();
-        let blocked = node
+        // The kernels this node's inputs come from.
+        let sources: Vec<usize> = node
             .inputs
             .iter()
-            .any(|x| !in_open(*x, &group_of) && after_open[root(&storage, *x).index()]);
-        let same_axis = open.is_some_and(|gi| group_axis[gi] == axis);
-        // Each value a group reads is read either row by row or whole, by
-        // every member alike; a member's own value only row by row.
-        let roles_agree = node.inputs.iter().all(|x| {
-            let row = row_operand(g, id, *x);
-            let member = in_open(*x, &group_of);
-            (!member || row) && roles.get(x).is_none_or(|r| *r == row)
-        });
-        if eligible && open.is_some() && !blocked && same_axis && roles_agree {
-            for x in &node.inputs {
-                roles.insert(*x, row_operand(g, id, *x));
-            }
-            let gi = open.unwrap_or(0);
-            groups[gi].push(id);
-            group_of[i] = Some(gi);
-            continue;
-        }
-        // A matmul heads a group of its own: the members after it run as
-        // its epilogue, on each strip of output rows just computed.
-        let head = if p.fuse && node.op == Op::MatMul {
-            matmul_rows(g, id)
-        } else {
-            None
+            .filter_map(|x| group_of[root(&storage, *x).index()])
+            .collect();
+        let axis = if p.fuse { row_axis(g, id) } else { None };
+        let joinable = |gi: usize| {
+            let agrees = node.inputs.iter().all(|x| {
+                let row = row_operand(g, id, *x);
+                let member = group_of[root(&storage, *x).index()] == Some(gi);
+                (!member || row) && roles[gi].get(x).is_none_or(|r| *r == row)
+            });
+            let waits = sources.iter().any(|k| *k != gi && deps[*k].contains(&gi));
+            group_axis[gi] == axis && agrees && !waits
         };
-        if eligible || head.is_some() {
-            groups.push(vec![id]);
-            group_axis.push(axis.or(head));
-            let gi = groups.len() - 1;
-            group_of[i] = Some(gi);
-            open = Some(gi);
-            roles.clear();
-            for x in &node.inputs {
-                roles.insert(*x, row_operand(g, id, *x));
+        let target = match axis {
+            Some(_) => (groups.len().saturating_sub(SEARCH)..groups.len())
+                .rev()
+                .find(|gi| joinable(*gi)),
+            None => None,
+        };
+        let gi = match target {
+            Some(gi) => {
+                groups[gi].push(id);
+                gi
             }
-            after_open.iter_mut().for_each(|a| *a = false);
-            continue;
+            None => {
+                // A new kernel: a group (row-local node or matmul head), or
+                // a node of its own.
+                let head = if p.fuse && node.op == Op::MatMul {
+                    matmul_rows(g, id)
+                } else {
+                    None
+                };
+                groups.push(vec![id]);
+                group_axis.push(axis.or(head));
+                roles.push(std::collections::HashMap::new());
+                deps.push(std::collections::HashSet::new());
+                groups.len() - 1
+            }
+        };
+        group_of[i] = Some(gi);
+        for x in &node.inputs {
+            roles[gi].insert(*x, row_operand(g, id, *x));
         }
-        // A kernel of its own: it depends on the open group if any input
-        // does.
-        after_open[i] = node.inputs.iter().any(|x| {
-            let r = root(&storage, *x);
-            in_open(r, &group_of) || after_open[r.index()]
-        });
-        groups.push(vec![id]);
-        group_axis.push(None);
-        group_of[i] = Some(groups.len() - 1);
+        // The group now also depends on the inputs' kernels and theirs; so
+        // does every kernel that depends on the group.
+        let mut new: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        for k in sources.iter().filter(|k| **k != gi) {
+            new.insert(*k);
+            new.extend(deps[*k].iter().copied());
+        }
+        if !new.is_subset(&deps[gi]) {
+            for (k, d) in deps.iter_mut().enumerate() {
+                if k == gi || d.contains(&gi) {
+                    d.extend(new.iter().copied());
+                }
+            }
+        }
     }
     // Order the kernels: dependencies first, else by first node.
     let m = groups.len();
