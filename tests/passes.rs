@@ -128,3 +128,36 @@ fn dce_drops_what_no_output_needs() {
     let _ = unused;
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn simplify_sums_a_broadcast_by_multiplying() {
+    let mut g = Graph::new();
+    let x = g.input("x", Role::Features, f32s(&[3]), Span::default());
+    let y = g.input("y", Role::Features, f32s(&[1, 3]), Span::default());
+    // Σ over the 4 copies of x: 4·x.
+    let bx = g
+        .add(Op::Broadcast, &[x], Some(f32s(&[4, 3])), Span::default())
+        .expect("broadcast");
+    let sx = add(&mut g, Op::ReduceSum { axes: 1 }, &[bx]);
+    // Σ over the B copies of y: B·y, in the shape [3].
+    let batch_rows = Type::new(
+        DType::F32,
+        Shape(vec![dlc::ir::Dim::Batch, dlc::ir::Dim::Fixed(3)]),
+    );
+    let by = g
+        .add(Op::Broadcast, &[y], Some(batch_rows), Span::default())
+        .expect("broadcast");
+    let sy = add(&mut g, Op::ReduceSum { axes: 1 }, &[by]);
+    let z = add(&mut g, Op::Add, &[sx, sy]);
+    g.outputs = vec![("z".into(), z)];
+    let text = before_after(&g, |g| dlc::opt::dce::dce(&dlc::opt::simplify::simplify(g)));
+    assert!(
+        !text
+            .split("== AFTER ==")
+            .nth(1)
+            .unwrap_or("")
+            .contains("reduce_sum"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}

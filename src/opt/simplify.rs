@@ -1,8 +1,8 @@
 //! Algebraic simplification. Each rule replaces a node by an existing value
-//! or by at most as many new nodes as it removes, so no rule makes the
-//! graph larger or slower.
+//! or by fewer or cheaper nodes (a sum over a broadcast becomes one
+//! multiplication of the small operand), so no rule adds work.
 
-use crate::ir::{DType, Graph, Node, NodeId, Op};
+use crate::ir::{DType, Dim, Graph, Node, NodeId, Op};
 
 use super::rewrite::rewrite;
 
@@ -73,8 +73,55 @@ fn rule(ng: &mut Graph, node: &Node, ins: &[NodeId]) -> Option<NodeId> {
                 .or_else(|| masked(ng, *b, *a))
                 .or_else(|| implicit(ng, node, ins))
         }
+        // Σ_A broadcast(x) = n·x when A is exactly the axes the broadcast
+        // stretched (n their total size): no tensor of the broadcast size.
+        (Op::ReduceSum { axes }, [a]) if op_of(ng, *a) == Op::Broadcast => {
+            sum_of_broadcast(ng, node, *axes, *a)
+        }
         _ => implicit(ng, node, ins),
     }
+}
+
+fn sum_of_broadcast(ng: &mut Graph, node: &Node, axes: u32, b: NodeId) -> Option<NodeId> {
+    let x = ng.node(b).inputs[0];
+    let (xs, bs) = (ng.ty(x).shape.clone(), ng.ty(b).shape.clone());
+    let dt = node.ty.dtype;
+    if !dt.is_float() {
+        return None;
+    }
+    let off = bs.rank() - xs.rank();
+    let (mut n, mut batches) = (1u64, 0);
+    for (k, d) in bs.0.iter().enumerate() {
+        let stretched = k < off || (xs.0[k - off] == Dim::Fixed(1) && *d != Dim::Fixed(1));
+        let summed = axes & (1 << k) != 0;
+        match (summed, stretched, d) {
+            (true, true, Dim::Fixed(c)) => n *= c,
+            (true, true, Dim::Batch) => batches += 1,
+            (true, false, Dim::Fixed(1)) | (false, false, _) => {}
+            _ => return None,
+        }
+    }
+    if batches > 1 {
+        return None;
+    }
+    let sp = node.span;
+    let x2 = if ng.ty(x).shape == node.ty.shape {
+        x
+    } else {
+        ng.add(Op::Reshape, &[x], Some(node.ty.clone()), sp).ok()?
+    };
+    let mut r = x2;
+    if n != 1 {
+        let c = ng.constant(n as f64, dt, sp);
+        r = ng.add(Op::Mul, &[r, c], None, sp).ok()?;
+    }
+    if batches == 1 {
+        let bsz = ng
+            .add(Op::BatchSize, &[], Some(crate::ir::Type::scalar(dt)), sp)
+            .ok()?;
+        r = ng.add(Op::Mul, &[r, bsz], None, sp).ok()?;
+    }
+    (ng.ty(r) == &node.ty).then_some(r)
 }
 
 /// op(broadcast(x), y) = op(x, y): elementwise ops broadcast their operands
