@@ -84,6 +84,10 @@ struct TrainFlags {
     /// primitive (for debugging and for measuring what the passes buy).
     #[arg(long)]
     no_opt: bool,
+    /// Turn one pass off (repeatable): fold, simplify, cse, dce, fuse,
+    /// inplace.
+    #[arg(long = "no-pass", value_name = "PASS", value_parser = clap::builder::PossibleValuesParser::new(dlc::opt::Passes::NAMES))]
+    no_pass: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -215,6 +219,7 @@ fn run(cli: Cli) -> Output {
                 prefetch: flags.no_prefetch.then_some(false),
                 profile: flags.profile,
                 no_opt: flags.no_opt,
+                no_pass: flags.no_pass.clone(),
                 verbose: flags.verbose,
                 json: flags.json,
                 quiet: flags.quiet,

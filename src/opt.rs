@@ -65,7 +65,12 @@ impl Passes {
 
     /// Every pass but `name`.
     pub fn without(name: &str) -> Passes {
-        let mut p = Passes::all();
+        Passes::all().and_without(name)
+    }
+
+    /// These passes but `name`.
+    pub fn and_without(self, name: &str) -> Passes {
+        let mut p = self;
         match name {
             "fold" => p.fold = false,
             "simplify" => p.simplify = false,

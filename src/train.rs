@@ -39,6 +39,8 @@ pub struct TrainOptions {
     pub profile: bool,
     /// Compile without the optimizer's passes.
     pub no_opt: bool,
+    /// Compile without these passes (`Passes::NAMES`).
+    pub no_pass: Vec<String>,
     /// Print kernels and memory before and after the passes.
     pub verbose: bool,
     /// Report each parameter's mean gradient norm per epoch.
@@ -215,7 +217,9 @@ pub fn train_run(
     let passes = if opts.no_opt {
         crate::opt::Passes::none()
     } else {
-        crate::opt::Passes::all()
+        opts.no_pass
+            .iter()
+            .fold(crate::opt::Passes::all(), |p, name| p.and_without(name))
     };
     let mut step = crate::jit::compile_with(&step_graph, false, &passes)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;

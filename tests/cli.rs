@@ -102,6 +102,8 @@ fn train_accepts_every_documented_flag() {
         "--grad-norms",
         "--verbose",
         "--no-opt",
+        "--no-pass",
+        "fuse",
         "--no-prefetch",
         "--plot",
         plot.to_str().expect("utf-8"),
@@ -131,6 +133,9 @@ fn train_accepts_every_documented_flag() {
         "{text}"
     );
     assert_eq!(text.matches("before the passes").count(), 2, "{text}");
+    // A pass that is not one is a bad flag.
+    let bad = dlc(&["train", "programs/linreg.dl", "--no-pass", "bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_file(&plot);
 }
 
