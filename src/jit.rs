@@ -417,19 +417,18 @@ impl Compiled {
         self.profile = Some(vec![0.0; self.kernels.len()]);
     }
 
-    /// Seconds so far per node, when profiling: each kernel's time, shared
-    /// equally among the nodes it computes.
-    pub fn kernel_times(&self) -> Vec<(NodeId, f64)> {
+    /// Seconds so far per kernel (with the nodes it computes), when
+    /// profiling.
+    pub fn kernel_times(&self) -> Vec<(Vec<NodeId>, f64)> {
         let Some(times) = &self.profile else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for (k, t) in self.plan.kernels.iter().zip(times) {
-            for id in &k.nodes {
-                out.push((*id, t / k.nodes.len() as f64));
-            }
-        }
-        out
+        self.plan
+            .kernels
+            .iter()
+            .zip(times)
+            .map(|(k, t)| (k.nodes.clone(), *t))
+            .collect()
     }
 
     /// The memory layout for batch size `batch` (planned for the largest

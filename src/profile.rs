@@ -42,18 +42,33 @@ pub fn phases(g: &Graph) -> Vec<Phase> {
 }
 
 /// The profile table: per source line, milliseconds in each phase and the
-/// share of all kernel time; then the ten slowest kernels.
-pub fn report(g: &Graph, times: &[(NodeId, f64)], steps: u64, src: &str, file: &str) -> String {
+/// share of all kernel time; then the ten slowest kernels. `kernels` gives
+/// each kernel's nodes and seconds; a fused kernel's time is shared
+/// equally among its nodes for the per-line table.
+pub fn report(
+    g: &Graph,
+    kernels: &[(Vec<NodeId>, f64)],
+    steps: u64,
+    src: &str,
+    file: &str,
+) -> String {
     let lines = LineIndex::new(src);
     let phase = phases(g);
-    let total: f64 = times.iter().map(|t| t.1).sum();
+    let times: Vec<(NodeId, f64)> = kernels
+        .iter()
+        .flat_map(|(nodes, t)| {
+            let share = t / nodes.len().max(1) as f64;
+            nodes.iter().map(move |id| (*id, share))
+        })
+        .collect();
+    let total: f64 = kernels.iter().map(|k| k.1).sum();
     let line_of = |id: NodeId| {
         let sp = g.node(id).span;
         (sp.end > sp.start).then(|| lines.line(sp.start))
     };
     // line → [forward, backward, update] seconds.
     let mut per_line: Vec<(Option<usize>, [f64; 3])> = Vec::new();
-    for (id, t) in times {
+    for (id, t) in &times {
         let l = line_of(*id);
         let k = match phase[id.index()] {
             Phase::Forward => 0,
@@ -77,7 +92,7 @@ pub fn report(g: &Graph, times: &[(NodeId, f64)], steps: u64, src: &str, file: &
     let steps = steps.max(1);
     let mut out = format!(
         "profile: {} kernels, {steps} steps, {:.3} s in kernels ({:.3} ms per step)\n",
-        times.len(),
+        kernels.len(),
         total,
         total * 1e3 / steps as f64
     );
@@ -110,22 +125,28 @@ pub fn report(g: &Graph, times: &[(NodeId, f64)], steps: u64, src: &str, file: &
             ms(v[2])
         );
     }
-    let mut slow: Vec<&(NodeId, f64)> = times.iter().collect();
-    slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut slow: Vec<(usize, &(Vec<NodeId>, f64))> = kernels.iter().enumerate().collect();
+    slow.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
     let _ = writeln!(out, "  slowest kernels:");
-    for (id, t) in slow.into_iter().take(10) {
-        let n = g.node(*id);
-        let what = match phase[id.index()] {
+    for (k, (nodes, t)) in slow.into_iter().take(10) {
+        let Some(first) = nodes.first() else {
+            continue;
+        };
+        let n = g.node(*first);
+        let what = match phase[first.index()] {
             Phase::Forward => "forward",
             Phase::Backward => "backward",
             Phase::Update => "update",
         };
-        let at = line_of(*id).map_or("-".to_string(), |l| format!("{file}:{l}"));
+        let at = line_of(*first).map_or("-".to_string(), |l| format!("{file}:{l}"));
+        let ops = if nodes.len() > 1 {
+            format!("{} +{} fused", n.op.name(), nodes.len() - 1)
+        } else {
+            n.op.name().to_string()
+        };
         let _ = writeln!(
             out,
-            "    %{:<5} {:<14} {:<16} {:>9.1} ms  {:>5.1}%  {what:<8} {at}",
-            id.index(),
-            n.op.name(),
+            "    k{k:<4} {ops:<18} {:<16} {:>9.1} ms  {:>5.1}%  {what:<8} {at}",
             n.ty.to_string(),
             t * 1e3,
             100.0 * t / total.max(1e-12)

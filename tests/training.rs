@@ -175,8 +175,8 @@ fn the_profile_splits_a_step_into_forward_backward_and_update() {
     assert_eq!(of(out("loss")), Phase::Forward);
 
     // The report charges every kernel to a line; the shares add to 100%.
-    let times: Vec<(dlc::ir::NodeId, f64)> = (0..g.len())
-        .map(|i| (dlc::ir::NodeId(i as u32), 1e-3))
+    let times: Vec<(Vec<dlc::ir::NodeId>, f64)> = (0..g.len())
+        .map(|i| (vec![dlc::ir::NodeId(i as u32)], 1e-3))
         .collect();
     let text = dlc::profile::report(&g, &times, 10, &l.src, "linreg.dl");
     let shares: f64 = text
