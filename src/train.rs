@@ -233,19 +233,40 @@ pub fn train_run(
     let eval = crate::jit::compile_with(&eval_graph, false, &passes)?;
     if opts.verbose {
         // Kernels and memory before the passes (one kernel and one buffer
-        // per primitive) and after them, for training and for prediction.
-        for (what, g, c) in [
-            ("training step", &step_graph, &step),
-            ("eval function", &eval_graph, &eval),
-        ] {
-            let before = crate::jit::plan::stats(g, &crate::opt::Passes::none(), batch);
-            let after = crate::jit::plan::stats(&c.graph, &passes, batch);
-            sink.human(&format!(
-                "{what} at batch {batch}:\n  before the passes: {}\n  after the passes:  {}",
-                before.line(),
-                after.line()
-            ));
-        }
+        // per primitive) and after them, for training and for prediction
+        // side by side: training keeps activations for the backward pass
+        // and holds gradients (d2l §4.7).
+        let none = crate::opt::Passes::none();
+        let cols = [
+            crate::jit::plan::stats(&step_graph, &none, batch),
+            crate::jit::plan::stats(&step.graph, &passes, batch),
+            crate::jit::plan::stats(&eval_graph, &none, batch),
+            crate::jit::plan::stats(&eval.graph, &passes, batch),
+        ];
+        let mib = |b: usize| format!("{:.2}", b as f64 / (1 << 20) as f64);
+        let row = |name: &str, f: &dyn Fn(&crate::jit::plan::Stats) -> String| {
+            let mut line = format!("  {name:<18}");
+            for c in &cols {
+                let _ = write!(line, " {:>9}", f(c));
+            }
+            line
+        };
+        let table = [
+            format!("kernels and memory at batch {batch}:"),
+            format!(
+                "  {:<18} {:>19} {:>19}",
+                "", "training step", "eval function"
+            ),
+            format!(
+                "  {:<18} {:>9} {:>9} {:>9} {:>9}",
+                "", "before", "after", "before", "after"
+            ),
+            row("kernels", &|s| s.kernels.to_string()),
+            row("buffers", &|s| s.buffers.to_string()),
+            row("temporaries (MiB)", &|s| mib(s.temp_bytes)),
+            row("arena (MiB)", &|s| mib(s.peak_bytes)),
+        ];
+        sink.human(&table.join("\n"));
     }
     // A prefetch thread pays off only on a core the kernels leave free:
     // measured on 2 cores (mlp.dl), it saves 3% of an epoch with

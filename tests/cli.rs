@@ -129,10 +129,23 @@ fn train_accepts_every_documented_flag() {
     ]);
     let text = String::from_utf8_lossy(&verbose.stdout);
     assert!(
-        text.contains("training step at batch 10") && text.contains("eval function at batch 10"),
+        text.contains("kernels and memory at batch 10")
+            && text.contains("training step")
+            && text.contains("eval function"),
         "{text}"
     );
-    assert_eq!(text.matches("before the passes").count(), 2, "{text}");
+    // Four columns: each function before and after the passes, and the
+    // passes leave fewer kernels.
+    let kernels: Vec<usize> = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("kernels "))
+        .expect("a kernels row")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(kernels.len(), 4, "{text}");
+    assert!(kernels[1] < kernels[0] && kernels[3] < kernels[2], "{text}");
     // A pass that is not one is a bad flag.
     let bad = dlc(&["train", "programs/linreg.dl", "--no-pass", "bogus"]);
     assert_eq!(bad.status.code(), Some(2));
