@@ -4,7 +4,10 @@
 //!
 //!     cargo bench --features bench
 //!
-//! Prints one line per shape: GFLOP/s of each and their ratio (2mnk flops).
+//! Prints one line per shape, GFLOP/s (2mnk flops) of: the JIT's own kernel
+//! (`--matmul jit`), dlc's gemm path (`--matmul gemm`, the default: the gemm
+//! crate on blocks of rows split among dlc's threads), and the gemm crate
+//! called whole (with its own rayon threads at 2t).
 
 // The gemm crate is only callable through `unsafe`; this benchmark is the
 // one place outside src/jit/exec.rs that needs it.
@@ -14,17 +17,27 @@ use std::time::Instant;
 
 use dlc::interp::{Env, Tensor};
 use dlc::ir::{DType, Graph, Op, Role, Shape, Type};
+use dlc::jit::Matmul;
 use dlc::span::Span;
 
-fn jit_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
+/// `at`: a is given as aᵀ ([k, m]) and transposed in the graph, which the
+/// passes turn into a matmul reading it in place.
+fn dlc_gflops(m: usize, k: usize, n: usize, at: bool, threads: usize, matmul: Matmul) -> f64 {
     let mut g = Graph::new();
     let sp = Span::default();
+    let dims = if at { [k, m] } else { [m, k] };
     let a = g.input(
         "a",
         Role::Features,
-        Type::new(DType::F32, Shape::fixed(&[m as u64, k as u64])),
+        Type::new(DType::F32, Shape::fixed(&dims.map(|d| d as u64))),
         sp,
     );
+    let a = if at {
+        g.add(Op::Transpose { perm: vec![1, 0] }, &[a], None, sp)
+            .expect("transpose")
+    } else {
+        a
+    };
     let b = g.input(
         "b",
         Role::Features,
@@ -34,10 +47,10 @@ fn jit_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
     let c = g.add(Op::MatMul, &[a, b], None, sp).expect("matmul");
     g.outputs = vec![("c".into(), c)];
     let mut compiled = dlc::jit::compile(&g, false).expect("compiles");
-    compiled.threads = threads;
+    (compiled.threads, compiled.matmul) = (threads, matmul);
     let ta = Tensor::new(
         DType::F32,
-        vec![m, k],
+        dims.to_vec(),
         (0..m * k).map(|i| (i % 7) as f64 * 0.1).collect(),
     );
     let tb = Tensor::new(
@@ -52,16 +65,18 @@ fn jit_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
     flops / secs / 1e9
 }
 
-fn gemm_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
+fn gemm_gflops(m: usize, k: usize, n: usize, at: bool, threads: usize) -> f64 {
+    // a[i, p] at i·a_rs + p·a_cs: row-major [m, k], or aᵀ row-major.
+    let (a_rs, a_cs) = if at { (1, m as isize) } else { (k as isize, 1) };
     let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
     let mut c = vec![0.0f32; m * n];
     let flops = 2.0 * (m * k * n) as f64;
     let reps = ((2e9 / flops) as usize).clamp(3, 2000);
     let mut run = || {
-        // SAFETY: a is m×k, b is k×n, c is m×n, all row-major (column
-        // stride 1, row stride = width), so every index gemm forms is in
-        // bounds; the three buffers do not overlap.
+        // SAFETY: a holds m·k elements (a[i, p] at i·a_rs + p·a_cs), b is
+        // k×n and c is m×n row-major (column stride 1, row stride = width),
+        // so every index gemm forms is in bounds; the buffers do not overlap.
         unsafe {
             gemm::gemm(
                 m,
@@ -72,8 +87,8 @@ fn gemm_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
                 n as isize,
                 false,
                 a.as_ptr(),
-                1,
-                k as isize,
+                a_cs,
+                a_rs,
                 b.as_ptr(),
                 1,
                 n as isize,
@@ -100,23 +115,31 @@ fn gemm_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
 
 fn main() {
     println!(
-        "{:<30} {:>8} {:>8} {:>6}   {:>8} {:>8} {:>6}",
-        "GFLOP/s", "JIT 1t", "gemm 1t", "ratio", "JIT 2t", "gemm 2t", "ratio"
+        "{:<28} {:>6} {:>6} {:>6}   {:>6} {:>6} {:>6}",
+        "GFLOP/s", "JIT 1t", "dlc 1t", "gemm", "JIT 2t", "dlc 2t", "gemm"
     );
-    for (name, m, k, n) in [
-        ("X·W1     256×784 @ 784×256", 256, 784, 256),
-        ("H·W2     256×256 @ 256×10", 256, 256, 10),
-        ("Xᵀ·G1    784×256 @ 256×256", 784, 256, 256),
-        ("Hᵀ·G2    256×256 @ 256×10", 256, 256, 10),
-        ("G2·W2ᵀ   256×10 @ 10×256", 256, 10, 256),
-        ("square   512×512 @ 512×512", 512, 512, 512),
+    for (name, m, k, n, at) in [
+        ("X·W1   256×784 @ 784×256", 256, 784, 256, false),
+        ("H·W2   256×256 @ 256×10", 256, 256, 10, false),
+        ("Xᵀ·G1  784×256 @ 256×256", 784, 256, 256, false),
+        ("  Xᵀ read in place", 784, 256, 256, true),
+        ("Hᵀ·G2  256×256 @ 256×10", 256, 256, 10, false),
+        ("G2·W2ᵀ 256×10 @ 10×256", 256, 10, 256, false),
+        ("square 512×512 @ 512×512", 512, 512, 512, false),
     ] {
-        let (j1, g1) = (jit_gflops(m, k, n, 1), gemm_gflops(m, k, n, 1));
-        let (j2, g2) = (jit_gflops(m, k, n, 2), gemm_gflops(m, k, n, 2));
+        let row: Vec<f64> = [1, 2]
+            .into_iter()
+            .flat_map(|t| {
+                [
+                    dlc_gflops(m, k, n, at, t, Matmul::Jit),
+                    dlc_gflops(m, k, n, at, t, Matmul::Gemm),
+                    gemm_gflops(m, k, n, at, t),
+                ]
+            })
+            .collect();
         println!(
-            "{name:<30} {j1:>8.1} {g1:>8.1} {:>6.2}   {j2:>8.1} {g2:>8.1} {:>6.2}",
-            j1 / g1,
-            j2 / g2
+            "{name:<28} {:>6.1} {:>6.1} {:>6.1}   {:>6.1} {:>6.1} {:>6.1}",
+            row[0], row[1], row[2], row[3], row[4], row[5]
         );
     }
 }

@@ -175,11 +175,17 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
             };
             match crate::jit::compile(&step, true) {
                 Ok(c) => {
+                    let epilogues = c
+                        .clif
+                        .iter()
+                        .filter(|(n, _)| n.ends_with("_epilogue"))
+                        .count();
                     let _ = writeln!(
                         out,
-                        "\n# run {}: the training step as {} Cranelift functions, one per kernel (see --stage kernels)",
+                        "\n# run {}: the training step as {} Cranelift functions, one per kernel (see --stage kernels), and {} epilogues: a matmul-headed kernel's other members alone, run after each block of rows that the gemm crate multiplies",
                         r.name,
-                        c.clif.len()
+                        c.clif.len() - epilogues,
+                        epilogues
                     );
                     let _ = writeln!(err, "run {}: compiled in {:.1} ms", r.name, c.compile_ms);
                     for (name, text) in &c.clif {

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod lower;
 pub mod math;
 pub mod plan;
+pub mod pool;
 
 use std::time::Instant;
 
@@ -135,6 +136,11 @@ pub struct Compiled {
     pub passes: Passes,
     /// One function per kernel of the plan, in order.
     kernels: Vec<KernelFn>,
+    /// Per kernel headed by (or made of) a matmul the `gemm` crate can do:
+    /// that form of the kernel.
+    gemm: Vec<Option<Gemm>>,
+    /// Which matmul kernels run (both forms are compiled).
+    pub matmul: Matmul,
     /// Worker threads for large kernels (matmuls split by output rows).
     pub threads: usize,
     /// The buffers' places for the largest batch run so far.
@@ -221,29 +227,150 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         pow: decl(&mut module, "dlc_pow", &[f64t, f64t], f64t)?,
         normal: decl(&mut module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
     };
-    let mut ctx = module.make_context();
-    let mut fctx = FunctionBuilderContext::new();
+    let inline: HashMap<NodeId, NodeId> = plan
+        .storage
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            plan::Storage::Inline(x) => Some((NodeId(i as u32), *x)),
+            _ => None,
+        })
+        .collect();
+    let mut em = Emitter {
+        module,
+        ctx: None,
+        fctx: FunctionBuilderContext::new(),
+        ext,
+        fma,
+        inline,
+        keep_clif,
+        clif: Vec::new(),
+    };
     let mut ids = Vec::new();
-    let mut clif = Vec::new();
+    let mut gemm_ids = Vec::new();
     for (ki, kernel) in plan.kernels.iter().enumerate() {
-        let mut sig = module.make_signature();
-        for _ in 0..5 {
-            sig.params.push(AbiParam::new(types::I64));
-        }
         let first = kernel.nodes[0];
         let name = match kernel.kind {
             plan::KernelKind::Node => format!("k{ki}_{}", g.node(first).op.name()),
             plan::KernelKind::Rows => format!("k{ki}_rows{}", kernel.nodes.len()),
         };
-        let fid = module
-            .declare_function(&name, Linkage::Local, &sig)
+        let headed = kernel.kind == plan::KernelKind::Rows && plan::headed(g, kernel);
+        let members = if headed {
+            &kernel.nodes[1..]
+        } else {
+            &kernel.nodes[..]
+        };
+        let view = if kernel.kind == plan::KernelKind::Rows && kernel.rows != crate::ir::Dim::Batch
+        {
+            as_batch_rows(g, members)
+        } else {
+            g.clone()
+        };
+        let bytes = if kernel.kind == plan::KernelKind::Rows {
+            row_bytes(g, &plan, members)
+        } else {
+            HashMap::new()
+        };
+        let fid = em.define(&name, &kernel.nodes, g, &mut |kb| match kernel.kind {
+            plan::KernelKind::Node => lower::lower_node(kb, g, first),
+            plan::KernelKind::Rows if headed => {
+                lower::lower_matmul_rows(kb, g, first, &view, members, bytes.clone())
+            }
+            plan::KernelKind::Rows => lower::lower_rows(kb, &view, members, bytes.clone()),
+        })?;
+        ids.push(fid);
+        // The same kernel with its matmul done by the `gemm` crate: only
+        // the epilogue (the group's other members) is JIT code.
+        let gemm = match GemmCall::of(g, &plan, first) {
+            Some(call) if headed => {
+                let name = format!("{name}_epilogue");
+                let fid = em.define(&name, members, g, &mut |kb| {
+                    lower::lower_rows(kb, &view, members, bytes.clone())
+                })?;
+                Some((call, Some(fid)))
+            }
+            Some(call) if kernel.kind == plan::KernelKind::Node => Some((call, None)),
+            _ => None,
+        };
+        gemm_ids.push(gemm);
+    }
+    let Emitter {
+        mut module, clif, ..
+    } = em;
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let kernels = ids
+        .into_iter()
+        .map(|f| exec::finalized_kernel(&module, f))
+        .collect();
+    let gemm = gemm_ids
+        .into_iter()
+        .map(|c| {
+            c.map(|(call, epi)| Gemm {
+                call,
+                epilogue: epi.map(|f| exec::finalized_kernel(&module, f)),
+            })
+        })
+        .collect();
+    Ok(Compiled {
+        graph: g.clone(),
+        plan,
+        passes: *passes,
+        kernels,
+        gemm,
+        matmul: Matmul::default(),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        layout: None,
+        arena: Vec::new(),
+        compile_ms: start.elapsed().as_secs_f64() * 1e3,
+        clif,
+        profile: None,
+        _module: module,
+    })
+}
+
+/// Builds the kernels' Cranelift functions into one module.
+struct Emitter {
+    module: JITModule,
+    ctx: Option<cranelift_codegen::Context>,
+    fctx: FunctionBuilderContext,
+    ext: Externs,
+    fma: bool,
+    inline: HashMap<NodeId, NodeId>,
+    keep_clif: bool,
+    clif: Vec<(String, String)>,
+}
+
+impl Emitter {
+    /// Defines kernel function `name` with the kernel signature (table,
+    /// batch, seed, lo, hi), its body emitted by `body`; `nodes` are the
+    /// nodes whose math may call externs.
+    fn define(
+        &mut self,
+        name: &str,
+        nodes: &[NodeId],
+        g: &Graph,
+        body: &mut dyn FnMut(&mut lower::Kb),
+    ) -> Result<FuncId, String> {
+        let mut ctx = self
+            .ctx
+            .take()
+            .unwrap_or_else(|| self.module.make_context());
+        let mut sig = self.module.make_signature();
+        for _ in 0..5 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        let fid = self
+            .module
+            .declare_function(name, Linkage::Local, &sig)
             .map_err(|e| e.to_string())?;
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, fid.as_u32());
-        let members: Vec<&crate::ir::Node> = kernel.nodes.iter().map(|id| g.node(*id)).collect();
-        let refs = ext.import(&mut module, &mut ctx.func, &members);
+        let members: Vec<&crate::ir::Node> = nodes.iter().map(|id| g.node(*id)).collect();
+        let refs = self.ext.import(&mut self.module, &mut ctx.func, &members);
         {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut self.fctx);
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
@@ -256,73 +383,82 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
                 lo: params[3],
                 hi: params[4],
                 ext: &refs,
-                fma,
+                fma: self.fma,
                 row: None,
-                inline: plan
-                    .storage
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, s)| match s {
-                        plan::Storage::Inline(x) => Some((NodeId(i as u32), *x)),
-                        _ => None,
-                    })
-                    .collect(),
+                inline: self.inline.clone(),
             };
-            match kernel.kind {
-                plan::KernelKind::Node => lower::lower_node(&mut kb, g, first),
-                plan::KernelKind::Rows if plan::headed(g, kernel) => {
-                    let members = &kernel.nodes[1..];
-                    let bytes = row_bytes(g, &plan, members);
-                    let view = if kernel.rows == crate::ir::Dim::Batch {
-                        g.clone()
-                    } else {
-                        as_batch_rows(g, members)
-                    };
-                    lower::lower_matmul_rows(&mut kb, g, first, &view, members, bytes)
-                }
-                plan::KernelKind::Rows => {
-                    let bytes = row_bytes(g, &plan, &kernel.nodes);
-                    if kernel.rows == crate::ir::Dim::Batch {
-                        lower::lower_rows(&mut kb, g, &kernel.nodes, bytes)
-                    } else {
-                        let view = as_batch_rows(g, &kernel.nodes);
-                        lower::lower_rows(&mut kb, &view, &kernel.nodes, bytes)
-                    }
-                }
-            }
+            body(&mut kb);
             b.ins().return_(&[]);
             b.seal_all_blocks();
-            b.finalize(module.target_config());
+            b.finalize(self.module.target_config());
         }
-        if keep_clif {
-            clif.push((name.clone(), ctx.func.display().to_string()));
+        if self.keep_clif {
+            self.clif
+                .push((name.to_string(), ctx.func.display().to_string()));
         }
-        module
+        self.module
             .define_function(fid, &mut ctx)
             .map_err(|e| format!("compiler bug: Cranelift rejected kernel {name}: {e:?}"))?;
-        module.clear_context(&mut ctx);
-        ids.push(fid);
+        self.module.clear_context(&mut ctx);
+        self.ctx = Some(ctx);
+        Ok(fid)
     }
-    module.finalize_definitions().map_err(|e| e.to_string())?;
-    let kernels = ids
-        .into_iter()
-        .map(|f| exec::finalized_kernel(&module, f))
-        .collect();
-    Ok(Compiled {
-        graph: g.clone(),
-        plan,
-        passes: *passes,
-        kernels,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        layout: None,
-        arena: Vec::new(),
-        compile_ms: start.elapsed().as_secs_f64() * 1e3,
-        clif,
-        profile: None,
-        _module: module,
-    })
+}
+
+/// How matmuls run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Matmul {
+    /// The JIT's own register-tiled kernel, with the epilogue fused into
+    /// each strip of four rows.
+    Jit,
+    /// The `gemm` crate on blocks of rows, each followed by the JIT-compiled
+    /// epilogue while the block is in cache (f32 and f64; other dtypes use
+    /// the JIT's kernel).
+    #[default]
+    Gemm,
+}
+
+/// A matmul the `gemm` crate can compute: out = a · b, a read from its
+/// untransposed input when the transpose is inline.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmCall {
+    pub dtype: crate::ir::DType,
+    /// a's buffer, and whether it holds aᵀ (an inline transpose).
+    pub a: NodeId,
+    pub a_transposed: bool,
+    pub b: NodeId,
+    pub out: NodeId,
+}
+
+impl GemmCall {
+    /// The call for node `id`, if it is a 2-D f32 or f64 matmul.
+    fn of(g: &Graph, plan: &plan::Plan, id: NodeId) -> Option<GemmCall> {
+        let node = g.node(id);
+        let dtype = node.ty.dtype;
+        if node.op != Op::MatMul
+            || !matches!(dtype, crate::ir::DType::F32 | crate::ir::DType::F64)
+            || node.ty.shape.0.len() != 2
+        {
+            return None;
+        }
+        let (a, a_transposed) = match plan.storage[node.inputs[0].index()] {
+            plan::Storage::Inline(x) => (x, true),
+            _ => (node.inputs[0], false),
+        };
+        Some(GemmCall {
+            dtype,
+            a,
+            a_transposed,
+            b: node.inputs[1],
+            out: id,
+        })
+    }
+}
+
+/// A kernel's `gemm` form: the call, then its epilogue over the same rows.
+struct Gemm {
+    call: GemmCall,
+    epilogue: Option<KernelFn>,
 }
 
 /// Bytes per row of the buffers a row group reads or writes row by row:
@@ -384,6 +520,12 @@ impl Compiled {
     /// Runs kernel `ki`; a matmul with enough work is split by output rows
     /// across `threads` threads; a row group runs over the batch's rows.
     fn launch(&self, ki: usize, table: &[*mut u8], env: &Env) {
+        if self.matmul == Matmul::Gemm {
+            if let Some(gm) = &self.gemm[ki] {
+                self.launch_gemm(gm, table, env);
+                return;
+            }
+        }
         let k = self.kernels[ki];
         let kernel = &self.plan.kernels[ki];
         if kernel.kind == plan::KernelKind::Rows && !plan::headed(&self.graph, kernel) {
@@ -406,10 +548,51 @@ impl Compiled {
         };
         // Below ~1 MFLOP a thread costs more than it saves.
         if self.threads > 1 && work >= 500_000 && rows >= 8 {
-            exec::call_split(k, table, env.batch, env.seed, rows, self.threads);
+            exec::split(
+                exec::Work::Kernel(k),
+                table,
+                env.batch,
+                env.seed,
+                rows,
+                self.threads,
+            );
         } else {
             exec::call(k, table, env.batch, env.seed, rows);
         }
+    }
+
+    /// Runs a kernel's `gemm` form: its output rows split among the
+    /// threads when the product is large enough, each thread's rows in
+    /// blocks, each block's epilogue right after its product.
+    fn launch_gemm(&self, gm: &Gemm, table: &[*mut u8], env: &Env) {
+        let c = gm.call;
+        let out = concrete(&self.graph.ty(c.out).shape, env.batch);
+        let lhs = self.graph.node(c.out).inputs[0];
+        let k = concrete(&self.graph.ty(lhs).shape, env.batch)[1];
+        let args = exec::GemmArgs {
+            dtype: c.dtype,
+            m: out[0],
+            k,
+            n: out[1],
+            a_transposed: c.a_transposed,
+            a: c.a.index(),
+            b: c.b.index(),
+            out: c.out.index(),
+        };
+        // Below ~1 MFLOP a thread costs more than it saves.
+        let threads = if self.threads > 1 && args.m * k * args.n >= 500_000 && args.m >= 8 {
+            self.threads
+        } else {
+            1
+        };
+        exec::split(
+            exec::Work::Gemm(args, gm.epilogue),
+            table,
+            env.batch,
+            env.seed,
+            args.m,
+            threads,
+        );
     }
 
     /// Starts timing every kernel of every later [`Compiled::run`].
@@ -530,6 +713,44 @@ impl Compiled {
             shape,
             exec::read(buf, n.ty.dtype, count),
         ))
+    }
+
+    /// Writes rows `rows` of the row-major table `src` (`width` values a
+    /// row) as input `k`'s value at batch size `rows.len()`, converting to
+    /// its dtype, without building a tensor; a later
+    /// [`Compiled::run_some`] given `None` for input `k` uses it. The
+    /// buffers must be sized for that batch (see [`Compiled::reserve`]).
+    pub fn write_input_rows(
+        &mut self,
+        k: usize,
+        src: &[f64],
+        width: usize,
+        rows: &[usize],
+    ) -> Result<(), String> {
+        let info = self
+            .graph
+            .inputs
+            .get(k)
+            .ok_or_else(|| format!("compiler bug: no input {k}"))?;
+        let (node, ty) = (info.node.index(), self.graph.ty(info.node).clone());
+        let shape = concrete(&ty.shape, rows.len());
+        if shape.iter().product::<usize>() != rows.len() * width {
+            return Err(format!(
+                "input {} has shape {shape:?}, not {} rows of {width}",
+                info.name,
+                rows.len()
+            ));
+        }
+        if self.layout.as_ref().is_none_or(|l| l.batch < rows.len()) {
+            return Err(format!(
+                "compiler bug: batch {} exceeds the reserved buffers",
+                rows.len()
+            ));
+        }
+        if self.plan.storage[node] == plan::Storage::Unused {
+            return Ok(());
+        }
+        exec::write_rows(self.slot(node, rows.len())?, ty.dtype, src, width, rows)
     }
 
     /// Sizes the buffers for batches up to `batch` now, so that values left

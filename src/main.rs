@@ -88,6 +88,17 @@ struct TrainFlags {
     /// inplace.
     #[arg(long = "no-pass", value_name = "PASS", value_parser = clap::builder::PossibleValuesParser::new(dlc::opt::Passes::NAMES))]
     no_pass: Vec<String>,
+    /// How matmuls run: gemm (the gemm crate's micro-kernels on blocks of
+    /// rows, each block's fused epilogue in JIT code right after it) or jit
+    /// (the JIT's own 4×8-tile kernel with the epilogue in each strip).
+    #[arg(long, value_enum, default_value = "gemm")]
+    matmul: MatmulArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MatmulArg {
+    Gemm,
+    Jit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -220,6 +231,10 @@ fn run(cli: Cli) -> Output {
                 profile: flags.profile,
                 no_opt: flags.no_opt,
                 no_pass: flags.no_pass.clone(),
+                matmul: match flags.matmul {
+                    MatmulArg::Gemm => dlc::jit::Matmul::Gemm,
+                    MatmulArg::Jit => dlc::jit::Matmul::Jit,
+                },
                 verbose: flags.verbose,
                 json: flags.json,
                 quiet: flags.quiet,

@@ -41,6 +41,8 @@ pub struct TrainOptions {
     pub no_opt: bool,
     /// Compile without these passes (`Passes::NAMES`).
     pub no_pass: Vec<String>,
+    /// How matmuls run.
+    pub matmul: crate::jit::Matmul,
     /// Print kernels and memory before and after the passes.
     pub verbose: bool,
     /// Report each parameter's mean gradient norm per epoch.
@@ -226,11 +228,13 @@ pub fn train_run(
     if let Some(t) = opts.threads {
         step.threads = t.max(1);
     }
+    step.matmul = opts.matmul;
     if opts.profile {
         step.start_profile();
     }
     let eval_graph = eval_function(run);
-    let eval = crate::jit::compile_with(&eval_graph, false, &passes)?;
+    let mut eval = crate::jit::compile_with(&eval_graph, false, &passes)?;
+    (eval.threads, eval.matmul) = (step.threads, opts.matmul);
     if opts.verbose {
         // Kernels and memory before the passes (one kernel and one buffer
         // per primitive) and after them, for training and for prediction
@@ -816,9 +820,9 @@ impl Trainer<'_> {
                 !(resident && state)
             })
             .collect();
-        if resident {
-            self.step.reserve(batch);
-        }
+        // Buffers sized for the largest batch from the start: inputs and
+        // resident parameters are written into them between steps.
+        self.step.reserve(batch);
         let mut loaded = false;
         for epoch in start_epoch + 1..=self.epochs {
             let t0 = Instant::now();
@@ -864,7 +868,22 @@ impl Trainer<'_> {
                         rx.recv()
                             .map_err(|_| "the batch-preparing thread stopped".to_string())?
                     } else {
-                        gather(step_graph, train, chunk)
+                        // Straight from the table into the step's buffers.
+                        for (k, info) in step_graph.inputs.iter().enumerate() {
+                            match info.role {
+                                Role::Features => {
+                                    step.write_input_rows(k, &train.x, train.width, chunk)?
+                                }
+                                Role::Label => step.write_input_rows(k, &train.y, 1, chunk)?,
+                                _ => {}
+                            }
+                        }
+                        Batch {
+                            x: None,
+                            y: None,
+                            rows: bs,
+                            written: true,
+                        }
                     };
                     // Resident parameters are written on the first step only.
                     let state = (!resident || !loaded).then_some((&params[..], &velocity[..]));
@@ -1010,6 +1029,9 @@ struct Batch {
     x: Option<Tensor>,
     y: Option<Tensor>,
     rows: usize,
+    /// The rows are already in the compiled step's input buffers (see
+    /// `Compiled::write_input_rows`): give no tensors for them.
+    written: bool,
 }
 
 /// Gathers rows `rows` of `t` for the graph `g` (this is the work the
@@ -1020,6 +1042,7 @@ fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
         x: None,
         y: None,
         rows: bs,
+        written: false,
     };
     for info in &g.inputs {
         let ty = g.ty(info.node);
@@ -1056,7 +1079,7 @@ fn step_inputs(
     step: u64,
     lr: f64,
 ) -> Vec<Option<Tensor>> {
-    let bs = batch.rows;
+    let (bs, written) = (batch.rows, batch.written);
     let (mut x, mut y) = (batch.x, batch.y);
     let mut pi = 0;
     let mut vi = 0;
@@ -1076,10 +1099,12 @@ fn step_inputs(
                 }
                 Role::Features => match x.take() {
                     Some(t) => return Some(t),
+                    None if written => return None,
                     None => vec![0.0; shape.iter().product()],
                 },
                 Role::Label => match y.take() {
                     Some(t) => return Some(t),
+                    None if written => return None,
                     None => vec![0.0; shape.iter().product()],
                 },
                 Role::Step => vec![step as f64],

@@ -9,6 +9,7 @@ use common::longest_reduction;
 use dlc::gradcheck::random_inputs;
 use dlc::interp::{self, Env, Precision, Tensor};
 use dlc::ir::{Graph, Op};
+use dlc::jit::Matmul;
 use dlc::opt::Passes;
 use dlc::step::{eval_function, training_step};
 
@@ -29,8 +30,17 @@ pub fn compare(g: &Graph, inputs: &[Tensor], batch: usize, what: &str) {
     let want = interp::run(g, inputs, &env, Precision::F64).expect("interpreter runs");
     for (config, passes) in configurations() {
         let mut c = dlc::jit::compile_with(g, false, &passes).expect("compiles");
-        let got = c.run(inputs, &env).expect("JIT runs");
-        check(g, &got, &want, batch, &format!("{what} ({config})"));
+        for matmul in [Matmul::Gemm, Matmul::Jit] {
+            c.matmul = matmul;
+            let got = c.run(inputs, &env).expect("JIT runs");
+            check(
+                g,
+                &got,
+                &want,
+                batch,
+                &format!("{what} ({config}, {matmul:?} matmul)"),
+            );
+        }
     }
 }
 
@@ -129,13 +139,13 @@ fn threads_split_a_matmul_into_identical_results() {
     let a = g.input(
         "a",
         Role::Features,
-        Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(100)])),
+        Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(400)])),
         Span::default(),
     );
     let b = g.input(
         "b",
         Role::Features,
-        Type::new(DType::F32, Shape::fixed(&[100, 70])),
+        Type::new(DType::F32, Shape::fixed(&[400, 120])),
         Span::default(),
     );
     let c = g
@@ -145,18 +155,20 @@ fn threads_split_a_matmul_into_identical_results() {
     for batch in [8, 97, 256] {
         let inputs = random_inputs(&g, None, batch, 9);
         let env = Env { batch, seed: 0 };
-        let mut one = dlc::jit::compile(&g, false).expect("compiles");
-        one.threads = 1;
-        let mut two = dlc::jit::compile(&g, false).expect("compiles");
-        two.threads = 2;
-        let (r1, r2) = (
-            one.run(&inputs, &env).expect("runs"),
-            two.run(&inputs, &env).expect("runs"),
-        );
-        assert_eq!(
-            r1[0].data, r2[0].data,
-            "batch {batch}: threads change nothing"
-        );
+        for matmul in [Matmul::Gemm, Matmul::Jit] {
+            let mut one = dlc::jit::compile(&g, false).expect("compiles");
+            (one.threads, one.matmul) = (1, matmul);
+            let mut two = dlc::jit::compile(&g, false).expect("compiles");
+            (two.threads, two.matmul) = (2, matmul);
+            let (r1, r2) = (
+                one.run(&inputs, &env).expect("runs"),
+                two.run(&inputs, &env).expect("runs"),
+            );
+            assert_eq!(
+                r1[0].data, r2[0].data,
+                "batch {batch}, {matmul:?}: threads change nothing"
+            );
+        }
         compare(
             &g,
             &inputs,
@@ -252,6 +264,89 @@ fn jit_transcendentals_are_accurate() {
                 let close = (want - v).abs() <= 2e-6 * want.abs();
                 let same = (want.is_nan() && v.is_nan()) || want == *v || close;
                 assert!(same, "{}({x}) = {v}, want {want}", op.name());
+            }
+        }
+    }
+}
+
+/// The four-lane comparisons and selects (bools are i32 0/1 lanes) agree
+/// with the interpreter for every comparison, NaN and infinities included,
+/// through the vector lanes and the scalar tail, with the mask broadcast or
+/// not.
+#[test]
+fn vector_comparisons_and_selects_match_the_interpreter() {
+    use dlc::ir::{CmpOp, DType, Role, Shape, Type};
+    use dlc::span::Span;
+    let sp = Span::default;
+    let xs = [
+        f64::NAN,
+        1.0,
+        -0.0,
+        f64::INFINITY,
+        2.5,
+        f64::NEG_INFINITY,
+        0.0,
+        -3.0,
+        7.0,
+        1.0,
+        f64::NAN,
+    ];
+    let ys = [
+        1.0,
+        f64::NAN,
+        0.0,
+        f64::INFINITY,
+        -2.5,
+        3.0,
+        0.0,
+        -3.0,
+        8.0,
+        0.5,
+        f64::NAN,
+    ];
+    let cmps = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
+    for n in [8usize, 11] {
+        for c in cmps {
+            let mut g = Graph::new();
+            let ty = Type::new(DType::F32, Shape::fixed(&[2, n as u64]));
+            let x = g.input("x", Role::Features, ty.clone(), sp());
+            let y = g.input("y", Role::Features, ty, sp());
+            let m = g.add(Op::Cmp(c), &[x, y], None, sp()).expect("cmp");
+            let s = g.add(Op::Select, &[m, x, y], None, sp()).expect("select");
+            g.outputs = vec![("m".into(), m), ("s".into(), s)];
+            let data = |v: &[f64]| {
+                let row = &v[..n];
+                Tensor::new(
+                    DType::F32,
+                    vec![2, n],
+                    row.iter().chain(row.iter().rev()).copied().collect(),
+                )
+            };
+            let inputs = [data(&xs), data(&ys)];
+            let env = Env { batch: 1, seed: 0 };
+            let want = interp::run(&g, &inputs, &env, Precision::F32).expect("interpreter");
+            for passes in [Passes::all(), Passes::none()] {
+                let mut jit = dlc::jit::compile_with(&g, false, &passes).expect("compiles");
+                let got = jit.run(&inputs, &env).expect("runs");
+                for (a, b) in got.iter().zip(&want) {
+                    let same = a
+                        .data
+                        .iter()
+                        .zip(&b.data)
+                        .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()));
+                    assert!(
+                        same,
+                        "{c:?} over {n}: JIT {:?} vs interpreter {:?}",
+                        a.data, b.data
+                    );
+                }
             }
         }
     }

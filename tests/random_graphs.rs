@@ -7,6 +7,7 @@ use common::longest_reduction;
 
 use dlc::interp::{self, concrete, Env, Precision, Tensor};
 use dlc::ir::{CmpOp, DType, Dim, Dist, Graph, NodeId, Op, Role, Shape, Type};
+use dlc::jit::Matmul;
 use dlc::opt::Passes;
 use dlc::rng;
 use dlc::span::Span;
@@ -267,22 +268,28 @@ fn agrees(
     };
     let want = interp::run(g, &inputs, &env, precision).map_err(TestCaseError::fail)?;
     let mut c = dlc::jit::compile_with(g, false, passes).map_err(TestCaseError::fail)?;
-    let got = c.run(&inputs, &env).map_err(TestCaseError::fail)?;
-    let k = longest_reduction(g, batch) as f64;
-    for ((name, id), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
-        let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let tol = 1e-5 * (1.0 + k) * scale.max(1e-6);
-        // Even in f32, the JIT's polynomial exp and the interpreter's
-        // libm exp may round to different sides of a boundary: allow a
-        // few elements of such graphs to differ.
-        let mismatches = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .filter(|(x, y)| !((x.is_nan() && y.is_nan()) || (*x - *y).abs() <= tol))
-            .count();
-        let allowed = if fragile { a.data.len() / 50 + 1 } else { 0 };
-        prop_assert!(mismatches <= allowed, "{config}: {name} (node {id}) at batch {batch}: {mismatches} of {} differ beyond {tol:e}\nJIT {:?}\nint {:?}\n{}", a.data.len(), &a.data[..a.data.len().min(8)], &b.data[..b.data.len().min(8)], dlc::ir::print::graph(g, None));
+    // Both matmul forms: the JIT's own kernel, and the gemm crate with a
+    // JIT epilogue.
+    for matmul in [Matmul::Gemm, Matmul::Jit] {
+        c.matmul = matmul;
+        let got = c.run(&inputs, &env).map_err(TestCaseError::fail)?;
+        let config = format!("{config}, {matmul:?} matmul");
+        let k = longest_reduction(g, batch) as f64;
+        for ((name, id), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
+            let scale = b.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let tol = 1e-5 * (1.0 + k) * scale.max(1e-6);
+            // Even in f32, the JIT's polynomial exp and the interpreter's
+            // libm exp may round to different sides of a boundary: allow a
+            // few elements of such graphs to differ.
+            let mismatches = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .filter(|(x, y)| !((x.is_nan() && y.is_nan()) || (*x - *y).abs() <= tol))
+                .count();
+            let allowed = if fragile { a.data.len() / 50 + 1 } else { 0 };
+            prop_assert!(mismatches <= allowed, "{config}: {name} (node {id}) at batch {batch}: {mismatches} of {} differ beyond {tol:e}\nJIT {:?}\nint {:?}\n{}", a.data.len(), &a.data[..a.data.len().min(8)], &b.data[..b.data.len().min(8)], dlc::ir::print::graph(g, None));
+        }
     }
     Ok(())
 }

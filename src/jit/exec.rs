@@ -24,32 +24,55 @@ pub fn elem_size(d: DType) -> usize {
 
 /// Writes `values` into `buf` in `dtype`'s memory representation.
 pub fn write(buf: &mut [u64], dtype: DType, values: &[f64]) {
-    let needed = values.len() * elem_size(dtype);
+    write_at(buf, dtype, 0, values);
+}
+
+/// Writes rows `rows` of the row-major table `src` (`width` values a row)
+/// into `buf` one after another, in `dtype`'s memory representation.
+/// Rows outside `src` are an error.
+pub fn write_rows(
+    buf: &mut [u64],
+    dtype: DType,
+    src: &[f64],
+    width: usize,
+    rows: &[usize],
+) -> Result<(), String> {
+    for (i, r) in rows.iter().enumerate() {
+        let row = src.get(r * width..(r + 1) * width).ok_or_else(|| {
+            format!(
+                "row {r} is outside the data ({} rows)",
+                src.len() / width.max(1)
+            )
+        })?;
+        write_at(buf, dtype, i * width, row);
+    }
+    Ok(())
+}
+
+/// Writes `values` into `buf` from element `at` on.
+fn write_at(buf: &mut [u64], dtype: DType, at: usize, values: &[f64]) {
+    let end = at + values.len();
+    let needed = end * elem_size(dtype);
     assert!(buf.len() * 8 >= needed, "compiler bug: buffer too small");
     match dtype {
         DType::F32 => {
             // SAFETY: the buffer is 8-byte aligned and holds at least
-            // values.len() f32s (checked above); f32 has no invalid bit patterns.
-            let s = unsafe {
-                std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f32>(), values.len())
-            };
+            // `end` f32s (checked above); f32 has no invalid bit patterns.
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f32>(), end) };
+            let s = &mut s[at..];
             for (d, v) in s.iter_mut().zip(values) {
                 *d = *v as f32;
             }
         }
         DType::F64 => {
             // SAFETY: as above, for f64.
-            let s = unsafe {
-                std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), values.len())
-            };
-            s.copy_from_slice(values);
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), end) };
+            s[at..].copy_from_slice(values);
         }
         DType::I32 | DType::Bool => {
             // SAFETY: as above, for i32.
-            let s = unsafe {
-                std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), values.len())
-            };
-            for (d, v) in s.iter_mut().zip(values) {
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), end) };
+            for (d, v) in s[at..].iter_mut().zip(values) {
                 *d = if dtype == DType::Bool {
                     i32::from(*v != 0.0)
                 } else {
@@ -107,36 +130,159 @@ pub fn call(k: KernelFn, table: &[*mut u8], batch: usize, seed: u64, rows: usize
     k(table.as_ptr(), batch as i64, seed as i64, 0, rows as i64)
 }
 
-/// The buffer table, shareable with the worker threads of one call.
-struct Table(*const *mut u8);
+/// A matmul for the `gemm` crate: out[m, n] = a[m, k] · b[k, n], all
+/// row-major in the buffers of table entries `a`, `b` and `out`, except
+/// that a's buffer holds aᵀ ([k, m]) when `a_transposed`.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmArgs {
+    pub dtype: DType,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a_transposed: bool,
+    pub a: usize,
+    pub b: usize,
+    pub out: usize,
+}
 
-// SAFETY: the table's pointers stay valid for the whole `call_split` (the
-// caller holds the buffers), and the threads that share it write disjoint
+/// Rows per `gemm` call: a block of the output small enough to stay in
+/// cache for the epilogue that follows it.
+pub const GEMM_BLOCK: usize = 128;
+
+/// Output rows [lo, hi) of a `gemm` matmul.
+fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
+    let (m, k, n) = (g.m, g.k, g.n);
+    if lo >= hi || n == 0 {
+        return;
+    }
+    // Element strides of a: row, column.
+    let (a_rs, a_cs) = if g.a_transposed { (1, m) } else { (k, 1) };
+    // SAFETY: `Compiled::run` sized the three buffers for the shapes above
+    // at this batch ([m, k] or [k, m], [k, n], [m, n] elements of `dtype`),
+    // the plan never places a matmul's output over its operands, and the
+    // threads of one call write disjoint row ranges [lo, hi) ⊆ [0, m) of
+    // `out`; every index gemm forms from these sizes and strides is inside
+    // those buffers.
+    unsafe {
+        let (pa, pb, po) = (*table.add(g.a), *table.add(g.b), *table.add(g.out));
+        macro_rules! call {
+            ($t:ty) => {{
+                let (pa, pb, po) = (pa.cast::<$t>(), pb.cast::<$t>(), po.cast::<$t>());
+                let out = po.add(lo * n);
+                if k == 0 {
+                    std::ptr::write_bytes(out, 0, (hi - lo) * n);
+                    return;
+                }
+                gemm::gemm::<$t>(
+                    hi - lo,
+                    n,
+                    k,
+                    out,
+                    1,
+                    n as isize,
+                    false,
+                    pa.add(lo * a_rs),
+                    a_cs as isize,
+                    a_rs as isize,
+                    pb,
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }};
+        }
+        match g.dtype {
+            DType::F32 => call!(f32),
+            DType::F64 => call!(f64),
+            // `GemmCall::of` admits only f32 and f64.
+            DType::I32 | DType::Bool => {}
+        }
+    }
+}
+
+/// The buffer table, shareable with the worker threads of one call.
+#[derive(Clone, Copy, Debug)]
+pub struct Table(*const *mut u8);
+
+// SAFETY: a `Table` is only made by `split` from a table the caller holds
+// (with every buffer it points to) until all the jobs sharing it have
+// finished: `split` returns only then. The jobs of one call write disjoint
 // row ranges of one output buffer and only read the others.
 unsafe impl Send for Table {}
 unsafe impl Sync for Table {}
 
-/// Runs a row-splittable kernel with its `rows` output rows divided among
-/// `threads` threads in chunks of whole 4-row tiles.
-pub fn call_split(
-    k: KernelFn,
-    table: &[*mut u8],
+/// What a job runs on its rows.
+#[derive(Clone, Copy, Debug)]
+pub enum Work {
+    /// A JIT kernel over output rows [lo, hi).
+    Kernel(KernelFn),
+    /// A `gemm` matmul over output rows [lo, hi) in blocks of
+    /// [`GEMM_BLOCK`], each block followed by the epilogue kernel.
+    Gemm(GemmArgs, Option<KernelFn>),
+}
+
+/// One thread's share of a kernel call: rows [lo, hi).
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    work: Work,
+    table: Table,
     batch: usize,
     seed: u64,
-    rows: usize,
-    threads: usize,
-) {
-    let t = Table(table.as_ptr());
-    let per = rows.div_ceil(threads.max(1)).next_multiple_of(4);
-    std::thread::scope(|scope| {
-        let t = &t;
-        let mut lo = 0;
-        while lo < rows {
-            let hi = (lo + per).min(rows);
-            scope.spawn(move || k(t.0, batch as i64, seed as i64, lo as i64, hi as i64));
-            lo = hi;
+    lo: usize,
+    hi: usize,
+}
+
+impl Job {
+    pub fn run(&self) {
+        let (t, batch, seed) = (self.table.0, self.batch as i64, self.seed as i64);
+        match self.work {
+            // The callee reads table[i] for the buffers of its node and
+            // operands, all sized for `batch` by the caller, and writes only
+            // its own rows [lo, hi) of its output buffers.
+            Work::Kernel(k) => k(t, batch, seed, self.lo as i64, self.hi as i64),
+            Work::Gemm(g, epilogue) => {
+                let mut r = self.lo;
+                while r < self.hi {
+                    let e = (r + GEMM_BLOCK).min(self.hi);
+                    gemm_rows(&g, t, r, e);
+                    if let Some(f) = epilogue {
+                        f(t, batch, seed, r as i64, e as i64);
+                    }
+                    r = e;
+                }
+            }
         }
-    });
+    }
+}
+
+/// Runs `work` over output rows [0, rows): on this thread alone when
+/// `threads` is 1, else divided among `threads` threads (this one and the
+/// pool's workers) in shares of whole 4-row tiles. Returns when every share
+/// is done.
+pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize, threads: usize) {
+    let job = |lo, hi| Job {
+        work,
+        table: Table(table.as_ptr()),
+        batch,
+        seed,
+        lo,
+        hi,
+    };
+    if threads <= 1 || rows == 0 {
+        job(0, rows).run();
+        return;
+    }
+    let per = rows.div_ceil(threads).next_multiple_of(4);
+    let jobs: Vec<Job> = (0..rows)
+        .step_by(per)
+        .map(|lo| job(lo, (lo + per).min(rows)))
+        .collect();
+    super::pool::run(&jobs);
 }
 
 // Math the kernels call per element (polynomial inline versions replace

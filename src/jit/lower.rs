@@ -9,7 +9,7 @@
 //! (stride 0 along broadcast axes), which is also the form fusion will use.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 
 use super::ExternRefs;
@@ -387,15 +387,7 @@ fn binary(kb: &mut Kb, op: &Op, x: Value, y: Value, d: DType) -> Value {
         ),
         Op::Cmp(c) => {
             let r = if float {
-                let cc = match c {
-                    CmpOp::Eq => FloatCC::Equal,
-                    CmpOp::Ne => FloatCC::NotEqual,
-                    CmpOp::Lt => FloatCC::LessThan,
-                    CmpOp::Le => FloatCC::LessThanOrEqual,
-                    CmpOp::Gt => FloatCC::GreaterThan,
-                    CmpOp::Ge => FloatCC::GreaterThanOrEqual,
-                };
-                kb.b.ins().fcmp(cc, x, y)
+                kb.b.ins().fcmp(float_cc(*c), x, y)
             } else {
                 let cc = match c {
                     CmpOp::Eq => IntCC::Equal,
@@ -410,6 +402,17 @@ fn binary(kb: &mut Kb, op: &Op, x: Value, y: Value, d: DType) -> Value {
             kb.b.ins().uextend(types::I32, r)
         }
         _ => x,
+    }
+}
+
+fn float_cc(c: CmpOp) -> FloatCC {
+    match c {
+        CmpOp::Eq => FloatCC::Equal,
+        CmpOp::Ne => FloatCC::NotEqual,
+        CmpOp::Lt => FloatCC::LessThan,
+        CmpOp::Le => FloatCC::LessThanOrEqual,
+        CmpOp::Gt => FloatCC::GreaterThan,
+        CmpOp::Ge => FloatCC::GreaterThanOrEqual,
     }
 }
 
@@ -519,7 +522,7 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
             let op = node.op.clone();
             let in_dt: Vec<DType> = in_t.iter().map(|t| t.dtype).collect();
             if let Some(inner) = vector_plan(&op, &out_t, &in_t) {
-                elementwise_f32x4(kb, &op, out, &ptrs, &dims, &strides, &inner);
+                elementwise_f32x4(kb, &op, out, &ptrs, &in_dt, d, &dims, &strides, &inner);
                 return;
             }
             kb.nest(&dims, &strides, &bases, &mut |kb, offs, _| {
@@ -660,6 +663,48 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
                 })
                 .collect();
             let zero = kb.iconst(0);
+            let r = it.rank();
+            if d == DType::F32 && r >= 2 && axes & (1 << (r - 1)) == 0 {
+                // The innermost axis is kept, contiguous in input and output:
+                // four accumulators at a time, each summed in the same order
+                // as the scalar loop.
+                let len = dims[r - 1];
+                let flags = MemFlagsData::new().with_notrap();
+                let v4 = types::F32X4;
+                let outer: Vec<Vec<Value>> = vec![ist[..r - 1].to_vec(), ost[..r - 1].to_vec()];
+                kb.nest(&dims[..r - 1], &outer, &[zero, zero], &mut |kb, offs, _| {
+                    let len4 = kb.b.ins().band_imm_s(len, !3);
+                    let (si, so) = (offs[0], offs[1]);
+                    let z = kb.iconst(0);
+                    kb.range(z, len4, 4, &mut |kb, j| {
+                        let oi = kb.b.ins().iadd(si, j);
+                        let ai = kb.addr(src, oi, d);
+                        let oo = kb.b.ins().iadd(so, j);
+                        let ao = kb.addr(out, oo, d);
+                        let v = kb.b.ins().load(v4, flags, ai, 0);
+                        let acc = kb.b.ins().load(v4, flags, ao, 0);
+                        let r = if is_sum {
+                            kb.b.ins().fadd(acc, v)
+                        } else {
+                            kb.b.ins().fmax(acc, v)
+                        };
+                        kb.b.ins().store(flags, r, ao, 0);
+                    });
+                    kb.range(len4, len, 1, &mut |kb, j| {
+                        let oi = kb.b.ins().iadd(si, j);
+                        let oo = kb.b.ins().iadd(so, j);
+                        let v = kb.load(src, oi, d);
+                        let acc = kb.load(out, oo, d);
+                        let r = if is_sum {
+                            kb.b.ins().fadd(acc, v)
+                        } else {
+                            kb.b.ins().fmax(acc, v)
+                        };
+                        kb.store(out, oo, d, r);
+                    });
+                });
+                return;
+            }
             kb.nest(&dims, &[ist, ost], &[zero, zero], &mut |kb, offs, _| {
                 let v = kb.load(src, offs[0], d);
                 let acc = kb.load(out, offs[1], d);
@@ -1156,8 +1201,15 @@ fn vector_plan(op: &Op, out: &crate::ir::Type, ins: &[crate::ir::Type]) -> Optio
             | Op::Broadcast
     );
     let r = out.shape.rank();
-    if !vectorizes || r == 0 || out.dtype != DType::F32 || ins.iter().any(|t| t.dtype != DType::F32)
-    {
+    let f32s = |ts: &[crate::ir::Type]| ts.iter().all(|t| t.dtype == DType::F32);
+    let typed = match op {
+        // A comparison of f32s gives a bool (an i32 0 or 1 per element).
+        Op::Cmp(_) => out.dtype == DType::Bool && f32s(ins),
+        // where(mask, x, y) over f32s.
+        Op::Select => out.dtype == DType::F32 && ins[0].dtype == DType::Bool && f32s(&ins[1..]),
+        _ => vectorizes && out.dtype == DType::F32 && f32s(ins),
+    };
+    if !typed || r == 0 {
         return None;
     }
     let last = out.shape.0[r - 1];
@@ -1170,11 +1222,14 @@ fn vector_plan(op: &Op, out: &crate::ir::Type, ins: &[crate::ir::Type]) -> Optio
 
 /// The elementwise loop nest with its innermost loop four lanes wide
 /// (f32x4), and a scalar tail for lengths that are not multiples of 4.
+#[allow(clippy::too_many_arguments)]
 fn elementwise_f32x4(
     kb: &mut Kb,
     op: &Op,
     out: Value,
     ptrs: &[Value],
+    in_dt: &[DType],
+    out_dt: DType,
     dims: &[Value],
     strides: &[Vec<Value>],
     inner: &[bool],
@@ -1219,6 +1274,28 @@ fn elementwise_f32x4(
                 .collect();
             let b = &mut kb.b;
             let v = match op {
+                // Lanes of all ones where the comparison holds, then 0 or 1.
+                Op::Cmp(c) => {
+                    let mask = b.ins().fcmp(float_cc(*c), vals[0], vals[1]);
+                    let one = b.ins().iconst(types::I32, 1);
+                    let ones = b.ins().splat(types::I32X4, one);
+                    let r = b.ins().band(mask, ones);
+                    b.ins().bitcast(
+                        v4,
+                        MemFlagsData::new().with_endianness(Endianness::Little),
+                        r,
+                    )
+                }
+                // The bool lanes (loaded as f32 bits) become all-ones masks.
+                Op::Select => {
+                    let le = MemFlagsData::new().with_endianness(Endianness::Little);
+                    let c = b.ins().bitcast(types::I32X4, le, vals[0]);
+                    let zero = b.ins().iconst(types::I32, 0);
+                    let zeros = b.ins().splat(types::I32X4, zero);
+                    let m = b.ins().icmp(IntCC::NotEqual, c, zeros);
+                    let m = b.ins().bitcast(v4, le, m);
+                    b.ins().bitselect(m, vals[1], vals[2])
+                }
                 Op::Add => b.ins().fadd(vals[0], vals[1]),
                 Op::Mul => b.ins().fmul(vals[0], vals[1]),
                 Op::Max => b.ins().fmax(vals[0], vals[1]),
@@ -1255,14 +1332,21 @@ fn elementwise_f32x4(
             let vals: Vec<Value> = ptrs
                 .iter()
                 .zip(&at[1..])
-                .map(|(p, o)| kb.load(*p, *o, DType::F32))
+                .zip(in_dt)
+                .map(|((p, o), t)| kb.load(*p, *o, *t))
                 .collect();
             let v = match op {
-                Op::Add | Op::Mul | Op::Max => binary(kb, op, vals[0], vals[1], DType::F32),
+                Op::Add | Op::Mul | Op::Max | Op::Cmp(_) => {
+                    binary(kb, op, vals[0], vals[1], DType::F32)
+                }
+                Op::Select => {
+                    let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
+                    kb.b.ins().select(c, vals[1], vals[2])
+                }
                 Op::StopGradient | Op::Broadcast => vals[0],
                 other => unary(kb, other, vals[0], DType::F32),
             };
-            kb.store(out, at[0], DType::F32, v);
+            kb.store(out, at[0], out_dt, v);
         });
     });
 }
