@@ -537,9 +537,12 @@ pub fn cmd_data(
                 continue;
             }
             let n = t.len() as f64;
-            let mean = t.x.iter().sum::<f64>() / (t.x.len().max(1) as f64);
+            let mean = t.x.iter().map(|v| f64::from(*v)).sum::<f64>() / (t.x.len().max(1) as f64);
             let var =
-                t.x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (t.x.len().max(1) as f64);
+                t.x.iter()
+                    .map(|v| (f64::from(*v) - mean).powi(2))
+                    .sum::<f64>()
+                    / (t.x.len().max(1) as f64);
             let _ = writeln!(
                 out,
                 "  {name}: {} samples of [{}] features (mean {mean:.4}, std {:.4})",
@@ -672,7 +675,10 @@ fn draw_samples(
             channels,
             h,
             w,
-            values: t.x[r * t.width..(r + 1) * t.width].to_vec(),
+            values: t.x[r * t.width..(r + 1) * t.width]
+                .iter()
+                .map(|v| f64::from(*v))
+                .collect(),
             caption: label_text(d, t.y[r]),
         })
         .collect();

@@ -720,10 +720,10 @@ impl Compiled {
     /// its dtype, without building a tensor; a later
     /// [`Compiled::run_some`] given `None` for input `k` uses it. The
     /// buffers must be sized for that batch (see [`Compiled::reserve`]).
-    pub fn write_input_rows(
+    pub fn write_input_rows<T: Copy + Into<f64>>(
         &mut self,
         k: usize,
-        src: &[f64],
+        src: &[T],
         width: usize,
         rows: &[usize],
     ) -> Result<(), String> {

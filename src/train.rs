@@ -1051,7 +1051,11 @@ fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
             Role::Features => {
                 let mut v = Vec::with_capacity(bs * t.width);
                 for &r in rows {
-                    v.extend_from_slice(&t.x[r * t.width..(r + 1) * t.width]);
+                    v.extend(
+                        t.x[r * t.width..(r + 1) * t.width]
+                            .iter()
+                            .map(|v| f64::from(*v)),
+                    );
                 }
                 batch.x = Some(Tensor::new(ty.dtype, shape, v));
             }
@@ -1239,11 +1243,13 @@ fn closed_form(run: &Run, t: &Table, params: &mut [Vec<f64>]) -> Result<(), Stri
     let bi = run.params.iter().position(|p| p.ty.shape.rank() == 1);
     let f = t.width;
     let cols = f + usize::from(bi.is_some());
-    let x = nalgebra::DMatrix::from_fn(
-        t.len(),
-        cols,
-        |r, c| if c < f { t.x[r * f + c] } else { 1.0 },
-    );
+    let x = nalgebra::DMatrix::from_fn(t.len(), cols, |r, c| {
+        if c < f {
+            f64::from(t.x[r * f + c])
+        } else {
+            1.0
+        }
+    });
     let y = nalgebra::DVector::from_column_slice(&t.y);
     let xtx = x.transpose() * &x;
     let xty = x.transpose() * y;

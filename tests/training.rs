@@ -118,7 +118,11 @@ fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
                 }
                 Role::Features => order
                     .iter()
-                    .flat_map(|&r| t.x[r * t.width..(r + 1) * t.width].to_vec())
+                    .flat_map(|&r| {
+                        t.x[r * t.width..(r + 1) * t.width]
+                            .iter()
+                            .map(|v| f64::from(*v))
+                    })
                     .collect(),
                 Role::Label => order.iter().map(|&r| t.y[r]).collect(),
                 Role::Hyper => vec![0.03],

@@ -18,6 +18,15 @@ pub struct Parts {
 
 /// Reads an IDX file: its dims and its elements as f64.
 pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
+    read_idx_as(path, |v| v)
+}
+
+/// Reads an IDX file: its dims and its elements, each (as an exact f64)
+/// passed through `conv`.
+pub fn read_idx_as<T>(
+    path: &Path,
+    conv: impl Fn(f64) -> T,
+) -> Result<(Vec<usize>, Vec<T>), String> {
     let (real, bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
     let name = real.display();
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
@@ -59,31 +68,33 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
     }
     let p = &bytes[head..];
     let be = |i: usize, k: usize| -> Vec<u8> { p[i * k..(i + 1) * k].to_vec() };
-    let values: Vec<f64> = match elem {
-        IdxElem::U8 => p.iter().map(|b| f64::from(*b)).collect(),
-        IdxElem::I8 => p.iter().map(|b| f64::from(*b as i8)).collect(),
+    let values: Vec<T> = match elem {
+        IdxElem::U8 => p.iter().map(|b| conv(f64::from(*b))).collect(),
+        IdxElem::I8 => p.iter().map(|b| conv(f64::from(*b as i8))).collect(),
         IdxElem::I16 => (0..n)
             .map(|i| {
                 let b = be(i, 2);
-                f64::from(i16::from_be_bytes([b[0], b[1]]))
+                conv(f64::from(i16::from_be_bytes([b[0], b[1]])))
             })
             .collect(),
         IdxElem::I32 => (0..n)
             .map(|i| {
                 let b = be(i, 4);
-                f64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                conv(f64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
             })
             .collect(),
         IdxElem::F32 => (0..n)
             .map(|i| {
                 let b = be(i, 4);
-                f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                conv(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])))
             })
             .collect(),
         IdxElem::F64 => (0..n)
             .map(|i| {
                 let b = be(i, 8);
-                f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                conv(f64::from_be_bytes([
+                    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                ]))
             })
             .collect(),
     };
@@ -96,7 +107,10 @@ fn idx_table(
     scale: Option<f64>,
     classes: Option<u64>,
 ) -> Result<Table, String> {
-    let (idims, mut x) = read_idx(images)?;
+    // Scaled in f64, then stored as f32: the same f32s the model would
+    // have been given from an f64 table.
+    let s = scale.unwrap_or(1.0);
+    let (idims, x) = read_idx_as(images, |v| (v * s) as f32)?;
     let (ldims, y) = read_idx(labels)?;
     if idims[0] != ldims[0] {
         return Err(format!(
@@ -106,9 +120,6 @@ fn idx_table(
             labels.display(),
             ldims[0]
         ));
-    }
-    if let Some(s) = scale {
-        x.iter_mut().for_each(|v| *v *= s);
     }
     if let Some(c) = classes {
         if let Some(bad) = y
@@ -254,9 +265,9 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
                         // Missing numbers take the training mean (0 once standardized).
                         let v = cell.parse::<f64>().unwrap_or(*mean);
                         x.push(if *standardize && *std > 0.0 {
-                            (v - mean) / std
+                            ((v - mean) / std) as f32
                         } else {
-                            v
+                            v as f32
                         });
                     }
                     FeatureKind::Categorical {
@@ -384,8 +395,11 @@ mod tests {
         for f in features {
             if f.kind == FeatureKind::Numeric {
                 let n = parts.train.len();
-                let mean: f64 = (0..n).map(|r| parts.train.x[r * 13 + col]).sum::<f64>() / n as f64;
-                assert!(mean.abs() < 1e-9, "{}: mean {mean}", f.column);
+                let mean: f64 = (0..n)
+                    .map(|r| f64::from(parts.train.x[r * 13 + col]))
+                    .sum::<f64>()
+                    / n as f64;
+                assert!(mean.abs() < 1e-6, "{}: mean {mean}", f.column);
             }
             col += f.width() as usize;
         }
@@ -396,7 +410,7 @@ mod tests {
             .expect("sex");
         let start: usize = features[..sex].iter().map(|f| f.width() as usize).sum();
         for r in 0..parts.train.len() {
-            let ones: f64 = (0..3).map(|k| parts.train.x[r * 13 + start + k]).sum();
+            let ones: f32 = (0..3).map(|k| parts.train.x[r * 13 + start + k]).sum();
             assert_eq!(ones, 1.0);
         }
     }

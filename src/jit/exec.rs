@@ -30,10 +30,10 @@ pub fn write(buf: &mut [u64], dtype: DType, values: &[f64]) {
 /// Writes rows `rows` of the row-major table `src` (`width` values a row)
 /// into `buf` one after another, in `dtype`'s memory representation.
 /// Rows outside `src` are an error.
-pub fn write_rows(
+pub fn write_rows<T: Copy + Into<f64>>(
     buf: &mut [u64],
     dtype: DType,
-    src: &[f64],
+    src: &[T],
     width: usize,
     rows: &[usize],
 ) -> Result<(), String> {
@@ -50,7 +50,7 @@ pub fn write_rows(
 }
 
 /// Writes `values` into `buf` from element `at` on.
-fn write_at(buf: &mut [u64], dtype: DType, at: usize, values: &[f64]) {
+fn write_at<T: Copy + Into<f64>>(buf: &mut [u64], dtype: DType, at: usize, values: &[T]) {
     let end = at + values.len();
     let needed = end * elem_size(dtype);
     assert!(buf.len() * 8 >= needed, "compiler bug: buffer too small");
@@ -59,24 +59,26 @@ fn write_at(buf: &mut [u64], dtype: DType, at: usize, values: &[f64]) {
             // SAFETY: the buffer is 8-byte aligned and holds at least
             // `end` f32s (checked above); f32 has no invalid bit patterns.
             let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f32>(), end) };
-            let s = &mut s[at..];
-            for (d, v) in s.iter_mut().zip(values) {
-                *d = *v as f32;
+            for (d, v) in s[at..].iter_mut().zip(values) {
+                *d = (*v).into() as f32;
             }
         }
         DType::F64 => {
             // SAFETY: as above, for f64.
             let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), end) };
-            s[at..].copy_from_slice(values);
+            for (d, v) in s[at..].iter_mut().zip(values) {
+                *d = (*v).into();
+            }
         }
         DType::I32 | DType::Bool => {
             // SAFETY: as above, for i32.
             let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), end) };
             for (d, v) in s[at..].iter_mut().zip(values) {
+                let v: f64 = (*v).into();
                 *d = if dtype == DType::Bool {
-                    i32::from(*v != 0.0)
+                    i32::from(v != 0.0)
                 } else {
-                    *v as i32
+                    v as i32
                 };
             }
         }
