@@ -130,6 +130,24 @@ fn dce_drops_what_no_output_needs() {
 }
 
 #[test]
+fn simplify_reads_relus_mask_from_its_output() {
+    let mut g = Graph::new();
+    let x = g.input("x", Role::Features, f32s(&[2, 3]), Span::default());
+    let d = g.input("d", Role::Features, f32s(&[2, 3]), Span::default());
+    let zero = g.constant(0.0, DType::F32, Span::default());
+    let h = add(&mut g, Op::Max, &[x, zero]);
+    let mask = add(&mut g, Op::Cmp(dlc::ir::CmpOp::Gt), &[x, zero]);
+    let dx = add(&mut g, Op::Select, &[mask, d, zero]);
+    // A comparison with anything but 0 is left alone.
+    let one = g.constant(1.0, DType::F32, Span::default());
+    let other = add(&mut g, Op::Cmp(dlc::ir::CmpOp::Gt), &[x, one]);
+    let kept = add(&mut g, Op::Select, &[other, d, zero]);
+    g.outputs = vec![("h".into(), h), ("dx".into(), dx), ("kept".into(), kept)];
+    let text = before_after(&g, |g| dlc::opt::dce::dce(&dlc::opt::simplify::simplify(g)));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
 fn simplify_sums_a_broadcast_by_multiplying() {
     let mut g = Graph::new();
     let x = g.input("x", Role::Features, f32s(&[3]), Span::default());

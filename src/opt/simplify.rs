@@ -2,7 +2,7 @@
 //! or by fewer or cheaper nodes (a sum over a broadcast becomes one
 //! multiplication of the small operand), so no rule adds work.
 
-use crate::ir::{DType, Dim, Graph, Node, NodeId, Op};
+use crate::ir::{CmpOp, DType, Dim, Graph, Node, NodeId, Op};
 
 use super::rewrite::rewrite;
 
@@ -72,6 +72,25 @@ fn rule(ng: &mut Graph, node: &Node, ins: &[NodeId]) -> Option<NodeId> {
             masked(ng, *a, *b)
                 .or_else(|| masked(ng, *b, *a))
                 .or_else(|| implicit(ng, node, ins))
+        }
+        // (x > 0) = (max(x, 0) > 0) when max(x, 0) is computed anyway (ReLU's
+        // mask in its gradient): x then dies inside the forward pass, as
+        // PyTorch's threshold_backward reads the output, not the input.
+        (Op::Cmp(CmpOp::Gt), [a, z]) if is_const(ng, *z, 0.0) => {
+            let relu = ng.nodes.iter().position(|n| {
+                n.op == Op::Max
+                    && n.ty == *ng.ty(*a)
+                    && ((n.inputs[0] == *a && is_const(ng, n.inputs[1], 0.0))
+                        || (n.inputs[1] == *a && is_const(ng, n.inputs[0], 0.0)))
+            })?;
+            ng.add(
+                Op::Cmp(CmpOp::Gt),
+                &[NodeId(relu as u32), *z],
+                None,
+                node.span,
+            )
+            .ok()
+            .filter(|id| ng.ty(*id) == &node.ty)
         }
         // Σ_A broadcast(x) = n·x when A is exactly the axes the broadcast
         // stretched (n their total size): no tensor of the broadcast size.
