@@ -282,6 +282,19 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         // The same kernel with its matmul done by the `gemm` crate: only
         // the epilogue (the group's other members) is JIT code.
         let gemm = match GemmCall::of(g, &plan, first) {
+            Some(mut call) if headed => match sgd_update(g, &plan, first, members) {
+                Some(u) => {
+                    call.update = Some(u);
+                    Some((call, None))
+                }
+                None => {
+                    let name = format!("{name}_epilogue");
+                    let fid = em.define(&name, members, g, &mut |kb| {
+                        lower::lower_rows(kb, &view, members, bytes.clone())
+                    })?;
+                    Some((call, Some(fid)))
+                }
+            },
             Some(call) if headed => {
                 let name = format!("{name}_epilogue");
                 let fid = em.define(&name, members, g, &mut |kb| {
@@ -428,6 +441,66 @@ pub struct GemmCall {
     pub a_transposed: bool,
     pub b: NodeId,
     pub out: NodeId,
+    /// The group's epilogue is the SGD step W ← W − s·(a·b) written into
+    /// W's own buffer: gemm does it as it stores each tile.
+    pub update: Option<Update>,
+}
+
+/// W ← W − s·(a·b), with `dst` (the updated W, in W's buffer) and the
+/// scalar `scale` s.
+#[derive(Clone, Copy, Debug)]
+pub struct Update {
+    pub dst: NodeId,
+    pub scale: NodeId,
+}
+
+/// Whether a matmul-headed group's `members` are exactly the SGD step
+/// W ← W + (−(s·M)) of the matmul M = `head`, for a scalar s, updating W in
+/// place, with nothing else reading M or the partial products: then gemm
+/// computes W − s·M in one pass over W (`dst := dst + (−s)·a·b`), and
+/// neither the gradient nor the epilogue is stored.
+fn sgd_update(g: &Graph, plan: &plan::Plan, head: NodeId, members: &[NodeId]) -> Option<Update> {
+    let [mul, neg, add] = *members else {
+        return None;
+    };
+    let (mn, nn, an) = (g.node(mul), g.node(neg), g.node(add));
+    let scale = match mn.inputs[..] {
+        [x, y] if mn.op == Op::Mul && x == head => y,
+        [x, y] if mn.op == Op::Mul && y == head => x,
+        _ => return None,
+    };
+    let st = g.ty(scale);
+    if st.shape.rank() != 0 || st.dtype != g.ty(head).dtype {
+        return None;
+    }
+    if nn.op != Op::Neg || nn.inputs[..] != [mul] {
+        return None;
+    }
+    let w = match an.inputs[..] {
+        [x, y] if an.op == Op::Add && y == neg => x,
+        [x, y] if an.op == Op::Add && x == neg => y,
+        _ => return None,
+    };
+    let root = |id: NodeId| plan::root(&plan.storage, id);
+    let in_place = root(add) == root(w) && g.ty(w) == g.ty(head) && g.ty(add) == g.ty(head);
+    let operands = &g.node(head).inputs;
+    if !in_place || operands.iter().any(|x| root(*x) == root(w)) {
+        return None;
+    }
+    // M, s·M and −s·M are read only by the next link, and are not outputs.
+    for (x, next) in [(head, mul), (mul, neg), (neg, add)] {
+        let readers = g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.inputs.contains(&x));
+        if readers.map(|(i, _)| NodeId(i as u32)).any(|r| r != next)
+            || g.outputs.iter().any(|(_, o)| *o == x)
+        {
+            return None;
+        }
+    }
+    Some(Update { dst: add, scale })
 }
 
 impl GemmCall {
@@ -451,6 +524,7 @@ impl GemmCall {
             a_transposed,
             b: node.inputs[1],
             out: id,
+            update: None,
         })
     }
 }
@@ -577,7 +651,8 @@ impl Compiled {
             a_transposed: c.a_transposed,
             a: c.a.index(),
             b: c.b.index(),
-            out: c.out.index(),
+            out: c.update.map_or(c.out, |u| u.dst).index(),
+            scale: c.update.map(|u| u.scale.index()),
         };
         // Below ~1 MFLOP a thread costs more than it saves.
         let threads = if self.threads > 1 && args.m * k * args.n >= 500_000 && args.m >= 8 {

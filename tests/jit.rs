@@ -11,7 +11,7 @@ use dlc::interp::{self, Env, Precision, Tensor};
 use dlc::ir::{Graph, Op};
 use dlc::jit::Matmul;
 use dlc::opt::Passes;
-use dlc::step::{eval_function, training_step};
+use dlc::step::{eval_function, training_step, training_step_without_grads};
 
 /// Every pass configuration: all on, all off, and each pass off in turn.
 pub fn configurations() -> Vec<(String, Passes)> {
@@ -79,6 +79,11 @@ fn every_programs_training_step_and_eval_function_match_the_interpreter() {
             let mut graphs = vec![("eval", eval_function(run))];
             if let Some(s) = training_step(run) {
                 graphs.push(("step", s));
+            }
+            // The step `dlc train` runs: without the gradients as outputs,
+            // so that SGD steps fold into their weight-gradient matmuls.
+            if let Some(s) = training_step_without_grads(run) {
+                graphs.push(("step without gradients", s));
             }
             for (kind, g) in graphs {
                 for batch in [1, 7, 33] {

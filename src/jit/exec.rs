@@ -145,6 +145,9 @@ pub struct GemmArgs {
     pub a: usize,
     pub b: usize,
     pub out: usize,
+    /// `Some(s)`: out already holds W, and becomes W − s·(a·b), with the
+    /// scalar s (of `dtype`) in table entry s.
+    pub scale: Option<usize>,
 }
 
 /// Rows per `gemm` call: a block of the output small enough to stay in
@@ -160,7 +163,8 @@ fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
     // Element strides of a: row, column.
     let (a_rs, a_cs) = if g.a_transposed { (1, m) } else { (k, 1) };
     // SAFETY: `Compiled::run` sized the three buffers for the shapes above
-    // at this batch ([m, k] or [k, m], [k, n], [m, n] elements of `dtype`),
+    // at this batch ([m, k] or [k, m], [k, n], [m, n] elements of `dtype`)
+    // and the scalar's (one element of `dtype`),
     // the plan never places a matmul's output over its operands, and the
     // threads of one call write disjoint row ranges [lo, hi) ⊆ [0, m) of
     // `out`; every index gemm forms from these sizes and strides is inside
@@ -171,8 +175,15 @@ fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
             ($t:ty) => {{
                 let (pa, pb, po) = (pa.cast::<$t>(), pb.cast::<$t>(), po.cast::<$t>());
                 let out = po.add(lo * n);
+                // W − s·(a·b): keep what out holds, add −s times the product.
+                let (read_dst, beta) = match g.scale {
+                    Some(s) => (true, -*(*table.add(s)).cast::<$t>()),
+                    None => (false, 1.0),
+                };
                 if k == 0 {
-                    std::ptr::write_bytes(out, 0, (hi - lo) * n);
+                    if !read_dst {
+                        std::ptr::write_bytes(out, 0, (hi - lo) * n);
+                    }
                     return;
                 }
                 gemm::gemm::<$t>(
@@ -182,15 +193,15 @@ fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
                     out,
                     1,
                     n as isize,
-                    false,
+                    read_dst,
                     pa.add(lo * a_rs),
                     a_cs as isize,
                     a_rs as isize,
                     pb,
                     1,
                     n as isize,
-                    0.0,
                     1.0,
+                    beta,
                     false,
                     false,
                     false,
