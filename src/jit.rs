@@ -245,6 +245,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         inline,
         keep_clif,
         clif: Vec::new(),
+        stack: Vec::new(),
     };
     let mut ids = Vec::new();
     let mut gemm_ids = Vec::new();
@@ -271,6 +272,20 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         } else {
             HashMap::new()
         };
+        // Stack scratch rows: each member kept on the stack, with the
+        // aliases that share its row.
+        let stack: Vec<(Vec<NodeId>, usize)> = members
+            .iter()
+            .filter(|id| plan.storage[id.index()] == plan::Storage::Stack)
+            .map(|id| {
+                let sharing = (0..g.len())
+                    .map(|i| NodeId(i as u32))
+                    .filter(|i| plan::root(&plan.storage, *i) == *id)
+                    .collect();
+                (sharing, plan::row_bytes(g, *id))
+            })
+            .collect();
+        em.stack = stack;
         let fid = em.define(&name, &kernel.nodes, g, &mut |kb| match kernel.kind {
             plan::KernelKind::Node => lower::lower_node(kb, g, first),
             plan::KernelKind::Rows if headed => {
@@ -353,6 +368,9 @@ struct Emitter {
     inline: HashMap<NodeId, NodeId>,
     keep_clif: bool,
     clif: Vec<(String, String)>,
+    /// The current kernel's stack scratch rows: the nodes sharing each, and
+    /// its bytes.
+    stack: Vec<(Vec<NodeId>, usize)>,
 }
 
 impl Emitter {
@@ -388,6 +406,17 @@ impl Emitter {
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let params = b.block_params(entry).to_vec();
+            let mut stack = HashMap::new();
+            for (ids, bytes) in &self.stack {
+                let slot = b.create_sized_stack_slot(cranelift_codegen::ir::StackSlotData::new(
+                    cranelift_codegen::ir::StackSlotKind::ExplicitSlot,
+                    (*bytes).max(16) as u32,
+                    4,
+                ));
+                for id in ids {
+                    stack.insert(*id, slot);
+                }
+            }
             let mut kb = lower::Kb {
                 b: &mut b,
                 table: params[0],
@@ -399,6 +428,7 @@ impl Emitter {
                 fma: self.fma,
                 row: None,
                 inline: self.inline.clone(),
+                stack,
             };
             body(&mut kb);
             b.ins().return_(&[]);
@@ -549,7 +579,10 @@ fn row_bytes(g: &Graph, plan: &plan::Plan, members: &[NodeId]) -> HashMap<NodeId
                 .filter(|x| plan::row_operand(g, *id, *x)),
         );
         for x in rows {
-            if plan.storage[root(x).index()] == plan::Storage::Scratch {
+            if matches!(
+                plan.storage[root(x).index()],
+                plan::Storage::Scratch | plan::Storage::Stack
+            ) {
                 continue;
             }
             let t = g.ty(x);

@@ -81,6 +81,8 @@ pub struct Kb<'a, 'f> {
     /// Transposes computed inside the matmuls that read them: node → its
     /// untransposed input.
     pub inline: std::collections::HashMap<NodeId, NodeId>,
+    /// Scratch rows on this function's stack (see `Storage::Stack`).
+    pub stack: std::collections::HashMap<NodeId, cranelift_codegen::ir::StackSlot>,
 }
 
 impl Kb<'_, '_> {
@@ -98,6 +100,9 @@ impl Kb<'_, '_> {
 
     /// The buffer pointer of node `id` (in a row group, of its current row).
     fn buf(&mut self, id: NodeId) -> Value {
+        if let Some(slot) = self.stack.get(&id) {
+            return self.b.ins().stack_addr(types::I64, *slot, 0);
+        }
         let base = self.b.ins().load(
             types::I64,
             MemFlagsData::trusted(),

@@ -51,6 +51,10 @@ pub enum Storage {
     Alias(NodeId),
     /// One row, reused for every row of its group (used only inside it).
     Scratch,
+    /// One row on the stack of each thread that runs the kernel: a scratch
+    /// member of a matmul-headed group, whose rows several threads compute
+    /// at once.
+    Stack,
     /// Computed inside its consumer, no memory: a transpose read by
     /// matmuls as their left operand, which read the untransposed input
     /// with swapped strides.
@@ -334,7 +338,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     }
     for k in &kernels {
         // A headed group runs on several threads (its matmul's row split):
-        // no shared one-row scratch there.
+        // no shared one-row scratch there (see Stack below).
         if k.kind != KernelKind::Rows || headed(g, k) {
             continue;
         }
@@ -361,7 +365,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
                 // which write every row of it anyway (and so end in place).
                 let movable = match was {
                     Storage::Own => true,
-                    Storage::Scratch => k.rows != Dim::Batch,
+                    Storage::Scratch | Storage::Stack => k.rows != Dim::Batch,
                     Storage::Unused | Storage::Alias(_) | Storage::Inline(_) => false,
                 };
                 if !node.op.is_elementwise() || !movable {
@@ -392,6 +396,35 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
                         break;
                     }
                 }
+            }
+        }
+    }
+    // A headed group's members that still need a buffer of their own but
+    // are read only inside the group keep one row each on the stack of the
+    // thread computing it (after the in-place pass, which may have put a
+    // whole chain in the matmul's own buffer).
+    let mut read_outside = vec![false; n];
+    for (_, id) in &g.outputs {
+        read_outside[root(&storage, *id).index()] = true;
+    }
+    for i in 0..n {
+        if !live[i] {
+            continue;
+        }
+        for x in &g.nodes[i].inputs {
+            let r = root(&storage, *x);
+            if kernel_of[r.index()] != kernel_of[i] || kernel_of[i].is_none() {
+                read_outside[r.index()] = true;
+            }
+        }
+    }
+    for k in kernels.iter().filter(|k| headed(g, k)) {
+        for id in &k.nodes[1..] {
+            if storage[id.index()] == Storage::Own
+                && !read_outside[id.index()]
+                && row_bytes(g, *id) <= STACK_ROW_BYTES
+            {
+                storage[id.index()] = Storage::Stack;
             }
         }
     }
@@ -451,6 +484,16 @@ pub struct Layout {
     pub temp_bytes: usize,
 }
 
+/// The largest row kept on a thread's stack (worker threads have 2 MiB).
+pub const STACK_ROW_BYTES: usize = 16 << 10;
+
+/// Bytes of one row of node `id` (its value without the leading axis).
+pub fn row_bytes(g: &Graph, id: NodeId) -> usize {
+    let t = g.ty(id);
+    let rest = crate::ir::Shape(t.shape.0.iter().skip(1).copied().collect());
+    concrete(&rest, 1).iter().product::<usize>() * elem_size(t.dtype)
+}
+
 /// Bytes of node `id`'s value at `batch` (one row for scratch).
 fn bytes(g: &Graph, id: NodeId, batch: usize, scratch: bool) -> usize {
     let t = g.ty(id);
@@ -474,7 +517,7 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
         let scratch = match plan.storage[i] {
             Storage::Own => false,
             Storage::Scratch => true,
-            Storage::Unused | Storage::Alias(_) | Storage::Inline(_) => continue,
+            Storage::Unused | Storage::Alias(_) | Storage::Inline(_) | Storage::Stack => continue,
         };
         let words = bytes(g, NodeId(i as u32), batch, scratch).div_ceil(64) * 8;
         let words = words.max(8);
@@ -649,7 +692,10 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
                 let kept: Vec<String> = k
                     .nodes
                     .iter()
-                    .filter(|id| plan.storage[id.index()] != Storage::Scratch)
+                    .filter(|id| {
+                        let r = root(&plan.storage, **id);
+                        !matches!(plan.storage[r.index()], Storage::Scratch | Storage::Stack)
+                    })
                     .map(|id| name(*id))
                     .collect();
                 let _ = writeln!(
@@ -675,6 +721,7 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
             Storage::Unused => continue,
             Storage::Own => "own".to_string(),
             Storage::Scratch => "one-row scratch".to_string(),
+            Storage::Stack => "one-row scratch on each thread's stack".to_string(),
             Storage::Alias(r) => match node.op {
                 Op::Reshape => format!("view of {}", name(r)),
                 _ => format!("in place of {}", name(r)),
