@@ -345,7 +345,7 @@ fn session(
 
 /// `x op= e` and `x[...] = e`: the new value of x, which keeps x's type
 /// (the update writes into x's buffer).
-fn assign(lw: &mut Lowerer, a: &ast::Assign) -> Option<(String, crate::ir::NodeId)> {
+pub fn assign(lw: &mut Lowerer, a: &ast::Assign) -> Option<(String, crate::ir::NodeId)> {
     let target = ast::Expr::new(ast::ExprKind::Name(a.target.node.clone()), a.target.span);
     let x = lw.expr(&target)?;
     let tx = lw.ty(x).clone();

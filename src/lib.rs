@@ -15,6 +15,7 @@ pub mod jit;
 pub mod opt;
 pub mod plot;
 pub mod profile;
+pub mod repl;
 pub mod rng;
 pub mod span;
 pub mod step;

@@ -168,7 +168,8 @@ enum Command {
         #[arg(long, value_parser = picture_path)]
         out: Option<PathBuf>,
     },
-    /// The tensor-expression REPL (not built yet).
+    /// The tensor-expression REPL: line editing and history on a terminal;
+    /// with stdin not a terminal, one result per input, no prompts.
     Repl,
 }
 
@@ -293,11 +294,22 @@ fn run(cli: Cli) -> Output {
                 code,
             }
         }
-        Command::Repl => Output {
-            stdout: String::new(),
-            stderr: "error: `dlc repl` is not built yet\n".into(),
-            code: 1,
-        },
+        Command::Repl => {
+            let code = if std::io::stdin().is_terminal() {
+                dlc::repl::line::interactive(std::io::stderr().is_terminal())
+            } else {
+                // Scripted: one result per input, no prompts or colour.
+                let stdin = std::io::stdin();
+                let mut input = stdin.lock();
+                dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
+                0
+            };
+            Output {
+                stdout: String::new(),
+                stderr: String::new(),
+                code,
+            }
+        }
     }
 }
 

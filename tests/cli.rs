@@ -1024,3 +1024,32 @@ fn house_prices_from_shared_data_train_by_k_fold() {
     let test = last["test_log_rmse"].as_f64().expect("test log rmse");
     assert!(test < 0.25, "{last}");
 }
+
+/// The REPL driven through a pipe, as a script would: one result per input,
+/// no prompts, errors as diagnostics on stderr that leave the session alive
+/// (stderr is merged into stdout by the shell, in order).
+#[test]
+fn repl_transcript_through_a_pipe() {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("tests/repl/session.dl")).expect("script");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' repl 2>&1", env!("CARGO_BIN_EXE_dlc")))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dlc repl starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("script written");
+    let out = child.wait_with_output().expect("dlc repl ends");
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Nothing after :quit runs.
+    assert!(!text.trim_end().ends_with("[[ 0.  1.  2.  3.]"));
+    insta::assert_snapshot!(text);
+}

@@ -1,0 +1,456 @@
+//! `dlc repl`: tensor expressions in the `.dl` language, each compiled by the
+//! same pipeline (parser, checker, IR passes, Cranelift JIT) and run.
+//!
+//! A [`Session`] holds the bindings (`let x = ...`, `x += ...`) as tensors and
+//! the functions defined so far (`fn f(x) = ...`). Every input becomes one
+//! graph whose inputs are the bindings it may read; its outputs are the new
+//! bindings and the value to print. Errors are diagnostics pointing into the
+//! input just typed; the session and its bindings survive them.
+//!
+//! The terminal front end (line editing, history, completion) is in
+//! `repl/line.rs`; when stdin is not a terminal, [`run_script`] reads inputs
+//! from it with no prompts, one result per input.
+
+pub mod format;
+pub mod line;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::check::{Globals, Lowerer, Mode};
+use crate::diag::{self, Code, Diagnostic};
+use crate::interp::{Env, Tensor};
+use crate::ir::{DType, Graph, Role, Shape, Type};
+use crate::span::Span;
+use crate::syntax::ast::{self, Item};
+
+/// The name diagnostics give the input line.
+const FILE: &str = "<repl>";
+
+/// What one input produced.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    /// Text to print (a value, a type, a listing).
+    Text(String),
+    /// Nothing to print (a binding, a definition).
+    Nothing,
+    /// `:quit`.
+    Quit,
+}
+
+/// The commands, for `:help` and completion.
+pub const COMMANDS: [(&str, &str); 7] = [
+    (":type e", "the dtype and shape of e, without running it"),
+    (":ir e", "the IR of e after the optimizer's passes"),
+    (":time e", "compile e, then time its kernels"),
+    (":vars", "the bindings and their types"),
+    (":help", "this list"),
+    (":quit", "leave (also Ctrl-D)"),
+    ("let x = e", "bind x; `x += e` updates it"),
+];
+
+/// A REPL session: bindings, functions, and a counter that keys the random
+/// constructors (so `rand(3)` differs each time, reproducibly per session).
+#[derive(Default)]
+pub struct Session {
+    vars: Vec<(String, Tensor)>,
+    fns: Vec<ast::FnDecl>,
+    evals: u64,
+    pub color: bool,
+}
+
+/// One input lowered into a graph: the graph, the bindings it defines (name,
+/// output index) and whether its last output is a value to print.
+struct Lowered {
+    graph: Graph,
+    binds: Vec<(String, usize)>,
+    shows: bool,
+}
+
+impl Session {
+    pub fn new(color: bool) -> Session {
+        Session {
+            color,
+            ..Session::default()
+        }
+    }
+
+    /// The names completion offers: bindings and functions.
+    pub fn names(&self) -> Vec<String> {
+        self.vars
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(self.fns.iter().map(|f| f.name.node.clone()))
+            .collect()
+    }
+
+    /// A binding's value.
+    pub fn var(&self, name: &str) -> Option<&Tensor> {
+        self.vars.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Evaluates one input (a statement, an expression or a `:command`).
+    /// `Err` is the rendered diagnostic.
+    pub fn eval(&mut self, input: &str) -> Result<Reply, String> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Ok(Reply::Nothing);
+        }
+        if let Some(cmd) = trimmed.strip_prefix(':') {
+            return self.command(input, cmd);
+        }
+        let lowered = self.lower(input, input)?;
+        let outputs = self.run(&lowered.graph, input)?;
+        for (name, k) in &lowered.binds {
+            let t = outputs[*k].clone();
+            match self.vars.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 = t,
+                None => self.vars.push((name.clone(), t)),
+            }
+        }
+        match (lowered.shows, outputs.last()) {
+            (true, Some(t)) => Ok(Reply::Text(format::tensor(t))),
+            _ => Ok(Reply::Nothing),
+        }
+    }
+
+    /// `:type`, `:ir`, `:time`, `:vars`, `:help`, `:quit`.
+    fn command(&mut self, input: &str, cmd: &str) -> Result<Reply, String> {
+        let (word, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+        // The expression's place in the input, so diagnostics point into it.
+        let expr_src = |input: &str| -> String {
+            let at = input.len() - rest.len();
+            format!("{}{}", " ".repeat(at), rest)
+        };
+        let needs_expr = |what: &str| -> Result<(), String> {
+            if rest.trim().is_empty() {
+                Err(diag::one_line(
+                    Code::Syntax,
+                    &format!("`:{what}` needs an expression, as in `:{what} x + 1`"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match word {
+            "type" => {
+                needs_expr("type")?;
+                let l = self.lower(&expr_src(input), input)?;
+                let t = last_type(&l.graph);
+                Ok(Reply::Text(t))
+            }
+            "ir" => {
+                needs_expr("ir")?;
+                let l = self.lower(&expr_src(input), input)?;
+                let opt = crate::opt::optimize(&l.graph, &crate::opt::Passes::all());
+                Ok(Reply::Text(
+                    crate::ir::print::graph(&opt, None).trim_end().to_string(),
+                ))
+            }
+            "time" => {
+                needs_expr("time")?;
+                let l = self.lower(&expr_src(input), input)?;
+                self.time(&l.graph, input)
+            }
+            "vars" => {
+                let lines: Vec<String> = self
+                    .vars
+                    .iter()
+                    .map(|(n, t)| format!("{n}: {}", tensor_type(t)))
+                    .chain(
+                        self.fns
+                            .iter()
+                            .map(|f| format!("{}: function", f.name.node)),
+                    )
+                    .collect();
+                Ok(Reply::Text(if lines.is_empty() {
+                    "no bindings yet".to_string()
+                } else {
+                    lines.join("\n")
+                }))
+            }
+            "help" | "h" | "?" => Ok(Reply::Text(help())),
+            "quit" | "q" | "exit" => Ok(Reply::Quit),
+            other => Err(diag::one_line(
+                Code::Syntax,
+                &format!("unknown command `:{other}` (`:help` lists them)"),
+            )),
+        }
+    }
+
+    /// Parses and checks `src` (the input, or a command's expression padded
+    /// to its place in `shown`), lowering it into a graph over the bindings.
+    fn lower(&mut self, src: &str, shown: &str) -> Result<Lowered, String> {
+        let render = |ds: &[Diagnostic]| diag::render(ds, FILE, shown, self.color);
+        let (program, ds) = crate::syntax::parse(src);
+        if !ds.is_empty() {
+            return Err(render(&ds));
+        }
+        // Definitions first: a `fn` typed in the REPL is kept for later
+        // inputs; models, data and training recipes belong in programs.
+        let mut new_fns = Vec::new();
+        for item in &program.items {
+            match item {
+                Item::Fn(f) => new_fns.push(f.clone()),
+                Item::Data(d) => return Err(render(&[not_here("a data source", d.span)])),
+                Item::Model(m) => return Err(render(&[not_here("a model", m.span)])),
+                Item::Train(t) => return Err(render(&[not_here("a training recipe", t.span)])),
+                Item::Let(_) | Item::Assign(_) | Item::Expr(_) | Item::Error(_) => {}
+            }
+        }
+        let mut fns: Vec<ast::FnDecl> = self
+            .fns
+            .iter()
+            .filter(|f| !new_fns.iter().any(|n| n.name.node == f.name.node))
+            .cloned()
+            .collect();
+        fns.extend(new_fns.iter().cloned());
+        let globals = Globals {
+            fns: fns.iter().map(|f| (f.name.node.as_str(), f)).collect(),
+            lets: HashMap::new(),
+            other: HashMap::new(),
+        };
+        let mut g = Graph::new();
+        let step = g.input(
+            "step",
+            Role::Step,
+            Type::scalar(DType::I32),
+            Span::default(),
+        );
+        let mut inputs = Vec::new();
+        for (name, t) in &self.vars {
+            let dims: Vec<u64> = t.shape.iter().map(|d| *d as u64).collect();
+            let ty = Type::new(t.dtype, Shape::fixed(&dims));
+            inputs.push(g.input(name, Role::Value, ty, Span::default()));
+        }
+        let mut lw = Lowerer::new(&mut g, &globals, Mode::Eval);
+        lw.step = Some(step);
+        for ((name, _), id) in self.vars.iter().zip(&inputs) {
+            lw.bind(name, Lowerer::strong(*id));
+        }
+        let (mut outputs, mut binds, mut shows) = (Vec::new(), Vec::new(), false);
+        for item in &program.items {
+            shows = false;
+            match item {
+                Item::Let(l) => {
+                    if let Some(v) = lw.let_value(l) {
+                        lw.bind(&l.name.node, v);
+                        binds.push((l.name.node.clone(), outputs.len()));
+                        outputs.push((l.name.node.clone(), v.node));
+                    }
+                }
+                Item::Assign(a) => {
+                    if let Some((name, v)) = crate::check::assign(&mut lw, a) {
+                        lw.bind(&name, Lowerer::strong(v));
+                        binds.push((name.clone(), outputs.len()));
+                        outputs.push((name, v));
+                    }
+                }
+                Item::Expr(e) => {
+                    if let Some(v) = lw.expr(e) {
+                        outputs.push(("_".to_string(), v.node));
+                        shows = true;
+                    }
+                }
+                Item::Fn(_) | Item::Data(_) | Item::Model(_) | Item::Train(_) | Item::Error(_) => {}
+            }
+        }
+        let ds = std::mem::take(&mut lw.diags);
+        drop(lw);
+        if !ds.is_empty() {
+            return Err(render(&ds));
+        }
+        g.outputs = outputs;
+        self.fns = fns;
+        Ok(Lowered {
+            graph: g,
+            binds,
+            shows,
+        })
+    }
+
+    /// The inputs of a graph from [`Session::lower`]: the step counter, then
+    /// every binding.
+    fn inputs(&mut self) -> Vec<Tensor> {
+        self.evals += 1;
+        std::iter::once(Tensor::new(DType::I32, vec![], vec![self.evals as f64]))
+            .chain(self.vars.iter().map(|(_, t)| t.clone()))
+            .collect()
+    }
+
+    /// Compiles and runs a lowered graph.
+    fn run(&mut self, g: &Graph, input: &str) -> Result<Vec<Tensor>, String> {
+        let fail = |e: String| {
+            format!(
+                "internal compiler error: {e} (while running `{}`)\n",
+                input.trim()
+            )
+        };
+        let mut c = crate::jit::compile(g, false).map_err(fail)?;
+        let inputs = self.inputs();
+        c.run(&inputs, &Env { batch: 1, seed: 0 }).map_err(fail)
+    }
+
+    /// `:time e`: compile time, then the kernels' time per run.
+    fn time(&mut self, g: &Graph, input: &str) -> Result<Reply, String> {
+        let fail = |e: String| {
+            format!(
+                "internal compiler error: {e} (while timing `{}`)\n",
+                input.trim()
+            )
+        };
+        let start = Instant::now();
+        let mut c = crate::jit::compile(g, false).map_err(fail)?;
+        let compile = start.elapsed().as_secs_f64();
+        let inputs = self.inputs();
+        let env = Env { batch: 1, seed: 0 };
+        // Enough runs for about a tenth of a second.
+        let once = c.time_kernels(&inputs, &env, 1).map_err(fail)?;
+        let reps = ((0.1 / once.max(1e-7)) as usize).clamp(1, 100_000);
+        let per = c.time_kernels(&inputs, &env, reps).map_err(fail)?;
+        Ok(Reply::Text(format!(
+            "compiled in {} ({} kernels); {} per run (mean of {reps})",
+            seconds(compile),
+            c.plan.kernels.len(),
+            seconds(per)
+        )))
+    }
+}
+
+fn not_here(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::Syntax,
+        format!("{what} cannot be defined in the REPL"),
+    )
+    .label(span, "define it in a .dl program")
+    .note(
+        "the REPL takes `let` bindings, updates such as `x += 1`, `fn` definitions and expressions",
+    )
+}
+
+/// The type of a graph's last output, as `f32[2,3]`.
+fn last_type(g: &Graph) -> String {
+    g.outputs
+        .last()
+        .map(|(_, id)| g.ty(*id).to_string())
+        .unwrap_or_else(|| "nothing".to_string())
+}
+
+fn tensor_type(t: &Tensor) -> String {
+    let dims: Vec<u64> = t.shape.iter().map(|d| *d as u64).collect();
+    Type::new(t.dtype, Shape::fixed(&dims)).to_string()
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.2} µs", s * 1e6)
+    }
+}
+
+/// The `:help` text.
+pub fn help() -> String {
+    let mut out =
+        String::from("Expressions and statements in the .dl language, each compiled and run:\n");
+    for (c, what) in COMMANDS {
+        out.push_str(&format!("  {c:<12} {what}\n"));
+    }
+    out.push_str(
+        "Tensors: [[1.0, 2.0], [3.0, 4.0]], arange(12), zeros(2, 3), ones(..), eye(3), rand(..), randn(..)\n\
+         Reductions: sum(x, axis=0, keepdims=true), mean, max, min; x @ y, dot, matmul, norm, transpose, reshape",
+    );
+    out
+}
+
+/// Whether `text` leaves a bracket open (so the input continues on the next
+/// line). Brackets inside strings and comments do not count.
+pub fn unbalanced(text: &str) -> bool {
+    let mut depth: i64 = 0;
+    let (mut in_str, mut in_comment) = (false, false);
+    for c in text.chars() {
+        match c {
+            '\n' => in_comment = false,
+            _ if in_comment => {}
+            '"' => in_str = !in_str,
+            _ if in_str => {}
+            '#' => in_comment = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth > 0
+}
+
+/// Scripted use: reads every input from `input`, evaluates each (an input
+/// continues over lines while a bracket is open), writes one result per
+/// input to `out` and each error to `err`; no prompts, no colour. Returns
+/// at `:quit` or the end of the input.
+pub fn run_script(
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) {
+    let mut session = Session::new(false);
+    let mut pending = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = input.read_line(&mut line).unwrap_or(0);
+        if read > 0 {
+            pending.push_str(&line);
+            if unbalanced(&pending) {
+                continue;
+            }
+        } else if pending.trim().is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut pending);
+        match session.eval(text.trim_end_matches(['\n', '\r'])) {
+            Ok(Reply::Text(t)) => {
+                let _ = writeln!(out, "{t}");
+            }
+            Ok(Reply::Nothing) => {}
+            Ok(Reply::Quit) => return,
+            Err(e) => {
+                let _ = out.flush();
+                let _ = write!(err, "{e}");
+                if !e.ends_with('\n') {
+                    let _ = writeln!(err);
+                }
+                let _ = err.flush();
+            }
+        }
+        if read == 0 {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_bracket_continues_the_input() {
+        assert!(unbalanced("let y = [[1.0, 2.0],"));
+        assert!(!unbalanced("let y = [[1.0, 2.0], [3.0, 4.0]]"));
+        assert!(!unbalanced("f(\"(\") # ( in a string and a comment"));
+        assert!(unbalanced("sum(x,\n  axis=0"));
+    }
+
+    #[test]
+    fn an_error_keeps_the_bindings() {
+        let mut s = Session::new(false);
+        assert_eq!(s.eval("let a = [1.0, 2.0]"), Ok(Reply::Nothing));
+        let err = s.eval("a + nope").expect_err("unknown name");
+        assert!(err.contains("unknown name `nope`"), "{err}");
+        assert_eq!(s.eval("a * 2"), Ok(Reply::Text("[2. 4.]".into())));
+        assert_eq!(s.eval("a += 1"), Ok(Reply::Nothing));
+        assert_eq!(s.var("a").map(|t| t.data.clone()), Some(vec![2.0, 3.0]));
+        assert_eq!(s.eval(":quit"), Ok(Reply::Quit));
+    }
+}
