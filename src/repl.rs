@@ -39,8 +39,12 @@ pub enum Reply {
 }
 
 /// The commands, for `:help` and completion.
-pub const COMMANDS: [(&str, &str); 7] = [
+pub const COMMANDS: [(&str, &str); 8] = [
     (":type e", "the dtype and shape of e, without running it"),
+    (
+        ":grad e wrt x",
+        "∂e/∂x for a scalar e (also grad(e, x) in expressions)",
+    ),
     (":ir e", "the IR of e after the optimizer's passes"),
     (":time e", "compile e, then time its kernels"),
     (":vars", "the bindings and their types"),
@@ -151,6 +155,31 @@ impl Session {
                 needs_expr("time")?;
                 let l = self.lower(&expr_src(input), input)?;
                 self.time(&l.graph, input)
+            }
+            "grad" => {
+                // `:grad e wrt x` is `grad(e, x)`, written over the input so
+                // that spans still point into what was typed.
+                let at = input.len() - rest.len();
+                let Some(w) = input[at..].rfind(" wrt ").map(|w| at + w) else {
+                    return Err(diag::one_line(
+                        Code::Syntax,
+                        "`:grad` is written `:grad e wrt x`, as in `:grad sum(x * x) wrt x`",
+                    ));
+                };
+                let start = input.len() - cmd.len() - 1;
+                let mut src = String::with_capacity(input.len() + 1);
+                src.push_str(&" ".repeat(start));
+                src.push_str("grad(");
+                src.push_str(&input[start + 5..w]);
+                src.push_str(" ,   ");
+                src.push_str(&input[w + 5..]);
+                src.push(')');
+                let l = self.lower(&src, input)?;
+                let outputs = self.run(&l.graph, input)?;
+                Ok(match outputs.last() {
+                    Some(t) => Reply::Text(format::tensor(t)),
+                    None => Reply::Nothing,
+                })
             }
             "vars" => {
                 let lines: Vec<String> = self
@@ -356,11 +385,12 @@ pub fn help() -> String {
     let mut out =
         String::from("Expressions and statements in the .dl language, each compiled and run:\n");
     for (c, what) in COMMANDS {
-        out.push_str(&format!("  {c:<12} {what}\n"));
+        out.push_str(&format!("  {c:<14} {what}\n"));
     }
     out.push_str(
         "Tensors: [[1.0, 2.0], [3.0, 4.0]], arange(12), zeros(2, 3), ones(..), eye(3), rand(..), randn(..)\n\
-         Reductions: sum(x, axis=0, keepdims=true), mean, max, min; x @ y, dot, matmul, norm, transpose, reshape",
+         Reductions: sum(x, axis=0, keepdims=true), mean, max, min; x @ y, dot, matmul, norm, transpose, reshape\n\
+         Gradients: grad(sum(x * x), x) is 2x; fn f(x) = ... then grad(f(x), x)",
     );
     out
 }

@@ -16,6 +16,7 @@ use super::lower::{nearest, Lowerer, Val};
 
 /// Every builtin's name (for "did you mean" and the REPL's completion).
 pub const NAMES: &[&str] = &[
+    "grad",
     "exp",
     "log",
     "sqrt",
@@ -272,6 +273,59 @@ pub fn call(
                 node: n,
                 weak: x.weak,
             })
+        }
+        "grad" => {
+            // grad(y, x) = ∂y/∂x for a scalar y, by the same reverse-mode
+            // autodiff as training (so a gradient of a gradient works).
+            let sl = bind(lw, name, &sig(&["y", "x"], 2), args, span)?;
+            let (ey, ex) = (sl[0]?, sl[1]?);
+            if !matches!(ex.node, crate::syntax::ast::ExprKind::Name(_)) {
+                lw.error(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        "`grad` differentiates with respect to a name",
+                    )
+                    .label(ex.span, "this must be a name, such as `x`")
+                    .note("bind the value first: `let x = ...`, then `grad(f(x), x)`"),
+                );
+                return None;
+            }
+            let (y, sy) = float_arg(lw, name, Some(ey))?;
+            let (x, _) = float_arg(lw, name, Some(ex))?;
+            let ty = lw.g.ty(y).clone();
+            if ty.shape.rank() != 0 {
+                lw.error(
+                    Diagnostic::new(
+                        Code::NotScalar,
+                        format!("`grad` needs a scalar to differentiate, and this is {ty}"),
+                    )
+                    .label(sy, format!("this is {ty}"))
+                    .note("reduce it first, as d2l does before y.backward(): `grad(sum(y), x)`"),
+                );
+                return None;
+            }
+            // Like PyTorch, refuse a y that x does not reach: in the REPL
+            // a binding holds a value, not how it was computed.
+            let mut reached = vec![false; lw.g.len()];
+            reached[y.index()] = true;
+            for i in (0..lw.g.len()).rev() {
+                if reached[i] {
+                    for a in lw.g.nodes[i].inputs.clone() {
+                        reached[a.index()] = true;
+                    }
+                }
+            }
+            if !reached[x.index()] {
+                lw.error(
+                    Diagnostic::new(Code::BadArgument, "this does not depend on the variable")
+                        .label(sy, "computed without it")
+                        .label(ex.span, "with respect to this")
+                        .note("bindings hold values, not how they were computed: differentiate the expression itself, `grad(2.0 * dot(x, x), x)`, or a function of x, `fn f(x) = ...` then `grad(f(x), x)`"),
+                );
+                return None;
+            }
+            let dx = crate::autodiff::grad(lw.g, y, &[x]);
+            dx.first().copied().map(strong)
         }
         "stop_gradient" | "detach" => {
             let sl = bind(lw, name, &sig(&["x"], 1), args, span)?;
