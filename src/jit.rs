@@ -890,6 +890,57 @@ impl Compiled {
         want: &[bool],
         env: &Env,
     ) -> Result<Vec<Option<Tensor>>, String> {
+        self.run_core(inputs, &mut [], want, env)
+    }
+
+    /// Runs the graph with some inputs living in the caller's buffers
+    /// (`external`: input index, then its words in the JIT's memory format,
+    /// see [`exec::write`]), the others given as tensors (`None` for an
+    /// external one). Kernels read those inputs there, and a value the plan
+    /// places in an input's buffer (an update in place, `x += 1`) is
+    /// written there: the buffer keeps its address. Returns every output.
+    pub fn run_external(
+        &mut self,
+        inputs: &[Option<&Tensor>],
+        external: &mut [(usize, &mut [u64])],
+        env: &Env,
+    ) -> Result<Vec<Tensor>, String> {
+        let want = vec![true; self.graph.outputs.len()];
+        self.run_core(inputs, external, &want, env)?
+            .into_iter()
+            .map(|t| t.ok_or_else(|| "compiler bug: an output was not read".to_string()))
+            .collect()
+    }
+
+    fn run_core(
+        &mut self,
+        inputs: &[Option<&Tensor>],
+        external: &mut [(usize, &mut [u64])],
+        want: &[bool],
+        env: &Env,
+    ) -> Result<Vec<Option<Tensor>>, String> {
+        // An external input's node, and its buffer.
+        let mut ext: Vec<(NodeId, usize)> = Vec::new();
+        for (i, (k, buf)) in external.iter().enumerate() {
+            let info = self
+                .graph
+                .inputs
+                .get(*k)
+                .ok_or_else(|| format!("compiler bug: no input {k}"))?;
+            let need = self.bytes(info.node.index(), env.batch);
+            if buf.len() * 8 < need {
+                return Err(format!(
+                    "input {}: its buffer holds {} bytes, {need} needed",
+                    info.name,
+                    buf.len() * 8
+                ));
+            }
+            ext.push((info.node, i));
+        }
+        let external_of = |storage: &[plan::Storage], id: NodeId| {
+            let r = plan::root(storage, id);
+            ext.iter().find(|(n, _)| *n == r).map(|(_, i)| *i)
+        };
         if let Some(l) = &self.layout {
             if l.batch < env.batch && inputs.iter().any(|t| t.is_none()) {
                 return Err(format!(
@@ -898,7 +949,17 @@ impl Compiled {
                 ));
             }
         }
-        let table = self.prepare(env.batch);
+        let mut table = self.prepare(env.batch);
+        // Every value placed in an external input's buffer is read and
+        // written there.
+        for (i, entry) in table.iter_mut().enumerate() {
+            if self.plan.storage[i] == plan::Storage::Unused {
+                continue;
+            }
+            if let Some(e) = external_of(&self.plan.storage, NodeId(i as u32)) {
+                *entry = external[e].1.as_mut_ptr().cast::<u8>();
+            }
+        }
         for (k, t) in inputs.iter().enumerate() {
             let Some(t) = t else { continue };
             let info = &self.graph.inputs[k];
@@ -962,7 +1023,10 @@ impl Compiled {
                 let n = self.graph.node(*id).clone();
                 let shape = concrete(&n.ty.shape, env.batch);
                 let count = shape.iter().product();
-                let buf = self.slot(id.index(), env.batch)?;
+                let buf = match external_of(&self.plan.storage, *id) {
+                    Some(e) => &external[e].1[..],
+                    None => self.slot(id.index(), env.batch)?,
+                };
                 Ok(Some(Tensor::new(
                     n.ty.dtype,
                     shape,

@@ -39,7 +39,7 @@ pub enum Reply {
 }
 
 /// The commands, for `:help` and completion.
-pub const COMMANDS: [(&str, &str); 8] = [
+pub const COMMANDS: [(&str, &str); 9] = [
     (":type e", "the dtype and shape of e, without running it"),
     (
         ":grad e wrt x",
@@ -48,6 +48,10 @@ pub const COMMANDS: [(&str, &str); 8] = [
     (":ir e", "the IR of e after the optimizer's passes"),
     (":time e", "compile e, then time its kernels"),
     (":vars", "the bindings and their types"),
+    (
+        ":id x",
+        "the address of x's buffer (x += e keeps it, let x = ... does not)",
+    ),
     (":help", "this list"),
     (":quit", "leave (also Ctrl-D)"),
     ("let x = e", "bind x; `x += e` updates it"),
@@ -57,10 +61,46 @@ pub const COMMANDS: [(&str, &str); 8] = [
 /// constructors (so `rand(3)` differs each time, reproducibly per session).
 #[derive(Default)]
 pub struct Session {
-    vars: Vec<(String, Tensor)>,
+    vars: Vec<(String, Binding)>,
     fns: Vec<ast::FnDecl>,
     evals: u64,
     pub color: bool,
+}
+
+/// A binding's value, in the JIT's memory format (f32, i32 or f64 words),
+/// in a buffer of its own: an update (`x += 1`, `x[:] = e`) is written into
+/// it, so it keeps its address, while `let x = ...` makes a new one.
+struct Binding {
+    dtype: DType,
+    shape: Vec<usize>,
+    words: Vec<u64>,
+}
+
+impl Binding {
+    fn new(t: &Tensor) -> Binding {
+        let bytes = t.data.len() * crate::jit::exec::elem_size(t.dtype);
+        let mut words = vec![0u64; bytes.div_ceil(8).max(1)];
+        crate::jit::exec::write(&mut words, t.dtype, &t.data);
+        Binding {
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            words,
+        }
+    }
+
+    fn tensor(&self) -> Tensor {
+        let n = self.shape.iter().product();
+        Tensor::new(
+            self.dtype,
+            self.shape.clone(),
+            crate::jit::exec::read(&self.words, self.dtype, n),
+        )
+    }
+
+    fn ty(&self) -> Type {
+        let dims: Vec<u64> = self.shape.iter().map(|d| *d as u64).collect();
+        Type::new(self.dtype, Shape::fixed(&dims))
+    }
 }
 
 /// One input lowered into a graph: the graph, the bindings it defines (name,
@@ -68,6 +108,8 @@ pub struct Session {
 struct Lowered {
     graph: Graph,
     binds: Vec<(String, usize)>,
+    /// Bindings updated in place (`x += e`, `x[:] = e`).
+    updated: Vec<String>,
     shows: bool,
 }
 
@@ -89,8 +131,20 @@ impl Session {
     }
 
     /// A binding's value.
-    pub fn var(&self, name: &str) -> Option<&Tensor> {
-        self.vars.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    pub fn var(&self, name: &str) -> Option<Tensor> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.tensor())
+    }
+
+    /// The address of a binding's buffer (what Python's `id` shows for a
+    /// tensor's storage).
+    pub fn address(&self, name: &str) -> Option<usize> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.words.as_ptr() as usize)
     }
 
     /// Evaluates one input (a statement, an expression or a `:command`).
@@ -104,12 +158,18 @@ impl Session {
             return self.command(input, cmd);
         }
         let lowered = self.lower(input, input)?;
-        let outputs = self.run(&lowered.graph, input)?;
+        let outputs = self.run(&lowered.graph, input, &lowered.updated)?;
         for (name, k) in &lowered.binds {
-            let t = outputs[*k].clone();
+            let t = &outputs[*k];
+            let updated = lowered.updated.contains(name);
             match self.vars.iter_mut().find(|(n, _)| n == name) {
-                Some(slot) => slot.1 = t,
-                None => self.vars.push((name.clone(), t)),
+                // An update keeps x's type and buffer; when the kernels
+                // already wrote the value there this copies it onto itself.
+                Some((_, b)) if updated && b.dtype == t.dtype && b.shape == t.shape => {
+                    crate::jit::exec::write(&mut b.words, t.dtype, &t.data)
+                }
+                Some((_, b)) => *b = Binding::new(t),
+                None => self.vars.push((name.clone(), Binding::new(t))),
             }
         }
         match (lowered.shows, outputs.last()) {
@@ -175,17 +235,27 @@ impl Session {
                 src.push_str(&input[w + 5..]);
                 src.push(')');
                 let l = self.lower(&src, input)?;
-                let outputs = self.run(&l.graph, input)?;
+                let outputs = self.run(&l.graph, input, &[])?;
                 Ok(match outputs.last() {
                     Some(t) => Reply::Text(format::tensor(t)),
                     None => Reply::Nothing,
                 })
             }
+            "id" => {
+                let name = rest.trim();
+                match self.address(name) {
+                    Some(a) => Ok(Reply::Text(format!("{a:#x}"))),
+                    None => Err(diag::one_line(
+                        Code::UnknownName,
+                        &format!("`:id` takes a binding's name; `{name}` is not bound"),
+                    )),
+                }
+            }
             "vars" => {
                 let lines: Vec<String> = self
                     .vars
                     .iter()
-                    .map(|(n, t)| format!("{n}: {}", tensor_type(t)))
+                    .map(|(n, b)| format!("{n}: {}", b.ty()))
                     .chain(
                         self.fns
                             .iter()
@@ -247,10 +317,8 @@ impl Session {
             Span::default(),
         );
         let mut inputs = Vec::new();
-        for (name, t) in &self.vars {
-            let dims: Vec<u64> = t.shape.iter().map(|d| *d as u64).collect();
-            let ty = Type::new(t.dtype, Shape::fixed(&dims));
-            inputs.push(g.input(name, Role::Value, ty, Span::default()));
+        for (name, b) in &self.vars {
+            inputs.push(g.input(name, Role::Value, b.ty(), Span::default()));
         }
         let mut lw = Lowerer::new(&mut g, &globals, Mode::Eval);
         lw.step = Some(step);
@@ -258,6 +326,7 @@ impl Session {
             lw.bind(name, Lowerer::strong(*id));
         }
         let (mut outputs, mut binds, mut shows) = (Vec::new(), Vec::new(), false);
+        let mut updated = Vec::new();
         for item in &program.items {
             shows = false;
             match item {
@@ -271,6 +340,7 @@ impl Session {
                 Item::Assign(a) => {
                     if let Some((name, v)) = crate::check::assign(&mut lw, a) {
                         lw.bind(&name, Lowerer::strong(v));
+                        updated.push(name.clone());
                         binds.push((name.clone(), outputs.len()));
                         outputs.push((name, v));
                     }
@@ -294,6 +364,7 @@ impl Session {
         Ok(Lowered {
             graph: g,
             binds,
+            updated,
             shows,
         })
     }
@@ -303,12 +374,14 @@ impl Session {
     fn inputs(&mut self) -> Vec<Tensor> {
         self.evals += 1;
         std::iter::once(Tensor::new(DType::I32, vec![], vec![self.evals as f64]))
-            .chain(self.vars.iter().map(|(_, t)| t.clone()))
+            .chain(self.vars.iter().map(|(_, b)| b.tensor()))
             .collect()
     }
 
-    /// Compiles and runs a lowered graph.
-    fn run(&mut self, g: &Graph, input: &str) -> Result<Vec<Tensor>, String> {
+    /// Compiles and runs a lowered graph; the bindings in `updated` are read
+    /// from (and, where the plan puts the update in place, written into)
+    /// their own buffers.
+    fn run(&mut self, g: &Graph, input: &str, updated: &[String]) -> Result<Vec<Tensor>, String> {
         let fail = |e: String| {
             format!(
                 "internal compiler error: {e} (while running `{}`)\n",
@@ -316,8 +389,26 @@ impl Session {
             )
         };
         let mut c = crate::jit::compile(g, false).map_err(fail)?;
-        let inputs = self.inputs();
-        c.run(&inputs, &Env { batch: 1, seed: 0 }).map_err(fail)
+        self.evals += 1;
+        let step = Tensor::new(DType::I32, vec![], vec![self.evals as f64]);
+        let values: Vec<Option<Tensor>> = self
+            .vars
+            .iter()
+            .map(|(n, b)| (!updated.contains(n)).then(|| b.tensor()))
+            .collect();
+        let given: Vec<Option<&Tensor>> = std::iter::once(Some(&step))
+            .chain(values.iter().map(Option::as_ref))
+            .collect();
+        // Input 0 is the step counter; binding i is input i + 1.
+        let mut external: Vec<(usize, &mut [u64])> = self
+            .vars
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, (n, _))| updated.contains(n))
+            .map(|(i, (_, b))| (i + 1, &mut b.words[..]))
+            .collect();
+        c.run_external(&given, &mut external, &Env { batch: 1, seed: 0 })
+            .map_err(fail)
     }
 
     /// `:time e`: compile time, then the kernels' time per run.
@@ -363,11 +454,6 @@ fn last_type(g: &Graph) -> String {
         .last()
         .map(|(_, id)| g.ty(*id).to_string())
         .unwrap_or_else(|| "nothing".to_string())
-}
-
-fn tensor_type(t: &Tensor) -> String {
-    let dims: Vec<u64> = t.shape.iter().map(|d| *d as u64).collect();
-    Type::new(t.dtype, Shape::fixed(&dims)).to_string()
 }
 
 fn seconds(s: f64) -> String {
@@ -482,5 +568,29 @@ mod tests {
         assert_eq!(s.eval("a += 1"), Ok(Reply::Nothing));
         assert_eq!(s.var("a").map(|t| t.data.clone()), Some(vec![2.0, 3.0]));
         assert_eq!(s.eval(":quit"), Ok(Reply::Quit));
+    }
+
+    /// d2l §2.1: `X += Y` and `Z[:] = X + Y` write into the existing
+    /// buffer; `Y = Y + X` makes a new one.
+    #[test]
+    fn updates_keep_the_buffer_and_let_makes_a_new_one() {
+        let mut s = Session::new(false);
+        s.eval("let x = [1.0, 2.0, 3.0]").expect("bound");
+        let before = s.address("x").expect("x");
+        s.eval("x += [10.0, 20.0, 30.0]").expect("updated");
+        assert_eq!(s.address("x"), Some(before));
+        s.eval("x[:] = x * 2").expect("updated");
+        assert_eq!(s.address("x"), Some(before));
+        assert_eq!(s.var("x").map(|t| t.data), Some(vec![22.0, 44.0, 66.0]));
+        // The kernels wrote the update there: the plan puts `x + y` in x's
+        // own buffer, which the run is given in place of a copy.
+        let lowered = s.lower("x += 1", "x += 1").expect("lowers");
+        let c = crate::jit::compile(&lowered.graph, false).expect("compiles");
+        let x = c.graph.inputs[1].node;
+        let out = c.graph.outputs[0].1;
+        assert_eq!(crate::jit::plan::root(&c.plan.storage, out), x);
+        s.eval("let x = x + 1").expect("rebound");
+        assert_ne!(s.address("x"), Some(before));
+        assert_eq!(s.var("x").map(|t| t.data), Some(vec![23.0, 45.0, 67.0]));
     }
 }
