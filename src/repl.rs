@@ -207,9 +207,9 @@ impl Session {
                 needs_expr("ir")?;
                 let l = self.lower(&expr_src(input), input)?;
                 let opt = crate::opt::optimize(&l.graph, &crate::opt::Passes::all());
-                Ok(Reply::Text(
-                    crate::ir::print::graph(&opt, None).trim_end().to_string(),
-                ))
+                Ok(Reply::Text(without_unused_inputs(
+                    &crate::ir::print::graph(&opt, None),
+                )))
             }
             "time" => {
                 needs_expr("time")?;
@@ -437,6 +437,29 @@ impl Session {
     }
 }
 
+/// A printed graph without the `in` lines of inputs nothing reads (every
+/// binding is an input of every graph; `:ir` shows those the input uses).
+fn without_unused_inputs(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let id_of = |l: &str| -> Option<String> {
+        let rest = l.strip_prefix("in ")?.trim_start();
+        Some(rest.split(':').next()?.to_string())
+    };
+    let used = |id: &str| {
+        lines.iter().any(|l| {
+            id_of(l).is_none()
+                && l.split(|c: char| !(c.is_alphanumeric() || c == '%'))
+                    .any(|tok| tok == id)
+        })
+    };
+    lines
+        .iter()
+        .filter(|l| id_of(l).is_none_or(|id| used(&id)))
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn not_here(what: &str, span: Span) -> Diagnostic {
     Diagnostic::new(
         Code::Syntax,
@@ -568,6 +591,29 @@ mod tests {
         assert_eq!(s.eval("a += 1"), Ok(Reply::Nothing));
         assert_eq!(s.var("a").map(|t| t.data.clone()), Some(vec![2.0, 3.0]));
         assert_eq!(s.eval(":quit"), Ok(Reply::Quit));
+    }
+
+    /// multinomial's counts: every experiment has n draws, categories with
+    /// probability 0 never come up, and frequencies approach the (normalized)
+    /// probabilities: with 40,000 draws the standard error is below 0.0025.
+    #[test]
+    fn multinomial_counts_follow_the_probabilities() {
+        let mut s = Session::new(false);
+        s.eval("let c = multinomial(40000, [1.0, 0.0, 2.0, 3.0, 4.0])")
+            .expect("draws");
+        let c = s.var("c").expect("c");
+        assert_eq!(c.data.iter().sum::<f64>(), 40000.0);
+        assert_eq!(c.data[1], 0.0);
+        for (got, p) in c.data.iter().zip([0.1, 0.0, 0.2, 0.3, 0.4]) {
+            assert!((got / 40000.0 - p).abs() < 0.01, "{:?}", c.data);
+        }
+        s.eval("let r = multinomial(7, [0.5, 0.5], samples=300)")
+            .expect("draws");
+        let r = s.var("r").expect("r");
+        assert_eq!(r.shape, vec![300, 2]);
+        assert!(r.data.chunks(2).all(|row| row[0] + row[1] == 7.0));
+        // Each experiment draws afresh: not every row is the same.
+        assert!(r.data.chunks(2).any(|row| row != &r.data[..2]));
     }
 
     /// d2l §2.1: `X += Y` and `Z[:] = X + Y` write into the existing

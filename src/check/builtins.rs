@@ -17,6 +17,7 @@ use super::lower::{nearest, Lowerer, Val};
 /// Every builtin's name (for "did you mean" and the REPL's completion).
 pub const NAMES: &[&str] = &[
     "grad",
+    "multinomial",
     "exp",
     "log",
     "sqrt",
@@ -634,9 +635,8 @@ pub fn call(
             lw.prim(Op::Cast, &[x.node], Some(Type::new(dt, t)), span, &[])
                 .map(strong)
         }
-        "zeros" | "ones" | "rand" | "randn" | "full" | "arange" | "eye" | "diag" => {
-            super::constructors::call(lw, name, args, span)
-        }
+        "zeros" | "ones" | "rand" | "randn" | "full" | "arange" | "eye" | "diag"
+        | "multinomial" => super::constructors::call(lw, name, args, span),
         _ => {
             let mut d = Diagnostic::new(Code::UnknownName, format!("unknown function `{name}`"))
                 .label(name_span, "not a builtin or a `fn` of this program");

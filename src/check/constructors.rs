@@ -36,6 +36,7 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
                 }
             }
         }
+        "multinomial" => multinomial(lw, args, span).map(strong),
         "full" => {
             let sl = bind(lw, name, &sig(&["shape", "value"], 2), args, span)?;
             let es = sl[0]?;
@@ -206,4 +207,120 @@ pub(super) fn step_node(lw: &mut Lowerer, span: Span) -> Option<NodeId> {
             None
         }
     }
+}
+
+/// multinomial(n, probs, samples=m): counts of n draws from the categories
+/// of `probs` (normalized to sum 1), f32[K]; with `samples`, m independent
+/// experiments, f32[m, K] (d2l §2.6's dice). Each draw is a uniform u that
+/// lands in category #{k : u ≥ cumsum(p)[k]}, the cumulative sum taken as
+/// p @ T with T[i, j] = (i ≤ j); the counts are the draws' one-hot rows
+/// summed.
+fn multinomial(lw: &mut Lowerer, args: &[Arg], span: Span) -> Option<NodeId> {
+    let name = "multinomial";
+    let sl = bind(lw, name, &sig(&["n", "probs", "samples"], 2), args, span)?;
+    let n = int_arg(lw, sl[0]?)?;
+    let samples = match sl[2] {
+        Some(e) => Some(int_arg(lw, e)?),
+        None => None,
+    };
+    let (p, sp) = float_arg(lw, name, sl[1])?;
+    let pt = lw.g.ty(p).clone();
+    let k = match pt.shape.0[..] {
+        [Dim::Fixed(k)] if k > 0 => k,
+        _ => {
+            lw.error(
+                Diagnostic::new(
+                    Code::ShapeMismatch,
+                    "`multinomial` takes a vector of probabilities",
+                )
+                .label(sp, format!("this is {pt}")),
+            );
+            return None;
+        }
+    };
+    for (what, v, e) in [("n", Some(n), sl[0]), ("samples", samples, sl[2])] {
+        if let (Some(v), Some(e)) = (v, e) {
+            if !(0..=1 << 24).contains(&v) || (what == "samples" && v == 0) {
+                lw.error(
+                    Diagnostic::new(Code::BadArgument, format!("`{what}` is out of range")).label(
+                        e.span,
+                        format!(
+                            "{what} must be between {} and 2^24",
+                            u8::from(what == "samples")
+                        ),
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    let (n, k) = (n as u64, k);
+    let f = |dims: &[u64]| Type::new(DType::F32, Shape::fixed(dims));
+    let p = lw.convert(Lowerer::strong(p), DType::F32, sp)?;
+    // p / Σp
+    let total = lw.prim(Op::ReduceSum { axes: 1 }, &[p], Some(f(&[])), span, &[])?;
+    let p = lw
+        .prim(Op::Recip, &[total], None, span, &[])
+        .and_then(|r| lw.prim(Op::Mul, &[p, r], None, span, &[]))?;
+    // cumsum(p) = p @ T, T[i, j] = (i ≤ j)
+    let it = Type::new(DType::I32, Shape::fixed(&[k, k]));
+    let i = lw.prim(Op::Iota { axis: 0 }, &[], Some(it.clone()), span, &[])?;
+    let j = lw.prim(Op::Iota { axis: 1 }, &[], Some(it), span, &[])?;
+    let le = lw.prim(Op::Cmp(crate::ir::CmpOp::Le), &[i, j], None, span, &[])?;
+    let tri = lw.prim(Op::Cast, &[le], Some(f(&[k, k])), span, &[])?;
+    let row = lw.prim(Op::Reshape, &[p], Some(f(&[1, k])), span, &[])?;
+    let cum = lw.prim(Op::MatMul, &[row, tri], None, span, &[])?;
+    // One uniform per draw: [m, n, 1] against the cumulative sums [1, k].
+    let m = samples.map(|m| m as u64);
+    let draws: Vec<u64> = m.into_iter().chain([n, 1]).collect();
+    let step = step_node(lw, span)?;
+    let stream = lw.fresh_stream();
+    let u = lw.prim(
+        Op::Random {
+            dist: Dist::Uniform,
+            stream,
+        },
+        &[step],
+        Some(f(&draws)),
+        span,
+        &[],
+    )?;
+    let past = lw.prim(Op::Cmp(crate::ir::CmpOp::Ge), &[u, cum], None, span, &[])?;
+    let mut wide = draws.clone();
+    *wide.last_mut()? = k;
+    let past = lw.prim(Op::Cast, &[past], Some(f(&wide)), span, &[])?;
+    let last = wide.len() - 1;
+    let mut cat_dims = draws.clone();
+    cat_dims.pop();
+    let idx = lw.prim(
+        Op::ReduceSum { axes: 1 << last },
+        &[past],
+        Some(f(&cat_dims)),
+        span,
+        &[],
+    )?;
+    // Rounding can leave Σp a hair below 1: the last category takes u ≥ it.
+    let top = lw.constant((k - 1) as f64, DType::F32, span);
+    // min(idx, k−1) = −max(−idx, −(k−1))
+    let ni = lw.prim(Op::Neg, &[idx], None, span, &[])?;
+    let nt = lw.prim(Op::Neg, &[top], None, span, &[])?;
+    let mx = lw.prim(Op::Max, &[ni, nt], None, span, &[])?;
+    let idx = lw.prim(Op::Neg, &[mx], None, span, &[])?;
+    // one_hot(idx, k) summed over the draws.
+    let mut col = cat_dims.clone();
+    col.push(1);
+    let idx = lw.prim(Op::Reshape, &[idx], Some(f(&col)), span, &[])?;
+    let cats = lw.prim(Op::Iota { axis: 0 }, &[], Some(f(&[k])), span, &[])?;
+    let hit = lw.prim(Op::Cmp(crate::ir::CmpOp::Eq), &[idx, cats], None, span, &[])?;
+    let hit = lw.prim(Op::Cast, &[hit], Some(f(&wide)), span, &[])?;
+    let out: Vec<u64> = m.into_iter().chain([k]).collect();
+    lw.prim(
+        Op::ReduceSum {
+            axes: 1 << (last - 1),
+        },
+        &[hit],
+        Some(f(&out)),
+        span,
+        &[],
+    )
 }

@@ -10,6 +10,8 @@ use crate::ir::DType;
 const THRESHOLD: usize = 1000;
 /// Elements kept at each end of an elided axis.
 const EDGE: usize = 3;
+/// Characters per line before a row wraps (NumPy's `linewidth`).
+const LINE_WIDTH: usize = 75;
 
 /// How the elements of one tensor are written.
 enum Style {
@@ -141,7 +143,15 @@ fn write(
     for (k, i) in items.iter().enumerate() {
         if k > 0 {
             if last {
-                out.push(' ');
+                // Rows wrap at NumPy's line width, continuing under the
+                // first element.
+                let line = out.len() - out.rfind('\n').map_or(0, |p| p + 1);
+                if line + 1 + width.max(3) + 1 > LINE_WIDTH {
+                    out.push('\n');
+                    out.push_str(&" ".repeat(axis + 1));
+                } else {
+                    out.push(' ');
+                }
             } else {
                 // Rows of a matrix on their own lines; blocks of higher
                 // axes separated by blank lines, as NumPy does.
@@ -214,6 +224,15 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("\n ...\n"), "{s}");
+    }
+
+    #[test]
+    fn long_rows_wrap_at_75_characters() {
+        let data: Vec<f64> = (0..30).map(f64::from).collect();
+        let s = tensor(&t(DType::F32, &[30], &data));
+        assert!(s.lines().all(|l| l.chars().count() <= 75), "{s}");
+        assert_eq!(s.lines().count(), 2, "{s}");
+        assert!(s.lines().nth(1).is_some_and(|l| l.starts_with(' ')), "{s}");
     }
 
     #[test]
