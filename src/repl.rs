@@ -11,6 +11,7 @@
 //! `repl/line.rs`; when stdin is not a terminal, [`run_script`] reads inputs
 //! from it with no prompts, one result per input.
 
+pub mod files;
 pub mod format;
 pub mod line;
 
@@ -39,7 +40,7 @@ pub enum Reply {
 }
 
 /// The commands, for `:help` and completion.
-pub const COMMANDS: [(&str, &str); 9] = [
+pub const COMMANDS: [(&str, &str); 11] = [
     (":type e", "the dtype and shape of e, without running it"),
     (
         ":grad e wrt x",
@@ -48,6 +49,14 @@ pub const COMMANDS: [(&str, &str); 9] = [
     (":ir e", "the IR of e after the optimizer's passes"),
     (":time e", "compile e, then time its kernels"),
     (":vars", "the bindings and their types"),
+    (
+        ":save F x y",
+        "write bindings to a safetensors file (all when none named)",
+    ),
+    (
+        ":load F",
+        "bind every tensor of a safetensors file by its name",
+    ),
     (
         ":id x",
         "the address of x's buffer (x += e keeps it, let x = ... does not)",
@@ -240,6 +249,68 @@ impl Session {
                     Some(t) => Reply::Text(format::tensor(t)),
                     None => Reply::Nothing,
                 })
+            }
+            "save" => {
+                // :save FILE [names...]; no names saves every binding.
+                let mut words = rest.split_whitespace();
+                let Some(file) = words.next() else {
+                    return Err(diag::one_line(
+                        Code::Syntax,
+                        "`:save` is written `:save FILE x y`, as in `:save t.safetensors x`",
+                    ));
+                };
+                let names: Vec<&str> = words.collect();
+                let mut out = Vec::new();
+                for (n, b) in &self.vars {
+                    if names.is_empty() || names.contains(&n.as_str()) {
+                        out.push((n.clone(), b.tensor()));
+                    }
+                }
+                if let Some(missing) = names.iter().find(|n| self.address(n).is_none()) {
+                    return Err(diag::one_line(
+                        Code::UnknownName,
+                        &format!("`{missing}` is not bound; nothing was saved"),
+                    ));
+                }
+                files::save(std::path::Path::new(file), &out)
+                    .map_err(|e| diag::one_line(Code::BadData, &e))?;
+                let saved: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+                Ok(Reply::Text(format!("saved {} to {file}", saved.join(", "))))
+            }
+            "load" => {
+                let file = rest.trim();
+                if file.is_empty() {
+                    return Err(diag::one_line(
+                        Code::Syntax,
+                        "`:load` is written `:load FILE`",
+                    ));
+                }
+                let tensors = files::load(std::path::Path::new(file))
+                    .map_err(|e| diag::one_line(Code::BadData, &e))?;
+                let bad: Vec<&str> = tensors
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .filter(|n| !is_name(n))
+                    .collect();
+                if !bad.is_empty() {
+                    return Err(diag::one_line(
+                        Code::BadData,
+                        &format!(
+                            "{file}: {} cannot be bound (not names in the language); nothing was loaded",
+                            bad.join(", ")
+                        ),
+                    ));
+                }
+                let mut loaded = Vec::new();
+                for (n, t) in tensors {
+                    let b = Binding::new(&t);
+                    loaded.push(format!("{n}: {}", b.ty()));
+                    match self.vars.iter_mut().find(|(m, _)| *m == n) {
+                        Some(slot) => slot.1 = b,
+                        None => self.vars.push((n, b)),
+                    }
+                }
+                Ok(Reply::Text(format!("loaded {}", loaded.join(", "))))
             }
             "id" => {
                 let name = rest.trim();
@@ -435,6 +506,29 @@ impl Session {
             seconds(per)
         )))
     }
+}
+
+/// Whether `n` can be a binding's name: an identifier, not a keyword.
+fn is_name(n: &str) -> bool {
+    let mut cs = n.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !matches!(
+            n,
+            "data"
+                | "model"
+                | "param"
+                | "let"
+                | "fn"
+                | "train"
+                | "on"
+                | "true"
+                | "false"
+                | "and"
+                | "or"
+                | "not"
+        )
 }
 
 /// A printed graph without the `in` lines of inputs nothing reads (every

@@ -1033,7 +1033,11 @@ fn repl_transcript_through_a_pipe() {
     use std::io::Write;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = std::fs::read_to_string(root.join("tests/repl/session.dl")).expect("script");
+    // :save writes into the working folder: a scratch one.
+    let dir = std::env::temp_dir().join(format!("dlc-repl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch folder");
     let mut child = Command::new("sh")
+        .current_dir(&dir)
         .arg("-c")
         .arg(format!("'{}' repl 2>&1", env!("CARGO_BIN_EXE_dlc")))
         .stdin(std::process::Stdio::piped())
@@ -1048,6 +1052,8 @@ fn repl_transcript_through_a_pipe() {
         .expect("script written");
     let out = child.wait_with_output().expect("dlc repl ends");
     assert!(out.status.success(), "exit {:?}", out.status);
+    assert!(dir.join("tensors.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
     let raw = String::from_utf8_lossy(&out.stdout);
     // Buffer addresses differ from run to run: name them in order of
     // appearance, so the snapshot shows which are the same.
