@@ -18,7 +18,7 @@
 //! Architecture invariant: the input graph is well typed; a failure here
 //! is a compiler bug and panics with a message that says so.
 
-use crate::ir::{CmpOp, DType, Dim, Graph, Node, NodeId, Op, Shape, Type};
+use crate::ir::{CmpOp, DType, Dim, Graph, Linalg, Node, NodeId, Op, Shape, Type};
 use crate::span::Span;
 
 /// A local derivative rule: given the forward node `id`, the adjoint of its
@@ -349,6 +349,57 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
             };
             Some(add(g, op, &[a], None, sp))
         }
+        // d(A⁻¹) = −A⁻ᵀ·dX·A⁻ᵀ
+        Op::Linalg(Linalg::Inv) => {
+            let t = Op::Transpose { perm: vec![1, 0] };
+            let xt = add(g, t, &[id], None, sp);
+            let l = add(g, Op::MatMul, &[xt, a], None, sp);
+            let r = add(g, Op::MatMul, &[l, xt], None, sp);
+            Some(neg(g, r))
+        }
+        // d(det A) = dy·det A·A⁻ᵀ
+        Op::Linalg(Linalg::Det) => {
+            let inv = add(g, Op::Linalg(Linalg::Inv), &[x(0)], None, sp);
+            let t = add(g, Op::Transpose { perm: vec![1, 0] }, &[inv], None, sp);
+            let s = mul(g, a, id);
+            Some(mul(g, s, t))
+        }
+        // x = A⁻¹b: db = A⁻ᵀ·dx to b and −db·xᵀ to A
+        Op::Linalg(Linalg::Solve) => {
+            let at = add(g, Op::Transpose { perm: vec![1, 0] }, &[x(0)], None, sp);
+            let db = add(g, Op::Linalg(Linalg::Solve), &[at, a], None, sp);
+            if k == 1 {
+                return Some(db);
+            }
+            let n = g.ty(x(0)).shape.0[0];
+            let (col, row) = if g.ty(id).shape.rank() == 1 {
+                let dtp = g.ty(id).dtype;
+                let c = add(
+                    g,
+                    Op::Reshape,
+                    &[db],
+                    Some(Type::new(dtp, Shape(vec![n, Dim::Fixed(1)]))),
+                    sp,
+                );
+                let r = add(
+                    g,
+                    Op::Reshape,
+                    &[id],
+                    Some(Type::new(dtp, Shape(vec![Dim::Fixed(1), n]))),
+                    sp,
+                );
+                (c, r)
+            } else {
+                (
+                    db,
+                    add(g, Op::Transpose { perm: vec![1, 0] }, &[id], None, sp),
+                )
+            };
+            let outer = add(g, Op::MatMul, &[col, row], None, sp);
+            Some(neg(g, outer))
+        }
+        // Not differentiated (`grad` refuses a path through them).
+        Op::Linalg(Linalg::Cholesky | Linalg::EigVals | Linalg::EigVecs) => None,
         // d(A·B) = dC·Bᵀ to A and Aᵀ·dC to B
         Op::MatMul => {
             let t = Op::Transpose { perm: vec![1, 0] };

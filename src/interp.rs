@@ -431,6 +431,16 @@ fn eval_node(
             }
             Ok(out(res))
         }
+        Op::Linalg(k) => {
+            let a = arg(0)?;
+            let b = match k {
+                crate::ir::Linalg::Solve => arg(1)?.data.clone(),
+                _ => Vec::new(),
+            };
+            let mut res = vec![0.0; n];
+            crate::linalg::apply(*k, a.shape[0], &a.data, &b, &mut res);
+            Ok(out(res))
+        }
         Op::MatMul => {
             let (a, b) = (arg(0)?, arg(1)?);
             let (m, k, nn) = (a.shape[0], a.shape[1], b.shape[1]);

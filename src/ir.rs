@@ -22,7 +22,7 @@ pub mod verify;
 use std::collections::HashMap;
 use std::fmt;
 
-pub use op::{CmpOp, Dist, Op};
+pub use op::{CmpOp, Dist, Linalg, Op};
 
 use crate::span::Span;
 

@@ -42,6 +42,7 @@ pub struct Externs {
     pub sigmoid: FuncId,
     pub pow: FuncId,
     pub normal: FuncId,
+    pub linalg: FuncId,
 }
 
 /// The externs imported into one function: only those its op calls, so
@@ -59,6 +60,7 @@ pub struct ExternRefs {
     pub sigmoid: Option<FuncRef>,
     pub pow: Option<FuncRef>,
     pub normal: Option<FuncRef>,
+    pub linalg: Option<FuncRef>,
 }
 
 impl Externs {
@@ -84,6 +86,7 @@ impl Externs {
                     dist: crate::ir::Dist::Normal,
                     ..
                 } => (&mut r.normal, self.normal),
+                Op::Linalg(_) => (&mut r.linalg, self.linalg),
                 _ => continue,
             };
             if slot.is_none() {
@@ -199,6 +202,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
     jb.symbol("dlc_sigmoid", exec::dlc_sigmoid as *const u8);
     jb.symbol("dlc_pow", exec::dlc_pow as *const u8);
     jb.symbol("dlc_rng_normal", exec::dlc_rng_normal as *const u8);
+    jb.symbol("dlc_linalg", exec::dlc_linalg as *const u8);
     let mut module = JITModule::new(jb);
     let decl = |m: &mut JITModule,
                 name: &str,
@@ -226,6 +230,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         sigmoid: decl(&mut module, "dlc_sigmoid", &[f64t], f64t)?,
         pow: decl(&mut module, "dlc_pow", &[f64t, f64t], f64t)?,
         normal: decl(&mut module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
+        linalg: decl(&mut module, "dlc_linalg", &[i64t; 8], i64t)?,
     };
     let inline: HashMap<NodeId, NodeId> = plan
         .storage

@@ -12,6 +12,7 @@ pub mod gradcheck;
 pub mod interp;
 pub mod ir;
 pub mod jit;
+pub mod linalg;
 pub mod opt;
 pub mod plot;
 pub mod profile;

@@ -466,3 +466,32 @@ fn cross_entropy_gradient_is_softmax_minus_one_hot() {
         }
     }
 }
+
+/// inv, det and solve differentiate like their formulas, checked by finite
+/// differences (matrices kept well away from singular by 4·I).
+#[test]
+fn linear_algebra_gradients_match_finite_differences() {
+    type Params<'a> = &'a [(&'a str, Vec<u64>)];
+    let cases: [(&str, Params); 4] = [
+        (
+            "sum(inv(A + 4.0 * f64(eye(3))) * W)",
+            &[("A", vec![3, 3]), ("W", vec![3, 3])],
+        ),
+        ("det(A + 4.0 * f64(eye(3)))", &[("A", vec![3, 3])]),
+        (
+            "sum(solve(A + 4.0 * f64(eye(3)), b) * c)",
+            &[("A", vec![3, 3]), ("b", vec![3]), ("c", vec![3])],
+        ),
+        (
+            "sum(solve(A + 4.0 * f64(eye(3)), B) * C)",
+            &[("A", vec![3, 3]), ("B", vec![3, 2]), ("C", vec![3, 2])],
+        ),
+    ];
+    for (expr, params) in cases {
+        for seed in 0..3 {
+            if let Err(e) = gradcheck(expr, params, &[1], 2, seed) {
+                panic!("{expr} (seed {seed}): {e}");
+            }
+        }
+    }
+}

@@ -17,6 +17,11 @@ use super::lower::{nearest, Lowerer, Val};
 /// Every builtin's name (for "did you mean" and the REPL's completion).
 pub const NAMES: &[&str] = &[
     "grad",
+    "inv",
+    "det",
+    "solve",
+    "cholesky",
+    "eigh",
     "multinomial",
     "exp",
     "log",
@@ -275,6 +280,39 @@ pub fn call(
                 weak: x.weak,
             })
         }
+        "inv" | "det" | "cholesky" | "solve" => {
+            let solve = name == "solve";
+            let params: &[&str] = if solve { &["a", "b"] } else { &["a"] };
+            let sl = bind(lw, name, &sig(params, params.len()), args, span)?;
+            let (a, sa) = float_arg(lw, name, sl[0])?;
+            let kind = match name {
+                "inv" => crate::ir::Linalg::Inv,
+                "det" => crate::ir::Linalg::Det,
+                "cholesky" => crate::ir::Linalg::Cholesky,
+                _ => crate::ir::Linalg::Solve,
+            };
+            let mut ins = vec![a];
+            let mut spans = vec![sa];
+            if solve {
+                let (b, sb) = float_arg(lw, name, sl[1])?;
+                let (a2, b2, _) = lw.promote("solve", strong(a), strong(b), span, sa, sb)?;
+                ins = vec![a2, b2];
+                spans.push(sb);
+            }
+            lw.prim(Op::Linalg(kind), &ins, None, span, &spans)
+                .map(strong)
+        }
+        "eigh" => {
+            lw.error(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    "`eigh` gives eigenvalues and eigenvectors",
+                )
+                .label(span, "pick one")
+                .note("write `eigh(A).values` (ascending) or `eigh(A).vectors` (the columns)"),
+            );
+            None
+        }
         "grad" => {
             // grad(y, x) = ∂y/∂x for a scalar y, by the same reverse-mode
             // autodiff as training (so a gradient of a gradient works).
@@ -322,6 +360,44 @@ pub fn call(
                         .label(sy, "computed without it")
                         .label(ex.span, "with respect to this")
                         .note("bindings hold values, not how they were computed: differentiate the expression itself, `grad(2.0 * dot(x, x), x)`, or a function of x, `fn f(x) = ...` then `grad(f(x), x)`"),
+                );
+                return None;
+            }
+            // Cholesky factors and eigendecompositions are not
+            // differentiated: refuse rather than drop their contribution.
+            let mut from_x = vec![false; lw.g.len()];
+            from_x[x.index()] = true;
+            for i in x.index()..lw.g.len() {
+                if lw.g.nodes[i].inputs.iter().any(|a| from_x[a.index()]) {
+                    from_x[i] = true;
+                }
+            }
+            let blocked = (0..lw.g.len()).find(|&i| {
+                reached[i]
+                    && from_x[i]
+                    && matches!(
+                        lw.g.nodes[i].op,
+                        Op::Linalg(
+                            crate::ir::Linalg::Cholesky
+                                | crate::ir::Linalg::EigVals
+                                | crate::ir::Linalg::EigVecs
+                        )
+                    )
+            });
+            if let Some(i) = blocked {
+                let op = lw.g.nodes[i].op.name();
+                lw.error(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("`grad` cannot differentiate through {op}"),
+                    )
+                    .label(
+                        lw.g.nodes[i].span,
+                        format!("{op} is on the way from the variable"),
+                    )
+                    .note(
+                        "inv, det, solve and matmul have gradients; cholesky and eigh do not (yet)",
+                    ),
                 );
                 return None;
             }

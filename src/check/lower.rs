@@ -393,6 +393,36 @@ impl<'a, 'g> Lowerer<'a, 'g> {
     }
 
     /// Lowers an expression to a tensor value.
+    /// `eigh(A).values` (ascending) and `eigh(A).vectors` (as columns) of a
+    /// symmetric matrix.
+    fn eigh(&mut self, args: &[ast::Arg], field: &ast::Ident, span: Span) -> Option<Val> {
+        let kind = match field.node.as_str() {
+            "values" => crate::ir::Linalg::EigVals,
+            "vectors" => crate::ir::Linalg::EigVecs,
+            other => {
+                self.error(
+                    Diagnostic::new(Code::UnknownName, format!("`eigh` has no field `{other}`"))
+                        .label(field.span, "`values` or `vectors`"),
+                );
+                return None;
+            }
+        };
+        let [arg] = args else {
+            self.error(
+                Diagnostic::new(
+                    Code::Arity,
+                    format!("`eigh` takes one matrix, got {}", args.len()),
+                )
+                .label(span, "here"),
+            );
+            return None;
+        };
+        let a = self.expr(&arg.value)?;
+        let a = self.float_operand("eigh", a, arg.value.span)?;
+        self.prim(Op::Linalg(kind), &[a], None, span, &[arg.value.span])
+            .map(Self::strong)
+    }
+
     pub fn expr(&mut self, e: &Expr) -> Option<Val> {
         match &e.node {
             ExprKind::Int(v) => {
@@ -479,6 +509,12 @@ impl<'a, 'g> Lowerer<'a, 'g> {
             }
             ExprKind::Index { base, indices } => self.index(base, indices, e.span),
             ExprKind::Field { base, name } => {
+                // eigh(A).values and eigh(A).vectors
+                if let ExprKind::Call { callee, args } = &base.node {
+                    if matches!(&callee.node, ExprKind::Name(f) if f == "eigh") {
+                        return self.eigh(args, name, e.span);
+                    }
+                }
                 let v = self.expr(base)?;
                 match name.node.as_str() {
                     "T" => {

@@ -133,6 +133,38 @@ pub enum Op {
     // ---- linear algebra ----
     /// [m,k] @ [k,n] → [m,n].
     MatMul,
+    /// Small dense linear algebra on a fixed n×n matrix (`linalg.rs`).
+    Linalg(Linalg),
+}
+
+/// The dense linear-algebra ops, each of an n×n matrix A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Linalg {
+    /// A⁻¹, [n,n].
+    Inv,
+    /// det A, a scalar.
+    Det,
+    /// x with A x = b, for b of [n] or [n,k].
+    Solve,
+    /// L lower-triangular with L Lᵀ = A, for symmetric positive definite A.
+    Cholesky,
+    /// The eigenvalues of symmetric A, ascending, [n].
+    EigVals,
+    /// The eigenvectors of symmetric A as columns, [n,n].
+    EigVecs,
+}
+
+impl Linalg {
+    pub fn name(self) -> &'static str {
+        match self {
+            Linalg::Inv => "inv",
+            Linalg::Det => "det",
+            Linalg::Solve => "solve",
+            Linalg::Cholesky => "cholesky",
+            Linalg::EigVals => "eigvals",
+            Linalg::EigVecs => "eigvecs",
+        }
+    }
 }
 
 impl Op {
@@ -170,6 +202,7 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Pad { .. } => "pad",
             Op::MatMul => "matmul",
+            Op::Linalg(k) => k.name(),
         }
     }
 
@@ -231,7 +264,8 @@ impl Op {
             | Op::Select
             | Op::Broadcast
             | Op::Reshape
-            | Op::MatMul => String::new(),
+            | Op::MatMul
+            | Op::Linalg(_) => String::new(),
         }
     }
 
@@ -267,7 +301,8 @@ impl Op {
             | Op::Transpose { .. }
             | Op::Slice { .. }
             | Op::Pad { .. }
-            | Op::MatMul => false,
+            | Op::MatMul
+            | Op::Linalg(_) => false,
         }
     }
 
@@ -600,6 +635,38 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
                 )));
             }
             Ok(Type::new(d, Shape(vec![a.0[0], b.0[1]])))
+        }
+        Op::Linalg(k) => {
+            let what = k.name();
+            arity(op, ins, if *k == Linalg::Solve { 2 } else { 1 })?;
+            let d = same_dtype(what, ins)?;
+            need_float(what, ins[0])?;
+            let a = &ins[0].shape;
+            let n = match a.0[..] {
+                [Dim::Fixed(r), Dim::Fixed(c)] if r == c && r > 0 => r,
+                _ => {
+                    return Err(IrError::shape(format!(
+                        "{what} takes a square matrix of fixed size, found {a}"
+                    )))
+                }
+            };
+            let shape = match k {
+                Linalg::Inv | Linalg::Cholesky | Linalg::EigVecs => a.clone(),
+                Linalg::Det => Shape::scalar(),
+                Linalg::EigVals => Shape::fixed(&[n]),
+                Linalg::Solve => {
+                    let b = &ins[1].shape;
+                    match b.0[..] {
+                        [Dim::Fixed(r)] | [Dim::Fixed(r), Dim::Fixed(_)] if r == n => b.clone(),
+                        _ => {
+                            return Err(IrError::shape(format!(
+                                "solve needs b with {n} rows to match {a}, found {b}"
+                            )))
+                        }
+                    }
+                }
+            };
+            Ok(Type::new(d, shape))
         }
     }
 }

@@ -298,6 +298,71 @@ pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize
     super::pool::run(&jobs);
 }
 
+/// The `linalg` ops, called by their kernels: `kind` is the op's index in
+/// [`LINALG`], `f64s` whether the buffers hold f64 (else f32); `a` holds an
+/// n×n matrix, `b` (for solve) n·k values, `out` `len` values.
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn dlc_linalg(
+    kind: i64,
+    f64s: i64,
+    n: i64,
+    k: i64,
+    len: i64,
+    a: *const u8,
+    b: *const u8,
+    out: *mut u8,
+) -> i64 {
+    let (n, k, len) = (n as usize, k as usize, len as usize);
+    let Some(kind) = LINALG.get(kind as usize).copied() else {
+        return 1;
+    };
+    let read = |p: *const u8, count: usize| -> Vec<f64> {
+        if count == 0 {
+            return Vec::new();
+        }
+        // SAFETY: the kernel passes buffers that `Compiled::run` sized for
+        // the op's operands: `a` n·n and `b` n·k elements of the dtype.
+        unsafe {
+            if f64s != 0 {
+                std::slice::from_raw_parts(p.cast::<f64>(), count).to_vec()
+            } else {
+                std::slice::from_raw_parts(p.cast::<f32>(), count)
+                    .iter()
+                    .map(|v| f64::from(*v))
+                    .collect()
+            }
+        }
+    };
+    let (va, vb) = (read(a, n * n), read(b, n * k));
+    let mut res = vec![0.0; len];
+    crate::linalg::apply(kind, n, &va, &vb, &mut res);
+    // SAFETY: `out` is the op's own buffer, `len` elements of the dtype,
+    // which no operand shares (the plan never computes a linalg op in place).
+    unsafe {
+        if f64s != 0 {
+            std::slice::from_raw_parts_mut(out.cast::<f64>(), len).copy_from_slice(&res);
+        } else {
+            for (d, v) in std::slice::from_raw_parts_mut(out.cast::<f32>(), len)
+                .iter_mut()
+                .zip(&res)
+            {
+                *d = *v as f32;
+            }
+        }
+    }
+    0
+}
+
+/// The `linalg` ops by the index their kernels pass.
+pub const LINALG: [crate::ir::Linalg; 6] = [
+    crate::ir::Linalg::Inv,
+    crate::ir::Linalg::Det,
+    crate::ir::Linalg::Solve,
+    crate::ir::Linalg::Cholesky,
+    crate::ir::Linalg::EigVals,
+    crate::ir::Linalg::EigVecs,
+];
+
 // Math the kernels call per element (polynomial inline versions replace
 // these in the performance work).
 pub extern "C" fn dlc_expf(x: f32) -> f32 {

@@ -777,6 +777,39 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
             });
         }
         Op::MatMul => lower_matmul(kb, g, id, &mut |_, _, _| {}),
+        Op::Linalg(kind) => {
+            // A call into `linalg.rs` (nalgebra) on the whole matrix.
+            let code = super::exec::LINALG
+                .iter()
+                .position(|k| k == kind)
+                .unwrap_or(0) as i64;
+            let n = match in_t[0].shape.0.first() {
+                Some(Dim::Fixed(n)) => *n as i64,
+                _ => 0,
+            };
+            let len = numel(&out_t.shape).c as i64;
+            let (k, b) = match kind {
+                crate::ir::Linalg::Solve => {
+                    let nb = numel(&in_t[1].shape).c as i64;
+                    (nb / n.max(1), kb.buf(ins[1]))
+                }
+                _ => (0, kb.iconst(0)),
+            };
+            let a = kb.buf(ins[0]);
+            let args = [
+                kb.iconst(code),
+                kb.iconst(i64::from(d == DType::F64)),
+                kb.iconst(n),
+                kb.iconst(k),
+                kb.iconst(len),
+                a,
+                b,
+                out,
+            ];
+            if let Some(f) = kb.ext.linalg {
+                kb.b.ins().call(f, &args);
+            }
+        }
     }
 }
 
