@@ -1061,7 +1061,11 @@ fn repl_transcript_through_a_pipe() {
     let text: String = raw
         .lines()
         .map(|l| {
-            if l.starts_with("0x") && l[2..].chars().all(|c| c.is_ascii_hexdigit()) {
+            if l.starts_with("compiled in ") {
+                // :time's figures vary; its form does not.
+                let kernels = l.split(['(', ')']).nth(1).unwrap_or("");
+                format!("compiled in <ms> ({kernels}); <µs> per run\n")
+            } else if l.starts_with("0x") && l[2..].chars().all(|c| c.is_ascii_hexdigit()) {
                 let k = seen.iter().position(|a| a == l).unwrap_or_else(|| {
                     seen.push(l.to_string());
                     seen.len() - 1
