@@ -1120,20 +1120,7 @@ fn step_inputs(
         .collect()
 }
 
-/// Loss and metrics of the eval function over all of `t`.
-fn evaluate(
-    run: &Run,
-    params: &[Vec<f64>],
-    t: &Table,
-    batch: usize,
-    seed: u64,
-) -> Result<Vec<(String, f64)>, String> {
-    let g = eval_function(run);
-    let mut c = crate::jit::compile(&g, false)?;
-    evaluate_with(run, &g, &mut c, params, t, batch, seed)
-}
-
-/// [`evaluate`] with an already compiled eval function.
+/// Loss and metrics of the compiled eval function `c` over all of `t`.
 #[allow(clippy::too_many_arguments)]
 fn evaluate_with(
     run: &Run,
@@ -1207,11 +1194,20 @@ fn report_final(
     } else {
         ("test", test)
     };
-    for (m, v) in evaluate(run, params, part.1, batch, seed)? {
+    // Inference over the part, timed apart from compiling the eval function.
+    let g = eval_function(run);
+    let mut c = crate::jit::compile(&g, false)?;
+    let start = Instant::now();
+    let metrics = evaluate_with(run, &g, &mut c, params, part.1, batch, seed)?;
+    let infer = start.elapsed().as_secs_f64();
+    for (m, v) in metrics {
         let _ = write!(json, ",\"{}_{m}\":{v}", part.0);
         let _ = write!(human, " {}_{m} {v:.6}", part.0);
     }
-    let _ = write!(json, ",\"compile_ms\":{compile_ms}");
+    let _ = write!(
+        json,
+        ",\"compile_ms\":{compile_ms},\"infer_seconds\":{infer}"
+    );
     let small: Vec<(usize, &ParamSpec)> = run
         .params
         .iter()

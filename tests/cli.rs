@@ -263,6 +263,8 @@ fn train_recovers_linear_regression_by_sgd_and_in_closed_form() {
         if run == "sgd" {
             assert_eq!(lines.iter().filter(|l| l["event"] == "epoch").count(), 3);
             assert!(last["compile_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+            // The test set's inference, timed apart from compiling.
+            assert!(last["infer_seconds"].as_f64().is_some_and(|s| s > 0.0));
         }
     }
 }

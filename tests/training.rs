@@ -65,7 +65,7 @@ fn the_prefetch_thread_changes_no_loss_and_no_parameter() {
                 let mut v = v.clone();
                 // Timings differ; everything else must be bit-identical.
                 if let Some(o) = v.as_object_mut() {
-                    for k in ["seconds", "samples_per_sec", "compile_ms"] {
+                    for k in ["seconds", "samples_per_sec", "compile_ms", "infer_seconds"] {
                         o.remove(k);
                     }
                 }
@@ -259,7 +259,7 @@ train main: mlp on synth {
             .into_iter()
             .map(|mut v| {
                 if let Some(o) = v.as_object_mut() {
-                    for k in ["seconds", "samples_per_sec", "compile_ms"] {
+                    for k in ["seconds", "samples_per_sec", "compile_ms", "infer_seconds"] {
                         o.remove(k);
                     }
                 }
@@ -299,7 +299,8 @@ train main: mlp on synth {
                 serde_json::Value::Object(o) => o
                     .iter()
                     .filter(|(k, _)| {
-                        !["seconds", "samples_per_sec", "compile_ms"].contains(&k.as_str())
+                        !["seconds", "samples_per_sec", "compile_ms", "infer_seconds"]
+                            .contains(&k.as_str())
                     })
                     .for_each(|(_, x)| walk(x, out)),
                 _ => {}
