@@ -872,6 +872,20 @@ impl Compiled {
         let _ = self.prepare(batch);
     }
 
+    /// Whether input `k`'s buffer still holds what was written there after
+    /// a run: no value of the plan is placed over it.
+    pub fn input_kept(&self, k: usize) -> bool {
+        let Some(info) = self.graph.inputs.get(k) else {
+            return false;
+        };
+        (0..self.graph.len()).all(|i| {
+            i == info.node.index()
+                || self.plan.storage[i] == plan::Storage::Unused
+                || plan::root(&self.plan.storage, NodeId(i as u32)) != info.node
+                || matches!(self.graph.nodes[i].op, Op::Reshape)
+        })
+    }
+
     /// Whether output `name` is written into the buffer of input `k`, so
     /// that after a run the input already holds it: the in-place pass makes
     /// a parameter's SGD update resident between steps.

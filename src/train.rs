@@ -1134,18 +1134,46 @@ fn evaluate_with(
     let n = t.len();
     let (mut loss_sum, mut sums) = (0.0, [0.0f64; 3]);
     let rows: Vec<usize> = (0..n).collect();
+    // Each batch's rows go straight into the function's input buffers; the
+    // parameters are written once when nothing is placed over them.
+    c.reserve(batch.min(n.max(1)));
+    let kept = g
+        .inputs
+        .iter()
+        .enumerate()
+        .all(|(k, info)| !matches!(info.role, Role::Param { .. }) || c.input_kept(k));
+    let want = vec![true; g.outputs.len()];
+    let mut first = true;
     for chunk in rows.chunks(batch) {
-        let inputs: Vec<Tensor> = step_inputs(g, gather(g, t, chunk), Some((params, &[])), 0, 0.0)
+        for (k, info) in g.inputs.iter().enumerate() {
+            match info.role {
+                Role::Features => c.write_input_rows(k, &t.x, t.width, chunk)?,
+                Role::Label => c.write_input_rows(k, &t.y, 1, chunk)?,
+                _ => {}
+            }
+        }
+        let written = Batch {
+            x: None,
+            y: None,
+            rows: chunk.len(),
+            written: true,
+        };
+        let state = (first || !kept).then_some((params, &[][..]));
+        let inputs = step_inputs(g, written, state, 0, 0.0);
+        let given: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+        let out: Vec<Tensor> = c
+            .run_some(
+                &given,
+                &want,
+                &Env {
+                    batch: chunk.len(),
+                    seed,
+                },
+            )?
             .into_iter()
             .flatten()
             .collect();
-        let out = c.run(
-            &inputs,
-            &Env {
-                batch: chunk.len(),
-                seed,
-            },
-        )?;
+        first = false;
         for ((name, _), v) in g.outputs.iter().zip(&out) {
             match name.as_str() {
                 "loss" => loss_sum += v.data[0] * chunk.len() as f64,
