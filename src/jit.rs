@@ -130,6 +130,14 @@ pub fn available_memory() -> Option<u128> {
     Some(kb * 1024)
 }
 
+/// The process's peak resident memory so far, in bytes (Linux's VmHWM).
+pub fn peak_rss() -> Option<u128> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// A compiled graph, ready to run at any batch size.
 pub struct Compiled {
     pub graph: Graph,

@@ -1236,6 +1236,10 @@ fn report_final(
         json,
         ",\"compile_ms\":{compile_ms},\"infer_seconds\":{infer}"
     );
+    // Peak memory so far: the data, the compiled functions and their arenas.
+    if let Some(b) = crate::jit::peak_rss() {
+        let _ = write!(json, ",\"peak_rss_bytes\":{b}");
+    }
     let small: Vec<(usize, &ParamSpec)> = run
         .params
         .iter()

@@ -265,6 +265,9 @@ fn train_recovers_linear_regression_by_sgd_and_in_closed_form() {
             assert!(last["compile_ms"].as_f64().is_some_and(|ms| ms > 0.0));
             // The test set's inference, timed apart from compiling.
             assert!(last["infer_seconds"].as_f64().is_some_and(|s| s > 0.0));
+            if cfg!(target_os = "linux") {
+                assert!(last["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20));
+            }
         }
     }
 }

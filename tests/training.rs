@@ -65,7 +65,13 @@ fn the_prefetch_thread_changes_no_loss_and_no_parameter() {
                 let mut v = v.clone();
                 // Timings differ; everything else must be bit-identical.
                 if let Some(o) = v.as_object_mut() {
-                    for k in ["seconds", "samples_per_sec", "compile_ms", "infer_seconds"] {
+                    for k in [
+                        "seconds",
+                        "samples_per_sec",
+                        "compile_ms",
+                        "infer_seconds",
+                        "peak_rss_bytes",
+                    ] {
                         o.remove(k);
                     }
                 }
@@ -259,7 +265,13 @@ train main: mlp on synth {
             .into_iter()
             .map(|mut v| {
                 if let Some(o) = v.as_object_mut() {
-                    for k in ["seconds", "samples_per_sec", "compile_ms", "infer_seconds"] {
+                    for k in [
+                        "seconds",
+                        "samples_per_sec",
+                        "compile_ms",
+                        "infer_seconds",
+                        "peak_rss_bytes",
+                    ] {
                         o.remove(k);
                     }
                 }
@@ -299,8 +311,14 @@ train main: mlp on synth {
                 serde_json::Value::Object(o) => o
                     .iter()
                     .filter(|(k, _)| {
-                        !["seconds", "samples_per_sec", "compile_ms", "infer_seconds"]
-                            .contains(&k.as_str())
+                        ![
+                            "seconds",
+                            "samples_per_sec",
+                            "compile_ms",
+                            "infer_seconds",
+                            "peak_rss_bytes",
+                        ]
+                        .contains(&k.as_str())
                     })
                     .for_each(|(_, x)| walk(x, out)),
                 _ => {}
