@@ -312,40 +312,66 @@ fn session(
     );
     let mut lw = Lowerer::new(&mut g, globals, Mode::Eval);
     lw.step = Some(step);
-    let mut outputs = Vec::new();
-    let mut results = 0;
-    for item in &program.items {
-        match item {
-            Item::Let(l) => {
-                if let Some(v) = lw.let_value(l) {
-                    lw.bind(&l.name.node, v);
-                    outputs.push((l.name.node.clone(), v.node));
-                }
-            }
-            Item::Expr(e) => {
-                results += 1;
-                if let Some(v) = lw.expr(e) {
-                    outputs.push((format!("_{results}"), v.node));
-                }
-            }
-            Item::Assign(a) => {
-                if let Some((name, v)) = assign(&mut lw, a) {
-                    lw.bind(&name, Lowerer::strong(v));
-                    outputs.push((name, v));
-                }
-            }
-            Item::Data(_) | Item::Model(_) | Item::Fn(_) | Item::Train(_) | Item::Error(_) => {}
-        }
-    }
+    let outputs = lower_statements(&mut lw, &program.items)
+        .into_iter()
+        .map(|(name, node, _)| (name, node))
+        .collect();
     diags.append(&mut lw.diags);
     drop(lw);
     g.outputs = outputs;
     Some(g)
 }
 
+/// What a top-level statement produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Produced {
+    /// `let x = e`: a new value of x.
+    Let,
+    /// `x += e`, `x[:] = e`: x updated in place.
+    Update,
+    /// An expression's value.
+    Value,
+}
+
+/// Lowers the top-level `let`s, updates and expressions of `items` in
+/// order, binding each new value for the statements after it. Returns, for
+/// each that lowered, its name (`_1`, `_2`, ... for expressions), node and
+/// kind; errors are in `lw.diags`.
+pub fn lower_statements(
+    lw: &mut Lowerer,
+    items: &[Item],
+) -> Vec<(String, crate::ir::NodeId, Produced)> {
+    let mut out = Vec::new();
+    let mut results = 0;
+    for item in items {
+        match item {
+            Item::Let(l) => {
+                if let Some(v) = lw.let_value(l) {
+                    lw.bind(&l.name.node, v);
+                    out.push((l.name.node.clone(), v.node, Produced::Let));
+                }
+            }
+            Item::Expr(e) => {
+                results += 1;
+                if let Some(v) = lw.expr(e) {
+                    out.push((format!("_{results}"), v.node, Produced::Value));
+                }
+            }
+            Item::Assign(a) => {
+                if let Some((name, v)) = assign(lw, a) {
+                    lw.bind(&name, Lowerer::strong(v));
+                    out.push((name, v, Produced::Update));
+                }
+            }
+            Item::Data(_) | Item::Model(_) | Item::Fn(_) | Item::Train(_) | Item::Error(_) => {}
+        }
+    }
+    out
+}
+
 /// `x op= e` and `x[...] = e`: the new value of x, which keeps x's type
 /// (the update writes into x's buffer).
-pub fn assign(lw: &mut Lowerer, a: &ast::Assign) -> Option<(String, crate::ir::NodeId)> {
+fn assign(lw: &mut Lowerer, a: &ast::Assign) -> Option<(String, crate::ir::NodeId)> {
     let target = ast::Expr::new(ast::ExprKind::Name(a.target.node.clone()), a.target.span);
     let x = lw.expr(&target)?;
     let tx = lw.ty(x).clone();

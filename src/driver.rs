@@ -385,6 +385,15 @@ fn unknown_run(l: &Loaded, args: &ProgramArgs) -> Option<String> {
 
 /// Loads and checks a program for a streaming command; on failure writes
 /// the error or the diagnostics to `stderr` and returns `None` (exit 1).
+/// The program's runs, or only `--run NAME`.
+fn selected_runs<'l>(l: &'l Loaded, args: &ProgramArgs) -> Vec<&'l crate::check::Run> {
+    l.checked
+        .runs
+        .iter()
+        .filter(|r| args.run.as_ref().is_none_or(|n| *n == r.name))
+        .collect()
+}
+
 fn load_checked(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<Loaded> {
     let l = match load(args) {
         Ok(l) => l,
@@ -428,12 +437,7 @@ pub fn cmd_train(
         quiet: opts.quiet,
         progress,
     };
-    let runs: Vec<&crate::check::Run> = l
-        .checked
-        .runs
-        .iter()
-        .filter(|r| args.run.as_ref().is_none_or(|n| *n == r.name))
-        .collect();
+    let runs = selected_runs(&l, args);
     for r in &runs {
         let data = &l.checked.data[r.data];
         // With several runs, each draws its own picture: curves-RUN.svg.
@@ -466,12 +470,7 @@ pub fn cmd_eval(
     let Some(l) = load_checked(args, stderr) else {
         return 1;
     };
-    let runs: Vec<&crate::check::Run> = l
-        .checked
-        .runs
-        .iter()
-        .filter(|r| args.run.as_ref().is_none_or(|n| *n == r.name))
-        .collect();
+    let runs = selected_runs(&l, args);
     let [run] = runs.as_slice() else {
         let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
         let _ = writeln!(

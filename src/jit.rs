@@ -130,6 +130,10 @@ pub fn available_memory() -> Option<u128> {
     Some(kb * 1024)
 }
 
+/// Multiply-adds below which a matmul runs on one thread: under ~1 MFLOP
+/// waking a worker costs more than it saves.
+const SPLIT_WORK: usize = 500_000;
+
 /// The process's peak resident memory so far, in bytes (Linux's VmHWM).
 pub fn peak_rss() -> Option<u128> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -666,8 +670,7 @@ impl Compiled {
         } else {
             0
         };
-        // Below ~1 MFLOP a thread costs more than it saves.
-        if self.threads > 1 && work >= 500_000 && rows >= 8 {
+        if self.threads > 1 && work >= SPLIT_WORK && rows >= 8 {
             exec::split(
                 exec::Work::Kernel(k),
                 table,
@@ -700,8 +703,7 @@ impl Compiled {
             out: c.update.map_or(c.out, |u| u.dst).index(),
             scale: c.update.map(|u| u.scale.index()),
         };
-        // Below ~1 MFLOP a thread costs more than it saves.
-        let threads = if self.threads > 1 && args.m * k * args.n >= 500_000 && args.m >= 8 {
+        let threads = if self.threads > 1 && args.m * k * args.n >= SPLIT_WORK && args.m >= 8 {
             self.threads
         } else {
             1
@@ -979,12 +981,14 @@ impl Compiled {
         let mut table = self.prepare(env.batch);
         // Every value placed in an external input's buffer is read and
         // written there.
-        for (i, entry) in table.iter_mut().enumerate() {
-            if self.plan.storage[i] == plan::Storage::Unused {
-                continue;
-            }
-            if let Some(e) = external_of(&self.plan.storage, NodeId(i as u32)) {
-                *entry = external[e].1.as_mut_ptr().cast::<u8>();
+        if !ext.is_empty() {
+            for (i, entry) in table.iter_mut().enumerate() {
+                if self.plan.storage[i] == plan::Storage::Unused {
+                    continue;
+                }
+                if let Some(e) = external_of(&self.plan.storage, NodeId(i as u32)) {
+                    *entry = external[e].1.as_mut_ptr().cast::<u8>();
+                }
             }
         }
         for (k, t) in inputs.iter().enumerate() {

@@ -18,7 +18,7 @@ pub mod line;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::check::{Globals, Lowerer, Mode};
+use crate::check::{Globals, Lowerer, Mode, Produced};
 use crate::diag::{self, Code, Diagnostic};
 use crate::interp::{Env, Tensor};
 use crate::ir::{DType, Graph, Role, Shape, Type};
@@ -396,35 +396,23 @@ impl Session {
         for ((name, _), id) in self.vars.iter().zip(&inputs) {
             lw.bind(name, Lowerer::strong(*id));
         }
-        let (mut outputs, mut binds, mut shows) = (Vec::new(), Vec::new(), false);
+        let done = crate::check::lower_statements(&mut lw, &program.items);
+        // The value shown is the last statement's, when it is an expression.
+        let shows = matches!(program.items.last(), Some(Item::Expr(_)))
+            && done.last().is_some_and(|(_, _, p)| *p == Produced::Value);
+        let mut binds = Vec::new();
         let mut updated = Vec::new();
-        for item in &program.items {
-            shows = false;
-            match item {
-                Item::Let(l) => {
-                    if let Some(v) = lw.let_value(l) {
-                        lw.bind(&l.name.node, v);
-                        binds.push((l.name.node.clone(), outputs.len()));
-                        outputs.push((l.name.node.clone(), v.node));
-                    }
+        for (k, (name, _, p)) in done.iter().enumerate() {
+            match p {
+                Produced::Let => binds.push((name.clone(), k)),
+                Produced::Update => {
+                    binds.push((name.clone(), k));
+                    updated.push(name.clone());
                 }
-                Item::Assign(a) => {
-                    if let Some((name, v)) = crate::check::assign(&mut lw, a) {
-                        lw.bind(&name, Lowerer::strong(v));
-                        updated.push(name.clone());
-                        binds.push((name.clone(), outputs.len()));
-                        outputs.push((name, v));
-                    }
-                }
-                Item::Expr(e) => {
-                    if let Some(v) = lw.expr(e) {
-                        outputs.push(("_".to_string(), v.node));
-                        shows = true;
-                    }
-                }
-                Item::Fn(_) | Item::Data(_) | Item::Model(_) | Item::Train(_) | Item::Error(_) => {}
+                Produced::Value => {}
             }
         }
+        let outputs = done.into_iter().map(|(n, id, _)| (n, id)).collect();
         let ds = std::mem::take(&mut lw.diags);
         drop(lw);
         if !ds.is_empty() {
@@ -440,11 +428,16 @@ impl Session {
         })
     }
 
+    /// The step counter's next value, which keys the random constructors.
+    fn next_step(&mut self) -> Tensor {
+        self.evals += 1;
+        Tensor::new(DType::I32, vec![], vec![self.evals as f64])
+    }
+
     /// The inputs of a graph from [`Session::lower`]: the step counter, then
     /// every binding.
     fn inputs(&mut self) -> Vec<Tensor> {
-        self.evals += 1;
-        std::iter::once(Tensor::new(DType::I32, vec![], vec![self.evals as f64]))
+        std::iter::once(self.next_step())
             .chain(self.vars.iter().map(|(_, b)| b.tensor()))
             .collect()
     }
@@ -460,8 +453,7 @@ impl Session {
             )
         };
         let mut c = crate::jit::compile(g, false).map_err(fail)?;
-        self.evals += 1;
-        let step = Tensor::new(DType::I32, vec![], vec![self.evals as f64]);
+        let step = self.next_step();
         let values: Vec<Option<Tensor>> = self
             .vars
             .iter()

@@ -19,6 +19,32 @@ fn load(path: &str) -> Loaded {
 }
 
 /// Trains run `name` of `l` and returns its JSON lines.
+/// The keys of `dlc train --json` lines that are measurements of time or
+/// memory, which differ from run to run.
+const TIMINGS: [&str; 5] = [
+    "seconds",
+    "samples_per_sec",
+    "compile_ms",
+    "infer_seconds",
+    "peak_rss_bytes",
+];
+
+/// JSON lines without their [`TIMINGS`]: what must be bit-identical.
+fn without_timings(lines: &[serde_json::Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                for k in TIMINGS {
+                    o.remove(k);
+                }
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
 fn train_json(l: &Loaded, name: &str, opts: &TrainOptions) -> Vec<serde_json::Value> {
     let run = l
         .checked
@@ -58,29 +84,8 @@ fn the_prefetch_thread_changes_no_loss_and_no_parameter() {
     };
     let with = train_json(&l, "main", &opts(true));
     let without = train_json(&l, "main", &opts(false));
-    let key = |lines: &[serde_json::Value]| -> Vec<String> {
-        lines
-            .iter()
-            .map(|v| {
-                let mut v = v.clone();
-                // Timings differ; everything else must be bit-identical.
-                if let Some(o) = v.as_object_mut() {
-                    for k in [
-                        "seconds",
-                        "samples_per_sec",
-                        "compile_ms",
-                        "infer_seconds",
-                        "peak_rss_bytes",
-                    ] {
-                        o.remove(k);
-                    }
-                }
-                v.to_string()
-            })
-            .collect()
-    };
     assert_eq!(with.len(), 3, "two epochs and a final line");
-    assert_eq!(key(&with), key(&without));
+    assert_eq!(without_timings(&with), without_timings(&without));
 }
 
 #[test]
@@ -260,29 +265,10 @@ train main: mlp on synth {
         assert!(c.resident(k, &out), "{out} is not kept in place");
         assert!(!plain.resident(k, &out), "{out}: --no-opt copies");
     }
-    let strip = |lines: Vec<serde_json::Value>| -> Vec<String> {
-        lines
-            .into_iter()
-            .map(|mut v| {
-                if let Some(o) = v.as_object_mut() {
-                    for k in [
-                        "seconds",
-                        "samples_per_sec",
-                        "compile_ms",
-                        "infer_seconds",
-                        "peak_rss_bytes",
-                    ] {
-                        o.remove(k);
-                    }
-                }
-                v.to_string()
-            })
-            .collect()
-    };
     // With the JIT's own matmul, whose sums run in one fixed order, the
     // results are bit-identical.
     let jit = dlc::jit::Matmul::Jit;
-    let opt = strip(train_json(
+    let opt = without_timings(&train_json(
         &l,
         "main",
         &TrainOptions {
@@ -290,7 +276,7 @@ train main: mlp on synth {
             ..Default::default()
         },
     ));
-    let plain = strip(train_json(
+    let plain = without_timings(&train_json(
         &l,
         "main",
         &TrainOptions {
@@ -310,16 +296,7 @@ train main: mlp on synth {
                 serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
                 serde_json::Value::Object(o) => o
                     .iter()
-                    .filter(|(k, _)| {
-                        ![
-                            "seconds",
-                            "samples_per_sec",
-                            "compile_ms",
-                            "infer_seconds",
-                            "peak_rss_bytes",
-                        ]
-                        .contains(&k.as_str())
-                    })
+                    .filter(|(k, _)| !TIMINGS.contains(&k.as_str()))
                     .for_each(|(_, x)| walk(x, out)),
                 _ => {}
             }

@@ -434,11 +434,7 @@ pub fn call(
                 lw.prim(Op::Max, &[a, b], None, span, &[ea.span, eb.span])
                     .map(strong)
             } else {
-                // min(a, b) = −max(−a, −b)
-                let na = lw.prim(Op::Neg, &[a], None, span, &[])?;
-                let nb = lw.prim(Op::Neg, &[b], None, span, &[])?;
-                let m = lw.prim(Op::Max, &[na, nb], None, span, &[ea.span, eb.span])?;
-                lw.prim(Op::Neg, &[m], None, span, &[]).map(strong)
+                super::composite::minimum(lw, a, b, span, &[ea.span, eb.span]).map(strong)
             }
         }
         "clamp" => {
@@ -453,10 +449,13 @@ pub fn call(
             if let Some(hi) = sl[2] {
                 let h = lw.expr(hi)?;
                 let (a, b, _) = lw.promote("clamp", x, h, span, ex.span, hi.span)?;
-                let na = lw.prim(Op::Neg, &[a], None, span, &[])?;
-                let nb = lw.prim(Op::Neg, &[b], None, span, &[])?;
-                let m = lw.prim(Op::Max, &[na, nb], None, span, &[ex.span, hi.span])?;
-                x = strong(lw.prim(Op::Neg, &[m], None, span, &[])?);
+                x = strong(super::composite::minimum(
+                    lw,
+                    a,
+                    b,
+                    span,
+                    &[ex.span, hi.span],
+                )?);
             }
             Some(x)
         }

@@ -170,6 +170,20 @@ pub fn softmax(lw: &mut Lowerer, x: NodeId, axes: u32, span: Span) -> Option<Nod
     lw.prim(Op::Mul, &[e, r], None, span, &[])
 }
 
+/// min(a, b) = −max(−a, −b); `spans` locate a and b for shape errors.
+pub fn minimum(
+    lw: &mut Lowerer,
+    a: NodeId,
+    b: NodeId,
+    span: Span,
+    spans: &[Span],
+) -> Option<NodeId> {
+    let na = lw.prim(Op::Neg, &[a], None, span, &[])?;
+    let nb = lw.prim(Op::Neg, &[b], None, span, &[])?;
+    let m = lw.prim(Op::Max, &[na, nb], None, span, spans)?;
+    lw.prim(Op::Neg, &[m], None, span, &[])
+}
+
 /// one_hot(y, n)[…, k] = (y[…] == k) as f32.
 pub fn one_hot(lw: &mut Lowerer, y: NodeId, n: u64, span: Span) -> Option<NodeId> {
     let t = lw.g.ty(y).clone();

@@ -258,10 +258,9 @@ fn multinomial(lw: &mut Lowerer, args: &[Arg], span: Span) -> Option<NodeId> {
     let f = |dims: &[u64]| Type::new(DType::F32, Shape::fixed(dims));
     let p = lw.convert(Lowerer::strong(p), DType::F32, sp)?;
     // p / Σp
-    let total = lw.prim(Op::ReduceSum { axes: 1 }, &[p], Some(f(&[])), span, &[])?;
-    let p = lw
-        .prim(Op::Recip, &[total], None, span, &[])
-        .and_then(|r| lw.prim(Op::Mul, &[p, r], None, span, &[]))?;
+    let total = super::composite::sum(lw, p, 1, false, span)?;
+    let r = lw.prim(Op::Recip, &[total], None, span, &[])?;
+    let p = lw.prim(Op::Mul, &[p, r], None, span, &[])?;
     // cumsum(p) = p @ T, T[i, j] = (i ≤ j)
     let it = Type::new(DType::I32, Shape::fixed(&[k, k]));
     let i = lw.prim(Op::Iota { axis: 0 }, &[], Some(it.clone()), span, &[])?;
@@ -290,37 +289,11 @@ fn multinomial(lw: &mut Lowerer, args: &[Arg], span: Span) -> Option<NodeId> {
     *wide.last_mut()? = k;
     let past = lw.prim(Op::Cast, &[past], Some(f(&wide)), span, &[])?;
     let last = wide.len() - 1;
-    let mut cat_dims = draws.clone();
-    cat_dims.pop();
-    let idx = lw.prim(
-        Op::ReduceSum { axes: 1 << last },
-        &[past],
-        Some(f(&cat_dims)),
-        span,
-        &[],
-    )?;
+    let idx = super::composite::sum(lw, past, 1 << last, false, span)?;
     // Rounding can leave Σp a hair below 1: the last category takes u ≥ it.
     let top = lw.constant((k - 1) as f64, DType::F32, span);
-    // min(idx, k−1) = −max(−idx, −(k−1))
-    let ni = lw.prim(Op::Neg, &[idx], None, span, &[])?;
-    let nt = lw.prim(Op::Neg, &[top], None, span, &[])?;
-    let mx = lw.prim(Op::Max, &[ni, nt], None, span, &[])?;
-    let idx = lw.prim(Op::Neg, &[mx], None, span, &[])?;
-    // one_hot(idx, k) summed over the draws.
-    let mut col = cat_dims.clone();
-    col.push(1);
-    let idx = lw.prim(Op::Reshape, &[idx], Some(f(&col)), span, &[])?;
-    let cats = lw.prim(Op::Iota { axis: 0 }, &[], Some(f(&[k])), span, &[])?;
-    let hit = lw.prim(Op::Cmp(crate::ir::CmpOp::Eq), &[idx, cats], None, span, &[])?;
-    let hit = lw.prim(Op::Cast, &[hit], Some(f(&wide)), span, &[])?;
-    let out: Vec<u64> = m.into_iter().chain([k]).collect();
-    lw.prim(
-        Op::ReduceSum {
-            axes: 1 << (last - 1),
-        },
-        &[hit],
-        Some(f(&out)),
-        span,
-        &[],
-    )
+    let idx = super::composite::minimum(lw, idx, top, span, &[])?;
+    // The draws' one-hot rows, summed per experiment.
+    let hit = super::composite::one_hot(lw, idx, k, span)?;
+    super::composite::sum(lw, hit, 1 << (last - 1), false, span)
 }
