@@ -536,10 +536,10 @@ pub fn cmd_data(
                 continue;
             }
             let n = t.len() as f64;
-            let mean = t.x.iter().map(|v| f64::from(*v)).sum::<f64>() / (t.x.len().max(1) as f64);
+            let mean = t.x.iter().map(f64::from).sum::<f64>() / (t.x.len().max(1) as f64);
             let var =
                 t.x.iter()
-                    .map(|v| (f64::from(*v) - mean).powi(2))
+                    .map(|v| (f64::from(v) - mean).powi(2))
                     .sum::<f64>()
                     / (t.x.len().max(1) as f64);
             let _ = writeln!(
@@ -674,7 +674,9 @@ fn draw_samples(
             channels,
             h,
             w,
-            values: t.x[r * t.width..(r + 1) * t.width]
+            values: t
+                .x
+                .values(r * t.width, (r + 1) * t.width)
                 .iter()
                 .map(|v| f64::from(*v))
                 .collect(),
@@ -696,7 +698,7 @@ fn sample_rows(
     let n = n.min(t.len());
     let mut s = format!("  the first {n} training samples (label: features):\n");
     for r in 0..n {
-        let row = &t.x[r * t.width..(r + 1) * t.width];
+        let row = t.x.values(r * t.width, (r + 1) * t.width);
         let shown: Vec<String> = row.iter().take(8).map(|v| format!("{v:.4}")).collect();
         let more = if row.len() > 8 {
             format!(" … ({} more)", row.len() - 8)

@@ -850,30 +850,74 @@ impl Compiled {
         width: usize,
         rows: &[usize],
     ) -> Result<(), String> {
+        match self.input_rows(k, width, rows.len())? {
+            Some((buf, dtype)) => exec::write_rows(buf, dtype, src, width, rows),
+            None => Ok(()),
+        }
+    }
+
+    /// As [`Compiled::write_input_rows`], for a table that writes its own
+    /// rows as f32: `fill(i, r, out)` writes row r (the i-th of `rows`)
+    /// into `out` (`width` values), or returns `None` for a row it does
+    /// not have. An f32 input
+    /// is filled in place, with no copy in between.
+    pub fn fill_input_rows(
+        &mut self,
+        k: usize,
+        width: usize,
+        rows: &[usize],
+        fill: impl Fn(usize, usize, &mut [f32]) -> Option<()>,
+    ) -> Result<(), String> {
+        let Some((buf, dtype)) = self.input_rows(k, width, rows.len())? else {
+            return Ok(());
+        };
+        let missing = |r: usize| format!("row {r} is outside the data");
+        if dtype == crate::ir::DType::F32 {
+            let out = exec::f32s_mut(buf, rows.len() * width);
+            for (i, &r) in rows.iter().enumerate() {
+                fill(i, r, &mut out[i * width..(i + 1) * width]).ok_or_else(|| missing(r))?;
+            }
+            return Ok(());
+        }
+        let mut row = vec![0.0f32; width];
+        for (i, &r) in rows.iter().enumerate() {
+            fill(i, r, &mut row).ok_or_else(|| missing(r))?;
+            exec::write_at(buf, dtype, i * width, &row);
+        }
+        Ok(())
+    }
+
+    /// Input `k`'s buffer and dtype, checked to hold `rows` rows of
+    /// `width` values at the reserved batch; `None` when no kernel reads
+    /// the input.
+    fn input_rows(
+        &mut self,
+        k: usize,
+        width: usize,
+        rows: usize,
+    ) -> Result<Option<(&mut [u64], crate::ir::DType)>, String> {
         let info = self
             .graph
             .inputs
             .get(k)
             .ok_or_else(|| format!("compiler bug: no input {k}"))?;
         let (node, ty) = (info.node.index(), self.graph.ty(info.node).clone());
-        let shape = concrete(&ty.shape, rows.len());
-        if shape.iter().product::<usize>() != rows.len() * width {
+        let shape = concrete(&ty.shape, rows);
+        if shape.iter().product::<usize>() != rows * width {
             return Err(format!(
-                "input {} has shape {shape:?}, not {} rows of {width}",
+                "input {} has shape {shape:?}, not {rows} rows of {width}",
                 info.name,
-                rows.len()
             ));
         }
-        if self.layout.as_ref().is_none_or(|l| l.batch < rows.len()) {
+        if self.layout.as_ref().is_none_or(|l| l.batch < rows) {
             return Err(format!(
-                "compiler bug: batch {} exceeds the reserved buffers",
-                rows.len()
+                "compiler bug: batch {rows} exceeds the reserved buffers"
             ));
         }
         if self.plan.storage[node] == plan::Storage::Unused {
-            return Ok(());
+            return Ok(None);
         }
-        exec::write_rows(self.slot(node, rows.len())?, ty.dtype, src, width, rows)
+        Ok(Some((self.slot(node, rows)?, ty.dtype)))
     }
 
     /// Sizes the buffers for batches up to `batch` now, so that values left

@@ -871,9 +871,7 @@ impl Trainer<'_> {
                         // Straight from the table into the step's buffers.
                         for (k, info) in step_graph.inputs.iter().enumerate() {
                             match info.role {
-                                Role::Features => {
-                                    step.write_input_rows(k, &train.x, train.width, chunk)?
-                                }
+                                Role::Features => write_features(step, k, train, chunk)?,
                                 Role::Label => step.write_input_rows(k, &train.y, 1, chunk)?,
                                 _ => {}
                             }
@@ -1034,6 +1032,28 @@ struct Batch {
     written: bool,
 }
 
+/// Writes rows `rows` of `t`'s features as input `k` of `c`.
+fn write_features(
+    c: &mut crate::jit::Compiled,
+    k: usize,
+    t: &Table,
+    rows: &[usize],
+) -> Result<(), String> {
+    let w = t.width;
+    // The rows lie anywhere in the table: each is fetched from memory a few
+    // rows ahead of its copy, so the waits overlap.
+    const AHEAD: usize = 4;
+    for &r in rows.iter().take(AHEAD) {
+        t.x.prefetch(r * w, (r + 1) * w);
+    }
+    c.fill_input_rows(k, w, rows, |i, r, out| {
+        if let Some(&next) = rows.get(i + AHEAD) {
+            t.x.prefetch(next * w, (next + 1) * w);
+        }
+        t.x.copy_into(r * w, out)
+    })
+}
+
 /// Gathers rows `rows` of `t` for the graph `g` (this is the work the
 /// prefetch thread does while the kernels run).
 fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
@@ -1052,7 +1072,7 @@ fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
                 let mut v = Vec::with_capacity(bs * t.width);
                 for &r in rows {
                     v.extend(
-                        t.x[r * t.width..(r + 1) * t.width]
+                        t.x.values(r * t.width, (r + 1) * t.width)
                             .iter()
                             .map(|v| f64::from(*v)),
                     );
@@ -1147,7 +1167,7 @@ fn evaluate_with(
     for chunk in rows.chunks(batch) {
         for (k, info) in g.inputs.iter().enumerate() {
             match info.role {
-                Role::Features => c.write_input_rows(k, &t.x, t.width, chunk)?,
+                Role::Features => write_features(c, k, t, chunk)?,
                 Role::Label => c.write_input_rows(k, &t.y, 1, chunk)?,
                 _ => {}
             }
@@ -1273,7 +1293,7 @@ fn closed_form(run: &Run, t: &Table, params: &mut [Vec<f64>]) -> Result<(), Stri
     let cols = f + usize::from(bi.is_some());
     let x = nalgebra::DMatrix::from_fn(t.len(), cols, |r, c| {
         if c < f {
-            f64::from(t.x[r * f + c])
+            f64::from(t.x.get(r * f + c))
         } else {
             1.0
         }
@@ -1332,7 +1352,7 @@ mod tests {
     fn imbalanced() -> Table {
         let y: Vec<f64> = (0..100).map(|i| if i < 90 { 0.0 } else { 1.0 }).collect();
         Table {
-            x: vec![0.0; 100],
+            x: crate::data::synthetic::Features::F32(vec![0.0; 100]),
             y,
             width: 1,
         }

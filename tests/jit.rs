@@ -356,3 +356,60 @@ fn vector_comparisons_and_selects_match_the_interpreter() {
         }
     }
 }
+
+/// Elementwise members of a row group run as one fused loop over the row
+/// (registers between members, stores only for values read outside it):
+/// a value read later (`a`) is still stored, a per-row operand (`s`) is
+/// splat, bools pass between members, and rows of 2, 8 and 11 values
+/// cover the vector lanes and the scalar tail.
+#[test]
+fn fused_row_chains_match_the_interpreter() {
+    use dlc::ir::{CmpOp, DType, Dim, Role, Shape, Type};
+    use dlc::span::Span;
+    let sp = Span::default;
+    for n in [2u64, 8, 11] {
+        let mut g = Graph::new();
+        let row = |d: u64| Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(d)]));
+        let x = g.input("x", Role::Features, row(n), sp());
+        let s = g.input("s", Role::Features, row(1), sp());
+        let b = g.input(
+            "b",
+            Role::Value,
+            Type::new(DType::F32, Shape::fixed(&[n])),
+            sp(),
+        );
+        let zero = g.constant(0.0, DType::F32, sp());
+        let add = |g: &mut Graph, op: Op, ins: &[dlc::ir::NodeId]| {
+            g.add(op, ins, None, sp()).expect("op")
+        };
+        let a = add(&mut g, Op::Add, &[x, b]);
+        let r = add(&mut g, Op::Max, &[a, zero]);
+        let m = add(&mut g, Op::Cmp(CmpOp::Gt), &[r, s]);
+        let t = add(&mut g, Op::Select, &[m, r, a]);
+        let e = add(&mut g, Op::Exp, &[t]);
+        let neg = add(&mut g, Op::Neg, &[e]);
+        let total = add(&mut g, Op::Add, &[neg, a]);
+        g.outputs = vec![("a".into(), a), ("total".into(), total)];
+        let batch = 3;
+        let vals = |k: usize, len: usize| -> Vec<f64> {
+            (0..len)
+                .map(|i| ((i * 7 + k * 3) % 11) as f64 * 0.25 - 1.2)
+                .collect()
+        };
+        let inputs = [
+            Tensor::new(
+                DType::F32,
+                vec![batch, n as usize],
+                vals(1, batch * n as usize),
+            ),
+            Tensor::new(DType::F32, vec![batch, 1], vals(2, batch)),
+            Tensor::new(DType::F32, vec![n as usize], vals(3, n as usize)),
+        ];
+        compare(
+            &g,
+            &inputs,
+            batch,
+            &format!("a fused chain over rows of {n}"),
+        );
+    }
+}

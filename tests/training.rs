@@ -130,9 +130,9 @@ fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
                 Role::Features => order
                     .iter()
                     .flat_map(|&r| {
-                        t.x[r * t.width..(r + 1) * t.width]
-                            .iter()
-                            .map(|v| f64::from(*v))
+                        t.x.values(r * t.width, (r + 1) * t.width)
+                            .into_iter()
+                            .map(f64::from)
                     })
                     .collect(),
                 Role::Label => order.iter().map(|&r| t.y[r]).collect(),

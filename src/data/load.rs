@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::meta::{self, IdxElem};
-use super::synthetic::{self, Table};
+use super::synthetic::{self, Decode, Features, Table};
 use crate::check::data::{DataSpec, FeatureKind, Missing, Source};
 use crate::rng;
 
@@ -21,13 +21,10 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
     read_idx_as(path, |v| v)
 }
 
-/// Reads an IDX file: its dims and its elements, each (as an exact f64)
-/// passed through `conv`.
-pub fn read_idx_as<T>(
-    path: &Path,
-    conv: impl Fn(f64) -> T,
-) -> Result<(Vec<usize>, Vec<T>), String> {
-    let (real, bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
+/// Reads an IDX file: its dims, element type and payload (the elements'
+/// bytes, big-endian), checked against the header.
+fn read_idx_raw(path: &Path) -> Result<(Vec<usize>, IdxElem, Vec<u8>), String> {
+    let (real, mut bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
     let name = real.display();
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(format!("{name}: not an IDX file (bad magic)"));
@@ -66,7 +63,18 @@ pub fn read_idx_as<T>(
             bytes.len() - head
         ));
     }
-    let p = &bytes[head..];
+    bytes.drain(..head);
+    Ok((dims, elem, bytes))
+}
+
+/// Reads an IDX file: its dims and its elements, each (as an exact f64)
+/// passed through `conv`.
+pub fn read_idx_as<T>(
+    path: &Path,
+    conv: impl Fn(f64) -> T,
+) -> Result<(Vec<usize>, Vec<T>), String> {
+    let (dims, elem, p) = read_idx_raw(path)?;
+    let n: usize = dims.iter().product();
     let be = |i: usize, k: usize| -> Vec<u8> { p[i * k..(i + 1) * k].to_vec() };
     let values: Vec<T> = match elem {
         IdxElem::U8 => p.iter().map(|b| conv(f64::from(*b))).collect(),
@@ -108,9 +116,20 @@ fn idx_table(
     classes: Option<u64>,
 ) -> Result<Table, String> {
     // Scaled in f64, then stored as f32: the same f32s the model would
-    // have been given from an f64 table.
+    // have been given from an f64 table. Bytes stay bytes, each standing
+    // for that f32.
     let s = scale.unwrap_or(1.0);
-    let (idims, x) = read_idx_as(images, |v| (v * s) as f32)?;
+    let (idims, elem, raw) = read_idx_raw(images)?;
+    let x = match elem {
+        IdxElem::U8 => Features::Bytes {
+            codes: raw,
+            decode: Decode::scaled(s),
+        },
+        _ => {
+            drop(raw);
+            Features::F32(read_idx_as(images, |v| (v * s) as f32)?.1)
+        }
+    };
     let (ldims, y) = read_idx(labels)?;
     if idims[0] != ldims[0] {
         return Err(format!(
@@ -150,10 +169,7 @@ pub fn permutation(n: usize, seed: u64, stream: u32) -> Vec<usize> {
 /// Rows `rows` of `t`, in that order.
 pub fn select(t: &Table, rows: &[usize]) -> Table {
     Table {
-        x: rows
-            .iter()
-            .flat_map(|&r| t.x[r * t.width..(r + 1) * t.width].iter().copied())
-            .collect(),
+        x: t.x.select(rows, t.width),
         y: rows.iter().map(|&r| t.y[r]).collect(),
         width: t.width,
     }
@@ -286,7 +302,11 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             }
             y.push(*label);
         }
-        Table { x, y, width }
+        Table {
+            x: Features::F32(x),
+            y,
+            width,
+        }
     };
     Ok(Parts {
         train: encode(train_rows),
@@ -396,7 +416,7 @@ mod tests {
             if f.kind == FeatureKind::Numeric {
                 let n = parts.train.len();
                 let mean: f64 = (0..n)
-                    .map(|r| f64::from(parts.train.x[r * 13 + col]))
+                    .map(|r| f64::from(parts.train.x.get(r * 13 + col)))
                     .sum::<f64>()
                     / n as f64;
                 assert!(mean.abs() < 1e-6, "{}: mean {mean}", f.column);
@@ -410,7 +430,7 @@ mod tests {
             .expect("sex");
         let start: usize = features[..sex].iter().map(|f| f.width() as usize).sum();
         for r in 0..parts.train.len() {
-            let ones: f32 = (0..3).map(|k| parts.train.x[r * 13 + start + k]).sum();
+            let ones: f32 = (0..3).map(|k| parts.train.x.get(r * 13 + start + k)).sum();
             assert_eq!(ones, 1.0);
         }
     }

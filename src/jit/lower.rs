@@ -463,11 +463,158 @@ fn lower_row(
     let real_batch = kb.batch;
     kb.batch = kb.iconst(1);
     kb.row = Some((r, row_bytes.clone()));
-    for id in members {
-        lower_node(kb, g, *id);
+    let mut i = 0;
+    while i < members.len() {
+        match chain(g, &members[i..]) {
+            Some((n, width)) => {
+                lower_chain(kb, g, &members[i..i + n], width);
+                i += n;
+            }
+            None => {
+                lower_node(kb, g, members[i]);
+                i += 1;
+            }
+        }
     }
     kb.row = None;
     kb.batch = real_batch;
+}
+
+/// The row width of an elementwise member that can join a fused loop over
+/// the row: f32 lanes (the vector plan), a row of at least two values,
+/// and every operand either a row of the same width or one value per row.
+fn chain_width(g: &Graph, id: NodeId) -> Option<u64> {
+    let node = g.node(id);
+    let ins: Vec<crate::ir::Type> = node.inputs.iter().map(|x| g.ty(*x).clone()).collect();
+    let plan = vector_plan(&node.op, &node.ty, &ins)?;
+    let single = |d: &[Dim]| d.iter().all(|d| matches!(d, Dim::Batch | Dim::Fixed(1)));
+    let row = |s: &Shape| s.0.split_last().is_some_and(|(_, outer)| single(outer));
+    let Some(&Dim::Fixed(width)) = node.ty.shape.0.last() else {
+        return None;
+    };
+    let operands_fit = ins.iter().zip(&plan).all(|(t, contiguous)| {
+        if *contiguous {
+            row(&t.shape)
+        } else {
+            single(&t.shape.0)
+        }
+    });
+    (width >= 2 && row(&node.ty.shape) && operands_fit).then_some(width)
+}
+
+/// How many members from the start of `ms` run as one fused loop (at
+/// least two), and their row width.
+fn chain(g: &Graph, ms: &[NodeId]) -> Option<(usize, u64)> {
+    let width = chain_width(g, ms[0])?;
+    let n = ms
+        .iter()
+        .take_while(|id| chain_width(g, **id) == Some(width))
+        .count();
+    (n >= 2).then_some((n, width))
+}
+
+/// Elementwise members over one row, fused into a single loop: each
+/// element of the row goes through the whole chain in registers, four
+/// lanes at a time, and only the values read outside the chain (by later
+/// members, other kernels or as outputs) are stored. Every member reads
+/// its operands at the element it writes (or one value per row, loaded
+/// once: it cannot be a chain member's buffer, whose rows are wider), so
+/// element-by-element order computes what member-by-member order does,
+/// also when a member writes over an operand's buffer in place.
+fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
+    let stored: Vec<Option<Value>> = chain
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let later = &chain[i + 1..];
+            let outside = g.outputs.iter().any(|(_, o)| o == id)
+                || g.nodes
+                    .iter()
+                    .enumerate()
+                    .any(|(k, n)| n.inputs.contains(id) && !later.contains(&NodeId(k as u32)));
+            outside.then(|| kb.buf(*id))
+        })
+        .collect();
+    // Each member's operands: a chain member (by position), or a buffer
+    // read along the row (`true`) or once per row (`false`).
+    enum Src {
+        Member(usize),
+        Buffer(Value, bool, DType),
+    }
+    let mut srcs: Vec<Vec<Src>> = Vec::new();
+    for id in chain {
+        let node = g.node(*id);
+        let ins: Vec<crate::ir::Type> = node.inputs.iter().map(|x| g.ty(*x).clone()).collect();
+        let plan = vector_plan(&node.op, &node.ty, &ins).unwrap_or_default();
+        let mut v = Vec::new();
+        for ((x, t), contiguous) in node.inputs.iter().zip(&ins).zip(plan) {
+            v.push(match chain.iter().position(|c| c == x) {
+                Some(p) => Src::Member(p),
+                None => Src::Buffer(kb.buf(*x), contiguous, t.dtype),
+            });
+        }
+        srcs.push(v);
+    }
+    let v4 = types::F32X4;
+    let flags = MemFlagsData::new().with_notrap();
+    // One value per row: loaded and splat before the loop.
+    let zero = kb.iconst(0);
+    let mut splats: std::collections::HashMap<(usize, usize), Value> = Default::default();
+    for (m, ops) in srcs.iter().enumerate() {
+        for (k, src) in ops.iter().enumerate() {
+            if let Src::Buffer(p, false, _) = src {
+                let x = kb.load(*p, zero, DType::F32);
+                let v = kb.b.ins().splat(v4, x);
+                splats.insert((m, k), v);
+            }
+        }
+    }
+    let len4 = (width & !3) as i64;
+    let (start, end) = (kb.iconst(0), kb.iconst(len4));
+    kb.range(start, end, 4, &mut |kb, j| {
+        let mut vals: Vec<Value> = Vec::new();
+        for (m, id) in chain.iter().enumerate() {
+            let mut operands = Vec::new();
+            for (k, src) in srcs[m].iter().enumerate() {
+                operands.push(match src {
+                    Src::Member(p) => vals[*p],
+                    Src::Buffer(p, true, _) => {
+                        let a = kb.addr(*p, j, DType::F32);
+                        kb.b.ins().load(v4, flags, a, 0)
+                    }
+                    Src::Buffer(_, false, _) => splats[&(m, k)],
+                });
+            }
+            let v = vector_op(kb.b, &g.node(*id).op, &operands);
+            if let Some(out) = stored[m] {
+                let a = kb.addr(out, j, DType::F32);
+                kb.b.ins().store(flags, v, a, 0);
+            }
+            vals.push(v);
+        }
+    });
+    // The scalar tail, element by element in each operand's dtype.
+    let (start, end) = (kb.iconst(len4), kb.iconst(width as i64));
+    kb.range(start, end, 1, &mut |kb, j| {
+        let mut vals: Vec<Value> = Vec::new();
+        for (m, id) in chain.iter().enumerate() {
+            let mut operands = Vec::new();
+            for src in &srcs[m] {
+                operands.push(match src {
+                    Src::Member(p) => vals[*p],
+                    Src::Buffer(p, contiguous, d) => {
+                        let at = if *contiguous { j } else { kb.iconst(0) };
+                        kb.load(*p, at, *d)
+                    }
+                });
+            }
+            let v = scalar_op(kb, &g.node(*id).op, &operands);
+            if let Some(out) = stored[m] {
+                kb.store(out, j, g.ty(*id).dtype, v);
+            }
+            vals.push(v);
+        }
+    });
 }
 
 /// A matmul whose output rows feed a row group (its epilogue): each strip
@@ -1310,47 +1457,7 @@ fn elementwise_f32x4(
                     }
                 })
                 .collect();
-            let b = &mut kb.b;
-            let v = match op {
-                // Lanes of all ones where the comparison holds, then 0 or 1.
-                Op::Cmp(c) => {
-                    let mask = b.ins().fcmp(float_cc(*c), vals[0], vals[1]);
-                    let one = b.ins().iconst(types::I32, 1);
-                    let ones = b.ins().splat(types::I32X4, one);
-                    let r = b.ins().band(mask, ones);
-                    b.ins().bitcast(
-                        v4,
-                        MemFlagsData::new().with_endianness(Endianness::Little),
-                        r,
-                    )
-                }
-                // The bool lanes (loaded as f32 bits) become all-ones masks.
-                Op::Select => {
-                    let le = MemFlagsData::new().with_endianness(Endianness::Little);
-                    let c = b.ins().bitcast(types::I32X4, le, vals[0]);
-                    let zero = b.ins().iconst(types::I32, 0);
-                    let zeros = b.ins().splat(types::I32X4, zero);
-                    let m = b.ins().icmp(IntCC::NotEqual, c, zeros);
-                    let m = b.ins().bitcast(v4, le, m);
-                    b.ins().bitselect(m, vals[1], vals[2])
-                }
-                Op::Add => b.ins().fadd(vals[0], vals[1]),
-                Op::Mul => b.ins().fmul(vals[0], vals[1]),
-                Op::Max => b.ins().fmax(vals[0], vals[1]),
-                Op::Neg => b.ins().fneg(vals[0]),
-                Op::Recip => {
-                    let one = b.ins().f32const(1.0);
-                    let ones = b.ins().splat(v4, one);
-                    b.ins().fdiv(ones, vals[0])
-                }
-                Op::Sqrt => b.ins().sqrt(vals[0]),
-                Op::Abs => b.ins().fabs(vals[0]),
-                Op::Exp => inline::exp(b, true, vals[0]),
-                Op::Log => inline::ln(b, true, vals[0]),
-                Op::Tanh => inline::tanh(b, true, vals[0]),
-                Op::Sigmoid => inline::sigmoid(b, true, vals[0]),
-                _ => vals[0],
-            };
+            let v = vector_op(kb.b, op, &vals);
             let oj = kb.b.ins().iadd(offs[0], j);
             let a = kb.addr(out, oj, DType::F32);
             kb.b.ins().store(flags, v, a, 0);
@@ -1373,18 +1480,67 @@ fn elementwise_f32x4(
                 .zip(in_dt)
                 .map(|((p, o), t)| kb.load(*p, *o, *t))
                 .collect();
-            let v = match op {
-                Op::Add | Op::Mul | Op::Max | Op::Cmp(_) => {
-                    binary(kb, op, vals[0], vals[1], DType::F32)
-                }
-                Op::Select => {
-                    let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
-                    kb.b.ins().select(c, vals[1], vals[2])
-                }
-                Op::StopGradient | Op::Broadcast => vals[0],
-                other => unary(kb, other, vals[0], DType::F32),
-            };
+            let v = scalar_op(kb, op, &vals);
             kb.store(out, at[0], out_dt, v);
         });
     });
+}
+
+/// One elementwise op on f32x4 lanes (a bool is an i32 0 or 1 per lane,
+/// carried in an f32x4).
+fn vector_op(b: &mut FunctionBuilder, op: &Op, vals: &[Value]) -> Value {
+    let v4 = types::F32X4;
+    match op {
+        // Lanes of all ones where the comparison holds, then 0 or 1.
+        Op::Cmp(c) => {
+            let mask = b.ins().fcmp(float_cc(*c), vals[0], vals[1]);
+            let one = b.ins().iconst(types::I32, 1);
+            let ones = b.ins().splat(types::I32X4, one);
+            let r = b.ins().band(mask, ones);
+            b.ins().bitcast(
+                v4,
+                MemFlagsData::new().with_endianness(Endianness::Little),
+                r,
+            )
+        }
+        // The bool lanes (loaded as f32 bits) become all-ones masks.
+        Op::Select => {
+            let le = MemFlagsData::new().with_endianness(Endianness::Little);
+            let c = b.ins().bitcast(types::I32X4, le, vals[0]);
+            let zero = b.ins().iconst(types::I32, 0);
+            let zeros = b.ins().splat(types::I32X4, zero);
+            let m = b.ins().icmp(IntCC::NotEqual, c, zeros);
+            let m = b.ins().bitcast(v4, le, m);
+            b.ins().bitselect(m, vals[1], vals[2])
+        }
+        Op::Add => b.ins().fadd(vals[0], vals[1]),
+        Op::Mul => b.ins().fmul(vals[0], vals[1]),
+        Op::Max => b.ins().fmax(vals[0], vals[1]),
+        Op::Neg => b.ins().fneg(vals[0]),
+        Op::Recip => {
+            let one = b.ins().f32const(1.0);
+            let ones = b.ins().splat(v4, one);
+            b.ins().fdiv(ones, vals[0])
+        }
+        Op::Sqrt => b.ins().sqrt(vals[0]),
+        Op::Abs => b.ins().fabs(vals[0]),
+        Op::Exp => inline::exp(b, true, vals[0]),
+        Op::Log => inline::ln(b, true, vals[0]),
+        Op::Tanh => inline::tanh(b, true, vals[0]),
+        Op::Sigmoid => inline::sigmoid(b, true, vals[0]),
+        _ => vals[0],
+    }
+}
+
+/// One elementwise op of the vector plan on a single f32 (a bool as i32).
+fn scalar_op(kb: &mut Kb, op: &Op, vals: &[Value]) -> Value {
+    match op {
+        Op::Add | Op::Mul | Op::Max | Op::Cmp(_) => binary(kb, op, vals[0], vals[1], DType::F32),
+        Op::Select => {
+            let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
+            kb.b.ins().select(c, vals[1], vals[2])
+        }
+        Op::StopGradient | Op::Broadcast => vals[0],
+        other => unary(kb, other, vals[0], DType::F32),
+    }
 }
