@@ -93,6 +93,11 @@ struct TrainFlags {
     /// (the JIT's own 4×8-tile kernel with the epilogue in each strip).
     #[arg(long, value_enum, default_value = "gemm")]
     matmul: MatmulArg,
+    /// Time the final evaluation N more times after the first and report
+    /// their median as infer_seconds (the first run's time is
+    /// infer_first_seconds), as the framework benchmarks time inference.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    infer_reps: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -239,6 +244,7 @@ fn run(cli: Cli) -> Output {
                 verbose: flags.verbose,
                 json: flags.json,
                 quiet: flags.quiet,
+                infer_reps: flags.infer_reps as usize,
                 ..Default::default()
             };
             let mut out = QuietStdout;

@@ -26,6 +26,9 @@ pub struct TrainOptions {
     pub seed: Option<u64>,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// Timed runs of the final evaluation after the first (their median is
+    /// reported; 0: the first alone).
+    pub infer_reps: usize,
     /// Write a checkpoint here after training.
     pub save: Option<std::path::PathBuf>,
     /// Continue from this checkpoint up to the total `epochs`.
@@ -203,7 +206,9 @@ pub fn train_run(
             crate::checkpoint::save(path, run, &ck)?;
             sink.human(&format!("saved {}", path.display()));
         }
-        return report_final(run, &params, &train, &test, batch, seed, epochs, 0.0, sink);
+        return report_final(
+            run, &params, &train, &test, batch, seed, epochs, 0.0, opts, sink,
+        );
     }
     let Optimizer::Sgd { lr, .. } = s.optimizer else {
         return Ok(());
@@ -360,6 +365,7 @@ pub fn train_run(
             seed,
             epochs,
             compile_ms,
+            opts,
             sink,
         );
     };
@@ -876,6 +882,12 @@ impl Trainer<'_> {
                                 _ => {}
                             }
                         }
+                        // The next batch's rows start moving towards the
+                        // cache while this step's kernels run.
+                        let next = order.get((bi + 1) * batch..order.len().min((bi + 2) * batch));
+                        for &r in next.unwrap_or(&[]) {
+                            train.x.prefetch(r * train.width, (r + 1) * train.width);
+                        }
                         Batch {
                             x: None,
                             y: None,
@@ -1230,6 +1242,7 @@ fn report_final(
     seed: u64,
     epochs: u64,
     compile_ms: f64,
+    opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
     let mut json = format!(
@@ -1243,18 +1256,38 @@ fn report_final(
         ("test", test)
     };
     // Inference over the part, timed apart from compiling the eval function.
+    // With --infer-reps N it runs N more times after the first (as
+    // ../shared/bench times the frameworks): their median, and the first
+    // run apart.
     let g = eval_function(run);
     let mut c = crate::jit::compile(&g, false)?;
-    let start = Instant::now();
-    let metrics = evaluate_with(run, &g, &mut c, params, part.1, batch, seed)?;
-    let infer = start.elapsed().as_secs_f64();
+    if let Some(t) = opts.threads {
+        c.threads = t.max(1);
+    }
+    c.matmul = opts.matmul;
+    let mut times = Vec::new();
+    let mut metrics = Vec::new();
+    for _ in 0..opts.infer_reps + 1 {
+        let start = Instant::now();
+        metrics = evaluate_with(run, &g, &mut c, params, part.1, batch, seed)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let first = times[0];
+    let mut timed = if times.len() > 1 {
+        times[1..].to_vec()
+    } else {
+        times.clone()
+    };
+    timed.sort_by(f64::total_cmp);
+    let infer = timed[timed.len() / 2];
     for (m, v) in metrics {
         let _ = write!(json, ",\"{}_{m}\":{v}", part.0);
         let _ = write!(human, " {}_{m} {v:.6}", part.0);
     }
     let _ = write!(
         json,
-        ",\"compile_ms\":{compile_ms},\"infer_seconds\":{infer}"
+        ",\"compile_ms\":{compile_ms},\"infer_seconds\":{infer},\"infer_first_seconds\":{first},\"infer_reps\":{}",
+        timed.len()
     );
     // Peak memory so far: the data, the compiled functions and their arenas.
     if let Some(b) = crate::jit::peak_rss() {
@@ -1340,6 +1373,7 @@ pub fn eval_checkpoint(
         seed,
         ck.epoch,
         0.0,
+        opts,
         sink,
     )
 }

@@ -21,10 +21,11 @@ fn load(path: &str) -> Loaded {
 /// Trains run `name` of `l` and returns its JSON lines.
 /// The keys of `dlc train --json` lines that are measurements of time or
 /// memory, which differ from run to run.
-const TIMINGS: [&str; 5] = [
+const TIMINGS: [&str; 6] = [
     "seconds",
     "samples_per_sec",
     "compile_ms",
+    "infer_first_seconds",
     "infer_seconds",
     "peak_rss_bytes",
 ];

@@ -62,6 +62,10 @@ pub fn clif_type(d: DType) -> types::Type {
     }
 }
 
+/// Loops with at most this many iterations, known when the kernel is
+/// built, are unrolled.
+const UNROLL: i64 = 4;
+
 /// The state of one kernel being built.
 pub struct Kb<'a, 'f> {
     pub b: &'a mut FunctionBuilder<'f>,
@@ -91,11 +95,42 @@ impl Kb<'_, '_> {
     }
 
     fn sz(&mut self, s: Sz) -> Value {
+        // Inside a row group B is the constant 1: sizes fold to constants,
+        // which lets short loops unroll (`range`, `level`).
+        if let Some(b) = self.const_of(self.batch) {
+            return self.iconst(s.c as i64 * b.pow(s.batch));
+        }
         let mut v = self.iconst(s.c as i64);
         for _ in 0..s.batch {
             v = self.b.ins().imul(v, self.batch);
         }
         v
+    }
+
+    /// `v`'s value, when it is an integer constant.
+    fn const_of(&self, v: Value) -> Option<i64> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let dfg = &self.b.func.dfg;
+        match dfg.value_def(v) {
+            ValueDef::Result(inst, 0) => match dfg.insts[inst] {
+                InstructionData::UnaryImm {
+                    opcode: Opcode::Iconst,
+                    imm,
+                } => Some(imm.bits()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The trip count of a loop from `start` to `end` by `step`, when both
+    /// bounds are constants and it is at most `UNROLL`: such a loop is
+    /// emitted as that many copies of its body (a row of 10 values is two
+    /// f32x4 steps and two scalar ones, with no branches between them).
+    fn short_trip(&self, start: Value, end: Value, step: i64) -> Option<i64> {
+        let (a, b) = (self.const_of(start)?, self.const_of(end)?);
+        let n = if b > a { (b - a + step - 1) / step } else { 0 };
+        (n <= UNROLL).then_some(n)
     }
 
     /// The buffer pointer of node `id` (in a row group, of its current row).
@@ -183,6 +218,21 @@ impl Kb<'_, '_> {
             body(self, &offs, &idx);
             return;
         }
+        let zero = self.iconst(0);
+        if let Some(n) = self.short_trip(zero, dims[l], 1) {
+            let mut cur = offs;
+            for k in 0..n {
+                let mut idx2 = idx.clone();
+                idx2.push(self.iconst(k));
+                self.level(l + 1, dims, strides, cur.clone(), idx2, body);
+                cur = cur
+                    .iter()
+                    .enumerate()
+                    .map(|(o, v)| self.b.ins().iadd(*v, strides[o][l]))
+                    .collect();
+            }
+            return;
+        }
         let i = self.b.declare_var(types::I64);
         let zero = self.iconst(0);
         self.b.def_var(i, zero);
@@ -228,6 +278,14 @@ impl Kb<'_, '_> {
         step: i64,
         body: &mut dyn FnMut(&mut Self, Value),
     ) {
+        if let Some(n) = self.short_trip(start, end, step) {
+            let a = self.const_of(start).unwrap_or(0);
+            for k in 0..n {
+                let j = self.iconst(a + k * step);
+                body(self, j);
+            }
+            return;
+        }
         let i = self.b.declare_var(types::I64);
         self.b.def_var(i, start);
         let header = self.b.create_block();
@@ -825,7 +883,10 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
                 let v4 = types::F32X4;
                 let outer: Vec<Vec<Value>> = vec![ist[..r - 1].to_vec(), ost[..r - 1].to_vec()];
                 kb.nest(&dims[..r - 1], &outer, &[zero, zero], &mut |kb, offs, _| {
-                    let len4 = kb.b.ins().band_imm_s(len, !3);
+                    let len4 = match kb.const_of(len) {
+                        Some(n) => kb.iconst(n & !3),
+                        None => kb.b.ins().band_imm_s(len, !3),
+                    };
                     let (si, so) = (offs[0], offs[1]);
                     let z = kb.iconst(0);
                     kb.range(z, len4, 4, &mut |kb, j| {
@@ -1429,7 +1490,10 @@ fn elementwise_f32x4(
     let flags = MemFlagsData::new().with_notrap();
     let v4 = types::F32X4;
     kb.nest(outer_dims, &outer_strides, &bases, &mut |kb, offs, _| {
-        let len4 = kb.b.ins().band_imm_s(len, !3);
+        let len4 = match kb.const_of(len) {
+            Some(n) => kb.iconst(n & !3),
+            None => kb.b.ins().band_imm_s(len, !3),
+        };
         let zero = kb.iconst(0);
         // Splat the broadcast operands once per row.
         let splats: Vec<Option<Value>> = ptrs
