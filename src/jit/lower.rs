@@ -829,20 +829,59 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
                     .bxor_imm_s(s1, ((u64::from(*stream) << 32) | 0x5bd1) as i64);
             let key = mix(kb, x);
             let dist = *dist;
-            kb.flat(numel(&out_t.shape), &mut |kb, i| {
+            let n = kb.sz(numel(&out_t.shape));
+            let mut tail = kb.iconst(0);
+            if dist == Dist::Uniform && d == DType::F32 {
+                // Four elements at a time: four independent 64-bit mixes,
+                // their top 24 bits gathered into i32 lanes and converted
+                // together (a scalar int-to-float conversion writes only
+                // part of its register, which chains the iterations).
+                tail = kb.b.ins().band_imm_s(n, !3);
+                let zero = kb.iconst(0);
+                kb.range(zero, tail, 4, &mut |kb, i| {
+                    let mut lanes = kb.b.ins().iconst(types::I32, 0);
+                    lanes = kb.b.ins().splat(types::I32X4, lanes);
+                    let t = kb.b.ins().imul_imm_s(i, GOLDEN);
+                    let base = kb.b.ins().iadd(key, t);
+                    for l in 0..4u8 {
+                        // key + (i + l)·GOLDEN, wrapping
+                        let z =
+                            kb.b.ins()
+                                .iadd_imm_s(base, GOLDEN.wrapping_mul(i64::from(l)));
+                        let bits = mix(kb, z);
+                        let top = kb.b.ins().ushr_imm_u(bits, 40);
+                        let top = kb.b.ins().ireduce(types::I32, top);
+                        lanes = kb.b.ins().insertlane(lanes, top, l);
+                    }
+                    let f = kb.b.ins().fcvt_from_sint(types::F32X4, lanes);
+                    let scale = kb.b.ins().f32const(1.0 / (1u64 << 24) as f32);
+                    let scale = kb.b.ins().splat(types::F32X4, scale);
+                    let u = kb.b.ins().fmul(f, scale);
+                    let a = kb.addr(out, i, d);
+                    kb.b.ins().store(MemFlagsData::new().with_notrap(), u, a, 0);
+                });
+            }
+            kb.range(tail, n, 1, &mut |kb, i| {
                 let v = match dist {
                     Dist::Uniform => {
                         let t = kb.b.ins().imul_imm_s(i, GOLDEN);
                         let z = kb.b.ins().iadd(key, t);
                         let bits = mix(kb, z);
+                        // 24 bits: exact as an i32, and times 2⁻²⁴ exact
+                        // in f32 too, so the f32 result is computed in f32.
                         let top = kb.b.ins().ushr_imm_u(bits, 40);
-                        let f = kb.b.ins().fcvt_from_uint(types::F64, top);
-                        let scale = kb.b.ins().f64const(1.0 / (1u64 << 24) as f64);
-                        kb.b.ins().fmul(f, scale)
+                        let top = kb.b.ins().ireduce(types::I32, top);
+                        let ft = if d == DType::F32 { d } else { DType::F64 };
+                        let f = kb.b.ins().fcvt_from_sint(clif_type(ft), top);
+                        let scale = kb.fconst(ft, 1.0 / (1u64 << 24) as f64);
+                        let u = kb.b.ins().fmul(f, scale);
+                        convert(kb, u, ft, d)
                     }
-                    Dist::Normal => kb.call1(kb.ext.normal, &[key, i]),
+                    Dist::Normal => {
+                        let n = kb.call1(kb.ext.normal, &[key, i]);
+                        convert(kb, n, DType::F64, d)
+                    }
                 };
-                let v = convert(kb, v, DType::F64, d);
                 kb.store(out, i, d, v);
             });
         }
