@@ -1286,7 +1286,9 @@ fn report_final(
     }
     let _ = write!(
         json,
-        ",\"compile_ms\":{compile_ms},\"infer_seconds\":{infer},\"infer_first_seconds\":{first},\"infer_reps\":{}",
+        ",\"compile_ms\":{compile_ms},\"infer_seconds\":{infer},\"infer_first_seconds\":{first},\"infer_min_seconds\":{},\"infer_max_seconds\":{},\"infer_reps\":{}",
+        timed[0],
+        timed[timed.len() - 1],
         timed.len()
     );
     // Peak memory so far: the data, the compiled functions and their arenas.

@@ -21,11 +21,13 @@ fn load(path: &str) -> Loaded {
 /// Trains run `name` of `l` and returns its JSON lines.
 /// The keys of `dlc train --json` lines that are measurements of time or
 /// memory, which differ from run to run.
-const TIMINGS: [&str; 6] = [
+const TIMINGS: [&str; 8] = [
     "seconds",
     "samples_per_sec",
     "compile_ms",
     "infer_first_seconds",
+    "infer_min_seconds",
+    "infer_max_seconds",
     "infer_seconds",
     "peak_rss_bytes",
 ];

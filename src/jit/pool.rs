@@ -3,8 +3,9 @@
 //! spawn (~30 µs measured here) on every call.
 //!
 //! A worker waits for a job by spinning briefly, then sleeping on a
-//! condition variable; the calling thread runs the first share itself and
-//! then waits for the workers' shares. One caller uses the pool at a time;
+//! condition variable; the calling thread runs the first share itself,
+//! then takes back any share no worker has picked up yet and runs it too,
+//! and waits only for shares already running. One caller uses the pool at a time;
 //! a second caller at the same moment (tests run in parallel) gets scoped
 //! threads instead.
 
@@ -40,19 +41,22 @@ fn worker(slot: Arc<Slot>) {
         while slot.posted.load(Ordering::Acquire) == seen && start.elapsed() < SPIN {
             std::hint::spin_loop();
         }
-        let job = {
+        // The job and its number are read together, under the lock the
+        // caller posts them under. The job is gone when the caller took it
+        // back (it found the worker late and ran the job itself).
+        let (job, n) = {
             let g = lock(&slot.job);
             let mut g = slot
                 .wake
                 .wait_while(g, |_| slot.posted.load(Ordering::Acquire) == seen)
                 .unwrap_or_else(|e| e.into_inner());
-            g.take()
+            (g.take(), slot.posted.load(Ordering::Acquire))
         };
-        seen += 1;
         if let Some(job) = job {
             job.run();
         }
-        slot.done.store(seen, Ordering::Release);
+        seen = n;
+        slot.done.store(n, Ordering::Release);
     }
 }
 
@@ -107,6 +111,14 @@ pub fn run(jobs: &[Job]) {
     }
     first.run();
     for (slot, n) in posted {
+        // A worker that has not picked its share up yet (asleep, or its
+        // core busy with something else) loses it: this thread runs it
+        // rather than wait for the worker to wake.
+        let unclaimed = lock(&slot.job).take();
+        if let Some(job) = unclaimed {
+            job.run();
+            continue;
+        }
         let start = Instant::now();
         while slot.done.load(Ordering::Acquire) < n {
             if start.elapsed() < SPIN {
