@@ -134,6 +134,9 @@ pub fn available_memory() -> Option<u128> {
 /// waking a worker costs more than it saves.
 const SPLIT_WORK: usize = 500_000;
 
+/// Values a batch's input rows must hold before all the threads copy them.
+const SPLIT_COPY: usize = 65_536;
+
 /// The process's peak resident memory so far, in bytes (Linux's VmHWM).
 pub fn peak_rss() -> Option<u128> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -866,18 +869,28 @@ impl Compiled {
         k: usize,
         width: usize,
         rows: &[usize],
-        fill: impl Fn(usize, usize, &mut [f32]) -> Option<()>,
+        fill: impl Fn(usize, usize, &mut [f32]) -> Option<()> + Sync,
     ) -> Result<(), String> {
+        let all = self.threads;
         let Some((buf, dtype)) = self.input_rows(k, width, rows.len())? else {
             return Ok(());
         };
         let missing = |r: usize| format!("row {r} is outside the data");
         if dtype == crate::ir::DType::F32 {
             let out = exec::f32s_mut(buf, rows.len() * width);
-            for (i, &r) in rows.iter().enumerate() {
-                fill(i, r, &mut out[i * width..(i + 1) * width]).ok_or_else(|| missing(r))?;
-            }
-            return Ok(());
+            // Large batches are copied by all the threads.
+            let threads = if rows.len() * width >= SPLIT_COPY {
+                all
+            } else {
+                1
+            };
+            let ok = exec::fill_rows(out, width, rows.len(), threads, &|i, row| {
+                fill(i, rows[i], row)
+            });
+            return match ok {
+                true => Ok(()),
+                false => Err("a row is outside the data".to_string()),
+            };
         }
         let mut row = vec![0.0f32; width];
         for (i, &r) in rows.iter().enumerate() {

@@ -91,6 +91,26 @@ fn the_prefetch_thread_changes_no_loss_and_no_parameter() {
     assert_eq!(without_timings(&with), without_timings(&without));
 }
 
+/// One thread or two (kernels split by rows, batches copied by both
+/// threads, shares taken back from a late worker) train the same model:
+/// with the JIT's matmul, which computes every row the same way whatever
+/// the split, bit for bit.
+#[test]
+fn two_threads_train_exactly_as_one() {
+    let l = load("programs/mlp.dl");
+    let opts = |threads| TrainOptions {
+        epochs: Some(1),
+        threads: Some(threads),
+        prefetch: Some(false),
+        matmul: dlc::jit::Matmul::Jit,
+        ..Default::default()
+    };
+    let one = train_json(&l, "main", &opts(1));
+    let two = train_json(&l, "main", &opts(2));
+    assert_eq!(one.len(), 2, "an epoch and a final line");
+    assert_eq!(without_timings(&one), without_timings(&two));
+}
+
 #[test]
 fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
     // One batch of all 1000 samples, so the epoch's mean norm is the norm

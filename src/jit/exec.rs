@@ -269,6 +269,78 @@ pub enum Work {
     /// A `gemm` matmul over output rows [lo, hi) in blocks of
     /// [`GEMM_BLOCK`], each block followed by the epilogue kernel.
     Gemm(GemmArgs, Option<KernelFn>),
+    /// A Rust callback over rows [lo, hi) (see [`for_rows`]).
+    Rows(Callback),
+}
+
+/// A callback and the context it is called with.
+#[derive(Clone, Copy, Debug)]
+pub struct Callback {
+    call: fn(*const (), usize, usize),
+    ctx: Ctx,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Ctx(*const ());
+
+impl Ctx {
+    fn ptr(self) -> *const () {
+        self.0
+    }
+}
+
+// SAFETY: a `Ctx` is made only by `for_rows`, from a `&F` with `F: Sync`
+// that outlives every job holding it (`split` returns only when all have
+// finished).
+unsafe impl Send for Ctx {}
+unsafe impl Sync for Ctx {}
+
+/// Runs `f(lo, hi)` over row ranges that cover 0..rows once, divided among
+/// `threads` threads as [`split`] divides a kernel's rows.
+pub fn for_rows<F: Fn(usize, usize) + Sync>(rows: usize, threads: usize, f: &F) {
+    fn call<F: Fn(usize, usize) + Sync>(ctx: *const (), lo: usize, hi: usize) {
+        // SAFETY: `ctx` is the `&F` `for_rows` was given, alive until it
+        // returns, which is after every share has run.
+        let f = unsafe { &*ctx.cast::<F>() };
+        f(lo, hi);
+    }
+    let cb = Callback {
+        call: call::<F>,
+        ctx: Ctx((f as *const F).cast()),
+    };
+    split(Work::Rows(cb), &[], 0, 0, rows, threads);
+}
+
+/// Fills rows 0..`rows` of `out` (`width` values each) with `fill(i,
+/// row)`, the rows divided among `threads` threads; false when a `fill`
+/// returned `None`.
+pub fn fill_rows(
+    out: &mut [f32],
+    width: usize,
+    rows: usize,
+    threads: usize,
+    fill: &(dyn Fn(usize, &mut [f32]) -> Option<()> + Sync),
+) -> bool {
+    assert!(out.len() >= rows * width, "compiler bug: buffer too small");
+    let base = Ctx(out.as_mut_ptr().cast_const().cast());
+    let ok = std::sync::atomic::AtomicBool::new(true);
+    for_rows(rows, threads, &|lo, hi| {
+        // SAFETY: the shares' ranges [lo, hi) are disjoint and inside
+        // 0..rows, so each thread writes its own rows of `out`, which this
+        // function borrows mutably until every share has run.
+        let part = unsafe {
+            std::slice::from_raw_parts_mut(
+                base.ptr().cast::<f32>().cast_mut().add(lo * width),
+                (hi - lo) * width,
+            )
+        };
+        for (k, row) in part.chunks_mut(width.max(1)).enumerate() {
+            if fill(lo + k, row).is_none() {
+                ok.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    ok.into_inner()
 }
 
 /// One thread's share of a kernel call: rows [lo, hi).
@@ -301,6 +373,7 @@ impl Job {
                     r = e;
                 }
             }
+            Work::Rows(cb) => (cb.call)(cb.ctx.ptr(), self.lo, self.hi),
         }
     }
 }
