@@ -37,14 +37,55 @@ pub fn write_rows<T: Copy + Into<f64>>(
     width: usize,
     rows: &[usize],
 ) -> Result<(), String> {
-    for (i, r) in rows.iter().enumerate() {
-        let row = src.get(r * width..(r + 1) * width).ok_or_else(|| {
-            format!(
-                "row {r} is outside the data ({} rows)",
-                src.len() / width.max(1)
-            )
-        })?;
-        write_at(buf, dtype, i * width, row);
+    let outside = |r: usize| {
+        format!(
+            "row {r} is outside the data ({} rows)",
+            src.len() / width.max(1)
+        )
+    };
+    if let Some(&r) = rows.iter().find(|&&r| (r + 1) * width > src.len()) {
+        return Err(outside(r));
+    }
+    let n = rows.len() * width;
+    // The rows, in order, converted by `conv`, into the first n elements.
+    fn copy<T: Copy, D>(
+        dst: &mut [D],
+        src: &[T],
+        width: usize,
+        rows: &[usize],
+        conv: impl Fn(T) -> D,
+    ) {
+        for (d, &r) in dst.chunks_mut(width.max(1)).zip(rows) {
+            for (x, v) in d.iter_mut().zip(&src[r * width..(r + 1) * width]) {
+                *x = conv(*v);
+            }
+        }
+    }
+    assert!(
+        buf.len() * 8 >= n * elem_size(dtype),
+        "compiler bug: buffer too small"
+    );
+    match dtype {
+        DType::F32 => copy(f32s_mut(buf, n), src, width, rows, |v| v.into() as f32),
+        DType::F64 => {
+            // SAFETY: the buffer is 8-byte aligned and holds at least `n`
+            // f64s (checked above); f64 has no invalid bit patterns.
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), n) };
+            copy(s, src, width, rows, |v| v.into());
+        }
+        DType::I32 | DType::Bool => {
+            // SAFETY: as above, for i32.
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), n) };
+            let bool = dtype == DType::Bool;
+            copy(s, src, width, rows, |v| {
+                let v: f64 = v.into();
+                if bool {
+                    i32::from(v != 0.0)
+                } else {
+                    v as i32
+                }
+            });
+        }
     }
     Ok(())
 }
