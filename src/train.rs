@@ -1082,12 +1082,11 @@ fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
         match info.role {
             Role::Features => {
                 let mut v = Vec::with_capacity(bs * t.width);
+                let mut row = vec![0.0f32; t.width];
                 for &r in rows {
-                    v.extend(
-                        t.x.values(r * t.width, (r + 1) * t.width)
-                            .iter()
-                            .map(|v| f64::from(*v)),
-                    );
+                    // Rows come from the epoch's order over the table.
+                    let _ = t.x.copy_into(r * t.width, &mut row);
+                    v.extend(row.iter().map(|v| f64::from(*v)));
                 }
                 batch.x = Some(Tensor::new(ty.dtype, shape, v));
             }
