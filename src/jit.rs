@@ -449,6 +449,7 @@ impl Emitter {
                 row: None,
                 inline: self.inline.clone(),
                 stack,
+                unrolled: 1,
             };
             body(&mut kb);
             b.ins().return_(&[]);

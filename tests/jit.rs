@@ -494,3 +494,33 @@ fn column_reductions_match_the_interpreter() {
         }
     }
 }
+
+/// Short loops are unrolled, but nested ones only up to a bounded number of
+/// copies: an elementwise op over a fixed shape of many axes of 16 stays a
+/// loop nest (its Cranelift IR a few kilobytes, not one line per element)
+/// and computes what the interpreter does.
+#[test]
+fn unrolling_is_bounded_over_many_short_axes() {
+    use dlc::ir::{DType, Role, Shape, Type};
+    use dlc::span::Span;
+    let sp = Span::default;
+    let mut g = Graph::new();
+    let ty = Type::new(DType::F32, Shape::fixed(&[16, 16, 16, 16]));
+    let x = g.input("x", Role::Features, ty.clone(), sp());
+    let y = g.input("y", Role::Features, ty, sp());
+    let s = g.add(Op::Add, &[x, y], None, sp()).expect("add");
+    g.outputs = vec![("s".into(), s)];
+    let c = dlc::jit::compile(&g, true).expect("compiles");
+    let clif: usize = c.clif.iter().map(|(_, text)| text.len()).sum();
+    assert!(clif < 100_000, "{clif} bytes of Cranelift IR");
+    let n = 16 * 16 * 16 * 16;
+    let inputs = [
+        Tensor::new(DType::F32, vec![16; 4], (0..n).map(|i| i as f64).collect()),
+        Tensor::new(
+            DType::F32,
+            vec![16; 4],
+            (0..n).map(|i| (n - i) as f64).collect(),
+        ),
+    ];
+    compare(&g, &inputs, 1, "an add over [16, 16, 16, 16]");
+}

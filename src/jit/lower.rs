@@ -68,6 +68,11 @@ pub fn clif_type(d: DType) -> types::Type {
 /// kernel from 46 to 35 ms over 705 steps (4 iterations: no change).
 const UNROLL: i64 = 16;
 
+/// At most this many copies of any code from nested unrolled loops: a
+/// fixed shape of many short axes stays a loop nest, not one straight line
+/// per element.
+const UNROLL_COPIES: i64 = 64;
+
 /// The state of one kernel being built.
 pub struct Kb<'a, 'f> {
     pub b: &'a mut FunctionBuilder<'f>,
@@ -89,6 +94,9 @@ pub struct Kb<'a, 'f> {
     pub inline: std::collections::HashMap<NodeId, NodeId>,
     /// Scratch rows on this function's stack (see `Storage::Stack`).
     pub stack: std::collections::HashMap<NodeId, cranelift_codegen::ir::StackSlot>,
+    /// How many copies of the code being emitted the enclosing unrolled
+    /// loops make (see `short_trip`).
+    pub unrolled: i64,
 }
 
 impl Kb<'_, '_> {
@@ -132,7 +140,18 @@ impl Kb<'_, '_> {
     fn short_trip(&self, start: Value, end: Value, step: i64) -> Option<i64> {
         let (a, b) = (self.const_of(start)?, self.const_of(end)?);
         let n = if b > a { (b - a + step - 1) / step } else { 0 };
-        (n <= UNROLL).then_some(n)
+        (n <= UNROLL && self.unrolled * n.max(1) <= UNROLL_COPIES).then_some(n)
+    }
+
+    /// Emits `body` `n` times, the unrolled copies counted against
+    /// `UNROLL_COPIES` by the loops inside it.
+    fn unroll(&mut self, n: i64, body: &mut dyn FnMut(&mut Self, i64)) {
+        let outer = self.unrolled;
+        self.unrolled = outer * n.max(1);
+        for k in 0..n {
+            body(self, k);
+        }
+        self.unrolled = outer;
     }
 
     /// The buffer pointer of node `id` (in a row group, of its current row).
@@ -225,16 +244,16 @@ impl Kb<'_, '_> {
         let zero = self.iconst(0);
         if let Some(n) = self.short_trip(zero, dims[l], 1) {
             let mut cur = offs;
-            for k in 0..n {
+            self.unroll(n, &mut |kb, k| {
                 let mut idx2 = idx.clone();
-                idx2.push(self.iconst(k));
-                self.level(l + 1, dims, strides, cur.clone(), idx2, body);
+                idx2.push(kb.iconst(k));
+                kb.level(l + 1, dims, strides, cur.clone(), idx2, body);
                 cur = cur
                     .iter()
                     .enumerate()
-                    .map(|(o, v)| self.b.ins().iadd(*v, strides[o][l]))
+                    .map(|(o, v)| kb.b.ins().iadd(*v, strides[o][l]))
                     .collect();
-            }
+            });
             return;
         }
         let i = self.b.declare_var(types::I64);
@@ -284,10 +303,10 @@ impl Kb<'_, '_> {
     ) {
         if let Some(n) = self.short_trip(start, end, step) {
             let a = self.const_of(start).unwrap_or(0);
-            for k in 0..n {
-                let j = self.iconst(a + k * step);
-                body(self, j);
-            }
+            self.unroll(n, &mut |kb, k| {
+                let j = kb.iconst(a + k * step);
+                body(kb, j);
+            });
             return;
         }
         let i = self.b.declare_var(types::I64);
