@@ -1085,7 +1085,8 @@ fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
                 let mut row = vec![0.0f32; t.width];
                 for &r in rows {
                     // Rows come from the epoch's order over the table.
-                    let _ = t.x.copy_into(r * t.width, &mut row);
+                    let copied = t.x.copy_into(r * t.width, &mut row);
+                    debug_assert!(copied.is_some(), "row {r} is outside the table");
                     v.extend(row.iter().map(|v| f64::from(*v)));
                 }
                 batch.x = Some(Tensor::new(ty.dtype, shape, v));

@@ -53,8 +53,15 @@ fn read_idx_raw(path: &Path) -> Result<(Vec<usize>, IdxElem, Vec<u8>), String> {
             ]) as usize
         })
         .collect();
-    let n: usize = dims.iter().product();
     let size = elem.size();
+    let n = dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+    let Some(n) = n.filter(|n| {
+        n.checked_mul(size)
+            .and_then(|b| b.checked_add(head))
+            .is_some()
+    }) else {
+        return Err(format!("{name}: the header's dims {dims:?} are too large"));
+    };
     if bytes.len() != head + n * size {
         return Err(format!(
             "{name}: the header promises {n} elements of {} ({} bytes) but the file holds {}",
@@ -74,7 +81,14 @@ pub fn read_idx_as<T>(
     conv: impl Fn(f64) -> T,
 ) -> Result<(Vec<usize>, Vec<T>), String> {
     let (dims, elem, p) = read_idx_raw(path)?;
-    let n: usize = dims.iter().product();
+    let values = decode_idx(elem, &p, conv);
+    Ok((dims, values))
+}
+
+/// An IDX payload's elements, each (as an exact f64) passed through
+/// `conv`.
+fn decode_idx<T>(elem: IdxElem, p: &[u8], conv: impl Fn(f64) -> T) -> Vec<T> {
+    let n = p.len() / elem.size();
     let be = |i: usize, k: usize| -> Vec<u8> { p[i * k..(i + 1) * k].to_vec() };
     let values: Vec<T> = match elem {
         IdxElem::U8 => p.iter().map(|b| conv(f64::from(*b))).collect(),
@@ -106,7 +120,7 @@ pub fn read_idx_as<T>(
             })
             .collect(),
     };
-    Ok((dims, values))
+    values
 }
 
 fn idx_table(
@@ -125,10 +139,7 @@ fn idx_table(
             codes: raw,
             decode: Decode::scaled(s),
         },
-        _ => {
-            drop(raw);
-            Features::F32(read_idx_as(images, |v| (v * s) as f32)?.1)
-        }
+        _ => Features::F32(decode_idx(elem, &raw, |v| (v * s) as f32)),
     };
     let (ldims, y) = read_idx(labels)?;
     if idims[0] != ldims[0] {
@@ -397,6 +408,14 @@ mod tests {
         std::fs::write(&f, [0, 0, 8, 1, 0, 0, 0, 5, 1, 2]).expect("write");
         let e = read_idx(&f).expect_err("truncated");
         assert!(e.contains("promises 5 elements"), "{e}");
+        // Dims whose product overflows are an error, not a wrapped size.
+        let mut huge = vec![0, 0, 0x0D, 4];
+        for _ in 0..4 {
+            huge.extend([0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        std::fs::write(&f, huge).expect("write");
+        let e = read_idx(&f).expect_err("too large");
+        assert!(e.contains("too large"), "{e}");
     }
 
     #[test]

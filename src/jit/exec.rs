@@ -330,9 +330,10 @@ impl Ctx {
     }
 }
 
-// SAFETY: a `Ctx` is made only by `for_rows`, from a `&F` with `F: Sync`
-// that outlives every job holding it (`split` returns only when all have
-// finished).
+// SAFETY: a `Ctx` is made only by `for_rows`, from a `&F` with `F: Sync`,
+// and by `fill_rows`, from its output slice, whose threads write disjoint
+// rows of it; both outlive every job holding them (`split` returns only
+// when all have finished, also when one panics).
 unsafe impl Send for Ctx {}
 unsafe impl Sync for Ctx {}
 

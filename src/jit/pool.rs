@@ -26,6 +26,8 @@ struct Slot {
     /// Jobs posted, and jobs finished.
     posted: AtomicU64,
     done: AtomicU64,
+    /// A panic of the worker's last job, for the caller to resume.
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,7 +55,10 @@ fn worker(slot: Arc<Slot>) {
             (g.take(), slot.posted.load(Ordering::Acquire))
         };
         if let Some(job) = job {
-            job.run();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()));
+            if let Err(p) = ran {
+                *lock(&slot.panic) = Some(p);
+            }
         }
         seen = n;
         slot.done.store(n, Ordering::Release);
@@ -70,14 +75,20 @@ pub fn run(jobs: &[Job]) {
     let Some((first, rest)) = jobs.split_first() else {
         return;
     };
-    let Ok(mut workers) = pool().try_lock() else {
-        std::thread::scope(|s| {
-            for job in rest {
-                s.spawn(move || job.run());
-            }
-            first.run();
-        });
-        return;
+    let mut workers = match pool().try_lock() {
+        Ok(w) => w,
+        // A job that panicked (the panic went to its caller) left the
+        // workers as sound as ever.
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            std::thread::scope(|s| {
+                for job in rest {
+                    s.spawn(move || job.run());
+                }
+                first.run();
+            });
+            return;
+        }
     };
     while workers.len() < rest.len() {
         let slot = Arc::new(Slot {
@@ -85,6 +96,7 @@ pub fn run(jobs: &[Job]) {
             wake: Condvar::new(),
             posted: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            panic: Mutex::new(None),
         });
         let s = Arc::clone(&slot);
         let spawned = std::thread::Builder::new()
@@ -103,29 +115,83 @@ pub fn run(jobs: &[Job]) {
             slot.posted.fetch_add(1, Ordering::AcqRel) + 1
         };
         slot.wake.notify_one();
-        posted.push((slot, n));
+        posted.push((&**slot, n));
     }
+    // From here on, every share a worker may be running is waited for
+    // before this function returns, also when a share run here panics:
+    // the jobs borrow the caller's buffers.
+    let mut running = Running(posted);
     // Jobs no worker could take (a thread failed to start) run here.
-    for job in rest.iter().skip(posted.len()) {
+    for job in rest.iter().skip(running.0.len()) {
         job.run();
     }
     first.run();
-    for (slot, n) in posted {
-        // A worker that has not picked its share up yet (asleep, or its
-        // core busy with something else) loses it: this thread runs it
-        // rather than wait for the worker to wake.
-        let unclaimed = lock(&slot.job).take();
-        if let Some(job) = unclaimed {
-            job.run();
-            continue;
+    // A worker that has not picked its share up yet (asleep, or its core
+    // busy with something else) loses it: this thread runs it rather than
+    // wait for the worker to wake.
+    let mut k = 0;
+    while k < running.0.len() {
+        let unclaimed = lock(&running.0[k].0.job).take();
+        match unclaimed {
+            Some(job) => {
+                running.0.remove(k);
+                job.run();
+            }
+            None => k += 1,
         }
-        let start = Instant::now();
-        while slot.done.load(Ordering::Acquire) < n {
-            if start.elapsed() < SPIN {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+    }
+    let slots: Vec<&Slot> = running.0.iter().map(|(s, _)| *s).collect();
+    drop(running);
+    // A worker's panic is this call's.
+    for slot in slots {
+        if let Some(p) = lock(&slot.panic).take() {
+            std::panic::resume_unwind(p);
+        }
+    }
+}
+
+/// Shares posted to workers (slot, job number), waited for on drop.
+struct Running<'a>(Vec<(&'a Slot, u64)>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        for (slot, n) in &self.0 {
+            let start = Instant::now();
+            while slot.done.load(Ordering::Acquire) < *n {
+                if start.elapsed() < SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::exec::for_rows;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A share that panics, on a worker or on the calling thread, panics
+    /// the call (after every share has stopped), and the pool keeps
+    /// working afterwards.
+    #[test]
+    fn a_panicking_share_panics_the_call_and_the_pool_survives() {
+        for panicking_lo in [0, 1] {
+            let r = std::panic::catch_unwind(|| {
+                for_rows(64, 2, &|lo, _hi| {
+                    if (lo > 0) == (panicking_lo == 1) {
+                        panic!("share at {lo}");
+                    }
+                })
+            });
+            assert!(r.is_err());
+        }
+        let rows = AtomicUsize::new(0);
+        for_rows(64, 2, &|lo, hi| {
+            rows.fetch_add(hi - lo, Ordering::Relaxed);
+        });
+        assert_eq!(rows.into_inner(), 64);
     }
 }
