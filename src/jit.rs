@@ -688,6 +688,26 @@ impl Compiled {
         }
     }
 
+    /// Whether some matmul's work at batch `batch` is large enough to be
+    /// split across the threads (`launch`, `launch_gemm`).
+    fn splits_a_kernel(&self, batch: usize) -> bool {
+        self.threads > 1
+            && self.graph.nodes.iter().enumerate().any(|(i, n)| {
+                let ins = &n.inputs;
+                if n.op != Op::MatMul || self.plan.kernel_of[i].is_none() || ins.is_empty() {
+                    return false;
+                }
+                let out = concrete(&n.ty.shape, batch);
+                let k = concrete(&self.graph.ty(ins[0]).shape, batch);
+                let (m, kk, nn) = (
+                    out.first().copied().unwrap_or(1),
+                    k.get(1).copied().unwrap_or(1),
+                    out.get(1).copied().unwrap_or(1),
+                );
+                m >= 8 && m * kk * nn >= SPLIT_WORK
+            })
+    }
+
     /// Runs a kernel's `gemm` form: its output rows split among the
     /// threads when the product is large enough, each thread's rows in
     /// blocks, each block's epilogue right after its product.
@@ -872,22 +892,21 @@ impl Compiled {
         rows: &[usize],
         fill: impl Fn(usize, usize, &mut [f32]) -> Option<()> + Sync,
     ) -> Result<(), String> {
-        let all = self.threads;
+        // Copied by all the threads when the batch is large and the
+        // function splits a kernel at this batch too (so the workers are
+        // awake); alone, waking them costs more than the copy.
+        let all = if rows.len() * width >= SPLIT_COPY && self.splits_a_kernel(rows.len()) {
+            self.threads
+        } else {
+            1
+        };
         let Some((buf, dtype)) = self.input_rows(k, width, rows.len())? else {
             return Ok(());
         };
         let missing = |r: usize| format!("row {r} is outside the data");
         if dtype == crate::ir::DType::F32 {
             let out = exec::f32s_mut(buf, rows.len() * width);
-            // Large batches are copied by all the threads.
-            let threads = if rows.len() * width >= SPLIT_COPY {
-                all
-            } else {
-                1
-            };
-            let ok = exec::fill_rows(out, width, rows.len(), threads, &|i, row| {
-                fill(i, rows[i], row)
-            });
+            let ok = exec::fill_rows(out, width, rows.len(), all, &|i, row| fill(i, rows[i], row));
             return match ok {
                 true => Ok(()),
                 false => Err("a row is outside the data".to_string()),
