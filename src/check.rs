@@ -303,13 +303,7 @@ fn session(
     if !any {
         return None;
     }
-    let mut g = Graph::new();
-    let step = g.input(
-        "step",
-        Role::Step,
-        Type::scalar(DType::I32),
-        Span::default(),
-    );
+    let (mut g, step) = graph_with_step();
     let mut lw = Lowerer::new(&mut g, globals, Mode::Eval);
     lw.step = Some(step);
     let outputs = lower_statements(&mut lw, &program.items)
@@ -337,6 +331,19 @@ pub enum Produced {
 /// order, binding each new value for the statements after it. Returns, for
 /// each that lowered, its name (`_1`, `_2`, ... for expressions), node and
 /// kind; errors are in `lw.diags`.
+/// A new graph holding only the step-counter input (an i32 scalar) that
+/// random values are keyed by, and that input's node.
+pub fn graph_with_step() -> (Graph, crate::ir::NodeId) {
+    let mut g = Graph::new();
+    let step = g.input(
+        "step",
+        Role::Step,
+        Type::scalar(DType::I32),
+        Span::default(),
+    );
+    (g, step)
+}
+
 pub fn lower_statements(
     lw: &mut Lowerer,
     items: &[Item],

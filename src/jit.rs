@@ -661,20 +661,13 @@ impl Compiled {
             exec::call(k, table, env.batch, env.seed, rows);
             return;
         }
-        let node = self.graph.node(kernel.nodes[0]);
+        let head = kernel.nodes[0];
+        let node = self.graph.node(head);
         let rows = match node.ty.shape.0.first() {
             Some(d) if node.op == Op::MatMul => concrete(&crate::ir::Shape(vec![*d]), env.batch)[0],
             _ => 1,
         };
-        let work = if node.op == Op::MatMul {
-            let ins = &node.inputs;
-            let k_dim = concrete(&self.graph.ty(ins[0]).shape, env.batch)[1];
-            let n_dim = concrete(&node.ty.shape, env.batch)[1];
-            rows * k_dim * n_dim
-        } else {
-            0
-        };
-        if self.threads > 1 && work >= SPLIT_WORK && rows >= 8 {
+        if self.split_matmul(head, env.batch) {
             exec::split(
                 exec::Work::Kernel(k),
                 table,
@@ -688,24 +681,26 @@ impl Compiled {
         }
     }
 
-    /// Whether some matmul's work at batch `batch` is large enough to be
-    /// split across the threads (`launch`, `launch_gemm`).
+    /// Whether matmul `id` at batch `batch` is split across the threads:
+    /// enough multiply-adds (`SPLIT_WORK`) over at least 8 output rows.
+    fn split_matmul(&self, id: NodeId, batch: usize) -> bool {
+        let n = self.graph.node(id);
+        if self.threads <= 1 || n.op != Op::MatMul || n.inputs.is_empty() {
+            return false;
+        }
+        let out = concrete(&n.ty.shape, batch);
+        let lhs = concrete(&self.graph.ty(n.inputs[0]).shape, batch);
+        let dim = |s: &[usize], i: usize| s.get(i).copied().unwrap_or(1);
+        let (m, k, cols) = (dim(&out, 0), dim(&lhs, 1), dim(&out, 1));
+        m >= 8 && m * k * cols >= SPLIT_WORK
+    }
+
+    /// Whether some kernel at batch `batch` is split across the threads.
     fn splits_a_kernel(&self, batch: usize) -> bool {
-        self.threads > 1
-            && self.graph.nodes.iter().enumerate().any(|(i, n)| {
-                let ins = &n.inputs;
-                if n.op != Op::MatMul || self.plan.kernel_of[i].is_none() || ins.is_empty() {
-                    return false;
-                }
-                let out = concrete(&n.ty.shape, batch);
-                let k = concrete(&self.graph.ty(ins[0]).shape, batch);
-                let (m, kk, nn) = (
-                    out.first().copied().unwrap_or(1),
-                    k.get(1).copied().unwrap_or(1),
-                    out.get(1).copied().unwrap_or(1),
-                );
-                m >= 8 && m * kk * nn >= SPLIT_WORK
-            })
+        self.plan
+            .kernels
+            .iter()
+            .any(|k| self.split_matmul(k.nodes[0], batch))
     }
 
     /// Runs a kernel's `gemm` form: its output rows split among the
@@ -727,7 +722,7 @@ impl Compiled {
             out: c.update.map_or(c.out, |u| u.dst).index(),
             scale: c.update.map(|u| u.scale.index()),
         };
-        let threads = if self.threads > 1 && args.m * k * args.n >= SPLIT_WORK && args.m >= 8 {
+        let threads = if self.split_matmul(c.out, env.batch) {
             self.threads
         } else {
             1

@@ -380,13 +380,7 @@ impl Session {
             lets: HashMap::new(),
             other: HashMap::new(),
         };
-        let mut g = Graph::new();
-        let step = g.input(
-            "step",
-            Role::Step,
-            Type::scalar(DType::I32),
-            Span::default(),
-        );
+        let (mut g, step) = crate::check::graph_with_step();
         let mut inputs = Vec::new();
         for (name, b) in &self.vars {
             inputs.push(g.input(name, Role::Value, b.ty(), Span::default()));

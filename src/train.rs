@@ -886,7 +886,7 @@ impl Trainer<'_> {
                         // cache while this step's kernels run.
                         let next = order.get((bi + 1) * batch..order.len().min((bi + 2) * batch));
                         for &r in next.unwrap_or(&[]) {
-                            train.x.prefetch(r * train.width, (r + 1) * train.width);
+                            train.prefetch_row(r);
                         }
                         Batch {
                             x: None,
@@ -1056,11 +1056,11 @@ fn write_features(
     // rows ahead of its copy, so the waits overlap.
     const AHEAD: usize = 4;
     for &r in rows.iter().take(AHEAD) {
-        t.x.prefetch(r * w, (r + 1) * w);
+        t.prefetch_row(r);
     }
     c.fill_input_rows(k, w, rows, |i, r, out| {
         if let Some(&next) = rows.get(i + AHEAD) {
-            t.x.prefetch(next * w, (next + 1) * w);
+            t.prefetch_row(next);
         }
         t.x.copy_into(r * w, out)
     })

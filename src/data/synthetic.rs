@@ -168,6 +168,11 @@ impl Table {
         self.y.is_empty()
     }
 
+    /// Starts loading row `r`'s features into cache.
+    pub fn prefetch_row(&self, r: usize) {
+        self.x.prefetch(r * self.width, (r + 1) * self.width);
+    }
+
     /// Rows `from..to`.
     pub fn rows(&self, from: usize, to: usize) -> Table {
         Table {

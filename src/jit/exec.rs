@@ -37,47 +37,62 @@ pub fn write_rows<T: Copy + Into<f64>>(
     width: usize,
     rows: &[usize],
 ) -> Result<(), String> {
-    let outside = |r: usize| {
-        format!(
+    if let Some(&r) = rows.iter().find(|&&r| (r + 1) * width > src.len()) {
+        return Err(format!(
             "row {r} is outside the data ({} rows)",
             src.len() / width.max(1)
-        )
-    };
-    if let Some(&r) = rows.iter().find(|&&r| (r + 1) * width > src.len()) {
-        return Err(outside(r));
+        ));
     }
-    let n = rows.len() * width;
-    // The rows, in order, converted by `conv`, into the first n elements.
-    fn copy<T: Copy, D>(
+    let parts = rows.iter().map(|&r| &src[r * width..(r + 1) * width]);
+    store(buf, dtype, 0, rows.len() * width, parts);
+    Ok(())
+}
+
+/// Writes `values` into `buf` from element `at` on.
+pub fn write_at<T: Copy + Into<f64>>(buf: &mut [u64], dtype: DType, at: usize, values: &[T]) {
+    store(buf, dtype, at, values.len(), std::iter::once(values));
+}
+
+/// Writes the `n` values of `parts`, one after another, into `buf` from
+/// element `at` on, converted to `dtype` (one dispatch on it per call).
+fn store<'a, T: Copy + Into<f64> + 'a>(
+    buf: &mut [u64],
+    dtype: DType,
+    at: usize,
+    n: usize,
+    parts: impl Iterator<Item = &'a [T]>,
+) {
+    fn copy<'a, T: Copy + 'a, D>(
         dst: &mut [D],
-        src: &[T],
-        width: usize,
-        rows: &[usize],
+        parts: impl Iterator<Item = &'a [T]>,
         conv: impl Fn(T) -> D,
     ) {
-        for (d, &r) in dst.chunks_mut(width.max(1)).zip(rows) {
-            for (x, v) in d.iter_mut().zip(&src[r * width..(r + 1) * width]) {
+        let mut o = 0;
+        for p in parts {
+            for (x, v) in dst[o..o + p.len()].iter_mut().zip(p) {
                 *x = conv(*v);
             }
+            o += p.len();
         }
     }
+    let end = at + n;
     assert!(
-        buf.len() * 8 >= n * elem_size(dtype),
+        buf.len() * 8 >= end * elem_size(dtype),
         "compiler bug: buffer too small"
     );
     match dtype {
-        DType::F32 => copy(f32s_mut(buf, n), src, width, rows, |v| v.into() as f32),
+        DType::F32 => copy(&mut f32s_mut(buf, end)[at..], parts, |v| v.into() as f32),
         DType::F64 => {
-            // SAFETY: the buffer is 8-byte aligned and holds at least `n`
+            // SAFETY: the buffer is 8-byte aligned and holds at least `end`
             // f64s (checked above); f64 has no invalid bit patterns.
-            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), n) };
-            copy(s, src, width, rows, |v| v.into());
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), end) };
+            copy(&mut s[at..], parts, |v| v.into());
         }
         DType::I32 | DType::Bool => {
             // SAFETY: as above, for i32.
-            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), n) };
+            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), end) };
             let bool = dtype == DType::Bool;
-            copy(s, src, width, rows, |v| {
+            copy(&mut s[at..], parts, |v| {
                 let v: f64 = v.into();
                 if bool {
                     i32::from(v != 0.0)
@@ -85,43 +100,6 @@ pub fn write_rows<T: Copy + Into<f64>>(
                     v as i32
                 }
             });
-        }
-    }
-    Ok(())
-}
-
-/// Writes `values` into `buf` from element `at` on.
-pub fn write_at<T: Copy + Into<f64>>(buf: &mut [u64], dtype: DType, at: usize, values: &[T]) {
-    let end = at + values.len();
-    let needed = end * elem_size(dtype);
-    assert!(buf.len() * 8 >= needed, "compiler bug: buffer too small");
-    match dtype {
-        DType::F32 => {
-            // SAFETY: the buffer is 8-byte aligned and holds at least
-            // `end` f32s (checked above); f32 has no invalid bit patterns.
-            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f32>(), end) };
-            for (d, v) in s[at..].iter_mut().zip(values) {
-                *d = (*v).into() as f32;
-            }
-        }
-        DType::F64 => {
-            // SAFETY: as above, for f64.
-            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f64>(), end) };
-            for (d, v) in s[at..].iter_mut().zip(values) {
-                *d = (*v).into();
-            }
-        }
-        DType::I32 | DType::Bool => {
-            // SAFETY: as above, for i32.
-            let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<i32>(), end) };
-            for (d, v) in s[at..].iter_mut().zip(values) {
-                let v: f64 = (*v).into();
-                *d = if dtype == DType::Bool {
-                    i32::from(v != 0.0)
-                } else {
-                    v as i32
-                };
-            }
         }
     }
 }
