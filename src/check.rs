@@ -240,6 +240,9 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
             loss,
             None,
         );
+        if let (Some(train), Some(s)) = (&train, &settings) {
+            diags.extend(run::check_accuracy_width(model, spec, &s.metrics, train));
+        }
         if let (Some(train), Some(eval), Some(settings)) = (train, eval, settings) {
             out.runs.push(Run {
                 name: run_name,

@@ -17,7 +17,7 @@
 
 use crate::autodiff::{self, add};
 use crate::check::run::{DecayForm, Metric, Optimizer, Run};
-use crate::ir::{CmpOp, DType, Graph, NodeId, Op, Role, Type};
+use crate::ir::{CmpOp, DType, Dim, Graph, NodeId, Op, Role, Shape, Type};
 use crate::span::Span;
 
 /// The output names of the metric sums, per metric.
@@ -56,7 +56,28 @@ fn add_metrics(g: &mut Graph, run: &Run) {
             Metric::Loss => continue,
             Metric::Acc => {
                 let r = ot.shape.rank() as u32;
-                let am = add(g, Op::ArgMax { axis: r - 1 }, &[out], None, sp);
+                let am = if r == 1 || ot.shape.0.last() == Some(&Dim::Fixed(1)) {
+                    // One logit per sample: class 1 where it is positive.
+                    let zero = g.constant(0.0, ot.dtype, sp);
+                    let pos = add(g, Op::Cmp(CmpOp::Gt), &[out, zero], None, sp);
+                    let c = add(
+                        g,
+                        Op::Cast,
+                        &[pos],
+                        Some(Type::new(DType::I32, ot.shape.clone())),
+                        sp,
+                    );
+                    let dims = ot.shape.0[..1].to_vec();
+                    add(
+                        g,
+                        Op::Reshape,
+                        &[c],
+                        Some(Type::new(DType::I32, Shape(dims))),
+                        sp,
+                    )
+                } else {
+                    add(g, Op::ArgMax { axis: r - 1 }, &[out], None, sp)
+                };
                 let eq = add(g, Op::Cmp(CmpOp::Eq), &[am, label], None, sp);
                 let st = g.ty(eq).shape.clone();
                 let f = add(

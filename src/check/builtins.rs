@@ -45,6 +45,8 @@ pub const NAMES: &[&str] = &[
     "logsumexp",
     "one_hot",
     "cross_entropy",
+    "binary_cross_entropy",
+    "softplus",
     "squared_loss",
     "mse",
     "accuracy",
@@ -272,6 +274,11 @@ pub fn call(
         "sqrt" => unary!(Op::Sqrt),
         "tanh" => unary!(Op::Tanh),
         "sigmoid" => unary!(Op::Sigmoid),
+        "softplus" => {
+            let sl = bind(lw, name, &sig(&["x"], 1), args, span)?;
+            let (x, _) = float_arg(lw, name, sl[0])?;
+            super::composite::softplus(lw, x, span).map(strong)
+        }
         "abs" => {
             let sl = bind(lw, name, &sig(&["x"], 1), args, span)?;
             let x = tensor(lw, sl[0])?;
@@ -584,8 +591,16 @@ pub fn call(
             }
             one_hot(lw, y.node, n as u64, span).map(strong)
         }
-        "cross_entropy" | "squared_loss" | "mse" | "accuracy" | "norm" | "l1" | "l2"
-        | "frobenius" | "dropout" => super::losses::call(lw, name, args, span),
+        "cross_entropy"
+        | "binary_cross_entropy"
+        | "squared_loss"
+        | "mse"
+        | "accuracy"
+        | "norm"
+        | "l1"
+        | "l2"
+        | "frobenius"
+        | "dropout" => super::losses::call(lw, name, args, span),
         "reshape" => {
             let sl = bind(lw, name, &sig(&["x", "shape"], 2), args, span)?;
             let x = tensor(lw, sl[0])?;

@@ -162,6 +162,24 @@ pub fn logsumexp(lw: &mut Lowerer, x: NodeId, axes: u32, keep: bool, span: Span)
     }
 }
 
+/// softplus(x) = log(1 + eˣ), stable: m + log(e⁻ᵐ + eˣ⁻ᵐ) with
+/// m = max(x, 0) held constant for differentiation (both exponents are
+/// ≤ 0, one of them 0), so the gradient is exactly σ(x), also at x = 0
+/// where max and |x| have no derivative of their own.
+pub fn softplus(lw: &mut Lowerer, x: NodeId, span: Span) -> Option<NodeId> {
+    let dt = lw.g.ty(x).dtype;
+    let zero = lw.constant(0.0, dt, span);
+    let m = lw.prim(Op::Max, &[x, zero], None, span, &[])?;
+    let m = lw.prim(Op::StopGradient, &[m], None, span, &[])?;
+    let nm = lw.prim(Op::Neg, &[m], None, span, &[])?;
+    let e0 = lw.prim(Op::Exp, &[nm], None, span, &[])?;
+    let xm = lw.prim(Op::Add, &[x, nm], None, span, &[])?;
+    let e1 = lw.prim(Op::Exp, &[xm], None, span, &[])?;
+    let s = lw.prim(Op::Add, &[e0, e1], None, span, &[])?;
+    let l = lw.prim(Op::Log, &[s], None, span, &[])?;
+    lw.prim(Op::Add, &[l, m], None, span, &[])
+}
+
 /// softmax along `axes`: exp(x − m) / Σ exp(x − m).
 pub fn softmax(lw: &mut Lowerer, x: NodeId, axes: u32, span: Span) -> Option<NodeId> {
     let (e, _) = shifted_exp(lw, x, axes, span)?;

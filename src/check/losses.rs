@@ -8,10 +8,10 @@ use crate::span::Span;
 use crate::syntax::ast::Arg;
 
 use super::builtins::{axes_arg, bind, const_error, float_arg, sig};
-use super::composite::{logsumexp, mean, one_hot, sum};
+use super::composite::{logsumexp, mean, one_hot, softplus, sum};
 use super::constructors::step_node;
 use super::consts::{self, Const};
-use super::lower::{Lowerer, Mode, Val};
+use super::lower::{LabelClasses, Lowerer, Mode, Val};
 
 /// Lowers a call to builtin `name` (one of this module's).
 pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
@@ -57,6 +57,13 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
                 );
                 return None;
             };
+            if let Some(lc) = lw
+                .classes
+                .filter(|lc| lc.label == y.node && lc.classes != c)
+            {
+                lw.error(width_error(name, c, lc, sz, &tz));
+                return None;
+            }
             // mean over the batch of logsumexp(z) − z[label]
             let lse = logsumexp(lw, z, 2, false, span)?;
             let oh = one_hot(lw, y.node, c, span)?;
@@ -66,6 +73,80 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
             let nzy = lw.prim(Op::Neg, &[zy], None, span, &[])?;
             let per = lw.prim(Op::Add, &[lse, nzy], None, span, &[])?;
             mean(lw, per, 1, false, span).map(strong)
+        }
+        "binary_cross_entropy" => {
+            let sl = bind(lw, name, &sig(&["logits", "labels"], 2), args, span)?;
+            let (ez, ey) = (sl[0]?, sl[1]?);
+            let (z, sz) = float_arg(lw, name, Some(ez))?;
+            let y = lw.expr(ey)?;
+            let (tz, ty) = (lw.g.ty(z).clone(), lw.ty(y).clone());
+            let one_logit = match tz.shape.0.as_slice() {
+                [_] => true,
+                [_, w] => *w == Dim::Fixed(1),
+                _ => false,
+            };
+            if !one_logit {
+                let d = match (lw.classes, tz.shape.0.as_slice()) {
+                    (Some(lc), [_, Dim::Fixed(w)]) if lc.label == y.node => {
+                        width_error(name, *w, lc, sz, &tz)
+                    }
+                    _ => Diagnostic::new(
+                        Code::ShapeMismatch,
+                        format!("binary_cross_entropy takes one logit per sample ([N] or [N, 1]), found {tz}"),
+                    )
+                    .label(sz, format!("this is {tz}")),
+                };
+                lw.error(d);
+                return None;
+            }
+            if let Some(lc) = lw
+                .classes
+                .filter(|lc| lc.label == y.node && lc.classes != 2)
+            {
+                lw.error(
+                    Diagnostic::new(
+                        Code::DataMismatch,
+                        format!(
+                            "binary_cross_entropy is for two classes, but the data has {}",
+                            lc.classes
+                        ),
+                    )
+                    .label(ey.span, format!("labels of {} classes", lc.classes))
+                    .label(lc.output_span, "the model's output type")
+                    .note(format!(
+                        "use cross_entropy(output, label) with {} logits per sample",
+                        lc.classes
+                    )),
+                );
+                return None;
+            }
+            if ty.dtype == DType::Bool || ty.shape.numel() != tz.shape.numel() {
+                lw.error(
+                    Diagnostic::new(
+                        Code::ShapeMismatch,
+                        format!(
+                            "binary_cross_entropy takes one 0/1 label per logit, found logits {} and labels {ty}",
+                            tz.shape
+                        ),
+                    )
+                    .label(sz, format!("this is {tz}"))
+                    .label(ey.span, format!("this is {ty}")),
+                );
+                return None;
+            }
+            // mean of softplus(z) − y·z (= −y·log σ(z) − (1 − y)·log(1 − σ(z)))
+            let yf = lw.convert(y, tz.dtype, span)?;
+            let yf = if ty.shape != tz.shape {
+                lw.prim(Op::Reshape, &[yf], Some(tz.clone()), span, &[])?
+            } else {
+                yf
+            };
+            let sp = softplus(lw, z, span)?;
+            let yz = lw.prim(Op::Mul, &[yf, z], None, span, &[])?;
+            let nyz = lw.prim(Op::Neg, &[yz], None, span, &[])?;
+            let per = lw.prim(Op::Add, &[sp, nyz], None, span, &[])?;
+            let all = (1u32 << tz.shape.rank()) - 1;
+            mean(lw, per, all, false, span).map(strong)
         }
         "squared_loss" | "mse" => {
             let sl = bind(lw, name, &sig(&["prediction", "target"], 2), args, span)?;
@@ -124,15 +205,40 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
                 );
                 return None;
             }
-            let am = lw.prim(
-                Op::ArgMax {
-                    axis: rank as u32 - 1,
-                },
-                &[o.node],
-                None,
-                span,
-                &[eo.span],
-            )?;
+            let to = lw.ty(o).clone();
+            let am = if rank == 1 || to.shape.0.last() == Some(&Dim::Fixed(1)) {
+                // One logit per sample: class 1 where it is positive.
+                let zero = lw.constant(0.0, to.dtype, span);
+                let pos = lw.prim(Op::Cmp(CmpOp::Gt), &[o.node, zero], None, span, &[])?;
+                let c = lw.prim(
+                    Op::Cast,
+                    &[pos],
+                    Some(Type::new(DType::I32, to.shape.clone())),
+                    span,
+                    &[],
+                )?;
+                let mut dims = to.shape.0.clone();
+                if rank > 1 {
+                    dims.pop();
+                }
+                lw.prim(
+                    Op::Reshape,
+                    &[c],
+                    Some(Type::new(DType::I32, crate::ir::Shape(dims))),
+                    span,
+                    &[],
+                )?
+            } else {
+                lw.prim(
+                    Op::ArgMax {
+                        axis: rank as u32 - 1,
+                    },
+                    &[o.node],
+                    None,
+                    span,
+                    &[eo.span],
+                )?
+            };
             let (a, b, _) = lw.promote("compare", strong(am), y, span, eo.span, ey.span)?;
             let eq = lw.prim(Op::Cmp(CmpOp::Eq), &[a, b], None, span, &[eo.span, ey.span])?;
             let st = lw.g.ty(eq).shape.clone();
@@ -227,5 +333,29 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
                 .map(strong)
         }
         _ => None,
+    }
+}
+
+/// The diagnostic for a loss that meets `width` scores per sample where the
+/// data has `lc.classes` classes.
+fn width_error(name: &str, width: u64, lc: LabelClasses, sz: Span, tz: &Type) -> Diagnostic {
+    let k = lc.classes;
+    let d = Diagnostic::new(
+        Code::DataMismatch,
+        format!(
+            "{name} meets {width} output{} per sample, but the data has {k} classes",
+            if width == 1 { "" } else { "s" }
+        ),
+    )
+    .label(sz, format!("this is {tz}"))
+    .label(lc.output_span, "the model's output type");
+    if width == 1 && k == 2 {
+        d.note("one logit per sample is binary classification: use binary_cross_entropy(output, label)")
+    } else if k == 2 && name == "binary_cross_entropy" {
+        d.note("binary_cross_entropy takes one logit per sample: declare the output f32[B, 1], or use cross_entropy with two")
+    } else {
+        d.note(format!(
+            "declare the model's output with {k} columns, like f32[B, {k}]"
+        ))
     }
 }

@@ -53,6 +53,19 @@ pub struct Lowerer<'a, 'g> {
     pub step: Option<NodeId>,
     next_stream: u32,
     call_depth: usize,
+    /// In a run's loss: the label input and the data's class count, so
+    /// that `cross_entropy` and `binary_cross_entropy` can check the
+    /// model's output width against it.
+    pub classes: Option<LabelClasses>,
+}
+
+/// The label input of a run with class labels, its class count, and where
+/// the model declares its output type (for width diagnostics).
+#[derive(Clone, Copy, Debug)]
+pub struct LabelClasses {
+    pub label: NodeId,
+    pub classes: u64,
+    pub output_span: Span,
 }
 
 impl<'a, 'g> Lowerer<'a, 'g> {
@@ -68,6 +81,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
             step: None,
             next_stream: 0,
             call_depth: 0,
+            classes: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::syntax::ast::{self, DimAnn, ExprKind, ModelDecl, Stmt};
 
 use super::consts;
 use super::data::{DataSpec, LabelKind};
-use super::lower::{nearest, Globals, Lowerer, Mode, Val};
+use super::lower::{nearest, Globals, LabelClasses, Lowerer, Mode, Val};
 pub use super::settings::{DecayForm, Metric, Optimizer, Sampler, Settings, WeightDecay};
 
 /// How a parameter starts.
@@ -536,6 +536,14 @@ pub fn lower_model(
     );
     let mut lw = Lowerer::new(&mut g, globals, mode);
     lw.step = Some(step);
+    if let (Some(l), Some(LabelKind::Class { classes: Some(c) })) = (label, data.map(|d| &d.label))
+    {
+        lw.classes = Some(LabelClasses {
+            label: l,
+            classes: *c,
+            output_span: model.output.as_ref().map_or(model.name.span, |o| o.span),
+        });
+    }
     for (name, n) in &pnodes {
         lw.bind(name, Lowerer::strong(*n));
     }
@@ -655,4 +663,45 @@ fn last_expr_span(model: &ModelDecl) -> Option<Span> {
         Stmt::Expr(e) => Some(e.span),
         Stmt::Let(_) | Stmt::Param(_) | Stmt::Error(_) => None,
     }
+}
+
+/// With `acc` among the metrics and class labels: the model's output width
+/// must be the class count, or 1 (a logit, class 1 where positive) for two
+/// classes.
+pub fn check_accuracy_width(
+    model: &ModelDecl,
+    data: &DataSpec,
+    metrics: &[Metric],
+    train: &Graph,
+) -> Option<Diagnostic> {
+    let LabelKind::Class { classes: Some(k) } = data.label else {
+        return None;
+    };
+    if !metrics.contains(&Metric::Acc) {
+        return None;
+    }
+    let out = train.outputs.iter().find(|(n, _)| n == "output")?.1;
+    let t = train.ty(out);
+    let w = match t.shape.0.as_slice() {
+        [_] => 1,
+        [.., Dim::Fixed(w)] => *w,
+        _ => return None,
+    };
+    if w == k || (w == 1 && k == 2) {
+        return None;
+    }
+    let span = model.output.as_ref().map_or(model.name.span, |o| o.span);
+    Some(
+        Diagnostic::new(
+            Code::DataMismatch,
+            format!("accuracy compares {w} output{} per sample with {k} classes", if w == 1 { "" } else { "s" }),
+        )
+        .label(span, format!("the model's output is {t}"))
+        .label(data.span, format!("data `{}` has {k} classes", data.name))
+        .note(if k == 2 {
+            "for two classes: one logit per sample (f32[B, 1], class 1 where it is positive) or two scores".to_string()
+        } else {
+            format!("declare the output with {k} columns, like f32[B, {k}]")
+        }),
+    )
 }
