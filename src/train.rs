@@ -172,6 +172,21 @@ pub fn train_run(
         valid = Some(crate::data::load::select(&train, held));
         train = crate::data::load::select(&train, keep);
     }
+    // The checker refuses data that leaves a part empty; the files are read
+    // again here, so say so if they changed in between.
+    if train.is_empty() || valid.as_ref().is_some_and(Table::is_empty) {
+        return Err(format!(
+            "run {}: no rows to {} (data `{}`: {})",
+            run.name,
+            if train.is_empty() {
+                "train on"
+            } else {
+                "validate on"
+            },
+            data.name,
+            data.rows.describe(data.test_fraction())
+        ));
+    }
     let mut params: Vec<Vec<f64>> = run
         .params
         .iter()
@@ -385,6 +400,14 @@ pub fn train_run(
         let (lo, hi) = (f * train.len() / k, (f + 1) * train.len() / k);
         let held: Vec<usize> = order[lo..hi].to_vec();
         let rest: Vec<usize> = order[..lo].iter().chain(&order[hi..]).copied().collect();
+        if held.is_empty() || rest.is_empty() {
+            return Err(format!(
+                "run {}: fold {} of {k} is empty ({} training rows)",
+                run.name,
+                f + 1,
+                train.len()
+            ));
+        }
         let (tpart, vpart) = (
             crate::data::load::select(&train, &rest),
             crate::data::load::select(&train, &held),
@@ -830,6 +853,18 @@ impl Trainer<'_> {
         // resident parameters are written into them between steps.
         self.step.reserve(batch);
         let mut loaded = false;
+        // A loss that grows by orders of magnitude is stopped long before it
+        // overflows: the first batch's loss, and the recent epochs' means.
+        let mut first_loss: Option<(f64, u64)> = None;
+        let mut epoch_losses: Vec<f64> = Vec::new();
+        let hint = format!(
+            "lower the learning rate (lr {lr}{}) or standardize the features",
+            match s.optimizer {
+                Optimizer::Sgd { momentum, .. } if momentum > 0.0 =>
+                    format!(", momentum {momentum}"),
+                _ => String::new(),
+            }
+        );
         for epoch in start_epoch + 1..=self.epochs {
             let t0 = Instant::now();
             let order = epoch_order(&s.sampler, train, seed, epoch);
@@ -918,6 +953,14 @@ impl Trainer<'_> {
                             bi + 1
                         ));
                     }
+                    let (l0, e0) = *first_loss.get_or_insert((loss, epoch));
+                    if loss > RUNAWAY * l0.max(1.0) {
+                        return Err(format!(
+                            "run {}: training diverged: the loss grew from {l0:.3e} (epoch {e0}, batch 1) to {loss:.3e} at epoch {epoch}, batch {}; {hint}",
+                            run.name,
+                            bi + 1
+                        ));
+                    }
                     loss_sum += loss * bs as f64;
                     for (k, name) in ["correct", "sq_err", "sq_log_err"].iter().enumerate() {
                         if let Some(t) = get(name) {
@@ -959,6 +1002,15 @@ impl Trainer<'_> {
             let secs = t0.elapsed().as_secs_f64();
             let nf = n.max(1) as f64;
             last = vec![("loss".to_string(), loss_sum / nf)];
+            epoch_losses.push(loss_sum / nf);
+            if let [a, b, c] = epoch_losses[epoch_losses.len().saturating_sub(3)..] {
+                if b > 100.0 * a && c > 100.0 * b {
+                    return Err(format!(
+                        "run {}: training diverged: the epoch's mean loss grew from {a:.3e} to {b:.3e} to {c:.3e} by epoch {epoch}; {hint}",
+                        run.name
+                    ));
+                }
+            }
             for m in &s.metrics {
                 let v = match m {
                     Metric::Loss => continue,
@@ -1032,6 +1084,10 @@ impl Trainer<'_> {
         })
     }
 }
+
+/// How far a batch's loss may grow past the first batch's (or past 1, if
+/// that is larger) before training is stopped as diverging.
+const RUNAWAY: f64 = 1e6;
 
 /// One minibatch's data: the features and labels of some rows, in the
 /// dtypes and shapes the graph's `x` and `label` inputs declare.

@@ -735,7 +735,11 @@ fn bad_csv_gives_one_line_errors() {
     // Text in the numeric label column of a regression: the scan finds the
     // column categorical, and the regression metrics are refused.
     let text = dir.join("text.csv");
-    std::fs::write(&text, "a,body_mass_g\n1,3000\n2,heavy\n").expect("w");
+    let mut rows = String::from("a,body_mass_g\n2,heavy\n");
+    for i in 0..10 {
+        rows.push_str(&format!("{i},{}\n", 3000 + i));
+    }
+    std::fs::write(&text, rows).expect("w");
     one_line_error(
         &[
             "train",

@@ -26,9 +26,51 @@ pub struct DataSpec {
     pub label: LabelKind,
     /// A one-line description for messages and `dlc data`.
     pub summary: String,
+    /// How many rows the source has and how many reach each part.
+    pub rows: Rows,
+}
+
+/// A data source's rows as its metadata tells them: how many the files
+/// hold, and how many reach the training and test parts once rows without
+/// a label (and, with `missing = "drop"`, incomplete rows) are dropped and
+/// the test fraction is held out. `data::load` arrives at the same counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rows {
+    pub read: u64,
+    pub train: u64,
+    pub test: u64,
+    /// Why rows were dropped (`2 without a label`), or empty.
+    pub dropped: String,
+}
+
+impl Rows {
+    /// "3 rows read, 0 kept (3 without a label `y`)", or with a test split
+    /// "50 rows read, 50 kept, 50 held out as the test part (test = 0.99)".
+    pub fn describe(&self, test_fraction: Option<f64>) -> String {
+        let kept = self.train + self.test;
+        let mut s = format!("{} rows read, {kept} kept", self.read);
+        if !self.dropped.is_empty() {
+            let _ = std::fmt::Write::write_fmt(&mut s, format_args!(" ({})", self.dropped));
+        }
+        if let Some(f) = test_fraction.filter(|f| *f > 0.0) {
+            let _ = std::fmt::Write::write_fmt(
+                &mut s,
+                format_args!(", {} held out as the test part (test = {f})", self.test),
+            );
+        }
+        s
+    }
 }
 
 impl DataSpec {
+    /// The fraction of a CSV's rows held out as its test part.
+    pub fn test_fraction(&self) -> Option<f64> {
+        match &self.source {
+            Source::Csv { test, .. } => Some(*test),
+            Source::Idx { .. } | Source::Synthetic { .. } => None,
+        }
+    }
+
     pub fn features(&self) -> u64 {
         self.sample.iter().product()
     }
@@ -122,6 +164,9 @@ pub enum Source {
         /// The fraction of rows held out as the test part.
         test: f64,
         rows: u64,
+        /// The label column holds class indices (`classes = N`): `1` and
+        /// `1.0` are class 1. Otherwise `classes` names the classes.
+        index_labels: bool,
     },
     Synthetic {
         kind: Synthetic,
@@ -511,7 +556,26 @@ fn idx(
         sample,
         label,
         summary,
+        rows: Rows {
+            read: ti.dims[0] as u64 + si.dims[0] as u64,
+            train: ti.dims[0] as u64,
+            test: si.dims[0] as u64,
+            dropped: String::new(),
+        },
     };
+    if spec.rows.train == 0 {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadData,
+                format!(
+                    "data `{name}` has no training samples: {} holds 0",
+                    ti.path.display()
+                ),
+            )
+            .label(decl.source.span, "declared here"),
+        );
+        return (None, o.diags);
+    }
     (Some(spec), o.diags)
 }
 
@@ -622,6 +686,17 @@ fn csv(
     let (label_kind, classes) = match &label_col.kind {
         ColumnKind::Numeric { min, max, .. } if int_classes.is_some() => {
             let n = int_classes.unwrap_or(2);
+            if let Some((line, v)) = &label_col.non_integer {
+                o.diags.push(
+                    Diagnostic::new(
+                        Code::DataMismatch,
+                        format!("column `{label}` holds `{v}` (line {line}), not a class index"),
+                    )
+                    .label(label_span, "declared as a class label here")
+                    .note(format!("class indices are whole numbers 0 to {}", n - 1)),
+                );
+                return (None, o.diags);
+            }
             if *min < 0.0 || *max >= n as f64 {
                 o.diags.push(
                     Diagnostic::new(
@@ -638,6 +713,19 @@ fn csv(
             )
         }
         ColumnKind::Numeric { .. } => (LabelKind::Target, Vec::new()),
+        ColumnKind::Categorical { categories } if categories.is_empty() => {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::BadData,
+                    format!(
+                        "data `{name}` has no labels: column `{label}` is missing in all {} rows",
+                        schema.rows
+                    ),
+                )
+                .label(label_span, "the label column"),
+            );
+            return (None, o.diags);
+        }
         ColumnKind::Categorical { categories } => (
             LabelKind::Class {
                 classes: Some(categories.len() as u64),
@@ -673,6 +761,20 @@ fn csv(
         );
         return (None, o.diags);
     }
+    let rows = csv_rows(&schema, &label, &features, &missing, test);
+    if rows.train == 0 {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadData,
+                format!(
+                    "data `{name}` leaves no rows to train on: {}",
+                    rows.describe(Some(test))
+                ),
+            )
+            .label(decl.source.span, "declared here"),
+        );
+        return (None, o.diags);
+    }
     let summary = format!(
         "CSV {} rows, {} feature columns ({} after one-hot), label `{label}` ({})",
         schema.rows,
@@ -695,12 +797,72 @@ fn csv(
             standardize,
             test,
             rows: schema.rows as u64,
+            index_labels: int_classes.is_some(),
         },
         sample: vec![width],
         label: label_kind,
         summary,
+        rows,
     };
     (Some(spec), o.diags)
+}
+
+/// The rows of a CSV file that reach each part: a row without a label is
+/// dropped, and with `missing = "drop"` so is a row missing a number among
+/// the features; the test part is the rounded `test` fraction of the rest.
+fn csv_rows(
+    schema: &meta::CsvSchema,
+    label: &str,
+    features: &[Feature],
+    missing: &Missing,
+    test: f64,
+) -> Rows {
+    let index = |c: &str| schema.columns.iter().position(|x| x.name == c);
+    let li = index(label).map(|i| i as u32);
+    let mut numeric = vec![false; schema.columns.len()];
+    if *missing == Missing::Drop {
+        for f in features.iter().filter(|f| f.kind == FeatureKind::Numeric) {
+            if let Some(i) = index(&f.column) {
+                numeric[i] = true;
+            }
+        }
+    }
+    let (mut unlabelled, mut incomplete) = (0u64, 0u64);
+    let mut cells = schema.missing_cells.iter().peekable();
+    while let Some(&&(row, _)) = cells.peek() {
+        let (mut no_label, mut gap) = (false, false);
+        while let Some(&&(r, c)) = cells.peek() {
+            if r != row {
+                break;
+            }
+            no_label |= Some(c) == li;
+            gap |= numeric[c as usize];
+            cells.next();
+        }
+        if no_label {
+            unlabelled += 1;
+        } else if gap {
+            incomplete += 1;
+        }
+    }
+    let read = schema.rows as u64;
+    let kept = read - unlabelled - incomplete;
+    let n_test = (kept as f64 * test).round() as u64;
+    let mut why = Vec::new();
+    if unlabelled > 0 {
+        why.push(format!("{unlabelled} without a label `{label}`"));
+    }
+    if incomplete > 0 {
+        why.push(format!(
+            "{incomplete} missing a number, dropped by missing = \"drop\""
+        ));
+    }
+    Rows {
+        read,
+        train: kept - n_test,
+        test: n_test,
+        dropped: why.join(", "),
+    }
 }
 
 fn synthetic(
@@ -793,6 +955,12 @@ fn synthetic(
         sample,
         label: LabelKind::Target,
         summary,
+        rows: Rows {
+            read: train + test,
+            train,
+            test,
+            dropped: String::new(),
+        },
     };
     (Some(spec), o.diags)
 }

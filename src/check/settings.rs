@@ -274,6 +274,40 @@ pub fn settings(
             ),
         );
     }
+    // Each part must hold rows: the training part left after `valid`, and
+    // every fold of `kfold`.
+    let n = data.rows.train;
+    let rows = || data.rows.describe(data.test_fraction());
+    if let (Some(f), Some(s)) = (valid, cx.get("valid").cloned()) {
+        let held = (n as f64 * f).round() as u64;
+        if held == 0 || held == n {
+            let what = if held == 0 {
+                "holds out no rows to validate on"
+            } else {
+                "leaves no rows to train on"
+            };
+            cx.diags.push(
+                Diagnostic::new(
+                    Code::BadRun,
+                    format!("valid = {f} of {n} training rows {what}"),
+                )
+                .label(s.value.span, format!("{held} of {n} rows"))
+                .note(format!("data `{}`: {}", data.name, rows())),
+            );
+        }
+    }
+    if let (Some(k), Some(s)) = (kfold, cx.get("kfold").cloned()) {
+        if k > n {
+            cx.diags.push(
+                Diagnostic::new(
+                    Code::BadRun,
+                    format!("kfold = {k} needs at least {k} training rows, and there are {n}"),
+                )
+                .label(s.value.span, "some folds would be empty")
+                .note(format!("data `{}`: {}", data.name, rows())),
+            );
+        }
+    }
     let weight_decay = match cx.get("weight_decay").cloned() {
         None => None,
         Some(s) => weight_decay(&mut cx, &s, params),

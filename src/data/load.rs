@@ -139,9 +139,30 @@ fn idx_table(
             codes: raw,
             decode: Decode::scaled(s),
         },
-        _ => Features::F32(decode_idx(elem, &raw, |v| (v * s) as f32)),
+        _ => {
+            let x = decode_idx(elem, &raw, |v| (v * s) as f32);
+            let width: usize = idims[1..].iter().product();
+            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                return Err(format!(
+                    "{}: sample {}, value {}: {} is not a finite number{}",
+                    images.display(),
+                    i / width.max(1),
+                    i % width.max(1),
+                    decode_idx(elem, &raw[i * elem.size()..(i + 1) * elem.size()], |v| v)[0],
+                    if s == 1.0 { "" } else { " once scaled" }
+                ));
+            }
+            Features::F32(x)
+        }
     };
     let (ldims, y) = read_idx(labels)?;
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "{}: label {i} is {}, not a finite number",
+            labels.display(),
+            y[i]
+        ));
+    }
     if idims[0] != ldims[0] {
         return Err(format!(
             "{} has {} images but {} has {} labels",
@@ -195,6 +216,7 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         missing,
         standardize,
         test,
+        index_labels,
         ..
     } = &spec.source
     else {
@@ -220,36 +242,65 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             col(&f.column).ok_or_else(|| format!("{}: no column {}", real.display(), f.column))
         })
         .collect::<Result<_, _>>()?;
-    let is_missing = |s: &str| s.is_empty() || s == "NA";
+    let is_missing = meta::is_missing;
+    let class_index: std::collections::HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     // Raw rows: label value and per-feature cells, rows without a label dropped.
     let mut raw: Vec<(f64, Vec<String>)> = Vec::new();
-    for (line, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}: line {}: {e}", real.display(), line + 2))?;
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", real.display()))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let at = |col: &str| format!("{}: line {line}, column `{col}`", real.display());
         let lv = rec.get(li).unwrap_or("");
         if is_missing(lv) {
             continue;
         }
-        let y = if classes.is_empty() {
-            lv.parse::<f64>().map_err(|_| {
-                format!(
-                    "{}: line {}: label `{lv}` is not a number",
-                    real.display(),
-                    line + 2
-                )
-            })?
+        let y = if *index_labels {
+            // `classes = N`: whole numbers 0..N (`1.0` is class 1).
+            match lv.parse::<f64>() {
+                Ok(v) if v.fract() == 0.0 && v >= 0.0 && v < classes.len() as f64 => v,
+                _ => {
+                    return Err(format!(
+                        "{}: `{lv}` is not a class index below {}",
+                        at(label),
+                        classes.len()
+                    ))
+                }
+            }
+        } else if classes.is_empty() {
+            match lv.parse::<f64>() {
+                Ok(v) if v.is_finite() => v,
+                _ => {
+                    return Err(format!(
+                        "{}: label `{lv}` is not a finite number",
+                        at(label)
+                    ))
+                }
+            }
         } else {
-            classes.iter().position(|c| c == lv).ok_or_else(|| {
-                format!(
-                    "{}: line {}: unknown class `{lv}`",
-                    real.display(),
-                    line + 2
-                )
-            })? as f64
+            *class_index
+                .get(lv)
+                .ok_or_else(|| format!("{}: unknown class `{lv}`", at(label)))? as f64
         };
-        let cells: Vec<String> = fcols
-            .iter()
-            .map(|&c| rec.get(c).unwrap_or("").to_string())
-            .collect();
+        let mut cells: Vec<String> = Vec::with_capacity(fcols.len());
+        for (f, &c) in features.iter().zip(&fcols) {
+            let cell = rec.get(c).unwrap_or("");
+            if f.kind == FeatureKind::Numeric && !is_missing(cell) {
+                match cell.parse::<f64>() {
+                    Ok(v) if v.is_finite() => {}
+                    _ => {
+                        return Err(format!(
+                            "{}: `{cell}` is not a finite number (a missing value is written NA or left empty)",
+                            at(&f.column)
+                        ))
+                    }
+                }
+            }
+            cells.push(cell.to_string());
+        }
         if *missing == Missing::Drop
             && features
                 .iter()
@@ -301,7 +352,8 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
                         categories,
                         missing,
                     } => {
-                        let hit = categories.iter().position(|c| c == cell);
+                        // Categories are sorted (the metadata scan's BTreeSet).
+                        let hit = categories.binary_search_by(|c| c.as_str().cmp(cell)).ok();
                         for i in 0..categories.len() {
                             x.push(if hit == Some(i) { 1.0 } else { 0.0 });
                         }

@@ -292,6 +292,9 @@ pub struct Column {
     pub kind: ColumnKind,
     /// Number of cells that are exactly `NA` or empty.
     pub missing: usize,
+    /// In a numeric column, the first value that is not an integer, with
+    /// its line (class indices must be integers; `1.0` is one).
+    pub non_integer: Option<(u64, String)>,
 }
 
 /// The schema of a CSV file with a header row.
@@ -302,6 +305,9 @@ pub struct CsvSchema {
     /// Number of data rows (the header row not counted).
     pub rows: usize,
     pub columns: Vec<Column>,
+    /// Every missing cell as (data row, column), in file order: enough to
+    /// count the rows a choice of label and `missing = "drop"` keeps.
+    pub missing_cells: Vec<(u32, u32)>,
 }
 
 impl CsvSchema {
@@ -330,6 +336,10 @@ struct ColumnAcc {
     /// Every distinct present value, needed if the column turns out to be
     /// categorical after many numbers.
     values: BTreeSet<String>,
+    /// The first number that is not finite (`nan`, `inf`, `1e999`), with
+    /// its line.
+    non_finite: Option<(u64, String)>,
+    non_integer: Option<(u64, String)>,
 }
 
 impl ColumnAcc {
@@ -343,17 +353,28 @@ impl ColumnAcc {
             sum: 0.0,
             running_mean: 0.0,
             values: BTreeSet::new(),
+            non_finite: None,
+            non_integer: None,
         }
     }
 
-    fn push(&mut self, field: &str) {
-        if field.is_empty() || field == "NA" {
+    /// Takes one cell; returns whether it is missing.
+    fn push(&mut self, field: &str, line: u64) -> bool {
+        if is_missing(field) {
             self.missing += 1;
-            return;
+            return true;
         }
         if self.numeric {
             match field.parse::<f64>() {
+                Ok(x) if !x.is_finite() => {
+                    if self.non_finite.is_none() {
+                        self.non_finite = Some((line, field.to_string()));
+                    }
+                }
                 Ok(x) if x.is_finite() => {
+                    if x.fract() != 0.0 && self.non_integer.is_none() {
+                        self.non_integer = Some((line, field.to_string()));
+                    }
                     self.count += 1;
                     self.min = self.min.min(x);
                     self.max = self.max.max(x);
@@ -369,9 +390,21 @@ impl ColumnAcc {
         if !self.values.contains(field) {
             self.values.insert(field.to_string());
         }
+        false
     }
 
-    fn finish(self, name: String) -> Column {
+    /// The column's description; an error for a column of numbers with a
+    /// value that is not finite (written `nan`, `inf`, or too large for an
+    /// f64): it is neither a number a model can use nor a category.
+    fn finish(self, name: String, path: &Path) -> Result<Column, MetaError> {
+        if let (true, Some((line, v))) = (self.numeric, &self.non_finite) {
+            return Err(MetaError::at(
+                path,
+                format!(
+                    "line {line}, column `{name}`: `{v}` is not a finite number (a missing value is written NA or left empty)"
+                ),
+            ));
+        }
         let kind = if self.numeric && self.count > 0 {
             let mean = if self.sum.is_finite() {
                 self.sum / self.count as f64
@@ -388,12 +421,23 @@ impl ColumnAcc {
                 categories: self.values.into_iter().collect(),
             }
         };
-        Column {
+        let non_integer = if matches!(kind, ColumnKind::Numeric { .. }) {
+            self.non_integer
+        } else {
+            None
+        };
+        Ok(Column {
             name,
             kind,
             missing: self.missing,
-        }
+            non_integer,
+        })
     }
+}
+
+/// A missing cell: exactly `NA`, or empty.
+pub fn is_missing(field: &str) -> bool {
+    field.is_empty() || field == "NA"
 }
 
 /// Where a CSV error happened, for the message.
@@ -470,14 +514,18 @@ pub fn scan_csv(path: &Path) -> Result<CsvSchema, MetaError> {
     }
     let mut accs: Vec<ColumnAcc> = names.iter().map(|_| ColumnAcc::new()).collect();
     let mut rows = 0usize;
+    let mut missing_cells = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
             Ok(true) => {
-                rows += 1;
-                for (acc, field) in accs.iter_mut().zip(record.iter()) {
-                    acc.push(field);
+                let line = record.position().map_or(0, |p| p.line());
+                for (c, (acc, field)) in accs.iter_mut().zip(record.iter()).enumerate() {
+                    if acc.push(field, line) {
+                        missing_cells.push((rows as u32, c as u32));
+                    }
                 }
+                rows += 1;
             }
             Ok(false) => break,
             Err(e) => return Err(csv_error(&path, &e)),
@@ -486,12 +534,13 @@ pub fn scan_csv(path: &Path) -> Result<CsvSchema, MetaError> {
     let columns = names
         .into_iter()
         .zip(accs)
-        .map(|(name, acc)| acc.finish(name))
-        .collect();
+        .map(|(name, acc)| acc.finish(name, &path))
+        .collect::<Result<_, _>>()?;
     Ok(CsvSchema {
         path,
         rows,
         columns,
+        missing_cells,
     })
 }
 

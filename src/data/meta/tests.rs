@@ -230,8 +230,22 @@ fn csv_numeric_and_categorical_with_missing() -> TestResult {
 }
 
 #[test]
-fn csv_non_finite_and_spaced_numbers_are_categories() -> TestResult {
-    let s = csv_schema("a,b,c\nnan,1, 2\n1,1e3,3\n")?;
+fn csv_non_finite_numbers_are_errors_and_spaced_numbers_are_categories() -> TestResult {
+    // A column of numbers with one `nan`, `inf` or overflowing value is an
+    // error naming its line and column, not a column of categories.
+    for bad in ["nan", "inf", "-Infinity", "1e999", "NaN"] {
+        let msg = csv_err(format!("a,b\n1,2\n{bad},3\n").as_bytes())?;
+        assert!(
+            msg.contains("line 3") && msg.contains("column `a`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(bad) && msg.contains("not a finite number"),
+            "{msg}"
+        );
+    }
+    // Among words, `nan` is one more category; a spaced number is text.
+    let s = csv_schema("a,b,c\nnan,1, 2\ncat,1e3,3\n")?;
     assert!(matches!(s.columns[0].kind, ColumnKind::Categorical { .. }));
     assert_eq!(
         s.columns[1].kind,
