@@ -130,6 +130,26 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
         }
     }
 
+    // `--data` replaces a source read from files; a program whose data is
+    // all generated has nothing for it to replace.
+    if let (Some(p), Some(first)) = (&opts.data_override, out.data.first()) {
+        let synthetic = |d: &data::DataSpec| matches!(d.source, data::Source::Synthetic { .. });
+        if out.data.iter().all(synthetic) {
+            diags.push(
+                Diagnostic::new(
+                    Code::BadData,
+                    format!(
+                        "--data {} replaces data read from files, but data `{}` is synthetic",
+                        p.display(),
+                        first.name
+                    ),
+                )
+                .label(first.span, "generated, not read from a file")
+                .note("--data applies to idx(...) and csv(...) sources; drop it, or declare the data as one of those"),
+            );
+        }
+    }
+
     // Models: each is checked where a train block instantiates it; a model
     // no train block uses is checked on its own when its types are static.
     let mut used: Vec<&str> = Vec::new();

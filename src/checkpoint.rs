@@ -16,6 +16,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::check::run::Run;
 use crate::interp::concrete;
 
+/// The `format` a checkpoint's metadata names.
+const FORMAT: &str = "dlc checkpoint 1";
+
 /// What a checkpoint holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -65,7 +68,7 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
         views.push((name.clone(), view));
     }
     let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "dlc checkpoint 1".to_string());
+    meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("run".to_string(), ck.run.clone());
     meta.insert("program_hash".to_string(), ck.program_hash.clone());
     meta.insert("epoch".to_string(), ck.epoch.to_string());
@@ -79,23 +82,26 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder,
 /// synced, then renamed over the target, so a crash never leaves a
-/// half-written file and an old file survives a failed write.
+/// half-written file and an old file survives a failed write. A symbolic
+/// link is written through (its target is replaced, the link stays), and
+/// temporaries left by processes that died while saving this path are
+/// removed first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let path = resolve_links(path);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let prefix = temp_prefix(&path);
+    remove_stale_temporaries(&dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
+        std::fs::rename(&tmp, &path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
         Ok(())
@@ -103,6 +109,85 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Checks, before a long run, that `path` can be written by
+/// [`write_atomic`]: its folder exists and takes a new file.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let path = resolve_links(path);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot save to {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!("cannot save to {}: it is a folder", path.display()));
+    }
+    let probe = dir.join(format!("{}{}", temp_prefix(&path), std::process::id()));
+    std::fs::File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot save to {}: {e}", path.display()))
+}
+
+/// `path` with symbolic links followed (at most 40, as the kernel does).
+fn resolve_links(path: &Path) -> std::path::PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&p) else {
+            break;
+        };
+        p = match p.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    p
+}
+
+/// The name of `path`'s temporaries, less the process id: `.NAME.tmp-`,
+/// with a long NAME shortened to a prefix and a hash so that the whole name
+/// stays within the 255 bytes a file name may have.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.len() <= 200 {
+        return format!(".{name}.tmp-");
+    }
+    let mut cut = 150;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(".{}~{}.tmp-", &name[..cut], &program_hash(&name)[..8])
+}
+
+/// Removes `dir/PREFIX<pid>` files whose process is no longer running (a
+/// save killed midway); a live process's temporary is left alone.
+fn remove_stale_temporaries(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Reads a checkpoint and checks it against `run`: every parameter present
@@ -116,7 +201,29 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         SafeTensors::read_metadata(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
-    let num = |k: &str| get(k).parse::<u64>().unwrap_or(0);
+    let bad = |what: String| format!("checkpoint {}: {what}", path.display());
+    let field = |k: &str| -> Result<&String, String> {
+        meta.get(k)
+            .ok_or_else(|| bad(format!("its metadata has no `{k}`")))
+    };
+    let num = |k: &str| -> Result<u64, String> {
+        let v = field(k)?;
+        v.parse::<u64>()
+            .map_err(|_| bad(format!("`{k}` is `{v}`, not a whole number")))
+    };
+    let format = field("format")?;
+    if format != FORMAT {
+        return Err(bad(format!("the format is `{format}`, not `{FORMAT}`")));
+    }
+    let saved_by = field("run")?;
+    let (epoch, step, seed) = (num("epoch")?, num("step")?, num("seed")?);
+    // The compiled step counts steps in an i32 (dropout's masks are keyed
+    // by it).
+    if step > i32::MAX as u64 {
+        return Err(bad(format!(
+            "`step` is {step}, more steps than a run can count (2³¹)"
+        )));
+    }
     let read = |name: &str, want: &[usize]| -> Result<Option<Vec<f64>>, String> {
         let Ok(t) = st.tensor(name) else {
             return Ok(None);
@@ -177,15 +284,31 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             ));
         }
     }
+    // Checked after the tensors, whose mismatch says more.
+    if *saved_by != run.name {
+        return Err(bad(format!(
+            "it was saved by run `{saved_by}`, not by run `{}`",
+            run.name
+        )));
+    }
     if !velocity.is_empty() && velocity.len() != params.len() {
-        velocity.clear();
+        let missing: Vec<&str> = run
+            .params
+            .iter()
+            .filter(|p| st.tensor(&format!("velocity.{}", p.name)).is_err())
+            .map(|p| p.name.as_str())
+            .collect();
+        return Err(bad(format!(
+            "it holds the momentum of only some parameters (none for {})",
+            missing.join(", ")
+        )));
     }
     Ok(Checkpoint {
-        run: get("run"),
+        run: saved_by.clone(),
         program_hash: get("program_hash"),
-        epoch: num("epoch"),
-        step: num("step"),
-        seed: num("seed"),
+        epoch,
+        step,
+        seed,
         params,
         velocity,
     })

@@ -438,18 +438,30 @@ pub fn cmd_train(
         progress,
     };
     let runs = selected_runs(&l, args);
+    // With several runs, each saves, resumes and draws its own file:
+    // ckpt-RUN.safetensors, curves-RUN.svg.
+    let per_run = |r: &crate::check::Run| {
+        let mut o = opts.clone();
+        if runs.len() > 1 {
+            o.plot = opts.plot.as_deref().map(|p| per_name(p, &r.name));
+            o.save = opts.save.as_deref().map(|p| per_name(p, &r.name));
+            o.resume = opts.resume.as_deref().map(|p| per_name(p, &r.name));
+        }
+        o
+    };
+    // Whatever is to be saved must be writable before hours of training.
+    for r in &runs {
+        let o = per_run(r);
+        for p in o.save.iter().chain(&o.plot) {
+            if let Err(e) = crate::checkpoint::check_writable(p) {
+                let _ = writeln!(sink.stderr, "error: {e}");
+                return 1;
+            }
+        }
+    }
     for r in &runs {
         let data = &l.checked.data[r.data];
-        // With several runs, each draws its own picture: curves-RUN.svg.
-        let mut run_opts;
-        let opts = match &opts.plot {
-            Some(p) if runs.len() > 1 => {
-                run_opts = opts.clone();
-                run_opts.plot = Some(per_name(p, &r.name));
-                &run_opts
-            }
-            _ => opts,
-        };
+        let opts = &per_run(r);
         if let Err(e) = crate::train::train_run(r, data, opts, &mut sink) {
             let _ = writeln!(sink.stderr, "error: {e}");
             return 1;
@@ -634,12 +646,15 @@ pub fn cmd_data(
 /// `curves.svg` → `curves-NAME.svg`: one picture per run or data set.
 pub fn per_name(p: &Path, name: &str) -> std::path::PathBuf {
     let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let ext = p.extension().map(|s| s.to_string_lossy().into_owned());
-    p.with_file_name(format!(
-        "{}-{name}.{}",
-        stem.unwrap_or_default(),
-        ext.unwrap_or_default()
-    ))
+    let file = match p.extension() {
+        Some(ext) => format!(
+            "{}-{name}.{}",
+            stem.unwrap_or_default(),
+            ext.to_string_lossy()
+        ),
+        None => format!("{}-{name}", stem.unwrap_or_default()),
+    };
+    p.with_file_name(file)
 }
 
 /// A sample's label as text: its class name, or the target's value.

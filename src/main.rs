@@ -247,7 +247,12 @@ fn run(cli: Cli) -> Output {
                 infer_reps: flags.infer_reps as usize,
                 ..Default::default()
             };
-            let mut out = QuietStdout;
+            // A closed stdout must not lose a checkpoint or a picture the
+            // user asked for: training goes on, without output, to save it.
+            let mut out = QuietStdout {
+                keep_going: opts.save.is_some() || opts.plot.is_some(),
+                closed: false,
+            };
             let mut err = std::io::stderr();
             let code = driver::cmd_train(&program_args(common), &opts, &mut out, &mut err);
             Output {
@@ -261,7 +266,7 @@ fn run(cli: Cli) -> Output {
                 json,
                 ..Default::default()
             };
-            let mut out = QuietStdout;
+            let mut out = QuietStdout::default();
             let mut err = std::io::stderr();
             let code = driver::cmd_eval(&program_args(common), &load, &opts, &mut out, &mut err);
             Output {
@@ -285,7 +290,7 @@ fn run(cli: Cli) -> Output {
             driver::cmd_gradcheck(&program_args(common), &opts)
         }
         Command::Data { common, show, out } => {
-            let mut stdout = QuietStdout;
+            let mut stdout = QuietStdout::default();
             let mut err = std::io::stderr();
             let code = driver::cmd_data(
                 &program_args(common),
@@ -320,22 +325,45 @@ fn run(cli: Cli) -> Output {
 }
 
 /// Stdout for streaming commands: a closed pipe (`| head`) ends the
-/// program quietly.
-struct QuietStdout;
+/// program quietly, or, when something is still to be saved
+/// (`keep_going`), silences the rest of the output.
+#[derive(Default)]
+struct QuietStdout {
+    keep_going: bool,
+    closed: bool,
+}
+
+impl QuietStdout {
+    fn closed_pipe(&mut self) {
+        if !self.keep_going {
+            std::process::exit(0);
+        }
+        self.closed = true;
+    }
+}
 
 impl Write for QuietStdout {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
         match std::io::stdout().write(buf) {
             Ok(n) => Ok(n),
-            Err(_) => std::process::exit(0),
+            Err(_) => {
+                self.closed_pipe();
+                Ok(buf.len())
+            }
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match std::io::stdout().flush() {
-            Ok(()) => Ok(()),
-            Err(_) => std::process::exit(0),
+        if self.closed {
+            return Ok(());
         }
+        if std::io::stdout().flush().is_err() {
+            self.closed_pipe();
+        }
+        Ok(())
     }
 }
 

@@ -84,6 +84,20 @@ impl Sink<'_> {
         let _ = writeln!(w, "{s}");
     }
 
+    /// A result line (the final metrics): printed also under `--quiet`,
+    /// which drops only the progress and the per-epoch table, and there
+    /// named by its run.
+    fn result(&mut self, run: &str, s: &str) {
+        if self.json {
+            return;
+        }
+        let _ = if self.quiet {
+            writeln!(self.stdout, "run {run}: {s}")
+        } else {
+            writeln!(self.stdout, "{s}")
+        };
+    }
+
     fn json(&mut self, s: &str) {
         if self.json {
             let _ = writeln!(self.stdout, "{s}");
@@ -143,8 +157,17 @@ pub fn train_run(
     sink: &mut Sink,
 ) -> Result<(), String> {
     let s = &run.settings;
-    let seed = opts.seed.unwrap_or(s.seed);
     let epochs = opts.epochs.unwrap_or(s.epochs);
+    let resumed = match &opts.resume {
+        Some(path) => Some(resume_from(run, path, opts, epochs)?),
+        None => None,
+    };
+    // A resumed run keeps its seed: the same shuffle and the same split.
+    let seed = resumed
+        .as_ref()
+        .map(|ck| ck.seed)
+        .or(opts.seed)
+        .unwrap_or(s.seed);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
     // Refuse, before allocating anything, a run whose buffers cannot fit.
     if let Some(g) = training_step(run) {
@@ -319,9 +342,8 @@ pub fn train_run(
         train.len()
     ));
     let Some(k) = s.kfold else {
-        let start = match &opts.resume {
-            Some(path) => {
-                let ck = crate::checkpoint::load(path, run)?;
+        let start = match (&opts.resume, resumed) {
+            (Some(path), Some(ck)) => {
                 if ck.program_hash != opts.program_hash {
                     sink.human(&format!(
                         "note: {} was saved from a different version of the program",
@@ -341,7 +363,7 @@ pub fn train_run(
                     step: ck.step,
                 })
             }
-            None => None,
+            _ => None,
         };
         // Learning curves follow the validation part, or else the test part
         // (as d2l's Animator does).
@@ -454,7 +476,7 @@ pub fn train_run(
         let _ = write!(line, " valid_{m} {mean:.6} ± {std:.6}");
     }
     json.push('}');
-    sink.human(&line);
+    sink.result(&run.name, &line);
     sink.json(&json);
     // The test part, predicted by the average of the fold models.
     let mut json = format!(
@@ -469,12 +491,58 @@ pub fn train_run(
         }
     }
     let _ = write!(json, ",\"compile_ms\":{compile_ms},\"params\":{{}}}}");
-    sink.human(&line);
+    sink.result(&run.name, &line);
     sink.json(&json);
     if opts.profile {
         tr.report_profile(opts, sink);
     }
     Ok(())
+}
+
+/// The checkpoint `--resume` names, checked against what the run will do
+/// with it: a closed-form or K-fold run has nothing to resume, a `--seed`
+/// must agree with the stored one, and the total `epochs` must go past
+/// the stored epoch.
+fn resume_from(
+    run: &Run,
+    path: &std::path::Path,
+    opts: &TrainOptions,
+    epochs: u64,
+) -> Result<crate::checkpoint::Checkpoint, String> {
+    let s = &run.settings;
+    if s.optimizer == Optimizer::ClosedForm {
+        return Err(format!(
+            "run {} is solved in closed form: it has no epochs, so --resume has nothing to resume",
+            run.name
+        ));
+    }
+    if s.kfold.is_some() {
+        return Err(format!(
+            "run {}: checkpoints of K-fold runs are not supported (each fold is a separate model)",
+            run.name
+        ));
+    }
+    let ck = crate::checkpoint::load(path, run)?;
+    if let Some(seed) = opts.seed.filter(|s| *s != ck.seed) {
+        return Err(format!(
+            "--seed {seed} conflicts with checkpoint {}, saved with seed {}: a resumed run keeps its seed, and with it its shuffle and its validation split",
+            path.display(),
+            ck.seed
+        ));
+    }
+    if epochs <= ck.epoch {
+        let asked = match opts.epochs {
+            Some(e) => format!("--epochs {e}"),
+            None => format!("the program's epochs = {epochs}"),
+        };
+        return Err(format!(
+            "checkpoint {} is at epoch {}, so {asked} would train nothing: the epochs count in total, so ask for more than {}",
+            path.display(),
+            ck.epoch,
+            ck.epoch
+        ));
+    }
+    Ok(ck)
 }
 
 /// Draws learning curves from a run's per-epoch metrics: the losses in one
@@ -1366,7 +1434,7 @@ fn report_final(
         let _ = write!(human, "  {} = {}", p.name, fmt_list(&params[*i]));
     }
     json.push_str("}}");
-    sink.human(&human);
+    sink.result(&run.name, &human);
     sink.json(&json);
     Ok(())
 }

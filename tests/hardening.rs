@@ -467,3 +467,370 @@ fn a_runaway_loss_stops_long_before_it_overflows() {
     // stopped at a finite loss, not at inf or NaN
     assert!(!err.contains("inf") && !err.contains("NaN"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// Checkpoints: resume that is a resume, one file per run, nothing lost
+
+/// A small SGD program with momentum and a validation split, in `dir`.
+fn sgd_program(dir: &Path, runs: &[&str]) -> String {
+    let mut src = String::from(
+        "data s = linear(w = [2, -3.4], b = 4.2, n_train = 200, noise = 0.01)\n\
+         model m(x: f32[B, 2]) -> f32[B, 1] {\n    param w: f32[2, 1] = normal(0.01)\n    param b: f32[1] = zeros\n    x @ w + b\n}\n",
+    );
+    for r in runs {
+        src.push_str(&format!(
+            "train {r}: m on s {{\n    loss = squared_loss(output, label)\n    optimizer = sgd(lr = 0.01, momentum = 0.5)\n    batch = 16\n    epochs = 4\n    seed = 3\n    valid = 0.25\n}}\n"
+        ));
+    }
+    std::fs::write(dir.join("s.dl"), src).expect("program");
+    "s.dl".to_string()
+}
+
+fn final_params(out: &Output) -> String {
+    let lines = json_lines(out);
+    lines.last().expect("a final line")["params"].to_string()
+}
+
+/// Re-writes checkpoint `from` as `to` with `edit` applied to its metadata
+/// and tensors.
+fn doctor(
+    from: &Path,
+    to: &Path,
+    edit: impl Fn(&mut std::collections::HashMap<String, String>, &mut Vec<String>),
+) {
+    let bytes = std::fs::read(from).expect("checkpoint");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
+    let mut meta = meta.metadata().clone().unwrap_or_default();
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    edit(&mut meta, &mut names);
+    let views: Vec<(String, safetensors::tensor::TensorView)> = names
+        .iter()
+        .map(|n| (n.clone(), st.tensor(n).expect("tensor")))
+        .collect();
+    let out = safetensors::serialize(views, Some(meta)).expect("serialize");
+    std::fs::write(to, out).expect("write");
+}
+
+#[test]
+fn resume_validates_the_checkpoint_and_keeps_its_seed() {
+    let dir = scratch("resume");
+    let p = sgd_program(&dir, &["main"]);
+    let straight = dlc_in(&dir, &["train", &p, "--json", "--seed", "9"]);
+    assert_eq!(
+        straight.status.code(),
+        Some(0),
+        "{}",
+        text(&straight.stderr)
+    );
+    let half = dlc_in(
+        &dir,
+        &[
+            "train", &p, "--json", "--seed", "9", "--epochs", "2", "--save", "c.st",
+        ],
+    );
+    assert_eq!(half.status.code(), Some(0), "{}", text(&half.stderr));
+    // Resumed without --seed: the stored seed 9, not the program's 3, so the
+    // same shuffle and validation split as training straight through.
+    let resumed = dlc_in(&dir, &["train", &p, "--json", "--resume", "c.st"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    assert_eq!(final_params(&resumed), final_params(&straight));
+    fails_with(
+        &dir,
+        &["train", &p, "--resume", "c.st", "--seed", "3"],
+        &["--seed 3 conflicts", "seed 9"],
+    );
+    fails_with(
+        &dir,
+        &["train", &p, "--resume", "c.st", "--epochs", "2"],
+        &["at epoch 2", "--epochs 2 would train nothing"],
+    );
+    fails_with(
+        &dir,
+        &["train", &p, "--resume", "c.st", "--epochs", "1"],
+        &["would train nothing"],
+    );
+    // Each defect of the metadata is its own one-line error.
+    let c = dir.join("c.st");
+    let cases: Vec<(
+        &str,
+        Box<dyn Fn(&mut std::collections::HashMap<String, String>, &mut Vec<String>)>,
+        &str,
+    )> = vec![
+        (
+            "huge",
+            Box::new(|m, _| {
+                m.insert("epoch".into(), u64::MAX.to_string());
+            }),
+            "would train nothing",
+        ),
+        (
+            "abc",
+            Box::new(|m, _| {
+                m.insert("epoch".into(), "abc".into());
+            }),
+            "`epoch` is `abc`",
+        ),
+        (
+            "neg",
+            Box::new(|m, _| {
+                m.insert("epoch".into(), "-1".into());
+            }),
+            "`epoch` is `-1`",
+        ),
+        (
+            "noepoch",
+            Box::new(|m, _| {
+                m.remove("epoch");
+            }),
+            "no `epoch`",
+        ),
+        (
+            "noseed",
+            Box::new(|m, _| {
+                m.remove("seed");
+            }),
+            "no `seed`",
+        ),
+        (
+            "badstep",
+            Box::new(|m, _| {
+                m.insert("step".into(), "1e3".into());
+            }),
+            "`step` is `1e3`",
+        ),
+        (
+            "hugestep",
+            Box::new(|m, _| {
+                m.insert("step".into(), u64::MAX.to_string());
+            }),
+            "more steps",
+        ),
+        (
+            "run",
+            Box::new(|m, _| {
+                m.insert("run".into(), "other".into());
+            }),
+            "saved by run `other`",
+        ),
+        (
+            "format",
+            Box::new(|m, _| {
+                m.insert("format".into(), "something else".into());
+            }),
+            "the format is `something else`",
+        ),
+        (
+            "noformat",
+            Box::new(|m, _| {
+                m.remove("format");
+            }),
+            "no `format`",
+        ),
+        (
+            "partial",
+            Box::new(|_, n| n.retain(|t| t != "velocity.b")),
+            "momentum of only some parameters (none for b)",
+        ),
+    ];
+    for (name, edit, needle) in cases {
+        let f = dir.join(format!("{name}.st"));
+        doctor(&c, &f, edit);
+        let err = fails_with(
+            &dir,
+            &[
+                "train",
+                &p,
+                "--resume",
+                f.to_str().expect("utf-8"),
+                "--epochs",
+                "5",
+            ],
+            &[needle],
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            !err.contains("epoch  train_loss"),
+            "refused before training: {err}"
+        );
+    }
+}
+
+#[test]
+fn several_runs_save_and_resume_one_checkpoint_each() {
+    let dir = scratch("perrun");
+    let p = sgd_program(&dir, &["a", "b"]);
+    let full = dlc_in(&dir, &["train", &p, "--json"]);
+    let out = dlc_in(
+        &dir,
+        &["train", &p, "--json", "--epochs", "2", "--save", "ck.st"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(dir.join("ck-a.st").exists() && dir.join("ck-b.st").exists());
+    assert!(!dir.join("ck.st").exists());
+    let res = dlc_in(&dir, &["train", &p, "--json", "--resume", "ck.st"]);
+    assert_eq!(res.status.code(), Some(0), "{}", text(&res.stderr));
+    let finals = |o: &Output| -> Vec<String> {
+        json_lines(o)
+            .into_iter()
+            .filter(|l| l["event"] == "final")
+            .map(|l| format!("{} {}", l["run"], l["params"]))
+            .collect()
+    };
+    assert_eq!(finals(&res), finals(&full));
+    // one run picked: the plain name
+    let one = dlc_in(
+        &dir,
+        &[
+            "train", &p, "--run", "a", "--epochs", "3", "--resume", "ck-a.st",
+        ],
+    );
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one.stderr));
+    // a run's checkpoint does not resume another run
+    fails_with(
+        &dir,
+        &["train", &p, "--run", "b", "--resume", "ck-a.st"],
+        &["saved by run `a`, not by run `b`"],
+    );
+}
+
+#[test]
+fn resume_on_a_closed_form_run_and_data_on_synthetic_data_are_refused() {
+    let dir = scratch("closedresume");
+    let prog = root().join("programs/linreg.dl");
+    let prog = prog.to_str().expect("utf-8");
+    let out = dlc_in(&dir, &["train", prog, "--run", "sgd", "--save", "l.st"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    fails_with(
+        &dir,
+        &["train", prog, "--run", "closed_form", "--resume", "l.st"],
+        &["closed form", "nothing to resume"],
+    );
+    for cmd in ["train", "check", "data", "gradcheck"] {
+        fails_with(
+            &dir,
+            &[cmd, prog, "--data", "elsewhere.csv"],
+            &["--data", "synthetic"],
+        );
+    }
+}
+
+#[test]
+fn saving_is_checked_before_training_and_survives_a_closed_stdout() {
+    let dir = scratch("save");
+    let p = sgd_program(&dir, &["main"]);
+    // A folder that does not exist: refused at once, before any epoch.
+    let err = fails_with(
+        &dir,
+        &["train", &p, "--save", "no/such/dir/c.st"],
+        &["no/such/dir", "does not exist"],
+    );
+    assert!(!err.contains("epoch"), "{err}");
+    // `| head -1`: the pipe closes after the first line; the checkpoint
+    // and the picture asked for are still written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dlc"))
+        .args([
+            "train",
+            &p,
+            "--json",
+            "--epochs",
+            "40",
+            "--save",
+            "piped.st",
+            "--plot",
+            "piped.svg",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dlc runs");
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("a line");
+        assert!(first.contains("\"event\":\"epoch\""), "{first}");
+    } // the read end is dropped: the pipe is closed
+    let status = child.wait().expect("dlc ends");
+    assert_eq!(status.code(), Some(0));
+    assert!(dir.join("piped.st").exists(), "the checkpoint was lost");
+    assert!(dir.join("piped.svg").exists(), "the picture was lost");
+}
+
+#[test]
+fn atomic_saves_clean_up_after_dead_processes_follow_links_and_fit_long_names() {
+    let dir = scratch("atomic");
+    let p = sgd_program(&dir, &["main"]);
+    // Temporaries of a dead process (a save killed midway) are removed by
+    // the next save of that path; a live process's is left alone.
+    let mut dead = 4_000_000u32;
+    while Path::new(&format!("/proc/{dead}")).exists() {
+        dead += 1;
+    }
+    let stale = dir.join(format!(".c.st.tmp-{dead}"));
+    let live = dir.join(format!(".c.st.tmp-{}", std::process::id()));
+    let other = dir.join(format!(".d.st.tmp-{dead}"));
+    for f in [&stale, &live, &other] {
+        std::fs::write(f, vec![0u8; 1000]).expect("temporary");
+    }
+    let out = dlc_in(&dir, &["train", &p, "--save", "c.st"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!stale.exists(), "a dead process's temporary is removed");
+    assert!(live.exists(), "a live process's temporary is kept");
+    assert!(other.exists(), "another file's temporary is not touched");
+    // A link is written through: it stays a link, its target is replaced.
+    std::fs::create_dir_all(dir.join("real")).expect("dir");
+    std::fs::write(dir.join("real/target.st"), b"old").expect("target");
+    std::os::unix::fs::symlink("real/target.st", dir.join("link.st")).expect("symlink");
+    let out = dlc_in(&dir, &["train", &p, "--save", "link.st"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let meta = std::fs::symlink_metadata(dir.join("link.st")).expect("link");
+    assert!(
+        meta.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
+    assert!(
+        std::fs::read(dir.join("real/target.st"))
+            .expect("target")
+            .len()
+            > 100
+    );
+    // A 250-byte file name (legal) saves: its temporary stays within 255.
+    let long = format!("{}.st", "n".repeat(247));
+    assert_eq!(long.len(), 250);
+    let out = dlc_in(&dir, &["train", &p, "--save", &long]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(dir.join(&long).exists());
+    // and --resume from it works
+    let out = dlc_in(&dir, &["train", &p, "--resume", &long, "--epochs", "5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn quiet_still_prints_the_final_result() {
+    let out = dlc_in(&root(), &["train", "programs/linreg.dl", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines.len(), 2, "{o}");
+    assert!(
+        lines[0].starts_with("run sgd: final:") && lines[0].contains("w = ["),
+        "{o}"
+    );
+    assert!(lines[1].starts_with("run closed_form: final:"), "{o}");
+    assert!(text(&out.stderr).is_empty());
+    // K-fold: the summary and the ensemble's test score
+    let out = dlc_in(
+        &root(),
+        &["train", "programs/kfold.dl", "--quiet", "--epochs", "2"],
+    );
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("5-fold:") && o.contains("final (average of the fold models)"),
+        "{o}"
+    );
+    assert!(!o.contains("fold 1/5"), "{o}");
+}
