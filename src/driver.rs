@@ -105,7 +105,7 @@ pub fn cmd_check(args: &ProgramArgs) -> Output {
         );
         return Output::fail(err);
     }
-    let mut err = String::new();
+    let mut err = data_warnings(&l);
     let runs: Vec<&str> = l.checked.runs.iter().map(|r| r.name.as_str()).collect();
     let _ = writeln!(
         err,
@@ -406,7 +406,18 @@ fn load_checked(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<L
         let _ = write!(stderr, "{}", render(&l, args.color));
         return None;
     }
+    let _ = write!(stderr, "{}", data_warnings(&l));
     Some(l)
+}
+
+/// The data sources' warnings, one `warning: ...` line each.
+fn data_warnings(l: &Loaded) -> String {
+    l.checked
+        .data
+        .iter()
+        .flat_map(|d| &d.warnings)
+        .map(|w| format!("warning: {w}\n"))
+        .collect()
 }
 
 /// `dlc train FILE`: trains every run (or `--run NAME`), streaming the

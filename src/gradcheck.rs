@@ -205,6 +205,12 @@ pub fn check_run(
         .find(|(n, _)| n == "loss")
         .map(|(_, id)| *id)
         .ok_or_else(|| format!("run {} has no loss to differentiate", run.name))?;
+    // The interpreter holds every value in f64, and the backward graph about
+    // doubles the forward one: refuse what cannot fit before allocating.
+    crate::memory::check(
+        &format!("gradcheck of run {}", run.name),
+        crate::memory::graph_elements(&run.train, opts.batch as u64) * 8 * 3,
+    )?;
     let inputs = random_inputs(&run.train, data, opts.batch, opts.seed);
     check_graph(&run.train, loss, inputs, opts, rule, &run.name)
 }

@@ -121,15 +121,6 @@ pub fn estimate_bytes(g: &Graph, batch: usize) -> u128 {
         .sum()
 }
 
-/// The memory this machine can give us, from /proc/meminfo (MemAvailable),
-/// or `None` where that is unknown.
-pub fn available_memory() -> Option<u128> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Multiply-adds below which a matmul runs on one thread: under ~1 MFLOP
 /// waking a worker costs more than it saves.
 const SPLIT_WORK: usize = 500_000;
@@ -764,10 +755,24 @@ impl Compiled {
 
     /// Buffers' places and the table of pointers for `batch`, growing the
     /// arena when a larger batch comes.
-    fn prepare(&mut self, batch: usize) -> Vec<*mut u8> {
+    fn prepare(&mut self, batch: usize) -> Result<Vec<*mut u8>, String> {
         if self.layout.as_ref().is_none_or(|l| l.batch < batch) {
             let l = self.layout_for(batch);
-            self.arena = vec![0u64; l.words.max(1)];
+            let words = l.words.max(1);
+            // The old arena's values are not kept: free it first. The new
+            // one is refused, not aborted, when it cannot be had.
+            self.arena = Vec::new();
+            self.layout = None;
+            crate::memory::check("the compiled function's buffer arena", words as u128 * 8)?;
+            let mut arena = Vec::new();
+            arena.try_reserve_exact(words).map_err(|_| {
+                format!(
+                    "the compiled function's buffer arena needs {}, which cannot be allocated",
+                    crate::memory::format_bytes(words as u128 * 8)
+                )
+            })?;
+            arena.resize(words, 0u64);
+            self.arena = arena;
             self.layout = Some(l);
         }
         let base = self.arena.as_mut_ptr();
@@ -776,14 +781,14 @@ impl Compiled {
             .as_ref()
             .map(|l| l.offsets.clone())
             .unwrap_or_default();
-        offsets
+        Ok(offsets
             .iter()
             .map(|o| match o {
                 // In bounds: the layout placed every buffer inside the arena.
                 Some(w) => base.wrapping_add(*w).cast::<u8>(),
                 None => std::ptr::null_mut(),
             })
-            .collect()
+            .collect())
     }
 
     /// The words of node `id`'s buffer at `batch`.
@@ -808,7 +813,7 @@ impl Compiled {
         reps: usize,
     ) -> Result<f64, String> {
         self.run(inputs, env)?;
-        let table = self.prepare(env.batch);
+        let table = self.prepare(env.batch)?;
         let start = Instant::now();
         for _ in 0..reps {
             for ki in 0..self.kernels.len() {
@@ -950,8 +955,8 @@ impl Compiled {
 
     /// Sizes the buffers for batches up to `batch` now, so that values left
     /// in them (see [`Compiled::resident`]) survive later runs.
-    pub fn reserve(&mut self, batch: usize) {
-        let _ = self.prepare(batch);
+    pub fn reserve(&mut self, batch: usize) -> Result<(), String> {
+        self.prepare(batch).map(|_| ())
     }
 
     /// Whether input `k`'s buffer still holds what was written there after
@@ -1050,7 +1055,7 @@ impl Compiled {
                 ));
             }
         }
-        let mut table = self.prepare(env.batch);
+        let mut table = self.prepare(env.batch)?;
         // Every value placed in an external input's buffer is read and
         // written there.
         if !ext.is_empty() {

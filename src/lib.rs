@@ -13,6 +13,7 @@ pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod linalg;
+pub mod memory;
 pub mod opt;
 pub mod plot;
 pub mod profile;

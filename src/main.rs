@@ -324,6 +324,19 @@ fn run(cli: Cli) -> Output {
     }
 }
 
+/// Runs the command line held in `cli` (taken out once).
+fn run_taken(cli: &std::sync::Mutex<Option<Cli>>) -> Output {
+    let taken = cli.lock().ok().and_then(|mut c| c.take());
+    match taken {
+        Some(c) => run(c),
+        None => Output {
+            stdout: String::new(),
+            stderr: "error: the command line was already taken\n".into(),
+            code: 1,
+        },
+    }
+}
+
 /// Stdout for streaming commands: a closed pipe (`| head`) ends the
 /// program quietly, or, when something is still to be saved
 /// (`keep_going`), silences the rest of the output.
@@ -387,15 +400,24 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     // A large stack: the front end recurses over nested expressions (bounded
     // by the parser's nesting limit, but generously).
-    let handle = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || std::panic::catch_unwind(move || run(cli)));
-    let result = match handle {
+    // Under an address-space limit (ulimit -v) the stack takes its share of
+    // it: then a smaller one (the parser bounds nesting at 256 levels), and
+    // if even that cannot be had, this thread's own.
+    let cli = std::sync::Arc::new(std::sync::Mutex::new(Some(cli)));
+    let spawn = |stack: usize| {
+        let cli = cli.clone();
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(move || std::panic::catch_unwind(move || run_taken(&cli)))
+    };
+    let stack = if dlc::memory::address_space_limited() {
+        32 << 20
+    } else {
+        256 << 20
+    };
+    let result = match spawn(stack).or_else(|_| spawn(8 << 20)) {
         Ok(h) => h.join().unwrap_or_else(Err),
-        Err(e) => {
-            eprintln!("error: cannot start the compiler thread: {e}");
-            return ExitCode::from(3);
-        }
+        Err(_) => std::panic::catch_unwind(|| run_taken(&cli)),
     };
     match result {
         Ok(out) => {

@@ -171,18 +171,13 @@ pub fn train_run(
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
     // Refuse, before allocating anything, a run whose buffers cannot fit.
     if let Some(g) = training_step(run) {
-        let need = crate::jit::estimate_bytes(&g, batch);
-        if let Some(avail) = crate::jit::available_memory() {
-            if need > avail {
-                let gb = |b: u128| b as f64 / (1u128 << 30) as f64;
-                return Err(format!(
-                    "run {} needs about {:.1} GiB for its parameters, gradients and one batch's activations, but only {:.1} GiB of memory is available",
-                    run.name,
-                    gb(need),
-                    gb(avail)
-                ));
-            }
-        }
+        crate::memory::check(
+            &format!(
+                "run {}, with its parameters, gradients, one batch's activations and its data,",
+                run.name
+            ),
+            crate::jit::estimate_bytes(&g, batch) + data.bytes_estimate(),
+        )?;
     }
     let parts = crate::data::load::load(data, seed)?;
     let (mut train, test) = (parts.train, parts.test);
@@ -919,7 +914,7 @@ impl Trainer<'_> {
             .collect();
         // Buffers sized for the largest batch from the start: inputs and
         // resident parameters are written into them between steps.
-        self.step.reserve(batch);
+        self.step.reserve(batch)?;
         let mut loaded = false;
         // A loss that grows by orders of magnitude is stopped long before it
         // overflows: the first batch's loss, and the recent epochs' means.
@@ -1292,7 +1287,7 @@ fn evaluate_with(
     let rows: Vec<usize> = (0..n).collect();
     // Each batch's rows go straight into the function's input buffers; the
     // parameters are written once when nothing is placed over them.
-    c.reserve(batch.min(n.max(1)));
+    c.reserve(batch.min(n.max(1)))?;
     let kept = g
         .inputs
         .iter()

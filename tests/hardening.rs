@@ -834,3 +834,177 @@ fn quiet_still_prints_the_final_result() {
     );
     assert!(!o.contains("fold 1/5"), "{o}");
 }
+
+// ---------------------------------------------------------------------------
+// Memory: refused with an estimate, never an abort
+
+/// Runs `dlc args` under an address-space limit of `kib` KiB, with `input`
+/// on stdin.
+fn dlc_limited(dir: &Path, kib: u64, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = format!("ulimit -v {kib}; exec \"$0\"");
+    for i in 1..=args.len() {
+        cmd.push_str(&format!(" \"${i}\""));
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .arg(env!("CARGO_BIN_EXE_dlc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input");
+    child.wait_with_output().expect("dlc ends")
+}
+
+const FOUR_GIB: u64 = 4 << 20;
+
+#[test]
+fn the_repl_refuses_a_tensor_too_large_and_keeps_its_session() {
+    let out = dlc_limited(
+        &root(),
+        FOUR_GIB,
+        &["repl"],
+        "let a = ones(3)\nzeros(100000, 100000)\n:time ones(50000, 50000) * 2.0\nlet b = randn(40000, 40000)\na + 1\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("needs about").count(), 3, "{err}");
+    assert!(err.contains("GiB is available"), "{err}");
+    assert_eq!(text(&out.stdout).trim(), "[2. 2. 2.]");
+}
+
+#[test]
+fn every_command_checks_its_estimate_against_the_address_space_limit() {
+    let dir = scratch("limits");
+    // gradcheck and train of a program with a huge parameter
+    let huge = root().join("tests/programs/huge.dl");
+    let huge = huge.to_str().expect("utf-8");
+    for cmd in ["gradcheck", "train"] {
+        let out = dlc_limited(&dir, FOUR_GIB, &[cmd, huge], "");
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("needs about"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // A program that fits the machine but not a 120 MiB address space: the
+    // estimate sees the limit, and no allocation aborts.
+    let mlp = root().join("programs/mlp.dl");
+    let out = dlc_limited(
+        &dir,
+        120 << 10,
+        &["train", mlp.to_str().expect("utf-8"), "--epochs", "1"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ulimit -v"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn one_hot_encoding_is_estimated_before_it_is_allocated() {
+    let dir = scratch("onehot");
+    // 50,000 rows with an id column of 50,000 values: 10 GB once encoded.
+    let mut csv = String::from("id,x,y\n");
+    for i in 0..50_000 {
+        csv.push_str(&format!("u{i},{},{}\n", i % 7, i % 3));
+    }
+    std::fs::write(dir.join("ids.csv"), &csv).expect("csv");
+    let p = csv_program(&dir, "ids.dl", "ids.csv", "", None, "");
+    for cmd in ["check", "train", "data"] {
+        let out = dlc_limited(&dir, FOUR_GIB, &[cmd, &p], "");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        for n in ["`id` (50000 categories)", "drop = [\"id\"]", "needs about"] {
+            assert!(err.contains(n), "{cmd}: `{n}` not in {err}");
+        }
+    }
+    // A mostly unique text column that fits is a warning, not an error.
+    let mut csv = String::from("name,x,y\n");
+    for i in 0..200 {
+        csv.push_str(&format!("person {i},{},{}\n", i % 7, i % 3));
+    }
+    std::fs::write(dir.join("names.csv"), &csv).expect("csv");
+    let p = csv_program(&dir, "names.dl", "names.csv", "", None, "");
+    for cmd in ["check", "train"] {
+        let out = dlc_in(&dir, &[cmd, &p]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("warning:")
+                && err.contains("`name` is text with 200 distinct values in 200 rows"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_gzip_stream_is_read_no_further_than_its_idx_header_says() {
+    use std::io::Write;
+    let dir = scratch("gzbomb");
+    for split in ["train", "t10k"] {
+        let mut img = vec![0u8, 0, 8, 3];
+        for d in [20u32, 4, 4] {
+            img.extend_from_slice(&d.to_be_bytes());
+        }
+        img.extend(vec![7u8; 20 * 16]);
+        if split == "train" {
+            // 256 MiB of zeros past the header's 320 bytes: a few hundred
+            // kilobytes compressed.
+            img.extend(vec![0u8; 256 << 20]);
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&img).expect("gzip");
+        std::fs::write(
+            dir.join(format!("{split}-images-idx3-ubyte.gz")),
+            gz.finish().expect("gzip"),
+        )
+        .expect("write");
+        write_idx(
+            &dir.join(format!("{split}-labels-idx1-ubyte")),
+            0x08,
+            &[20],
+            &[1u8; 20],
+        );
+    }
+    std::fs::write(
+        dir.join("p.dl"),
+        "data d = idx(\".\", classes = 2)\nmodel m(x: f32[B, 4, 4]) -> f32[B, 2] {\n    param w: f32[16, 2] = zeros\n    reshape(x, [B, 16]) @ w\n}\ntrain m on d {\n    loss = cross_entropy(output, label)\n    optimizer = sgd(lr = 0.1)\n}\n",
+    )
+    .expect("program");
+    // Under a 1 GiB address space: decompressing it whole would not fit.
+    for cmd in ["train", "data"] {
+        let out = dlc_limited(&dir, 1 << 20, &[cmd, "p.dl"], "");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("goes on past the 320 bytes") && err.contains("train-images"),
+            "{err}"
+        );
+    }
+    // A gzipped CSV trains as the plain file does.
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},{}\n", i % 5, i % 3, i % 2))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("a,b,y\n{rows}").as_bytes())
+        .expect("gzip");
+    std::fs::write(dir.join("z.csv.gz"), gz.finish().expect("gzip")).expect("write");
+    let p = csv_program(&dir, "z.dl", "z.csv", "", None, "");
+    let out = dlc_in(&dir, &["train", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -28,6 +28,9 @@ pub struct DataSpec {
     pub summary: String,
     /// How many rows the source has and how many reach each part.
     pub rows: Rows,
+    /// Things worth a warning that are not errors (a categorical column
+    /// whose values are mostly unique, like an id or a name).
+    pub warnings: Vec<String>,
 }
 
 /// A data source's rows as its metadata tells them: how many the files
@@ -68,6 +71,31 @@ impl DataSpec {
         match &self.source {
             Source::Csv { test, .. } => Some(*test),
             Source::Idx { .. } | Source::Synthetic { .. } => None,
+        }
+    }
+
+    /// About how many bytes loading this data takes: the decoded tables
+    /// (one-hot columns included) and what the loader holds while it reads.
+    pub fn bytes_estimate(&self) -> u128 {
+        let width = u128::from(self.features());
+        match &self.source {
+            Source::Idx {
+                image_elem, counts, ..
+            } => {
+                let n = u128::from(counts[0] + counts[1]);
+                // u8 images stay bytes; other types are read, then decoded
+                // to f32; labels are f64.
+                let per = match image_elem {
+                    IdxElem::U8 => 1,
+                    e => e.size() as u128 + 4,
+                };
+                n * (width * per + 16)
+            }
+            Source::Csv { rows, features, .. } => {
+                // the encoded f32 rows, and each raw cell as a String
+                u128::from(*rows) * (width * 4 + (features.len() as u128 + 1) * 40)
+            }
+            Source::Synthetic { train, test, .. } => u128::from(train + test) * (width + 1) * 12,
         }
     }
 
@@ -562,6 +590,7 @@ fn idx(
             test: si.dims[0] as u64,
             dropped: String::new(),
         },
+        warnings: Vec::new(),
     };
     if spec.rows.train == 0 {
         o.diags.push(
@@ -761,7 +790,41 @@ fn csv(
         );
         return (None, o.diags);
     }
+    // One-hot encoding can multiply a small file into gigabytes (an id
+    // column of 50,000 values in 50,000 rows is 10 GB of f32): estimate
+    // it here, before anything is encoded.
+    let encoded = schema.rows as u128 * u128::from(width) * 4;
+    if let Err(e) = crate::memory::check("one-hot encoding", encoded) {
+        let mut wide: Vec<&Feature> = features
+            .iter()
+            .filter(|f| matches!(f.kind, FeatureKind::Categorical { .. }))
+            .collect();
+        wide.sort_by_key(|f| std::cmp::Reverse(f.width()));
+        let named: Vec<String> = wide
+            .iter()
+            .take(3)
+            .map(|f| format!("`{}` ({} categories)", f.column, f.width()))
+            .collect();
+        let mut d = Diagnostic::new(
+            Code::BadData,
+            format!(
+                "data `{name}` is too large once encoded: {} rows × {width} features; {e}",
+                schema.rows
+            ),
+        )
+        .label(decl.source.span, "declared here");
+        if let Some(top) = wide.first() {
+            d = d.note(format!(
+                "the widest one-hot columns: {}; leave one out with drop = [\"{}\"]",
+                named.join(", "),
+                top.column
+            ));
+        }
+        o.diags.push(d);
+        return (None, o.diags);
+    }
     let rows = csv_rows(&schema, &label, &features, &missing, test);
+    let warnings = mostly_unique(name, &schema, &features);
     if rows.train == 0 {
         o.diags.push(
             Diagnostic::new(
@@ -803,8 +866,34 @@ fn csv(
         label: label_kind,
         summary,
         rows,
+        warnings,
     };
     (Some(spec), o.diags)
+}
+
+/// Warnings for categorical feature columns whose values are mostly
+/// unique: one-hot encoding them gives a feature per row (an id, a name, a
+/// ticket number), which a model can only memorize.
+fn mostly_unique(name: &str, schema: &meta::CsvSchema, features: &[Feature]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in features {
+        let FeatureKind::Categorical { categories, .. } = &f.kind else {
+            continue;
+        };
+        let present = schema
+            .column(&f.column)
+            .map_or(schema.rows, |c| schema.rows - c.missing);
+        if categories.len() >= 20 && categories.len() * 2 > present {
+            out.push(format!(
+                "data `{name}`: column `{}` is text with {} distinct values in {present} rows, one-hot encoded into {} features (an identifier?); drop = [\"{}\"] leaves it out",
+                f.column,
+                categories.len(),
+                f.width(),
+                f.column
+            ));
+        }
+    }
+    out
 }
 
 /// The rows of a CSV file that reach each part: a row without a label is
@@ -961,6 +1050,7 @@ fn synthetic(
             test,
             dropped: String::new(),
         },
+        warnings: Vec::new(),
     };
     (Some(spec), o.diags)
 }

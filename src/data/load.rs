@@ -22,56 +22,10 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<f64>), String> {
 }
 
 /// Reads an IDX file: its dims, element type and payload (the elements'
-/// bytes, big-endian), checked against the header.
+/// bytes, big-endian), read no further than the header says.
 fn read_idx_raw(path: &Path) -> Result<(Vec<usize>, IdxElem, Vec<u8>), String> {
-    let (real, mut bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
-    let name = real.display();
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
-        return Err(format!("{name}: not an IDX file (bad magic)"));
-    }
-    let elem = match bytes[2] {
-        0x08 => IdxElem::U8,
-        0x09 => IdxElem::I8,
-        0x0B => IdxElem::I16,
-        0x0C => IdxElem::I32,
-        0x0D => IdxElem::F32,
-        0x0E => IdxElem::F64,
-        c => return Err(format!("{name}: unknown IDX element type 0x{c:02x}")),
-    };
-    let nd = bytes[3] as usize;
-    let head = 4 + 4 * nd;
-    if nd == 0 || bytes.len() < head {
-        return Err(format!("{name}: truncated IDX header"));
-    }
-    let dims: Vec<usize> = (0..nd)
-        .map(|i| {
-            u32::from_be_bytes([
-                bytes[4 + 4 * i],
-                bytes[5 + 4 * i],
-                bytes[6 + 4 * i],
-                bytes[7 + 4 * i],
-            ]) as usize
-        })
-        .collect();
-    let size = elem.size();
-    let n = dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
-    let Some(n) = n.filter(|n| {
-        n.checked_mul(size)
-            .and_then(|b| b.checked_add(head))
-            .is_some()
-    }) else {
-        return Err(format!("{name}: the header's dims {dims:?} are too large"));
-    };
-    if bytes.len() != head + n * size {
-        return Err(format!(
-            "{name}: the header promises {n} elements of {} ({} bytes) but the file holds {}",
-            elem.name(),
-            n * size,
-            bytes.len() - head
-        ));
-    }
-    bytes.drain(..head);
-    Ok((dims, elem, bytes))
+    let (h, bytes) = meta::read_idx_payload(path).map_err(|e| e.to_string())?;
+    Ok((h.dims, h.elem, bytes))
 }
 
 /// Reads an IDX file: its dims and its elements, each (as an exact f64)
@@ -222,10 +176,11 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     else {
         return Err("not a CSV source".into());
     };
-    let (real, bytes) = meta::read_all(path).map_err(|e| e.to_string())?;
+    // Streamed: a gzipped file is decompressed as it is parsed.
+    let (real, reader) = meta::open_reader(path).map_err(|e| e.to_string())?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(&bytes[..]);
+        .from_reader(reader);
     let headers = rdr
         .headers()
         .map_err(|e| format!("{}: {e}", real.display()))?
@@ -379,6 +334,7 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
 
 /// Loads `spec` (its files, or its synthetic generator).
 pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
+    crate::memory::check(&format!("data `{}`", spec.name), spec.bytes_estimate())?;
     match &spec.source {
         Source::Synthetic {
             kind,
@@ -459,7 +415,7 @@ mod tests {
         let f = dir.join("bad-idx1-ubyte");
         std::fs::write(&f, [0, 0, 8, 1, 0, 0, 0, 5, 1, 2]).expect("write");
         let e = read_idx(&f).expect_err("truncated");
-        assert!(e.contains("promises 5 elements"), "{e}");
+        assert!(e.contains("needs 13"), "{e}");
         // Dims whose product overflows are an error, not a wrapped size.
         let mut huge = vec![0, 0, 0x0D, 4];
         for _ in 0..4 {

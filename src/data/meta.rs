@@ -547,14 +547,56 @@ pub fn scan_csv(path: &Path) -> Result<CsvSchema, MetaError> {
 #[cfg(test)]
 mod tests;
 
-/// The whole (decompressed) contents of `path`, or of `path.gz` when `path`
-/// does not exist.
-pub fn read_all(path: &Path) -> Result<(PathBuf, Vec<u8>), MetaError> {
-    let mut opened = open_data(path)?;
+/// The header and the payload (the elements' bytes, big-endian) of the IDX
+/// file `path` (or `path.gz`). The payload is read to exactly the size the
+/// header gives, into memory reserved (and checked against what is
+/// available) up front; a file that goes on past it, such as a gzip stream
+/// that expands far beyond its header, is an error after one byte more.
+pub fn read_idx_payload(path: &Path) -> Result<(IdxHeader, Vec<u8>), MetaError> {
+    let header = read_idx_header(path)?;
+    let mut opened = open_data(&header.path)?;
+    let mut skip = vec![0u8; 4 + 4 * header.dims.len()];
+    read_header_part(&mut opened, &mut skip, "dimensions")?;
+    let at = |what: String| MetaError::at(&header.path, what);
+    let payload = header
+        .dims
+        .iter()
+        .try_fold(header.elem.size(), |a, &d| a.checked_mul(d))
+        .ok_or_else(|| at("the header's dims are too large".into()))?;
+    crate::memory::check("its contents", payload as u128).map_err(|e| at(e))?;
     let mut bytes = Vec::new();
-    opened
-        .reader
+    bytes
+        .try_reserve_exact(payload)
+        .map_err(|_| at(format!("cannot allocate its {payload} bytes")))?;
+    (&mut opened.reader)
+        .take(payload as u64)
         .read_to_end(&mut bytes)
-        .map_err(|e| MetaError::at(&opened.path, format!("cannot read: {e}")))?;
-    Ok((opened.path, bytes))
+        .map_err(|e| at(format!("cannot read: {e}")))?;
+    if bytes.len() < payload {
+        return Err(at(format!(
+            "the header promises {payload} bytes of {} but the file holds {}",
+            header.elem.name(),
+            bytes.len()
+        )));
+    }
+    let mut more = [0u8; 1];
+    match opened.reader.read(&mut more) {
+        Ok(0) => {}
+        Ok(_) => {
+            return Err(at(format!(
+                "the file goes on past the {payload} bytes of {} its header {:?} promises",
+                header.elem.name(),
+                header.dims
+            )))
+        }
+        Err(e) => return Err(at(format!("cannot read: {e}"))),
+    }
+    Ok((header, bytes))
+}
+
+/// A streaming reader of the (decompressed) contents of `path`, or of
+/// `path.gz` when `path` does not exist, and the path actually opened.
+pub fn open_reader(path: &Path) -> Result<(PathBuf, Box<dyn Read>), MetaError> {
+    let opened = open_data(path)?;
+    Ok((opened.path, opened.reader))
 }
