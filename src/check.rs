@@ -150,6 +150,23 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
         }
     }
 
+    // Top-level lets that no in-place update changes: constants a setting
+    // may name.
+    let assigned: Vec<&str> = program
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Assign(a) => Some(a.target.node.as_str()),
+            _ => None,
+        })
+        .collect();
+    let constant_lets: HashMap<&str, &ast::Let> = globals
+        .lets
+        .iter()
+        .filter(|(n, _)| !assigned.contains(n))
+        .map(|(n, l)| (*n, *l))
+        .collect();
+
     // Models: each is checked where a train block instantiates it; a model
     // no train block uses is checked on its own when its types are static.
     let mut used: Vec<&str> = Vec::new();
@@ -220,7 +237,24 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
         let Some(params) = run::params(model, &env, &mut diags) else {
             continue;
         };
-        let (settings, ds) = settings::settings(t, spec, &params);
+        // Settings may name top-level constants (`lr = lr`); the loss is
+        // lowered as an expression and sees them anyway.
+        let resolved = ast::TrainDecl {
+            settings: t
+                .settings
+                .iter()
+                .map(|s| ast::Setting {
+                    key: s.key.clone(),
+                    value: if s.key.node == "loss" {
+                        s.value.clone()
+                    } else {
+                        consts::substitute(&s.value, &constant_lets)
+                    },
+                })
+                .collect(),
+            ..t.clone()
+        };
+        let (settings, ds) = settings::settings(&resolved, spec, &params);
         diags.extend(ds);
         let loss = t
             .settings

@@ -127,7 +127,13 @@ pub fn render(diagnostics: &[Diagnostic], file: &str, src: &str, color: bool) ->
             )
             .with_code(d.code.as_str())
             .with_message(&d.message);
+        // Labels in source order: ariadne starts a new group (headed by the
+        // primary span's line, whichever lines it shows) whenever a label
+        // goes back up the file.
+        let mut by_place: Vec<usize> = (0..d.labels.len()).collect();
+        by_place.sort_by_key(|&i| (d.labels[i].0.start, i));
         for (i, (span, msg)) in d.labels.iter().enumerate() {
+            let order = by_place.iter().position(|&k| k == i).unwrap_or(i);
             let mut label = Label::new((file, clamp(*span))).with_message(msg);
             if color {
                 let c = if i == 0 {
@@ -137,7 +143,7 @@ pub fn render(diagnostics: &[Diagnostic], file: &str, src: &str, color: bool) ->
                 };
                 label = label.with_color(c);
             }
-            report = report.with_label(label.with_order(i as i32));
+            report = report.with_label(label.with_order(order as i32));
         }
         for note in &d.notes {
             report = report.with_note(note);

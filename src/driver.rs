@@ -67,7 +67,48 @@ pub fn read_source(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| format!("error: {} is not UTF-8 text", path.display()))
 }
 
+/// Refuses, in one line, a path that is not a `.dl` program: a folder, or
+/// a data file (which `dlc data` summarizes directly).
+fn expect_program(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "error: {} is a folder, not a .dl program (`dlc data {}` summarizes an IDX folder)",
+            path.display(),
+            path.display()
+        ));
+    }
+    let is_dl = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dl"));
+    if is_dl || !path.exists() {
+        return Ok(());
+    }
+    Err(if is_data_file(path) {
+        format!(
+            "error: {} is a data file, not a .dl program (`dlc data {}` summarizes it; a program reads it with `data d = csv(...)` or `idx(...)`)",
+            path.display(),
+            path.display()
+        )
+    } else {
+        format!(
+            "error: {} is not a .dl program (programs are .dl files, in the language of grammar/README.md)",
+            path.display()
+        )
+    })
+}
+
+/// A CSV file or an IDX file, plain or gzipped, by its name.
+fn is_data_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    name.ends_with(".csv") || name.contains("idx") || name.ends_with("ubyte")
+}
+
 pub fn load(args: &ProgramArgs) -> Result<Loaded, String> {
+    expect_program(&args.file)?;
     let src = read_source(&args.file)?;
     let (program, checked, diagnostics) = check::check_file(&args.file, &src, args.data.clone());
     let file_name = args
@@ -532,8 +573,19 @@ pub fn cmd_data(
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
     use crate::check::data::{FeatureKind, LabelKind, Source};
-    let Some(l) = load_checked(args, stderr) else {
-        return 1;
+    // A data file or folder is summarized directly, as if a program read it.
+    let l = if args.file.is_dir() {
+        match idx_folder_program(args, stderr) {
+            Some(l) => l,
+            None => return 1,
+        }
+    } else if is_data_file(&args.file) && !args.file.extension().is_some_and(|e| e == "dl") {
+        return csv_file_summary(&args.file, stdout, stderr);
+    } else {
+        match load_checked(args, stderr) {
+            Some(l) => l,
+            None => return 1,
+        }
     };
     for (di, d) in l.checked.data.iter().enumerate() {
         let mut out = String::new();
@@ -651,6 +703,91 @@ pub fn cmd_data(
             return 0;
         }
     }
+    0
+}
+
+/// An IDX folder as the program `data NAME = idx(".")` in that folder.
+fn idx_folder_program(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<Loaded> {
+    let dir = &args.file;
+    let name: String = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let name = if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("d{name}")
+    } else {
+        name
+    };
+    let src = format!("data {name} = idx(\".\")\n");
+    let file = dir.join(format!("{name}.dl"));
+    let (program, checked, diagnostics) = check::check_file(&file, &src, None);
+    if !diagnostics.is_empty() {
+        // Only the data source's own messages: without the program text
+        // they read best as lines.
+        for d in &diagnostics {
+            let _ = writeln!(stderr, "error: {}: {}", dir.display(), d.message);
+        }
+        return None;
+    }
+    Some(Loaded {
+        src,
+        file_name: file.display().to_string(),
+        program,
+        checked,
+        diagnostics,
+    })
+}
+
+/// `dlc data FILE.csv`: the file's rows and, per column, its kind, range or
+/// categories and missing cells, from one scan.
+fn csv_file_summary(
+    path: &Path,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    let schema = match crate::data::meta::scan_csv(path) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            return 1;
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: CSV, {} rows, {} columns",
+        schema.path.display(),
+        schema.rows,
+        schema.columns.len()
+    );
+    for c in &schema.columns {
+        let kind = match &c.kind {
+            crate::data::meta::ColumnKind::Numeric { min, max, mean } => {
+                format!("numeric, min {min}, max {max}, mean {mean:.4}")
+            }
+            crate::data::meta::ColumnKind::Categorical { categories } => {
+                let shown: Vec<&str> = categories.iter().take(5).map(String::as_str).collect();
+                format!(
+                    "categorical, {} categories ({}{})",
+                    categories.len(),
+                    shown.join(", "),
+                    if categories.len() > 5 { ", ..." } else { "" }
+                )
+            }
+        };
+        let _ = writeln!(out, "  {:<22} {kind}; {} missing", c.name, c.missing);
+    }
+    let last = schema.columns.last().map_or("COLUMN", |c| c.name.as_str());
+    let _ = writeln!(
+        out,
+        "a program reads it with: data d = csv(\"{}\", label = \"{last}\")",
+        path.display()
+    );
+    let _ = stdout.write_all(out.as_bytes());
     0
 }
 

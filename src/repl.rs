@@ -72,6 +72,8 @@ pub const COMMANDS: [(&str, &str); 11] = [
 pub struct Session {
     vars: Vec<(String, Binding)>,
     fns: Vec<ast::FnDecl>,
+    /// Functions whose definition did not parse (until defined again).
+    broken_fns: Vec<String>,
     evals: u64,
     pub color: bool,
 }
@@ -354,6 +356,15 @@ impl Session {
         let render = |ds: &[Diagnostic]| diag::render(ds, FILE, shown, self.color);
         let (program, ds) = crate::syntax::parse(src);
         if !ds.is_empty() {
+            // A function whose definition failed is remembered by name, so
+            // that calling it says why it is missing.
+            for item in &program.items {
+                if let Item::Fn(f) = item {
+                    if !self.broken_fns.contains(&f.name.node) {
+                        self.broken_fns.push(f.name.node.clone());
+                    }
+                }
+            }
             return Err(render(&ds));
         }
         // Definitions first: a `fn` typed in the REPL is kept for later
@@ -378,7 +389,12 @@ impl Session {
         let globals = Globals {
             fns: fns.iter().map(|f| (f.name.node.as_str(), f)).collect(),
             lets: HashMap::new(),
-            other: HashMap::new(),
+            other: self
+                .broken_fns
+                .iter()
+                .filter(|n| !fns.iter().any(|f| f.name.node == **n))
+                .map(|n| (n.as_str(), crate::check::builtins::BROKEN_FN))
+                .collect(),
         };
         let (mut g, step) = crate::check::graph_with_step();
         let mut inputs = Vec::new();

@@ -1008,3 +1008,172 @@ fn a_gzip_stream_is_read_no_further_than_its_idx_header_says() {
     let out = dlc_in(&dir, &["train", &p]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+// ---------------------------------------------------------------------------
+// Messages that say what happened
+
+#[test]
+fn inlining_that_doubles_per_level_is_bounded_with_one_error() {
+    let dir = scratch("inline");
+    for (levels, needle) in [
+        (24, "expands the program past 1000000 statements"),
+        (34, "calls nested deeper than 32"),
+    ] {
+        let mut src = String::from("fn f0(x) = x * 1.0001\n");
+        for i in 1..=levels {
+            src.push_str(&format!("fn f{i}(x) = f{}(x) + f{}(x)\n", i - 1, i - 1));
+        }
+        src.push_str(&format!("let y = f{levels}([1.0, 2.0])\ny\n"));
+        std::fs::write(dir.join("blow.dl"), &src).expect("program");
+        let out = dlc_limited(&dir, FOUR_GIB, &["check", "blow.dl"], "");
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(err.contains(needle), "{}", &err[..err.len().min(2000)]);
+        assert!(
+            err.ends_with("blow.dl: 1 error\n"),
+            "one error, not one per path: {}",
+            &err[err.len().saturating_sub(300)..]
+        );
+    }
+}
+
+#[test]
+fn messages_name_the_real_problem() {
+    let (out, err) = repl(
+        "arange(3000000000)\neye(1000000)\narange(5, 1)\nlet x = ones(2, 3)\nx[:, ::-1]\nx[:, 2:1]\n",
+    );
+    assert!(out.is_empty(), "{out}");
+    for needle in [
+        "arange gives 3000000000 elements, more than the 2147483648 an axis may have",
+        "eye(1000000) would be 1000000 × 1000000",
+        "the step goes away from the stop",
+        "a slice step must be positive, found -1",
+        "reversing an axis (x[::-1]) is not supported",
+        "the slice 2:1 of axis 1 of f32[2,3] is empty",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in {err}");
+    }
+    let dir = scratch("messages");
+    // a long flat chain is not "nesting"
+    let chain: Vec<&str> = vec!["1.0"; 300];
+    std::fs::write(
+        dir.join("flat.dl"),
+        format!("let s = {}\ns\n", chain.join(" + ")),
+    )
+    .expect("program");
+    fails_with(
+        &dir,
+        &["check", "flat.dl"],
+        &["more than 256 operators in a chain", "sum("],
+    );
+    // settings take top-level constants; batch = 1e12 says what is wrong
+    let prog = |batch: &str| {
+        format!(
+            "let lr = 0.05\nlet n = 2 * 8\ndata s = linear(w = [2, -3.4], b = 4.2, n_train = 100, noise = 0.01)\n\
+             model m(x: f32[B, 2]) -> f32[B, 1] {{\n    param w: f32[2, 1] = normal(0.01)\n    x @ w\n}}\n\
+             train m on s {{\n    loss = squared_loss(output, label)\n    optimizer = sgd(lr = lr)\n    batch = {batch}\n    epochs = 2\n}}\n"
+        )
+    };
+    std::fs::write(dir.join("lr.dl"), prog("n")).expect("program");
+    let out = dlc_in(&dir, &["train", "lr.dl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("batch 16, lr 0.05"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::write(dir.join("big.dl"), prog("1e12")).expect("program");
+    fails_with(
+        &dir,
+        &["check", "big.dl"],
+        &["`batch` must be at most 1000000000"],
+    );
+    std::fs::write(dir.join("half.dl"), prog("2.5")).expect("program");
+    fails_with(
+        &dir,
+        &["check", "half.dl"],
+        &["`batch` must be a whole number"],
+    );
+    // a missing relative data path names the folder it was looked for in
+    std::fs::create_dir_all(dir.join("sub")).expect("dir");
+    std::fs::write(
+        dir.join("sub/p.dl"),
+        "data d = csv(\"data/x.csv\", label = \"y\")\n",
+    )
+    .expect("program");
+    fails_with(
+        &dir,
+        &["check", "sub/p.dl"],
+        &["\"data/x.csv\" is resolved against the program's folder (sub)"],
+    );
+    // a diagnostic whose labels are on two lines shows each under its own line
+    let p = one_logit(&dir, "cross_entropy(output, label)", 1, "[loss]");
+    let err = fails_with(
+        &dir,
+        &["check", p.to_str().expect("utf-8")],
+        &["the model's output type"],
+    );
+    assert_eq!(
+        err.matches("─[ ").count(),
+        1,
+        "one header, at the error: {err}"
+    );
+}
+
+#[test]
+fn a_function_whose_definition_failed_is_named_when_called() {
+    let (out, err) = repl("fn f(x) {\n    param w: f32[2] = zeros\n    x * w\n}\nf([1.0, 2.0])\nfn f(x) = x + 1\nf([1.0, 2.0])\n");
+    assert!(err.contains("`param` belongs in a model"), "{err}");
+    assert!(
+        err.contains("`f` is not defined: its definition had an error"),
+        "{err}"
+    );
+    assert!(!err.contains("unknown function"), "{err}");
+    assert_eq!(out.trim(), "[2. 3.]");
+}
+
+#[test]
+fn data_files_are_summarized_directly_and_not_read_as_programs() {
+    let dir = scratch("datafiles");
+    let csv = root().join("programs/data/breast_cancer.csv");
+    let csv = csv.to_str().expect("utf-8");
+    let out = dlc_in(&dir, &["data", csv]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("569 rows, 31 columns")
+            && o.contains("mean_radius")
+            && o.contains("label = \"target\""),
+        "{o}"
+    );
+    let mnist = root().join("programs/data/fashion-mnist");
+    let out = dlc_in(&dir, &["data", mnist.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("60000 train + 10000 test samples of 28×28"),
+        "{}",
+        text(&out.stdout)
+    );
+    for cmd in ["check", "train", "gradcheck", "ir", "eval"] {
+        let mut args = vec![cmd, csv];
+        if cmd == "eval" {
+            args.extend(["--load", "x.st"]);
+        }
+        let err = fails_with(
+            &dir,
+            &args,
+            &["is a data file, not a .dl program", "dlc data"],
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    fails_with(
+        &dir,
+        &["train", mnist.to_str().expect("utf-8")],
+        &["is a folder, not a .dl program"],
+    );
+}

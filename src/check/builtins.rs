@@ -75,6 +75,10 @@ pub const NAMES: &[&str] = &[
     "detach",
 ];
 
+/// The kind, in `Globals::other`, of a `fn` whose definition failed to
+/// parse (the REPL keeps their names, so a later call says so).
+pub const BROKEN_FN: &str = "function whose definition had an error";
+
 /// A builtin's parameters: names in positional order and how many are required.
 pub(super) struct Sig {
     pub(super) params: &'static [&'static str],
@@ -727,6 +731,17 @@ pub fn call(
         }
         "zeros" | "ones" | "rand" | "randn" | "full" | "arange" | "eye" | "diag"
         | "multinomial" => super::constructors::call(lw, name, args, span),
+        _ if lw.globals.other.get(name) == Some(&BROKEN_FN) => {
+            lw.error(
+                Diagnostic::new(
+                    Code::UnknownName,
+                    format!("`{name}` is not defined: its definition had an error"),
+                )
+                .label(name_span, "not defined")
+                .note(format!("fix and enter `fn {name}` again")),
+            );
+            None
+        }
         _ => {
             let mut d = Diagnostic::new(Code::UnknownName, format!("unknown function `{name}`"))
                 .label(name_span, "not a builtin or a `fn` of this program");

@@ -11,6 +11,9 @@ use super::composite::eye;
 use super::consts::{self, Const};
 use super::lower::{Lowerer, Val};
 
+/// The longest axis a tensor may have (2³¹, as declared types allow).
+const MAX_LENGTH: u64 = 1 << 31;
+
 /// Lowers a call to builtin `name` (one of this module's).
 pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
     let strong = Lowerer::strong;
@@ -87,10 +90,32 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
             };
             let step = vals[2].unwrap_or(1.0);
             let n = ((stop - start) / step).ceil();
-            if step == 0.0 || !n.is_finite() || !(1.0..=1.0e9).contains(&n) {
+            if step == 0.0 {
+                lw.error(
+                    Diagnostic::new(Code::BadArgument, "arange with a step of 0")
+                        .label(span, format!("from {start} to {stop} by {step}")),
+                );
+                return None;
+            }
+            if !n.is_finite() || n < 1.0 {
                 lw.error(
                     Diagnostic::new(Code::BadArgument, "arange gives no elements")
-                        .label(span, format!("from {start} to {stop} by {step}")),
+                        .label(span, format!("from {start} to {stop} by {step}"))
+                        .note(if (stop - start) * step < 0.0 {
+                            "the step goes away from the stop"
+                        } else {
+                            "the start is already at the stop"
+                        }),
+                );
+                return None;
+            }
+            if n > MAX_LENGTH as f64 {
+                lw.error(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("arange gives {n:.0} elements, more than the {MAX_LENGTH} an axis may have"),
+                    )
+                    .label(span, format!("from {start} to {stop} by {step}")),
                 );
                 return None;
             }
@@ -116,8 +141,18 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
         "eye" => {
             let sl = bind(lw, name, &sig(&["n"], 1), args, span)?;
             let n = int_arg(lw, sl[0]?)?;
-            if !(1..=100_000).contains(&n) {
+            if n < 1 {
                 const_error(lw, sl[0]?, "a positive size");
+                return None;
+            }
+            if n > 100_000 {
+                lw.error(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("eye({n}) would be {n} × {n}, larger than the 100000 × 100000 eye allows"),
+                    )
+                    .label(sl[0]?.span, "too large"),
+                );
                 return None;
             }
             eye(lw, n as u64, span).map(strong)

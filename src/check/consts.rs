@@ -1,7 +1,9 @@
 //! Compile-time constants: the values of settings, data options, axes and
 //! indices (`lr = 0.1`, `scale = 1/255`, `axis = -1`, `[0.8, 0.2]`).
 
-use crate::syntax::ast::{BinOp, Expr, ExprKind, UnOp};
+use std::collections::HashMap;
+
+use crate::syntax::ast::{BinOp, Expr, ExprKind, Let, UnOp};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Const {
@@ -82,4 +84,64 @@ pub fn integer(e: &Expr) -> Option<i64> {
         Const::Num(v, true) if v.abs() < 9.0e15 => Some(v as i64),
         _ => None,
     }
+}
+
+/// `e` with every name bound by a top-level `let` to a constant (a number,
+/// bool, string or list of them) replaced by that constant, so that
+/// settings can say `lr = lr` after `let lr = 0.1`. A replaced name keeps
+/// its own span, for messages. Names of other things (`closed_form`, a
+/// parameter in a list) and lets that are not constants stay as they are.
+pub fn substitute(e: &Expr, lets: &HashMap<&str, &Let>) -> Expr {
+    substitute_at(e, lets, 0)
+}
+
+fn substitute_at(e: &Expr, lets: &HashMap<&str, &Let>, depth: usize) -> Expr {
+    // Lets that refer to lets, at most this deep (and no further for a
+    // cycle, which the checker reports elsewhere).
+    const DEPTH: usize = 16;
+    let sub = |x: &Expr| Box::new(substitute_at(x, lets, depth));
+    let node = match &e.node {
+        ExprKind::Name(n) if depth < DEPTH => {
+            if let Some(l) = lets.get(n.as_str()) {
+                let v = substitute_at(&l.value, lets, depth + 1);
+                if matches!(
+                    eval(&v),
+                    Some(Const::Num(..) | Const::Bool(_) | Const::Str(_) | Const::List(_))
+                ) {
+                    return Expr {
+                        node: v.node,
+                        span: e.span,
+                    };
+                }
+            }
+            return e.clone();
+        }
+        ExprKind::List(items) => ExprKind::List(
+            items
+                .iter()
+                .map(|x| substitute_at(x, lets, depth))
+                .collect(),
+        ),
+        ExprKind::Unary { op, operand } => ExprKind::Unary {
+            op: *op,
+            operand: sub(operand),
+        },
+        ExprKind::Binary { op, lhs, rhs } => ExprKind::Binary {
+            op: *op,
+            lhs: sub(lhs),
+            rhs: sub(rhs),
+        },
+        ExprKind::Call { callee, args } => ExprKind::Call {
+            callee: callee.clone(),
+            args: args
+                .iter()
+                .map(|a| crate::syntax::ast::Arg {
+                    name: a.name.clone(),
+                    value: substitute_at(&a.value, lets, depth),
+                })
+                .collect(),
+        },
+        _ => return e.clone(),
+    };
+    Expr { node, span: e.span }
 }

@@ -440,6 +440,31 @@ fn path_arg(o: &mut Opts, base: &Path, override_path: Option<&Path>) -> Option<P
     }
 }
 
+/// For a missing file named by a relative path in the program: the folder
+/// it was looked for in (the program's own, whatever the working folder).
+fn resolved_note(o: &Opts, base: &Path, ov: Option<&Path>, missing: bool) -> Option<String> {
+    if ov.is_some() || !missing {
+        return None;
+    }
+    let a = o.positional(0)?;
+    let Some(Const::Str(s)) = consts::eval(&a.value) else {
+        return None;
+    };
+    if Path::new(&s).is_absolute() {
+        return None;
+    }
+    // The folder as the command line named it (so the message is the same
+    // wherever the project lives).
+    let folder = if base.as_os_str().is_empty() {
+        "the current folder".to_string()
+    } else {
+        base.display().to_string()
+    };
+    Some(format!(
+        "the relative path \"{s}\" is resolved against the program's folder ({folder}), not the working folder"
+    ))
+}
+
 fn missing_path(o: &mut Opts, span: Span) {
     o.diags.push(
         Diagnostic::new(
@@ -510,11 +535,13 @@ fn idx(
             match meta::read_idx_header(&p) {
                 Ok(h) => headers.push(h),
                 Err(e) => {
-                    o.diags.push(
-                        Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
-                            .label(decl.source.span, "declared here")
-                            .note("IDX data is a folder with train-* and t10k-* files (plain or .gz); --data PATH replaces the folder"),
-                    );
+                    let mut d = Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                        .label(decl.source.span, "declared here")
+                        .note("IDX data is a folder with train-* and t10k-* files (plain or .gz); --data PATH replaces the folder");
+                    if let Some(n) = resolved_note(&o, base, ov, !dir.exists()) {
+                        d = d.note(n);
+                    }
+                    o.diags.push(d);
                     return (None, o.diags);
                 }
             }
@@ -677,10 +704,13 @@ fn csv(
     let schema = match meta::scan_csv(&path) {
         Ok(s) => s,
         Err(e) => {
-            o.diags.push(
-                Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
-                    .label(decl.source.span, "declared here"),
-            );
+            let mut d = Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                .label(decl.source.span, "declared here");
+            let gone = !path.exists() && !PathBuf::from(format!("{}.gz", path.display())).exists();
+            if let Some(n) = resolved_note(&o, base, ov, gone) {
+                d = d.note(n);
+            }
+            o.diags.push(d);
             return (None, o.diags);
         }
     };

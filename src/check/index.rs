@@ -213,7 +213,35 @@ impl Lowerer<'_, '_> {
                 );
                 return None;
             };
-            if step <= 0 || s < 0 || en < s || (single && len.is_some_and(|n| s >= n)) {
+            if step <= 0 {
+                self.error(
+                    Diagnostic::new(
+                        Code::BadAxis,
+                        format!("a slice step must be positive, found {step}"),
+                    )
+                    .label(
+                        ispan,
+                        if step == 0 {
+                            "a step of 0"
+                        } else {
+                            "a negative step"
+                        },
+                    )
+                    .note("reversing an axis (x[::-1]) is not supported, as in PyTorch"),
+                );
+                return None;
+            }
+            if !single && en <= s && s >= 0 {
+                self.error(
+                    Diagnostic::new(
+                        Code::BadAxis,
+                        format!("the slice {s}:{en} of axis {axis} of {ty} is empty"),
+                    )
+                    .label(ispan, "selects no elements"),
+                );
+                return None;
+            }
+            if s < 0 || en < s || (single && len.is_some_and(|n| s >= n)) {
                 self.error(
                     Diagnostic::new(
                         Code::BadAxis,

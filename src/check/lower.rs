@@ -15,6 +15,9 @@ use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Stmt, UnOp};
 /// The deepest chain of user-function calls (a recursive `fn` stops here).
 pub const MAX_CALL_DEPTH: usize = 32;
 
+/// The most statements that inlining `fn` calls may lower in one graph.
+pub const MAX_INLINED: usize = 1_000_000;
+
 /// A tensor value during lowering. `weak` marks a bare number literal: it
 /// takes the dtype of the tensor it meets (`x / 255` stays f32), as JAX's
 /// weakly typed Python scalars do.
@@ -53,6 +56,10 @@ pub struct Lowerer<'a, 'g> {
     pub step: Option<NodeId>,
     next_stream: u32,
     call_depth: usize,
+    /// Statements lowered inside inlined `fn` bodies so far: inlining
+    /// doubles per level when each function calls the last twice, so the
+    /// depth limit alone does not bound the work.
+    inlined: usize,
     /// In a run's loss: the label input and the data's class count, so
     /// that `cross_entropy` and `binary_cross_entropy` can check the
     /// model's output width against it.
@@ -81,6 +88,7 @@ impl<'a, 'g> Lowerer<'a, 'g> {
             step: None,
             next_stream: 0,
             call_depth: 0,
+            inlined: 0,
             classes: None,
         }
     }
@@ -727,7 +735,14 @@ impl<'a, 'g> Lowerer<'a, 'g> {
             // Already reported by the parser.
             return None;
         }
+        if self.inlined > MAX_INLINED {
+            return None; // reported once, where inlining had to stop
+        }
         if self.call_depth >= MAX_CALL_DEPTH {
+            // One report: every other path down the same calls would
+            // repeat it (exponentially many, for functions that call
+            // others twice).
+            self.inlined = MAX_INLINED + 1;
             self.error(
                 Diagnostic::new(
                     Code::Arity,
@@ -737,6 +752,22 @@ impl<'a, 'g> Lowerer<'a, 'g> {
                     ),
                 )
                 .label(span, "this call"),
+            );
+            return None;
+        }
+        self.inlined += 1 + f.body.len();
+        if self.inlined > MAX_INLINED {
+            self.error(
+                Diagnostic::new(
+                    Code::Arity,
+                    format!(
+                        "inlining `{}` expands the program past {MAX_INLINED} statements",
+                        f.name.node
+                    ),
+                )
+                .label(span, "this call")
+                .label(f.name.span, "defined here")
+                .note("every call of a `fn` is inlined, so functions that call others several times grow exponentially with their depth; call each once and bind its result with `let`"),
             );
             return None;
         }

@@ -113,10 +113,19 @@ impl SettingsCx<'_> {
         let Some(s) = self.get(key) else {
             return default;
         };
-        match consts::integer(&s.value) {
-            Some(v) if v >= min as i64 && v <= 1_000_000_000 => v as u64,
+        const MAX: f64 = 1e9;
+        let s = s.clone();
+        match consts::number(&s.value) {
+            Some(v) if v.fract() == 0.0 && v >= min as f64 && v <= MAX => v as u64,
+            Some(v) if v.fract() != 0.0 => {
+                self.bad(&s, "a whole number");
+                default
+            }
+            Some(v) if v > MAX => {
+                self.bad(&s, &format!("at most {MAX:.0}"));
+                default
+            }
             _ => {
-                let s = s.clone();
                 self.bad(&s, &format!("an integer ≥ {min}"));
                 default
             }

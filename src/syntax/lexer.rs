@@ -318,13 +318,28 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
             _ => None,
         };
         if stack.len() + prefix_run + total_ops > MAX_NESTING {
-            diagnostics.push(
-                Diagnostic::new(
-                    Code::NestingTooDeep,
-                    format!("expression nested deeper than {MAX_NESTING} levels"),
+            // Say which of the three made it deep: a long flat chain of
+            // operators is not what a user calls nesting.
+            let (message, note) = if total_ops >= stack.len().max(prefix_run) {
+                (
+                    format!("an expression with more than {MAX_NESTING} operators in a chain (each operator of `a + b + c + …` is one level of the tree it builds)"),
+                    "split the chain with `let` bindings (`let s1 = a + b + …` then `s1 + …`), or add up a tensor with sum([...])",
                 )
-                .label(span, "too deep here")
-                .note("split the expression with `let` bindings"),
+            } else if prefix_run >= stack.len() {
+                (
+                    format!("more than {MAX_NESTING} prefix operators in a row"),
+                    "each `-`, `+` or `not` in front of an operand is one level",
+                )
+            } else {
+                (
+                    format!("brackets nested deeper than {MAX_NESTING} levels"),
+                    "split the expression with `let` bindings",
+                )
+            };
+            diagnostics.push(
+                Diagnostic::new(Code::NestingTooDeep, message)
+                    .label(span, "too deep here")
+                    .note(note),
             );
             return false;
         }
