@@ -650,6 +650,8 @@ pub fn cmd_data(
         if let Source::Csv { path, features, .. } = &d.source {
             if let Ok(schema) = crate::data::meta::scan_csv(path) {
                 let _ = writeln!(out, "  columns (whole file):");
+                let by_column: std::collections::HashMap<&str, &crate::check::data::Feature> =
+                    features.iter().map(|f| (f.column.as_str(), f)).collect();
                 for c in &schema.columns {
                     let kind = match &c.kind {
                         crate::data::meta::ColumnKind::Numeric { min, max, mean } => {
@@ -659,7 +661,7 @@ pub fn cmd_data(
                             format!("categorical, {} categories", categories.len())
                         }
                     };
-                    let role = match features.iter().find(|f| f.column == c.name) {
+                    let role = match by_column.get(c.name.as_str()) {
                         Some(f) => match &f.kind {
                             FeatureKind::Numeric => "feature".to_string(),
                             FeatureKind::Categorical { .. } => {

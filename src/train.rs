@@ -5,6 +5,7 @@
 //! JSON lines of DESIGN.md (`epoch` and `final` events) and the table goes
 //! to stderr (or nowhere with `--quiet`).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Instant;
@@ -240,7 +241,7 @@ pub fn train_run(
             sink.human(&format!("saved {}", path.display()));
         }
         return report_final(
-            run, &params, &train, &test, batch, seed, epochs, 0.0, opts, sink,
+            run, &params, &train, &test, batch, seed, epochs, 0.0, opts, sink, None,
         );
     }
     let Optimizer::Sgd { lr, .. } = s.optimizer else {
@@ -399,6 +400,7 @@ pub fn train_run(
             compile_ms,
             opts,
             sink,
+            Some((&tr.eval_graph, &mut tr.eval)),
         );
     };
     if opts.save.is_some() || opts.resume.is_some() {
@@ -885,33 +887,54 @@ impl Trainer<'_> {
         // is written into its own input buffer: the values stay in the
         // compiled step between steps and are read back once per epoch.
         let outputs = &self.step_graph.outputs;
-        let input_of = |role: fn(&Role) -> bool, i: usize| {
+        // Each parameter's and velocity's input, in order, and each output's
+        // place by name: looked up once, not per parameter per step.
+        let inputs_with = |role: fn(&Role) -> bool| -> Vec<usize> {
             self.step_graph
                 .inputs
                 .iter()
                 .enumerate()
                 .filter(|(_, info)| role(&info.role))
-                .nth(i)
                 .map(|(k, _)| k)
+                .collect()
         };
+        let param_inputs = inputs_with(|r| matches!(r, Role::Param { .. }));
+        let velocity_inputs = inputs_with(|r| *r == Role::Velocity);
+        let out_index: HashMap<&str, usize> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.as_str(), i))
+            .collect();
+        let vel_names: Vec<String> = names.iter().map(|n| format!("velocity {n}")).collect();
+        let grad_names: Vec<String> = names.iter().map(|n| format!("grad {n}")).collect();
         let has_velocity = outputs.iter().any(|(n, _)| n.starts_with("velocity "));
         let resident = names.iter().enumerate().all(|(i, name)| {
-            let param = input_of(|r| matches!(r, Role::Param { .. }), i)
-                .is_some_and(|k| self.step.resident(k, name));
+            let param = param_inputs
+                .get(i)
+                .is_some_and(|&k| self.step.resident(k, name));
             let vel = !has_velocity
-                || input_of(|r| *r == Role::Velocity, i)
-                    .is_some_and(|k| self.step.resident(k, &format!("velocity {name}")));
+                || velocity_inputs
+                    .get(i)
+                    .is_some_and(|&k| self.step.resident(k, &vel_names[i]));
             param && vel
         });
+        let state_names: HashSet<&str> =
+            names.iter().chain(&vel_names).map(String::as_str).collect();
         let want: Vec<bool> = outputs
             .iter()
-            .map(|(n, _)| {
-                let state = names
-                    .iter()
-                    .any(|p| n == p || *n == format!("velocity {p}"));
-                !(resident && state)
-            })
+            .map(|(n, _)| !(resident && state_names.contains(n.as_str())))
             .collect();
+        let slot = |name: &str| out_index.get(name).copied();
+        let (param_out, vel_out, grad_out): (Vec<_>, Vec<_>, Vec<_>) = (
+            names.iter().map(|n| slot(n)).collect(),
+            vel_names.iter().map(|n| slot(n)).collect(),
+            grad_names.iter().map(|n| slot(n)).collect(),
+        );
+        let metric_out: Vec<Option<usize>> = ["correct", "sq_err", "sq_log_err"]
+            .iter()
+            .map(|n| slot(n))
+            .collect();
+        let loss_out = slot("loss");
         // Buffers sized for the largest batch from the start: inputs and
         // resident parameters are written into them between steps.
         self.step.reserve(batch)?;
@@ -1001,14 +1024,8 @@ impl Trainer<'_> {
                     loaded = true;
                     global_step += 1;
                     *steps_run += 1;
-                    let outputs = &step_graph.outputs;
-                    let get = |name: &str| {
-                        outputs
-                            .iter()
-                            .position(|(o, _)| o == name)
-                            .and_then(|i| out[i].as_ref())
-                    };
-                    let loss = get("loss").map(|t| t.data[0]).unwrap_or(f64::NAN);
+                    let get = |i: Option<usize>| i.and_then(|i| out[i].as_ref());
+                    let loss = get(loss_out).map(|t| t.data[0]).unwrap_or(f64::NAN);
                     if !loss.is_finite() {
                         return Err(format!(
                             "run {}: training diverged: the loss is {loss} at epoch {epoch}, batch {}",
@@ -1025,8 +1042,8 @@ impl Trainer<'_> {
                         ));
                     }
                     loss_sum += loss * bs as f64;
-                    for (k, name) in ["correct", "sq_err", "sq_log_err"].iter().enumerate() {
-                        if let Some(t) = get(name) {
+                    for (k, &i) in metric_out.iter().enumerate() {
+                        if let Some(t) = get(i) {
                             sums[k] += t.data[0];
                         }
                     }
@@ -1035,16 +1052,16 @@ impl Trainer<'_> {
                         pb.set_message(format!("{loss:.4}"));
                         pb.inc(1);
                     }
-                    for (i, name) in names.iter().enumerate() {
+                    for i in 0..names.len() {
                         if grad_norms {
-                            if let Some(g) = get(&format!("grad {name}")) {
+                            if let Some(g) = get(grad_out[i]) {
                                 gnorms[i] += g.data.iter().map(|v| v * v).sum::<f64>().sqrt();
                             }
                         }
-                        if let Some(t) = get(name) {
+                        if let Some(t) = get(param_out[i]) {
                             params[i].clone_from(&t.data);
                         }
-                        if let Some(t) = get(&format!("velocity {name}")) {
+                        if let Some(t) = get(vel_out[i]) {
                             velocity[i].clone_from(&t.data);
                         }
                     }
@@ -1363,6 +1380,7 @@ fn report_final(
     compile_ms: f64,
     opts: &TrainOptions,
     sink: &mut Sink,
+    compiled: Option<(&Graph, &mut crate::jit::Compiled)>,
 ) -> Result<(), String> {
     let mut json = format!(
         "{{\"event\":\"final\",\"final\":true,\"run\":\"{}\",\"epochs\":{epochs}",
@@ -1378,17 +1396,27 @@ fn report_final(
     // With --infer-reps N it runs N more times after the first (as
     // ../shared/bench times the frameworks): their median, and the first
     // run apart.
-    let g = eval_function(run);
-    let mut c = crate::jit::compile(&g, false)?;
-    if let Some(t) = opts.threads {
-        c.threads = t.max(1);
-    }
-    c.matmul = opts.matmul;
+    // The trainer's eval function when there is one (compiled with the
+    // same passes as the step), else one compiled here.
+    let mut own;
+    let (g, c) = match compiled {
+        Some((g, c)) => (g, c),
+        None => {
+            let g = eval_function(run);
+            let mut c = crate::jit::compile(&g, false)?;
+            if let Some(t) = opts.threads {
+                c.threads = t.max(1);
+            }
+            c.matmul = opts.matmul;
+            own = (g, c);
+            (&own.0, &mut own.1)
+        }
+    };
     let mut times = Vec::new();
     let mut metrics = Vec::new();
     for _ in 0..opts.infer_reps + 1 {
         let start = Instant::now();
-        metrics = evaluate_with(run, &g, &mut c, params, part.1, batch, seed)?;
+        metrics = evaluate_with(run, g, c, params, part.1, batch, seed)?;
         times.push(start.elapsed().as_secs_f64());
     }
     let first = times[0];
@@ -1496,6 +1524,7 @@ pub fn eval_checkpoint(
         0.0,
         opts,
         sink,
+        None,
     )
 }
 

@@ -792,9 +792,10 @@ fn csv(
             categories.clone(),
         ),
     };
+    let dropped: std::collections::HashSet<&str> = drop.iter().map(|(d, _)| d.as_str()).collect();
     let mut features = Vec::new();
     for col in &schema.columns {
-        if col.name == label || drop.iter().any(|(d, _)| *d == col.name) {
+        if col.name == label || dropped.contains(col.name.as_str()) {
             continue;
         }
         let kind = match &col.kind {
@@ -936,7 +937,7 @@ fn csv_rows(
     missing: &Missing,
     test: f64,
 ) -> Rows {
-    let index = |c: &str| schema.columns.iter().position(|x| x.name == c);
+    let index = |c: &str| schema.position(c);
     let li = index(label).map(|i| i as u32);
     let mut numeric = vec![false; schema.columns.len()];
     if *missing == Missing::Drop {

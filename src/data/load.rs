@@ -185,11 +185,12 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         .headers()
         .map_err(|e| format!("{}: {e}", real.display()))?
         .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}') == name)
-    };
+    let positions: std::collections::HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim_start_matches('\u{feff}'), i))
+        .collect();
+    let col = |name: &str| positions.get(name).copied();
     let li = col(label).ok_or_else(|| format!("{}: no column {label}", real.display()))?;
     let fcols: Vec<usize> = features
         .iter()

@@ -8,7 +8,7 @@
 //! Invariant: no input makes these functions panic, and every error is a
 //! [`MetaError`] whose one-line message starts with the file's path.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -308,12 +308,19 @@ pub struct CsvSchema {
     /// Every missing cell as (data row, column), in file order: enough to
     /// count the rows a choice of label and `missing = "drop"` keeps.
     pub missing_cells: Vec<(u32, u32)>,
+    /// Each column's position by name (files may have 100,000 columns).
+    pub by_name: HashMap<String, usize>,
 }
 
 impl CsvSchema {
     /// The column called `name`, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
+        self.position(name).map(|i| &self.columns[i])
+    }
+
+    /// The position of the column called `name`, if any.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
     }
 
     /// The column names, in file order.
@@ -435,6 +442,14 @@ impl ColumnAcc {
     }
 }
 
+fn names_index(columns: &[Column]) -> HashMap<String, usize> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.clone(), i))
+        .collect()
+}
+
 /// A missing cell: exactly `NA`, or empty.
 pub fn is_missing(field: &str) -> bool {
     field.is_empty() || field == "NA"
@@ -531,16 +546,18 @@ pub fn scan_csv(path: &Path) -> Result<CsvSchema, MetaError> {
             Err(e) => return Err(csv_error(&path, &e)),
         }
     }
-    let columns = names
+    let columns: Vec<Column> = names
         .into_iter()
         .zip(accs)
         .map(|(name, acc)| acc.finish(name, &path))
         .collect::<Result<_, _>>()?;
+    let by_name = names_index(&columns);
     Ok(CsvSchema {
         path,
         rows,
         columns,
         missing_cells,
+        by_name,
     })
 }
 
