@@ -113,8 +113,11 @@ fn main() {
             rows.push((nodes, t));
         }
         let ((n0, t0), (n1, t1)) = (rows[0], rows[rows.len() - 1]);
-        let slope = |a: f64, b: f64| ((b.max(1e-6)) / (a.max(1e-6))).ln() / (n1 as f64 / n0 as f64).ln();
-        let exps: Vec<String> = (0..5).map(|i| format!("{:>8.2}", slope(t0[i], t1[i]))).collect();
+        let slope =
+            |a: f64, b: f64| ((b.max(1e-6)) / (a.max(1e-6))).ln() / (n1 as f64 / n0 as f64).ln();
+        let exps: Vec<String> = (0..5)
+            .map(|i| format!("{:>8.2}", slope(t0[i], t1[i])))
+            .collect();
         println!(
             "{:>17} {}  {:>8.2}\n",
             "exponent",

@@ -16,6 +16,7 @@ mod constructors;
 pub mod consts;
 pub mod data;
 mod index;
+mod joins;
 mod losses;
 pub mod lower;
 pub mod run;

@@ -1177,3 +1177,107 @@ fn data_files_are_summarized_directly_and_not_read_as_programs() {
         &["is a folder, not a .dl program"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// d2l chapter 2 operations: cumsum, concat, stack
+
+#[test]
+fn concat_stack_and_cumsum_follow_numpy() {
+    let (out, err) = repl(
+        "let X = reshape(arange(12.0), [3, 4])\n\
+         let Y = [[2.0, 1.0, 4.0, 3.0], [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]]\n\
+         :type concat([X, Y], axis = 0)\n\
+         :type concat([X, Y], axis = 1)\n\
+         :type stack([X, Y])\n\
+         :type stack([X, Y], axis = -1)\n\
+         sum(concat([X, Y], axis = 1)[:, 4:8] - Y)\n\
+         cumsum(X, axis = 0)[2]\n\
+         cumsum(X, axis = 1)[:, 3]\n\
+         cumsum(arange(5))\n\
+         stack([X, Y], axis = 1)[1, 1]\n\
+         grad(sum(cumsum(X, axis = 1) * Y), X)[0]\n\
+         grad(sum(concat([X, 2.0 * Y], axis = 0) * ones(6, 4)), Y)[0]\n",
+    );
+    assert!(err.is_empty(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "f32[6,4]",
+            "f32[3,8]",
+            "f32[2,3,4]",
+            "f32[3,4,2]",
+            "0.",
+            "[12. 15. 18. 21.]",
+            "[ 6. 22. 38.]",
+            "[ 0  1  3  6 10]",
+            "[1. 2. 3. 4.]",
+            "[10.  8.  7.  3.]",
+            "[2. 2. 2. 2.]",
+        ],
+        "{out}"
+    );
+    let (_, err) = repl("concat([ones(3, 4), ones(2, 3)], axis = 0)\ncumsum(ones(2, 2))\nstack([ones(2), ones(3)])\nconcat([ones(2), [true, false]])\n");
+    for needle in [
+        "agree except along axis 0, found [3,4] and [2,3]",
+        "cumsum of a tensor of rank > 1 needs `axis`",
+        "stack takes tensors of one shape",
+        "one numeric dtype",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in {err}");
+    }
+}
+
+#[test]
+fn concat_stack_and_cumsum_differentiate_and_train() {
+    let dir = scratch("joins");
+    std::fs::write(
+        dir.join("j.dl"),
+        "data s = linear(w = [2, -3.4], b = 4.2, n_train = 200, noise = 0.01)\n\
+         model m(x: f32[B, 2]) -> f32[B, 1] {\n    param W: f32[10, 1] = normal(0.1)\n    param b: f32[1] = zeros\n\
+             let h = cumsum(concat([x, tanh(x) * x], axis = 1), axis = 1)\n\
+             let s = reshape(stack([x, x * 0.5], axis = 1), [B, 4])\n\
+             concat([h, s, x], axis = 1) @ W + b\n}\n\
+         train m on s {\n    loss = squared_loss(output, label)\n    optimizer = sgd(lr = 0.01)\n    batch = 20\n    epochs = 30\n    metrics = [loss, rmse]\n}\n",
+    )
+    .expect("program");
+    let out = dlc_in(&dir, &["gradcheck", "j.dl"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = dlc_in(&dir, &["train", "j.dl", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    let first = lines[0]["train_loss"].as_f64().expect("loss");
+    let last = lines[lines.len() - 2]["train_loss"].as_f64().expect("loss");
+    assert!(last < first / 20.0, "trains: {first} -> {last}");
+}
+
+#[test]
+fn repl_arguments_known_when_compiled_are_checked() {
+    let (out, err) = repl("one_hot([5, -1], 3)\nmultinomial(10, [0.0, 0.0])\nmultinomial(10, [-0.5, 1.5])\none_hot([0, 2], 3)[1]\n");
+    assert!(err.contains("one_hot: class 5 is not in 0..3"), "{err}");
+    assert!(
+        err.contains("multinomial: probabilities that are all zero"),
+        "{err}"
+    );
+    assert!(err.contains("multinomial: a negative probability"), "{err}");
+    assert_eq!(out.trim(), "[0. 0. 1.]");
+    let dir = scratch("weighted");
+    std::fs::write(dir.join("w.csv"), "a,y\n1,0\n2,1\n3,0\n4,1\n").expect("csv");
+    for ws in ["[0, 0]", "[0.0, 0.0]"] {
+        let p = csv_program(
+            &dir,
+            "w.dl",
+            "w.csv",
+            ", classes = 2",
+            Some(2),
+            &format!("sampler = weighted({ws})"),
+        );
+        fails_with(&dir, &["check", &p], &["some weight > 0"]);
+    }
+}

@@ -73,6 +73,9 @@ pub const NAMES: &[&str] = &[
     "randn",
     "stop_gradient",
     "detach",
+    "concat",
+    "stack",
+    "cumsum",
 ];
 
 /// The kind, in `Globals::other`, of a `fn` whose definition failed to
@@ -593,6 +596,22 @@ pub fn call(
                 const_error(lw, sl[1]?, "a positive number of classes");
                 return None;
             }
+            // Labels known when the line is compiled (a literal) are checked
+            // here, as PyTorch's one_hot checks them when it runs.
+            if let Some(bad) = lw
+                .known_values(y.node)
+                .and_then(|vs| vs.into_iter().find(|v| *v < 0.0 || *v >= n as f64))
+            {
+                lw.error(
+                    Diagnostic::new(
+                        Code::BadArgument,
+                        format!("one_hot: class {bad} is not in 0..{n}"),
+                    )
+                    .label(ey.span, format!("holds {bad}"))
+                    .note(format!("class indices run from 0 to {}", n - 1)),
+                );
+                return None;
+            }
             one_hot(lw, y.node, n as u64, span).map(strong)
         }
         "cross_entropy"
@@ -605,6 +624,7 @@ pub fn call(
         | "l2"
         | "frobenius"
         | "dropout" => super::losses::call(lw, name, args, span),
+        "concat" | "stack" | "cumsum" => super::joins::call(lw, name, args, span),
         "reshape" => {
             let sl = bind(lw, name, &sig(&["x", "shape"], 2), args, span)?;
             let x = tensor(lw, sl[0])?;

@@ -289,6 +289,27 @@ fn multinomial(lw: &mut Lowerer, args: &[Arg], span: Span) -> Option<NodeId> {
             }
         }
     }
+    // Probabilities known when the line is compiled are checked here (as
+    // torch.multinomial checks them when it runs).
+    if let Some(ps) = lw.known_values(p) {
+        let problem = if ps.iter().any(|v| !v.is_finite()) {
+            Some("a probability that is not finite")
+        } else if ps.iter().any(|v| *v < 0.0) {
+            Some("a negative probability")
+        } else if ps.iter().all(|v| *v == 0.0) {
+            Some("probabilities that are all zero")
+        } else {
+            None
+        };
+        if let Some(what) = problem {
+            lw.error(
+                Diagnostic::new(Code::BadArgument, format!("multinomial: {what}"))
+                    .label(sp, "the probabilities")
+                    .note("probabilities are ≥ 0 with a positive sum (they are normalized)"),
+            );
+            return None;
+        }
+    }
     let (n, k) = (n as u64, k);
     let f = |dims: &[u64]| Type::new(DType::F32, Shape::fixed(dims));
     let p = lw.convert(Lowerer::strong(p), DType::F32, sp)?;

@@ -168,6 +168,18 @@ impl<'a, 'g> Lowerer<'a, 'g> {
         d
     }
 
+    /// The values of `node` when they are known at compile time: a tensor
+    /// literal, a constant, or a broadcast or reshape of one.
+    pub fn known_values(&self, node: NodeId) -> Option<Vec<f64>> {
+        let n = self.g.node(node);
+        match &n.op {
+            Op::Literal(i) => self.g.literals.get(*i as usize).cloned(),
+            Op::Const(_) => self.g.const_value(node).map(|v| vec![v]),
+            Op::Broadcast | Op::Reshape => self.known_values(*n.inputs.first()?),
+            _ => None,
+        }
+    }
+
     /// A scalar constant.
     pub fn constant(&mut self, v: f64, dtype: DType, span: Span) -> NodeId {
         self.g.constant(v, dtype, span)

@@ -523,6 +523,14 @@ fn sampler(cx: &mut SettingsCx, s: &ast::Setting, is_class: bool) -> Option<Samp
                     })
                     .collect();
                 match ws {
+                    Some(ws) if ws.iter().all(|w| *w == 0.0) => {
+                        cx.bad(s, "weighted([w0, w1, ...]) with some weight > 0");
+                        return None;
+                    }
+                    Some(ws) if ws.iter().any(|w| !w.is_finite()) => {
+                        cx.bad(s, "weighted([w0, w1, ...]) with finite weights");
+                        return None;
+                    }
                     Some(ws) => Sampler::Weighted(Some(ws)),
                     None => {
                         cx.bad(s, "weighted([w0, w1, ...]) with weights ≥ 0");
