@@ -1,0 +1,494 @@
+//! Every command, under a 4 GiB address-space limit, on inputs built to
+//! break it: mutated programs (tokens and numbers changed, sizes blown up),
+//! mutated CSV files (non-finite and huge numbers, ragged rows, quotes,
+//! missing cells, wide and high-cardinality columns), random IDX headers
+//! (gzipped or not, payloads short, long or absent), damaged checkpoints
+//! (bytes flipped, truncated, metadata rewritten) and REPL lines of large
+//! constructors. Each run must end with exit 0, 1 or 2 within its time
+//! limit: never 101 (a panic), 134 (an abort), 3 (an internal error), a
+//! signal, or a hang.
+//!
+//! `DLC_FUZZ_CASES=N` sets the number of cases (default 240, about ten
+//! seconds), `DLC_FUZZ_SECONDS=S` runs for S seconds instead,
+//! `DLC_FUZZ_SEED` changes the seed and `DLC_FUZZ_BIN` the binary. A failing case is left in its scratch
+//! folder and named in the message, with the command that reproduces it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// xorshift64*: a small generator whose sequence depends only on the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const LIMIT_KIB: u64 = 4 << 20;
+const TIMEOUT_S: u64 = 30;
+
+/// Runs dlc with `args` in `dir` under the address-space limit and a time
+/// limit, with `input` on stdin; the exit code, or None for a signal.
+fn run(dir: &Path, args: &[String], input: &str) -> (Option<i32>, String) {
+    let mut script = format!("ulimit -v {LIMIT_KIB}; exec timeout -s KILL {TIMEOUT_S} \"$0\"");
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${i}\""));
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().expect("the run ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), err.chars().take(600).collect())
+}
+
+/// The binary under test: this build's, or `DLC_FUZZ_BIN` (a copy kept
+/// apart for a long run while the build changes).
+fn bin() -> String {
+    std::env::var("DLC_FUZZ_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dlc").to_string())
+}
+
+// ---- programs ----
+
+const NUMBERS: &[&str] = &[
+    "0",
+    "-1",
+    "1",
+    "2",
+    "3",
+    "1e12",
+    "1e999",
+    "-1e999",
+    "2147483648",
+    "4294967296",
+    "100000",
+    "0.5",
+    "-0.5",
+    "1e-45",
+    "99999999999",
+];
+
+/// A shipped program (of those whose data is small) with a few of its
+/// numbers and tokens changed.
+fn program(rng: &mut Rng, seeds: &[String]) -> String {
+    let src = rng.pick(seeds).clone();
+    let mut words: Vec<String> = src
+        .split_inclusive(char::is_whitespace)
+        .map(String::from)
+        .collect();
+    for _ in 0..1 + rng.below(3) {
+        let i = rng.below(words.len());
+        let w = words[i].trim_end().to_string();
+        let tail = &words[i][w.len()..].to_string();
+        let new = if w.chars().any(|c| c.is_ascii_digit()) || rng.chance(40) {
+            // a number in place of a number (or of anything)
+            let digits: String = w.chars().filter(|c| c.is_ascii_digit()).collect();
+            let n = rng.pick(NUMBERS).to_string();
+            if digits.is_empty() || rng.chance(50) {
+                n
+            } else {
+                w.replacen(&digits, &n, 1)
+            }
+        } else {
+            match rng.below(4) {
+                0 => String::new(),
+                1 => w.repeat(2),
+                2 => rng
+                    .pick(&["(", "]", "+", "@", "param", "fn", "relu(", "B", "-1", ":"])
+                    .to_string(),
+                _ => words[rng.below(words.len())].trim_end().to_string(),
+            }
+        };
+        words[i] = format!("{new}{tail}");
+    }
+    words.concat()
+}
+
+// ---- CSV ----
+
+const CELLS: &[&str] = &[
+    "nan", "inf", "-inf", "1e999", "NA", "", "\"a,b\"", "\"", "x", "0", "-0", "1.0", "3", "1e308",
+    "  7", "é", "\u{feff}", "0x10", "true",
+];
+
+fn csv(rng: &mut Rng) -> String {
+    let cols = 2 + rng.below(5);
+    let rows = rng.below(40);
+    let mut s = String::new();
+    let mut names: Vec<String> = (0..cols).map(|i| format!("c{i}")).collect();
+    names[cols - 1] = "y".into();
+    if rng.chance(10) {
+        names[0] = "y".into(); // duplicate header
+    }
+    s.push_str(&names.join(","));
+    s.push('\n');
+    let id_column = rng.chance(15);
+    for r in 0..rows {
+        let mut n = cols;
+        if rng.chance(5) {
+            n = rng.below(cols + 2); // ragged
+        }
+        let cells: Vec<String> = (0..n)
+            .map(|c| {
+                if id_column && c == 0 {
+                    format!("id{r}")
+                } else if rng.chance(12) {
+                    rng.pick(CELLS).to_string()
+                } else if c == cols - 1 {
+                    (rng.below(3)).to_string()
+                } else {
+                    format!("{}", (rng.next() % 1000) as f64 / 10.0)
+                }
+            })
+            .collect();
+        s.push_str(&cells.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+fn csv_program(rng: &mut Rng) -> String {
+    let opts = rng.pick(&[
+        "",
+        ", classes = 3",
+        ", classes = 2",
+        ", missing = \"drop\"",
+        ", test = 0.5",
+        ", standardize = true",
+        ", test = 0.99",
+        ", drop = [\"c0\"]",
+    ]);
+    let (out, loss, metrics) = if opts.contains("classes") {
+        let k = if opts.contains('3') { 3 } else { 2 };
+        (k, "cross_entropy(output, label)", "[loss, acc]")
+    } else {
+        (1, "squared_loss(output, label)", "[loss, rmse]")
+    };
+    let extra = rng.pick(&[
+        "",
+        "valid = 0.5",
+        "kfold = 3",
+        "batch = 1",
+        "sampler = weighted",
+        "epochs = 2",
+    ]);
+    format!(
+        "data d = csv(\"d.csv\", label = \"y\"{opts})\n\
+         model m(x: f32[B, D]) -> f32[B, {out}] {{\n    param w: f32[D, {out}] = normal(0.1)\n    param b: f32[{out}] = zeros\n    x @ w + b\n}}\n\
+         train m on d {{\n    loss = {loss}\n    optimizer = sgd(lr = 0.1)\n    epochs = 2\n    metrics = {metrics}\n    {extra}\n}}\n"
+    )
+}
+
+// ---- IDX ----
+
+fn idx_file(rng: &mut Rng, images: bool) -> Vec<u8> {
+    let code = *rng.pick(&[0x08u8, 0x08, 0x0D, 0x0C, 0x09, 0x0B, 0x0E, 0x07, 0xFF]);
+    let nd = if images {
+        *rng.pick(&[3u8, 3, 2, 1, 0, 5])
+    } else {
+        *rng.pick(&[1u8, 1, 2, 0])
+    };
+    let mut b = vec![if rng.chance(3) { 1 } else { 0 }, 0, code, nd];
+    let mut n: u64 = 1;
+    for d in 0..nd {
+        let v: u32 = if rng.chance(5) {
+            *rng.pick(&[0, u32::MAX, 1 << 20, 65_536])
+        } else if d == 0 {
+            4 + rng.below(8) as u32
+        } else {
+            1 + rng.below(5) as u32
+        };
+        n = n.saturating_mul(u64::from(v));
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+    let size = match code {
+        0x08 | 0x09 => 1,
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        _ => 8,
+    };
+    let mut payload = (n.min(4096) * size) as usize;
+    match rng.below(10) {
+        0 => payload = payload.saturating_sub(1 + rng.below(8)),
+        1 => payload += 1 + rng.below(100),
+        _ => {}
+    }
+    for _ in 0..payload {
+        b.push((rng.next() & 0xFF) as u8);
+    }
+    if !images && code == 0x08 {
+        // labels mostly in range
+        let start = 4 + 4 * nd as usize;
+        for x in b.iter_mut().skip(start) {
+            if !rng.chance(3) {
+                *x %= 2;
+            }
+        }
+    }
+    b
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+// ---- checkpoints ----
+
+fn damage(rng: &mut Rng, good: &[u8]) -> Vec<u8> {
+    let mut b = good.to_vec();
+    match rng.below(5) {
+        0 => b.truncate(rng.below(b.len())),
+        1 => {
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(b.len());
+                b[i] ^= 1 << rng.below(8);
+            }
+        }
+        2 => {
+            // the JSON header's numbers
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let n = rng.pick(NUMBERS);
+            b = text
+                .replacen(char::is_numeric, n, 1 + rng.below(3))
+                .into_bytes();
+        }
+        3 => {
+            // the header length
+            let len = rng.next() % (1 << 40);
+            b[..8].copy_from_slice(&len.to_le_bytes());
+        }
+        _ => {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let key = rng.pick(&[
+                "\"epoch\":\"",
+                "\"step\":\"",
+                "\"seed\":\"",
+                "\"run\":\"",
+                "\"format\":\"",
+            ]);
+            let val = rng.pick(&[
+                "18446744073709551615",
+                "-1",
+                "abc",
+                "",
+                "9999999999",
+                "sgd",
+                "x\\u0000",
+            ]);
+            b = text.replacen(key, &format!("{key}{val}"), 1).into_bytes();
+        }
+    }
+    b
+}
+
+// ---- REPL ----
+
+fn repl_line(rng: &mut Rng) -> String {
+    let n = rng.pick(&["0", "1", "3", "100000", "2000000000", "-5", "1e12", "65536"]);
+    let m = rng.pick(&["1", "2", "100000", "70000"]);
+    match rng.below(9) {
+        0 => format!("zeros({n}, {m})"),
+        1 => format!("arange({n})"),
+        2 => format!("eye({n})"),
+        3 => format!("randn({n}, {m}) @ randn({m}, {n})"),
+        4 => format!("one_hot([{n}, 0], {m})"),
+        5 => format!("multinomial({n}, [0.5, {m}])"),
+        6 => format!("cumsum(ones({n}))"),
+        7 => format!("concat([ones({n}, 2), ones({m}, 2)], axis = 0)"),
+        _ => format!("sum(full([{n}, {m}], 1.0))"),
+    }
+}
+
+#[test]
+fn no_input_makes_any_command_panic_abort_or_hang() {
+    let cases: usize = std::env::var("DLC_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(240);
+    let seconds: Option<u64> = std::env::var("DLC_FUZZ_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let seed: u64 = std::env::var("DLC_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
+    let mut rng = Rng(seed | 1);
+    let dir = std::env::temp_dir().join(format!("dlc-fuzz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    // Programs whose data is small or synthetic.
+    let seeds: Vec<String> = [
+        "linreg.dl",
+        "polyfit.dl",
+        "weight_decay.dl",
+        "kfold.dl",
+        "imbalanced.dl",
+        "init.dl",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(root().join("programs").join(f)).ok())
+    .map(|s| s.replace("\"data/", &format!("\"{}/programs/data/", root().display())))
+    .collect();
+    // A good checkpoint to damage.
+    std::fs::write(dir.join("lin.dl"), &seeds[0]).expect("program");
+    let (code, err) = run(
+        &dir,
+        &[
+            "train".into(),
+            "lin.dl".into(),
+            "--run".into(),
+            "sgd".into(),
+            "--save".into(),
+            "good.st".into(),
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let good = std::fs::read(dir.join("good.st")).expect("checkpoint");
+
+    let start = Instant::now();
+    let mut count = [0usize; 5];
+    let mut exits = [0usize; 3];
+    let mut case = 0usize;
+    loop {
+        match seconds {
+            Some(s) if start.elapsed() >= Duration::from_secs(s) => break,
+            None if case >= cases => break,
+            _ => {}
+        }
+        case += 1;
+        let kind = case % 5;
+        count[kind] += 1;
+        let cdir = dir.join(format!("case{case}"));
+        std::fs::create_dir_all(&cdir).expect("case folder");
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        let runs: Vec<(Vec<String>, String)> = match kind {
+            0 => {
+                std::fs::write(cdir.join("p.dl"), program(&mut rng, &seeds)).expect("program");
+                let cmd = rng
+                    .pick(&["check", "ir", "gradcheck", "train", "data"])
+                    .to_string();
+                let mut a = vec![cmd.clone(), "p.dl".to_string()];
+                if cmd == "ir" {
+                    let stage = *rng.pick(&["typed", "grad", "opt", "kernels"]);
+                    a.extend(s(&["--stage", stage]));
+                }
+                if cmd == "train" {
+                    a.extend(s(&["--epochs", "1"]));
+                }
+                vec![(a, String::new())]
+            }
+            1 => {
+                std::fs::write(cdir.join("d.csv"), csv(&mut rng)).expect("csv");
+                std::fs::write(cdir.join("p.dl"), csv_program(&mut rng)).expect("program");
+                vec![
+                    (s(&["check", "p.dl"]), String::new()),
+                    (s(&["train", "p.dl"]), String::new()),
+                    (s(&["data", "d.csv"]), String::new()),
+                ]
+            }
+            2 => {
+                for split in ["train", "t10k"] {
+                    for (what, images) in
+                        [("images-idx3-ubyte", true), ("labels-idx1-ubyte", false)]
+                    {
+                        let mut b = idx_file(&mut rng, images);
+                        let mut name = format!("{split}-{what}");
+                        if rng.chance(40) {
+                            b = gzip(&b);
+                            name.push_str(".gz");
+                        }
+                        std::fs::write(cdir.join(name), b).expect("idx");
+                    }
+                }
+                std::fs::write(
+                    cdir.join("p.dl"),
+                    "data d = idx(\".\", classes = 2)\nmodel m(x: f32[B, D]) -> f32[B, 2] {\n    param w: f32[D, 2] = zeros\n    x @ w\n}\ntrain m on d {\n    loss = cross_entropy(output, label)\n    optimizer = sgd(lr = 0.1)\n    epochs = 1\n}\n",
+                )
+                .expect("program");
+                vec![
+                    (s(&["train", "p.dl"]), String::new()),
+                    (s(&["data", "."]), String::new()),
+                ]
+            }
+            3 => {
+                std::fs::write(cdir.join("lin.dl"), &seeds[0]).expect("program");
+                std::fs::write(cdir.join("c.st"), damage(&mut rng, &good)).expect("checkpoint");
+                vec![
+                    (
+                        s(&[
+                            "train", "lin.dl", "--run", "sgd", "--resume", "c.st", "--epochs", "5",
+                        ]),
+                        String::new(),
+                    ),
+                    (
+                        s(&["eval", "lin.dl", "--run", "sgd", "--load", "c.st"]),
+                        String::new(),
+                    ),
+                ]
+            }
+            _ => {
+                let lines: Vec<String> = (0..4).map(|_| repl_line(&mut rng)).collect();
+                vec![(s(&["repl"]), lines.join("\n") + "\n")]
+            }
+        };
+        for (args, input) in runs {
+            let (code, err) = run(&cdir, &args, &input);
+            if let Some(c @ 0..=2) = code {
+                exits[c as usize] += 1;
+            }
+            assert!(
+                matches!(code, Some(0..=2)) && !err.contains("panicked") && !err.contains("internal compiler error"),
+                "case {case} (seed {seed}): `dlc {}` in {} ended with {code:?}:\n{err}\ninput: {input}",
+                args.join(" "),
+                cdir.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&cdir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "fuzzed {case} cases in {:.0} s: {} programs, {} CSVs, {} IDX folders, {} checkpoints, {} REPL sessions; runs exited 0: {}, 1: {}, 2: {}",
+        start.elapsed().as_secs_f64(),
+        count[0],
+        count[1],
+        count[2],
+        count[3],
+        count[4],
+        exits[0],
+        exits[1],
+        exits[2]
+    );
+}
