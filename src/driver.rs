@@ -579,7 +579,7 @@ pub fn cmd_data(
             Some(l) => l,
             None => return 1,
         }
-    } else if is_data_file(&args.file) && !args.file.extension().is_some_and(|e| e == "dl") {
+    } else if is_data_file(&args.file) && args.file.extension().is_none_or(|e| e != "dl") {
         return csv_file_summary(&args.file, stdout, stderr);
     } else {
         match load_checked(args, stderr) {

@@ -667,6 +667,21 @@ pub fn run_script(
     }
 }
 
+/// Refuses, before compiling, a line whose values (and its results as f64
+/// tensors) cannot fit in memory; the session goes on.
+fn fits(g: &Graph, input: &str) -> Result<(), String> {
+    let results: u128 = g
+        .outputs
+        .iter()
+        .map(|(_, id)| crate::memory::elements(&g.ty(*id).shape, 1))
+        .sum();
+    crate::memory::check(
+        &format!("`{}`", input.trim()),
+        (crate::memory::graph_elements(g, 1) + results) * 8,
+    )
+    .map_err(|e| format!("error: {e}\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,19 +752,4 @@ mod tests {
         assert_ne!(s.address("x"), Some(before));
         assert_eq!(s.var("x").map(|t| t.data), Some(vec![23.0, 45.0, 67.0]));
     }
-}
-
-/// Refuses, before compiling, a line whose values (and its results as f64
-/// tensors) cannot fit in memory; the session goes on.
-fn fits(g: &Graph, input: &str) -> Result<(), String> {
-    let results: u128 = g
-        .outputs
-        .iter()
-        .map(|(_, id)| crate::memory::elements(&g.ty(*id).shape, 1))
-        .sum();
-    crate::memory::check(
-        &format!("`{}`", input.trim()),
-        (crate::memory::graph_elements(g, 1) + results) * 8,
-    )
-    .map_err(|e| format!("error: {e}\n"))
 }

@@ -491,6 +491,9 @@ fn final_params(out: &Output) -> String {
     lines.last().expect("a final line")["params"].to_string()
 }
 
+/// A change to a checkpoint's metadata and tensor names.
+type Edit = Box<dyn Fn(&mut std::collections::HashMap<String, String>, &mut Vec<String>)>;
+
 /// Re-writes checkpoint `from` as `to` with `edit` applied to its metadata
 /// and tensors.
 fn doctor(
@@ -552,11 +555,7 @@ fn resume_validates_the_checkpoint_and_keeps_its_seed() {
     );
     // Each defect of the metadata is its own one-line error.
     let c = dir.join("c.st");
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&mut std::collections::HashMap<String, String>, &mut Vec<String>)>,
-        &str,
-    )> = vec![
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "huge",
             Box::new(|m, _| {

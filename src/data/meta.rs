@@ -580,7 +580,7 @@ pub fn read_idx_payload(path: &Path) -> Result<(IdxHeader, Vec<u8>), MetaError> 
         .iter()
         .try_fold(header.elem.size(), |a, &d| a.checked_mul(d))
         .ok_or_else(|| at("the header's dims are too large".into()))?;
-    crate::memory::check("its contents", payload as u128).map_err(|e| at(e))?;
+    crate::memory::check("its contents", payload as u128).map_err(&at)?;
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(payload)
