@@ -318,11 +318,7 @@ fn multinomial(lw: &mut Lowerer, args: &[Arg], span: Span) -> Option<NodeId> {
     let r = lw.prim(Op::Recip, &[total], None, span, &[])?;
     let p = lw.prim(Op::Mul, &[p, r], None, span, &[])?;
     // cumsum(p) = p @ T, T[i, j] = (i ≤ j)
-    let it = Type::new(DType::I32, Shape::fixed(&[k, k]));
-    let i = lw.prim(Op::Iota { axis: 0 }, &[], Some(it.clone()), span, &[])?;
-    let j = lw.prim(Op::Iota { axis: 1 }, &[], Some(it), span, &[])?;
-    let le = lw.prim(Op::Cmp(crate::ir::CmpOp::Le), &[i, j], None, span, &[])?;
-    let tri = lw.prim(Op::Cast, &[le], Some(f(&[k, k])), span, &[])?;
+    let tri = super::joins::upper_ones(lw, k, DType::F32, span)?;
     let row = lw.prim(Op::Reshape, &[p], Some(f(&[1, k])), span, &[])?;
     let cum = lw.prim(Op::MatMul, &[row, tri], None, span, &[])?;
     // One uniform per draw: [m, n, 1] against the cumulative sums [1, k].

@@ -288,18 +288,7 @@ fn cumsum(lw: &mut Lowerer, x: NodeId, axis: usize, span: Span, sx: Span) -> Opt
             &[],
         )?
     };
-    // T[i, j] = (i ≤ j)
-    let it = Type::new(DType::I32, Shape::fixed(&[n, n]));
-    let i = lw.prim(Op::Iota { axis: 0 }, &[], Some(it.clone()), span, &[])?;
-    let j = lw.prim(Op::Iota { axis: 1 }, &[], Some(it), span, &[])?;
-    let le = lw.prim(Op::Cmp(CmpOp::Le), &[i, j], None, span, &[])?;
-    let tri = lw.prim(
-        Op::Cast,
-        &[le],
-        Some(Type::new(work, Shape::fixed(&[n, n]))),
-        span,
-        &[],
-    )?;
+    let tri = upper_ones(lw, n, work, span)?;
     let summed = if rank == 1 {
         let row = lw.prim(
             Op::Reshape,
@@ -338,4 +327,19 @@ fn cumsum(lw: &mut Lowerer, x: NodeId, axis: usize, span: Span, sx: Span) -> Opt
         r = lw.prim(Op::Cast, &[r], Some(t.clone()), span, &[])?;
     }
     Some(r)
+}
+
+/// T[i, j] = (i ≤ j), n × n in `dtype`: a row times T is its running sums.
+pub(super) fn upper_ones(lw: &mut Lowerer, n: u64, dtype: DType, span: Span) -> Option<NodeId> {
+    let it = Type::new(DType::I32, Shape::fixed(&[n, n]));
+    let i = lw.prim(Op::Iota { axis: 0 }, &[], Some(it.clone()), span, &[])?;
+    let j = lw.prim(Op::Iota { axis: 1 }, &[], Some(it), span, &[])?;
+    let le = lw.prim(Op::Cmp(CmpOp::Le), &[i, j], None, span, &[])?;
+    lw.prim(
+        Op::Cast,
+        &[le],
+        Some(Type::new(dtype, Shape::fixed(&[n, n]))),
+        span,
+        &[],
+    )
 }
