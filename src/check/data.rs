@@ -53,13 +53,13 @@ impl Rows {
         let kept = self.train + self.test;
         let mut s = format!("{} rows read, {kept} kept", self.read);
         if !self.dropped.is_empty() {
-            let _ = std::fmt::Write::write_fmt(&mut s, format_args!(" ({})", self.dropped));
+            s.push_str(&format!(" ({})", self.dropped));
         }
         if let Some(f) = test_fraction.filter(|f| *f > 0.0) {
-            let _ = std::fmt::Write::write_fmt(
-                &mut s,
-                format_args!(", {} held out as the test part (test = {f})", self.test),
-            );
+            s.push_str(&format!(
+                ", {} held out as the test part (test = {f})",
+                self.test
+            ));
         }
         s
     }
