@@ -158,6 +158,9 @@ pub struct Compiled {
     arena: Vec<u64>,
     /// Milliseconds spent compiling.
     pub compile_ms: f64,
+    /// Per input: no value of the plan is placed over its buffer (see
+    /// [`Compiled::input_kept`]).
+    kept: Vec<bool>,
     /// Each kernel's Cranelift IR, when asked for.
     pub clif: Vec<(String, String)>,
     /// When profiling: each kernel's total wall time in seconds.
@@ -169,6 +172,13 @@ fn isa() -> Result<std::sync::Arc<dyn cranelift_codegen::isa::TargetIsa>, String
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
     flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    // The verifier costs about as much as the rest of compilation on long
+    // kernels; debug builds (and so the debug test runs) keep it.
+    if !cfg!(debug_assertions) {
+        flags
+            .set("enable_verifier", "false")
+            .map_err(|e| e.to_string())?;
+    }
     flags
         .set("use_colocated_libcalls", "false")
         .map_err(|e| e.to_string())?;
@@ -257,7 +267,17 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         keep_clif,
         clif: Vec::new(),
         stack: Vec::new(),
+        uses: lower::Uses::of(g),
     };
+    // Each stack-scratch member's row is shared by the nodes rooted in it.
+    let mut sharing: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for i in 0..g.len() {
+        let id = NodeId(i as u32);
+        let r = plan.root(id);
+        if plan.storage[r.index()] == plan::Storage::Stack {
+            sharing.entry(r).or_default().push(id);
+        }
+    }
     let mut ids = Vec::new();
     let mut gemm_ids = Vec::new();
     for (ki, kernel) in plan.kernels.iter().enumerate() {
@@ -272,12 +292,14 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         } else {
             &kernel.nodes[..]
         };
-        let view = if kernel.kind == plan::KernelKind::Rows && kernel.rows != crate::ir::Dim::Batch
-        {
-            as_batch_rows(g, members)
-        } else {
-            g.clone()
-        };
+        // Only a group over a fixed axis needs other types (a copy of the
+        // graph); every other kernel is lowered in `g` itself.
+        let view: std::borrow::Cow<Graph> =
+            if kernel.kind == plan::KernelKind::Rows && kernel.rows != crate::ir::Dim::Batch {
+                std::borrow::Cow::Owned(as_batch_rows(g, members))
+            } else {
+                std::borrow::Cow::Borrowed(g)
+            };
         let bytes = if kernel.kind == plan::KernelKind::Rows {
             row_bytes(g, &plan, members)
         } else {
@@ -289,11 +311,8 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
             .iter()
             .filter(|id| plan.storage[id.index()] == plan::Storage::Stack)
             .map(|id| {
-                let sharing = (0..g.len())
-                    .map(|i| NodeId(i as u32))
-                    .filter(|i| plan::root(&plan.storage, *i) == *id)
-                    .collect();
-                (sharing, plan::row_bytes(g, *id))
+                let shared = sharing.get(id).cloned().unwrap_or_default();
+                (shared, plan::row_bytes(g, *id))
             })
             .collect();
         em.stack = stack;
@@ -308,7 +327,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         // The same kernel with its matmul done by the `gemm` crate: only
         // the epilogue (the group's other members) is JIT code.
         let gemm = match GemmCall::of(g, &plan, first) {
-            Some(mut call) if headed => match sgd_update(g, &plan, first, members) {
+            Some(mut call) if headed => match sgd_update(g, &plan, &em.uses, first, members) {
                 Some(u) => {
                     call.update = Some(u);
                     Some((call, None))
@@ -350,7 +369,9 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
             })
         })
         .collect();
+    let kept = kept_inputs(g, &plan);
     Ok(Compiled {
+        kept,
         graph: g.clone(),
         plan,
         passes: *passes,
@@ -369,6 +390,25 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
     })
 }
 
+/// Per input of `g`: whether its buffer keeps what was written there
+/// after a run, i.e. no other value of `plan` (but views) is placed over it.
+fn kept_inputs(g: &Graph, plan: &plan::Plan) -> Vec<bool> {
+    let mut overwritten = vec![false; g.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        let r = plan.root(NodeId(i as u32));
+        if r.index() != i
+            && plan.storage[i] != plan::Storage::Unused
+            && !matches!(node.op, Op::Reshape)
+        {
+            overwritten[r.index()] = true;
+        }
+    }
+    g.inputs
+        .iter()
+        .map(|info| !overwritten[info.node.index()])
+        .collect()
+}
+
 /// Builds the kernels' Cranelift functions into one module.
 struct Emitter {
     module: JITModule,
@@ -382,6 +422,8 @@ struct Emitter {
     /// The current kernel's stack scratch rows: the nodes sharing each, and
     /// its bytes.
     stack: Vec<(Vec<NodeId>, usize)>,
+    /// The readers of every node of the graph being compiled.
+    uses: lower::Uses,
 }
 
 impl Emitter {
@@ -429,6 +471,7 @@ impl Emitter {
                 }
             }
             let mut kb = lower::Kb {
+                uses: &self.uses,
                 b: &mut b,
                 table: params[0],
                 batch: params[1],
@@ -501,7 +544,13 @@ pub struct Update {
 /// place, with nothing else reading M or the partial products: then gemm
 /// computes W − s·M in one pass over W (`dst := dst + (−s)·a·b`), and
 /// neither the gradient nor the epilogue is stored.
-fn sgd_update(g: &Graph, plan: &plan::Plan, head: NodeId, members: &[NodeId]) -> Option<Update> {
+fn sgd_update(
+    g: &Graph,
+    plan: &plan::Plan,
+    uses: &lower::Uses,
+    head: NodeId,
+    members: &[NodeId],
+) -> Option<Update> {
     let [mul, neg, add] = *members else {
         return None;
     };
@@ -523,7 +572,7 @@ fn sgd_update(g: &Graph, plan: &plan::Plan, head: NodeId, members: &[NodeId]) ->
         [x, y] if an.op == Op::Add && x == neg => y,
         _ => return None,
     };
-    let root = |id: NodeId| plan::root(&plan.storage, id);
+    let root = |id: NodeId| plan.root(id);
     let in_place = root(add) == root(w) && g.ty(w) == g.ty(head) && g.ty(add) == g.ty(head);
     let operands = &g.node(head).inputs;
     if !in_place || operands.iter().any(|x| root(*x) == root(w)) {
@@ -531,14 +580,7 @@ fn sgd_update(g: &Graph, plan: &plan::Plan, head: NodeId, members: &[NodeId]) ->
     }
     // M, s·M and −s·M are read only by the next link, and are not outputs.
     for (x, next) in [(head, mul), (mul, neg), (neg, add)] {
-        let readers = g
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.inputs.contains(&x));
-        if readers.map(|(i, _)| NodeId(i as u32)).any(|r| r != next)
-            || g.outputs.iter().any(|(_, o)| *o == x)
-        {
+        if uses.readers[x.index()].iter().any(|r| *r != next) || uses.output[x.index()] {
             return None;
         }
     }
@@ -581,7 +623,7 @@ struct Gemm {
 /// its members (unless one-row scratch) and their row operands.
 fn row_bytes(g: &Graph, plan: &plan::Plan, members: &[NodeId]) -> HashMap<NodeId, i64> {
     let mut out = HashMap::new();
-    let root = |id: NodeId| plan::root(&plan.storage, id);
+    let root = |id: NodeId| plan.root(id);
     for id in members {
         let rows = std::iter::once(*id).chain(
             g.node(*id)
@@ -962,15 +1004,7 @@ impl Compiled {
     /// Whether input `k`'s buffer still holds what was written there after
     /// a run: no value of the plan is placed over it.
     pub fn input_kept(&self, k: usize) -> bool {
-        let Some(info) = self.graph.inputs.get(k) else {
-            return false;
-        };
-        (0..self.graph.len()).all(|i| {
-            i == info.node.index()
-                || self.plan.storage[i] == plan::Storage::Unused
-                || plan::root(&self.plan.storage, NodeId(i as u32)) != info.node
-                || matches!(self.graph.nodes[i].op, Op::Reshape)
-        })
+        self.kept.get(k).copied().unwrap_or(false)
     }
 
     /// Whether output `name` is written into the buffer of input `k`, so
@@ -984,7 +1018,7 @@ impl Compiled {
             .outputs
             .iter()
             .find(|(n, _)| n == name)
-            .is_some_and(|(_, id)| plan::root(&self.plan.storage, *id) == info.node)
+            .is_some_and(|(_, id)| self.plan.root(*id) == info.node)
     }
 
     /// Runs the graph writing only the inputs given (`None` keeps what the
@@ -1043,8 +1077,8 @@ impl Compiled {
             }
             ext.push((info.node, i));
         }
-        let external_of = |storage: &[plan::Storage], id: NodeId| {
-            let r = plan::root(storage, id);
+        let external_of = |plan: &plan::Plan, id: NodeId| {
+            let r = plan.root(id);
             ext.iter().find(|(n, _)| *n == r).map(|(_, i)| *i)
         };
         if let Some(l) = &self.layout {
@@ -1063,7 +1097,7 @@ impl Compiled {
                 if self.plan.storage[i] == plan::Storage::Unused {
                     continue;
                 }
-                if let Some(e) = external_of(&self.plan.storage, NodeId(i as u32)) {
+                if let Some(e) = external_of(&self.plan, NodeId(i as u32)) {
                     *entry = external[e].1.as_mut_ptr().cast::<u8>();
                 }
             }
@@ -1131,7 +1165,7 @@ impl Compiled {
                 let n = self.graph.node(*id).clone();
                 let shape = concrete(&n.ty.shape, env.batch);
                 let count = shape.iter().product();
-                let buf = match external_of(&self.plan.storage, *id) {
+                let buf = match external_of(&self.plan, *id) {
                     Some(e) => &external[e].1[..],
                     None => self.slot(id.index(), env.batch)?,
                 };

@@ -73,8 +73,38 @@ const UNROLL: i64 = 16;
 /// per element.
 const UNROLL_COPIES: i64 = 64;
 
+/// Who reads each node, built once per compile: a fused chain asks, for
+/// each member, whether anything outside the chain reads it.
+pub struct Uses {
+    /// The nodes with each node among their inputs (each once, in order).
+    pub readers: Vec<Vec<NodeId>>,
+    /// Whether each node is an output of the graph.
+    pub output: Vec<bool>,
+}
+
+impl Uses {
+    pub fn of(g: &Graph) -> Uses {
+        let mut readers: Vec<Vec<NodeId>> = vec![Vec::new(); g.len()];
+        for (i, n) in g.nodes.iter().enumerate() {
+            for x in &n.inputs {
+                let r = &mut readers[x.index()];
+                if r.last() != Some(&NodeId(i as u32)) {
+                    r.push(NodeId(i as u32));
+                }
+            }
+        }
+        let mut output = vec![false; g.len()];
+        for (_, o) in &g.outputs {
+            output[o.index()] = true;
+        }
+        Uses { readers, output }
+    }
+}
+
 /// The state of one kernel being built.
 pub struct Kb<'a, 'f> {
+    /// The readers of every node (see [`Uses`]).
+    pub uses: &'a Uses,
     pub b: &'a mut FunctionBuilder<'f>,
     pub table: Value,
     pub batch: Value,
@@ -603,16 +633,18 @@ fn chain(g: &Graph, ms: &[NodeId]) -> Option<(usize, u64)> {
 /// element-by-element order computes what member-by-member order does,
 /// also when a member writes over an operand's buffer in place.
 fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
+    let pos: std::collections::HashMap<NodeId, usize> =
+        chain.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let stored: Vec<Option<Value>> = chain
         .iter()
         .enumerate()
         .map(|(i, id)| {
-            let later = &chain[i + 1..];
-            let outside = g.outputs.iter().any(|(_, o)| o == id)
-                || g.nodes
+            // Read by a node that is not a later member of the chain.
+            let uses = kb.uses;
+            let outside = uses.output[id.index()]
+                || uses.readers[id.index()]
                     .iter()
-                    .enumerate()
-                    .any(|(k, n)| n.inputs.contains(id) && !later.contains(&NodeId(k as u32)));
+                    .any(|r| pos.get(r).is_none_or(|p| *p <= i));
             outside.then(|| kb.buf(*id))
         })
         .collect();
@@ -629,8 +661,8 @@ fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
         let plan = vector_plan(&node.op, &node.ty, &ins).unwrap_or_default();
         let mut v = Vec::new();
         for ((x, t), contiguous) in node.inputs.iter().zip(&ins).zip(plan) {
-            v.push(match chain.iter().position(|c| c == x) {
-                Some(p) => Src::Member(p),
+            v.push(match pos.get(x) {
+                Some(p) => Src::Member(*p),
                 None => Src::Buffer(kb.buf(*x), contiguous, t.dtype),
             });
         }

@@ -67,6 +67,16 @@ pub struct Plan {
     pub storage: Vec<Storage>,
     /// The kernel each node is computed in.
     pub kernel_of: Vec<Option<usize>>,
+    /// Each node's [`root`], resolved once: the in-place pass makes a fused
+    /// chain one long run of aliases, which `root` would walk per query.
+    pub roots: Vec<NodeId>,
+}
+
+impl Plan {
+    /// The node whose memory `id` reads (see [`root`]), in O(1).
+    pub fn root(&self, id: NodeId) -> NodeId {
+        self.roots[id.index()]
+    }
 }
 
 fn has_batch(s: &crate::ir::Shape) -> bool {
@@ -147,11 +157,61 @@ pub fn root(storage: &[Storage], mut id: NodeId) -> NodeId {
     id
 }
 
+/// `root` as a union-find over storage that is still changing: a node's
+/// parent is its alias or inline target (itself when it owns its memory),
+/// and lookups halve the paths they walk, so the in-place pass, which
+/// turns a fused chain into one run of aliases, pays near O(1) per query.
+struct Roots(Vec<u32>);
+
+impl Roots {
+    fn new(storage: &[Storage]) -> Roots {
+        Roots(
+            storage
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match s {
+                    Storage::Alias(r) | Storage::Inline(r) => r.0,
+                    _ => i as u32,
+                })
+                .collect(),
+        )
+    }
+
+    fn find(&mut self, id: NodeId) -> NodeId {
+        let p = &mut self.0;
+        let mut x = id.0 as usize;
+        while p[x] as usize != x {
+            let up = p[p[x] as usize];
+            p[x] = up;
+            x = up as usize;
+        }
+        NodeId(x as u32)
+    }
+
+    /// Every node's root (aliases point to lower ids, so one pass in order).
+    fn resolve(storage: &[Storage]) -> Vec<NodeId> {
+        let mut roots: Vec<NodeId> = Vec::with_capacity(storage.len());
+        for (i, s) in storage.iter().enumerate() {
+            let r = match s {
+                Storage::Alias(r) | Storage::Inline(r) if r.index() < i => roots[r.index()],
+                Storage::Alias(r) | Storage::Inline(r) => root(storage, *r),
+                _ => NodeId(i as u32),
+            };
+            roots.push(r);
+        }
+        roots
+    }
+}
+
 /// Groups the live nodes of `g` into kernels and decides their storage.
 pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let live = crate::ir::print::live_nodes(g);
     let n = g.len();
     let mut storage = vec![Storage::Unused; n];
+    let mut is_output = vec![false; n];
+    for (_, o) in &g.outputs {
+        is_output[o.index()] = true;
+    }
     // Reshapes are views when the in-place pass is on.
     let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
     for (i, node) in g.nodes.iter().enumerate() {
@@ -170,13 +230,12 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         if p.inplace && node.op == Op::Reshape {
             storage[i] = Storage::Alias(root(&storage, node.inputs[0]));
         }
-        let is_output = g.outputs.iter().any(|(_, o)| o.index() == i);
         let transposes = matches!(&node.op, Op::Transpose { perm } if perm.as_slice() == [1, 0]);
         let left_of_matmuls = !consumers[i].is_empty()
             && consumers[i]
                 .iter()
                 .all(|(c, k)| *k == 0 && g.node(*c).op == Op::MatMul);
-        if p.fuse && transposes && left_of_matmuls && !is_output {
+        if p.fuse && transposes && left_of_matmuls && !is_output[i] {
             storage[i] = Storage::Inline(node.inputs[0]);
         }
     }
@@ -191,8 +250,13 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let mut group_axis: Vec<Option<Dim>> = Vec::new();
     // How each group reads each value: row by row (true) or whole.
     let mut roles: Vec<std::collections::HashMap<NodeId, bool>> = Vec::new();
-    // Each kernel's transitive dependencies (kernel indices).
+    // Each kernel's transitive dependencies (kernel indices), kept only
+    // among the groups a later node could still join (the last `SEARCH`
+    // when it was added: the window only moves on, so an older group is
+    // never asked about), and for each such group the kernels depending on
+    // it. Without fusion nothing joins a group and neither is needed.
     let mut deps: Vec<std::collections::HashSet<usize>> = Vec::new();
+    let mut dependents: Vec<Vec<usize>> = Vec::new();
     const SEARCH: usize = 64;
     for i in 0..n {
         let node = &g.nodes[i];
@@ -242,6 +306,11 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
                 group_axis.push(axis.or(head));
                 roles.push(std::collections::HashMap::new());
                 deps.push(std::collections::HashSet::new());
+                dependents.push(Vec::new());
+                // Out of the window for good: nothing asks about it again.
+                if let Some(old) = groups.len().checked_sub(SEARCH + 1) {
+                    dependents[old] = Vec::new();
+                }
                 groups.len() - 1
             }
         };
@@ -251,15 +320,26 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         }
         // The group now also depends on the inputs' kernels and theirs; so
         // does every kernel that depends on the group.
-        let mut new: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        if !p.fuse {
+            continue;
+        }
+        let window = groups.len().saturating_sub(SEARCH);
+        let mut new: Vec<usize> = Vec::new();
         for k in sources.iter().filter(|k| **k != gi) {
-            new.insert(*k);
+            new.push(*k);
             new.extend(deps[*k].iter().copied());
         }
-        if !new.is_subset(&deps[gi]) {
-            for (k, d) in deps.iter_mut().enumerate() {
-                if k == gi || d.contains(&gi) {
-                    d.extend(new.iter().copied());
+        new.retain(|k| *k >= window && !deps[gi].contains(k));
+        new.sort_unstable();
+        new.dedup();
+        if !new.is_empty() {
+            let mut to: Vec<usize> = dependents[gi].clone();
+            to.push(gi);
+            for d in to {
+                for &w in &new {
+                    if deps[d].insert(w) {
+                        dependents[w].push(d);
+                    }
                 }
             }
         }
@@ -268,14 +348,15 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let m = groups.len();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); m];
     let mut indeg = vec![0usize; m];
+    // The last kernel that counted each source, so each edge counts once.
+    let mut seen: Vec<usize> = vec![usize::MAX; m];
     for (k, members) in groups.iter().enumerate() {
-        let mut seen = Vec::new();
         for id in members {
             for x in &g.node(*id).inputs {
                 let r = root(&storage, *x);
                 if let Some(src) = group_of[r.index()] {
-                    if src != k && !seen.contains(&src) {
-                        seen.push(src);
+                    if src != k && seen[src] != k {
+                        seen[src] = k;
                         deps[src].push(k);
                         indeg[k] += 1;
                     }
@@ -320,9 +401,10 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         });
     }
     // Scratch: a group member read only inside its group, not an output.
+    let mut roots = Roots::new(&storage);
     let mut outside_use = vec![false; n];
     for (_, id) in &g.outputs {
-        outside_use[root(&storage, *id).index()] = true;
+        outside_use[roots.find(*id).index()] = true;
     }
     for i in 0..n {
         if !live[i] || matches!(storage[i], Storage::Alias(_) | Storage::Inline(_)) {
@@ -330,7 +412,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         }
         let ki = kernel_of[i];
         for x in &g.nodes[i].inputs {
-            let r = root(&storage, *x);
+            let r = roots.find(*x);
             if kernel_of[r.index()] != ki || ki.is_none() {
                 outside_use[r.index()] = true;
             }
@@ -355,8 +437,27 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     // when no later member reads it. This is how the SGD update (and the
     // momentum update) lands in the parameter's (and velocity's) own buffer.
     if p.inplace {
-        let last = last_uses(g, &storage, &kernel_of, kernels.len());
+        let last = last_uses(g, &storage, &kernel_of, kernels.len(), |x| roots.find(x));
+        // Per kernel: 1 + the position of the last member reading each
+        // root's memory (0: none), kept up to date as members move onto
+        // their operands' buffers, so "does a later member read it" is one
+        // lookup instead of a scan of the later members.
+        let mut last_reader: Vec<usize> = vec![0; n];
         for (ki, k) in kernels.iter().enumerate() {
+            for (pos, m) in k.nodes.iter().enumerate() {
+                for y in &g.node(*m).inputs {
+                    let r = roots.find(*y).index();
+                    last_reader[r] = last_reader[r].max(pos + 1);
+                }
+            }
+            // Every strip of a headed group's matmul reads its operands
+            // whole: nothing may overwrite them.
+            let head_roots: Vec<NodeId> = if headed(g, k) {
+                let ins = g.node(k.nodes[0]).inputs.clone();
+                ins.iter().map(|y| roots.find(*y)).collect()
+            } else {
+                Vec::new()
+            };
             for (pos, &id) in k.nodes.iter().enumerate() {
                 let node = g.node(id);
                 let was = storage[id.index()];
@@ -374,45 +475,49 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
                 for x in &node.inputs {
                     // `last` was computed before any op was placed in place,
                     // so it tells when x's own value is last read.
-                    let r = root(&storage, *x);
+                    let r = roots.find(*x);
                     let free = last[x.index()] == Some(ki)
-                        && !outside_use_by_output(g, *x)
+                        && !is_output[x.index()]
                         && storage[r.index()] == Storage::Own
                         && !matches!(g.node(r).op, Op::Const(_) | Op::Literal(_));
                     let same = g.ty(*x) == &node.ty;
                     let row_ok = k.kind == KernelKind::Node || row_operand(g, id, *x);
-                    // Every strip of a headed group's matmul reads its
-                    // operands whole: nothing may overwrite them.
-                    let head_reads = headed(g, k)
-                        && g.node(k.nodes[0])
-                            .inputs
-                            .iter()
-                            .any(|y| root(&storage, *y) == r);
-                    let read_later = k.nodes[pos + 1..]
-                        .iter()
-                        .any(|m| g.node(*m).inputs.iter().any(|y| root(&storage, *y) == r));
+                    let head_reads = head_roots.iter().any(|h| roots.find(*h) == r);
+                    let read_later = last_reader[r.index()] > pos + 1;
                     if free && same && row_ok && !read_later && !head_reads {
                         storage[id.index()] = Storage::Alias(*x);
+                        // What read `id` now reads `r`'s memory.
+                        let own = last_reader[id.index()];
+                        last_reader[r.index()] = last_reader[r.index()].max(own);
+                        last_reader[id.index()] = 0;
+                        roots.0[id.index()] = r.0;
                         break;
                     }
                 }
             }
+            for m in &k.nodes {
+                for y in &g.node(*m).inputs {
+                    let r = roots.find(*y).index();
+                    last_reader[r] = 0;
+                }
+            }
         }
     }
+    let roots = Roots::resolve(&storage);
     // A headed group's members that still need a buffer of their own but
     // are read only inside the group keep one row each on the stack of the
     // thread computing it (after the in-place pass, which may have put a
     // whole chain in the matmul's own buffer).
     let mut read_outside = vec![false; n];
     for (_, id) in &g.outputs {
-        read_outside[root(&storage, *id).index()] = true;
+        read_outside[roots[id.index()].index()] = true;
     }
     for i in 0..n {
         if !live[i] {
             continue;
         }
         for x in &g.nodes[i].inputs {
-            let r = root(&storage, *x);
+            let r = roots[x.index()];
             if kernel_of[r.index()] != kernel_of[i] || kernel_of[i].is_none() {
                 read_outside[r.index()] = true;
             }
@@ -432,22 +537,20 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         kernels,
         storage,
         kernel_of,
+        roots,
     }
-}
-
-fn outside_use_by_output(g: &Graph, id: NodeId) -> bool {
-    g.outputs.iter().any(|(_, o)| *o == id)
 }
 
 /// The last kernel that reads each node's memory (through views too);
 /// `Some(kernels)` for outputs, which are read after the last kernel.
+/// `root` resolves a node to the node whose memory it reads.
 fn last_uses(
     g: &Graph,
     storage: &[Storage],
     kernel_of: &[Option<usize>],
     kernels: usize,
+    mut root: impl FnMut(NodeId) -> NodeId,
 ) -> Vec<Option<usize>> {
-    let root = |id: NodeId| root(storage, id);
     let mut last: Vec<Option<usize>> = vec![None; g.len()];
     for (i, node) in g.nodes.iter().enumerate() {
         if storage[i] == Storage::Unused {
@@ -509,8 +612,12 @@ fn bytes(g: &Graph, id: NodeId, batch: usize, scratch: bool) -> usize {
 pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
     let n = g.len();
     let kernels = plan.kernels.len();
-    let last = last_uses(g, &plan.storage, &plan.kernel_of, kernels);
-    let is_output = |id: usize| g.outputs.iter().any(|(_, o)| o.index() == id);
+    let last = last_uses(g, &plan.storage, &plan.kernel_of, kernels, |x| plan.root(x));
+    let mut outputs = vec![false; n];
+    for (_, o) in &g.outputs {
+        outputs[o.index()] = true;
+    }
+    let is_output = |id: usize| outputs[id];
     // (def, last, words, node, temporary) of every owned buffer.
     let mut bufs: Vec<(usize, usize, usize, usize, bool)> = Vec::new();
     for (i, &last_use) in last.iter().enumerate() {
@@ -571,12 +678,10 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
             words_total += words;
         }
     }
-    // Aliases share their root's place.
+    // Aliases share their root's place (in id order: an alias points to a
+    // lower id, whose place is already resolved).
     for i in 0..n {
-        if let Storage::Alias(mut r) = plan.storage[i] {
-            while let Storage::Alias(x) = plan.storage[r.index()] {
-                r = x;
-            }
+        if let Storage::Alias(r) = plan.storage[i] {
             offsets[i] = offsets[r.index()];
         }
     }
@@ -589,15 +694,25 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
         temp_bytes: if !reuse {
             bufs.iter().filter(|b| b.4).map(|b| b.2 * 8).sum()
         } else {
-            (0..kernels.max(1))
-                .map(|k| {
-                    bufs.iter()
-                        .filter(|b| b.4 && b.0 <= k && k <= b.1)
-                        .map(|b| b.2 * 8)
-                        .sum::<usize>()
-                })
-                .max()
-                .unwrap_or(0)
+            // A sweep over the kernels: each temporary is alive from its
+            // definition through its last use.
+            {
+                let span = kernels.max(1);
+                let mut delta = vec![0i64; span + 1];
+                for b in bufs.iter().filter(|b| b.4) {
+                    if b.0 <= b.1 && b.0 < span {
+                        delta[b.0] += (b.2 * 8) as i64;
+                        delta[(b.1 + 1).min(span)] -= (b.2 * 8) as i64;
+                    }
+                }
+                let mut alive = 0i64;
+                let mut most = 0i64;
+                for d in &delta[..span] {
+                    alive += d;
+                    most = most.max(alive);
+                }
+                most as usize
+            }
         },
     }
 }
