@@ -592,7 +592,7 @@ fn lower_row(
 }
 
 /// The row width of an elementwise member that can join a fused loop over
-/// the row: f32 lanes (the vector plan), a row of at least two values,
+/// the row: f32 lanes (the vector plan), a row of any width,
 /// and every operand either a row of the same width or one value per row.
 fn chain_width(g: &Graph, id: NodeId) -> Option<u64> {
     let node = g.node(id);
@@ -610,7 +610,7 @@ fn chain_width(g: &Graph, id: NodeId) -> Option<u64> {
             single(&t.shape.0)
         }
     });
-    (width >= 2 && row(&node.ty.shape) && operands_fit).then_some(width)
+    (width >= 1 && row(&node.ty.shape) && operands_fit).then_some(width)
 }
 
 /// How many members from the start of `ms` run as one fused loop (at
@@ -670,10 +670,11 @@ fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
     }
     let v4 = types::F32X4;
     let flags = MemFlagsData::new().with_notrap();
-    // One value per row: loaded and splat before the loop.
+    // One value per row: loaded and splat before the loop (which a row of
+    // fewer than four values does not have).
     let zero = kb.iconst(0);
     let mut splats: std::collections::HashMap<(usize, usize), Value> = Default::default();
-    for (m, ops) in srcs.iter().enumerate() {
+    for (m, ops) in srcs.iter().enumerate().filter(|_| width >= 4) {
         for (k, src) in ops.iter().enumerate() {
             if let Src::Buffer(p, false, _) = src {
                 let x = kb.load(*p, zero, DType::F32);
@@ -1201,23 +1202,30 @@ fn lower_matmul(
         });
         return;
     }
-    let span = kb.b.ins().isub(hi, lo);
-    let span_t = kb.b.ins().udiv_imm_u(span, TILE_ROWS as i64);
-    let span_t = kb.b.ins().imul_imm_s(span_t, TILE_ROWS as i64);
-    let m_t = kb.b.ins().iadd(lo, span_t);
     let n8 = kb.b.ins().band_imm_s(nv, !7);
-    for (start, end, rows) in [(lo, m_t, TILE_ROWS), (m_t, hi, 1)] {
-        kb.range(start, end, rows as i64, &mut |kb, i| {
-            matmul_strip(kb, pa, sa, pb, out, i, n8, kv, nv, rows);
-            let next = kb.b.ins().iadd_imm_s(i, rows as i64);
-            kb.range(i, next, 1, &mut |kb, r| {
-                kb.range(n8, nv, 1, &mut |kb, j| {
-                    scalar_dot(kb, pa, sa, pb, out, r, j, kv, nv, d)
+    // Blocks of `TILE_ROWS` rows: a full block is one strip of 4, the last
+    // (short) one strips of 1 (loops of one trip or none, so that the
+    // epilogue, often most of the kernel's code, is emitted only once).
+    kb.range(lo, hi, TILE_ROWS as i64, &mut |kb, i| {
+        let full = kb.b.ins().iadd_imm_s(i, TILE_ROWS as i64);
+        let next = kb.b.ins().smin(full, hi);
+        let whole = kb.b.ins().isub(next, i);
+        let whole = kb.b.ins().udiv_imm_u(whole, TILE_ROWS as i64);
+        let whole = kb.b.ins().imul_imm_s(whole, TILE_ROWS as i64);
+        let tiled = kb.b.ins().iadd(i, whole);
+        for (start, end, rows) in [(i, tiled, TILE_ROWS), (tiled, next, 1)] {
+            kb.range(start, end, rows as i64, &mut |kb, r0| {
+                matmul_strip(kb, pa, sa, pb, out, r0, n8, kv, nv, rows);
+                let r1 = kb.b.ins().iadd_imm_s(r0, rows as i64);
+                kb.range(r0, r1, 1, &mut |kb, r| {
+                    kb.range(n8, nv, 1, &mut |kb, j| {
+                        scalar_dot(kb, pa, sa, pb, out, r, j, kv, nv, d)
+                    });
                 });
             });
-            epilogue(kb, i, next);
-        });
-    }
+        }
+        epilogue(kb, i, next);
+    });
 }
 
 /// The f32 math of `math.rs`, emitted inline (same operation order), on
