@@ -635,24 +635,26 @@ fn chain(g: &Graph, ms: &[NodeId]) -> Option<(usize, u64)> {
 fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
     let pos: std::collections::HashMap<NodeId, usize> =
         chain.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let stored: Vec<Option<Value>> = chain
+    // Buffer pointers are loaded where they are used (the table's loads
+    // are hoisted out of loops): loaded up front, a long chain's pointers
+    // would all be live at once, and register allocation grows with that.
+    let stored: Vec<bool> = chain
         .iter()
         .enumerate()
         .map(|(i, id)| {
             // Read by a node that is not a later member of the chain.
             let uses = kb.uses;
-            let outside = uses.output[id.index()]
+            uses.output[id.index()]
                 || uses.readers[id.index()]
                     .iter()
-                    .any(|r| pos.get(r).is_none_or(|p| *p <= i));
-            outside.then(|| kb.buf(*id))
+                    .any(|r| pos.get(r).is_none_or(|p| *p <= i))
         })
         .collect();
     // Each member's operands: a chain member (by position), or a buffer
     // read along the row (`true`) or once per row (`false`).
     enum Src {
         Member(usize),
-        Buffer(Value, bool, DType),
+        Buffer(NodeId, bool, DType),
     }
     let mut srcs: Vec<Vec<Src>> = Vec::new();
     for id in chain {
@@ -663,7 +665,7 @@ fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
         for ((x, t), contiguous) in node.inputs.iter().zip(&ins).zip(plan) {
             v.push(match pos.get(x) {
                 Some(p) => Src::Member(*p),
-                None => Src::Buffer(kb.buf(*x), contiguous, t.dtype),
+                None => Src::Buffer(*x, contiguous, t.dtype),
             });
         }
         srcs.push(v);
@@ -676,8 +678,9 @@ fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
     let mut splats: std::collections::HashMap<(usize, usize), Value> = Default::default();
     for (m, ops) in srcs.iter().enumerate().filter(|_| width >= 4) {
         for (k, src) in ops.iter().enumerate() {
-            if let Src::Buffer(p, false, _) = src {
-                let x = kb.load(*p, zero, DType::F32);
+            if let Src::Buffer(x, false, _) = src {
+                let p = kb.buf(*x);
+                let x = kb.load(p, zero, DType::F32);
                 let v = kb.b.ins().splat(v4, x);
                 splats.insert((m, k), v);
             }
@@ -692,15 +695,17 @@ fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
             for (k, src) in srcs[m].iter().enumerate() {
                 operands.push(match src {
                     Src::Member(p) => vals[*p],
-                    Src::Buffer(p, true, _) => {
-                        let a = kb.addr(*p, j, DType::F32);
+                    Src::Buffer(x, true, _) => {
+                        let p = kb.buf(*x);
+                        let a = kb.addr(p, j, DType::F32);
                         kb.b.ins().load(v4, flags, a, 0)
                     }
                     Src::Buffer(_, false, _) => splats[&(m, k)],
                 });
             }
             let v = vector_op(kb.b, &g.node(*id).op, &operands);
-            if let Some(out) = stored[m] {
+            if stored[m] {
+                let out = kb.buf(*id);
                 let a = kb.addr(out, j, DType::F32);
                 kb.b.ins().store(flags, v, a, 0);
             }
@@ -716,14 +721,16 @@ fn lower_chain(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
             for src in &srcs[m] {
                 operands.push(match src {
                     Src::Member(p) => vals[*p],
-                    Src::Buffer(p, contiguous, d) => {
+                    Src::Buffer(x, contiguous, d) => {
+                        let p = kb.buf(*x);
                         let at = if *contiguous { j } else { kb.iconst(0) };
-                        kb.load(*p, at, *d)
+                        kb.load(p, at, *d)
                     }
                 });
             }
             let v = scalar_op(kb, &g.node(*id).op, &operands);
-            if let Some(out) = stored[m] {
+            if stored[m] {
+                let out = kb.buf(*id);
                 kb.store(out, j, g.ty(*id).dtype, v);
             }
             vals.push(v);
