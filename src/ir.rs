@@ -253,12 +253,64 @@ pub struct Graph {
     /// For nodes autodiff added: the forward node whose derivative rule
     /// created them (printed as `d(%k op)`).
     pub grad_of: HashMap<NodeId, NodeId>,
-    intern: HashMap<(Op, Vec<NodeId>, Type), NodeId>,
+    intern: HashMap<(Op, Vec<NodeId>, Type), NodeId, FastHash>,
+}
+
+/// The interning table's hasher: FxHash's multiply-rotate, a few times
+/// faster than SipHash on these small keys. The keys are the compiler's
+/// own nodes, not input an attacker chooses, so SipHash's resistance to
+/// collisions is not needed; each pass rebuilds the graph, so hashing is
+/// a large share of compiling a long program.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+/// See [`FastHash`].
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Graph {
     pub fn new() -> Graph {
         Graph::default()
+    }
+
+    /// An empty graph with room for `n` nodes (a pass rebuilding a graph
+    /// of `n` nodes).
+    pub fn with_capacity(n: usize) -> Graph {
+        let mut g = Graph::default();
+        g.nodes.reserve(n);
+        g.intern.reserve(n);
+        g
     }
 
     pub fn node(&self, id: NodeId) -> &Node {

@@ -13,7 +13,7 @@ pub type Rule<'a> = dyn FnMut(&mut Graph, &Node, &[NodeId]) -> Option<NodeId> + 
 /// `grad_of` annotations follow their nodes. `keep(i)` = false drops node
 /// `i` (dead-code elimination); inputs are always kept.
 pub fn rebuild(g: &Graph, keep: &dyn Fn(usize) -> bool, rule: &mut Rule) -> Graph {
-    let mut ng = Graph::new();
+    let mut ng = Graph::with_capacity(g.len());
     ng.literals = g.literals.clone();
     let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
     for (i, node) in g.nodes.iter().enumerate() {
