@@ -253,7 +253,23 @@ pub struct Graph {
     /// For nodes autodiff added: the forward node whose derivative rule
     /// created them (printed as `d(%k op)`).
     pub grad_of: HashMap<NodeId, NodeId>,
-    intern: HashMap<(Op, Vec<NodeId>, Type), NodeId, FastHash>,
+    /// Interning without copies of the keys: the hash of a node's (op,
+    /// inputs, type) → the first node with that hash; `same_hash[i]` links
+    /// node i to the next node with its hash (or `NONE`).
+    intern: HashMap<u64, u32, FastHash>,
+    same_hash: Vec<u32>,
+}
+
+/// The end of a `same_hash` chain.
+const NONE: u32 = u32::MAX;
+
+fn key_hash(op: &Op, inputs: &[NodeId], ty: &Type) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = FastHash.build_hasher();
+    op.hash(&mut h);
+    inputs.hash(&mut h);
+    ty.hash(&mut h);
+    h.finish()
 }
 
 /// The interning table's hasher: FxHash's multiply-rotate, a few times
@@ -309,8 +325,49 @@ impl Graph {
     pub fn with_capacity(n: usize) -> Graph {
         let mut g = Graph::default();
         g.nodes.reserve(n);
+        g.same_hash.reserve(n);
         g.intern.reserve(n);
         g
+    }
+
+    /// The node already in the graph with this op, these inputs and this
+    /// type, if any (common-subexpression elimination asks).
+    pub fn existing(&self, op: &Op, inputs: &[NodeId], ty: &Type) -> Option<NodeId> {
+        self.find(key_hash(op, inputs, ty), op, inputs, ty)
+    }
+
+    /// The first node equal to (op, inputs, ty), whose key hashes to `h`.
+    fn find(&self, h: u64, op: &Op, inputs: &[NodeId], ty: &Type) -> Option<NodeId> {
+        let mut i = *self.intern.get(&h)?;
+        while i != NONE {
+            let n = &self.nodes[i as usize];
+            if n.op == *op && n.inputs == inputs && n.ty == *ty {
+                return Some(NodeId(i));
+            }
+            i = self.same_hash[i as usize];
+        }
+        None
+    }
+
+    /// Appends `node`, interned under `h` (after the first node of that
+    /// hash, which stays the one `find` meets first); `h` is `None` for
+    /// function inputs, which are never shared.
+    fn append(&mut self, node: Node, h: Option<u64>) -> NodeId {
+        let id = self.nodes.len() as u32;
+        self.nodes.push(node);
+        self.same_hash.push(NONE);
+        if let Some(h) = h {
+            match self.intern.get(&h) {
+                Some(&head) => {
+                    self.same_hash[id as usize] = self.same_hash[head as usize];
+                    self.same_hash[head as usize] = id;
+                }
+                None => {
+                    self.intern.insert(h, id);
+                }
+            }
+        }
+        NodeId(id)
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -341,44 +398,41 @@ impl Graph {
     ) -> Result<NodeId, IrError> {
         let types: Vec<&Type> = inputs.iter().map(|&i| self.ty(i)).collect();
         let ty = op::infer(&op, &types, out.as_ref())?;
-        let key = (op, inputs.to_vec(), ty);
-        if let Some(&id) = self.intern.get(&key) {
+        let h = key_hash(&op, inputs, &ty);
+        if let Some(id) = self.find(h, &op, inputs, &ty) {
             return Ok(id);
         }
-        let id = NodeId(self.nodes.len() as u32);
-        let (op, inputs, ty) = key.clone();
-        self.nodes.push(Node {
-            op,
-            inputs,
-            ty,
-            span,
-        });
-        self.intern.insert(key, id);
-        Ok(id)
+        Ok(self.append(
+            Node {
+                op,
+                inputs: inputs.to_vec(),
+                ty,
+                span,
+            },
+            Some(h),
+        ))
     }
 
     /// Appends `node` as it is (no shape inference, no sharing): for
     /// rewrites that copy an already checked node with new inputs.
     pub fn push(&mut self, node: Node) -> NodeId {
-        let id = NodeId(self.nodes.len() as u32);
-        self.intern
-            .entry((node.op.clone(), node.inputs.clone(), node.ty.clone()))
-            .or_insert(id);
-        self.nodes.push(node);
-        id
+        let h = key_hash(&node.op, &node.inputs, &node.ty);
+        self.append(node, Some(h))
     }
 
     /// Adds a function input of type `ty`.
     pub fn input(&mut self, name: &str, role: Role, ty: Type, span: Span) -> NodeId {
         let index = self.inputs.len() as u32;
-        let id = NodeId(self.nodes.len() as u32);
         // Inputs are never interned: two inputs of one type are different values.
-        self.nodes.push(Node {
-            op: Op::Input(index),
-            inputs: Vec::new(),
-            ty,
-            span,
-        });
+        let id = self.append(
+            Node {
+                op: Op::Input(index),
+                inputs: Vec::new(),
+                ty,
+                span,
+            },
+            None,
+        );
         self.inputs.push(InputInfo {
             name: name.to_string(),
             role,
@@ -403,20 +457,19 @@ impl Graph {
         };
         let op = Op::Const(stored.to_bits());
         let ty = Type::scalar(dtype);
-        let key = (op, Vec::new(), ty);
-        if let Some(&id) = self.intern.get(&key) {
+        let h = key_hash(&op, &[], &ty);
+        if let Some(id) = self.find(h, &op, &[], &ty) {
             return id;
         }
-        let id = NodeId(self.nodes.len() as u32);
-        let (op, inputs, ty) = key.clone();
-        self.nodes.push(Node {
-            op,
-            inputs,
-            ty,
-            span,
-        });
-        self.intern.insert(key, id);
-        id
+        self.append(
+            Node {
+                op,
+                inputs: Vec::new(),
+                ty,
+                span,
+            },
+            Some(h),
+        )
     }
 
     /// A tensor literal (values row-major).

@@ -171,13 +171,20 @@ pub fn train_run(
         .unwrap_or(s.seed);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
     // Refuse, before allocating anything, a run whose buffers cannot fit.
-    if let Some(g) = training_step(run) {
+    // The step it will compile (with its gradients as outputs under
+    // --grad-norms); a closed-form run has none.
+    let step_graph = if opts.grad_norms {
+        training_step(run)
+    } else {
+        crate::step::training_step_without_grads(run)
+    };
+    if let Some(g) = &step_graph {
         crate::memory::check(
             &format!(
                 "run {}, with its parameters, gradients, one batch's activations and its data,",
                 run.name
             ),
-            crate::jit::estimate_bytes(&g, batch) + data.bytes_estimate(),
+            crate::jit::estimate_bytes(g, batch) + data.bytes_estimate(),
         )?;
     }
     let parts = crate::data::load::load(data, seed)?;
@@ -248,12 +255,7 @@ pub fn train_run(
         return Ok(());
     };
     let lr = opts.lr.unwrap_or(lr);
-    let step_graph = if opts.grad_norms {
-        training_step(run)
-    } else {
-        crate::step::training_step_without_grads(run)
-    }
-    .ok_or("no training step")?;
+    let step_graph = step_graph.ok_or("no training step")?;
     let start = Instant::now();
     let passes = if opts.no_opt {
         crate::opt::Passes::none()
