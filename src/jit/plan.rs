@@ -203,6 +203,12 @@ impl Roots {
     }
 }
 
+/// The most nodes one kernel takes: Cranelift's register allocation grows
+/// faster than linearly in a function's size, so a program of thousands of
+/// row-local steps compiles as several kernels (each value crossing a
+/// boundary goes through memory once) rather than as one huge function.
+const MAX_MEMBERS: usize = 512;
+
 /// Groups the live nodes of `g` into kernels and decides their storage.
 pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let live = crate::ir::print::live_nodes(g);
@@ -281,7 +287,8 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
                 (!member || row) && roles[gi].get(x).is_none_or(|r| *r == row)
             });
             let waits = sources.iter().any(|k| *k != gi && deps[*k].contains(&gi));
-            group_axis[gi] == axis && agrees && !waits
+            let room = groups[gi].len() < MAX_MEMBERS;
+            group_axis[gi] == axis && agrees && !waits && room
         };
         let target = match axis {
             Some(_) => (groups.len().saturating_sub(SEARCH)..groups.len())
@@ -641,22 +648,29 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
     let mut offsets: Vec<Option<usize>> = vec![None; n];
     let mut words_total = 0;
     if reuse {
-        // Process by definition; free blocks of buffers dead before it.
+        // Leaves (inputs, constants) live from before the first kernel to
+        // the end: they go first, one after another.
+        let mut base = 0;
+        for &(_, _, words, i, _) in &bufs {
+            if plan.kernel_of[i].is_none() {
+                offsets[i] = Some(base);
+                base += words;
+            }
+        }
+        words_total = base;
+        // The others by definition, each in the best-fitting gap between
+        // the blocks still live (sorted by offset); a block dead before a
+        // definition is dropped, since definitions only move on.
         bufs.sort_by_key(|b| (b.0, b.3));
-        let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (off, words, end)
+        let mut live: Vec<(usize, usize, usize)> = Vec::new(); // (off, words, end)
         for &(def, end, words, i, _) in &bufs {
-            let leaf = plan.kernel_of[i].is_none();
-            // Live blocks overlap in time with this one.
-            let mut busy: Vec<(usize, usize)> = placed
-                .iter()
-                .filter(|(_, _, e)| leaf || *e >= def)
-                .map(|(o, w, _)| (*o, *w))
-                .collect();
-            busy.sort();
-            // The best-fitting gap between busy blocks.
+            if plan.kernel_of[i].is_none() {
+                continue;
+            }
+            live.retain(|(_, _, e)| *e >= def);
             let mut best: Option<(usize, usize)> = None; // (gap, off)
-            let mut at = 0;
-            for (o, w) in &busy {
+            let mut at = base;
+            for (o, w, _) in &live {
                 if *o >= at + words {
                     let gap = o - at;
                     if best.is_none_or(|(g, _)| gap < g) {
@@ -666,9 +680,8 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
                 at = at.max(o + w);
             }
             let off = best.map_or(at, |(_, o)| o);
-            // Leaves (inputs, constants) live from before the first kernel.
-            let end = if leaf { usize::MAX } else { end };
-            placed.push((off, words, end));
+            let k = live.partition_point(|(o, _, _)| *o < off);
+            live.insert(k, (off, words, end));
             offsets[i] = Some(off);
             words_total = words_total.max(off + words);
         }
