@@ -1280,3 +1280,32 @@ fn repl_arguments_known_when_compiled_are_checked() {
         fails_with(&dir, &["check", &p], &["some weight > 0"]);
     }
 }
+
+#[test]
+fn a_constant_shared_by_forward_and_backward_passes_through_the_optimizer() {
+    // Found by tests/fuzz_commands: `-1.0 - mean(output)` made a rule
+    // return the constant −1 (interned before the forward node it was a
+    // derivative of), and the next pass indexed past its node map (exit 3).
+    let dir = scratch("fuzzfound");
+    let csv = root().join("programs/data/breast_cancer.csv");
+    for loss in [
+        "-1.0 - mean(output)",
+        "-1 - mean(output)",
+        "2.0 * (-1.0 - mean(output * output))",
+    ] {
+        let src = format!(
+            "data d = csv(\"{}\", label = \"target\", classes = 2, standardize = true)\n\
+             model m(x: f32[B, D]) -> f32[B, 2] {{\n    param W: f32[D, 2] = zeros\n    x @ W\n}}\n\
+             train m on d {{\n    loss = {loss}\n    optimizer = sgd(lr = 0.01)\n    epochs = 1\n}}\n",
+            csv.display()
+        );
+        std::fs::write(dir.join("p.dl"), src).expect("program");
+        for args in [
+            &["ir", "p.dl", "--stage", "kernels"][..],
+            &["train", "p.dl"][..],
+        ] {
+            let out = dlc_in(&dir, args);
+            assert_eq!(out.status.code(), Some(0), "{loss}: {}", text(&out.stderr));
+        }
+    }
+}

@@ -38,10 +38,17 @@ pub fn rebuild(g: &Graph, keep: &dyn Fn(usize) -> bool, rule: &mut Rule) -> Grap
                 span: node.span,
             }),
         };
-        if let Some(f) = g.grad_of.get(&NodeId(i as u32)) {
-            let (new, fwd) = (id, map[f.index()]);
-            if fwd.0 != u32::MAX && !matches!(ng.node(new).op, Op::Input(_)) {
-                ng.grad_of.entry(new).or_insert(fwd);
+        // The annotation follows a backward node when its forward node came
+        // before it. A rule may return an older node (a constant interned
+        // earlier) than the forward node's copy: annotating it would point
+        // forward in the graph, so it is left without one.
+        if let Some(&fwd) = g
+            .grad_of
+            .get(&NodeId(i as u32))
+            .and_then(|f| map.get(f.index()))
+        {
+            if fwd.0 != u32::MAX && fwd.0 < id.0 && !matches!(ng.node(id).op, Op::Input(_)) {
+                ng.grad_of.entry(id).or_insert(fwd);
             }
         }
         map.push(id);
