@@ -127,16 +127,25 @@ impl Report {
 /// (biases ~ N(0, 0.25)), features ~ N(0, 1), labels uniform over the
 /// classes or ~ N(0, 1) targets, step 3.
 pub fn random_inputs(g: &Graph, data: Option<&DataSpec>, batch: usize, seed: u64) -> Vec<Tensor> {
-    let classes = g
-        .outputs
-        .iter()
-        .find(|(n, _)| n == "output")
-        .and_then(|(_, id)| g.ty(*id).shape.0.last().copied())
-        .and_then(|d| match d {
-            Dim::Fixed(n) => Some(n),
-            Dim::Batch => None,
+    // The data's class count; else the output's width (at least 2: one
+    // logit stands for two classes).
+    let from_data = match data.map(|d| &d.label) {
+        Some(LabelKind::Class { classes: Some(c) }) => Some(*c),
+        _ => None,
+    };
+    let classes = from_data
+        .or_else(|| {
+            g.outputs
+                .iter()
+                .find(|(n, _)| n == "output")
+                .and_then(|(_, id)| g.ty(*id).shape.0.last().copied())
+                .and_then(|d| match d {
+                    Dim::Fixed(n) => Some(n),
+                    Dim::Batch => None,
+                })
         })
-        .unwrap_or(2);
+        .unwrap_or(2)
+        .max(2);
     g.inputs
         .iter()
         .enumerate()
