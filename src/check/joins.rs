@@ -245,48 +245,31 @@ fn cumsum(lw: &mut Lowerer, x: NodeId, axis: usize, span: Span, sx: Span) -> Opt
         v = lw.prim(Op::Transpose { perm: perm.clone() }, &[v], None, span, &[])?;
     }
     let vt = lw.g.ty(v).clone();
-    let rows: Vec<Dim> = vt.shape.0[..rank - 1].to_vec();
-    let flat_rows = match rows.iter().try_fold(1u64, |a, d| match d {
+    // [rows…, n] → [r, n]: the leading axes flattened, which needs them
+    // all fixed, unless B is the only one (then it is r itself).
+    let rows = &vt.shape.0[..rank - 1];
+    let two_d = if rows.len() <= 1 {
+        v
+    } else if let Some(r) = rows.iter().try_fold(1u64, |a, d| match d {
         Dim::Fixed(k) => Some(a * k),
         Dim::Batch => None,
     }) {
-        Some(r) => Dim::Fixed(r),
-        None if rows.iter().filter(|d| **d == Dim::Batch).count() == 1 => Dim::Batch,
-        None => {
-            lw.error(
-                Diagnostic::new(Code::ShapeMismatch, "cumsum of this shape is not supported")
-                    .label(sx, format!("this is {t}")),
-            );
-            return None;
-        }
-    };
-    // [rows…, n] → [r, n] (B stays the one symbolic row count when the
-    // other leading axes are fixed and B is among them, which reshape
-    // allows only as the whole).
-    let two_d = if rows.len() == 1 {
-        v
-    } else {
-        let r = match flat_rows {
-            Dim::Fixed(_) => flat_rows,
-            Dim::Batch if rows.len() == 1 => Dim::Batch,
-            Dim::Batch => {
-                lw.error(
-                    Diagnostic::new(
-                        Code::ShapeMismatch,
-                        "cumsum of a tensor with B and other leading axes is not supported",
-                    )
-                    .label(sx, format!("this is {t}")),
-                );
-                return None;
-            }
-        };
         lw.prim(
             Op::Reshape,
             &[v],
-            Some(Type::new(work, Shape(vec![r, Dim::Fixed(n)]))),
+            Some(Type::new(work, Shape::fixed(&[r, n]))),
             span,
             &[],
         )?
+    } else {
+        lw.error(
+            Diagnostic::new(
+                Code::ShapeMismatch,
+                "cumsum of a tensor with B and other leading axes is not supported",
+            )
+            .label(sx, format!("this is {t}")),
+        );
+        return None;
     };
     let tri = upper_ones(lw, n, work, span)?;
     let summed = if rank == 1 {
