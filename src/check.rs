@@ -10,15 +10,18 @@
 //! Stages after the checker may assume a well-typed graph; a failure there
 //! is a compiler bug.
 
+mod args;
 pub mod builtins;
 pub mod composite;
 mod constructors;
 pub mod consts;
 pub mod data;
+mod expr;
 mod index;
 mod joins;
 mod losses;
 pub mod lower;
+mod params;
 pub mod run;
 pub mod settings;
 

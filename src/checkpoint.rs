@@ -3,7 +3,8 @@
 //! written atomically: a temporary file beside the target, fsync, rename.
 //!
 //! Tensors are named `param.NAME` (f32, the parameter's shape; dense weights
-//! keep d2l's `[n_in, n_out]` layout) and `velocity.NAME` (momentum).
+//! keep d2l's `[n_in, n_out]` layout) and `SLOT.NAME` for the optimizer's
+//! state (`velocity.NAME`, momentum; see `optim::Slot`).
 //! The metadata holds the run, the program's hash, the epoch, the step and
 //! the seed.
 
@@ -29,7 +30,9 @@ pub struct Checkpoint {
     pub seed: u64,
     /// Per parameter, in the run's order: values (row-major).
     pub params: Vec<Vec<f64>>,
-    pub velocity: Vec<Vec<f64>>,
+    /// The optimizer's state: per parameter, one tensor per slot its rule
+    /// keeps (empty when it keeps none, or the checkpoint holds none).
+    pub state: Vec<Vec<f64>>,
 }
 
 /// A stable hash of the program text (hex).
@@ -49,6 +52,7 @@ fn f32_bytes(v: &[f64]) -> Vec<u8> {
 
 /// Writes `ck` for `run` to `path` atomically.
 pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
+    let slots = slots(run);
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, p) in run.params.iter().enumerate() {
         let shape = concrete(&p.ty.shape, 1);
@@ -57,8 +61,14 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
             shape.clone(),
             f32_bytes(&ck.params[i]),
         ));
-        if let Some(v) = ck.velocity.get(i) {
-            owned.push((format!("velocity.{}", p.name), shape, f32_bytes(v)));
+        for (k, slot) in slots.iter().enumerate() {
+            if let Some(v) = ck.state.get(i * slots.len() + k) {
+                owned.push((
+                    format!("{}.{}", slot.name, p.name),
+                    shape.clone(),
+                    f32_bytes(v),
+                ));
+            }
         }
     }
     let mut views = Vec::new();
@@ -251,8 +261,9 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
                 .collect(),
         ))
     };
+    let slots = slots(run);
     let mut params = Vec::new();
-    let mut velocity = Vec::new();
+    let mut state = Vec::new();
     for p in &run.params {
         let shape = concrete(&p.ty.shape, 1);
         let key = format!("param.{}", p.name);
@@ -267,15 +278,19 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
                 ))
             }
         }
-        if let Some(v) = read(&format!("velocity.{}", p.name), &shape)? {
-            velocity.push(v);
+        for slot in slots {
+            if let Some(v) = read(&format!("{}.{}", slot.name, p.name), &shape)? {
+                state.push(v);
+            }
         }
     }
     for (name, _) in st.tensors() {
-        let known = run
-            .params
-            .iter()
-            .any(|p| name == format!("param.{}", p.name) || name == format!("velocity.{}", p.name));
+        // A parameter, or any optimizer's state of one (another optimizer's
+        // is ignored: a run may change its optimizer).
+        let known = run.params.iter().any(|p| {
+            name == format!("param.{}", p.name)
+                || crate::optim::all_slots().any(|s| name == format!("{}.{}", s.name, p.name))
+        });
         if !known {
             return Err(format!(
                 "checkpoint {} does not fit run {}: it has `{name}`, which the program does not declare",
@@ -291,17 +306,24 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             run.name
         )));
     }
-    if !velocity.is_empty() && velocity.len() != params.len() {
-        let missing: Vec<&str> = run
-            .params
-            .iter()
-            .filter(|p| st.tensor(&format!("velocity.{}", p.name)).is_err())
-            .map(|p| p.name.as_str())
-            .collect();
-        return Err(bad(format!(
-            "it holds the momentum of only some parameters (none for {})",
-            missing.join(", ")
-        )));
+    // The optimizer's state is all there or not at all (then it starts at
+    // zero).
+    if !state.is_empty() && state.len() != params.len() * slots.len() {
+        for slot in slots {
+            let missing: Vec<&str> = run
+                .params
+                .iter()
+                .filter(|p| st.tensor(&format!("{}.{}", slot.name, p.name)).is_err())
+                .map(|p| p.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(bad(format!(
+                    "it holds the {} of only some parameters (none for {})",
+                    slot.what,
+                    missing.join(", ")
+                )));
+            }
+        }
     }
     Ok(Checkpoint {
         run: saved_by.clone(),
@@ -310,6 +332,11 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         step,
         seed,
         params,
-        velocity,
+        state,
     })
+}
+
+/// The state slots the run's optimizer keeps per parameter.
+fn slots(run: &Run) -> &'static [crate::optim::Slot] {
+    run.settings.chosen().map_or(&[], |c| c.slots())
 }

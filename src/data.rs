@@ -9,3 +9,4 @@
 pub mod load;
 pub mod meta;
 pub mod synthetic;
+pub mod table;

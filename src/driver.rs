@@ -818,7 +818,7 @@ fn label_text(d: &crate::check::data::DataSpec, y: f64) -> String {
 /// The first `n` training samples drawn as a grid of labelled images.
 fn draw_samples(
     d: &crate::check::data::DataSpec,
-    t: &crate::data::synthetic::Table,
+    t: &crate::data::table::Table,
     n: usize,
     path: &Path,
 ) -> Result<String, String> {
@@ -857,7 +857,7 @@ fn draw_samples(
 /// eight, for wide samples).
 fn sample_rows(
     d: &crate::check::data::DataSpec,
-    t: &crate::data::synthetic::Table,
+    t: &crate::data::table::Table,
     n: usize,
 ) -> String {
     let n = n.min(t.len());

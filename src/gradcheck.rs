@@ -175,7 +175,7 @@ pub fn random_inputs(g: &Graph, data: Option<&DataSpec>, batch: usize, seed: u64
                 },
                 Role::Step => vec![3.0],
                 Role::Hyper => vec![0.1],
-                Role::Features | Role::Value | Role::Velocity => normal(1.0),
+                Role::Features | Role::Value | Role::State(_) => normal(1.0),
             };
             Tensor::new(t.dtype, shape, data)
         })

@@ -196,8 +196,9 @@ pub enum Role {
     /// A hyper-parameter given at run time (the learning rate), so changing
     /// it does not recompile.
     Hyper,
-    /// Optimizer state carried between steps (a parameter's momentum).
-    Velocity,
+    /// Optimizer state carried between steps, by its slot's name
+    /// ([`crate::optim::Slot`]: `velocity`, a parameter's momentum).
+    State(&'static str),
 }
 
 #[derive(Clone, Debug, PartialEq)]

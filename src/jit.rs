@@ -327,7 +327,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         // The same kernel with its matmul done by the `gemm` crate: only
         // the epilogue (the group's other members) is JIT code.
         let gemm = match GemmCall::of(g, &plan, first) {
-            Some(mut call) if headed => match sgd_update(g, &plan, &em.uses, first, members) {
+            Some(mut call) if headed => match fold_update(g, &plan, &em.uses, first, members) {
                 Some(u) => {
                     call.update = Some(u);
                     Some((call, None))
@@ -544,7 +544,7 @@ pub struct Update {
 /// place, with nothing else reading M or the partial products: then gemm
 /// computes W − s·M in one pass over W (`dst := dst + (−s)·a·b`), and
 /// neither the gradient nor the epilogue is stored.
-fn sgd_update(
+fn fold_update(
     g: &Graph,
     plan: &plan::Plan,
     uses: &lower::Uses,

@@ -1,23 +1,19 @@
 //! The training step and the eval function of a run, as IR functions.
 //!
 //! The training step takes the parameters, a batch (`x`, `label`), the step
-//! counter, the learning rate and (with momentum) each parameter's velocity,
-//! and returns the loss, the batch's metric sums, each parameter's gradient,
-//! the updated parameters and velocities. Gradients come from
-//! [`autodiff::grad`]; the update is SGD:
-//!
-//! ```text
-//! v ← μ·v + g                    (with momentum μ; otherwise v = g)
-//! w ← w − η·v                    (no decay, or decay in the loss as λ/2·‖w‖²)
-//! w ← (1 − ηλ)·w − η·v           (decoupled weight decay)
-//! ```
+//! counter, the learning rate and the optimizer's state (with momentum,
+//! each parameter's velocity), and returns the loss, the batch's metric
+//! sums, each parameter's gradient, the updated parameters and state.
+//! Gradients come from [`autodiff::grad`], the update from the run's
+//! optimizer rule ([`optim`]).
 //!
 //! The eval function is the model without dropout: loss, output and the
 //! metric sums, no gradients and no update.
 
 use crate::autodiff::{self, add};
-use crate::check::run::{DecayForm, Metric, Optimizer, Run};
+use crate::check::run::{Metric, Run};
 use crate::ir::{CmpOp, DType, Dim, Graph, NodeId, Op, Role, Shape, Type};
+use crate::optim;
 use crate::span::Span;
 
 /// The output names of the metric sums, per metric.
@@ -120,19 +116,13 @@ fn add_metrics(g: &mut Graph, run: &Run) {
     }
 }
 
-/// The training step of `run` (SGD runs only; `closed_form` has none).
+/// The training step of `run` (a rule's runs only; `closed_form` has
+/// none): the run's train function, its metric sums, the gradients from
+/// [`autodiff::grad`] and the update [`optim::apply`] builds.
 pub fn training_step(run: &Run) -> Option<Graph> {
-    let Optimizer::Sgd { momentum, .. } = run.settings.optimizer else {
-        return None;
-    };
+    let chosen = run.settings.chosen()?;
     let mut g = run.train.clone();
     let loss = output(&g, "loss")?;
-    let span = run
-        .train
-        .nodes
-        .get(loss.index())
-        .map(|n| n.span)
-        .unwrap_or_default();
     let params: Vec<(String, NodeId)> = g
         .inputs
         .iter()
@@ -140,63 +130,16 @@ pub fn training_step(run: &Run) -> Option<Graph> {
         .map(|i| (i.name.clone(), i.node))
         .collect();
     let lr = g.input("lr", Role::Hyper, Type::scalar(DType::F32), Span::default());
-    let velocities: Vec<Option<NodeId>> = params
-        .iter()
-        .map(|(name, p)| {
-            (momentum > 0.0).then(|| {
-                let t = g.ty(*p).clone();
-                g.input(name, Role::Velocity, t, Span::default())
-            })
-        })
-        .collect();
+    let state = optim::state_inputs(&mut g, chosen, &params);
     add_metrics(&mut g, run);
     let wrt: Vec<NodeId> = params.iter().map(|(_, p)| *p).collect();
     let grads = autodiff::grad(&mut g, loss, &wrt);
-    let decay = run.settings.weight_decay.as_ref();
-    let mut updates = Vec::new();
-    for (((name, w), gw), v) in params.iter().zip(&grads).zip(&velocities) {
-        let dt = g.ty(*w).dtype;
-        let sp = g.node(*w).span;
-        let lr_t = if dt == DType::F32 {
-            lr
-        } else {
-            add(&mut g, Op::Cast, &[lr], Some(Type::scalar(dt)), sp)
-        };
-        // v ← μ·v + g
-        let upd = match v {
-            Some(v) => {
-                let mu = g.constant(momentum, dt, sp);
-                let mv = add(&mut g, Op::Mul, &[*v, mu], None, sp);
-                let nv = add(&mut g, Op::Add, &[mv, *gw], None, sp);
-                updates.push((format!("velocity {name}"), nv));
-                nv
-            }
-            None => *gw,
-        };
-        let step = add(&mut g, Op::Mul, &[lr_t, upd], None, sp);
-        let nstep = add(&mut g, Op::Neg, &[step], None, sp);
-        let decoupled = decay
-            .filter(|d| d.form == DecayForm::Decoupled && d.params.contains(name))
-            .map(|d| d.lambda);
-        let kept = match decoupled {
-            // (1 − ηλ)·w
-            Some(lambda) => {
-                let l = g.constant(lambda, dt, sp);
-                let lrl = add(&mut g, Op::Mul, &[lr_t, l], None, sp);
-                let nlrl = add(&mut g, Op::Neg, &[lrl], None, sp);
-                let one = g.constant(1.0, dt, sp);
-                let f = add(&mut g, Op::Add, &[one, nlrl], None, sp);
-                add(&mut g, Op::Mul, &[*w, f], None, sp)
-            }
-            None => *w,
-        };
-        let nw = add(&mut g, Op::Add, &[kept, nstep], None, sp);
-        updates.push((name.clone(), nw));
+    let updates = optim::apply(&mut g, chosen, &params, &state, lr, &grads);
+    for ((name, _), gw) in params.iter().zip(&grads) {
         g.outputs.push((format!("grad {name}"), *gw));
     }
     g.outputs.retain(|(n, _)| n != "output");
     g.outputs.extend(updates);
-    let _ = span;
     Some(g)
 }
 

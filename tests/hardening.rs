@@ -102,6 +102,34 @@ train logistic on cancer {{
 }
 
 #[test]
+fn a_k_fold_ensemble_of_one_logit_models_predicts_by_the_sign() {
+    // The fold models' average logit predicts class 1 where it is positive
+    // (as `acc` counts for one model), not the argmax of one column, which
+    // is always class 0.
+    let dir = scratch("binary_kfold");
+    let prog = one_logit(
+        &dir,
+        "binary_cross_entropy(output, label)",
+        1,
+        "[loss, acc]",
+    );
+    let src = std::fs::read_to_string(&prog).expect("program");
+    std::fs::write(&prog, src.replace("seed = 7", "seed = 7\n    kfold = 3")).expect("written");
+    let out = dlc_in(&dir, &["train", prog.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    let kfold = lines
+        .iter()
+        .find(|l| l["event"] == "kfold")
+        .expect("a kfold line");
+    let valid = kfold["mean_valid_acc"].as_f64().expect("mean_valid_acc");
+    let fin = lines.last().expect("a final line");
+    let test = fin["test_acc"].as_f64().expect("test_acc");
+    assert!(valid > 0.9, "{valid}");
+    assert!(test > 0.9, "the ensemble's test accuracy is {test}");
+}
+
+#[test]
 fn a_one_logit_classifier_reports_the_accuracy_its_saved_weights_give() {
     let dir = scratch("binary");
     let prog = one_logit(

@@ -58,7 +58,7 @@ fn step(run: &Run, state: &[(String, Vec<f64>)]) -> Vec<(String, Vec<f64>)> {
     for (k, info) in g.inputs.iter().enumerate() {
         let key = match info.role {
             Role::Param { .. } => info.name.clone(),
-            Role::Velocity => format!("velocity {}", info.name),
+            Role::State(slot) => format!("{slot} {}", info.name),
             Role::Hyper => {
                 inputs[k] = Tensor::scalar(LR, inputs[k].dtype);
                 continue;
@@ -67,7 +67,7 @@ fn step(run: &Run, state: &[(String, Vec<f64>)]) -> Vec<(String, Vec<f64>)> {
         };
         if let Some((_, v)) = state.iter().find(|(n, _)| *n == key) {
             inputs[k].data.clone_from(v);
-        } else if info.role == Role::Velocity {
+        } else if matches!(info.role, Role::State(_)) {
             inputs[k].data.iter_mut().for_each(|x| *x = 0.0);
         }
     }
@@ -171,7 +171,7 @@ fn without_momentum_the_two_forms_agree() {
         .expect("sgd")
         .inputs
         .iter()
-        .all(|i| i.role != Role::Velocity));
+        .all(|i| !matches!(i.role, Role::State(_))));
 }
 
 #[test]

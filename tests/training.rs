@@ -160,7 +160,7 @@ fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
                     .collect(),
                 Role::Label => order.iter().map(|&r| t.y[r]).collect(),
                 Role::Hyper => vec![0.03],
-                Role::Step | Role::Velocity | Role::Value => vec![0.0; shape.iter().product()],
+                Role::Step | Role::State(_) | Role::Value => vec![0.0; shape.iter().product()],
             };
             Tensor::new(ty.dtype, shape, values)
         })
@@ -282,7 +282,7 @@ train main: mlp on synth {
     for (k, info) in step.inputs.iter().enumerate() {
         let out = match info.role {
             Role::Param { .. } => info.name.clone(),
-            Role::Velocity => format!("velocity {}", info.name),
+            Role::State(slot) => format!("{slot} {}", info.name),
             _ => continue,
         };
         assert!(c.resident(k, &out), "{out} is not kept in place");

@@ -6,7 +6,7 @@ use crate::ir::{DType, Dim, Dist, NodeId, Op, Shape, Type};
 use crate::span::Span;
 use crate::syntax::ast::{Arg, Expr};
 
-use super::builtins::{bind, const_error, float_arg, int_arg, sig, tensor};
+use super::args::{bind, const_error, float_arg, int_arg, sig, tensor};
 use super::composite::eye;
 use super::consts::{self, Const};
 use super::lower::{Lowerer, Val};

@@ -18,7 +18,7 @@ use crate::ir::{CmpOp, DType, Dim, NodeId, Op, Shape, Type};
 use crate::span::Span;
 use crate::syntax::ast::{Arg, ExprKind};
 
-use super::builtins::{axes_arg, bind, const_error, sig, tensor};
+use super::args::{axes_arg, bind, const_error, sig, tensor};
 use super::lower::{Lowerer, Val};
 
 /// Lowers a call to `concat`, `stack` or `cumsum`.

@@ -7,7 +7,7 @@ use crate::ir::{CmpOp, DType, Dim, Dist, Op, Type};
 use crate::span::Span;
 use crate::syntax::ast::Arg;
 
-use super::builtins::{axes_arg, bind, const_error, float_arg, sig};
+use super::args::{axes_arg, bind, const_error, float_arg, sig};
 use super::composite::{logsumexp, mean, one_hot, softplus, sum};
 use super::constructors::step_node;
 use super::consts::{self, Const};

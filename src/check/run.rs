@@ -15,35 +15,8 @@ use crate::syntax::ast::{self, DimAnn, ExprKind, ModelDecl, Stmt};
 use super::consts;
 use super::data::{DataSpec, LabelKind};
 use super::lower::{nearest, Globals, LabelClasses, Lowerer, Mode, Val};
+pub use super::params::{Init, ParamSpec};
 pub use super::settings::{DecayForm, Metric, Optimizer, Sampler, Settings, WeightDecay};
-
-/// How a parameter starts.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Init {
-    Zeros,
-    Ones,
-    Constant(f64),
-    Normal {
-        mean: f64,
-        std: f64,
-    },
-    Uniform {
-        low: f64,
-        high: f64,
-    },
-    /// U(±√(6/(n_in+n_out)))
-    XavierUniform,
-    /// N(0, 2/(n_in+n_out))
-    XavierNormal,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ParamSpec {
-    pub name: String,
-    pub ty: Type,
-    pub init: Init,
-    pub span: Span,
-}
 
 /// A checked train block.
 #[derive(Clone, Debug)]

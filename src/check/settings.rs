@@ -4,18 +4,22 @@
 
 use crate::diag::{Code, Diagnostic};
 use crate::ir::Dim;
+use crate::optim;
 use crate::syntax::ast::{self, ExprKind, TrainDecl};
 
 use super::consts::{self, Const};
 use super::data::{DataSpec, LabelKind};
 use super::lower::nearest;
-use super::run::ParamSpec;
+use super::params::ParamSpec;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd {
+    /// A rule of [`optim::RULES`] with its learning rate and the values of
+    /// its other hyper-parameters (in [`optim::Rule::hypers`] order).
+    Rule {
+        rule: &'static optim::Rule,
         lr: f64,
-        momentum: f64,
+        hypers: Vec<f64>,
     },
     /// Linear regression's normal equations, W* = (XᵀX)⁻¹XᵀY.
     ClosedForm,
@@ -77,6 +81,34 @@ pub struct Settings {
     pub kfold: Option<u64>,
     pub weight_decay: Option<WeightDecay>,
     pub sampler: Sampler,
+}
+
+impl Settings {
+    /// The run's optimizer rule, its hyper-parameters and its decoupled
+    /// weight decay; `None` for the closed form.
+    pub fn chosen(&self) -> Option<optim::Chosen<'_>> {
+        let Optimizer::Rule { rule, hypers, .. } = &self.optimizer else {
+            return None;
+        };
+        let decoupled = self
+            .weight_decay
+            .as_ref()
+            .filter(|d| d.form == DecayForm::Decoupled)
+            .map(|d| (d.lambda, &d.params[..]));
+        Some(optim::Chosen {
+            rule,
+            hypers,
+            decoupled,
+        })
+    }
+
+    /// The learning rate of a rule's run.
+    pub fn lr(&self) -> Option<f64> {
+        match self.optimizer {
+            Optimizer::Rule { lr, .. } => Some(lr),
+            Optimizer::ClosedForm => None,
+        }
+    }
 }
 
 const KEYS: &[&str] = &[
@@ -359,70 +391,98 @@ fn call_parts(e: &ast::Expr) -> Option<(&str, &[ast::Arg])> {
     }
 }
 
+/// What the `optimizer` setting may be: every rule of [`optim::RULES`]
+/// with its learning rate, or `closed_form`.
+fn optimizer_choices() -> String {
+    let rules: Vec<String> = optim::RULES
+        .iter()
+        .map(|r| format!("{}(lr = ...)", r.name))
+        .collect();
+    format!("{} or closed_form", rules.join(", "))
+}
+
 fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimizer> {
     let Some((name, args)) = call_parts(&s.value) else {
-        cx.bad(s, "sgd(lr = ...) or closed_form");
+        cx.bad(s, &optimizer_choices());
         return None;
     };
-    match name {
-        "closed_form" if args.is_empty() => Some(Optimizer::ClosedForm),
-        "sgd" => {
-            let mut lr = None;
-            let mut momentum = 0.0;
-            for (i, a) in args.iter().enumerate() {
-                let key = a
-                    .name
-                    .as_ref()
-                    .map(|n| n.node.as_str())
-                    .unwrap_or(if i == 0 { "lr" } else { "momentum" });
-                let v = consts::number(&a.value);
-                match (key, v) {
-                    ("lr", Some(v)) if v > 0.0 => lr = Some(v),
-                    ("momentum", Some(v)) if (0.0..1.0).contains(&v) => momentum = v,
-                    ("lr", _) => {
-                        cx.diags.push(
-                            Diagnostic::new(
-                                Code::BadRun,
-                                "the learning rate must be a positive number",
-                            )
-                            .label(a.value.span, "expected lr > 0"),
-                        );
-                        return None;
-                    }
-                    ("momentum", _) => {
-                        cx.diags.push(
-                            Diagnostic::new(Code::BadRun, "momentum must be in [0, 1)")
-                                .label(a.value.span, "expected 0 ≤ momentum < 1"),
-                        );
-                        return None;
-                    }
-                    (other, _) => {
-                        let mut d = Diagnostic::new(
-                            Code::Arity,
-                            format!("`sgd` has no argument `{other}`"),
-                        )
-                        .label(a.value.span, "unknown argument");
-                        if let Some(n) = nearest(other, ["lr", "momentum"].into_iter()) {
-                            d = d.note(format!("did you mean `{n}`?"));
-                        }
-                        cx.diags.push(d);
-                        return None;
-                    }
-                }
+    if name == "closed_form" && args.is_empty() {
+        return Some(Optimizer::ClosedForm);
+    }
+    let Some(rule) = optim::rule(name) else {
+        cx.bad(s, &optimizer_choices());
+        return None;
+    };
+    // The learning rate first, then the rule's hyper-parameters, by
+    // position or by name.
+    let names: Vec<&str> = std::iter::once("lr")
+        .chain(rule.hypers.iter().map(|h| h.name))
+        .collect();
+    let mut lr = None;
+    let mut hypers: Vec<f64> = rule.hypers.iter().map(|h| h.default).collect();
+    for (i, a) in args.iter().enumerate() {
+        let key = match (&a.name, names.get(i)) {
+            (Some(n), _) => n.node.as_str(),
+            (None, Some(n)) => n,
+            (None, None) => {
+                cx.diags.push(
+                    Diagnostic::new(
+                        Code::Arity,
+                        format!(
+                            "`{}` takes at most {} arguments ({})",
+                            rule.name,
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    )
+                    .label(a.value.span, "one too many"),
+                );
+                return None;
             }
-            match lr {
-                Some(lr) => Some(Optimizer::Sgd { lr, momentum }),
-                None => {
-                    cx.diags.push(
-                        Diagnostic::new(Code::Arity, "`sgd` needs a learning rate")
-                            .label(s.value.span, "like sgd(lr = 0.1)"),
-                    );
-                    None
+        };
+        let v = consts::number(&a.value);
+        let hyper = rule.hypers.iter().position(|h| h.name == key);
+        match (key, hyper, v) {
+            ("lr", _, Some(v)) if v > 0.0 => lr = Some(v),
+            ("lr", _, _) => {
+                cx.diags.push(
+                    Diagnostic::new(Code::BadRun, "the learning rate must be a positive number")
+                        .label(a.value.span, "expected lr > 0"),
+                );
+                return None;
+            }
+            (_, Some(h), Some(v)) if (rule.hypers[h].valid)(v) => hypers[h] = v,
+            (_, Some(h), _) => {
+                cx.diags.push(
+                    Diagnostic::new(Code::BadRun, rule.hypers[h].message)
+                        .label(a.value.span, rule.hypers[h].expected),
+                );
+                return None;
+            }
+            (other, None, _) => {
+                let mut d = Diagnostic::new(
+                    Code::Arity,
+                    format!("`{}` has no argument `{other}`", rule.name),
+                )
+                .label(a.value.span, "unknown argument");
+                if let Some(n) = nearest(other, names.iter().copied()) {
+                    d = d.note(format!("did you mean `{n}`?"));
                 }
+                cx.diags.push(d);
+                return None;
             }
         }
-        _ => {
-            cx.bad(s, "sgd(lr = ...) or closed_form");
+    }
+    match lr {
+        Some(lr) => Some(Optimizer::Rule { rule, lr, hypers }),
+        None => {
+            cx.diags.push(
+                Diagnostic::new(
+                    Code::Arity,
+                    format!("`{}` needs a learning rate", rule.name),
+                )
+                .label(s.value.span, format!("like {}(lr = 0.1)", rule.name)),
+            );
             None
         }
     }

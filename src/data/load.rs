@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use super::meta::{self, IdxElem};
-use super::synthetic::{self, Decode, Features, Table};
+use super::synthetic;
+use super::table::{Decode, Features, Table};
 use crate::check::data::{DataSpec, FeatureKind, Missing, Source};
 use crate::rng;
 

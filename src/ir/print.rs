@@ -108,7 +108,7 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                     Role::Step => "step".to_string(),
                     Role::Value => format!("value {}", info.name),
                     Role::Hyper => format!("hyper {}", info.name),
-                    Role::Velocity => format!("velocity {}", info.name),
+                    Role::State(slot) => format!("{slot} {}", info.name),
                 },
                 None => "input ?".to_string(),
             }

@@ -759,11 +759,13 @@ pub fn lower_matmul_rows(
 /// Emits the body of node `id`'s kernel.
 pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
     let node: &Node = g.node(id);
-    let out_t = node.ty.clone();
-    let d = out_t.dtype;
-    let out = kb.buf(id);
-    let ins: Vec<NodeId> = node.inputs.clone();
-    let in_t: Vec<_> = ins.iter().map(|i| g.ty(*i).clone()).collect();
+    let site = Site {
+        out_t: node.ty.clone(),
+        d: node.ty.dtype,
+        out: kb.buf(id),
+        ins: node.inputs.clone(),
+        in_t: node.inputs.iter().map(|i| g.ty(*i).clone()).collect(),
+    };
     match &node.op {
         Op::Input(_) | Op::Const(_) | Op::Literal(_) => {}
         Op::Neg
@@ -782,388 +784,511 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
         | Op::Max
         | Op::Pow
         | Op::Cmp(_)
-        | Op::Select => {
-            let dims = kb.dims(&out_t.shape);
-            let mut strides = vec![kb.strides_v(&out_t.shape)];
-            let mut ptrs = Vec::new();
-            for (i, t) in ins.iter().zip(&in_t) {
-                strides.push(kb.bstrides(&t.shape, &out_t.shape));
-                ptrs.push(kb.buf(*i));
-            }
-            let zero = kb.iconst(0);
-            let bases = vec![zero; strides.len()];
-            let op = node.op.clone();
-            let in_dt: Vec<DType> = in_t.iter().map(|t| t.dtype).collect();
-            if let Some(inner) = vector_plan(&op, &out_t, &in_t) {
-                elementwise_f32x4(kb, &op, out, &ptrs, &in_dt, d, &dims, &strides, &inner);
-                return;
-            }
-            kb.nest(&dims, &strides, &bases, &mut |kb, offs, _| {
-                let vals: Vec<Value> = ptrs
-                    .iter()
-                    .zip(&in_dt)
-                    .zip(&offs[1..])
-                    .map(|((p, t), o)| kb.load(*p, *o, *t))
-                    .collect();
-                let r = match &op {
-                    Op::Cast => convert(kb, vals[0], in_dt[0], d),
-                    Op::StopGradient | Op::Broadcast => vals[0],
-                    Op::Add | Op::Mul | Op::Max | Op::Pow | Op::Cmp(_) => {
-                        binary(kb, &op, vals[0], vals[1], in_dt[0])
-                    }
-                    Op::Select => {
-                        let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
-                        kb.b.ins().select(c, vals[1], vals[2])
-                    }
-                    other => unary(kb, other, vals[0], d),
-                };
-                kb.store(out, offs[0], d, r);
-            });
-        }
-        Op::Reshape => {
-            let src = kb.buf(ins[0]);
-            kb.flat(numel(&out_t.shape), &mut |kb, o| {
-                let v = kb.load(src, o, d);
-                kb.store(out, o, d, v);
-            });
-        }
-        Op::Transpose { perm } => {
-            // out[i] = x[i permuted]: the input read with permuted strides.
-            let dims = kb.dims(&out_t.shape);
-            let ist = kb.strides_v(&in_t[0].shape);
-            let pst: Vec<Value> = perm.iter().map(|p| ist[*p as usize]).collect();
-            let ost = kb.strides_v(&out_t.shape);
-            let zero = kb.iconst(0);
-            strided_copy(kb, ins[0], (pst, zero), out, (ost, zero), &dims, d);
-        }
+        | Op::Select => elementwise(kb, g, id, &site),
+        Op::Reshape => reshape(kb, &site),
+        Op::Transpose { perm } => transpose(kb, &site, perm),
         Op::Slice {
             axis, start, step, ..
-        } => {
-            // The input read from `start` with its axis stride scaled by `step`.
-            let dims = kb.dims(&out_t.shape);
-            let (ist, base) = kb.stepped_strides(&in_t[0].shape, *axis, *start, *step);
-            let ost = kb.strides_v(&out_t.shape);
-            let zero = kb.iconst(0);
-            strided_copy(kb, ins[0], (ist, base), out, (ost, zero), &dims, d);
-        }
+        } => slice(kb, &site, (*axis, *start, *step)),
         Op::Pad {
             axis, start, step, ..
-        } => {
-            // Zeros, then the input written at its strided positions (the
-            // mirror image of Slice).
-            kb.flat(numel(&out_t.shape), &mut |kb, o| {
-                let z = kb.fconst(d, 0.0);
-                kb.store(out, o, d, z);
-            });
-            let dims = kb.dims(&in_t[0].shape);
-            let ist = kb.strides_v(&in_t[0].shape);
-            let (ost, base) = kb.stepped_strides(&out_t.shape, *axis, *start, *step);
-            let zero = kb.iconst(0);
-            strided_copy(kb, ins[0], (ist, zero), out, (ost, base), &dims, d);
-        }
-        Op::Iota { axis } => {
-            let dims = kb.dims(&out_t.shape);
-            let ost = kb.strides_v(&out_t.shape);
-            let zero = kb.iconst(0);
-            let a = *axis as usize;
-            kb.nest(&dims, &[ost], &[zero], &mut |kb, offs, idx| {
-                let i32v = kb.b.ins().ireduce(types::I32, idx[a]);
-                let v = convert(kb, i32v, DType::I32, d);
-                kb.store(out, offs[0], d, v);
-            });
-        }
-        Op::BatchSize => {
-            let b32 = kb.b.ins().ireduce(types::I32, kb.batch);
-            let v = convert(kb, b32, DType::I32, d);
-            let zero = kb.iconst(0);
-            kb.store(out, zero, d, v);
-        }
-        Op::Random { dist, stream } => {
-            // key = mix((mix(seed ^ GOLDEN) + step) ^ (stream << 32 | 0x5bd1)), as rng::key
-            let sb = kb.buf(ins[0]);
-            let zero = kb.iconst(0);
-            let step32 = kb.load(sb, zero, DType::I32);
-            let step = kb.b.ins().sextend(types::I64, step32);
-            let g1 = kb.b.ins().bxor_imm_s(kb.seed, GOLDEN);
-            let m1 = mix(kb, g1);
-            let s1 = kb.b.ins().iadd(m1, step);
-            let x =
-                kb.b.ins()
-                    .bxor_imm_s(s1, ((u64::from(*stream) << 32) | 0x5bd1) as i64);
-            let key = mix(kb, x);
-            let dist = *dist;
-            let n = kb.sz(numel(&out_t.shape));
-            let mut tail = kb.iconst(0);
-            if dist == Dist::Uniform && d == DType::F32 {
-                // Four elements at a time: four independent 64-bit mixes,
-                // their top 24 bits gathered into i32 lanes and converted
-                // together (a scalar int-to-float conversion writes only
-                // part of its register, which chains the iterations).
-                tail = kb.b.ins().band_imm_s(n, !3);
-                let zero = kb.iconst(0);
-                kb.range(zero, tail, 4, &mut |kb, i| {
-                    let mut lanes = kb.b.ins().iconst(types::I32, 0);
-                    lanes = kb.b.ins().splat(types::I32X4, lanes);
-                    let t = kb.b.ins().imul_imm_s(i, GOLDEN);
-                    let base = kb.b.ins().iadd(key, t);
-                    for l in 0..4u8 {
-                        // key + (i + l)·GOLDEN, wrapping
-                        let z =
-                            kb.b.ins()
-                                .iadd_imm_s(base, GOLDEN.wrapping_mul(i64::from(l)));
-                        let bits = mix(kb, z);
-                        let top = kb.b.ins().ushr_imm_u(bits, 40);
-                        let top = kb.b.ins().ireduce(types::I32, top);
-                        lanes = kb.b.ins().insertlane(lanes, top, l);
-                    }
-                    let f = kb.b.ins().fcvt_from_sint(types::F32X4, lanes);
-                    let scale = kb.b.ins().f32const(1.0 / (1u64 << 24) as f32);
-                    let scale = kb.b.ins().splat(types::F32X4, scale);
-                    let u = kb.b.ins().fmul(f, scale);
-                    let a = kb.addr(out, i, d);
-                    kb.b.ins().store(MemFlagsData::new().with_notrap(), u, a, 0);
-                });
-            }
-            kb.range(tail, n, 1, &mut |kb, i| {
-                let v = match dist {
-                    Dist::Uniform => {
-                        let t = kb.b.ins().imul_imm_s(i, GOLDEN);
-                        let z = kb.b.ins().iadd(key, t);
-                        let bits = mix(kb, z);
-                        // 24 bits: exact as an i32, and times 2⁻²⁴ exact
-                        // in f32 too, so the f32 result is computed in f32.
-                        let top = kb.b.ins().ushr_imm_u(bits, 40);
-                        let top = kb.b.ins().ireduce(types::I32, top);
-                        let ft = if d == DType::F32 { d } else { DType::F64 };
-                        let f = kb.b.ins().fcvt_from_sint(clif_type(ft), top);
-                        let scale = kb.fconst(ft, 1.0 / (1u64 << 24) as f64);
-                        let u = kb.b.ins().fmul(f, scale);
-                        convert(kb, u, ft, d)
-                    }
-                    Dist::Normal => {
-                        let n = kb.call1(kb.ext.normal, &[key, i]);
-                        convert(kb, n, DType::F64, d)
-                    }
-                };
-                kb.store(out, i, d, v);
-            });
-        }
-        Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
-            let is_sum = matches!(node.op, Op::ReduceSum { .. });
-            let init = if is_sum {
-                0.0
-            } else if d.is_float() {
-                f64::NEG_INFINITY
-            } else {
-                f64::from(i32::MIN)
-            };
-            kb.flat(numel(&out_t.shape), &mut |kb, o| {
-                let z = kb.fconst(d, init);
-                kb.store(out, o, d, z);
-            });
-            let src = kb.buf(ins[0]);
-            let it = &in_t[0].shape;
-            let dims = kb.dims(it);
-            let ist = kb.strides_v(it);
-            // Output strides along the input's axes: 0 on reduced ones.
-            let kept: Vec<usize> = (0..it.rank()).filter(|i| axes & (1 << i) == 0).collect();
-            let ost_kept = kb.strides_v(&out_t.shape);
-            let ost: Vec<Value> = (0..it.rank())
-                .map(|i| match kept.iter().position(|k| *k == i) {
-                    Some(p) => ost_kept[p],
-                    None => kb.iconst(0),
-                })
-                .collect();
-            let zero = kb.iconst(0);
-            let r = it.rank();
-            if d == DType::F32 && r >= 2 && axes & (1 << (r - 1)) == 0 {
-                // The innermost axis is kept, contiguous in input and output:
-                // four accumulators at a time, each summed in the same order
-                // as the scalar loop.
-                let len = dims[r - 1];
-                let flags = MemFlagsData::new().with_notrap();
-                let v4 = types::F32X4;
-                // Every axis but the innermost reduced (a bias gradient's
-                // column sums): sixteen columns at a time go down all the
-                // rows in four vector registers, each column still summed
-                // in row order; the columns left over take the loop below.
-                let mut start = kb.iconst(0);
-                if (0..r - 1).all(|i| axes & (1 << i) != 0) {
-                    let len16 = match kb.const_of(len) {
-                        Some(n) => kb.iconst(n & !15),
-                        None => kb.b.ins().band_imm_s(len, !15),
-                    };
-                    let outer_ist = vec![ist[..r - 1].to_vec()];
-                    kb.range(start, len16, 16, &mut |kb, j| {
-                        let vars: Vec<_> = (0..4)
-                            .map(|k| {
-                                let o = kb.b.ins().iadd_imm_s(j, 4 * k);
-                                let a = kb.addr(out, o, d);
-                                let acc = kb.b.ins().load(v4, flags, a, 0);
-                                let var = kb.b.declare_var(v4);
-                                kb.b.def_var(var, acc);
-                                (var, a)
-                            })
-                            .collect();
-                        let z = kb.iconst(0);
-                        kb.nest(&dims[..r - 1], &outer_ist, &[z], &mut |kb, offs, _| {
-                            for (k, (var, _)) in vars.iter().enumerate() {
-                                let o = kb.b.ins().iadd(offs[0], j);
-                                let o = kb.b.ins().iadd_imm_s(o, 4 * k as i64);
-                                let a = kb.addr(src, o, d);
-                                let v = kb.b.ins().load(v4, flags, a, 0);
-                                let acc = kb.b.use_var(*var);
-                                let r = if is_sum {
-                                    kb.b.ins().fadd(acc, v)
-                                } else {
-                                    kb.b.ins().fmax(acc, v)
-                                };
-                                kb.b.def_var(*var, r);
-                            }
-                        });
-                        for (var, a) in &vars {
-                            let acc = kb.b.use_var(*var);
-                            kb.b.ins().store(flags, acc, *a, 0);
-                        }
-                    });
-                    start = len16;
-                }
-                let outer: Vec<Vec<Value>> = vec![ist[..r - 1].to_vec(), ost[..r - 1].to_vec()];
-                kb.nest(&dims[..r - 1], &outer, &[zero, zero], &mut |kb, offs, _| {
-                    let len4 = match kb.const_of(len) {
-                        Some(n) => kb.iconst(n & !3),
-                        None => kb.b.ins().band_imm_s(len, !3),
-                    };
-                    let (si, so) = (offs[0], offs[1]);
-                    kb.range(start, len4, 4, &mut |kb, j| {
-                        let oi = kb.b.ins().iadd(si, j);
-                        let ai = kb.addr(src, oi, d);
-                        let oo = kb.b.ins().iadd(so, j);
-                        let ao = kb.addr(out, oo, d);
-                        let v = kb.b.ins().load(v4, flags, ai, 0);
-                        let acc = kb.b.ins().load(v4, flags, ao, 0);
-                        let r = if is_sum {
-                            kb.b.ins().fadd(acc, v)
-                        } else {
-                            kb.b.ins().fmax(acc, v)
-                        };
-                        kb.b.ins().store(flags, r, ao, 0);
-                    });
-                    kb.range(len4, len, 1, &mut |kb, j| {
-                        let oi = kb.b.ins().iadd(si, j);
-                        let oo = kb.b.ins().iadd(so, j);
-                        let v = kb.load(src, oi, d);
-                        let acc = kb.load(out, oo, d);
-                        let r = if is_sum {
-                            kb.b.ins().fadd(acc, v)
-                        } else {
-                            kb.b.ins().fmax(acc, v)
-                        };
-                        kb.store(out, oo, d, r);
-                    });
-                });
-                return;
-            }
-            kb.nest(&dims, &[ist, ost], &[zero, zero], &mut |kb, offs, _| {
-                let v = kb.load(src, offs[0], d);
-                let acc = kb.load(out, offs[1], d);
-                let r = match (is_sum, d.is_float()) {
-                    (true, true) => kb.b.ins().fadd(acc, v),
-                    (true, false) => kb.b.ins().iadd(acc, v),
-                    (false, true) => kb.b.ins().fmax(acc, v),
-                    (false, false) => kb.b.ins().smax(acc, v),
-                };
-                kb.store(out, offs[1], d, r);
-            });
-        }
-        Op::ArgMax { axis } => {
-            let src = kb.buf(ins[0]);
-            let it = in_t[0].clone();
-            let a = *axis as usize;
-            let dims = kb.dims(&out_t.shape);
-            let ost = kb.strides_v(&out_t.shape);
-            let ist_all = kb.strides_v(&it.shape);
-            let ist: Vec<Value> = (0..it.shape.rank())
-                .filter(|i| *i != a)
-                .map(|i| ist_all[i])
-                .collect();
-            let len = kb.sz(Sz::of(it.shape.0[a]));
-            let astride = ist_all[a];
-            let idt = it.dtype;
-            let zero = kb.iconst(0);
-            kb.nest(&dims, &[ost, ist], &[zero, zero], &mut |kb, offs, _| {
-                let base = offs[1];
-                let best_i = kb.b.declare_var(types::I64);
-                let best_v = kb.b.declare_var(clif_type(idt));
-                let z = kb.iconst(0);
-                kb.b.def_var(best_i, z);
-                let v0 = kb.load(src, base, idt);
-                kb.b.def_var(best_v, v0);
-                let one = kb.iconst(1);
-                kb.nest(
-                    &[len],
-                    &[vec![astride], vec![one]],
-                    &[base, z],
-                    &mut |kb, o, _| {
-                        let v = kb.load(src, o[0], idt);
-                        let cur = kb.b.use_var(best_v);
-                        let better = if idt.is_float() {
-                            // NaN counts as the maximum; the first one wins.
-                            let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, cur);
-                            let vnan = kb.b.ins().fcmp(FloatCC::Unordered, v, v);
-                            let cnan = kb.b.ins().fcmp(FloatCC::Unordered, cur, cur);
-                            let either = kb.b.ins().bor(gt, vnan);
-                            let notc = kb.b.ins().bxor_imm_s(cnan, 1);
-                            kb.b.ins().band(either, notc)
-                        } else {
-                            kb.b.ins().icmp(IntCC::SignedGreaterThan, v, cur)
-                        };
-                        let ci = kb.b.use_var(best_i);
-                        let ni = kb.b.ins().select(better, o[1], ci);
-                        let nv = kb.b.ins().select(better, v, cur);
-                        kb.b.def_var(best_i, ni);
-                        kb.b.def_var(best_v, nv);
-                    },
-                );
-                let bi = kb.b.use_var(best_i);
-                let b32 = kb.b.ins().ireduce(types::I32, bi);
-                kb.store(out, offs[0], DType::I32, b32);
-            });
-        }
+        } => pad(kb, &site, (*axis, *start, *step)),
+        Op::Iota { axis } => iota(kb, &site, *axis),
+        Op::BatchSize => batch_size(kb, &site),
+        Op::Random { dist, stream } => random(kb, &site, *dist, *stream),
+        Op::ReduceSum { axes } | Op::ReduceMax { axes } => reduce(kb, g, id, &site, *axes),
+        Op::ArgMax { axis } => argmax(kb, &site, *axis),
         Op::MatMul => lower_matmul(kb, g, id, &mut |_, _, _| {}),
-        Op::Linalg(kind) => {
-            // A call into `linalg.rs` (nalgebra) on the whole matrix.
-            let code = super::exec::LINALG
-                .iter()
-                .position(|k| k == kind)
-                .unwrap_or(0) as i64;
-            let n = match in_t[0].shape.0.first() {
-                Some(Dim::Fixed(n)) => *n as i64,
-                _ => 0,
-            };
-            let len = numel(&out_t.shape).c as i64;
-            let (k, b) = match kind {
-                crate::ir::Linalg::Solve => {
-                    let nb = numel(&in_t[1].shape).c as i64;
-                    (nb / n.max(1), kb.buf(ins[1]))
-                }
-                _ => (0, kb.iconst(0)),
-            };
-            let a = kb.buf(ins[0]);
-            let args = [
-                kb.iconst(code),
-                kb.iconst(i64::from(d == DType::F64)),
-                kb.iconst(n),
-                kb.iconst(k),
-                kb.iconst(len),
-                a,
-                b,
-                out,
-            ];
-            if let Some(f) = kb.ext.linalg {
-                kb.b.ins().call(f, &args);
+        Op::Linalg(kind) => linalg(kb, &site, *kind),
+    }
+}
+
+/// What every node's lowering starts from: its type, dtype and buffer, its
+/// operands and their types.
+struct Site {
+    out_t: crate::ir::Type,
+    d: DType,
+    out: Value,
+    ins: Vec<NodeId>,
+    in_t: Vec<crate::ir::Type>,
+}
+
+/// Elementwise ops (unary, binary, `select`, casts and broadcasts): one
+/// loop nest over the output, f32x4 where `vector_plan` allows.
+fn elementwise(kb: &mut Kb, g: &Graph, id: NodeId, site: &Site) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    let node = g.node(id);
+    let dims = kb.dims(&out_t.shape);
+    let mut strides = vec![kb.strides_v(&out_t.shape)];
+    let mut ptrs = Vec::new();
+    for (i, t) in ins.iter().zip(in_t) {
+        strides.push(kb.bstrides(&t.shape, &out_t.shape));
+        ptrs.push(kb.buf(*i));
+    }
+    let zero = kb.iconst(0);
+    let bases = vec![zero; strides.len()];
+    let op = node.op.clone();
+    let in_dt: Vec<DType> = in_t.iter().map(|t| t.dtype).collect();
+    if let Some(inner) = vector_plan(&op, out_t, in_t) {
+        elementwise_f32x4(kb, &op, out, &ptrs, &in_dt, d, &dims, &strides, &inner);
+        return;
+    }
+    kb.nest(&dims, &strides, &bases, &mut |kb, offs, _| {
+        let vals: Vec<Value> = ptrs
+            .iter()
+            .zip(&in_dt)
+            .zip(&offs[1..])
+            .map(|((p, t), o)| kb.load(*p, *o, *t))
+            .collect();
+        let r = match &op {
+            Op::Cast => convert(kb, vals[0], in_dt[0], d),
+            Op::StopGradient | Op::Broadcast => vals[0],
+            Op::Add | Op::Mul | Op::Max | Op::Pow | Op::Cmp(_) => {
+                binary(kb, &op, vals[0], vals[1], in_dt[0])
             }
+            Op::Select => {
+                let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
+                kb.b.ins().select(c, vals[1], vals[2])
+            }
+            other => unary(kb, other, vals[0], d),
+        };
+        kb.store(out, offs[0], d, r);
+    });
+}
+
+/// A reshape: the values copied in order.
+fn reshape(kb: &mut Kb, site: &Site) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let src = kb.buf(ins[0]);
+    kb.flat(numel(&out_t.shape), &mut |kb, o| {
+        let v = kb.load(src, o, d);
+        kb.store(out, o, d, v);
+    });
+}
+
+/// A transpose: the input read with permuted strides.
+fn transpose(kb: &mut Kb, site: &Site, perm: &[u8]) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    // out[i] = x[i permuted]: the input read with permuted strides.
+    let dims = kb.dims(&out_t.shape);
+    let ist = kb.strides_v(&in_t[0].shape);
+    let pst: Vec<Value> = perm.iter().map(|p| ist[*p as usize]).collect();
+    let ost = kb.strides_v(&out_t.shape);
+    let zero = kb.iconst(0);
+    strided_copy(kb, ins[0], (pst, zero), out, (ost, zero), &dims, d);
+}
+
+/// A strided slice along `axis`.
+fn slice(kb: &mut Kb, site: &Site, (axis, start, step): (u32, u64, u64)) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    // The input read from `start` with its axis stride scaled by `step`.
+    let dims = kb.dims(&out_t.shape);
+    let (ist, base) = kb.stepped_strides(&in_t[0].shape, axis, start, step);
+    let ost = kb.strides_v(&out_t.shape);
+    let zero = kb.iconst(0);
+    strided_copy(kb, ins[0], (ist, base), out, (ost, zero), &dims, d);
+}
+
+/// Zeros with the input written at strided positions along `axis`.
+fn pad(kb: &mut Kb, site: &Site, (axis, start, step): (u32, u64, u64)) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    // Zeros, then the input written at its strided positions (the
+    // mirror image of Slice).
+    kb.flat(numel(&out_t.shape), &mut |kb, o| {
+        let z = kb.fconst(d, 0.0);
+        kb.store(out, o, d, z);
+    });
+    let dims = kb.dims(&in_t[0].shape);
+    let ist = kb.strides_v(&in_t[0].shape);
+    let (ost, base) = kb.stepped_strides(&out_t.shape, axis, start, step);
+    let zero = kb.iconst(0);
+    strided_copy(kb, ins[0], (ist, zero), out, (ost, base), &dims, d);
+}
+
+/// The index along `axis` at every position.
+fn iota(kb: &mut Kb, site: &Site, axis: u32) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let dims = kb.dims(&out_t.shape);
+    let ost = kb.strides_v(&out_t.shape);
+    let zero = kb.iconst(0);
+    let a = axis as usize;
+    kb.nest(&dims, &[ost], &[zero], &mut |kb, offs, idx| {
+        let i32v = kb.b.ins().ireduce(types::I32, idx[a]);
+        let v = convert(kb, i32v, DType::I32, d);
+        kb.store(out, offs[0], d, v);
+    });
+}
+
+/// The run-time batch size as a scalar.
+fn batch_size(kb: &mut Kb, site: &Site) {
+    let d = site.d;
+    let out = site.out;
+    let b32 = kb.b.ins().ireduce(types::I32, kb.batch);
+    let v = convert(kb, b32, DType::I32, d);
+    let zero = kb.iconst(0);
+    kb.store(out, zero, d, v);
+}
+
+/// Counter-based random numbers keyed by the seed, the step and the
+/// stream, as `rng::key` computes them (uniform f32 four at a time).
+fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    // key = mix((mix(seed ^ GOLDEN) + step) ^ (stream << 32 | 0x5bd1)), as rng::key
+    let sb = kb.buf(ins[0]);
+    let zero = kb.iconst(0);
+    let step32 = kb.load(sb, zero, DType::I32);
+    let step = kb.b.ins().sextend(types::I64, step32);
+    let g1 = kb.b.ins().bxor_imm_s(kb.seed, GOLDEN);
+    let m1 = mix(kb, g1);
+    let s1 = kb.b.ins().iadd(m1, step);
+    let x =
+        kb.b.ins()
+            .bxor_imm_s(s1, ((u64::from(stream) << 32) | 0x5bd1) as i64);
+    let key = mix(kb, x);
+    let n = kb.sz(numel(&out_t.shape));
+    let mut tail = kb.iconst(0);
+    if dist == Dist::Uniform && d == DType::F32 {
+        // Four elements at a time: four independent 64-bit mixes,
+        // their top 24 bits gathered into i32 lanes and converted
+        // together (a scalar int-to-float conversion writes only
+        // part of its register, which chains the iterations).
+        tail = kb.b.ins().band_imm_s(n, !3);
+        let zero = kb.iconst(0);
+        kb.range(zero, tail, 4, &mut |kb, i| {
+            let mut lanes = kb.b.ins().iconst(types::I32, 0);
+            lanes = kb.b.ins().splat(types::I32X4, lanes);
+            let t = kb.b.ins().imul_imm_s(i, GOLDEN);
+            let base = kb.b.ins().iadd(key, t);
+            for l in 0..4u8 {
+                // key + (i + l)·GOLDEN, wrapping
+                let z =
+                    kb.b.ins()
+                        .iadd_imm_s(base, GOLDEN.wrapping_mul(i64::from(l)));
+                let bits = mix(kb, z);
+                let top = kb.b.ins().ushr_imm_u(bits, 40);
+                let top = kb.b.ins().ireduce(types::I32, top);
+                lanes = kb.b.ins().insertlane(lanes, top, l);
+            }
+            let f = kb.b.ins().fcvt_from_sint(types::F32X4, lanes);
+            let scale = kb.b.ins().f32const(1.0 / (1u64 << 24) as f32);
+            let scale = kb.b.ins().splat(types::F32X4, scale);
+            let u = kb.b.ins().fmul(f, scale);
+            let a = kb.addr(out, i, d);
+            kb.b.ins().store(MemFlagsData::new().with_notrap(), u, a, 0);
+        });
+    }
+    kb.range(tail, n, 1, &mut |kb, i| {
+        let v = match dist {
+            Dist::Uniform => {
+                let t = kb.b.ins().imul_imm_s(i, GOLDEN);
+                let z = kb.b.ins().iadd(key, t);
+                let bits = mix(kb, z);
+                // 24 bits: exact as an i32, and times 2⁻²⁴ exact
+                // in f32 too, so the f32 result is computed in f32.
+                let top = kb.b.ins().ushr_imm_u(bits, 40);
+                let top = kb.b.ins().ireduce(types::I32, top);
+                let ft = if d == DType::F32 { d } else { DType::F64 };
+                let f = kb.b.ins().fcvt_from_sint(clif_type(ft), top);
+                let scale = kb.fconst(ft, 1.0 / (1u64 << 24) as f64);
+                let u = kb.b.ins().fmul(f, scale);
+                convert(kb, u, ft, d)
+            }
+            Dist::Normal => {
+                let n = kb.call1(kb.ext.normal, &[key, i]);
+                convert(kb, n, DType::F64, d)
+            }
+        };
+        kb.store(out, i, d, v);
+    });
+}
+
+/// A sum or max over the `axes` bitmask.
+fn reduce(kb: &mut Kb, g: &Graph, id: NodeId, site: &Site, axes: u32) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    let node = g.node(id);
+    let is_sum = matches!(node.op, Op::ReduceSum { .. });
+    let init = if is_sum {
+        0.0
+    } else if d.is_float() {
+        f64::NEG_INFINITY
+    } else {
+        f64::from(i32::MIN)
+    };
+    kb.flat(numel(&out_t.shape), &mut |kb, o| {
+        let z = kb.fconst(d, init);
+        kb.store(out, o, d, z);
+    });
+    let src = kb.buf(ins[0]);
+    let it = &in_t[0].shape;
+    let dims = kb.dims(it);
+    let ist = kb.strides_v(it);
+    // Output strides along the input's axes: 0 on reduced ones.
+    let kept: Vec<usize> = (0..it.rank()).filter(|i| axes & (1 << i) == 0).collect();
+    let ost_kept = kb.strides_v(&out_t.shape);
+    let ost: Vec<Value> = (0..it.rank())
+        .map(|i| match kept.iter().position(|k| *k == i) {
+            Some(p) => ost_kept[p],
+            None => kb.iconst(0),
+        })
+        .collect();
+    let zero = kb.iconst(0);
+    let r = it.rank();
+    if d == DType::F32 && r >= 2 && axes & (1 << (r - 1)) == 0 {
+        reduce_f32x4(kb, (src, out), (&dims, &ist, &ost), (axes, zero), is_sum);
+        return;
+    }
+    kb.nest(&dims, &[ist, ost], &[zero, zero], &mut |kb, offs, _| {
+        let v = kb.load(src, offs[0], d);
+        let acc = kb.load(out, offs[1], d);
+        let r = match (is_sum, d.is_float()) {
+            (true, true) => kb.b.ins().fadd(acc, v),
+            (true, false) => kb.b.ins().iadd(acc, v),
+            (false, true) => kb.b.ins().fmax(acc, v),
+            (false, false) => kb.b.ins().smax(acc, v),
+        };
+        kb.store(out, offs[1], d, r);
+    });
+}
+
+/// A float32 reduction that keeps the innermost axis, contiguous in input
+/// and output: four accumulators at a time, each summed in the same order
+/// as the scalar loop.
+fn reduce_f32x4(
+    kb: &mut Kb,
+    (src, out): (Value, Value),
+    (dims, ist, ost): (&[Value], &[Value], &[Value]),
+    (axes, zero): (u32, Value),
+    is_sum: bool,
+) {
+    let d = DType::F32;
+    let r = dims.len();
+    let len = dims[r - 1];
+    let flags = MemFlagsData::new().with_notrap();
+    let v4 = types::F32X4;
+    // Column sums first, sixteen at a time; the columns left over take
+    // the loop below.
+    let mut start = kb.iconst(0);
+    if (0..r - 1).all(|i| axes & (1 << i) != 0) {
+        start = column_sums_x16(kb, (src, out), (dims, ist), start, is_sum);
+    }
+    let outer: Vec<Vec<Value>> = vec![ist[..r - 1].to_vec(), ost[..r - 1].to_vec()];
+    kb.nest(&dims[..r - 1], &outer, &[zero, zero], &mut |kb, offs, _| {
+        let len4 = match kb.const_of(len) {
+            Some(n) => kb.iconst(n & !3),
+            None => kb.b.ins().band_imm_s(len, !3),
+        };
+        let (si, so) = (offs[0], offs[1]);
+        kb.range(start, len4, 4, &mut |kb, j| {
+            let oi = kb.b.ins().iadd(si, j);
+            let ai = kb.addr(src, oi, d);
+            let oo = kb.b.ins().iadd(so, j);
+            let ao = kb.addr(out, oo, d);
+            let v = kb.b.ins().load(v4, flags, ai, 0);
+            let acc = kb.b.ins().load(v4, flags, ao, 0);
+            let r = if is_sum {
+                kb.b.ins().fadd(acc, v)
+            } else {
+                kb.b.ins().fmax(acc, v)
+            };
+            kb.b.ins().store(flags, r, ao, 0);
+        });
+        kb.range(len4, len, 1, &mut |kb, j| {
+            let oi = kb.b.ins().iadd(si, j);
+            let oo = kb.b.ins().iadd(so, j);
+            let v = kb.load(src, oi, d);
+            let acc = kb.load(out, oo, d);
+            let r = if is_sum {
+                kb.b.ins().fadd(acc, v)
+            } else {
+                kb.b.ins().fmax(acc, v)
+            };
+            kb.store(out, oo, d, r);
+        });
+    });
+}
+
+/// Every axis but the innermost reduced (a bias gradient's column sums):
+/// sixteen columns at a time go down all the rows in four vector
+/// registers, each column still summed in row order. Returns where the
+/// columns left over start.
+fn column_sums_x16(
+    kb: &mut Kb,
+    (src, out): (Value, Value),
+    (dims, ist): (&[Value], &[Value]),
+    start: Value,
+    is_sum: bool,
+) -> Value {
+    let d = DType::F32;
+    let r = dims.len();
+    let len = dims[r - 1];
+    let flags = MemFlagsData::new().with_notrap();
+    let v4 = types::F32X4;
+    let len16 = match kb.const_of(len) {
+        Some(n) => kb.iconst(n & !15),
+        None => kb.b.ins().band_imm_s(len, !15),
+    };
+    let outer_ist = vec![ist[..r - 1].to_vec()];
+    kb.range(start, len16, 16, &mut |kb, j| {
+        let vars: Vec<_> = (0..4)
+            .map(|k| {
+                let o = kb.b.ins().iadd_imm_s(j, 4 * k);
+                let a = kb.addr(out, o, d);
+                let acc = kb.b.ins().load(v4, flags, a, 0);
+                let var = kb.b.declare_var(v4);
+                kb.b.def_var(var, acc);
+                (var, a)
+            })
+            .collect();
+        let z = kb.iconst(0);
+        kb.nest(&dims[..r - 1], &outer_ist, &[z], &mut |kb, offs, _| {
+            for (k, (var, _)) in vars.iter().enumerate() {
+                let o = kb.b.ins().iadd(offs[0], j);
+                let o = kb.b.ins().iadd_imm_s(o, 4 * k as i64);
+                let a = kb.addr(src, o, d);
+                let v = kb.b.ins().load(v4, flags, a, 0);
+                let acc = kb.b.use_var(*var);
+                let r = if is_sum {
+                    kb.b.ins().fadd(acc, v)
+                } else {
+                    kb.b.ins().fmax(acc, v)
+                };
+                kb.b.def_var(*var, r);
+            }
+        });
+        for (var, a) in &vars {
+            let acc = kb.b.use_var(*var);
+            kb.b.ins().store(flags, acc, *a, 0);
         }
+    });
+    len16
+}
+
+/// The index of the largest value along `axis` (NaN counts as the
+/// largest; the first wins).
+fn argmax(kb: &mut Kb, site: &Site, axis: u32) {
+    let out_t = &site.out_t;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    let src = kb.buf(ins[0]);
+    let it = in_t[0].clone();
+    let a = axis as usize;
+    let dims = kb.dims(&out_t.shape);
+    let ost = kb.strides_v(&out_t.shape);
+    let ist_all = kb.strides_v(&it.shape);
+    let ist: Vec<Value> = (0..it.shape.rank())
+        .filter(|i| *i != a)
+        .map(|i| ist_all[i])
+        .collect();
+    let len = kb.sz(Sz::of(it.shape.0[a]));
+    let astride = ist_all[a];
+    let idt = it.dtype;
+    let zero = kb.iconst(0);
+    kb.nest(&dims, &[ost, ist], &[zero, zero], &mut |kb, offs, _| {
+        let base = offs[1];
+        let best_i = kb.b.declare_var(types::I64);
+        let best_v = kb.b.declare_var(clif_type(idt));
+        let z = kb.iconst(0);
+        kb.b.def_var(best_i, z);
+        let v0 = kb.load(src, base, idt);
+        kb.b.def_var(best_v, v0);
+        let one = kb.iconst(1);
+        kb.nest(
+            &[len],
+            &[vec![astride], vec![one]],
+            &[base, z],
+            &mut |kb, o, _| {
+                let v = kb.load(src, o[0], idt);
+                let cur = kb.b.use_var(best_v);
+                let better = if idt.is_float() {
+                    // NaN counts as the maximum; the first one wins.
+                    let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, cur);
+                    let vnan = kb.b.ins().fcmp(FloatCC::Unordered, v, v);
+                    let cnan = kb.b.ins().fcmp(FloatCC::Unordered, cur, cur);
+                    let either = kb.b.ins().bor(gt, vnan);
+                    let notc = kb.b.ins().bxor_imm_s(cnan, 1);
+                    kb.b.ins().band(either, notc)
+                } else {
+                    kb.b.ins().icmp(IntCC::SignedGreaterThan, v, cur)
+                };
+                let ci = kb.b.use_var(best_i);
+                let ni = kb.b.ins().select(better, o[1], ci);
+                let nv = kb.b.ins().select(better, v, cur);
+                kb.b.def_var(best_i, ni);
+                kb.b.def_var(best_v, nv);
+            },
+        );
+        let bi = kb.b.use_var(best_i);
+        let b32 = kb.b.ins().ireduce(types::I32, bi);
+        kb.store(out, offs[0], DType::I32, b32);
+    });
+}
+
+/// A call into `linalg.rs` (nalgebra) on the whole matrix.
+fn linalg(kb: &mut Kb, site: &Site, kind: crate::ir::Linalg) {
+    let out_t = &site.out_t;
+    let d = site.d;
+    let out = site.out;
+    let ins = &site.ins;
+    let in_t = &site.in_t;
+    // A call into `linalg.rs` (nalgebra) on the whole matrix.
+    let code = super::exec::LINALG
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0) as i64;
+    let n = match in_t[0].shape.0.first() {
+        Some(Dim::Fixed(n)) => *n as i64,
+        _ => 0,
+    };
+    let len = numel(&out_t.shape).c as i64;
+    let (k, b) = match kind {
+        crate::ir::Linalg::Solve => {
+            let nb = numel(&in_t[1].shape).c as i64;
+            (nb / n.max(1), kb.buf(ins[1]))
+        }
+        _ => (0, kb.iconst(0)),
+    };
+    let a = kb.buf(ins[0]);
+    let args = [
+        kb.iconst(code),
+        kb.iconst(i64::from(d == DType::F64)),
+        kb.iconst(n),
+        kb.iconst(k),
+        kb.iconst(len),
+        a,
+        b,
+        out,
+    ];
+    if let Some(f) = kb.ext.linalg {
+        kb.b.ins().call(f, &args);
     }
 }
 

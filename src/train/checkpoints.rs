@@ -1,0 +1,105 @@
+//! Checkpoints in a run: `--resume`'s checkpoint checked against what the
+//! run will do with it, and `--save` after training.
+
+use crate::check::run::{Optimizer, Run};
+use crate::checkpoint::Checkpoint;
+
+use super::{Sink, State, TrainOptions};
+
+/// The checkpoint `--resume` names, checked against what the run will do
+/// with it: a closed-form or K-fold run has nothing to resume, a `--seed`
+/// must agree with the stored one, and the total `epochs` must go past
+/// the stored epoch.
+pub(super) fn resume_from(
+    run: &Run,
+    path: &std::path::Path,
+    opts: &TrainOptions,
+    epochs: u64,
+) -> Result<Checkpoint, String> {
+    let s = &run.settings;
+    if s.optimizer == Optimizer::ClosedForm {
+        return Err(format!(
+            "run {} is solved in closed form: it has no epochs, so --resume has nothing to resume",
+            run.name
+        ));
+    }
+    if s.kfold.is_some() {
+        return Err(format!(
+            "run {}: checkpoints of K-fold runs are not supported (each fold is a separate model)",
+            run.name
+        ));
+    }
+    let ck = crate::checkpoint::load(path, run)?;
+    if let Some(seed) = opts.seed.filter(|s| *s != ck.seed) {
+        return Err(format!(
+            "--seed {seed} conflicts with checkpoint {}, saved with seed {}: a resumed run keeps its seed, and with it its shuffle and its validation split",
+            path.display(),
+            ck.seed
+        ));
+    }
+    if epochs <= ck.epoch {
+        let asked = match opts.epochs {
+            Some(e) => format!("--epochs {e}"),
+            None => format!("the program's epochs = {epochs}"),
+        };
+        return Err(format!(
+            "checkpoint {} is at epoch {}, so {asked} would train nothing: the epochs count in total, so ask for more than {}",
+            path.display(),
+            ck.epoch,
+            ck.epoch
+        ));
+    }
+    Ok(ck)
+}
+
+/// The state a resumed run starts from, with its notes.
+pub(super) fn resumed_state(
+    path: &std::path::Path,
+    ck: Checkpoint,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> State {
+    if ck.program_hash != opts.program_hash {
+        sink.human(&format!(
+            "note: {} was saved from a different version of the program",
+            path.display()
+        ));
+    }
+    sink.human(&format!(
+        "resuming from {} after epoch {} (step {})",
+        path.display(),
+        ck.epoch,
+        ck.step
+    ));
+    State {
+        params: ck.params,
+        opt_state: ck.state,
+        epoch: ck.epoch,
+        step: ck.step,
+    }
+}
+
+/// Writes `state` to `--save`'s file, if given.
+pub(super) fn save_if_asked(
+    run: &Run,
+    state: &State,
+    seed: u64,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let Some(path) = &opts.save else {
+        return Ok(());
+    };
+    let ck = Checkpoint {
+        run: run.name.clone(),
+        program_hash: opts.program_hash.clone(),
+        epoch: state.epoch,
+        step: state.step,
+        seed,
+        params: state.params.clone(),
+        state: state.opt_state.clone(),
+    };
+    crate::checkpoint::save(path, run, &ck)?;
+    sink.human(&format!("saved {}", path.display()));
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! K-fold cross-validation (d2l §4.10): a fresh model per fold trained on
+//! the other k − 1 folds and validated on its own; the mean and spread of
+//! the validation metrics; the test part predicted by the average of the
+//! fold models.
+
+use std::fmt::Write as _;
+
+use crate::data::table::Table;
+
+use super::curves::draw_curves;
+use super::fit::{Observer, Trainer};
+use super::report::History;
+use super::{Sink, TrainOptions};
+
+/// Runs the K-fold recipe with `k` folds of `train`, and reports.
+pub(super) fn kfold(
+    tr: &mut Trainer,
+    k: usize,
+    (train, test): (&Table, &Table),
+    compile_ms: f64,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let run = tr.run;
+    if opts.save.is_some() || opts.resume.is_some() {
+        return Err(format!(
+            "run {}: checkpoints of K-fold runs are not supported (each fold is a separate model)",
+            run.name
+        ));
+    }
+    let order = crate::data::load::permutation(train.len(), tr.seed, 0xf01d);
+    let mut fold_params = Vec::new();
+    let mut scores: Vec<Vec<(String, f64)>> = Vec::new();
+    for f in 0..k {
+        let (lo, hi) = (f * train.len() / k, (f + 1) * train.len() / k);
+        let held: Vec<usize> = order[lo..hi].to_vec();
+        let rest: Vec<usize> = order[..lo].iter().chain(&order[hi..]).copied().collect();
+        if held.is_empty() || rest.is_empty() {
+            return Err(format!(
+                "run {}: fold {} of {k} is empty ({} training rows)",
+                run.name,
+                f + 1,
+                train.len()
+            ));
+        }
+        let (tpart, vpart) = (
+            crate::data::load::select(train, &rest),
+            crate::data::load::select(train, &held),
+        );
+        // d2l plots the first fold's curves.
+        let watch = (f == 0 && opts.plot.is_some()).then_some(("valid", &vpart));
+        let (mut guard, mut history) = (tr.divergence(), History::default());
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut guard, &mut history];
+        let start = super::init::fresh(run, tr.seed);
+        let (state, train_metrics) = tr.fit(&tpart, watch, &mut observers, start)?;
+        if let (0, Some(path)) = (f, &opts.plot) {
+            let title = format!("run {}, fold 1 of {k}", run.name);
+            draw_curves(path, &title, &history.epochs, sink)?;
+        }
+        let valid_metrics = tr.eval.metrics(&state.params, &vpart)?;
+        report_fold(sink, &run.name, (f + 1, k), &train_metrics, &valid_metrics);
+        fold_params.push(state.params);
+        scores.push(valid_metrics);
+    }
+    let mut json = format!(
+        "{{\"event\":\"kfold\",\"run\":\"{}\",\"folds\":{k}",
+        run.name
+    );
+    let mut line = format!("{k}-fold:");
+    for (i, (m, _)) in scores[0].iter().enumerate() {
+        let vals: Vec<f64> = scores.iter().map(|sc| sc[i].1).collect();
+        let mean = vals.iter().sum::<f64>() / k as f64;
+        let std = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / k as f64).sqrt();
+        let _ = write!(json, ",\"mean_valid_{m}\":{mean},\"std_valid_{m}\":{std}");
+        let _ = write!(line, " valid_{m} {mean:.6} ± {std:.6}");
+    }
+    json.push('}');
+    sink.result(&run.name, &line);
+    sink.json(&json);
+    // The test part, predicted by the average of the fold models.
+    let mut json = format!(
+        "{{\"event\":\"final\",\"final\":true,\"run\":\"{}\",\"epochs\":{}",
+        run.name, tr.epochs
+    );
+    let mut line = String::from("final (average of the fold models):");
+    if !test.is_empty() {
+        for (m, v) in tr.eval.ensemble_metrics(&fold_params, test)? {
+            let _ = write!(json, ",\"test_{m}\":{v}");
+            let _ = write!(line, " test_{m} {v:.6}");
+        }
+    }
+    let _ = write!(json, ",\"compile_ms\":{compile_ms},\"params\":{{}}}}");
+    sink.result(&run.name, &line);
+    sink.json(&json);
+    Ok(())
+}
+
+/// One fold's line and `fold` event.
+fn report_fold(
+    sink: &mut Sink,
+    run: &str,
+    (f, k): (usize, usize),
+    train: &[(String, f64)],
+    valid: &[(String, f64)],
+) {
+    let mut json = format!("{{\"event\":\"fold\",\"run\":\"{run}\",\"fold\":{f},\"folds\":{k}");
+    let mut line = format!("fold {f}/{k}:");
+    for (m, v) in train {
+        let _ = write!(json, ",\"train_{m}\":{v}");
+        let _ = write!(line, " train_{m} {v:.6}");
+    }
+    for (m, v) in valid {
+        let _ = write!(json, ",\"valid_{m}\":{v}");
+        let _ = write!(line, " valid_{m} {v:.6}");
+    }
+    json.push('}');
+    sink.human(&line);
+    sink.json(&json);
+}

@@ -1,0 +1,378 @@
+//! Training: a run's data split into parts, its training step and eval
+//! function compiled, the loop over epochs, and the report.
+//!
+//! One file per concern: [`fit`] is the loop over epochs and batches and
+//! nothing else; [`report`] (the table, JSON lines, progress bar,
+//! history), [`guard`] (divergence) and [`curves`] follow the loop as its
+//! observers; [`evaluate`] computes metrics, [`kfold`] runs K-fold
+//! cross-validation and its ensemble, [`checkpoints`] resumes and saves,
+//! [`closed_form`] solves linear regression without epochs, [`order`] is
+//! the samplers, [`batch`] moves rows into the compiled functions and
+//! [`init`] draws the starting parameters.
+//!
+//! Human output is a per-epoch table; with `--json` stdout holds only the
+//! JSON lines of DESIGN.md (`epoch` and `final` events) and the table goes
+//! to stderr (or nowhere with `--quiet`).
+
+mod batch;
+mod checkpoints;
+mod closed_form;
+mod curves;
+mod evaluate;
+mod fit;
+mod guard;
+mod init;
+mod kfold;
+mod order;
+mod report;
+mod sink;
+
+use std::time::Instant;
+
+use crate::check::data::DataSpec;
+use crate::check::run::Run;
+use crate::data::table::Table;
+use crate::ir::Graph;
+
+pub use init::init_values;
+pub use order::epoch_order;
+pub use sink::Sink;
+
+use evaluate::Evaluator;
+use fit::{Observer, Trainer};
+use report::{report_final, Final};
+
+/// Command-line overrides of the program's recipe.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    pub epochs: Option<u64>,
+    pub batch: Option<u64>,
+    pub lr: Option<f64>,
+    pub seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Timed runs of the final evaluation after the first (their median is
+    /// reported; 0: the first alone).
+    pub infer_reps: usize,
+    /// Write a checkpoint here after training.
+    pub save: Option<std::path::PathBuf>,
+    /// Continue from this checkpoint up to the total `epochs`.
+    pub resume: Option<std::path::PathBuf>,
+    /// The program text's hash, recorded in checkpoints.
+    pub program_hash: String,
+    /// The program's file name and text, for `--profile`'s source lines.
+    pub source_name: String,
+    pub source: String,
+    /// Time every kernel; report per source line after training.
+    pub profile: bool,
+    /// Compile without the optimizer's passes.
+    pub no_opt: bool,
+    /// Compile without these passes (`Passes::NAMES`).
+    pub no_pass: Vec<String>,
+    /// How matmuls run.
+    pub matmul: crate::jit::Matmul,
+    /// Print kernels and memory before and after the passes.
+    pub verbose: bool,
+    /// Report each parameter's mean gradient norm per epoch.
+    pub grad_norms: bool,
+    /// Gather the next batch on a second thread while the kernels run:
+    /// `Some(false)` never (`--no-prefetch`), `Some(true)` always, `None`
+    /// when the kernels leave a core free.
+    pub prefetch: Option<bool>,
+    /// Draw learning curves to this .svg or .png file.
+    pub plot: Option<std::path::PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// Training progress: parameters, the optimizer's state (per parameter,
+/// one tensor per slot of its rule), completed epochs and steps.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub params: Vec<Vec<f64>>,
+    pub opt_state: Vec<Vec<f64>>,
+    pub epoch: u64,
+    pub step: u64,
+}
+
+/// A run's data: the training part, the validation part held out of it
+/// (when asked for) and the test part.
+struct Parts {
+    train: Table,
+    valid: Option<Table>,
+    test: Table,
+}
+
+/// Trains one run and reports it. Returns an error message (exit 1).
+pub fn train_run(
+    run: &Run,
+    data: &DataSpec,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let s = &run.settings;
+    let epochs = opts.epochs.unwrap_or(s.epochs);
+    let resumed = match &opts.resume {
+        Some(path) => Some(checkpoints::resume_from(run, path, opts, epochs)?),
+        None => None,
+    };
+    // A resumed run keeps its seed: the same shuffle and the same split.
+    let seed = resumed
+        .as_ref()
+        .map(|ck| ck.seed)
+        .or(opts.seed)
+        .unwrap_or(s.seed);
+    let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
+    // Refuse, before allocating anything, a run whose buffers cannot fit.
+    // The step it will compile (with its gradients as outputs under
+    // --grad-norms); a closed-form run has none.
+    let step_graph = if opts.grad_norms {
+        crate::step::training_step(run)
+    } else {
+        crate::step::training_step_without_grads(run)
+    };
+    if let Some(g) = &step_graph {
+        crate::memory::check(
+            &format!(
+                "run {}, with its parameters, gradients, one batch's activations and its data,",
+                run.name
+            ),
+            crate::jit::estimate_bytes(g, batch) + data.bytes_estimate(),
+        )?;
+    }
+    let parts = split(run, data, seed)?;
+    let Some(step_graph) = step_graph else {
+        let sizes = (batch, seed, epochs);
+        let tables = (&parts.train, &parts.test);
+        return closed_form::run_closed_form(run, &data.name, tables, sizes, opts, sink);
+    };
+    let start = Instant::now();
+    let mut tr = compile(run, step_graph, (batch, seed, epochs), opts, sink)?;
+    let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    sink.human(&format!(
+        "run {}: {} on {} ({} train samples, batch {batch}, lr {}); training step compiled in {compile_ms:.1} ms",
+        run.name,
+        run.model,
+        data.name,
+        parts.train.len(),
+        tr.lr
+    ));
+    match s.kfold {
+        Some(k) => {
+            let tables = (&parts.train, &parts.test);
+            kfold::kfold(&mut tr, k as usize, tables, compile_ms, opts, sink)?;
+            if opts.profile {
+                report::profile(&tr.step, tr.steps_run, opts, sink);
+            }
+        }
+        None => {
+            let start = match (&opts.resume, resumed) {
+                (Some(path), Some(ck)) => checkpoints::resumed_state(path, ck, opts, sink),
+                _ => init::fresh(run, seed),
+            };
+            train_and_report(&mut tr, &parts, start, compile_ms, opts, sink)?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads the run's data and holds out its validation part.
+fn split(run: &Run, data: &DataSpec, seed: u64) -> Result<Parts, String> {
+    let parts = crate::data::load::load(data, seed)?;
+    let (mut train, test) = (parts.train, parts.test);
+    // A validation part held out of the training part, when asked for.
+    let mut valid: Option<Table> = None;
+    if let Some(f) = run.settings.valid {
+        let order = crate::data::load::permutation(train.len(), seed, 0xa11d);
+        let n_valid = ((train.len() as f64) * f).round() as usize;
+        let (keep, held) = order.split_at(train.len() - n_valid);
+        valid = Some(crate::data::load::select(&train, held));
+        train = crate::data::load::select(&train, keep);
+    }
+    // The checker refuses data that leaves a part empty; the files are read
+    // again here, so say so if they changed in between.
+    if train.is_empty() || valid.as_ref().is_some_and(Table::is_empty) {
+        return Err(format!(
+            "run {}: no rows to {} (data `{}`: {})",
+            run.name,
+            if train.is_empty() {
+                "train on"
+            } else {
+                "validate on"
+            },
+            data.name,
+            data.rows.describe(data.test_fraction())
+        ));
+    }
+    Ok(Parts { train, valid, test })
+}
+
+/// Compiles the run's training step and eval function with the passes
+/// asked for.
+fn compile<'a>(
+    run: &'a Run,
+    step_graph: Graph,
+    (batch, seed, epochs): (usize, u64, u64),
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<Trainer<'a>, String> {
+    let passes = if opts.no_opt {
+        crate::opt::Passes::none()
+    } else {
+        opts.no_pass
+            .iter()
+            .fold(crate::opt::Passes::all(), |p, name| p.and_without(name))
+    };
+    let mut step = crate::jit::compile_with(&step_graph, false, &passes)?;
+    if let Some(t) = opts.threads {
+        step.threads = t.max(1);
+    }
+    step.matmul = opts.matmul;
+    if opts.profile {
+        step.start_profile();
+    }
+    let eval_graph = crate::step::eval_function(run);
+    let mut eval = crate::jit::compile_with(&eval_graph, false, &passes)?;
+    (eval.threads, eval.matmul) = (step.threads, opts.matmul);
+    if opts.verbose {
+        let none = crate::opt::Passes::none();
+        let graphs = [
+            (&step_graph, &none),
+            (&step.graph, &passes),
+            (&eval_graph, &none),
+            (&eval.graph, &passes),
+        ];
+        report::kernels_and_memory(graphs, batch, sink);
+    }
+    // A prefetch thread pays off only on a core the kernels leave free:
+    // measured on 2 cores (mlp.dl), it saves 3% of an epoch with
+    // --threads 1 and costs 6% when both cores run the matmuls.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let prefetch = opts.prefetch.unwrap_or(step.threads < cores);
+    Ok(Trainer {
+        run,
+        step_graph,
+        step,
+        eval: Evaluator {
+            run,
+            graph: eval_graph,
+            compiled: eval,
+            batch,
+            seed,
+        },
+        lr: opts.lr.or(run.settings.lr()).unwrap_or(0.0),
+        batch,
+        seed,
+        epochs,
+        grad_norms: opts.grad_norms,
+        prefetch,
+        steps_run: 0,
+    })
+}
+
+/// Trains one model on the training part from `start`, then draws its
+/// curves, saves it and reports its final line.
+fn train_and_report(
+    tr: &mut Trainer,
+    parts: &Parts,
+    start: State,
+    compile_ms: f64,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let run = tr.run;
+    // Learning curves follow the validation part, or else the test part
+    // (as d2l's Animator does).
+    let watch = match (&parts.valid, &opts.plot) {
+        (Some(v), _) => Some(("valid", v)),
+        (None, Some(_)) if !parts.test.is_empty() => Some(("test", &parts.test)),
+        (None, _) => None,
+    };
+    let progress = sink.progress;
+    let (mut guard, mut history, mut bar) = (
+        tr.divergence(),
+        report::History::default(),
+        report::Progress::default(),
+    );
+    let mut table = report::EpochTable::new(sink, run, watch.map(|w| w.0), tr.grad_norms);
+    let mut observers: Vec<&mut dyn Observer> = vec![&mut guard];
+    if progress {
+        observers.push(&mut bar);
+    }
+    observers.extend([&mut table as &mut dyn Observer, &mut history]);
+    let (state, _) = tr.fit(&parts.train, watch, &mut observers, start)?;
+    drop(observers);
+    drop(table);
+    if let Some(path) = &opts.plot {
+        let title = format!("run {}", run.name);
+        curves::draw_curves(path, &title, &history.epochs, sink)?;
+    }
+    if opts.profile {
+        report::profile(&tr.step, tr.steps_run, opts, sink);
+    }
+    checkpoints::save_if_asked(run, &state, tr.seed, opts, sink)?;
+    let f = Final {
+        params: &state.params,
+        train: &parts.train,
+        test: &parts.test,
+        batch: tr.batch,
+        seed: tr.seed,
+        epochs: tr.epochs,
+        compile_ms,
+    };
+    let eval = &mut tr.eval;
+    report_final(run, f, opts, sink, Some((&eval.graph, &mut eval.compiled)))
+}
+
+impl Trainer<'_> {
+    /// The divergence guard, with its hint: the learning rate and the
+    /// optimizer's hyper-parameters that differ from their defaults.
+    fn divergence(&self) -> guard::Divergence {
+        let mut given = String::new();
+        if let crate::check::run::Optimizer::Rule { rule, hypers, .. } =
+            &self.run.settings.optimizer
+        {
+            for (h, v) in rule.hypers.iter().zip(hypers) {
+                if *v != h.default {
+                    given.push_str(&format!(", {} {v}", h.name));
+                }
+            }
+        }
+        let hint = format!(
+            "lower the learning rate (lr {}{given}) or standardize the features",
+            self.lr
+        );
+        guard::Divergence::new(&self.run.name, hint)
+    }
+}
+
+/// `dlc eval`: the test metrics of a saved model.
+pub fn eval_checkpoint(
+    run: &Run,
+    data: &DataSpec,
+    path: &std::path::Path,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let ck = crate::checkpoint::load(path, run)?;
+    if ck.program_hash != opts.program_hash {
+        sink.human(&format!(
+            "note: {} was saved from a different version of the program",
+            path.display()
+        ));
+    }
+    let s = &run.settings;
+    let seed = opts.seed.unwrap_or(ck.seed);
+    let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
+    let parts = crate::data::load::load(data, seed)?;
+    let f = Final {
+        params: &ck.params,
+        train: &parts.train,
+        test: &parts.test,
+        batch,
+        seed,
+        epochs: ck.epoch,
+        compile_ms: 0.0,
+    };
+    report_final(run, f, opts, sink, None)
+}
