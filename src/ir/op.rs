@@ -411,6 +411,98 @@ fn check_axes(axes: u32, rank: usize) -> Result<(), IrError> {
     Ok(())
 }
 
+/// The type of `x` with its axes permuted by `perm`.
+fn transposed(x: &Type, perm: &[u8]) -> Result<Type, IrError> {
+    let r = x.shape.rank();
+    let mut seen = vec![false; r];
+    if perm.len() != r {
+        return Err(IrError::axis(format!(
+            "a permutation of {} axes for a tensor of rank {r}",
+            perm.len()
+        )));
+    }
+    for &p in perm {
+        match seen.get_mut(p as usize) {
+            Some(s) if !*s => *s = true,
+            _ => return Err(IrError::axis("the transpose axes are not a permutation")),
+        }
+    }
+    let dims = perm.iter().map(|&p| x.shape.0[p as usize]).collect();
+    Ok(Type::new(x.dtype, Shape(dims)))
+}
+
+/// The type of `x` sliced along `axis` from `start` to `end` by `step`.
+fn sliced(x: &Type, axis: u32, (start, end, step): (u64, u64, u64)) -> Result<Type, IrError> {
+    let r = x.shape.rank();
+    check_axes(1 << axis, r)?;
+    if step == 0 || start > end {
+        return Err(IrError::shape("an empty or backward slice"));
+    }
+    let mut dims = x.shape.0.clone();
+    let a = axis as usize;
+    if let Dim::Fixed(n) = dims[a] {
+        if end > n {
+            return Err(IrError::shape(format!(
+                "slice end {end} is past the axis length {n}"
+            )));
+        }
+    }
+    dims[a] = Dim::Fixed((end - start).div_ceil(step));
+    Ok(Type::new(x.dtype, Shape(dims)))
+}
+
+/// The type of `x` padded along `axis` to `len`, its elements placed from
+/// `start` by `step`.
+fn padded(x: &Type, axis: u32, (start, step, len): (u64, u64, u64)) -> Result<Type, IrError> {
+    let r = x.shape.rank();
+    check_axes(1 << axis, r)?;
+    let mut dims = x.shape.0.clone();
+    let a = axis as usize;
+    let Dim::Fixed(n) = dims[a] else {
+        return Err(IrError::shape("cannot pad along the batch axis"));
+    };
+    if step == 0 || n == 0 || start + (n - 1) * step >= len {
+        return Err(IrError::shape(format!(
+            "padding {n} elements from {start} by {step} does not fit in {len}"
+        )));
+    }
+    dims[a] = Dim::Fixed(len);
+    Ok(Type::new(x.dtype, Shape(dims)))
+}
+
+/// The type of a linear-algebra op on square matrices.
+fn linalg(k: Linalg, ins: &[&Type]) -> Result<Type, IrError> {
+    let what = k.name();
+    let d = same_dtype(what, ins)?;
+    need_float(what, ins[0])?;
+    let a = &ins[0].shape;
+    let n = match a.0[..] {
+        [Dim::Fixed(r), Dim::Fixed(c)] if r == c && r > 0 => r,
+        _ => {
+            return Err(IrError::shape(format!(
+                "{what} takes a square matrix of fixed size, found {a}"
+            )))
+        }
+    };
+    let shape = match k {
+        Linalg::Inv | Linalg::Cholesky | Linalg::EigVecs => a.clone(),
+        Linalg::Det => Shape::scalar(),
+        Linalg::EigVals => Shape::fixed(&[n]),
+        Linalg::Solve => {
+            let b = &ins[1].shape;
+            match b.0[..] {
+                [Dim::Fixed(r)] | [Dim::Fixed(r), Dim::Fixed(_)] if r == n => b.clone(),
+                _ => {
+                    return Err(IrError::shape(format!(
+                        "solve needs b with {n} rows to match {a}, found {b}"
+                    )))
+                }
+            }
+        }
+    };
+    Ok(Type::new(d, shape))
+}
+
 /// The shape rule: the type of `op` applied to operands of types `ins`.
 /// `out` supplies the result type for ops that need it.
 pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError> {
@@ -555,22 +647,7 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
         }
         Op::Transpose { perm } => {
             arity(op, ins, 1)?;
-            let r = ins[0].shape.rank();
-            let mut seen = vec![false; r];
-            if perm.len() != r {
-                return Err(IrError::axis(format!(
-                    "a permutation of {} axes for a tensor of rank {r}",
-                    perm.len()
-                )));
-            }
-            for &p in perm {
-                match seen.get_mut(p as usize) {
-                    Some(s) if !*s => *s = true,
-                    _ => return Err(IrError::axis("the transpose axes are not a permutation")),
-                }
-            }
-            let dims = perm.iter().map(|&p| ins[0].shape.0[p as usize]).collect();
-            Ok(Type::new(ins[0].dtype, Shape(dims)))
+            transposed(ins[0], perm)
         }
         Op::Slice {
             axis,
@@ -579,22 +656,7 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
             step,
         } => {
             arity(op, ins, 1)?;
-            let r = ins[0].shape.rank();
-            check_axes(1 << axis, r)?;
-            if *step == 0 || start > end {
-                return Err(IrError::shape("an empty or backward slice"));
-            }
-            let mut dims = ins[0].shape.0.clone();
-            let a = *axis as usize;
-            if let Dim::Fixed(n) = dims[a] {
-                if *end > n {
-                    return Err(IrError::shape(format!(
-                        "slice end {end} is past the axis length {n}"
-                    )));
-                }
-            }
-            dims[a] = Dim::Fixed((end - start).div_ceil(*step));
-            Ok(Type::new(ins[0].dtype, Shape(dims)))
+            sliced(ins[0], *axis, (*start, *end, *step))
         }
         Op::Pad {
             axis,
@@ -603,20 +665,7 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
             len,
         } => {
             arity(op, ins, 1)?;
-            let r = ins[0].shape.rank();
-            check_axes(1 << axis, r)?;
-            let mut dims = ins[0].shape.0.clone();
-            let a = *axis as usize;
-            let Dim::Fixed(n) = dims[a] else {
-                return Err(IrError::shape("cannot pad along the batch axis"));
-            };
-            if *step == 0 || n == 0 || start + (n - 1) * step >= *len {
-                return Err(IrError::shape(format!(
-                    "padding {n} elements from {start} by {step} does not fit in {len}"
-                )));
-            }
-            dims[a] = Dim::Fixed(*len);
-            Ok(Type::new(ins[0].dtype, Shape(dims)))
+            padded(ins[0], *axis, (*start, *step, *len))
         }
         Op::MatMul => {
             arity(op, ins, 2)?;
@@ -637,36 +686,8 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
             Ok(Type::new(d, Shape(vec![a.0[0], b.0[1]])))
         }
         Op::Linalg(k) => {
-            let what = k.name();
             arity(op, ins, if *k == Linalg::Solve { 2 } else { 1 })?;
-            let d = same_dtype(what, ins)?;
-            need_float(what, ins[0])?;
-            let a = &ins[0].shape;
-            let n = match a.0[..] {
-                [Dim::Fixed(r), Dim::Fixed(c)] if r == c && r > 0 => r,
-                _ => {
-                    return Err(IrError::shape(format!(
-                        "{what} takes a square matrix of fixed size, found {a}"
-                    )))
-                }
-            };
-            let shape = match k {
-                Linalg::Inv | Linalg::Cholesky | Linalg::EigVecs => a.clone(),
-                Linalg::Det => Shape::scalar(),
-                Linalg::EigVals => Shape::fixed(&[n]),
-                Linalg::Solve => {
-                    let b = &ins[1].shape;
-                    match b.0[..] {
-                        [Dim::Fixed(r)] | [Dim::Fixed(r), Dim::Fixed(_)] if r == n => b.clone(),
-                        _ => {
-                            return Err(IrError::shape(format!(
-                                "solve needs b with {n} rows to match {a}, found {b}"
-                            )))
-                        }
-                    }
-                }
-            };
-            Ok(Type::new(d, shape))
+            linalg(*k, ins)
         }
     }
 }

@@ -209,16 +209,39 @@ impl Roots {
 /// boundary goes through memory once) rather than as one huge function.
 const MAX_MEMBERS: usize = 512;
 
-/// Groups the live nodes of `g` into kernels and decides their storage.
+/// Groups the live nodes of `g` into kernels and decides their storage:
+/// views first, then the groups, their order, scratch rows, values placed
+/// in place and stack rows, each a phase below.
 pub fn plan(g: &Graph, p: &Passes) -> Plan {
     let live = crate::ir::print::live_nodes(g);
     let n = g.len();
-    let mut storage = vec![Storage::Unused; n];
     let mut is_output = vec![false; n];
     for (_, o) in &g.outputs {
         is_output[o.index()] = true;
     }
-    // Reshapes are views when the in-place pass is on.
+    let mut storage = views(g, p, &live, &is_output);
+    let grouping = group(g, p, &live, &storage);
+    let (kernels, kernel_of) = order_kernels(g, &storage, grouping);
+    mark_scratch(g, &live, &mut storage, &kernels, &kernel_of);
+    if p.inplace {
+        place_in_place(g, &mut storage, &kernels, &kernel_of, &is_output);
+    }
+    let roots = Roots::resolve(&storage);
+    mark_stack(g, &live, &mut storage, (&kernels, &kernel_of), &roots);
+    Plan {
+        kernels,
+        storage,
+        kernel_of,
+        roots,
+    }
+}
+
+/// Every live node's own buffer, but views: a reshape aliases its operand
+/// (with the in-place pass), and a transpose read only as the left operand
+/// of matmuls is read in place by them (with fusion).
+fn views(g: &Graph, p: &Passes, live: &[bool], is_output: &[bool]) -> Vec<Storage> {
+    let n = g.len();
+    let mut storage = vec![Storage::Unused; n];
     let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] {
@@ -245,11 +268,24 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             storage[i] = Storage::Inline(node.inputs[0]);
         }
     }
-    // Groups, in node order. A row-local node joins the most recent group
-    // (of the last 64) with its row axis whose reads it agrees with,
-    // unless one of its inputs comes from a kernel that depends on that
-    // group (the group would wait on itself). A matmul heads a new group:
-    // the members that join it run as its epilogue.
+    storage
+}
+
+/// Row groups: which kernel each node joins.
+struct Grouping {
+    groups: Vec<Vec<NodeId>>,
+    group_of: Vec<Option<usize>>,
+    /// Each group's row axis (None for a kernel of its own).
+    group_axis: Vec<Option<Dim>>,
+}
+
+/// Groups, in node order. A row-local node joins the most recent group
+/// (of the last 64) with its row axis whose reads it agrees with, unless
+/// one of its inputs comes from a kernel that depends on that group (the
+/// group would wait on itself). A matmul heads a new group: the members
+/// that join it run as its epilogue.
+fn group(g: &Graph, p: &Passes, live: &[bool], storage: &[Storage]) -> Grouping {
+    let n = g.len();
     let mut group_of: Vec<Option<usize>> = vec![None; n];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
     // Each group's row axis (None for a kernel of its own).
@@ -277,13 +313,13 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         let sources: Vec<usize> = node
             .inputs
             .iter()
-            .filter_map(|x| group_of[root(&storage, *x).index()])
+            .filter_map(|x| group_of[root(storage, *x).index()])
             .collect();
         let axis = if p.fuse { row_axis(g, id) } else { None };
         let joinable = |gi: usize| {
             let agrees = node.inputs.iter().all(|x| {
                 let row = row_operand(g, id, *x);
-                let member = group_of[root(&storage, *x).index()] == Some(gi);
+                let member = group_of[root(storage, *x).index()] == Some(gi);
                 (!member || row) && roles[gi].get(x).is_none_or(|r| *r == row)
             });
             let waits = sources.iter().any(|k| *k != gi && deps[*k].contains(&gi));
@@ -351,7 +387,26 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             }
         }
     }
-    // Order the kernels: dependencies first, else by first node.
+    Grouping {
+        groups,
+        group_of,
+        group_axis,
+    }
+}
+
+/// The kernels in order: dependencies first, else by first node; and the
+/// kernel of each node.
+fn order_kernels(
+    g: &Graph,
+    storage: &[Storage],
+    grouping: Grouping,
+) -> (Vec<Kernel>, Vec<Option<usize>>) {
+    let Grouping {
+        groups,
+        group_of,
+        group_axis,
+    } = grouping;
+    let n = g.len();
     let m = groups.len();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); m];
     let mut indeg = vec![0usize; m];
@@ -360,7 +415,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     for (k, members) in groups.iter().enumerate() {
         for id in members {
             for x in &g.node(*id).inputs {
-                let r = root(&storage, *x);
+                let r = root(storage, *x);
                 if let Some(src) = group_of[r.index()] {
                     if src != k && seen[src] != k {
                         seen[src] = k;
@@ -407,8 +462,20 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             rows,
         });
     }
-    // Scratch: a group member read only inside its group, not an output.
-    let mut roots = Roots::new(&storage);
+    (kernels, kernel_of)
+}
+
+/// Scratch: a row group's member read only inside its group and not an
+/// output keeps one row at a time.
+fn mark_scratch(
+    g: &Graph,
+    live: &[bool],
+    storage: &mut [Storage],
+    kernels: &[Kernel],
+    kernel_of: &[Option<usize>],
+) {
+    let n = g.len();
+    let mut roots = Roots::new(storage);
     let mut outside_use = vec![false; n];
     for (_, id) in &g.outputs {
         outside_use[roots.find(*id).index()] = true;
@@ -425,7 +492,7 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             }
         }
     }
-    for k in &kernels {
+    for k in kernels {
         // A headed group runs on several threads (its matmul's row split):
         // no shared one-row scratch there (see Stack below).
         if k.kind != KernelKind::Rows || headed(g, k) {
@@ -437,84 +504,102 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
             }
         }
     }
-    // In place: an elementwise op may write over an operand of its own
-    // type whose value nothing reads afterwards. In a row group the members
-    // run one after another on each row, so a chain (v → μ·v → μ·v + g) can
-    // live in one buffer: each member overwrites the value the buffer holds
-    // when no later member reads it. This is how the SGD update (and the
-    // momentum update) lands in the parameter's (and velocity's) own buffer.
-    if p.inplace {
-        let last = last_uses(g, &storage, &kernel_of, kernels.len(), |x| roots.find(x));
-        // Per kernel: 1 + the position of the last member reading each
-        // root's memory (0: none), kept up to date as members move onto
-        // their operands' buffers, so "does a later member read it" is one
-        // lookup instead of a scan of the later members.
-        let mut last_reader: Vec<usize> = vec![0; n];
-        for (ki, k) in kernels.iter().enumerate() {
-            for (pos, m) in k.nodes.iter().enumerate() {
-                for y in &g.node(*m).inputs {
-                    let r = roots.find(*y).index();
-                    last_reader[r] = last_reader[r].max(pos + 1);
-                }
+}
+
+/// In place: an elementwise op may write over an operand of its own type
+/// whose value nothing reads afterwards. In a row group the members run
+/// one after another on each row, so a chain (v → μ·v → μ·v + g) can live
+/// in one buffer: each member overwrites the value the buffer holds when
+/// no later member reads it. This is how an optimizer's update lands in
+/// the parameter's (and its state's) own buffer.
+fn place_in_place(
+    g: &Graph,
+    storage: &mut [Storage],
+    kernels: &[Kernel],
+    kernel_of: &[Option<usize>],
+    is_output: &[bool],
+) {
+    let n = g.len();
+    let mut roots = Roots::new(storage);
+    let last = last_uses(g, storage, kernel_of, kernels.len(), |x| roots.find(x));
+    // Per kernel: 1 + the position of the last member reading each
+    // root's memory (0: none), kept up to date as members move onto
+    // their operands' buffers, so "does a later member read it" is one
+    // lookup instead of a scan of the later members.
+    let mut last_reader: Vec<usize> = vec![0; n];
+    for (ki, k) in kernels.iter().enumerate() {
+        for (pos, m) in k.nodes.iter().enumerate() {
+            for y in &g.node(*m).inputs {
+                let r = roots.find(*y).index();
+                last_reader[r] = last_reader[r].max(pos + 1);
             }
-            // Every strip of a headed group's matmul reads its operands
-            // whole: nothing may overwrite them.
-            let head_roots: Vec<NodeId> = if headed(g, k) {
-                let ins = g.node(k.nodes[0]).inputs.clone();
-                ins.iter().map(|y| roots.find(*y)).collect()
-            } else {
-                Vec::new()
+        }
+        // Every strip of a headed group's matmul reads its operands
+        // whole: nothing may overwrite them.
+        let head_roots: Vec<NodeId> = if headed(g, k) {
+            let ins = g.node(k.nodes[0]).inputs.clone();
+            ins.iter().map(|y| roots.find(*y)).collect()
+        } else {
+            Vec::new()
+        };
+        for (pos, &id) in k.nodes.iter().enumerate() {
+            let node = g.node(id);
+            let was = storage[id.index()];
+            // A one-row scratch value stays in cache; it moves onto an
+            // operand's buffer only in groups over a parameter's rows,
+            // which write every row of it anyway (and so end in place).
+            let movable = match was {
+                Storage::Own => true,
+                Storage::Scratch | Storage::Stack => k.rows != Dim::Batch,
+                Storage::Unused | Storage::Alias(_) | Storage::Inline(_) => false,
             };
-            for (pos, &id) in k.nodes.iter().enumerate() {
-                let node = g.node(id);
-                let was = storage[id.index()];
-                // A one-row scratch value stays in cache; it moves onto an
-                // operand's buffer only in groups over a parameter's rows,
-                // which write every row of it anyway (and so end in place).
-                let movable = match was {
-                    Storage::Own => true,
-                    Storage::Scratch | Storage::Stack => k.rows != Dim::Batch,
-                    Storage::Unused | Storage::Alias(_) | Storage::Inline(_) => false,
-                };
-                if !node.op.is_elementwise() || !movable {
-                    continue;
-                }
-                for x in &node.inputs {
-                    // `last` was computed before any op was placed in place,
-                    // so it tells when x's own value is last read.
-                    let r = roots.find(*x);
-                    let free = last[x.index()] == Some(ki)
-                        && !is_output[x.index()]
-                        && storage[r.index()] == Storage::Own
-                        && !matches!(g.node(r).op, Op::Const(_) | Op::Literal(_));
-                    let same = g.ty(*x) == &node.ty;
-                    let row_ok = k.kind == KernelKind::Node || row_operand(g, id, *x);
-                    let head_reads = head_roots.iter().any(|h| roots.find(*h) == r);
-                    let read_later = last_reader[r.index()] > pos + 1;
-                    if free && same && row_ok && !read_later && !head_reads {
-                        storage[id.index()] = Storage::Alias(*x);
-                        // What read `id` now reads `r`'s memory.
-                        let own = last_reader[id.index()];
-                        last_reader[r.index()] = last_reader[r.index()].max(own);
-                        last_reader[id.index()] = 0;
-                        roots.0[id.index()] = r.0;
-                        break;
-                    }
-                }
+            if !node.op.is_elementwise() || !movable {
+                continue;
             }
-            for m in &k.nodes {
-                for y in &g.node(*m).inputs {
-                    let r = roots.find(*y).index();
-                    last_reader[r] = 0;
+            for x in &node.inputs {
+                // `last` was computed before any op was placed in place,
+                // so it tells when x's own value is last read.
+                let r = roots.find(*x);
+                let free = last[x.index()] == Some(ki)
+                    && !is_output[x.index()]
+                    && storage[r.index()] == Storage::Own
+                    && !matches!(g.node(r).op, Op::Const(_) | Op::Literal(_));
+                let same = g.ty(*x) == &node.ty;
+                let row_ok = k.kind == KernelKind::Node || row_operand(g, id, *x);
+                let head_reads = head_roots.iter().any(|h| roots.find(*h) == r);
+                let read_later = last_reader[r.index()] > pos + 1;
+                if free && same && row_ok && !read_later && !head_reads {
+                    storage[id.index()] = Storage::Alias(*x);
+                    // What read `id` now reads `r`'s memory.
+                    let own = last_reader[id.index()];
+                    last_reader[r.index()] = last_reader[r.index()].max(own);
+                    last_reader[id.index()] = 0;
+                    roots.0[id.index()] = r.0;
+                    break;
                 }
             }
         }
+        for m in &k.nodes {
+            for y in &g.node(*m).inputs {
+                let r = roots.find(*y).index();
+                last_reader[r] = 0;
+            }
+        }
     }
-    let roots = Roots::resolve(&storage);
-    // A headed group's members that still need a buffer of their own but
-    // are read only inside the group keep one row each on the stack of the
-    // thread computing it (after the in-place pass, which may have put a
-    // whole chain in the matmul's own buffer).
+}
+
+/// Stack rows: a headed group's members that still need a buffer of their
+/// own but are read only inside the group keep one row each on the stack
+/// of the thread computing it (after the in-place phase, which may have
+/// put a whole chain in the matmul's own buffer).
+fn mark_stack(
+    g: &Graph,
+    live: &[bool],
+    storage: &mut [Storage],
+    (kernels, kernel_of): (&[Kernel], &[Option<usize>]),
+    roots: &[NodeId],
+) {
+    let n = g.len();
     let mut read_outside = vec![false; n];
     for (_, id) in &g.outputs {
         read_outside[roots[id.index()].index()] = true;
@@ -539,12 +624,6 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
                 storage[id.index()] = Storage::Stack;
             }
         }
-    }
-    Plan {
-        kernels,
-        storage,
-        kernel_of,
-        roots,
     }
 }
 
