@@ -18,167 +18,189 @@ const MAX_LENGTH: u64 = 1 << 31;
 pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
     let strong = Lowerer::strong;
     match name {
-        "zeros" | "ones" | "rand" | "randn" => {
-            let dims = shape_args(lw, name, args, span)?;
-            let t = Type::new(DType::F32, Shape::fixed(&dims));
-            match name {
-                "zeros" | "ones" => {
-                    let c = lw.constant(if name == "ones" { 1.0 } else { 0.0 }, DType::F32, span);
-                    lw.prim(Op::Broadcast, &[c], Some(t), span, &[]).map(strong)
-                }
-                _ => {
-                    let step = step_node(lw, span)?;
-                    let stream = lw.fresh_stream();
-                    let dist = if name == "rand" {
-                        Dist::Uniform
-                    } else {
-                        Dist::Normal
-                    };
-                    lw.prim(Op::Random { dist, stream }, &[step], Some(t), span, &[])
-                        .map(strong)
-                }
-            }
-        }
+        "zeros" | "ones" | "rand" | "randn" => filled(lw, name, args, span),
         "multinomial" => multinomial(lw, args, span).map(strong),
-        "full" => {
-            let sl = bind(lw, name, &sig(&["shape", "value"], 2), args, span)?;
-            let es = sl[0]?;
-            let dims = shape_args(
-                lw,
-                name,
-                &[Arg {
-                    name: None,
-                    value: es.clone(),
-                }],
-                es.span,
-            )?;
-            let v = tensor(lw, sl[1])?;
-            let dt = if v.weak { DType::F32 } else { lw.ty(v).dtype };
-            let v = lw.convert(v, dt, span)?;
-            lw.prim(
-                Op::Broadcast,
-                &[v],
-                Some(Type::new(dt, Shape::fixed(&dims))),
-                span,
-                &[],
-            )
-            .map(strong)
-        }
-        "arange" => {
-            let sl = bind(lw, name, &sig(&["start", "stop", "step"], 1), args, span)?;
-            let nums: Vec<Option<Const>> = sl.iter().map(|e| e.and_then(consts::eval)).collect();
-            let mut vals = Vec::new();
-            let mut all_int = true;
-            for (i, c) in nums.iter().enumerate() {
-                match (c, sl[i]) {
-                    (Some(Const::Num(v, int)), _) => {
-                        all_int &= *int;
-                        vals.push(Some(*v));
-                    }
-                    (None, None) => vals.push(None),
-                    (_, Some(e)) => {
-                        const_error(lw, e, "a constant number");
-                        return None;
-                    }
-                    (_, None) => vals.push(None),
-                }
-            }
-            let (start, stop) = match (vals[0], vals[1]) {
-                (Some(a), Some(b)) => (a, b),
-                (Some(a), None) => (0.0, a),
-                _ => (0.0, 0.0),
-            };
-            let step = vals[2].unwrap_or(1.0);
-            let n = ((stop - start) / step).ceil();
-            if step == 0.0 {
-                lw.error(
-                    Diagnostic::new(Code::BadArgument, "arange with a step of 0")
-                        .label(span, format!("from {start} to {stop} by {step}")),
-                );
-                return None;
-            }
-            if !n.is_finite() || n < 1.0 {
-                lw.error(
-                    Diagnostic::new(Code::BadArgument, "arange gives no elements")
-                        .label(span, format!("from {start} to {stop} by {step}"))
-                        .note(if (stop - start) * step < 0.0 {
-                            "the step goes away from the stop"
-                        } else {
-                            "the start is already at the stop"
-                        }),
-                );
-                return None;
-            }
-            if n > MAX_LENGTH as f64 {
-                lw.error(
-                    Diagnostic::new(
-                        Code::BadArgument,
-                        format!("arange gives {n:.0} elements, more than the {MAX_LENGTH} an axis may have"),
-                    )
-                    .label(span, format!("from {start} to {stop} by {step}")),
-                );
-                return None;
-            }
-            let dt = if all_int { DType::I32 } else { DType::F32 };
-            let iota = lw.prim(
-                Op::Iota { axis: 0 },
-                &[],
-                Some(Type::new(dt, Shape::fixed(&[n as u64]))),
-                span,
-                &[],
-            )?;
-            let mut r = iota;
-            if step != 1.0 {
-                let s = lw.constant(step, dt, span);
-                r = lw.prim(Op::Mul, &[r, s], None, span, &[])?;
-            }
-            if start != 0.0 {
-                let s = lw.constant(start, dt, span);
-                r = lw.prim(Op::Add, &[r, s], None, span, &[])?;
-            }
-            Some(strong(r))
-        }
-        "eye" => {
-            let sl = bind(lw, name, &sig(&["n"], 1), args, span)?;
-            let n = int_arg(lw, sl[0]?)?;
-            if n < 1 {
-                const_error(lw, sl[0]?, "a positive size");
-                return None;
-            }
-            if n > 100_000 {
-                lw.error(
-                    Diagnostic::new(
-                        Code::BadArgument,
-                        format!("eye({n}) would be {n} × {n}, larger than the 100000 × 100000 eye allows"),
-                    )
-                    .label(sl[0]?.span, "too large"),
-                );
-                return None;
-            }
-            eye(lw, n as u64, span).map(strong)
-        }
-        "diag" => {
-            let sl = bind(lw, name, &sig(&["v"], 1), args, span)?;
-            let ev = sl[0]?;
-            let (v, sv) = float_arg(lw, name, Some(ev))?;
-            let t = lw.g.ty(v).clone();
-            let (1, Dim::Fixed(n)) = (
-                t.shape.rank(),
-                t.shape.0.first().copied().unwrap_or(Dim::Batch),
-            ) else {
-                lw.error(
-                    Diagnostic::new(Code::ShapeMismatch, "diag takes a vector of fixed length")
-                        .label(sv, format!("this is {t}")),
-                );
-                return None;
-            };
-            // diag(v)[i,j] = v[j]·δᵢⱼ
-            let e = eye(lw, n, span)?;
-            let e = lw.convert(strong(e), t.dtype, span)?;
-            lw.prim(Op::Mul, &[v, e], None, span, &[]).map(strong)
-        }
+        "full" => full(lw, name, args, span),
+        "arange" => arange(lw, name, args, span),
+        "eye" => eye_call(lw, name, args, span),
+        "diag" => diag(lw, name, args, span),
         _ => None,
     }
+}
+
+/// `zeros`, `ones`, `rand` and `randn` of a shape.
+fn filled(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
+    let strong = Lowerer::strong;
+    let dims = shape_args(lw, name, args, span)?;
+    let t = Type::new(DType::F32, Shape::fixed(&dims));
+    match name {
+        "zeros" | "ones" => {
+            let c = lw.constant(if name == "ones" { 1.0 } else { 0.0 }, DType::F32, span);
+            lw.prim(Op::Broadcast, &[c], Some(t), span, &[]).map(strong)
+        }
+        _ => {
+            let step = step_node(lw, span)?;
+            let stream = lw.fresh_stream();
+            let dist = if name == "rand" {
+                Dist::Uniform
+            } else {
+                Dist::Normal
+            };
+            lw.prim(Op::Random { dist, stream }, &[step], Some(t), span, &[])
+                .map(strong)
+        }
+    }
+}
+
+/// `full(shape, value)`.
+fn full(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
+    let strong = Lowerer::strong;
+    let sl = bind(lw, name, &sig(&["shape", "value"], 2), args, span)?;
+    let es = sl[0]?;
+    let dims = shape_args(
+        lw,
+        name,
+        &[Arg {
+            name: None,
+            value: es.clone(),
+        }],
+        es.span,
+    )?;
+    let v = tensor(lw, sl[1])?;
+    let dt = if v.weak { DType::F32 } else { lw.ty(v).dtype };
+    let v = lw.convert(v, dt, span)?;
+    lw.prim(
+        Op::Broadcast,
+        &[v],
+        Some(Type::new(dt, Shape::fixed(&dims))),
+        span,
+        &[],
+    )
+    .map(strong)
+}
+
+/// `arange(end)`, `arange(start, end)` or `arange(start, end, step)`.
+fn arange(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
+    let strong = Lowerer::strong;
+    let sl = bind(lw, name, &sig(&["start", "stop", "step"], 1), args, span)?;
+    let nums: Vec<Option<Const>> = sl.iter().map(|e| e.and_then(consts::eval)).collect();
+    let mut vals = Vec::new();
+    let mut all_int = true;
+    for (i, c) in nums.iter().enumerate() {
+        match (c, sl[i]) {
+            (Some(Const::Num(v, int)), _) => {
+                all_int &= *int;
+                vals.push(Some(*v));
+            }
+            (None, None) => vals.push(None),
+            (_, Some(e)) => {
+                const_error(lw, e, "a constant number");
+                return None;
+            }
+            (_, None) => vals.push(None),
+        }
+    }
+    let (start, stop) = match (vals[0], vals[1]) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(a), None) => (0.0, a),
+        _ => (0.0, 0.0),
+    };
+    let step = vals[2].unwrap_or(1.0);
+    let n = ((stop - start) / step).ceil();
+    if step == 0.0 {
+        lw.error(
+            Diagnostic::new(Code::BadArgument, "arange with a step of 0")
+                .label(span, format!("from {start} to {stop} by {step}")),
+        );
+        return None;
+    }
+    if !n.is_finite() || n < 1.0 {
+        lw.error(
+            Diagnostic::new(Code::BadArgument, "arange gives no elements")
+                .label(span, format!("from {start} to {stop} by {step}"))
+                .note(if (stop - start) * step < 0.0 {
+                    "the step goes away from the stop"
+                } else {
+                    "the start is already at the stop"
+                }),
+        );
+        return None;
+    }
+    if n > MAX_LENGTH as f64 {
+        lw.error(
+            Diagnostic::new(
+                Code::BadArgument,
+                format!(
+                    "arange gives {n:.0} elements, more than the {MAX_LENGTH} an axis may have"
+                ),
+            )
+            .label(span, format!("from {start} to {stop} by {step}")),
+        );
+        return None;
+    }
+    let dt = if all_int { DType::I32 } else { DType::F32 };
+    let iota = lw.prim(
+        Op::Iota { axis: 0 },
+        &[],
+        Some(Type::new(dt, Shape::fixed(&[n as u64]))),
+        span,
+        &[],
+    )?;
+    let mut r = iota;
+    if step != 1.0 {
+        let s = lw.constant(step, dt, span);
+        r = lw.prim(Op::Mul, &[r, s], None, span, &[])?;
+    }
+    if start != 0.0 {
+        let s = lw.constant(start, dt, span);
+        r = lw.prim(Op::Add, &[r, s], None, span, &[])?;
+    }
+    Some(strong(r))
+}
+
+/// `eye(n)`.
+fn eye_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
+    let strong = Lowerer::strong;
+    let sl = bind(lw, name, &sig(&["n"], 1), args, span)?;
+    let n = int_arg(lw, sl[0]?)?;
+    if n < 1 {
+        const_error(lw, sl[0]?, "a positive size");
+        return None;
+    }
+    if n > 100_000 {
+        lw.error(
+            Diagnostic::new(
+                Code::BadArgument,
+                format!("eye({n}) would be {n} × {n}, larger than the 100000 × 100000 eye allows"),
+            )
+            .label(sl[0]?.span, "too large"),
+        );
+        return None;
+    }
+    eye(lw, n as u64, span).map(strong)
+}
+
+/// `diag(v)`: a square matrix with `v` on its diagonal.
+fn diag(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
+    let strong = Lowerer::strong;
+    let sl = bind(lw, name, &sig(&["v"], 1), args, span)?;
+    let ev = sl[0]?;
+    let (v, sv) = float_arg(lw, name, Some(ev))?;
+    let t = lw.g.ty(v).clone();
+    let (1, Dim::Fixed(n)) = (
+        t.shape.rank(),
+        t.shape.0.first().copied().unwrap_or(Dim::Batch),
+    ) else {
+        lw.error(
+            Diagnostic::new(Code::ShapeMismatch, "diag takes a vector of fixed length")
+                .label(sv, format!("this is {t}")),
+        );
+        return None;
+    };
+    // diag(v)[i,j] = v[j]·δᵢⱼ
+    let e = eye(lw, n, span)?;
+    let e = lw.convert(strong(e), t.dtype, span)?;
+    lw.prim(Op::Mul, &[v, e], None, span, &[]).map(strong)
 }
 
 /// A shape from `f(2, 3)` or `f([2, 3])`.

@@ -123,6 +123,16 @@ pub enum LabelKind {
     Target,
 }
 
+impl LabelKind {
+    /// "a number" or "N classes", for summaries.
+    fn describe(&self) -> String {
+        match self {
+            LabelKind::Target => "a number".to_string(),
+            LabelKind::Class { classes } => format!("{} classes", classes.unwrap_or(0)),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Missing {
     /// Replace a missing number by the training part's mean.
@@ -301,6 +311,35 @@ impl<'a> Opts<'a> {
                 _ => {
                     self.bad(a, what);
                     default
+                }
+            },
+        }
+    }
+
+    /// A `true` or `false` option (default false).
+    fn flag(&mut self, key: &str) -> bool {
+        match self.get(key) {
+            None => false,
+            Some(a) => match consts::eval(&a.value) {
+                Some(Const::Bool(b)) => b,
+                _ => {
+                    self.bad(a, "true or false");
+                    false
+                }
+            },
+        }
+    }
+
+    /// `missing = "mean"` (the default) or `"drop"`.
+    fn missing(&mut self) -> Missing {
+        match self.get("missing") {
+            None => Missing::Mean,
+            Some(a) => match consts::eval(&a.value) {
+                Some(Const::Str(s)) | Some(Const::Name(s)) if s == "mean" => Missing::Mean,
+                Some(Const::Str(s)) | Some(Const::Name(s)) if s == "drop" => Missing::Drop,
+                _ => {
+                    self.bad(a, "\"mean\" or \"drop\"");
+                    Missing::Mean
                 }
             },
         }
@@ -494,84 +533,16 @@ fn idx(
         }
         return (None, o.diags);
     };
-    let scale = o.get("scale").map(|_| {
-        o.number(
-            "scale",
-            1.0,
-            |v| v.is_finite() && v != 0.0,
-            "a nonzero number",
-        )
-    });
-    let mut classes = o.get("classes").map(|_| o.count("classes", 2, 2));
-    let names = o
-        .strings("names", "a list of class names")
-        .unwrap_or_default();
-    if let Some(a) = o.get("names") {
-        match classes {
-            Some(k) if !names.is_empty() && k != names.len() as u64 => o.diags.push(
-                Diagnostic::new(
-                    Code::BadArgument,
-                    format!("{} class names for {k} classes", names.len()),
-                )
-                .label(a.value.span, format!("expected {k} names")),
-            ),
-            None if !names.is_empty() => classes = Some(names.len() as u64),
-            _ => {}
-        }
-    }
-    let images = o
-        .string("images")
-        .unwrap_or_else(|| "{split}-images-idx3-ubyte".into());
-    let labels = o
-        .string("labels")
-        .unwrap_or_else(|| "{split}-labels-idx1-ubyte".into());
+    let (scale, classes, names, images, labels) = idx_args(&mut o);
     if !o.diags.is_empty() {
         return (None, o.diags);
     }
-    let mut headers = Vec::new();
-    for pattern in [&images, &labels] {
-        for split in ["train", "t10k"] {
-            let p = dir.join(pattern.replace("{split}", split));
-            match meta::read_idx_header(&p) {
-                Ok(h) => headers.push(h),
-                Err(e) => {
-                    let mut d = Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
-                        .label(decl.source.span, "declared here")
-                        .note("IDX data is a folder with train-* and t10k-* files (plain or .gz); --data PATH replaces the folder");
-                    if let Some(n) = resolved_note(&o, base, ov, !dir.exists()) {
-                        d = d.note(n);
-                    }
-                    o.diags.push(d);
-                    return (None, o.diags);
-                }
-            }
-        }
-    }
+    let Some(headers) = idx_headers(&mut o, name, decl, (&dir, &images, &labels), (base, ov))
+    else {
+        return (None, o.diags);
+    };
     let (ti, si, tl, sl) = (&headers[0], &headers[1], &headers[2], &headers[3]);
-    let mut problems = Vec::new();
-    if ti.dims[1..] != si.dims[1..] {
-        problems.push(format!(
-            "train images are {:?} per sample but test images {:?}",
-            &ti.dims[1..],
-            &si.dims[1..]
-        ));
-    }
-    if ti.dims[0] != tl.dims[0] || si.dims[0] != sl.dims[0] {
-        problems.push(format!(
-            "image and label counts differ: train {} vs {}, test {} vs {}",
-            ti.dims[0], tl.dims[0], si.dims[0], sl.dims[0]
-        ));
-    }
-    if tl.dims.len() != 1 && !(tl.dims.len() == 2 && tl.dims[1] == 1) {
-        problems.push(format!(
-            "labels must hold one value per sample, found dims {:?}",
-            tl.dims
-        ));
-    }
-    if ti.elem != si.elem || tl.elem != sl.elem {
-        problems.push("train and test files have different element types".into());
-    }
-    if let Some(p) = problems.first() {
+    if let Some(p) = idx_problem(ti, si, tl, sl) {
         o.diags.push(
             Diagnostic::new(Code::BadData, format!("data `{name}` is inconsistent: {p}"))
                 .label(decl.source.span, "declared here"),
@@ -635,6 +606,109 @@ fn idx(
     (Some(spec), o.diags)
 }
 
+/// The options of `idx(...)` other than its folder: scale, classes (or
+/// the names' count), class names, and the file name patterns.
+#[allow(clippy::type_complexity)]
+fn idx_args(o: &mut Opts) -> (Option<f64>, Option<u64>, Vec<String>, String, String) {
+    let scale = o.get("scale").map(|_| {
+        o.number(
+            "scale",
+            1.0,
+            |v| v.is_finite() && v != 0.0,
+            "a nonzero number",
+        )
+    });
+    let mut classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    let names = o
+        .strings("names", "a list of class names")
+        .unwrap_or_default();
+    if let Some(a) = o.get("names") {
+        match classes {
+            Some(k) if !names.is_empty() && k != names.len() as u64 => o.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("{} class names for {k} classes", names.len()),
+                )
+                .label(a.value.span, format!("expected {k} names")),
+            ),
+            None if !names.is_empty() => classes = Some(names.len() as u64),
+            _ => {}
+        }
+    }
+    let images = o
+        .string("images")
+        .unwrap_or_else(|| "{split}-images-idx3-ubyte".into());
+    let labels = o
+        .string("labels")
+        .unwrap_or_else(|| "{split}-labels-idx1-ubyte".into());
+    (scale, classes, names, images, labels)
+}
+
+/// The first way the four IDX files disagree: sample shapes, counts, the
+/// labels' shape, element types.
+fn idx_problem(
+    ti: &meta::IdxHeader,
+    si: &meta::IdxHeader,
+    tl: &meta::IdxHeader,
+    sl: &meta::IdxHeader,
+) -> Option<String> {
+    let mut problems = Vec::new();
+    if ti.dims[1..] != si.dims[1..] {
+        problems.push(format!(
+            "train images are {:?} per sample but test images {:?}",
+            &ti.dims[1..],
+            &si.dims[1..]
+        ));
+    }
+    if ti.dims[0] != tl.dims[0] || si.dims[0] != sl.dims[0] {
+        problems.push(format!(
+            "image and label counts differ: train {} vs {}, test {} vs {}",
+            ti.dims[0], tl.dims[0], si.dims[0], sl.dims[0]
+        ));
+    }
+    if tl.dims.len() != 1 && !(tl.dims.len() == 2 && tl.dims[1] == 1) {
+        problems.push(format!(
+            "labels must hold one value per sample, found dims {:?}",
+            tl.dims
+        ));
+    }
+    if ti.elem != si.elem || tl.elem != sl.elem {
+        problems.push("train and test files have different element types".into());
+    }
+    problems.into_iter().next()
+}
+
+/// The headers of the train and test image and label files, in that
+/// order, or a diagnostic for the first that cannot be read.
+fn idx_headers(
+    o: &mut Opts,
+    name: &str,
+    decl: &DataDecl,
+    (dir, images, labels): (&Path, &str, &str),
+    (base, ov): (&Path, Option<&Path>),
+) -> Option<Vec<meta::IdxHeader>> {
+    let mut headers = Vec::new();
+    for pattern in [images, labels] {
+        for split in ["train", "t10k"] {
+            let p = dir.join(pattern.replace("{split}", split));
+            match meta::read_idx_header(&p) {
+                Ok(h) => headers.push(h),
+                Err(e) => {
+                    let mut d = Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                        .label(decl.source.span, "declared here")
+                        .note("IDX data is a folder with train-* and t10k-* files (plain or .gz); --data PATH replaces the folder");
+                    if let Some(n) = resolved_note(o, base, ov, !dir.exists()) {
+                        d = d.note(n);
+                    }
+                    o.diags.push(d);
+                    return None;
+                }
+            }
+        }
+    }
+    Some(headers)
+}
+
 fn csv(
     name: &str,
     decl: &DataDecl,
@@ -652,208 +726,57 @@ fn csv(
     if o.positional(0).is_none() && ov.is_none() {
         missing_path(&mut o, decl.source.span);
     }
-    let label = o.string("label");
-    if label.is_none() && o.get("label").is_none() {
-        o.diags.push(
-            Diagnostic::new(Code::Arity, "`csv` needs `label = \"column\"`")
-                .label(decl.source.span, "which column is the label?"),
-        );
-    }
-    let drop_span = o.get("drop").map(|a| a.value.span);
-    let drop: Vec<(String, Span)> = o
-        .strings("drop", "a list of column names")
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|c| Some((c, drop_span?)))
-        .collect();
-    let missing = match o.get("missing") {
-        None => Missing::Mean,
-        Some(a) => match consts::eval(&a.value) {
-            Some(Const::Str(s)) | Some(Const::Name(s)) if s == "mean" => Missing::Mean,
-            Some(Const::Str(s)) | Some(Const::Name(s)) if s == "drop" => Missing::Drop,
-            _ => {
-                o.bad(a, "\"mean\" or \"drop\"");
-                Missing::Mean
-            }
-        },
-    };
-    let standardize = match o.get("standardize") {
-        None => false,
-        Some(a) => match consts::eval(&a.value) {
-            Some(Const::Bool(b)) => b,
-            _ => {
-                o.bad(a, "true or false");
-                false
-            }
-        },
-    };
-    let test = o.number(
-        "test",
-        0.0,
-        |v| (0.0..1.0).contains(&v),
-        "a fraction in [0, 1)",
-    );
-    // `classes = N`: an integer label column holds class indices 0..N.
-    let int_classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    let CsvArgs {
+        label,
+        drop,
+        missing,
+        standardize,
+        test,
+        int_classes,
+    } = csv_args(&mut o, decl.source.span);
     let (Some(path), Some(label)) = (path, label) else {
         return (None, o.diags);
     };
     if !o.diags.is_empty() {
         return (None, o.diags);
     }
-    let schema = match meta::scan_csv(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            let mut d = Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
-                .label(decl.source.span, "declared here");
-            let gone = !path.exists() && !PathBuf::from(format!("{}.gz", path.display())).exists();
-            if let Some(n) = resolved_note(&o, base, ov, gone) {
-                d = d.note(n);
-            }
-            o.diags.push(d);
-            return (None, o.diags);
-        }
+    let Some(schema) = csv_schema(&mut o, name, decl, (&path, base, ov)) else {
+        return (None, o.diags);
     };
     let label_span = o
         .get("label")
         .map(|a| a.value.span)
         .unwrap_or(decl.source.span);
-    let Some(label_col) = schema.column(&label) else {
-        let mut d = Diagnostic::new(
-            Code::DataMismatch,
-            format!("`{}` has no column `{label}`", path.display()),
-        )
-        .label(label_span, "not a column of the file");
-        d = match nearest(&label, schema.names().into_iter()) {
-            Some(s) => d.note(format!("did you mean `{s}`?")),
-            None => d.note(format!("its columns are: {}", schema.names().join(", "))),
-        };
-        o.diags.push(d);
+    let Some(label_col) = label_column(&mut o, (&schema, &path), &label, label_span) else {
         return (None, o.diags);
     };
-    for (c, span) in &drop {
-        if schema.column(c).is_none() {
-            o.diags.push(
-                Diagnostic::new(
-                    Code::DataMismatch,
-                    format!("`{}` has no column `{c}`", path.display()),
-                )
-                .label(*span, "dropping a column that does not exist"),
-            );
-        }
-    }
-    let (label_kind, classes) = match &label_col.kind {
-        ColumnKind::Numeric { min, max, .. } if int_classes.is_some() => {
-            let n = int_classes.unwrap_or(2);
-            if let Some((line, v)) = &label_col.non_integer {
-                o.diags.push(
-                    Diagnostic::new(
-                        Code::DataMismatch,
-                        format!("column `{label}` holds `{v}` (line {line}), not a class index"),
-                    )
-                    .label(label_span, "declared as a class label here")
-                    .note(format!("class indices are whole numbers 0 to {}", n - 1)),
-                );
-                return (None, o.diags);
-            }
-            if *min < 0.0 || *max >= n as f64 {
-                o.diags.push(
-                    Diagnostic::new(
-                        Code::DataMismatch,
-                        format!("column `{label}` holds values from {min} to {max}, not class indices below {n}"),
-                    )
-                    .label(label_span, "declared as a class label here"),
-                );
-                return (None, o.diags);
-            }
-            (
-                LabelKind::Class { classes: Some(n) },
-                (0..n).map(|c| c.to_string()).collect(),
-            )
-        }
-        ColumnKind::Numeric { .. } => (LabelKind::Target, Vec::new()),
-        ColumnKind::Categorical { categories } if categories.is_empty() => {
-            o.diags.push(
-                Diagnostic::new(
-                    Code::BadData,
-                    format!(
-                        "data `{name}` has no labels: column `{label}` is missing in all {} rows",
-                        schema.rows
-                    ),
-                )
-                .label(label_span, "the label column"),
-            );
-            return (None, o.diags);
-        }
-        ColumnKind::Categorical { categories } => (
-            LabelKind::Class {
-                classes: Some(categories.len() as u64),
-            },
-            categories.clone(),
-        ),
-    };
-    let dropped: std::collections::HashSet<&str> = drop.iter().map(|(d, _)| d.as_str()).collect();
-    let mut features = Vec::new();
-    for col in &schema.columns {
-        if col.name == label || dropped.contains(col.name.as_str()) {
-            continue;
-        }
-        let kind = match &col.kind {
-            ColumnKind::Numeric { .. } => FeatureKind::Numeric,
-            ColumnKind::Categorical { categories } => FeatureKind::Categorical {
-                categories: categories.clone(),
-                missing: col.missing > 0,
-            },
-        };
-        features.push(Feature {
-            column: col.name.clone(),
-            kind,
-        });
-    }
-    let width: u64 = features.iter().map(|f| f.width()).sum();
-    if width == 0 {
+    for (c, span) in drop.iter().filter(|(c, _)| schema.column(c).is_none()) {
         o.diags.push(
             Diagnostic::new(
-                Code::BadData,
-                format!("data `{name}` has no feature columns"),
+                Code::DataMismatch,
+                format!("`{}` has no column `{c}`", path.display()),
             )
-            .label(decl.source.span, "declared here"),
+            .label(*span, "dropping a column that does not exist"),
         );
-        return (None, o.diags);
     }
-    // One-hot encoding can multiply a small file into gigabytes (an id
-    // column of 50,000 values in 50,000 rows is 10 GB of f32): estimate
-    // it here, before anything is encoded.
-    let encoded = schema.rows as u128 * u128::from(width) * 4;
-    if let Err(e) = crate::memory::check("one-hot encoding", encoded) {
-        let mut wide: Vec<&Feature> = features
-            .iter()
-            .filter(|f| matches!(f.kind, FeatureKind::Categorical { .. }))
-            .collect();
-        wide.sort_by_key(|f| std::cmp::Reverse(f.width()));
-        let named: Vec<String> = wide
-            .iter()
-            .take(3)
-            .map(|f| format!("`{}` ({} categories)", f.column, f.width()))
-            .collect();
-        let mut d = Diagnostic::new(
-            Code::BadData,
-            format!(
-                "data `{name}` is too large once encoded: {} rows × {width} features; {e}",
-                schema.rows
-            ),
-        )
-        .label(decl.source.span, "declared here");
-        if let Some(top) = wide.first() {
-            d = d.note(format!(
-                "the widest one-hot columns: {}; leave one out with drop = [\"{}\"]",
-                named.join(", "),
-                top.column
-            ));
+    let Some((label_kind, classes)) = csv_label(
+        &mut o,
+        name,
+        (&label, label_span),
+        label_col,
+        int_classes,
+        schema.rows,
+    ) else {
+        return (None, o.diags);
+    };
+    let features = csv_features(&schema, &label, &drop);
+    let width = match encoded_width(name, decl.source.span, schema.rows, &features) {
+        Ok(w) => w,
+        Err(d) => {
+            o.diags.push(d);
+            return (None, o.diags);
         }
-        o.diags.push(d);
-        return (None, o.diags);
-    }
+    };
     let rows = csv_rows(&schema, &label, &features, &missing, test);
     let warnings = mostly_unique(name, &schema, &features);
     if rows.train == 0 {
@@ -870,14 +793,10 @@ fn csv(
         return (None, o.diags);
     }
     let summary = format!(
-        "CSV {} rows, {} feature columns ({} after one-hot), label `{label}` ({})",
+        "CSV {} rows, {} feature columns ({width} after one-hot), label `{label}` ({})",
         schema.rows,
         features.len(),
-        width,
-        match &label_kind {
-            LabelKind::Target => "a number".to_string(),
-            LabelKind::Class { classes } => format!("{} classes", classes.unwrap_or(0)),
-        }
+        label_kind.describe()
     );
     let spec = DataSpec {
         name: name.to_string(),
@@ -900,6 +819,234 @@ fn csv(
         warnings,
     };
     (Some(spec), o.diags)
+}
+
+/// The options of `csv(...)` other than its path.
+struct CsvArgs {
+    label: Option<String>,
+    drop: Vec<(String, Span)>,
+    missing: Missing,
+    standardize: bool,
+    test: f64,
+    /// `classes = N`: an integer label column holds class indices 0..N.
+    int_classes: Option<u64>,
+}
+
+fn csv_args(o: &mut Opts, source: Span) -> CsvArgs {
+    let label = o.string("label");
+    if label.is_none() && o.get("label").is_none() {
+        o.diags.push(
+            Diagnostic::new(Code::Arity, "`csv` needs `label = \"column\"`")
+                .label(source, "which column is the label?"),
+        );
+    }
+    let drop_span = o.get("drop").map(|a| a.value.span);
+    let drop: Vec<(String, Span)> = o
+        .strings("drop", "a list of column names")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| Some((c, drop_span?)))
+        .collect();
+    let missing = o.missing();
+    let standardize = o.flag("standardize");
+    let test = o.number(
+        "test",
+        0.0,
+        |v| (0.0..1.0).contains(&v),
+        "a fraction in [0, 1)",
+    );
+    let int_classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    CsvArgs {
+        label,
+        drop,
+        missing,
+        standardize,
+        test,
+        int_classes,
+    }
+}
+
+/// The CSV file's schema from its metadata scan, or a diagnostic saying why
+/// it cannot be read (and where a relative path was resolved).
+fn csv_schema(
+    o: &mut Opts,
+    name: &str,
+    decl: &DataDecl,
+    (path, base, ov): (&Path, &Path, Option<&Path>),
+) -> Option<meta::CsvSchema> {
+    match meta::scan_csv(path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let mut d = Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                .label(decl.source.span, "declared here");
+            let gone = !path.exists() && !PathBuf::from(format!("{}.gz", path.display())).exists();
+            if let Some(n) = resolved_note(o, base, ov, gone) {
+                d = d.note(n);
+            }
+            o.diags.push(d);
+            None
+        }
+    }
+}
+
+/// The label column, or a diagnostic naming the nearest column.
+fn label_column<'s>(
+    o: &mut Opts,
+    (schema, path): (&'s meta::CsvSchema, &Path),
+    label: &str,
+    label_span: Span,
+) -> Option<&'s meta::Column> {
+    let col = schema.column(label);
+    if col.is_none() {
+        let mut d = Diagnostic::new(
+            Code::DataMismatch,
+            format!("`{}` has no column `{label}`", path.display()),
+        )
+        .label(label_span, "not a column of the file");
+        d = match nearest(label, schema.names().into_iter()) {
+            Some(s) => d.note(format!("did you mean `{s}`?")),
+            None => d.note(format!("its columns are: {}", schema.names().join(", "))),
+        };
+        o.diags.push(d);
+    }
+    col
+}
+
+/// The label column's kind: class indices below `classes = N` (checked
+/// against its values), a numeric target, or categories as classes.
+fn csv_label(
+    o: &mut Opts,
+    name: &str,
+    (label, label_span): (&str, Span),
+    col: &meta::Column,
+    int_classes: Option<u64>,
+    rows: usize,
+) -> Option<(LabelKind, Vec<String>)> {
+    let (label_kind, classes) = match &col.kind {
+        ColumnKind::Numeric { min, max, .. } if int_classes.is_some() => {
+            let n = int_classes.unwrap_or(2);
+            if let Some((line, v)) = &col.non_integer {
+                o.diags.push(
+                    Diagnostic::new(
+                        Code::DataMismatch,
+                        format!("column `{label}` holds `{v}` (line {line}), not a class index"),
+                    )
+                    .label(label_span, "declared as a class label here")
+                    .note(format!("class indices are whole numbers 0 to {}", n - 1)),
+                );
+                return None;
+            }
+            if *min < 0.0 || *max >= n as f64 {
+                o.diags.push(
+                    Diagnostic::new(
+                        Code::DataMismatch,
+                        format!("column `{label}` holds values from {min} to {max}, not class indices below {n}"),
+                    )
+                    .label(label_span, "declared as a class label here"),
+                );
+                return None;
+            }
+            (
+                LabelKind::Class { classes: Some(n) },
+                (0..n).map(|c| c.to_string()).collect(),
+            )
+        }
+        ColumnKind::Numeric { .. } => (LabelKind::Target, Vec::new()),
+        ColumnKind::Categorical { categories } if categories.is_empty() => {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::BadData,
+                    format!(
+                        "data `{name}` has no labels: column `{label}` is missing in all {} rows",
+                        rows
+                    ),
+                )
+                .label(label_span, "the label column"),
+            );
+            return None;
+        }
+        ColumnKind::Categorical { categories } => (
+            LabelKind::Class {
+                classes: Some(categories.len() as u64),
+            },
+            categories.clone(),
+        ),
+    };
+    Some((label_kind, classes))
+}
+
+/// The feature columns: every column but the label and the dropped ones.
+fn csv_features(schema: &meta::CsvSchema, label: &str, drop: &[(String, Span)]) -> Vec<Feature> {
+    let dropped: std::collections::HashSet<&str> = drop.iter().map(|(d, _)| d.as_str()).collect();
+    let mut features = Vec::new();
+    for col in &schema.columns {
+        if col.name == label || dropped.contains(col.name.as_str()) {
+            continue;
+        }
+        let kind = match &col.kind {
+            ColumnKind::Numeric { .. } => FeatureKind::Numeric,
+            ColumnKind::Categorical { categories } => FeatureKind::Categorical {
+                categories: categories.clone(),
+                missing: col.missing > 0,
+            },
+        };
+        features.push(Feature {
+            column: col.name.clone(),
+            kind,
+        });
+    }
+    features
+}
+
+/// The width of the features once one-hot encoded, which must not be 0.
+/// One-hot encoding can multiply a small file into gigabytes (an id column
+/// of 50,000 values in 50,000 rows is 10 GB of f32): the encoded size is
+/// estimated and refused here, before anything is encoded, naming the
+/// widest columns.
+fn encoded_width(
+    name: &str,
+    span: Span,
+    rows: usize,
+    features: &[Feature],
+) -> Result<u64, Diagnostic> {
+    let width: u64 = features.iter().map(|f| f.width()).sum();
+    if width == 0 {
+        return Err(Diagnostic::new(
+            Code::BadData,
+            format!("data `{name}` has no feature columns"),
+        )
+        .label(span, "declared here"));
+    }
+    let encoded = rows as u128 * u128::from(width) * 4;
+    if let Err(e) = crate::memory::check("one-hot encoding", encoded) {
+        let mut wide: Vec<&Feature> = features
+            .iter()
+            .filter(|f| matches!(f.kind, FeatureKind::Categorical { .. }))
+            .collect();
+        wide.sort_by_key(|f| std::cmp::Reverse(f.width()));
+        let named: Vec<String> = wide
+            .iter()
+            .take(3)
+            .map(|f| format!("`{}` ({} categories)", f.column, f.width()))
+            .collect();
+        let mut d = Diagnostic::new(
+            Code::BadData,
+            format!(
+                "data `{name}` is too large once encoded: {} rows × {width} features; {e}",
+                rows
+            ),
+        )
+        .label(span, "declared here");
+        if let Some(top) = wide.first() {
+            d = d.note(format!(
+                "the widest one-hot columns: {}; leave one out with drop = [\"{}\"]",
+                named.join(", "),
+                top.column
+            ));
+        }
+        return Err(d);
+    }
+    Ok(width)
 }
 
 /// Warnings for categorical feature columns whose values are mostly

@@ -135,122 +135,9 @@ impl Lowerer<'_, '_> {
                 Dim::Fixed(n) => Some(n as i64),
                 Dim::Batch => None,
             };
-            let int_of = |me: &mut Self, e: &Option<Expr>| -> Result<Option<i64>, ()> {
-                match e {
-                    None => Ok(None),
-                    Some(e) => match consts::eval(e) {
-                        Some(Const::Num(v, true)) => Ok(Some(v as i64)),
-                        _ => {
-                            me.error(
-                                Diagnostic::new(
-                                    Code::BadArgument,
-                                    "an index must be a constant integer",
-                                )
-                                .label(e.span, "not a constant integer"),
-                            );
-                            Err(())
-                        }
-                    },
-                }
-            };
-            let (start, end, step, single, ispan) = match idx {
-                IndexArg::Single(e) => {
-                    let i = int_of(self, &Some(e.clone())).ok()?.unwrap_or(0);
-                    // x[-1] is the last element: normalize before taking i..i+1.
-                    let i = match (i < 0, len) {
-                        (true, Some(n)) => i + n,
-                        _ => i,
-                    };
-                    (Some(i), Some(i + 1), 1, true, e.span)
-                }
-                IndexArg::Slice {
-                    start,
-                    end,
-                    step,
-                    span,
-                } => {
-                    let s = int_of(self, start).ok()?;
-                    let en = int_of(self, end).ok()?;
-                    let st = int_of(self, step).ok()?.unwrap_or(1);
-                    (s, en, st, false, *span)
-                }
-            };
-            if start.is_none() && end.is_none() && step == 1 {
+            let Some((s, en, step, single)) = self.axis_bounds(idx, len, axis, &ty)? else {
                 continue;
-            }
-            if len.is_none() {
-                // The batch's length is only known at run time, and a model
-                // treats every sample alike: take whole batches (`x[:, ...]`).
-                self.error(
-                    Diagnostic::new(
-                        Code::ShapeMismatch,
-                        "cannot index or slice the batch axis `B`",
-                    )
-                    .label(ispan, "the batch size is only known at run time")
-                    .note("keep the whole batch with `:` and index the other axes, like x[:, 0:4]"),
-                );
-                return None;
-            }
-            let norm = |i: i64| -> Option<i64> {
-                if i < 0 {
-                    len.map(|n| n + i)
-                } else {
-                    Some(i)
-                }
             };
-            let s = norm(start.unwrap_or(0));
-            let en = match end {
-                Some(e) => norm(e),
-                None => len,
-            };
-            let (Some(s), Some(en)) = (s, en) else {
-                self.error(
-                    Diagnostic::new(
-                        Code::ShapeMismatch,
-                        "a slice of the batch axis needs explicit, non-negative bounds",
-                    )
-                    .label(ispan, "the batch size B is only known at run time"),
-                );
-                return None;
-            };
-            if step <= 0 {
-                self.error(
-                    Diagnostic::new(
-                        Code::BadAxis,
-                        format!("a slice step must be positive, found {step}"),
-                    )
-                    .label(
-                        ispan,
-                        if step == 0 {
-                            "a step of 0"
-                        } else {
-                            "a negative step"
-                        },
-                    )
-                    .note("reversing an axis (x[::-1]) is not supported, as in PyTorch"),
-                );
-                return None;
-            }
-            if !single && en <= s && s >= 0 {
-                self.error(
-                    Diagnostic::new(
-                        Code::BadAxis,
-                        format!("the slice {s}:{en} of axis {axis} of {ty} is empty"),
-                    )
-                    .label(ispan, "selects no elements"),
-                );
-                return None;
-            }
-            if s < 0 || en < s || (single && len.is_some_and(|n| s >= n)) {
-                self.error(
-                    Diagnostic::new(
-                        Code::BadAxis,
-                        format!("index out of range for axis {axis} of {ty}"),
-                    )
-                    .label(ispan, "out of range"),
-                );
-                return None;
-            }
             node = self.prim(
                 Op::Slice {
                     axis: axis as u32,
@@ -286,5 +173,145 @@ impl Lowerer<'_, '_> {
             )?;
         }
         Some(Val { node, weak: v.weak })
+    }
+    /// The bounds of index `idx` on `axis` (of length `len`; `None` for the
+    /// batch axis) of a tensor of type `ty`: start, end, step and whether
+    /// it is a single index (which drops the axis). `Some(None)` keeps the
+    /// whole axis; `None` is an error, reported.
+    fn axis_bounds(
+        &mut self,
+        idx: &IndexArg,
+        len: Option<i64>,
+        axis: usize,
+        ty: &Type,
+    ) -> Option<Option<(i64, i64, i64, bool)>> {
+        let (start, end, step, single, ispan) = self.index_ints(idx, len)?;
+        if start.is_none() && end.is_none() && step == 1 {
+            return Some(None);
+        }
+        if len.is_none() {
+            // The batch's length is only known at run time, and a model
+            // treats every sample alike: take whole batches (`x[:, ...]`).
+            self.error(
+                Diagnostic::new(
+                    Code::ShapeMismatch,
+                    "cannot index or slice the batch axis `B`",
+                )
+                .label(ispan, "the batch size is only known at run time")
+                .note("keep the whole batch with `:` and index the other axes, like x[:, 0:4]"),
+            );
+            return None;
+        }
+        let norm = |i: i64| -> Option<i64> {
+            if i < 0 {
+                len.map(|n| n + i)
+            } else {
+                Some(i)
+            }
+        };
+        let s = norm(start.unwrap_or(0));
+        let en = match end {
+            Some(e) => norm(e),
+            None => len,
+        };
+        let (Some(s), Some(en)) = (s, en) else {
+            self.error(
+                Diagnostic::new(
+                    Code::ShapeMismatch,
+                    "a slice of the batch axis needs explicit, non-negative bounds",
+                )
+                .label(ispan, "the batch size B is only known at run time"),
+            );
+            return None;
+        };
+        if step <= 0 {
+            self.error(
+                Diagnostic::new(
+                    Code::BadAxis,
+                    format!("a slice step must be positive, found {step}"),
+                )
+                .label(
+                    ispan,
+                    if step == 0 {
+                        "a step of 0"
+                    } else {
+                        "a negative step"
+                    },
+                )
+                .note("reversing an axis (x[::-1]) is not supported, as in PyTorch"),
+            );
+            return None;
+        }
+        if !single && en <= s && s >= 0 {
+            self.error(
+                Diagnostic::new(
+                    Code::BadAxis,
+                    format!("the slice {s}:{en} of axis {axis} of {ty} is empty"),
+                )
+                .label(ispan, "selects no elements"),
+            );
+            return None;
+        }
+        if s < 0 || en < s || (single && len.is_some_and(|n| s >= n)) {
+            self.error(
+                Diagnostic::new(
+                    Code::BadAxis,
+                    format!("index out of range for axis {axis} of {ty}"),
+                )
+                .label(ispan, "out of range"),
+            );
+            return None;
+        }
+        Some(Some((s, en, step, single)))
+    }
+    /// The constant integers of index `idx` on an axis of length `len`:
+    /// start, end, step, whether it is a single index, and its span.
+    #[allow(clippy::type_complexity)]
+    fn index_ints(
+        &mut self,
+        idx: &IndexArg,
+        len: Option<i64>,
+    ) -> Option<(Option<i64>, Option<i64>, i64, bool, Span)> {
+        let int_of = |me: &mut Self, e: &Option<Expr>| -> Result<Option<i64>, ()> {
+            match e {
+                None => Ok(None),
+                Some(e) => match consts::eval(e) {
+                    Some(Const::Num(v, true)) => Ok(Some(v as i64)),
+                    _ => {
+                        me.error(
+                            Diagnostic::new(
+                                Code::BadArgument,
+                                "an index must be a constant integer",
+                            )
+                            .label(e.span, "not a constant integer"),
+                        );
+                        Err(())
+                    }
+                },
+            }
+        };
+        let parsed = match idx {
+            IndexArg::Single(e) => {
+                let i = int_of(self, &Some(e.clone())).ok()?.unwrap_or(0);
+                // x[-1] is the last element: normalize before taking i..i+1.
+                let i = match (i < 0, len) {
+                    (true, Some(n)) => i + n,
+                    _ => i,
+                };
+                (Some(i), Some(i + 1), 1, true, e.span)
+            }
+            IndexArg::Slice {
+                start,
+                end,
+                step,
+                span,
+            } => {
+                let s = int_of(self, start).ok()?;
+                let en = int_of(self, end).ok()?;
+                let st = int_of(self, step).ok()?.unwrap_or(1);
+                (s, en, st, false, *span)
+            }
+        };
+        Some(parsed)
     }
 }

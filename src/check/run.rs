@@ -42,38 +42,10 @@ pub fn bind_dims(
 ) -> Option<HashMap<String, Dim>> {
     let mut env = HashMap::new();
     env.insert("B".to_string(), Dim::Batch);
-    let [(input_name, ann)] = model.inputs.as_slice() else {
-        diags.push(
-            Diagnostic::new(
-                Code::BadModel,
-                format!(
-                    "model `{}` must take exactly one input (the features)",
-                    model.name.node
-                ),
-            )
-            .label(
-                model.name.span,
-                format!("takes {} inputs", model.inputs.len()),
-            ),
-        );
-        return None;
-    };
-    let _ = input_name;
-    let first_is_b = matches!(ann.dims.first().map(|d| &d.node), Some(DimAnn::Name(n)) if n == "B");
-    if !first_is_b {
-        diags.push(
-            Diagnostic::new(
-                Code::BadModel,
-                "a model's input starts with the batch axis `B`",
-            )
-            .label(ann.span, "like f32[B, 784]"),
-        );
-        return None;
-    }
-    let rest = &ann.dims[1..];
+    let ann = model_input(model, diags)?;
     let sample = &data.sample;
-    let count: u64 = sample.iter().product();
-    let mismatch = |diags: &mut Vec<Diagnostic>, what: String| {
+    if let Err(what) = bind_sample(&ann.dims[1..], sample, &mut env) {
+        let what = what.unwrap_or_else(|| format!("{} per sample", crate::syntax::print::ty(ann)));
         diags.push(
             Diagnostic::new(
                 Code::DataMismatch,
@@ -90,78 +62,108 @@ pub fn bind_dims(
             )
             .label(data.span, data.summary.clone()),
         );
+        return None;
+    }
+    // Output widths: a class count or a single target.
+    let out_var = model
+        .output
+        .as_ref()
+        .and_then(|out| out.dims.last())
+        .and_then(|last| match &last.node {
+            DimAnn::Name(v) if !env.contains_key(v) => Some(v.clone()),
+            _ => None,
+        });
+    if let Some(v) = out_var {
+        match data.label {
+            LabelKind::Class { classes: Some(c) } => {
+                env.insert(v, Dim::Fixed(c));
+            }
+            LabelKind::Target => {
+                env.insert(v, Dim::Fixed(1));
+            }
+            LabelKind::Class { classes: None } => {}
+        }
+    }
+    Some(env)
+}
+
+/// The model's one input's type, which starts with the batch axis `B`.
+fn model_input<'m>(model: &'m ModelDecl, diags: &mut Vec<Diagnostic>) -> Option<&'m ast::TypeAnn> {
+    let [(_, ann)] = model.inputs.as_slice() else {
+        diags.push(
+            Diagnostic::new(
+                Code::BadModel,
+                format!(
+                    "model `{}` must take exactly one input (the features)",
+                    model.name.node
+                ),
+            )
+            .label(
+                model.name.span,
+                format!("takes {} inputs", model.inputs.len()),
+            ),
+        );
+        return None;
     };
+    let first_is_b = matches!(ann.dims.first().map(|d| &d.node), Some(DimAnn::Name(n)) if n == "B");
+    if !first_is_b {
+        diags.push(
+            Diagnostic::new(
+                Code::BadModel,
+                "a model's input starts with the batch axis `B`",
+            )
+            .label(ann.span, "like f32[B, 784]"),
+        );
+        return None;
+    }
+    Some(ann)
+}
+
+/// Binds the width variables of an input's per-sample axes `rest` from
+/// the data's `sample` shape. On a mismatch, what the model expects
+/// (`None`: its whole per-sample type).
+fn bind_sample(
+    rest: &[crate::span::Spanned<DimAnn>],
+    sample: &[u64],
+    env: &mut HashMap<String, Dim>,
+) -> Result<(), Option<String>> {
+    let count: u64 = sample.iter().product();
     match rest {
         [one] => match &one.node {
             DimAnn::Fixed(n) if *n == count => {}
-            DimAnn::Fixed(n) => {
-                mismatch(diags, format!("{n} features"));
-                return None;
-            }
-            DimAnn::Name(v) if v == "B" => {
-                mismatch(diags, "a second batch axis".into());
-                return None;
-            }
+            DimAnn::Fixed(n) => return Err(Some(format!("{n} features"))),
+            DimAnn::Name(v) if v == "B" => return Err(Some("a second batch axis".into())),
             DimAnn::Name(v) => {
                 env.insert(v.clone(), Dim::Fixed(count));
             }
         },
+        many if many.len() != sample.len() => {
+            let n: Option<u64> = many
+                .iter()
+                .map(|d| match d.node {
+                    DimAnn::Fixed(k) => Some(k),
+                    DimAnn::Name(_) => None,
+                })
+                .product();
+            if n != Some(count) {
+                return Err(None);
+            }
+        }
         many => {
-            if many.len() != sample.len() {
-                let n: Option<u64> = many
-                    .iter()
-                    .map(|d| match d.node {
-                        DimAnn::Fixed(k) => Some(k),
-                        DimAnn::Name(_) => None,
-                    })
-                    .product();
-                if n != Some(count) {
-                    mismatch(
-                        diags,
-                        format!("{} per sample", crate::syntax::print::ty(ann)),
-                    );
-                    return None;
-                }
-            } else {
-                for (d, &s) in many.iter().zip(sample) {
-                    match &d.node {
-                        DimAnn::Fixed(k) if *k == s => {}
-                        DimAnn::Name(v)
-                            if v != "B" && env.get(v).is_none_or(|x| *x == Dim::Fixed(s)) =>
-                        {
-                            env.insert(v.clone(), Dim::Fixed(s));
-                        }
-                        _ => {
-                            mismatch(
-                                diags,
-                                format!("{} per sample", crate::syntax::print::ty(ann)),
-                            );
-                            return None;
-                        }
+            for (d, &s) in many.iter().zip(sample) {
+                match &d.node {
+                    DimAnn::Fixed(k) if *k == s => {}
+                    DimAnn::Name(v)
+                        if v != "B" && env.get(v).is_none_or(|x| *x == Dim::Fixed(s)) =>
+                    {
+                        env.insert(v.clone(), Dim::Fixed(s));
                     }
+                    _ => return Err(None),
                 }
             }
         }
     }
-    // Output widths: a class count or a single target.
-    if let Some(out) = &model.output {
-        if let Some(last) = out.dims.last() {
-            if let DimAnn::Name(v) = &last.node {
-                if !env.contains_key(v) {
-                    match data.label {
-                        LabelKind::Class { classes: Some(c) } => {
-                            env.insert(v.clone(), Dim::Fixed(c));
-                        }
-                        LabelKind::Target => {
-                            env.insert(v.clone(), Dim::Fixed(1));
-                        }
-                        LabelKind::Class { classes: None } => {}
-                    }
-                }
-            }
-        }
-    }
-    Some(env)
+    Ok(())
 }
 
 fn describe_sample(sample: &[u64]) -> String {
@@ -248,7 +250,17 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
                 .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal"),
         );
     };
-    let (name, args): (&str, Vec<(Option<&str>, &ast::Expr)>) = match &e.node {
+    let (name, args) = init_call(e, &mut |m| bad(diags, m))?;
+    init_value(p, ty, (name, &args), &mut |m| bad(diags, m))
+}
+
+/// An initializer's arguments: name or keyword, and value.
+type InitArgs<'e> = Vec<(Option<&'e str>, &'e ast::Expr)>;
+
+/// The initializer's name and arguments, checked against the known
+/// initializers and their keywords; `bad` reports what is wrong.
+fn init_call<'e>(e: &'e ast::Expr, bad: &mut dyn FnMut(&str)) -> Option<(&'e str, InitArgs<'e>)> {
+    let (name, args): (&str, InitArgs) = match &e.node {
         ExprKind::Name(n) => (n.as_str(), Vec::new()),
         ExprKind::Call { callee, args } => match &callee.node {
             ExprKind::Name(n) => (
@@ -258,15 +270,62 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
                     .collect(),
             ),
             _ => {
-                bad(diags, "not an initializer");
+                bad("not an initializer");
                 return None;
             }
         },
         _ => {
-            bad(diags, "not an initializer");
+            bad("not an initializer");
             return None;
         }
     };
+    const KNOWN: [&str; 7] = [
+        "zeros",
+        "ones",
+        "constant",
+        "normal",
+        "uniform",
+        "xavier_uniform",
+        "xavier_normal",
+    ];
+    if !KNOWN.contains(&name) {
+        let hint = nearest(name, KNOWN.into_iter())
+            .map(|s| format!("unknown initializer; did you mean `{s}`?"))
+            .unwrap_or_else(|| "not an initializer".into());
+        bad(&hint);
+        return None;
+    }
+    let known_keys: &[&str] = match name {
+        "normal" => &["mean", "std"],
+        "uniform" => &["low", "high"],
+        "constant" => &["value"],
+        _ => &[],
+    };
+    if args
+        .iter()
+        .any(|(k, _)| k.is_some_and(|k| !known_keys.contains(&k)))
+        || args.len() > known_keys.len()
+    {
+        bad(&format!(
+            "`{name}` takes {}",
+            if known_keys.is_empty() {
+                "no arguments".to_string()
+            } else {
+                known_keys.join(", ")
+            }
+        ));
+        return None;
+    }
+    Some((name, args))
+}
+
+/// The initializer `name(args)` for a parameter of type `ty`.
+fn init_value(
+    p: &ast::ParamDecl,
+    ty: &Type,
+    (name, args): (&str, &InitArgs),
+    bad: &mut dyn FnMut(&str),
+) -> Option<Init> {
     let num = |key: &str, pos: usize| -> Option<Option<f64>> {
         let positional: Vec<&&ast::Expr> = args
             .iter()
@@ -283,46 +342,6 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
             Some(e) => consts::number(e).map(Some),
         }
     };
-    const KNOWN: [&str; 7] = [
-        "zeros",
-        "ones",
-        "constant",
-        "normal",
-        "uniform",
-        "xavier_uniform",
-        "xavier_normal",
-    ];
-    if !KNOWN.contains(&name) {
-        let hint = nearest(name, KNOWN.into_iter())
-            .map(|s| format!("unknown initializer; did you mean `{s}`?"))
-            .unwrap_or_else(|| "not an initializer".into());
-        bad(diags, &hint);
-        return None;
-    }
-    let known_keys: &[&str] = match name {
-        "normal" => &["mean", "std"],
-        "uniform" => &["low", "high"],
-        "constant" => &["value"],
-        _ => &[],
-    };
-    if args
-        .iter()
-        .any(|(k, _)| k.is_some_and(|k| !known_keys.contains(&k)))
-        || args.len() > known_keys.len()
-    {
-        bad(
-            diags,
-            &format!(
-                "`{name}` takes {}",
-                if known_keys.is_empty() {
-                    "no arguments".to_string()
-                } else {
-                    known_keys.join(", ")
-                }
-            ),
-        );
-        return None;
-    }
     let fan = || match ty.shape.0.as_slice() {
         [Dim::Fixed(a), Dim::Fixed(b)] => Some((*a, *b)),
         _ => None,
@@ -333,7 +352,7 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
         "constant" => match num("value", 0) {
             Some(Some(v)) => Init::Constant(v),
             _ => {
-                bad(diags, "constant(value) takes a number");
+                bad("constant(value) takes a number");
                 return None;
             }
         },
@@ -351,7 +370,7 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
                     std: s,
                 },
                 _ => {
-                    bad(diags, "normal(std) or normal(mean, std) with std > 0");
+                    bad("normal(std) or normal(mean, std) with std > 0");
                     return None;
                 }
             }
@@ -359,13 +378,16 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
         "uniform" => match (num("low", 0), num("high", 1)) {
             (Some(Some(l)), Some(Some(h))) if l < h => Init::Uniform { low: l, high: h },
             _ => {
-                bad(diags, "uniform(low, high) with low < high");
+                bad("uniform(low, high) with low < high");
                 return None;
             }
         },
         "xavier_uniform" | "xavier_normal" => {
             if fan().is_none() {
-                bad(diags, &format!("Xavier initialization needs a [n_in, n_out] weight matrix, and `{}` is {ty}", p.name.node));
+                bad(&format!(
+                    "Xavier initialization needs a [n_in, n_out] weight matrix, and `{}` is {ty}",
+                    p.name.node
+                ));
                 return None;
             }
             if name == "xavier_uniform" {
@@ -522,69 +544,11 @@ pub fn lower_model(
     }
     lw.bind(&in_name.node, Lowerer::strong(x));
     let out = lw.body(&model.body, model.span);
-    let mut result = None;
-    if let Some(out) = out {
-        let mut ok = true;
-        if let Some(ann) = &model.output {
-            let mut d2 = Vec::new();
-            if let Some(want) = resolve_type(ann, env, &mut d2) {
-                let have = lw.ty(out).clone();
-                if want.shape != have.shape || (want.dtype != have.dtype && !out.weak) {
-                    lw.error(
-                        Diagnostic::new(
-                            Code::ShapeMismatch,
-                            format!(
-                                "model `{}` returns {have} but declares {want}",
-                                model.name.node
-                            ),
-                        )
-                        .label(
-                            last_expr_span(model).unwrap_or(model.span),
-                            format!("this is {have}"),
-                        )
-                        .label(ann.span, "declared here"),
-                    );
-                    ok = false;
-                }
-            } else {
-                lw.diags.extend(d2);
-                ok = false;
-            }
-        }
-        if ok {
-            result = Some(out);
-        }
-    }
-    let mut loss_node = None;
-    if let (Some(out), Some(loss)) = (result, loss) {
-        // The loss sees `output`, `label` and the parameters.
-        lw.push_scope();
-        lw.bind("output", out);
-        if let Some(l) = label {
-            lw.bind("label", Lowerer::strong(l));
-        }
-        if let Some(v) = lw.expr(loss) {
-            let t = lw.ty(v).clone();
-            if t.shape.rank() != 0 || !t.dtype.is_float() {
-                lw.error(
-                    Diagnostic::new(
-                        Code::NotScalar,
-                        format!("the loss must be a float scalar, found {t}"),
-                    )
-                    .label(loss.span, format!("this is {t}"))
-                    .note("reduce it, e.g. mean(...) over the batch"),
-                );
-            } else {
-                loss_node = Some(v.node);
-            }
-        }
-        lw.pop_scope();
-        if let (Some(l), Some((wd, span))) = (loss_node, decay) {
-            if wd.form == DecayForm::Penalty {
-                loss_node = add_penalty(&mut lw, l, wd, &pnodes, span);
-            }
-        }
-    }
+    let result = out.and_then(|out| checked_output(&mut lw, model, env, out));
+    let loss_node = match (result, loss) {
+        (Some(out), Some(loss)) => lower_loss(&mut lw, (out, label), loss, decay, &pnodes),
+        _ => None,
+    };
     diags.append(&mut lw.diags);
     drop(lw);
     if let Some(out) = result {
@@ -597,6 +561,79 @@ pub fn lower_model(
         return (Some(g), diags);
     }
     (None, diags)
+}
+
+/// The model's result, checked against the output type it declares.
+fn checked_output(
+    lw: &mut Lowerer,
+    model: &ModelDecl,
+    env: &HashMap<String, Dim>,
+    out: Val,
+) -> Option<Val> {
+    let Some(ann) = &model.output else {
+        return Some(out);
+    };
+    let mut d2 = Vec::new();
+    let Some(want) = resolve_type(ann, env, &mut d2) else {
+        lw.diags.extend(d2);
+        return None;
+    };
+    let have = lw.ty(out).clone();
+    if want.shape != have.shape || (want.dtype != have.dtype && !out.weak) {
+        lw.error(
+            Diagnostic::new(
+                Code::ShapeMismatch,
+                format!(
+                    "model `{}` returns {have} but declares {want}",
+                    model.name.node
+                ),
+            )
+            .label(
+                last_expr_span(model).unwrap_or(model.span),
+                format!("this is {have}"),
+            )
+            .label(ann.span, "declared here"),
+        );
+        return None;
+    }
+    Some(out)
+}
+
+/// The loss, a float scalar of `output`, `label` and the parameters, with
+/// the penalty form of weight decay added.
+fn lower_loss(
+    lw: &mut Lowerer,
+    (out, label): (Val, Option<crate::ir::NodeId>),
+    loss: &ast::Expr,
+    decay: Option<(&WeightDecay, Span)>,
+    pnodes: &[(String, crate::ir::NodeId)],
+) -> Option<crate::ir::NodeId> {
+    // The loss sees `output`, `label` and the parameters.
+    lw.push_scope();
+    lw.bind("output", out);
+    if let Some(l) = label {
+        lw.bind("label", Lowerer::strong(l));
+    }
+    let v = lw.expr(loss);
+    lw.pop_scope();
+    let t = lw.ty(v?).clone();
+    if t.shape.rank() != 0 || !t.dtype.is_float() {
+        lw.error(
+            Diagnostic::new(
+                Code::NotScalar,
+                format!("the loss must be a float scalar, found {t}"),
+            )
+            .label(loss.span, format!("this is {t}"))
+            .note("reduce it, e.g. mean(...) over the batch"),
+        );
+        return None;
+    }
+    match decay {
+        Some((wd, span)) if wd.form == DecayForm::Penalty => {
+            add_penalty(lw, v?.node, wd, pnodes, span)
+        }
+        _ => Some(v?.node),
+    }
 }
 
 /// loss + λ/2·Σ‖w‖² over the decayed parameters (d2l §4.5).

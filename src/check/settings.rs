@@ -186,169 +186,14 @@ pub fn settings(
         diags: Vec::new(),
         decl,
     };
-    let mut seen: Vec<&ast::Setting> = Vec::new();
-    for s in &decl.settings {
-        if let Some(prev) = seen.iter().find(|p| p.key.node == s.key.node) {
-            cx.diags.push(
-                Diagnostic::new(
-                    Code::DuplicateDefinition,
-                    format!("`{}` is set twice", s.key.node),
-                )
-                .label(s.key.span, "set again here")
-                .label(prev.key.span, "first set here"),
-            );
-        }
-        seen.push(s);
-        if !KEYS.contains(&s.key.node.as_str()) {
-            let mut d = Diagnostic::new(Code::BadRun, format!("unknown setting `{}`", s.key.node))
-                .label(s.key.span, "not a train setting");
-            d = match nearest(&s.key.node, KEYS.iter().copied()) {
-                Some(n) => d.note(format!("did you mean `{n}`?")),
-                None => d.note(format!("settings: {}", KEYS.join(", "))),
-            };
-            cx.diags.push(d);
-        }
-    }
+    cx.check_keys();
     let is_class = matches!(data.label, LabelKind::Class { .. });
-    // optimizer = sgd(lr = 0.1, momentum = 0.9) | closed_form
-    let optimizer = match cx.get("optimizer").cloned() {
-        None => {
-            cx.diags.push(
-                Diagnostic::new(Code::BadRun, "this train block has no optimizer").label(
-                    decl.model.span.to(decl.data.span),
-                    "add `optimizer = sgd(lr = 0.1)`",
-                ),
-            );
-            None
-        }
-        Some(s) => optimizer(&mut cx, &s),
-    };
-    if optimizer == Some(Optimizer::ClosedForm) {
-        let linear = params.len() <= 2
-            && params.iter().filter(|p| p.ty.shape.rank() == 2).count() == 1
-            && params
-                .iter()
-                .all(|p| p.ty.shape.0.last() == Some(&Dim::Fixed(1)));
-        if !linear || is_class {
-            cx.diags.push(
-                Diagnostic::new(Code::BadRun, "the closed-form solution is for linear regression")
-                    .label(decl.model.span, "this model is not `x @ w + b` with one output, or its data is not a regression")
-                    .note("closed_form solves W* = (XᵀX)⁻¹XᵀY; use sgd(...) for other models"),
-            );
-        }
-    }
-    if cx.get("loss").is_none() && optimizer != Some(Optimizer::ClosedForm) {
-        cx.diags.push(
-            Diagnostic::new(Code::BadRun, "this train block has no loss").label(
-                decl.model.span.to(decl.data.span),
-                "add `loss = ...`, e.g. cross_entropy(output, label)",
-            ),
-        );
-    }
+    let optimizer = cx.optimizer_and_loss(params, is_class);
     let batch = cx.count("batch", 256, 1);
     let epochs = cx.count("epochs", 10, 1);
     let seed = cx.count("seed", 0, 0);
-    let mut metrics = vec![Metric::Loss];
-    if let Some(s) = cx.get("metrics").cloned() {
-        metrics.clear();
-        let items = match consts::eval(&s.value) {
-            Some(Const::List(items)) => items,
-            Some(c @ Const::Name(_)) => vec![c],
-            _ => Vec::new(),
-        };
-        if items.is_empty() {
-            cx.bad(&s, "a list of metrics like [loss, acc]");
-        }
-        for it in items {
-            let m = match &it {
-                Const::Name(n) => match n.as_str() {
-                    "loss" => Some(Metric::Loss),
-                    "acc" | "accuracy" => Some(Metric::Acc),
-                    "rmse" => Some(Metric::Rmse),
-                    "log_rmse" => Some(Metric::LogRmse),
-                    _ => None,
-                },
-                _ => None,
-            };
-            match m {
-                None => {
-                    cx.bad(&s, "a list of metrics: loss, acc, rmse, log_rmse");
-                    break;
-                }
-                Some(Metric::Acc) if !is_class => {
-                    cx.diags.push(
-                        Diagnostic::new(Code::BadRun, "accuracy needs class labels").label(
-                            s.value.span,
-                            format!("data `{}` has regression targets", data.name),
-                        ),
-                    );
-                }
-                Some(Metric::Rmse | Metric::LogRmse) if is_class => {
-                    cx.diags.push(
-                        Diagnostic::new(Code::BadRun, "rmse and log_rmse need regression targets")
-                            .label(
-                                s.value.span,
-                                format!("data `{}` has class labels", data.name),
-                            ),
-                    );
-                }
-                Some(m) if !metrics.contains(&m) => metrics.push(m),
-                Some(_) => {}
-            }
-        }
-    }
-    let valid = cx.fraction("valid");
-    let kfold = if cx.get("kfold").is_some() {
-        Some(cx.count("kfold", 5, 2))
-    } else {
-        None
-    };
-    if let (Some(_), Some(_), Some(s)) = (valid, kfold, cx.get("kfold").cloned()) {
-        cx.diags.push(
-            Diagnostic::new(
-                Code::BadRun,
-                "`valid` and `kfold` both choose the validation part",
-            )
-            .label(
-                s.key.span,
-                "K-fold validates on each fold in turn; remove `valid`",
-            ),
-        );
-    }
-    // Each part must hold rows: the training part left after `valid`, and
-    // every fold of `kfold`.
-    let n = data.rows.train;
-    let rows = || data.rows.describe(data.test_fraction());
-    if let (Some(f), Some(s)) = (valid, cx.get("valid").cloned()) {
-        let held = (n as f64 * f).round() as u64;
-        if held == 0 || held == n {
-            let what = if held == 0 {
-                "holds out no rows to validate on"
-            } else {
-                "leaves no rows to train on"
-            };
-            cx.diags.push(
-                Diagnostic::new(
-                    Code::BadRun,
-                    format!("valid = {f} of {n} training rows {what}"),
-                )
-                .label(s.value.span, format!("{held} of {n} rows"))
-                .note(format!("data `{}`: {}", data.name, rows())),
-            );
-        }
-    }
-    if let (Some(k), Some(s)) = (kfold, cx.get("kfold").cloned()) {
-        if k > n {
-            cx.diags.push(
-                Diagnostic::new(
-                    Code::BadRun,
-                    format!("kfold = {k} needs at least {k} training rows, and there are {n}"),
-                )
-                .label(s.value.span, "some folds would be empty")
-                .note(format!("data `{}`: {}", data.name, rows())),
-            );
-        }
-    }
+    let metrics = cx.metrics(data, is_class);
+    let (valid, kfold) = cx.validation(data);
     let weight_decay = match cx.get("weight_decay").cloned() {
         None => None,
         Some(s) => weight_decay(&mut cx, &s, params),
@@ -378,6 +223,193 @@ pub fn settings(
         }),
         diags,
     )
+}
+
+impl SettingsCx<'_> {
+    /// Every setting set once and known.
+    fn check_keys(&mut self) {
+        let mut seen: Vec<&ast::Setting> = Vec::new();
+        for s in &self.decl.settings {
+            if let Some(prev) = seen.iter().find(|p| p.key.node == s.key.node) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::DuplicateDefinition,
+                        format!("`{}` is set twice", s.key.node),
+                    )
+                    .label(s.key.span, "set again here")
+                    .label(prev.key.span, "first set here"),
+                );
+            }
+            seen.push(s);
+            if !KEYS.contains(&s.key.node.as_str()) {
+                let mut d =
+                    Diagnostic::new(Code::BadRun, format!("unknown setting `{}`", s.key.node))
+                        .label(s.key.span, "not a train setting");
+                d = match nearest(&s.key.node, KEYS.iter().copied()) {
+                    Some(n) => d.note(format!("did you mean `{n}`?")),
+                    None => d.note(format!("settings: {}", KEYS.join(", "))),
+                };
+                self.diags.push(d);
+            }
+        }
+    }
+
+    /// The optimizer, which every train block names, and the loss, which
+    /// every one but the closed form's does; the closed form only for
+    /// linear regression.
+    fn optimizer_and_loss(&mut self, params: &[ParamSpec], is_class: bool) -> Option<Optimizer> {
+        // optimizer = sgd(lr = 0.1, momentum = 0.9) | closed_form
+        let optimizer = match self.get("optimizer").cloned() {
+            None => {
+                self.diags.push(
+                    Diagnostic::new(Code::BadRun, "this train block has no optimizer").label(
+                        self.decl.model.span.to(self.decl.data.span),
+                        "add `optimizer = sgd(lr = 0.1)`",
+                    ),
+                );
+                None
+            }
+            Some(s) => optimizer(self, &s),
+        };
+        if optimizer == Some(Optimizer::ClosedForm) {
+            let linear = params.len() <= 2
+                && params.iter().filter(|p| p.ty.shape.rank() == 2).count() == 1
+                && params
+                    .iter()
+                    .all(|p| p.ty.shape.0.last() == Some(&Dim::Fixed(1)));
+            if !linear || is_class {
+                self.diags.push(
+                    Diagnostic::new(Code::BadRun, "the closed-form solution is for linear regression")
+                        .label(self.decl.model.span, "this model is not `x @ w + b` with one output, or its data is not a regression")
+                        .note("closed_form solves W* = (XᵀX)⁻¹XᵀY; use sgd(...) for other models"),
+                );
+            }
+        }
+        if self.get("loss").is_none() && optimizer != Some(Optimizer::ClosedForm) {
+            self.diags.push(
+                Diagnostic::new(Code::BadRun, "this train block has no loss").label(
+                    self.decl.model.span.to(self.decl.data.span),
+                    "add `loss = ...`, e.g. cross_entropy(output, label)",
+                ),
+            );
+        }
+        optimizer
+    }
+
+    /// `metrics = [...]`, each one fitting the data's labels.
+    fn metrics(&mut self, data: &DataSpec, is_class: bool) -> Vec<Metric> {
+        let mut metrics = vec![Metric::Loss];
+        if let Some(s) = self.get("metrics").cloned() {
+            metrics.clear();
+            let items = match consts::eval(&s.value) {
+                Some(Const::List(items)) => items,
+                Some(c @ Const::Name(_)) => vec![c],
+                _ => Vec::new(),
+            };
+            if items.is_empty() {
+                self.bad(&s, "a list of metrics like [loss, acc]");
+            }
+            for it in items {
+                let m = match &it {
+                    Const::Name(n) => match n.as_str() {
+                        "loss" => Some(Metric::Loss),
+                        "acc" | "accuracy" => Some(Metric::Acc),
+                        "rmse" => Some(Metric::Rmse),
+                        "log_rmse" => Some(Metric::LogRmse),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match m {
+                    None => {
+                        self.bad(&s, "a list of metrics: loss, acc, rmse, log_rmse");
+                        break;
+                    }
+                    Some(Metric::Acc) if !is_class => {
+                        self.diags.push(
+                            Diagnostic::new(Code::BadRun, "accuracy needs class labels").label(
+                                s.value.span,
+                                format!("data `{}` has regression targets", data.name),
+                            ),
+                        );
+                    }
+                    Some(Metric::Rmse | Metric::LogRmse) if is_class => {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::BadRun,
+                                "rmse and log_rmse need regression targets",
+                            )
+                            .label(
+                                s.value.span,
+                                format!("data `{}` has class labels", data.name),
+                            ),
+                        );
+                    }
+                    Some(m) if !metrics.contains(&m) => metrics.push(m),
+                    Some(_) => {}
+                }
+            }
+        }
+        metrics
+    }
+
+    /// `valid` and `kfold`: one of them at most, and every part they make
+    /// holding rows.
+    fn validation(&mut self, data: &DataSpec) -> (Option<f64>, Option<u64>) {
+        let valid = self.fraction("valid");
+        let kfold = if self.get("kfold").is_some() {
+            Some(self.count("kfold", 5, 2))
+        } else {
+            None
+        };
+        if let (Some(_), Some(_), Some(s)) = (valid, kfold, self.get("kfold").cloned()) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BadRun,
+                    "`valid` and `kfold` both choose the validation part",
+                )
+                .label(
+                    s.key.span,
+                    "K-fold validates on each fold in turn; remove `valid`",
+                ),
+            );
+        }
+        // Each part must hold rows: the training part left after `valid`, and
+        // every fold of `kfold`.
+        let n = data.rows.train;
+        let rows = || data.rows.describe(data.test_fraction());
+        if let (Some(f), Some(s)) = (valid, self.get("valid").cloned()) {
+            let held = (n as f64 * f).round() as u64;
+            if held == 0 || held == n {
+                let what = if held == 0 {
+                    "holds out no rows to validate on"
+                } else {
+                    "leaves no rows to train on"
+                };
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadRun,
+                        format!("valid = {f} of {n} training rows {what}"),
+                    )
+                    .label(s.value.span, format!("{held} of {n} rows"))
+                    .note(format!("data `{}`: {}", data.name, rows())),
+                );
+            }
+        }
+        if let (Some(k), Some(s)) = (kfold, self.get("kfold").cloned()) {
+            if k > n {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadRun,
+                        format!("kfold = {k} needs at least {k} training rows, and there are {n}"),
+                    )
+                    .label(s.value.span, "some folds would be empty")
+                    .note(format!("data `{}`: {}", data.name, rows())),
+                );
+            }
+        }
+        (valid, kfold)
+    }
 }
 
 fn call_parts(e: &ast::Expr) -> Option<(&str, &[ast::Arg])> {
