@@ -60,8 +60,81 @@ pub struct Checked {
 pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut out = Checked::default();
+    let ns = namespace(program, &mut diags);
+    let data_index = describe_data(&ns.data_decls, opts, &mut out, &mut diags);
+    let constant_lets = constant_lets(program, &ns.globals);
+    // Models: each is checked where a train block instantiates it; a model
+    // no train block uses is checked on its own when its types are static.
+    let mut used: Vec<&str> = Vec::new();
+    let mut run_names: HashMap<String, Span> = HashMap::new();
+    for item in &program.items {
+        let Item::Train(t) = item else { continue };
+        // A block the parser recovered in was already reported; checking
+        // what is left of it would only add follow-on errors.
+        if t.broken {
+            continue;
+        }
+        let run_name = t
+            .run
+            .as_ref()
+            .map(|r| r.node.clone())
+            .unwrap_or_else(|| "main".to_string());
+        let run_span = t.run.as_ref().map(|r| r.span).unwrap_or(t.model.span);
+        if let Some(prev) = run_names.get(&run_name) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    format!("two runs are named `{run_name}`"),
+                )
+                .label(run_span, "this run")
+                .label(*prev, "the other run")
+                .note("name runs with `train NAME: model on data { ... }`"),
+            );
+            continue;
+        }
+        run_names.insert(run_name.clone(), run_span);
+        let cx = RunCx {
+            ns: &ns,
+            data_index: &data_index,
+            constant_lets: &constant_lets,
+        };
+        if let Some(run) = check_run(t, run_name, &cx, (&out.data, &mut used), &mut diags) {
+            out.runs.push(run);
+        }
+    }
+    for item in &program.items {
+        let Item::Model(m) = item else { continue };
+        if m.broken()
+            || used.contains(&m.name.node.as_str())
+            || ns
+                .models
+                .get(m.name.node.as_str())
+                .is_none_or(|x| !std::ptr::eq(*x, m))
+        {
+            continue;
+        }
+        check_unused_model(m, &ns.globals, &mut diags);
+    }
+    out.session = session(program, &ns.globals, &mut diags);
+    (out, diags)
+}
 
-    // One namespace for data, models, functions and top-level lets.
+/// One namespace for data, models, functions and top-level lets.
+struct Namespace<'p> {
+    globals: Globals<'p>,
+    models: HashMap<&'p str, &'p ast::ModelDecl>,
+    data_decls: Vec<&'p ast::DataDecl>,
+}
+
+/// What every train block is checked against.
+struct RunCx<'a, 'p> {
+    ns: &'a Namespace<'p>,
+    data_index: &'a HashMap<&'p str, usize>,
+    constant_lets: &'a HashMap<&'p str, &'p ast::Let>,
+}
+
+/// The program's names, each defined once.
+fn namespace<'p>(program: &'p ast::Program, diags: &mut Vec<Diagnostic>) -> Namespace<'p> {
     let mut defined: HashMap<&str, Span> = HashMap::new();
     let mut globals = Globals {
         fns: HashMap::new(),
@@ -71,11 +144,11 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
     let mut models: HashMap<&str, &ast::ModelDecl> = HashMap::new();
     let mut data_decls: Vec<&ast::DataDecl> = Vec::new();
     for item in &program.items {
-        let (name, kind) = match item {
-            Item::Data(d) => (&d.name, "data source"),
-            Item::Model(m) => (&m.name, "model"),
-            Item::Fn(f) => (&f.name, "function"),
-            Item::Let(l) => (&l.name, "value"),
+        let name = match item {
+            Item::Data(d) => &d.name,
+            Item::Model(m) => &m.name,
+            Item::Fn(f) => &f.name,
+            Item::Let(l) => &l.name,
             Item::Train(_) | Item::Assign(_) | Item::Expr(_) | Item::Error(_) => continue,
         };
         if let Some(prev) = defined.get(name.node.as_str()) {
@@ -120,12 +193,25 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
             }
             Item::Train(_) | Item::Assign(_) | Item::Expr(_) | Item::Error(_) => {}
         }
-        let _ = kind;
     }
 
-    // Data sources, from metadata.
+    Namespace {
+        globals,
+        models,
+        data_decls,
+    }
+}
+
+/// Every data source described from its metadata, and its index in
+/// `out.data` by name.
+fn describe_data<'p>(
+    data_decls: &[&'p ast::DataDecl],
+    opts: &Options,
+    out: &mut Checked,
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<&'p str, usize> {
     let mut data_index: HashMap<&str, usize> = HashMap::new();
-    for d in &data_decls {
+    for d in data_decls {
         let (spec, ds) = data::describe(d, &opts.base_dir, opts.data_override.as_deref());
         diags.extend(ds);
         if let Some(spec) = spec {
@@ -154,8 +240,15 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
         }
     }
 
-    // Top-level lets that no in-place update changes: constants a setting
-    // may name.
+    data_index
+}
+
+/// Top-level lets that no in-place update changes: constants a setting
+/// may name.
+fn constant_lets<'p>(
+    program: &'p ast::Program,
+    globals: &Globals<'p>,
+) -> HashMap<&'p str, &'p ast::Let> {
     let assigned: Vec<&str> = program
         .items
         .iter()
@@ -164,171 +257,150 @@ pub fn check(program: &ast::Program, opts: &Options) -> (Checked, Vec<Diagnostic
             _ => None,
         })
         .collect();
-    let constant_lets: HashMap<&str, &ast::Let> = globals
+    globals
         .lets
         .iter()
         .filter(|(n, _)| !assigned.contains(n))
         .map(|(n, l)| (*n, *l))
-        .collect();
+        .collect()
+}
 
-    // Models: each is checked where a train block instantiates it; a model
-    // no train block uses is checked on its own when its types are static.
-    let mut used: Vec<&str> = Vec::new();
-    let mut run_names: HashMap<String, Span> = HashMap::new();
-    for item in &program.items {
-        let Item::Train(t) = item else { continue };
-        // A block the parser recovered in was already reported; checking
-        // what is left of it would only add follow-on errors.
-        if t.broken {
-            continue;
+/// A train block: its model bound to its data, its settings, and its
+/// training and eval graphs.
+fn check_run<'p>(
+    t: &'p ast::TrainDecl,
+    run_name: String,
+    cx: &RunCx<'_, 'p>,
+    (data, used): (&[data::DataSpec], &mut Vec<&'p str>),
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Run> {
+    let globals = &cx.ns.globals;
+    let (model, di) = run_model_and_data(t, cx, used, diags)?;
+    let spec = &data[di];
+    let Some(env) = run::bind_dims(model, spec, diags) else {
+        return None;
+    };
+    let Some(params) = run::params(model, &env, diags) else {
+        return None;
+    };
+    // Settings may name top-level constants (`lr = lr`); the loss is
+    // lowered as an expression and sees them anyway.
+    let resolved = ast::TrainDecl {
+        settings: t
+            .settings
+            .iter()
+            .map(|s| ast::Setting {
+                key: s.key.clone(),
+                value: if s.key.node == "loss" {
+                    s.value.clone()
+                } else {
+                    consts::substitute(&s.value, cx.constant_lets)
+                },
+            })
+            .collect(),
+        ..t.clone()
+    };
+    let (settings, ds) = settings::settings(&resolved, spec, &params);
+    diags.extend(ds);
+    let loss = t
+        .settings
+        .iter()
+        .find(|s| s.key.node == "loss")
+        .map(|s| &s.value);
+    let decay_span = t
+        .settings
+        .iter()
+        .find(|s| s.key.node == "weight_decay")
+        .map(|s| s.value.span);
+    let decay = settings
+        .as_ref()
+        .and_then(|s| s.weight_decay.as_ref())
+        .zip(decay_span);
+    let (train, ds) = run::lower_model(
+        model,
+        Some(spec),
+        &env,
+        &params,
+        &globals,
+        Mode::Train,
+        loss,
+        decay,
+    );
+    diags.extend(ds);
+    // The eval graph repeats the train graph's checks; its diagnostics
+    // would be duplicates. Its loss is the data loss alone: a weight
+    // penalty is part of the training objective, not of the test metric.
+    let (eval, _) = run::lower_model(
+        model,
+        Some(spec),
+        &env,
+        &params,
+        &globals,
+        Mode::Eval,
+        loss,
+        None,
+    );
+    if let (Some(train), Some(s)) = (&train, &settings) {
+        diags.extend(run::check_accuracy_width(model, spec, &s.metrics, train));
+    }
+    if let (Some(train), Some(eval), Some(settings)) = (train, eval, settings) {
+        return Some(Run {
+            name: run_name,
+            span: t.span,
+            model: model.name.node.clone(),
+            data: di,
+            params,
+            train,
+            eval,
+            settings,
+        });
+    }
+    None
+}
+
+/// The model and the data source (its index) a train block names, each
+/// known and checked.
+fn run_model_and_data<'p>(
+    t: &'p ast::TrainDecl,
+    cx: &RunCx<'_, 'p>,
+    used: &mut Vec<&'p str>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(&'p ast::ModelDecl, usize)> {
+    let (models, data_decls) = (&cx.ns.models, &cx.ns.data_decls);
+    let Some(model) = models.get(t.model.node.as_str()).copied() else {
+        let mut d = Diagnostic::new(
+            Code::BadRun,
+            format!("there is no model `{}`", t.model.node),
+        )
+        .label(t.model.span, "unknown model");
+        if let Some(s) = lower::nearest(&t.model.node, models.keys().copied()) {
+            d = d.note(format!("did you mean `{s}`?"));
         }
-        let run_name = t
-            .run
-            .as_ref()
-            .map(|r| r.node.clone())
-            .unwrap_or_else(|| "main".to_string());
-        let run_span = t.run.as_ref().map(|r| r.span).unwrap_or(t.model.span);
-        if let Some(prev) = run_names.get(&run_name) {
-            diags.push(
-                Diagnostic::new(
-                    Code::DuplicateDefinition,
-                    format!("two runs are named `{run_name}`"),
-                )
-                .label(run_span, "this run")
-                .label(*prev, "the other run")
-                .note("name runs with `train NAME: model on data { ... }`"),
-            );
-            continue;
-        }
-        run_names.insert(run_name.clone(), run_span);
-        let Some(model) = models.get(t.model.node.as_str()).copied() else {
+        diags.push(d);
+        return None;
+    };
+    used.push(&model.name.node);
+    if model.broken() {
+        return None;
+    }
+    let Some(&di) = cx.data_index.get(t.data.node.as_str()) else {
+        if !data_decls.iter().any(|d| d.name.node == t.data.node) {
             let mut d = Diagnostic::new(
                 Code::BadRun,
-                format!("there is no model `{}`", t.model.node),
+                format!("there is no data source `{}`", t.data.node),
             )
-            .label(t.model.span, "unknown model");
-            if let Some(s) = lower::nearest(&t.model.node, models.keys().copied()) {
+            .label(t.data.span, "unknown data");
+            if let Some(s) = lower::nearest(
+                &t.data.node,
+                data_decls.iter().map(|d| d.name.node.as_str()),
+            ) {
                 d = d.note(format!("did you mean `{s}`?"));
             }
             diags.push(d);
-            continue;
-        };
-        used.push(&model.name.node);
-        if model.broken() {
-            continue;
         }
-        let Some(&di) = data_index.get(t.data.node.as_str()) else {
-            if !data_decls.iter().any(|d| d.name.node == t.data.node) {
-                let mut d = Diagnostic::new(
-                    Code::BadRun,
-                    format!("there is no data source `{}`", t.data.node),
-                )
-                .label(t.data.span, "unknown data");
-                if let Some(s) = lower::nearest(
-                    &t.data.node,
-                    data_decls.iter().map(|d| d.name.node.as_str()),
-                ) {
-                    d = d.note(format!("did you mean `{s}`?"));
-                }
-                diags.push(d);
-            }
-            continue;
-        };
-        let spec = &out.data[di];
-        let Some(env) = run::bind_dims(model, spec, &mut diags) else {
-            continue;
-        };
-        let Some(params) = run::params(model, &env, &mut diags) else {
-            continue;
-        };
-        // Settings may name top-level constants (`lr = lr`); the loss is
-        // lowered as an expression and sees them anyway.
-        let resolved = ast::TrainDecl {
-            settings: t
-                .settings
-                .iter()
-                .map(|s| ast::Setting {
-                    key: s.key.clone(),
-                    value: if s.key.node == "loss" {
-                        s.value.clone()
-                    } else {
-                        consts::substitute(&s.value, &constant_lets)
-                    },
-                })
-                .collect(),
-            ..t.clone()
-        };
-        let (settings, ds) = settings::settings(&resolved, spec, &params);
-        diags.extend(ds);
-        let loss = t
-            .settings
-            .iter()
-            .find(|s| s.key.node == "loss")
-            .map(|s| &s.value);
-        let decay_span = t
-            .settings
-            .iter()
-            .find(|s| s.key.node == "weight_decay")
-            .map(|s| s.value.span);
-        let decay = settings
-            .as_ref()
-            .and_then(|s| s.weight_decay.as_ref())
-            .zip(decay_span);
-        let (train, ds) = run::lower_model(
-            model,
-            Some(spec),
-            &env,
-            &params,
-            &globals,
-            Mode::Train,
-            loss,
-            decay,
-        );
-        diags.extend(ds);
-        // The eval graph repeats the train graph's checks; its diagnostics
-        // would be duplicates. Its loss is the data loss alone: a weight
-        // penalty is part of the training objective, not of the test metric.
-        let (eval, _) = run::lower_model(
-            model,
-            Some(spec),
-            &env,
-            &params,
-            &globals,
-            Mode::Eval,
-            loss,
-            None,
-        );
-        if let (Some(train), Some(s)) = (&train, &settings) {
-            diags.extend(run::check_accuracy_width(model, spec, &s.metrics, train));
-        }
-        if let (Some(train), Some(eval), Some(settings)) = (train, eval, settings) {
-            out.runs.push(Run {
-                name: run_name,
-                span: t.span,
-                model: model.name.node.clone(),
-                data: di,
-                params,
-                train,
-                eval,
-                settings,
-            });
-        }
-    }
-    for item in &program.items {
-        let Item::Model(m) = item else { continue };
-        if m.broken()
-            || used.contains(&m.name.node.as_str())
-            || models
-                .get(m.name.node.as_str())
-                .is_none_or(|x| !std::ptr::eq(*x, m))
-        {
-            continue;
-        }
-        check_unused_model(m, &globals, &mut diags);
-    }
-
-    out.session = session(program, &globals, &mut diags);
-    (out, diags)
+        return None;
+    };
+    Some((model, di))
 }
 
 /// Checks a model that no train block uses, if its input type is static.

@@ -240,75 +240,145 @@ impl Lowerer<'_, '_> {
                 self.call(name, callee.span, args, e.span)
             }
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e.span),
-            ExprKind::Unary { op, operand } => {
-                let v = self.expr(operand)?;
-                match op {
-                    UnOp::Plus => Some(v),
-                    UnOp::Neg => {
-                        if let Some(c) = self.g.const_value(v.node) {
-                            let d = self.ty(v).dtype;
-                            let n = self.constant(-c, d, e.span);
-                            return Some(Val {
-                                node: n,
-                                weak: v.weak,
-                            });
-                        }
-                        let n = self.prim(Op::Neg, &[v.node], None, e.span, &[operand.span])?;
-                        Some(Val {
-                            node: n,
-                            weak: v.weak,
-                        })
-                    }
-                    UnOp::Not => {
-                        if self.ty(v).dtype != DType::Bool {
-                            self.error(
-                                Diagnostic::new(
-                                    Code::DTypeMismatch,
-                                    format!("`not` needs a bool tensor, found {}", self.ty(v)),
-                                )
-                                .label(operand.span, format!("this is {}", self.ty(v))),
-                            );
-                            return None;
-                        }
-                        let f = self.constant(0.0, DType::Bool, e.span);
-                        let n = self.prim(Op::Cmp(CmpOp::Eq), &[v.node, f], None, e.span, &[])?;
-                        Some(Self::strong(n))
-                    }
-                }
-            }
+            ExprKind::Unary { op, operand } => self.unary(*op, operand, e.span),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span),
-            ExprKind::Field { base, name } => {
-                // eigh(A).values and eigh(A).vectors
-                if let ExprKind::Call { callee, args } = &base.node {
-                    if matches!(&callee.node, ExprKind::Name(f) if f == "eigh") {
-                        return self.eigh(args, name, e.span);
-                    }
-                }
-                let v = self.expr(base)?;
-                match name.node.as_str() {
-                    "T" => {
-                        let r = self.ty(v).shape.rank();
-                        if r < 2 {
-                            return Some(v);
-                        }
-                        let perm: Vec<u8> = (0..r as u8).rev().collect();
-                        let n = self.prim(Op::Transpose { perm }, &[v.node], None, e.span, &[])?;
-                        Some(Self::strong(n))
-                    }
-                    other => {
-                        self.error(
-                            Diagnostic::new(
-                                Code::UnknownName,
-                                format!("tensors have no field `{other}`"),
-                            )
-                            .label(name.span, "the only field is `.T` (transpose)"),
-                        );
-                        None
-                    }
-                }
-            }
+            ExprKind::Field { base, name } => self.field(base, name, e.span),
             ExprKind::Error => None,
         }
+    }
+
+    /// A unary operator: `+x`, `-x` (folded on a constant), `not b`.
+    fn unary(&mut self, op: UnOp, operand: &Expr, span: Span) -> Option<Val> {
+        let v = self.expr(operand)?;
+        match op {
+            UnOp::Plus => Some(v),
+            UnOp::Neg => {
+                if let Some(c) = self.g.const_value(v.node) {
+                    let d = self.ty(v).dtype;
+                    let n = self.constant(-c, d, span);
+                    return Some(Val {
+                        node: n,
+                        weak: v.weak,
+                    });
+                }
+                let n = self.prim(Op::Neg, &[v.node], None, span, &[operand.span])?;
+                Some(Val {
+                    node: n,
+                    weak: v.weak,
+                })
+            }
+            UnOp::Not => {
+                if self.ty(v).dtype != DType::Bool {
+                    self.error(
+                        Diagnostic::new(
+                            Code::DTypeMismatch,
+                            format!("`not` needs a bool tensor, found {}", self.ty(v)),
+                        )
+                        .label(operand.span, format!("this is {}", self.ty(v))),
+                    );
+                    return None;
+                }
+                let f = self.constant(0.0, DType::Bool, span);
+                let n = self.prim(Op::Cmp(CmpOp::Eq), &[v.node, f], None, span, &[])?;
+                Some(Self::strong(n))
+            }
+        }
+    }
+
+    /// A field: `eigh(A).values` and `.vectors`, and `.T` (transpose).
+    fn field(&mut self, base: &Expr, name: &ast::Ident, span: Span) -> Option<Val> {
+        // eigh(A).values and eigh(A).vectors
+        if let ExprKind::Call { callee, args } = &base.node {
+            if matches!(&callee.node, ExprKind::Name(f) if f == "eigh") {
+                return self.eigh(args, name, span);
+            }
+        }
+        let v = self.expr(base)?;
+        match name.node.as_str() {
+            "T" => {
+                let r = self.ty(v).shape.rank();
+                if r < 2 {
+                    return Some(v);
+                }
+                let perm: Vec<u8> = (0..r as u8).rev().collect();
+                let n = self.prim(Op::Transpose { perm }, &[v.node], None, span, &[])?;
+                Some(Self::strong(n))
+            }
+            other => {
+                self.error(
+                    Diagnostic::new(
+                        Code::UnknownName,
+                        format!("tensors have no field `{other}`"),
+                    )
+                    .label(name.span, "the only field is `.T` (transpose)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Arithmetic on two scalar constants, folded: a constant of the
+    /// operands' common dtype (integers divide as floats).
+    fn fold_constants(&mut self, op: BinOp, (a, b): (Val, Val), span: Span) -> Option<Val> {
+        let weak = a.weak && b.weak;
+        let (x, y) = (self.g.const_value(a.node)?, self.g.const_value(b.node)?);
+        let v = match op {
+            BinOp::Add => x + y,
+            BinOp::Sub => x - y,
+            BinOp::Mul => x * y,
+            BinOp::Div => x / y,
+            BinOp::Pow => x.powf(y),
+            _ => return None,
+        };
+        let (da, db) = (self.ty(a).dtype, self.ty(b).dtype);
+        if da == DType::Bool || db == DType::Bool {
+            return None;
+        }
+        let int = da == DType::I32 && db == DType::I32 && !matches!(op, BinOp::Div);
+        let d = if int {
+            DType::I32
+        } else if da == DType::F64 || db == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let n = self.constant(v, d, span);
+        Some(Val { node: n, weak })
+    }
+
+    /// `a and b` = where(a, b, false); `a or b` = where(a, true, b), on
+    /// bool operands.
+    fn logical(
+        &mut self,
+        op: BinOp,
+        (a, sa): (Val, Span),
+        (b, sb): (Val, Span),
+        span: Span,
+    ) -> Option<Val> {
+        for (v, s) in [(a, sa), (b, sb)] {
+            if self.ty(v).dtype != DType::Bool {
+                self.error(
+                    Diagnostic::new(
+                        Code::DTypeMismatch,
+                        format!("`{}` needs bool operands", op.symbol()),
+                    )
+                    .label(s, format!("this is {}", self.ty(v))),
+                );
+                return None;
+            }
+        }
+        // a and b = where(a, b, false); a or b = where(a, true, b)
+        let (t, f) = (
+            self.constant(1.0, DType::Bool, span),
+            self.constant(0.0, DType::Bool, span),
+        );
+        let ins = if op == BinOp::And {
+            [a.node, b.node, f]
+        } else {
+            [a.node, t, b.node]
+        };
+        let n = self.prim(Op::Select, &ins, None, span, &[])?;
+        Some(Self::strong(n))
     }
 
     fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> Option<Val> {
@@ -317,31 +387,8 @@ impl Lowerer<'_, '_> {
         let (a, b) = (a?, b?);
         let (sa, sb) = (lhs.span, rhs.span);
         let weak = a.weak && b.weak;
-        // Fold arithmetic on two scalar constants.
-        if let (Some(x), Some(y)) = (self.g.const_value(a.node), self.g.const_value(b.node)) {
-            let folded = match op {
-                BinOp::Add => Some(x + y),
-                BinOp::Sub => Some(x - y),
-                BinOp::Mul => Some(x * y),
-                BinOp::Div => Some(x / y),
-                BinOp::Pow => Some(x.powf(y)),
-                _ => None,
-            };
-            let (da, db) = (self.ty(a).dtype, self.ty(b).dtype);
-            if let Some(v) = folded {
-                if da != DType::Bool && db != DType::Bool {
-                    let int = da == DType::I32 && db == DType::I32 && !matches!(op, BinOp::Div);
-                    let d = if int {
-                        DType::I32
-                    } else if da == DType::F64 || db == DType::F64 {
-                        DType::F64
-                    } else {
-                        DType::F32
-                    };
-                    let n = self.constant(v, d, span);
-                    return Some(Val { node: n, weak });
-                }
-            }
+        if let Some(v) = self.fold_constants(op, (a, b), span) {
+            return Some(v);
         }
         let verb = match op {
             BinOp::Add => "add",
@@ -354,32 +401,7 @@ impl Lowerer<'_, '_> {
             BinOp::And | BinOp::Or => "combine",
         };
         match op {
-            BinOp::And | BinOp::Or => {
-                for (v, s) in [(a, sa), (b, sb)] {
-                    if self.ty(v).dtype != DType::Bool {
-                        self.error(
-                            Diagnostic::new(
-                                Code::DTypeMismatch,
-                                format!("`{}` needs bool operands", op.symbol()),
-                            )
-                            .label(s, format!("this is {}", self.ty(v))),
-                        );
-                        return None;
-                    }
-                }
-                // a and b = where(a, b, false); a or b = where(a, true, b)
-                let (t, f) = (
-                    self.constant(1.0, DType::Bool, span),
-                    self.constant(0.0, DType::Bool, span),
-                );
-                let ins = if op == BinOp::And {
-                    [a.node, b.node, f]
-                } else {
-                    [a.node, t, b.node]
-                };
-                let n = self.prim(Op::Select, &ins, None, span, &[])?;
-                return Some(Self::strong(n));
-            }
+            BinOp::And | BinOp::Or => return self.logical(op, (a, sa), (b, sb), span),
             BinOp::MatMul => {
                 let x = self.float_operand("@", a, sa)?;
                 let y = self.float_operand("@", b, sb)?;
