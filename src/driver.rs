@@ -176,17 +176,7 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         Err(e) => return Output::fail(e + "\n"),
     };
     if stage == Stage::Ast {
-        // The AST prints even when later stages find errors; parse errors
-        // still fail, since the tree would hold error nodes.
-        let (_, parse_diags) = syntax::parse(&l.src);
-        if !parse_diags.is_empty() {
-            return Output::fail(diag::render(&parse_diags, &l.file_name, &l.src, args.color));
-        }
-        return Output {
-            stdout: syntax::print::program(&l.program),
-            stderr: String::new(),
-            code: 0,
-        };
+        return ast_output(&l, args.color);
     }
     if !l.diagnostics.is_empty() {
         return Output::fail(render(&l, args.color));
@@ -208,96 +198,25 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         if args.run.as_ref().is_some_and(|n| *n != r.name) {
             continue;
         }
-        let data = &l.checked.data[r.data];
-        if stage == Stage::Clif {
-            let Some(step) = crate::step::training_step(r) else {
-                let _ = writeln!(out, "\n# run {}: solved in closed form, no kernels", r.name);
-                continue;
-            };
-            match crate::jit::compile(&step, true) {
-                Ok(c) => {
-                    let epilogues = c
-                        .clif
-                        .iter()
-                        .filter(|(n, _)| n.ends_with("_epilogue"))
-                        .count();
-                    let _ = writeln!(
-                        out,
-                        "\n# run {}: the training step as {} Cranelift functions, one per kernel (see --stage kernels), and {} epilogues: a matmul-headed kernel's other members alone, run after each block of rows that the gemm crate multiplies",
-                        r.name,
-                        c.clif.len() - epilogues,
-                        epilogues
-                    );
-                    let _ = writeln!(err, "run {}: compiled in {:.1} ms", r.name, c.compile_ms);
-                    for (name, text) in &c.clif {
-                        let _ = writeln!(out, "\n; {name}\n{text}");
-                    }
+        let data = &l.checked.data[r.data].name;
+        match stage {
+            Stage::Clif => {
+                if let Err(e) = write_clif(&mut out, &mut err, r) {
+                    return Output::fail(e);
                 }
-                Err(e) => return Output::fail(format!("internal compiler error: {e}\n")),
             }
-            continue;
-        }
-        if stage == Stage::Opt || stage == Stage::Kernels {
-            let Some(step) = crate::step::training_step(r) else {
+            Stage::Opt | Stage::Kernels => write_optimized(&mut out, r, data, stage, &info),
+            Stage::Grad => write_training_step(&mut out, r, data, &info),
+            // The AST returned above.
+            Stage::Ast | Stage::Typed => {
                 let _ = writeln!(
                     out,
-                    "\n# run {}: solved in closed form, no training step",
-                    r.name
+                    "\n# run {}: {} on {} (training mode)",
+                    r.name, r.model, data
                 );
-                continue;
-            };
-            let batch = r.settings.batch as usize;
-            let all = crate::opt::Passes::all();
-            for (what, g) in [
-                ("the training step", step),
-                ("the eval function", crate::step::eval_function(r)),
-            ] {
-                let before = crate::jit::plan::stats(&g, &crate::opt::Passes::none(), batch);
-                let opt = crate::opt::optimize(&g, &all);
-                let after = crate::jit::plan::stats(&opt, &all, batch);
-                let _ = writeln!(
-                    out,
-                    "\n# run {}: {} on {}: {what}, optimized\n#   before: {}\n#   after:  {}  (batch {batch})",
-                    r.name,
-                    r.model,
-                    data.name,
-                    before.line(),
-                    after.line()
-                );
-                if stage == Stage::Opt {
-                    out.push_str(&print::graph(&opt, Some(&info)));
-                } else {
-                    out.push_str(&crate::jit::plan::describe(&opt, &all, batch));
-                }
+                out.push_str(&print::graph(&r.train, Some(&info)));
             }
-            continue;
         }
-        if stage == Stage::Grad {
-            match crate::step::training_step(r) {
-                Some(step) => {
-                    let _ = writeln!(
-                        out,
-                        "\n# run {}: {} on {}: the training step",
-                        r.name, r.model, data.name
-                    );
-                    out.push_str(&print::graph(&step, Some(&info)));
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "\n# run {}: solved in closed form, no training step",
-                        r.name
-                    );
-                }
-            }
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "\n# run {}: {} on {} (training mode)",
-            r.name, r.model, data.name
-        );
-        out.push_str(&print::graph(&r.train, Some(&info)));
     }
     if args.run.is_none() && stage == Stage::Typed {
         if let Some(s) = &l.checked.session {
@@ -309,6 +228,116 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         stdout: out,
         stderr: err,
         code: 0,
+    }
+}
+
+/// `dlc ir --stage ast`: the tree prints even when later stages find
+/// errors; parse errors still fail, since the tree would hold error nodes.
+fn ast_output(l: &Loaded, color: bool) -> Output {
+    let (_, parse_diags) = syntax::parse(&l.src);
+    if !parse_diags.is_empty() {
+        return Output::fail(diag::render(&parse_diags, &l.file_name, &l.src, color));
+    }
+    Output {
+        stdout: syntax::print::program(&l.program),
+        stderr: String::new(),
+        code: 0,
+    }
+}
+
+/// `--stage clif`: a run's training step as Cranelift functions, with the
+/// compile time on `err`; `Err` is the internal compiler error to fail with.
+fn write_clif(out: &mut String, err: &mut String, r: &crate::check::Run) -> Result<(), String> {
+    let Some(step) = crate::step::training_step(r) else {
+        let _ = writeln!(out, "\n# run {}: solved in closed form, no kernels", r.name);
+        return Ok(());
+    };
+    match crate::jit::compile(&step, true) {
+        Ok(c) => {
+            let epilogues = c
+                .clif
+                .iter()
+                .filter(|(n, _)| n.ends_with("_epilogue"))
+                .count();
+            let _ = writeln!(
+                out,
+                "\n# run {}: the training step as {} Cranelift functions, one per kernel (see --stage kernels), and {} epilogues: a matmul-headed kernel's other members alone, run after each block of rows that the gemm crate multiplies",
+                r.name,
+                c.clif.len() - epilogues,
+                epilogues
+            );
+            let _ = writeln!(err, "run {}: compiled in {:.1} ms", r.name, c.compile_ms);
+            for (name, text) in &c.clif {
+                let _ = writeln!(out, "\n; {name}\n{text}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("internal compiler error: {e}\n")),
+    }
+}
+
+/// `--stage opt` and `--stage kernels`: a run's training step and eval
+/// function after the optimizer's passes, as IR or as kernels, each under
+/// its statistics before and after.
+fn write_optimized(
+    out: &mut String,
+    r: &crate::check::Run,
+    data: &str,
+    stage: Stage,
+    info: &SourceInfo,
+) {
+    let Some(step) = crate::step::training_step(r) else {
+        let _ = writeln!(
+            out,
+            "\n# run {}: solved in closed form, no training step",
+            r.name
+        );
+        return;
+    };
+    let batch = r.settings.batch as usize;
+    let all = crate::opt::Passes::all();
+    for (what, g) in [
+        ("the training step", step),
+        ("the eval function", crate::step::eval_function(r)),
+    ] {
+        let before = crate::jit::plan::stats(&g, &crate::opt::Passes::none(), batch);
+        let opt = crate::opt::optimize(&g, &all);
+        let after = crate::jit::plan::stats(&opt, &all, batch);
+        let _ = writeln!(
+            out,
+            "\n# run {}: {} on {}: {what}, optimized\n#   before: {}\n#   after:  {}  (batch {batch})",
+            r.name,
+            r.model,
+            data,
+            before.line(),
+            after.line()
+        );
+        if stage == Stage::Opt {
+            out.push_str(&print::graph(&opt, Some(info)));
+        } else {
+            out.push_str(&crate::jit::plan::describe(&opt, &all, batch));
+        }
+    }
+}
+
+/// `--stage grad`: a run's training step (forward, gradients, update).
+fn write_training_step(out: &mut String, r: &crate::check::Run, data: &str, info: &SourceInfo) {
+    match crate::step::training_step(r) {
+        Some(step) => {
+            let _ = writeln!(
+                out,
+                "\n# run {}: {} on {}: the training step",
+                r.name, r.model, data
+            );
+            out.push_str(&print::graph(&step, Some(info)));
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\n# run {}: solved in closed form, no training step",
+                r.name
+            );
+        }
     }
 }
 
@@ -572,111 +601,27 @@ pub fn cmd_data(
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
-    use crate::check::data::{FeatureKind, LabelKind, Source};
-    // A data file or folder is summarized directly, as if a program read it.
-    let l = if args.file.is_dir() {
-        match idx_folder_program(args, stderr) {
-            Some(l) => l,
-            None => return 1,
-        }
-    } else if is_data_file(&args.file) && args.file.extension().is_none_or(|e| e != "dl") {
-        return csv_file_summary(&args.file, stdout, stderr);
-    } else {
-        match load_checked(args, stderr) {
-            Some(l) => l,
-            None => return 1,
-        }
+    let l = match data_program(args, stdout, stderr) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     for (di, d) in l.checked.data.iter().enumerate() {
         let mut out = String::new();
         let _ = writeln!(out, "data {}: {}", d.name, d.summary);
-        // The split a run of this data uses (its seed), or seed 0.
-        let seed = l
-            .checked
-            .runs
-            .iter()
-            .find(|r| r.data == di)
-            .map(|r| r.settings.seed)
-            .unwrap_or(0);
-        let parts = match crate::data::load::load(d, seed) {
+        let parts = match crate::data::load::load(d, split_seed(&l, di)) {
             Ok(p) => p,
             Err(e) => {
                 let _ = writeln!(stderr, "error: {e}");
                 return 1;
             }
         };
-        let shape: Vec<String> = d.sample.iter().map(|x| x.to_string()).collect();
         for (name, t) in [("train", &parts.train), ("test", &parts.test)] {
-            if t.is_empty() {
-                continue;
-            }
-            let n = t.len() as f64;
-            let mean = t.x.iter().map(f64::from).sum::<f64>() / (t.x.len().max(1) as f64);
-            let var =
-                t.x.iter()
-                    .map(|v| (f64::from(v) - mean).powi(2))
-                    .sum::<f64>()
-                    / (t.x.len().max(1) as f64);
-            let _ = writeln!(
-                out,
-                "  {name}: {} samples of [{}] features (mean {mean:.4}, std {:.4})",
-                t.len(),
-                shape.join(", "),
-                var.sqrt()
-            );
-            match &d.label {
-                LabelKind::Class { .. } => {
-                    let classes = t.y.iter().fold(0usize, |m, y| m.max(*y as usize + 1));
-                    let mut counts = vec![0usize; classes];
-                    for y in &t.y {
-                        counts[*y as usize] += 1;
-                    }
-                    let parts: Vec<String> = counts
-                        .iter()
-                        .enumerate()
-                        .map(|(c, k)| {
-                            format!("{} {k} ({:.1}%)", d.class_name(c), 100.0 * *k as f64 / n)
-                        })
-                        .collect();
-                    let _ = writeln!(out, "    classes: {}", parts.join(", "));
-                }
-                LabelKind::Target => {
-                    let m = t.y.iter().sum::<f64>() / n;
-                    let sd = (t.y.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
-                    let _ = writeln!(out, "    target: mean {m:.4}, std {sd:.4}");
-                }
+            if !t.is_empty() {
+                write_part_summary(&mut out, d, name, t);
             }
         }
-        if let Source::Csv { path, features, .. } = &d.source {
-            if let Ok(schema) = crate::data::meta::scan_csv(path) {
-                let _ = writeln!(out, "  columns (whole file):");
-                let by_column: std::collections::HashMap<&str, &crate::check::data::Feature> =
-                    features.iter().map(|f| (f.column.as_str(), f)).collect();
-                for c in &schema.columns {
-                    let kind = match &c.kind {
-                        crate::data::meta::ColumnKind::Numeric { min, max, mean } => {
-                            format!("numeric, min {min}, max {max}, mean {mean:.4}")
-                        }
-                        crate::data::meta::ColumnKind::Categorical { categories } => {
-                            format!("categorical, {} categories", categories.len())
-                        }
-                    };
-                    let role = match by_column.get(c.name.as_str()) {
-                        Some(f) => match &f.kind {
-                            FeatureKind::Numeric => "feature".to_string(),
-                            FeatureKind::Categorical { .. } => {
-                                format!("feature, one-hot ×{}", f.width())
-                            }
-                        },
-                        None => "label or dropped".to_string(),
-                    };
-                    let _ = writeln!(
-                        out,
-                        "    {:<22} {kind}; {} missing; {role}",
-                        c.name, c.missing
-                    );
-                }
-            }
+        if let crate::check::data::Source::Csv { path, features, .. } = &d.source {
+            write_csv_columns(&mut out, path, features);
         }
         // Samples: a picture with --out (18 by default, as d2l shows), or
         // rows of numbers with --show alone.
@@ -706,6 +651,115 @@ pub fn cmd_data(
         }
     }
     0
+}
+
+/// The program `dlc data` summarizes: a data file or folder is summarized
+/// directly, as if a program read it. `Err` is the exit code, once the
+/// error (or a CSV file's whole summary) has been written.
+fn data_program(
+    args: &ProgramArgs,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> Result<Loaded, i32> {
+    if args.file.is_dir() {
+        idx_folder_program(args, stderr).ok_or(1)
+    } else if is_data_file(&args.file) && args.file.extension().is_none_or(|e| e != "dl") {
+        Err(csv_file_summary(&args.file, stdout, stderr))
+    } else {
+        load_checked(args, stderr).ok_or(1)
+    }
+}
+
+/// The seed of the split a run of data source `di` uses, or 0.
+fn split_seed(l: &Loaded, di: usize) -> u64 {
+    l.checked
+        .runs
+        .iter()
+        .find(|r| r.data == di)
+        .map(|r| r.settings.seed)
+        .unwrap_or(0)
+}
+
+/// One part's line (samples, feature mean and std), then its class balance
+/// or its target's mean and std.
+fn write_part_summary(
+    out: &mut String,
+    d: &crate::check::data::DataSpec,
+    name: &str,
+    t: &crate::data::table::Table,
+) {
+    use crate::check::data::LabelKind;
+    let shape: Vec<String> = d.sample.iter().map(|x| x.to_string()).collect();
+    let n = t.len() as f64;
+    let mean = t.x.iter().map(f64::from).sum::<f64>() / (t.x.len().max(1) as f64);
+    let var =
+        t.x.iter()
+            .map(|v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / (t.x.len().max(1) as f64);
+    let _ = writeln!(
+        out,
+        "  {name}: {} samples of [{}] features (mean {mean:.4}, std {:.4})",
+        t.len(),
+        shape.join(", "),
+        var.sqrt()
+    );
+    match &d.label {
+        LabelKind::Class { .. } => {
+            let classes = t.y.iter().fold(0usize, |m, y| m.max(*y as usize + 1));
+            let mut counts = vec![0usize; classes];
+            for y in &t.y {
+                counts[*y as usize] += 1;
+            }
+            let parts: Vec<String> = counts
+                .iter()
+                .enumerate()
+                .map(|(c, k)| format!("{} {k} ({:.1}%)", d.class_name(c), 100.0 * *k as f64 / n))
+                .collect();
+            let _ = writeln!(out, "    classes: {}", parts.join(", "));
+        }
+        LabelKind::Target => {
+            let m = t.y.iter().sum::<f64>() / n;
+            let sd = (t.y.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
+            let _ = writeln!(out, "    target: mean {m:.4}, std {sd:.4}");
+        }
+    }
+}
+
+/// A CSV source's columns over the whole file: kind, missing cells, and
+/// the role the program gives each (nothing when the file cannot be read).
+fn write_csv_columns(out: &mut String, path: &Path, features: &[crate::check::data::Feature]) {
+    use crate::check::data::FeatureKind;
+    let Ok(schema) = crate::data::meta::scan_csv(path) else {
+        return;
+    };
+    let _ = writeln!(out, "  columns (whole file):");
+    let by_column: std::collections::HashMap<&str, &crate::check::data::Feature> =
+        features.iter().map(|f| (f.column.as_str(), f)).collect();
+    for c in &schema.columns {
+        let kind = match &c.kind {
+            crate::data::meta::ColumnKind::Numeric { min, max, mean } => {
+                format!("numeric, min {min}, max {max}, mean {mean:.4}")
+            }
+            crate::data::meta::ColumnKind::Categorical { categories } => {
+                format!("categorical, {} categories", categories.len())
+            }
+        };
+        let role = match by_column.get(c.name.as_str()) {
+            Some(f) => match &f.kind {
+                FeatureKind::Numeric => "feature".to_string(),
+                FeatureKind::Categorical { .. } => {
+                    format!("feature, one-hot ×{}", f.width())
+                }
+            },
+            None => "label or dropped".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "    {:<22} {kind}; {} missing; {role}",
+            c.name, c.missing
+        );
+    }
 }
 
 /// An IDX folder as the program `data NAME = idx(".")` in that folder.

@@ -208,120 +208,136 @@ fn program_args(c: Common) -> ProgramArgs {
     }
 }
 
+/// Runs one parsed command line.
 fn run(cli: Cli) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
-        Command::Ir { common, stage } => {
-            let stage = match stage {
-                StageArg::Ast => Stage::Ast,
-                StageArg::Typed => Stage::Typed,
-                StageArg::Grad => Stage::Grad,
-                StageArg::Opt => Stage::Opt,
-                StageArg::Kernels => Stage::Kernels,
-                StageArg::Clif => Stage::Clif,
-            };
-            driver::cmd_ir(&program_args(common), stage)
-        }
-        Command::Train { common, flags } => {
-            let opts = dlc::train::TrainOptions {
-                epochs: flags.epochs,
-                batch: flags.batch,
-                lr: flags.lr,
-                seed: flags.seed,
-                threads: flags.threads.map(usize::from),
-                save: flags.save.clone(),
-                resume: flags.resume.clone(),
-                grad_norms: flags.grad_norms,
-                plot: flags.plot.clone(),
-                prefetch: flags.no_prefetch.then_some(false),
-                profile: flags.profile,
-                no_opt: flags.no_opt,
-                no_pass: flags.no_pass.clone(),
-                matmul: match flags.matmul {
-                    MatmulArg::Gemm => dlc::jit::Matmul::Gemm,
-                    MatmulArg::Jit => dlc::jit::Matmul::Jit,
-                },
-                verbose: flags.verbose,
-                json: flags.json,
-                quiet: flags.quiet,
-                infer_reps: flags.infer_reps as usize,
-                ..Default::default()
-            };
-            // A closed stdout must not lose a checkpoint or a picture the
-            // user asked for: training goes on, without output, to save it.
-            let mut out = QuietStdout {
-                keep_going: opts.save.is_some() || opts.plot.is_some(),
-                closed: false,
-            };
-            let mut err = std::io::stderr();
-            let code = driver::cmd_train(&program_args(common), &opts, &mut out, &mut err);
-            Output {
-                stdout: String::new(),
-                stderr: String::new(),
-                code,
-            }
-        }
-        Command::Eval { common, load, json } => {
-            let opts = dlc::train::TrainOptions {
-                json,
-                ..Default::default()
-            };
-            let mut out = QuietStdout::default();
-            let mut err = std::io::stderr();
-            let code = driver::cmd_eval(&program_args(common), &load, &opts, &mut out, &mut err);
-            Output {
-                stdout: String::new(),
-                stderr: String::new(),
-                code,
-            }
-        }
+        Command::Ir { common, stage } => driver::cmd_ir(&program_args(common), stage_of(stage)),
+        Command::Train { common, flags } => run_train(common, &flags),
+        Command::Eval { common, load, json } => run_eval(common, &load, json),
         Command::Gradcheck {
             common,
             eps,
             samples,
-        } => {
-            let mut opts = dlc::gradcheck::Options::default();
-            if let Some(e) = eps {
-                opts.eps = e;
-            }
-            if let Some(n) = samples {
-                opts.samples = n;
-            }
-            driver::cmd_gradcheck(&program_args(common), &opts)
-        }
-        Command::Data { common, show, out } => {
-            let mut stdout = QuietStdout::default();
-            let mut err = std::io::stderr();
-            let code = driver::cmd_data(
-                &program_args(common),
-                show,
-                out.as_deref(),
-                &mut stdout,
-                &mut err,
-            );
-            Output {
-                stdout: String::new(),
-                stderr: String::new(),
-                code,
-            }
-        }
-        Command::Repl => {
-            let code = if std::io::stdin().is_terminal() {
-                dlc::repl::line::interactive(std::io::stderr().is_terminal())
-            } else {
-                // Scripted: one result per input, no prompts or colour.
-                let stdin = std::io::stdin();
-                let mut input = stdin.lock();
-                dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
-                0
-            };
-            Output {
-                stdout: String::new(),
-                stderr: String::new(),
-                code,
-            }
-        }
+        } => run_gradcheck(common, eps, samples),
+        Command::Data { common, show, out } => run_data(common, show, out),
+        Command::Repl => run_repl(),
     }
+}
+
+/// The driver's stage for `--stage`.
+fn stage_of(stage: StageArg) -> Stage {
+    match stage {
+        StageArg::Ast => Stage::Ast,
+        StageArg::Typed => Stage::Typed,
+        StageArg::Grad => Stage::Grad,
+        StageArg::Opt => Stage::Opt,
+        StageArg::Kernels => Stage::Kernels,
+        StageArg::Clif => Stage::Clif,
+    }
+}
+
+/// The output of a command that streamed its text itself: only the code.
+fn streamed(code: i32) -> Output {
+    Output {
+        stdout: String::new(),
+        stderr: String::new(),
+        code,
+    }
+}
+
+/// The training options `dlc train`'s flags ask for.
+fn train_options(flags: &TrainFlags) -> dlc::train::TrainOptions {
+    dlc::train::TrainOptions {
+        epochs: flags.epochs,
+        batch: flags.batch,
+        lr: flags.lr,
+        seed: flags.seed,
+        threads: flags.threads.map(usize::from),
+        save: flags.save.clone(),
+        resume: flags.resume.clone(),
+        grad_norms: flags.grad_norms,
+        plot: flags.plot.clone(),
+        prefetch: flags.no_prefetch.then_some(false),
+        profile: flags.profile,
+        no_opt: flags.no_opt,
+        no_pass: flags.no_pass.clone(),
+        matmul: match flags.matmul {
+            MatmulArg::Gemm => dlc::jit::Matmul::Gemm,
+            MatmulArg::Jit => dlc::jit::Matmul::Jit,
+        },
+        verbose: flags.verbose,
+        json: flags.json,
+        quiet: flags.quiet,
+        infer_reps: flags.infer_reps as usize,
+        ..Default::default()
+    }
+}
+
+/// `dlc train`.
+fn run_train(common: Common, flags: &TrainFlags) -> Output {
+    let opts = train_options(flags);
+    // A closed stdout must not lose a checkpoint or a picture the
+    // user asked for: training goes on, without output, to save it.
+    let mut out = QuietStdout {
+        keep_going: opts.save.is_some() || opts.plot.is_some(),
+        closed: false,
+    };
+    let mut err = std::io::stderr();
+    let code = driver::cmd_train(&program_args(common), &opts, &mut out, &mut err);
+    streamed(code)
+}
+
+/// `dlc eval`.
+fn run_eval(common: Common, load: &std::path::Path, json: bool) -> Output {
+    let opts = dlc::train::TrainOptions {
+        json,
+        ..Default::default()
+    };
+    let mut out = QuietStdout::default();
+    let mut err = std::io::stderr();
+    let code = driver::cmd_eval(&program_args(common), load, &opts, &mut out, &mut err);
+    streamed(code)
+}
+
+/// `dlc gradcheck`.
+fn run_gradcheck(common: Common, eps: Option<f64>, samples: Option<usize>) -> Output {
+    let mut opts = dlc::gradcheck::Options::default();
+    if let Some(e) = eps {
+        opts.eps = e;
+    }
+    if let Some(n) = samples {
+        opts.samples = n;
+    }
+    driver::cmd_gradcheck(&program_args(common), &opts)
+}
+
+/// `dlc data`.
+fn run_data(common: Common, show: Option<usize>, out: Option<PathBuf>) -> Output {
+    let mut stdout = QuietStdout::default();
+    let mut err = std::io::stderr();
+    let code = driver::cmd_data(
+        &program_args(common),
+        show,
+        out.as_deref(),
+        &mut stdout,
+        &mut err,
+    );
+    streamed(code)
+}
+
+/// `dlc repl`: interactive on a terminal, scripted otherwise.
+fn run_repl() -> Output {
+    let code = if std::io::stdin().is_terminal() {
+        dlc::repl::line::interactive(std::io::stderr().is_terminal())
+    } else {
+        // Scripted: one result per input, no prompts or colour.
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
+        0
+    };
+    streamed(code)
 }
 
 /// Runs the command line held in `cli` (taken out once).

@@ -192,128 +192,26 @@ impl Session {
     /// `:type`, `:ir`, `:time`, `:vars`, `:help`, `:quit`.
     fn command(&mut self, input: &str, cmd: &str) -> Result<Reply, String> {
         let (word, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
-        // The expression's place in the input, so diagnostics point into it.
-        let expr_src = |input: &str| -> String {
-            let at = input.len() - rest.len();
-            format!("{}{}", " ".repeat(at), rest)
-        };
-        let needs_expr = |what: &str| -> Result<(), String> {
-            if rest.trim().is_empty() {
-                Err(diag::one_line(
-                    Code::Syntax,
-                    &format!("`:{what}` needs an expression, as in `:{what} x + 1`"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
         match word {
             "type" => {
-                needs_expr("type")?;
-                let l = self.lower(&expr_src(input), input)?;
+                let l = self.lower_command_expr(input, rest, "type")?;
                 let t = last_type(&l.graph);
                 Ok(Reply::Text(t))
             }
             "ir" => {
-                needs_expr("ir")?;
-                let l = self.lower(&expr_src(input), input)?;
+                let l = self.lower_command_expr(input, rest, "ir")?;
                 let opt = crate::opt::optimize(&l.graph, &crate::opt::Passes::all());
                 Ok(Reply::Text(without_unused_inputs(
                     &crate::ir::print::graph(&opt, None),
                 )))
             }
             "time" => {
-                needs_expr("time")?;
-                let l = self.lower(&expr_src(input), input)?;
+                let l = self.lower_command_expr(input, rest, "time")?;
                 self.time(&l.graph, input)
             }
-            "grad" => {
-                // `:grad e wrt x` is `grad(e, x)`, written over the input so
-                // that spans still point into what was typed.
-                let at = input.len() - rest.len();
-                let Some(w) = input[at..].rfind(" wrt ").map(|w| at + w) else {
-                    return Err(diag::one_line(
-                        Code::Syntax,
-                        "`:grad` is written `:grad e wrt x`, as in `:grad sum(x * x) wrt x`",
-                    ));
-                };
-                let start = input.len() - cmd.len() - 1;
-                let mut src = String::with_capacity(input.len() + 1);
-                src.push_str(&" ".repeat(start));
-                src.push_str("grad(");
-                src.push_str(&input[start + 5..w]);
-                src.push_str(" ,   ");
-                src.push_str(&input[w + 5..]);
-                src.push(')');
-                let l = self.lower(&src, input)?;
-                let outputs = self.run(&l.graph, input, &[])?;
-                Ok(match outputs.last() {
-                    Some(t) => Reply::Text(format::tensor(t)),
-                    None => Reply::Nothing,
-                })
-            }
-            "save" => {
-                // :save FILE [names...]; no names saves every binding.
-                let mut words = rest.split_whitespace();
-                let Some(file) = words.next() else {
-                    return Err(diag::one_line(
-                        Code::Syntax,
-                        "`:save` is written `:save FILE x y`, as in `:save t.safetensors x`",
-                    ));
-                };
-                let names: Vec<&str> = words.collect();
-                let mut out = Vec::new();
-                for (n, b) in &self.vars {
-                    if names.is_empty() || names.contains(&n.as_str()) {
-                        out.push((n.clone(), b.tensor()));
-                    }
-                }
-                if let Some(missing) = names.iter().find(|n| self.address(n).is_none()) {
-                    return Err(diag::one_line(
-                        Code::UnknownName,
-                        &format!("`{missing}` is not bound; nothing was saved"),
-                    ));
-                }
-                files::save(std::path::Path::new(file), &out)
-                    .map_err(|e| diag::one_line(Code::BadData, &e))?;
-                let saved: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
-                Ok(Reply::Text(format!("saved {} to {file}", saved.join(", "))))
-            }
-            "load" => {
-                let file = rest.trim();
-                if file.is_empty() {
-                    return Err(diag::one_line(
-                        Code::Syntax,
-                        "`:load` is written `:load FILE`",
-                    ));
-                }
-                let tensors = files::load(std::path::Path::new(file))
-                    .map_err(|e| diag::one_line(Code::BadData, &e))?;
-                let bad: Vec<&str> = tensors
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .filter(|n| !is_name(n))
-                    .collect();
-                if !bad.is_empty() {
-                    return Err(diag::one_line(
-                        Code::BadData,
-                        &format!(
-                            "{file}: {} cannot be bound (not names in the language); nothing was loaded",
-                            bad.join(", ")
-                        ),
-                    ));
-                }
-                let mut loaded = Vec::new();
-                for (n, t) in tensors {
-                    let b = Binding::new(&t);
-                    loaded.push(format!("{n}: {}", b.ty()));
-                    match self.vars.iter_mut().find(|(m, _)| *m == n) {
-                        Some(slot) => slot.1 = b,
-                        None => self.vars.push((n, b)),
-                    }
-                }
-                Ok(Reply::Text(format!("loaded {}", loaded.join(", "))))
-            }
+            "grad" => self.grad_command(input, cmd, rest),
+            "save" => self.save_command(rest),
+            "load" => self.load_command(rest),
             "id" => {
                 let name = rest.trim();
                 match self.address(name) {
@@ -324,29 +222,143 @@ impl Session {
                     )),
                 }
             }
-            "vars" => {
-                let lines: Vec<String> = self
-                    .vars
-                    .iter()
-                    .map(|(n, b)| format!("{n}: {}", b.ty()))
-                    .chain(
-                        self.fns
-                            .iter()
-                            .map(|f| format!("{}: function", f.name.node)),
-                    )
-                    .collect();
-                Ok(Reply::Text(if lines.is_empty() {
-                    "no bindings yet".to_string()
-                } else {
-                    lines.join("\n")
-                }))
-            }
+            "vars" => Ok(Reply::Text(self.vars_listing())),
             "help" | "h" | "?" => Ok(Reply::Text(help())),
             "quit" | "q" | "exit" => Ok(Reply::Quit),
             other => Err(diag::one_line(
                 Code::Syntax,
                 &format!("unknown command `:{other}` (`:help` lists them)"),
             )),
+        }
+    }
+
+    /// The expression after `:what` (`rest`, the end of `input`), lowered in
+    /// its place in the input so that diagnostics point into it.
+    fn lower_command_expr(
+        &mut self,
+        input: &str,
+        rest: &str,
+        what: &str,
+    ) -> Result<Lowered, String> {
+        if rest.trim().is_empty() {
+            return Err(diag::one_line(
+                Code::Syntax,
+                &format!("`:{what}` needs an expression, as in `:{what} x + 1`"),
+            ));
+        }
+        let at = input.len() - rest.len();
+        let src = format!("{}{}", " ".repeat(at), rest);
+        self.lower(&src, input)
+    }
+
+    /// `:grad e wrt x`: runs `grad(e, x)`, written over the input so that
+    /// spans still point into what was typed.
+    fn grad_command(&mut self, input: &str, cmd: &str, rest: &str) -> Result<Reply, String> {
+        let at = input.len() - rest.len();
+        let Some(w) = input[at..].rfind(" wrt ").map(|w| at + w) else {
+            return Err(diag::one_line(
+                Code::Syntax,
+                "`:grad` is written `:grad e wrt x`, as in `:grad sum(x * x) wrt x`",
+            ));
+        };
+        let start = input.len() - cmd.len() - 1;
+        let mut src = String::with_capacity(input.len() + 1);
+        src.push_str(&" ".repeat(start));
+        src.push_str("grad(");
+        src.push_str(&input[start + 5..w]);
+        src.push_str(" ,   ");
+        src.push_str(&input[w + 5..]);
+        src.push(')');
+        let l = self.lower(&src, input)?;
+        let outputs = self.run(&l.graph, input, &[])?;
+        Ok(match outputs.last() {
+            Some(t) => Reply::Text(format::tensor(t)),
+            None => Reply::Nothing,
+        })
+    }
+
+    /// `:save FILE [names...]`; no names saves every binding.
+    fn save_command(&self, rest: &str) -> Result<Reply, String> {
+        let mut words = rest.split_whitespace();
+        let Some(file) = words.next() else {
+            return Err(diag::one_line(
+                Code::Syntax,
+                "`:save` is written `:save FILE x y`, as in `:save t.safetensors x`",
+            ));
+        };
+        let names: Vec<&str> = words.collect();
+        let mut out = Vec::new();
+        for (n, b) in &self.vars {
+            if names.is_empty() || names.contains(&n.as_str()) {
+                out.push((n.clone(), b.tensor()));
+            }
+        }
+        if let Some(missing) = names.iter().find(|n| self.address(n).is_none()) {
+            return Err(diag::one_line(
+                Code::UnknownName,
+                &format!("`{missing}` is not bound; nothing was saved"),
+            ));
+        }
+        files::save(std::path::Path::new(file), &out)
+            .map_err(|e| diag::one_line(Code::BadData, &e))?;
+        let saved: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        Ok(Reply::Text(format!("saved {} to {file}", saved.join(", "))))
+    }
+
+    /// `:load FILE`: binds every tensor of the file by its name, or none
+    /// when some name cannot be bound.
+    fn load_command(&mut self, rest: &str) -> Result<Reply, String> {
+        let file = rest.trim();
+        if file.is_empty() {
+            return Err(diag::one_line(
+                Code::Syntax,
+                "`:load` is written `:load FILE`",
+            ));
+        }
+        let tensors = files::load(std::path::Path::new(file))
+            .map_err(|e| diag::one_line(Code::BadData, &e))?;
+        let bad: Vec<&str> = tensors
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !is_name(n))
+            .collect();
+        if !bad.is_empty() {
+            return Err(diag::one_line(
+                Code::BadData,
+                &format!(
+                    "{file}: {} cannot be bound (not names in the language); nothing was loaded",
+                    bad.join(", ")
+                ),
+            ));
+        }
+        let mut loaded = Vec::new();
+        for (n, t) in tensors {
+            let b = Binding::new(&t);
+            loaded.push(format!("{n}: {}", b.ty()));
+            match self.vars.iter_mut().find(|(m, _)| *m == n) {
+                Some(slot) => slot.1 = b,
+                None => self.vars.push((n, b)),
+            }
+        }
+        Ok(Reply::Text(format!("loaded {}", loaded.join(", "))))
+    }
+
+    /// `:vars`: the bindings with their types, then the functions.
+    fn vars_listing(&self) -> String {
+        let lines: Vec<String> = self
+            .vars
+            .iter()
+            .map(|(n, b)| format!("{n}: {}", b.ty()))
+            .chain(
+                self.fns
+                    .iter()
+                    .map(|f| format!("{}: function", f.name.node)),
+            )
+            .collect();
+        if lines.is_empty() {
+            "no bindings yet".to_string()
+        } else {
+            lines.join("\n")
         }
     }
 

@@ -235,81 +235,16 @@ pub fn lex(src: &str) -> Lexed<'_> {
 /// parser and every later stage recurse over that tree, so this bound is
 /// what keeps them off the end of the stack.
 fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>) -> bool {
-    // Per open bracket: (the bracket, its span, infix operators in its chain).
-    let mut stack: Vec<(Token<'_>, Span, usize)> = Vec::new();
-    let mut top_ops = 0usize;
-    let mut total_ops = 0usize;
-    let mut prefix_run = 0usize;
+    let mut depth = Depth::default();
     let mut prev: Option<Token<'_>> = None;
     let mut ok = true;
     for &(tok, span) in tokens {
-        let after_operand = matches!(
-            prev,
-            Some(
-                Token::Ident(_)
-                    | Token::Int(_)
-                    | Token::Float(_)
-                    | Token::Str(_)
-                    | Token::True
-                    | Token::False
-                    | Token::RParen
-                    | Token::RBracket
-            )
-        );
+        let after_operand = ends_operand(prev);
         prev = Some(tok);
-        let level_ops = match stack.last_mut() {
-            Some(top) => &mut top.2,
-            None => &mut top_ops,
-        };
-        match tok {
-            Token::Minus | Token::Plus | Token::Not if !after_operand => prefix_run += 1,
-            // Postfix chains (`x.T.T`, `f(a)(b)`, `x[0][0]`) nest too.
-            Token::Dot | Token::LParen | Token::LBracket if after_operand => {
-                *level_ops += 1;
-                total_ops += 1;
-                prefix_run = 0;
-            }
-            Token::Plus
-            | Token::Minus
-            | Token::Star
-            | Token::Slash
-            | Token::At
-            | Token::StarStar
-            | Token::EqEq
-            | Token::NotEq
-            | Token::Lt
-            | Token::Le
-            | Token::Gt
-            | Token::Ge
-            | Token::And
-            | Token::Or => {
-                *level_ops += 1;
-                total_ops += 1;
-                prefix_run = 0;
-            }
-            Token::Comma
-            | Token::Semi
-            | Token::Colon
-            | Token::Eq
-            | Token::PlusEq
-            | Token::MinusEq
-            | Token::StarEq
-            | Token::SlashEq
-            | Token::Data
-            | Token::Model
-            | Token::Param
-            | Token::Let
-            | Token::Fn
-            | Token::Train => {
-                total_ops -= *level_ops;
-                *level_ops = 0;
-                prefix_run = 0;
-            }
-            _ => prefix_run = 0,
-        }
+        depth.count_operator(tok, after_operand);
         let close = match tok {
             Token::LParen | Token::LBracket | Token::LBrace => {
-                stack.push((tok, span, 0));
+                depth.stack.push((tok, span, 0));
                 None
             }
             Token::RParen => Some(Token::LParen),
@@ -317,35 +252,13 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
             Token::RBrace => Some(Token::LBrace),
             _ => None,
         };
-        if stack.len() + prefix_run + total_ops > MAX_NESTING {
-            // Say which of the three made it deep: a long flat chain of
-            // operators is not what a user calls nesting.
-            let (message, note) = if total_ops >= stack.len().max(prefix_run) {
-                (
-                    format!("an expression with more than {MAX_NESTING} operators in a chain (each operator of `a + b + c + …` is one level of the tree it builds)"),
-                    "split the chain with `let` bindings (`let s1 = a + b + …` then `s1 + …`), or add up a tensor with sum([...])",
-                )
-            } else if prefix_run >= stack.len() {
-                (
-                    format!("more than {MAX_NESTING} prefix operators in a row"),
-                    "each `-`, `+` or `not` in front of an operand is one level",
-                )
-            } else {
-                (
-                    format!("brackets nested deeper than {MAX_NESTING} levels"),
-                    "split the expression with `let` bindings",
-                )
-            };
-            diagnostics.push(
-                Diagnostic::new(Code::NestingTooDeep, message)
-                    .label(span, "too deep here")
-                    .note(note),
-            );
+        if depth.levels() > MAX_NESTING {
+            diagnostics.push(depth.too_deep(span));
             return false;
         }
         if let Some(open) = close {
-            match stack.pop() {
-                Some((t, _, ops)) if t == open => total_ops -= ops,
+            match depth.stack.pop() {
+                Some((t, _, ops)) if t == open => depth.total_ops -= ops,
                 Some((t, open_span, _)) => {
                     diagnostics.push(
                         Diagnostic::new(
@@ -370,7 +283,7 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
             }
         }
     }
-    for (tok, span, _) in stack.into_iter().rev().take(1) {
+    for (tok, span, _) in depth.stack.into_iter().rev().take(1) {
         diagnostics.push(
             Diagnostic::new(
                 Code::UnbalancedDelimiter,
@@ -381,4 +294,123 @@ fn check_nesting(tokens: &[(Token<'_>, Span)], diagnostics: &mut Vec<Diagnostic>
         ok = false;
     }
     ok
+}
+
+/// Whether a token after `prev` follows an operand, so that `-` is binary
+/// and `(`, `[` or `.` continue a postfix chain.
+fn ends_operand(prev: Option<Token<'_>>) -> bool {
+    matches!(
+        prev,
+        Some(
+            Token::Ident(_)
+                | Token::Int(_)
+                | Token::Float(_)
+                | Token::Str(_)
+                | Token::True
+                | Token::False
+                | Token::RParen
+                | Token::RBracket
+        )
+    )
+}
+
+/// What [`check_nesting`] has open at a point of the token stream.
+#[derive(Default)]
+struct Depth<'s> {
+    /// Per open bracket: (the bracket, its span, infix operators in its chain).
+    stack: Vec<(Token<'s>, Span, usize)>,
+    /// Infix operators in the chain outside every bracket.
+    top_ops: usize,
+    /// Infix operators in all the open chains.
+    total_ops: usize,
+    /// Prefix operators in a row.
+    prefix_run: usize,
+}
+
+impl Depth<'_> {
+    /// Counts `tok` as a prefix operator, as one more infix or postfix
+    /// operator in its level's chain, or as the end of that chain.
+    fn count_operator(&mut self, tok: Token<'_>, after_operand: bool) {
+        let level_ops = match self.stack.last_mut() {
+            Some(top) => &mut top.2,
+            None => &mut self.top_ops,
+        };
+        match tok {
+            Token::Minus | Token::Plus | Token::Not if !after_operand => self.prefix_run += 1,
+            // Postfix chains (`x.T.T`, `f(a)(b)`, `x[0][0]`) nest too.
+            Token::Dot | Token::LParen | Token::LBracket if after_operand => {
+                *level_ops += 1;
+                self.total_ops += 1;
+                self.prefix_run = 0;
+            }
+            Token::Plus
+            | Token::Minus
+            | Token::Star
+            | Token::Slash
+            | Token::At
+            | Token::StarStar
+            | Token::EqEq
+            | Token::NotEq
+            | Token::Lt
+            | Token::Le
+            | Token::Gt
+            | Token::Ge
+            | Token::And
+            | Token::Or => {
+                *level_ops += 1;
+                self.total_ops += 1;
+                self.prefix_run = 0;
+            }
+            Token::Comma
+            | Token::Semi
+            | Token::Colon
+            | Token::Eq
+            | Token::PlusEq
+            | Token::MinusEq
+            | Token::StarEq
+            | Token::SlashEq
+            | Token::Data
+            | Token::Model
+            | Token::Param
+            | Token::Let
+            | Token::Fn
+            | Token::Train => {
+                self.total_ops -= *level_ops;
+                *level_ops = 0;
+                self.prefix_run = 0;
+            }
+            _ => self.prefix_run = 0,
+        }
+    }
+
+    /// The depth of the tree so far: open brackets, prefix operators in a
+    /// row and the operators of the open chains.
+    fn levels(&self) -> usize {
+        self.stack.len() + self.prefix_run + self.total_ops
+    }
+
+    /// The diagnostic for a tree deeper than [`MAX_NESTING`] at `span`.
+    fn too_deep(&self, span: Span) -> Diagnostic {
+        // Say which of the three made it deep: a long flat chain of
+        // operators is not what a user calls nesting.
+        let (message, note) = if self.total_ops >= self.stack.len().max(self.prefix_run) {
+            (
+                format!("an expression with more than {MAX_NESTING} operators in a chain (each operator of `a + b + c + …` is one level of the tree it builds)"),
+                "split the chain with `let` bindings (`let s1 = a + b + …` then `s1 + …`), or add up a tensor with sum([...])",
+            )
+        } else if self.prefix_run >= self.stack.len() {
+            (
+                format!("more than {MAX_NESTING} prefix operators in a row"),
+                "each `-`, `+` or `not` in front of an operand is one level",
+            )
+        } else {
+            (
+                format!("brackets nested deeper than {MAX_NESTING} levels"),
+                "split the expression with `let` bindings",
+            )
+        };
+        Diagnostic::new(Code::NestingTooDeep, message)
+            .label(span, "too deep here")
+            .note(note)
+    }
 }

@@ -249,176 +249,212 @@ where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
     recursive(|expr| {
-        let literal = select! {
-            Token::Int(s) => match parse_int(s) { Some(v) => ExprKind::Int(v), None => ExprKind::Float(s.replace('_', "").parse::<f64>().unwrap_or(f64::INFINITY)) },
-            Token::Float(s) => ExprKind::Float(s.replace('_', "").parse::<f64>().unwrap_or(f64::NAN)),
-            Token::Str(s) => ExprKind::Str(s.to_string()),
-            Token::True => ExprKind::Bool(true),
-            Token::False => ExprKind::Bool(false),
-            Token::Ident(s) => ExprKind::Name(s.to_string()),
-        }
-        .labelled("a value");
-
-        let list = expr
-            .clone()
-            .separated_by(just(Token::Comma))
-            .allow_trailing()
-            .collect::<Vec<_>>()
-            .delimited_by(just(Token::LBracket), just(Token::RBracket))
-            .map(ExprKind::List)
-            .labelled("a list");
-
-        let atom = choice((literal, list))
-            .map_with(|k, e| Spanned::new(k, sp(e.span())))
-            .or(expr
-                .clone()
-                .delimited_by(just(Token::LParen), just(Token::RParen)))
-            .recover_with(via_parser(nested_delimiters(
-                Token::LParen,
-                Token::RParen,
-                [
-                    (Token::LBracket, Token::RBracket),
-                    (Token::LBrace, Token::RBrace),
-                ],
-                |s| Spanned::new(ExprKind::Error, sp(s)),
-            )))
-            .recover_with(via_parser(nested_delimiters(
-                Token::LBracket,
-                Token::RBracket,
-                [
-                    (Token::LParen, Token::RParen),
-                    (Token::LBrace, Token::RBrace),
-                ],
-                |s| Spanned::new(ExprKind::Error, sp(s)),
-            )))
-            .boxed();
-
-        let arg = ident()
-            .then_ignore(just(Token::Eq))
-            .or_not()
-            .then(expr.clone())
-            .map(|(name, value)| Arg { name, value });
-        let args = arg
-            .separated_by(just(Token::Comma))
-            .allow_trailing()
-            .collect::<Vec<_>>()
-            .delimited_by(same_line(Token::LParen), just(Token::RParen))
-            .labelled("arguments");
-
-        let index_arg = expr
-            .clone()
-            .or_not()
-            .then(
-                just(Token::Colon)
-                    .ignore_then(expr.clone().or_not())
-                    .then(
-                        just(Token::Colon)
-                            .ignore_then(expr.clone().or_not())
-                            .or_not(),
-                    )
-                    .or_not(),
-            )
-            .try_map(|(first, rest), span| match (first, rest) {
-                (Some(e), None) => Ok(IndexArg::Single(e)),
-                (None, None) => Err(Rich::custom(span, "empty index")),
-                (start, Some((end, step))) => Ok(IndexArg::Slice {
-                    start,
-                    end,
-                    step: step.flatten(),
-                    span: sp(span),
-                }),
-            });
-        let indices = index_arg
-            .separated_by(just(Token::Comma))
-            .at_least(1)
-            .allow_trailing()
-            .collect::<Vec<_>>()
-            .delimited_by(same_line(Token::LBracket), just(Token::RBracket))
-            .labelled("an index");
-
-        enum Post {
-            Call(Vec<Arg>),
-            Index(Vec<IndexArg>),
-            Field(Ident),
-        }
-        let post = choice((
-            args.map(Post::Call),
-            indices.map(Post::Index),
-            just(Token::Dot).ignore_then(ident()).map(Post::Field),
-        ));
-
-        let bin = |op: BinOp| {
-            move |l: Expr,
-                  _,
-                  r: Expr,
-                  e: &mut chumsky::input::MapExtra<'t, '_, I, Extra<'t, 's>>| {
-                Spanned::new(
-                    ExprKind::Binary {
-                        op,
-                        lhs: Box::new(l),
-                        rhs: Box::new(r),
-                    },
-                    sp(e.span()),
-                )
-            }
-        };
-        let un = |op: UnOp| {
-            move |_, r: Expr, e: &mut chumsky::input::MapExtra<'t, '_, I, Extra<'t, 's>>| {
-                Spanned::new(
-                    ExprKind::Unary {
-                        op,
-                        operand: Box::new(r),
-                    },
-                    sp(e.span()),
-                )
-            }
-        };
-
-        atom.pratt((
-            postfix(
-                10,
-                post,
-                |base: Expr,
-                 p: Post,
-                 e: &mut chumsky::input::MapExtra<'t, '_, I, Extra<'t, 's>>| {
-                    let kind = match p {
-                        Post::Call(args) => ExprKind::Call {
-                            callee: Box::new(base),
-                            args,
-                        },
-                        Post::Index(indices) => ExprKind::Index {
-                            base: Box::new(base),
-                            indices,
-                        },
-                        Post::Field(name) => ExprKind::Field {
-                            base: Box::new(base),
-                            name,
-                        },
-                    };
-                    Spanned::new(kind, sp(e.span()))
-                },
-            ),
-            infix(right(9), just(Token::StarStar), bin(BinOp::Pow)),
-            prefix(8, just(Token::Minus), un(UnOp::Neg)),
-            prefix(8, just(Token::Plus), un(UnOp::Plus)),
-            infix(left(7), just(Token::Star), bin(BinOp::Mul)),
-            infix(left(7), just(Token::Slash), bin(BinOp::Div)),
-            infix(left(7), just(Token::At), bin(BinOp::MatMul)),
-            infix(left(6), same_line(Token::Plus), bin(BinOp::Add)),
-            infix(left(6), same_line(Token::Minus), bin(BinOp::Sub)),
-            infix(left(5), just(Token::EqEq), bin(BinOp::Eq)),
-            infix(left(5), just(Token::NotEq), bin(BinOp::Ne)),
-            infix(left(5), just(Token::Lt), bin(BinOp::Lt)),
-            infix(left(5), just(Token::Le), bin(BinOp::Le)),
-            infix(left(5), just(Token::Gt), bin(BinOp::Gt)),
-            infix(left(5), just(Token::Ge), bin(BinOp::Ge)),
-            prefix(4, just(Token::Not), un(UnOp::Not)),
-            infix(left(3), just(Token::And), bin(BinOp::And)),
-            infix(left(2), just(Token::Or), bin(BinOp::Or)),
-        ))
-        .labelled("an expression")
-        .boxed()
+        with_operators(atom(expr.clone()), postfix_op(expr))
+            .labelled("an expression")
+            .boxed()
     })
+}
+
+/// A literal or a name.
+fn literal<'t, 's: 't, I>() -> impl Parser<'t, I, ExprKind, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
+    select! {
+        Token::Int(s) => match parse_int(s) { Some(v) => ExprKind::Int(v), None => ExprKind::Float(s.replace('_', "").parse::<f64>().unwrap_or(f64::INFINITY)) },
+        Token::Float(s) => ExprKind::Float(s.replace('_', "").parse::<f64>().unwrap_or(f64::NAN)),
+        Token::Str(s) => ExprKind::Str(s.to_string()),
+        Token::True => ExprKind::Bool(true),
+        Token::False => ExprKind::Bool(false),
+        Token::Ident(s) => ExprKind::Name(s.to_string()),
+    }
+    .labelled("a value")
+}
+
+/// An operand of the operators: a literal, a name, a list `[a, b]` or a
+/// parenthesized expression, with a broken bracketed group recovered as
+/// an error node.
+fn atom<'t, 's: 't, I, P>(expr: P) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+{
+    let list = expr
+        .clone()
+        .separated_by(just(Token::Comma))
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .delimited_by(just(Token::LBracket), just(Token::RBracket))
+        .map(ExprKind::List)
+        .labelled("a list");
+
+    choice((literal(), list))
+        .map_with(|k, e| Spanned::new(k, sp(e.span())))
+        .or(expr.delimited_by(just(Token::LParen), just(Token::RParen)))
+        .recover_with(via_parser(nested_delimiters(
+            Token::LParen,
+            Token::RParen,
+            [
+                (Token::LBracket, Token::RBracket),
+                (Token::LBrace, Token::RBrace),
+            ],
+            |s| Spanned::new(ExprKind::Error, sp(s)),
+        )))
+        .recover_with(via_parser(nested_delimiters(
+            Token::LBracket,
+            Token::RBracket,
+            [
+                (Token::LParen, Token::RParen),
+                (Token::LBrace, Token::RBrace),
+            ],
+            |s| Spanned::new(ExprKind::Error, sp(s)),
+        )))
+        .boxed()
+}
+
+/// What follows an operand as a postfix operator.
+enum Post {
+    Call(Vec<Arg>),
+    Index(Vec<IndexArg>),
+    Field(Ident),
+}
+
+/// A postfix operator: a call's arguments `(a, name = b)`, an index
+/// `[i, a:b:c]` or a field `.name`.
+fn postfix_op<'t, 's: 't, I, P>(expr: P) -> impl Parser<'t, I, Post, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone,
+{
+    let arg = ident()
+        .then_ignore(just(Token::Eq))
+        .or_not()
+        .then(expr.clone())
+        .map(|(name, value)| Arg { name, value });
+    let args = arg
+        .separated_by(just(Token::Comma))
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .delimited_by(same_line(Token::LParen), just(Token::RParen))
+        .labelled("arguments");
+
+    let indices = index_arg(expr)
+        .separated_by(just(Token::Comma))
+        .at_least(1)
+        .allow_trailing()
+        .collect::<Vec<_>>()
+        .delimited_by(same_line(Token::LBracket), just(Token::RBracket))
+        .labelled("an index");
+
+    choice((
+        args.map(Post::Call),
+        indices.map(Post::Index),
+        just(Token::Dot).ignore_then(ident()).map(Post::Field),
+    ))
+}
+
+/// One index inside `[...]`: an expression or a slice `start:end:step`
+/// (each part optional, but not all of an index).
+fn index_arg<'t, 's: 't, I, P>(expr: P) -> impl Parser<'t, I, IndexArg, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+    P: Parser<'t, I, Expr, Extra<'t, 's>> + Clone,
+{
+    expr.clone()
+        .or_not()
+        .then(
+            just(Token::Colon)
+                .ignore_then(expr.clone().or_not())
+                .then(just(Token::Colon).ignore_then(expr.or_not()).or_not())
+                .or_not(),
+        )
+        .try_map(|(first, rest), span| match (first, rest) {
+            (Some(e), None) => Ok(IndexArg::Single(e)),
+            (None, None) => Err(Rich::custom(span, "empty index")),
+            (start, Some((end, step))) => Ok(IndexArg::Slice {
+                start,
+                end,
+                step: step.flatten(),
+                span: sp(span),
+            }),
+        })
+}
+
+/// The operators over `atom`, by precedence: postfix (`post`), `**`,
+/// prefix `-` and `+`, `* / @`, `+ -`, comparisons, `not`, `and`, `or`.
+fn with_operators<'t, 's: 't, I, A, O>(
+    atom: A,
+    post: O,
+) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+    A: Parser<'t, I, Expr, Extra<'t, 's>> + Clone,
+    O: Parser<'t, I, Post, Extra<'t, 's>> + Clone,
+{
+    let bin = |op: BinOp| {
+        move |l: Expr, _, r: Expr, e: &mut chumsky::input::MapExtra<'t, '_, I, Extra<'t, 's>>| {
+            Spanned::new(
+                ExprKind::Binary {
+                    op,
+                    lhs: Box::new(l),
+                    rhs: Box::new(r),
+                },
+                sp(e.span()),
+            )
+        }
+    };
+    let un = |op: UnOp| {
+        move |_, r: Expr, e: &mut chumsky::input::MapExtra<'t, '_, I, Extra<'t, 's>>| {
+            Spanned::new(
+                ExprKind::Unary {
+                    op,
+                    operand: Box::new(r),
+                },
+                sp(e.span()),
+            )
+        }
+    };
+
+    atom.pratt((
+        postfix(
+            10,
+            post,
+            |base: Expr, p: Post, e: &mut chumsky::input::MapExtra<'t, '_, I, Extra<'t, 's>>| {
+                let kind = match p {
+                    Post::Call(args) => ExprKind::Call {
+                        callee: Box::new(base),
+                        args,
+                    },
+                    Post::Index(indices) => ExprKind::Index {
+                        base: Box::new(base),
+                        indices,
+                    },
+                    Post::Field(name) => ExprKind::Field {
+                        base: Box::new(base),
+                        name,
+                    },
+                };
+                Spanned::new(kind, sp(e.span()))
+            },
+        ),
+        infix(right(9), just(Token::StarStar), bin(BinOp::Pow)),
+        prefix(8, just(Token::Minus), un(UnOp::Neg)),
+        prefix(8, just(Token::Plus), un(UnOp::Plus)),
+        infix(left(7), just(Token::Star), bin(BinOp::Mul)),
+        infix(left(7), just(Token::Slash), bin(BinOp::Div)),
+        infix(left(7), just(Token::At), bin(BinOp::MatMul)),
+        infix(left(6), same_line(Token::Plus), bin(BinOp::Add)),
+        infix(left(6), same_line(Token::Minus), bin(BinOp::Sub)),
+        infix(left(5), just(Token::EqEq), bin(BinOp::Eq)),
+        infix(left(5), just(Token::NotEq), bin(BinOp::Ne)),
+        infix(left(5), just(Token::Lt), bin(BinOp::Lt)),
+        infix(left(5), just(Token::Le), bin(BinOp::Le)),
+        infix(left(5), just(Token::Gt), bin(BinOp::Gt)),
+        infix(left(5), just(Token::Ge), bin(BinOp::Ge)),
+        prefix(4, just(Token::Not), un(UnOp::Not)),
+        infix(left(3), just(Token::And), bin(BinOp::And)),
+        infix(left(2), just(Token::Or), bin(BinOp::Or)),
+    ))
 }
 
 fn let_stmt<'t, 's: 't, I>() -> impl Parser<'t, I, Let, Extra<'t, 's>> + Clone
@@ -474,11 +510,29 @@ where
         .delimited_by(just(Token::LBrace), just(Token::RBrace))
 }
 
+/// One top-level item.
 fn item<'t, 's: 't, I>() -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
-    let data = just(Token::Data)
+    choice((
+        data_decl(),
+        model_decl(),
+        fn_decl(),
+        train_decl(),
+        let_stmt().map(Item::Let),
+        assign(),
+        expr().map(Item::Expr),
+    ))
+    .then_ignore(just(Token::Semi).repeated())
+}
+
+/// `data NAME = source`.
+fn data_decl<'t, 's: 't, I>() -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
+    just(Token::Data)
         .ignore_then(ident())
         .then_ignore(just(Token::Eq))
         .then(expr())
@@ -489,10 +543,16 @@ where
                 span: sp(e.span()),
             })
         })
-        .labelled("a data declaration");
+        .labelled("a data declaration")
+}
 
+/// `model NAME(x: T, ...) -> T { body }`, the output type optional.
+fn model_decl<'t, 's: 't, I>() -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
     let input = ident().then_ignore(just(Token::Colon)).then(type_ann());
-    let model = just(Token::Model)
+    just(Token::Model)
         .ignore_then(ident())
         .then(
             input
@@ -512,12 +572,18 @@ where
                 span: sp(e.span()),
             })
         })
-        .labelled("a model");
+        .labelled("a model")
+}
 
+/// `fn NAME(a, b) { body }` or `fn NAME(a, b) = expr`.
+fn fn_decl<'t, 's: 't, I>() -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
     let fn_body = body(false).or(just(Token::Eq)
         .ignore_then(expr())
         .map(|e| vec![Stmt::Expr(e)]));
-    let func = just(Token::Fn)
+    just(Token::Fn)
         .ignore_then(ident())
         .then(
             ident()
@@ -535,8 +601,15 @@ where
                 span: sp(e.span()),
             })
         })
-        .labelled("a function");
+        .labelled("a function")
+}
 
+/// `train RUN: MODEL on DATA { key = value ... }`, the run name optional;
+/// each broken setting is skipped and marks the block broken.
+fn train_decl<'t, 's: 't, I>() -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
     let setting = ident()
         .then_ignore(just(Token::Eq))
         .then(expr())
@@ -544,7 +617,7 @@ where
         .labelled("a setting `name = value`")
         .recover_with(via_parser(stmt_junk().to(None)))
         .then_ignore(just(Token::Semi).repeated());
-    let train = just(Token::Train)
+    just(Token::Train)
         .ignore_then(ident().then_ignore(just(Token::Colon)).or_not())
         .then(ident())
         .then_ignore(just(Token::On))
@@ -565,8 +638,15 @@ where
                 span: sp(e.span()),
             })
         })
-        .labelled("a train block");
+        .labelled("a train block")
+}
 
+/// An update of a binding: `x += e` (and `-=`, `*=`, `/=`) or
+/// `x[i, a:b] = e`.
+fn assign<'t, 's: 't, I>() -> impl Parser<'t, I, Item, Extra<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
     let assign_op = choice((
         just(Token::PlusEq).to(AssignOp::Add),
         just(Token::MinusEq).to(AssignOp::Sub),
@@ -589,7 +669,7 @@ where
         .at_least(1)
         .collect::<Vec<_>>()
         .delimited_by(just(Token::LBracket), just(Token::RBracket));
-    let assign = choice((
+    choice((
         ident()
             .then(assign_op)
             .map(|(target, op)| (target, None, op)),
@@ -607,18 +687,7 @@ where
             value,
             span: sp(e.span()),
         })
-    });
-
-    choice((
-        data,
-        model,
-        func,
-        train,
-        let_stmt().map(Item::Let),
-        assign,
-        expr().map(Item::Expr),
-    ))
-    .then_ignore(just(Token::Semi).repeated())
+    })
 }
 
 /// Top-level recovery: skip the failing item's first token, then whole
