@@ -277,12 +277,8 @@ fn check_run<'p>(
     let globals = &cx.ns.globals;
     let (model, di) = run_model_and_data(t, cx, used, diags)?;
     let spec = &data[di];
-    let Some(env) = run::bind_dims(model, spec, diags) else {
-        return None;
-    };
-    let Some(params) = run::params(model, &env, diags) else {
-        return None;
-    };
+    let env = run::bind_dims(model, spec, diags)?;
+    let params = run::params(model, &env, diags)?;
     // Settings may name top-level constants (`lr = lr`); the loss is
     // lowered as an expression and sees them anyway.
     let resolved = ast::TrainDecl {
@@ -321,7 +317,7 @@ fn check_run<'p>(
         Some(spec),
         &env,
         &params,
-        &globals,
+        globals,
         Mode::Train,
         loss,
         decay,
@@ -335,7 +331,7 @@ fn check_run<'p>(
         Some(spec),
         &env,
         &params,
-        &globals,
+        globals,
         Mode::Eval,
         loss,
         None,
