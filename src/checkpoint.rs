@@ -234,33 +234,7 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             "`step` is {step}, more steps than a run can count (2³¹)"
         )));
     }
-    let read = |name: &str, want: &[usize]| -> Result<Option<Vec<f64>>, String> {
-        let Ok(t) = st.tensor(name) else {
-            return Ok(None);
-        };
-        if t.dtype() != Dtype::F32 {
-            return Err(format!(
-                "checkpoint {}: {name} is {:?}, expected F32",
-                path.display(),
-                t.dtype()
-            ));
-        }
-        if t.shape() != want {
-            return Err(format!(
-                "checkpoint {} does not fit run {}: {name} has shape {:?}, the program declares {:?}",
-                path.display(),
-                run.name,
-                t.shape(),
-                want
-            ));
-        }
-        Ok(Some(
-            t.data()
-                .chunks_exact(4)
-                .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .collect(),
-        ))
-    };
+    let read = |name: &str, want: &[usize]| read_f32(&st, (path, run), name, want);
     let slots = slots(run);
     let mut params = Vec::new();
     let mut state = Vec::new();
@@ -306,25 +280,7 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             run.name
         )));
     }
-    // The optimizer's state is all there or not at all (then it starts at
-    // zero).
-    if !state.is_empty() && state.len() != params.len() * slots.len() {
-        for slot in slots {
-            let missing: Vec<&str> = run
-                .params
-                .iter()
-                .filter(|p| st.tensor(&format!("{}.{}", slot.name, p.name)).is_err())
-                .map(|p| p.name.as_str())
-                .collect();
-            if !missing.is_empty() {
-                return Err(bad(format!(
-                    "it holds the {} of only some parameters (none for {})",
-                    slot.what,
-                    missing.join(", ")
-                )));
-            }
-        }
-    }
+    state_complete(&st, run, (params.len(), state.len())).map_err(bad)?;
     Ok(Checkpoint {
         run: saved_by.clone(),
         program_hash: get("program_hash"),
@@ -334,6 +290,70 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         params,
         state,
     })
+}
+
+/// Tensor `name` of a checkpoint as f64s, if present: f32, and of shape
+/// `want`.
+fn read_f32(
+    st: &SafeTensors,
+    (path, run): (&Path, &Run),
+    name: &str,
+    want: &[usize],
+) -> Result<Option<Vec<f64>>, String> {
+    let Ok(t) = st.tensor(name) else {
+        return Ok(None);
+    };
+    if t.dtype() != Dtype::F32 {
+        return Err(format!(
+            "checkpoint {}: {name} is {:?}, expected F32",
+            path.display(),
+            t.dtype()
+        ));
+    }
+    if t.shape() != want {
+        return Err(format!(
+            "checkpoint {} does not fit run {}: {name} has shape {:?}, the program declares {:?}",
+            path.display(),
+            run.name,
+            t.shape(),
+            want
+        ));
+    }
+    Ok(Some(
+        t.data()
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect(),
+    ))
+}
+
+/// The optimizer's state is all there or not at all (then it starts at
+/// zero): `held` of its tensors for `params` parameters.
+fn state_complete(
+    st: &SafeTensors,
+    run: &Run,
+    (params, held): (usize, usize),
+) -> Result<(), String> {
+    let slots = slots(run);
+    if held == 0 || held == params * slots.len() {
+        return Ok(());
+    }
+    for slot in slots {
+        let missing: Vec<&str> = run
+            .params
+            .iter()
+            .filter(|p| st.tensor(&format!("{}.{}", slot.name, p.name)).is_err())
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "it holds the {} of only some parameters (none for {})",
+                slot.what,
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The state slots the run's optimizer keeps per parameter.

@@ -258,36 +258,80 @@ pub fn check_graph(
     };
     let symbolic = interp::run(&grad_graph, &inputs, &env, Precision::F64)?;
 
+    let fd = FiniteDiff {
+        graph: &loss_graph,
+        env: &env,
+        eps: opts.eps,
+    };
     let mut reports = Vec::new();
-    for (pi, (k, name, _)) in params.iter().enumerate() {
+    for (pi, (k, name, node)) in params.iter().enumerate() {
         let total = inputs[*k].numel();
-        let coords: Vec<usize> = if total <= opts.samples {
-            (0..total).collect()
-        } else {
-            let key = rng::key(opts.seed, 1, pi as u32);
-            let mut chosen: Vec<usize> = Vec::new();
-            let mut j = 0;
-            while chosen.len() < opts.samples {
-                let c = (rng::bits(key, j) % total as u64) as usize;
-                j += 1;
-                if !chosen.contains(&c) {
-                    chosen.push(c);
-                }
-            }
-            chosen
-        };
+        let coords = sampled_coords(total, opts.samples, rng::key(opts.seed, 1, pi as u32));
+        let worst = fd.worst(&mut inputs, *k, &coords, &symbolic[pi].data)?;
+        reports.push(ParamReport {
+            name: name.clone(),
+            ty: base.ty(*node).clone(),
+            checked: coords.len(),
+            total,
+            worst,
+        });
+    }
+    let slots: Vec<usize> = params.iter().map(|p| p.0).collect();
+    let direction = fd.along_random_direction(&mut inputs, &slots, &symbolic, opts.seed)?;
+    Ok(Report {
+        run: name.to_string(),
+        params: reports,
+        direction,
+    })
+}
+
+/// All of a parameter's `total` coordinates, or `samples` distinct ones
+/// drawn from `key`.
+fn sampled_coords(total: usize, samples: usize, key: u64) -> Vec<usize> {
+    if total <= samples {
+        return (0..total).collect();
+    }
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut j = 0;
+    while chosen.len() < samples {
+        let c = (rng::bits(key, j) % total as u64) as usize;
+        j += 1;
+        if !chosen.contains(&c) {
+            chosen.push(c);
+        }
+    }
+    chosen
+}
+
+/// Central differences of a loss graph's loss.
+struct FiniteDiff<'a> {
+    graph: &'a Graph,
+    env: &'a Env,
+    eps: f64,
+}
+
+impl FiniteDiff<'_> {
+    /// The coordinate of input `k` among `coords` where the symbolic
+    /// gradient `symbolic` and the central difference disagree most.
+    fn worst(
+        &self,
+        inputs: &mut [Tensor],
+        k: usize,
+        coords: &[usize],
+        symbolic: &[f64],
+    ) -> Result<Worst, String> {
         let mut worst: Option<Worst> = None;
-        for &c in &coords {
-            let theta = inputs[*k].data[c];
-            let h = opts.eps * theta.abs().max(1.0);
-            inputs[*k].data[c] = theta + h;
-            let up = loss_of(&loss_graph, &inputs, &env)?;
-            inputs[*k].data[c] = theta - h;
-            let down = loss_of(&loss_graph, &inputs, &env)?;
-            inputs[*k].data[c] = theta;
+        for &c in coords {
+            let theta = inputs[k].data[c];
+            let h = self.eps * theta.abs().max(1.0);
+            inputs[k].data[c] = theta + h;
+            let up = loss_of(self.graph, inputs, self.env)?;
+            inputs[k].data[c] = theta - h;
+            let down = loss_of(self.graph, inputs, self.env)?;
+            inputs[k].data[c] = theta;
             let w = Worst {
-                index: unravel(c, &inputs[*k].shape),
-                symbolic: symbolic[pi].data[c],
+                index: unravel(c, &inputs[k].shape),
+                symbolic: symbolic[c],
                 numeric: (up - down) / (2.0 * h),
             };
             let badness = |w: &Worst| {
@@ -302,67 +346,64 @@ pub fn check_graph(
                 worst = Some(w);
             }
         }
-        let worst = worst.unwrap_or(Worst {
+        Ok(worst.unwrap_or(Worst {
             index: Vec::new(),
             symbolic: 0.0,
             numeric: 0.0,
-        });
-        reports.push(ParamReport {
-            name: name.clone(),
-            ty: base.ty(params[pi].2).clone(),
-            checked: coords.len(),
-            total,
-            worst,
-        });
+        }))
     }
 
-    // One random direction through all parameters at once.
-    let key = rng::key(opts.seed, 2, 0);
-    let mut dirs: Vec<Vec<f64>> = Vec::new();
-    let mut j = 0u64;
-    for (k, _, _) in &params {
-        let d: Vec<f64> = (0..inputs[*k].numel())
-            .map(|_| {
-                j += 1;
-                rng::normal(key, j)
-            })
-            .collect();
-        dirs.push(d);
-    }
-    let norm = dirs
-        .iter()
-        .flatten()
-        .map(|x| x * x)
-        .sum::<f64>()
-        .sqrt()
-        .max(1e-300);
-    let h = opts.eps;
-    let shift = |inputs: &mut Vec<Tensor>, sign: f64| {
-        for ((k, _, _), d) in params.iter().zip(&dirs) {
-            for (x, dx) in inputs[*k].data.iter_mut().zip(d) {
-                *x += sign * h * dx / norm;
-            }
+    /// The directional derivative along one random unit direction through
+    /// all the parameters (inputs `slots`) at once, symbolic and numeric.
+    fn along_random_direction(
+        &self,
+        inputs: &mut Vec<Tensor>,
+        slots: &[usize],
+        symbolic: &[Tensor],
+        seed: u64,
+    ) -> Result<Worst, String> {
+        let key = rng::key(seed, 2, 0);
+        let mut dirs: Vec<Vec<f64>> = Vec::new();
+        let mut j = 0u64;
+        for k in slots {
+            let d: Vec<f64> = (0..inputs[*k].numel())
+                .map(|_| {
+                    j += 1;
+                    rng::normal(key, j)
+                })
+                .collect();
+            dirs.push(d);
         }
-    };
-    let orig = inputs.clone();
-    shift(&mut inputs, 1.0);
-    let up = loss_of(&loss_graph, &inputs, &env)?;
-    inputs.clone_from(&orig);
-    shift(&mut inputs, -1.0);
-    let down = loss_of(&loss_graph, &inputs, &env)?;
-    let gd: f64 = symbolic
-        .iter()
-        .zip(&dirs)
-        .map(|(g, d)| g.data.iter().zip(d).map(|(a, b)| a * b / norm).sum::<f64>())
-        .sum();
-    let direction = Worst {
-        index: Vec::new(),
-        symbolic: gd,
-        numeric: (up - down) / (2.0 * h),
-    };
-    Ok(Report {
-        run: name.to_string(),
-        params: reports,
-        direction,
-    })
+        let norm = dirs
+            .iter()
+            .flatten()
+            .map(|x| x * x)
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-300);
+        let h = self.eps;
+        let shift = |inputs: &mut Vec<Tensor>, sign: f64| {
+            for (k, d) in slots.iter().zip(&dirs) {
+                for (x, dx) in inputs[*k].data.iter_mut().zip(d) {
+                    *x += sign * h * dx / norm;
+                }
+            }
+        };
+        let orig = inputs.clone();
+        shift(inputs, 1.0);
+        let up = loss_of(self.graph, inputs, self.env)?;
+        inputs.clone_from(&orig);
+        shift(inputs, -1.0);
+        let down = loss_of(self.graph, inputs, self.env)?;
+        let gd: f64 = symbolic
+            .iter()
+            .zip(&dirs)
+            .map(|(g, d)| g.data.iter().zip(d).map(|(a, b)| a * b / norm).sum::<f64>())
+            .sum();
+        Ok(Worst {
+            index: Vec::new(),
+            symbolic: gd,
+            numeric: (up - down) / (2.0 * h),
+        })
+    }
 }

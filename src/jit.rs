@@ -201,53 +201,8 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
     let start = Instant::now();
     let g = &crate::opt::optimize(g, passes);
     let plan = plan::plan(g, passes);
-    let isa = isa()?;
-    let fma = isa
-        .isa_flags()
-        .iter()
-        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
-    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    jb.symbol("dlc_expf", exec::dlc_expf as *const u8);
-    jb.symbol("dlc_logf", exec::dlc_logf as *const u8);
-    jb.symbol("dlc_tanhf", exec::dlc_tanhf as *const u8);
-    jb.symbol("dlc_sigmoidf", exec::dlc_sigmoidf as *const u8);
-    jb.symbol("dlc_powf", exec::dlc_powf as *const u8);
-    jb.symbol("dlc_exp", exec::dlc_exp as *const u8);
-    jb.symbol("dlc_log", exec::dlc_log as *const u8);
-    jb.symbol("dlc_tanh", exec::dlc_tanh as *const u8);
-    jb.symbol("dlc_sigmoid", exec::dlc_sigmoid as *const u8);
-    jb.symbol("dlc_pow", exec::dlc_pow as *const u8);
-    jb.symbol("dlc_rng_normal", exec::dlc_rng_normal as *const u8);
-    jb.symbol("dlc_linalg", exec::dlc_linalg as *const u8);
-    let mut module = JITModule::new(jb);
-    let decl = |m: &mut JITModule,
-                name: &str,
-                params: &[types::Type],
-                ret: types::Type|
-     -> Result<FuncId, String> {
-        let mut sig = m.make_signature();
-        for p in params {
-            sig.params.push(AbiParam::new(*p));
-        }
-        sig.returns.push(AbiParam::new(ret));
-        m.declare_function(name, Linkage::Import, &sig)
-            .map_err(|e| e.to_string())
-    };
-    let (f32t, f64t, i64t) = (types::F32, types::F64, types::I64);
-    let ext = Externs {
-        expf: decl(&mut module, "dlc_expf", &[f32t], f32t)?,
-        logf: decl(&mut module, "dlc_logf", &[f32t], f32t)?,
-        tanhf: decl(&mut module, "dlc_tanhf", &[f32t], f32t)?,
-        sigmoidf: decl(&mut module, "dlc_sigmoidf", &[f32t], f32t)?,
-        powf: decl(&mut module, "dlc_powf", &[f32t, f32t], f32t)?,
-        exp: decl(&mut module, "dlc_exp", &[f64t], f64t)?,
-        log: decl(&mut module, "dlc_log", &[f64t], f64t)?,
-        tanh: decl(&mut module, "dlc_tanh", &[f64t], f64t)?,
-        sigmoid: decl(&mut module, "dlc_sigmoid", &[f64t], f64t)?,
-        pow: decl(&mut module, "dlc_pow", &[f64t, f64t], f64t)?,
-        normal: decl(&mut module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
-        linalg: decl(&mut module, "dlc_linalg", &[i64t; 8], i64t)?,
-    };
+    let (mut module, fma) = jit_module()?;
+    let ext = declare_externs(&mut module)?;
     let inline: HashMap<NodeId, NodeId> = plan
         .storage
         .iter()
@@ -281,75 +236,8 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
     let mut ids = Vec::new();
     let mut gemm_ids = Vec::new();
     for (ki, kernel) in plan.kernels.iter().enumerate() {
-        let first = kernel.nodes[0];
-        let name = match kernel.kind {
-            plan::KernelKind::Node => format!("k{ki}_{}", g.node(first).op.name()),
-            plan::KernelKind::Rows => format!("k{ki}_rows{}", kernel.nodes.len()),
-        };
-        let headed = kernel.kind == plan::KernelKind::Rows && plan::headed(g, kernel);
-        let members = if headed {
-            &kernel.nodes[1..]
-        } else {
-            &kernel.nodes[..]
-        };
-        // Only a group over a fixed axis needs other types (a copy of the
-        // graph); every other kernel is lowered in `g` itself.
-        let view: std::borrow::Cow<Graph> =
-            if kernel.kind == plan::KernelKind::Rows && kernel.rows != crate::ir::Dim::Batch {
-                std::borrow::Cow::Owned(as_batch_rows(g, members))
-            } else {
-                std::borrow::Cow::Borrowed(g)
-            };
-        let bytes = if kernel.kind == plan::KernelKind::Rows {
-            row_bytes(g, &plan, members)
-        } else {
-            HashMap::new()
-        };
-        // Stack scratch rows: each member kept on the stack, with the
-        // aliases that share its row.
-        let stack: Vec<(Vec<NodeId>, usize)> = members
-            .iter()
-            .filter(|id| plan.storage[id.index()] == plan::Storage::Stack)
-            .map(|id| {
-                let shared = sharing.get(id).cloned().unwrap_or_default();
-                (shared, plan::row_bytes(g, *id))
-            })
-            .collect();
-        em.stack = stack;
-        let fid = em.define(&name, &kernel.nodes, g, &mut |kb| match kernel.kind {
-            plan::KernelKind::Node => lower::lower_node(kb, g, first),
-            plan::KernelKind::Rows if headed => {
-                lower::lower_matmul_rows(kb, g, first, &view, members, bytes.clone())
-            }
-            plan::KernelKind::Rows => lower::lower_rows(kb, &view, members, bytes.clone()),
-        })?;
+        let (fid, gemm) = emit_kernel(&mut em, g, &plan, (ki, kernel), &sharing)?;
         ids.push(fid);
-        // The same kernel with its matmul done by the `gemm` crate: only
-        // the epilogue (the group's other members) is JIT code.
-        let gemm = match GemmCall::of(g, &plan, first) {
-            Some(mut call) if headed => match fold_update(g, &plan, &em.uses, first, members) {
-                Some(u) => {
-                    call.update = Some(u);
-                    Some((call, None))
-                }
-                None => {
-                    let name = format!("{name}_epilogue");
-                    let fid = em.define(&name, members, g, &mut |kb| {
-                        lower::lower_rows(kb, &view, members, bytes.clone())
-                    })?;
-                    Some((call, Some(fid)))
-                }
-            },
-            Some(call) if headed => {
-                let name = format!("{name}_epilogue");
-                let fid = em.define(&name, members, g, &mut |kb| {
-                    lower::lower_rows(kb, &view, members, bytes.clone())
-                })?;
-                Some((call, Some(fid)))
-            }
-            Some(call) if kernel.kind == plan::KernelKind::Node => Some((call, None)),
-            _ => None,
-        };
         gemm_ids.push(gemm);
     }
     let Emitter {
@@ -388,6 +276,147 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         profile: None,
         _module: module,
     })
+}
+
+/// The JIT module for this machine, with the runtime's math, random and
+/// linear-algebra functions as symbols, and whether the CPU has FMA.
+fn jit_module() -> Result<(JITModule, bool), String> {
+    let isa = isa()?;
+    let fma = isa
+        .isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    jb.symbol("dlc_expf", exec::dlc_expf as *const u8);
+    jb.symbol("dlc_logf", exec::dlc_logf as *const u8);
+    jb.symbol("dlc_tanhf", exec::dlc_tanhf as *const u8);
+    jb.symbol("dlc_sigmoidf", exec::dlc_sigmoidf as *const u8);
+    jb.symbol("dlc_powf", exec::dlc_powf as *const u8);
+    jb.symbol("dlc_exp", exec::dlc_exp as *const u8);
+    jb.symbol("dlc_log", exec::dlc_log as *const u8);
+    jb.symbol("dlc_tanh", exec::dlc_tanh as *const u8);
+    jb.symbol("dlc_sigmoid", exec::dlc_sigmoid as *const u8);
+    jb.symbol("dlc_pow", exec::dlc_pow as *const u8);
+    jb.symbol("dlc_rng_normal", exec::dlc_rng_normal as *const u8);
+    jb.symbol("dlc_linalg", exec::dlc_linalg as *const u8);
+    Ok((JITModule::new(jb), fma))
+}
+
+/// Declares the runtime functions kernels call.
+fn declare_externs(module: &mut JITModule) -> Result<Externs, String> {
+    let decl = |m: &mut JITModule,
+                name: &str,
+                params: &[types::Type],
+                ret: types::Type|
+     -> Result<FuncId, String> {
+        let mut sig = m.make_signature();
+        for p in params {
+            sig.params.push(AbiParam::new(*p));
+        }
+        sig.returns.push(AbiParam::new(ret));
+        m.declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| e.to_string())
+    };
+    let (f32t, f64t, i64t) = (types::F32, types::F64, types::I64);
+    Ok(Externs {
+        expf: decl(module, "dlc_expf", &[f32t], f32t)?,
+        logf: decl(module, "dlc_logf", &[f32t], f32t)?,
+        tanhf: decl(module, "dlc_tanhf", &[f32t], f32t)?,
+        sigmoidf: decl(module, "dlc_sigmoidf", &[f32t], f32t)?,
+        powf: decl(module, "dlc_powf", &[f32t, f32t], f32t)?,
+        exp: decl(module, "dlc_exp", &[f64t], f64t)?,
+        log: decl(module, "dlc_log", &[f64t], f64t)?,
+        tanh: decl(module, "dlc_tanh", &[f64t], f64t)?,
+        sigmoid: decl(module, "dlc_sigmoid", &[f64t], f64t)?,
+        pow: decl(module, "dlc_pow", &[f64t, f64t], f64t)?,
+        normal: decl(module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
+        linalg: decl(module, "dlc_linalg", &[i64t; 8], i64t)?,
+    })
+}
+
+/// The kernel's (`Gemm`) form: the call and the epilogue's function.
+type GemmForm = Option<(GemmCall, Option<FuncId>)>;
+
+/// Defines kernel `ki`'s function, and its gemm form when its matmul can
+/// run in the `gemm` crate: only the epilogue (the group's other members)
+/// is JIT code then, or nothing at all when the epilogue is the update
+/// gemm folds into its accumulation.
+fn emit_kernel(
+    em: &mut Emitter,
+    g: &Graph,
+    plan: &plan::Plan,
+    (ki, kernel): (usize, &plan::Kernel),
+    sharing: &HashMap<NodeId, Vec<NodeId>>,
+) -> Result<(FuncId, GemmForm), String> {
+    let first = kernel.nodes[0];
+    let name = match kernel.kind {
+        plan::KernelKind::Node => format!("k{ki}_{}", g.node(first).op.name()),
+        plan::KernelKind::Rows => format!("k{ki}_rows{}", kernel.nodes.len()),
+    };
+    let headed = kernel.kind == plan::KernelKind::Rows && plan::headed(g, kernel);
+    let members = if headed {
+        &kernel.nodes[1..]
+    } else {
+        &kernel.nodes[..]
+    };
+    // Only a group over a fixed axis needs other types (a copy of the
+    // graph); every other kernel is lowered in `g` itself.
+    let view: std::borrow::Cow<Graph> =
+        if kernel.kind == plan::KernelKind::Rows && kernel.rows != crate::ir::Dim::Batch {
+            std::borrow::Cow::Owned(as_batch_rows(g, members))
+        } else {
+            std::borrow::Cow::Borrowed(g)
+        };
+    let bytes = if kernel.kind == plan::KernelKind::Rows {
+        row_bytes(g, plan, members)
+    } else {
+        HashMap::new()
+    };
+    // Stack scratch rows: each member kept on the stack, with the
+    // aliases that share its row.
+    let stack: Vec<(Vec<NodeId>, usize)> = members
+        .iter()
+        .filter(|id| plan.storage[id.index()] == plan::Storage::Stack)
+        .map(|id| {
+            let shared = sharing.get(id).cloned().unwrap_or_default();
+            (shared, plan::row_bytes(g, *id))
+        })
+        .collect();
+    em.stack = stack;
+    let fid = em.define(&name, &kernel.nodes, g, &mut |kb| match kernel.kind {
+        plan::KernelKind::Node => lower::lower_node(kb, g, first),
+        plan::KernelKind::Rows if headed => {
+            lower::lower_matmul_rows(kb, g, first, &view, members, bytes.clone())
+        }
+        plan::KernelKind::Rows => lower::lower_rows(kb, &view, members, bytes.clone()),
+    })?;
+    // The same kernel with its matmul done by the `gemm` crate: only
+    // the epilogue (the group's other members) is JIT code.
+    let gemm = match GemmCall::of(g, plan, first) {
+        Some(mut call) if headed => match fold_update(g, plan, &em.uses, first, members) {
+            Some(u) => {
+                call.update = Some(u);
+                Some((call, None))
+            }
+            None => {
+                let name = format!("{name}_epilogue");
+                let fid = em.define(&name, members, g, &mut |kb| {
+                    lower::lower_rows(kb, &view, members, bytes.clone())
+                })?;
+                Some((call, Some(fid)))
+            }
+        },
+        Some(call) if headed => {
+            let name = format!("{name}_epilogue");
+            let fid = em.define(&name, members, g, &mut |kb| {
+                lower::lower_rows(kb, &view, members, bytes.clone())
+            })?;
+            Some((call, Some(fid)))
+        }
+        Some(call) if kernel.kind == plan::KernelKind::Node => Some((call, None)),
+        _ => None,
+    };
+    Ok((fid, gemm))
 }
 
 /// Per input of `g`: whether its buffer keeps what was written there
@@ -1102,58 +1131,8 @@ impl Compiled {
                 }
             }
         }
-        for (k, t) in inputs.iter().enumerate() {
-            let Some(t) = t else { continue };
-            let info = &self.graph.inputs[k];
-            let (node, dtype) = (info.node.index(), self.graph.ty(info.node).dtype);
-            let shape = concrete(&self.graph.ty(info.node).shape, env.batch);
-            if t.shape != shape {
-                return Err(format!(
-                    "input {} has shape {:?}, expected {:?}",
-                    info.name, t.shape, shape
-                ));
-            }
-            if self.plan.storage[node] == plan::Storage::Unused {
-                continue;
-            }
-            exec::write(self.slot(node, env.batch)?, dtype, &t.data);
-        }
-        for i in 0..self.graph.len() {
-            if self.plan.storage[i] == plan::Storage::Unused {
-                continue;
-            }
-            let (op, dtype) = (self.graph.nodes[i].op.clone(), self.graph.nodes[i].ty.dtype);
-            match op {
-                Op::Const(bits) => {
-                    exec::write(self.slot(i, env.batch)?, dtype, &[f64::from_bits(bits)])
-                }
-                Op::Literal(k) => {
-                    let v = self
-                        .graph
-                        .literals
-                        .get(k as usize)
-                        .ok_or("literal missing")?
-                        .clone();
-                    exec::write(self.slot(i, env.batch)?, dtype, &v);
-                }
-                _ => {}
-            }
-        }
-        match self.profile.take() {
-            None => {
-                for ki in 0..self.kernels.len() {
-                    self.launch(ki, &table, env);
-                }
-            }
-            Some(mut times) => {
-                for (ki, t) in times.iter_mut().enumerate() {
-                    let start = Instant::now();
-                    self.launch(ki, &table, env);
-                    *t += start.elapsed().as_secs_f64();
-                }
-                self.profile = Some(times);
-            }
-        }
+        self.write_inputs(inputs, env.batch)?;
+        self.launch_all(&table, env);
         let outputs = self.graph.outputs.clone();
         outputs
             .iter()
@@ -1176,5 +1155,67 @@ impl Compiled {
                 )))
             })
             .collect()
+    }
+
+    /// Writes the given inputs, checked against their shapes, and every
+    /// constant and literal into their buffers.
+    fn write_inputs(&mut self, inputs: &[Option<&Tensor>], batch: usize) -> Result<(), String> {
+        for (k, t) in inputs.iter().enumerate() {
+            let Some(t) = t else { continue };
+            let info = &self.graph.inputs[k];
+            let (node, dtype) = (info.node.index(), self.graph.ty(info.node).dtype);
+            let shape = concrete(&self.graph.ty(info.node).shape, batch);
+            if t.shape != shape {
+                return Err(format!(
+                    "input {} has shape {:?}, expected {:?}",
+                    info.name, t.shape, shape
+                ));
+            }
+            if self.plan.storage[node] == plan::Storage::Unused {
+                continue;
+            }
+            exec::write(self.slot(node, batch)?, dtype, &t.data);
+        }
+        for i in 0..self.graph.len() {
+            if self.plan.storage[i] == plan::Storage::Unused {
+                continue;
+            }
+            let (op, dtype) = (self.graph.nodes[i].op.clone(), self.graph.nodes[i].ty.dtype);
+            match op {
+                Op::Const(bits) => {
+                    exec::write(self.slot(i, batch)?, dtype, &[f64::from_bits(bits)])
+                }
+                Op::Literal(k) => {
+                    let v = self
+                        .graph
+                        .literals
+                        .get(k as usize)
+                        .ok_or("literal missing")?
+                        .clone();
+                    exec::write(self.slot(i, batch)?, dtype, &v);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every kernel in order (timing each under `--profile`).
+    fn launch_all(&mut self, table: &[*mut u8], env: &Env) {
+        match self.profile.take() {
+            None => {
+                for ki in 0..self.kernels.len() {
+                    self.launch(ki, table, env);
+                }
+            }
+            Some(mut times) => {
+                for (ki, t) in times.iter_mut().enumerate() {
+                    let start = Instant::now();
+                    self.launch(ki, table, env);
+                    *t += start.elapsed().as_secs_f64();
+                }
+                self.profile = Some(times);
+            }
+        }
     }
 }

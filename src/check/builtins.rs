@@ -181,7 +181,6 @@ pub fn call(
 
 /// `inv`, `det`, `cholesky`, `solve`: linear algebra on a square matrix.
 fn linalg(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let solve = name == "solve";
     let params: &[&str] = if solve { &["a", "b"] } else { &["a"] };
     let sl = bind(lw, name, &sig(params, params.len()), args, span)?;
@@ -196,12 +195,19 @@ fn linalg(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val>
     let mut spans = vec![sa];
     if solve {
         let (b, sb) = float_arg(lw, name, sl[1])?;
-        let (a2, b2, _) = lw.promote("solve", strong(a), strong(b), span, sa, sb)?;
+        let (a2, b2, _) = lw.promote(
+            "solve",
+            Lowerer::strong(a),
+            Lowerer::strong(b),
+            span,
+            sa,
+            sb,
+        )?;
         ins = vec![a2, b2];
         spans.push(sb);
     }
     lw.prim(Op::Linalg(kind), &ins, None, span, &spans)
-        .map(strong)
+        .map(Lowerer::strong)
 }
 
 /// `eigh(a)` without `.values` or `.vectors`: a pair has no tensor value.
@@ -220,7 +226,6 @@ fn eigh(lw: &mut Lowerer, span: Span) -> Option<Val> {
 /// `grad(y, x)`: the gradient of a scalar expression, by autodiff of the
 /// expression lowered so far.
 fn grad_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     // grad(y, x) = ∂y/∂x for a scalar y, by the same reverse-mode
     // autodiff as training (so a gradient of a gradient works).
     let sl = bind(lw, name, &sig(&["y", "x"], 2), args, span)?;
@@ -307,39 +312,37 @@ fn grad_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<V
         return None;
     }
     let dx = crate::autodiff::grad(lw.g, y, &[x]);
-    dx.first().copied().map(strong)
+    dx.first().copied().map(Lowerer::strong)
 }
 
 /// `maximum` and `minimum`, elementwise.
 fn extremum(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["a", "b"], 2), args, span)?;
     let (ea, eb) = (sl[0]?, sl[1]?);
     let (x, y) = (lw.expr(ea)?, lw.expr(eb)?);
     let (a, b, _) = lw.promote(name, x, y, span, ea.span, eb.span)?;
     if name == "maximum" {
         lw.prim(Op::Max, &[a, b], None, span, &[ea.span, eb.span])
-            .map(strong)
+            .map(Lowerer::strong)
     } else {
-        super::composite::minimum(lw, a, b, span, &[ea.span, eb.span]).map(strong)
+        super::composite::minimum(lw, a, b, span, &[ea.span, eb.span]).map(Lowerer::strong)
     }
 }
 
 /// `clamp(x, lo, hi)`, with either bound optional.
 fn clamp(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x", "min", "max"], 1), args, span)?;
     let ex = sl[0]?;
     let mut x = lw.expr(ex)?;
     if let Some(lo) = sl[1] {
         let l = lw.expr(lo)?;
         let (a, b, _) = lw.promote("clamp", x, l, span, ex.span, lo.span)?;
-        x = strong(lw.prim(Op::Max, &[a, b], None, span, &[ex.span, lo.span])?);
+        x = Lowerer::strong(lw.prim(Op::Max, &[a, b], None, span, &[ex.span, lo.span])?);
     }
     if let Some(hi) = sl[2] {
         let h = lw.expr(hi)?;
         let (a, b, _) = lw.promote("clamp", x, h, span, ex.span, hi.span)?;
-        x = strong(super::composite::minimum(
+        x = Lowerer::strong(super::composite::minimum(
             lw,
             a,
             b,
@@ -352,7 +355,6 @@ fn clamp(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> 
 
 /// `where(c, x, y)`.
 fn where_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["cond", "a", "b"], 3), args, span)?;
     let (ec, ea, eb) = (sl[0]?, sl[1]?, sl[2]?);
     let c = lw.expr(ec)?;
@@ -365,12 +367,11 @@ fn where_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<
         span,
         &[ec.span, ea.span, eb.span],
     )
-    .map(strong)
+    .map(Lowerer::strong)
 }
 
 /// `sum`, `mean`, `max` and `min` over axes.
 fn reduction(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x", "axis", "keepdims"], 1), args, span)?;
     let ex = sl[0]?;
     let v = lw.expr(ex)?;
@@ -401,12 +402,11 @@ fn reduction(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<V
             lw.prim(Op::Neg, &[m], None, span, &[])
         }
     }
-    .map(strong)
+    .map(Lowerer::strong)
 }
 
 /// `argmax(x, axis)`.
 fn argmax_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x", "axis"], 1), args, span)?;
     let x = tensor(lw, sl[0])?;
     let rank = lw.ty(x).shape.rank();
@@ -431,12 +431,11 @@ fn argmax_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option
         span,
         &[],
     )
-    .map(strong)
+    .map(Lowerer::strong)
 }
 
 /// `softmax`, `log_softmax` and `logsumexp`, in their stable forms.
 fn softmax_family(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let params: &[&str] = if name == "logsumexp" {
         &["x", "axis", "keepdims"]
     } else {
@@ -463,12 +462,11 @@ fn softmax_family(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Opt
             lw.prim(Op::Add, &[x, nl], None, span, &[])
         }
     }
-    .map(strong)
+    .map(Lowerer::strong)
 }
 
 /// `one_hot(labels, n)`.
 fn one_hot_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["labels", "classes"], 2), args, span)?;
     let ey = sl[0]?;
     let y = lw.expr(ey)?;
@@ -503,12 +501,11 @@ fn one_hot_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Optio
         );
         return None;
     }
-    one_hot(lw, y.node, n as u64, span).map(strong)
+    one_hot(lw, y.node, n as u64, span).map(Lowerer::strong)
 }
 
 /// `reshape(x, shape)`, with one `-1` inferred.
 fn reshape_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x", "shape"], 2), args, span)?;
     let x = tensor(lw, sl[0])?;
     let es = sl[1]?;
@@ -570,12 +567,11 @@ fn reshape_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Optio
         span,
         &[sl[0]?.span],
     )
-    .map(strong)
+    .map(Lowerer::strong)
 }
 
 /// `transpose(x)` or `transpose(x, axes)`.
 fn transpose_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x", "axes"], 1), args, span)?;
     let x = tensor(lw, sl[0])?;
     let r = lw.ty(x).shape.rank();
@@ -602,17 +598,23 @@ fn transpose_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Opt
         },
     };
     lw.prim(Op::Transpose { perm }, &[x.node], None, span, &[])
-        .map(strong)
+        .map(Lowerer::strong)
 }
 
 /// `matmul` and `dot`.
 fn matmul_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["a", "b"], 2), args, span)?;
     let (ea, eb) = (sl[0]?, sl[1]?);
     let (a, sa) = float_arg(lw, name, Some(ea))?;
     let (b, sb) = float_arg(lw, name, Some(eb))?;
-    let (a, b, _) = lw.promote("multiply", strong(a), strong(b), span, sa, sb)?;
+    let (a, b, _) = lw.promote(
+        "multiply",
+        Lowerer::strong(a),
+        Lowerer::strong(b),
+        span,
+        sa,
+        sb,
+    )?;
     if name == "dot" && (lw.g.ty(a).shape.rank() != 1 || lw.g.ty(b).shape.rank() != 1) {
         lw.error(
             Diagnostic::new(Code::ShapeMismatch, "dot takes two vectors")
@@ -622,24 +624,23 @@ fn matmul_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option
         );
         return None;
     }
-    matmul(lw, a, b, span, sa, sb).map(strong)
+    matmul(lw, a, b, span, sa, sb).map(Lowerer::strong)
 }
 
 /// The casts `f32`, `f64`, `i32` and `bool`.
 fn cast(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x"], 1), args, span)?;
     let x = tensor(lw, sl[0])?;
     let dt = DType::from_name(name).unwrap_or(DType::F32);
     let t = lw.ty(x).shape.clone();
     if let Some(c) = lw.g.const_value(x.node) {
-        return Some(strong(lw.constant(c, dt, span)));
+        return Some(Lowerer::strong(lw.constant(c, dt, span)));
     }
     if lw.ty(x).dtype == dt {
-        return Some(strong(x.node));
+        return Some(Lowerer::strong(x.node));
     }
     lw.prim(Op::Cast, &[x.node], Some(Type::new(dt, t)), span, &[])
-        .map(strong)
+        .map(Lowerer::strong)
 }
 
 /// A call of a `fn` whose definition had an error.

@@ -30,13 +30,13 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
 
 /// `zeros`, `ones`, `rand` and `randn` of a shape.
 fn filled(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let dims = shape_args(lw, name, args, span)?;
     let t = Type::new(DType::F32, Shape::fixed(&dims));
     match name {
         "zeros" | "ones" => {
             let c = lw.constant(if name == "ones" { 1.0 } else { 0.0 }, DType::F32, span);
-            lw.prim(Op::Broadcast, &[c], Some(t), span, &[]).map(strong)
+            lw.prim(Op::Broadcast, &[c], Some(t), span, &[])
+                .map(Lowerer::strong)
         }
         _ => {
             let step = step_node(lw, span)?;
@@ -47,14 +47,13 @@ fn filled(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val>
                 Dist::Normal
             };
             lw.prim(Op::Random { dist, stream }, &[step], Some(t), span, &[])
-                .map(strong)
+                .map(Lowerer::strong)
         }
     }
 }
 
 /// `full(shape, value)`.
 fn full(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["shape", "value"], 2), args, span)?;
     let es = sl[0]?;
     let dims = shape_args(
@@ -76,12 +75,11 @@ fn full(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
         span,
         &[],
     )
-    .map(strong)
+    .map(Lowerer::strong)
 }
 
 /// `arange(end)`, `arange(start, end)` or `arange(start, end, step)`.
 fn arange(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["start", "stop", "step"], 1), args, span)?;
     let nums: Vec<Option<Const>> = sl.iter().map(|e| e.and_then(consts::eval)).collect();
     let mut vals = Vec::new();
@@ -155,12 +153,11 @@ fn arange(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val>
         let s = lw.constant(start, dt, span);
         r = lw.prim(Op::Add, &[r, s], None, span, &[])?;
     }
-    Some(strong(r))
+    Some(Lowerer::strong(r))
 }
 
 /// `eye(n)`.
 fn eye_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["n"], 1), args, span)?;
     let n = int_arg(lw, sl[0]?)?;
     if n < 1 {
@@ -177,12 +174,11 @@ fn eye_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
         );
         return None;
     }
-    eye(lw, n as u64, span).map(strong)
+    eye(lw, n as u64, span).map(Lowerer::strong)
 }
 
 /// `diag(v)`: a square matrix with `v` on its diagonal.
 fn diag(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["v"], 1), args, span)?;
     let ev = sl[0]?;
     let (v, sv) = float_arg(lw, name, Some(ev))?;
@@ -199,8 +195,9 @@ fn diag(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
     };
     // diag(v)[i,j] = v[j]·δᵢⱼ
     let e = eye(lw, n, span)?;
-    let e = lw.convert(strong(e), t.dtype, span)?;
-    lw.prim(Op::Mul, &[v, e], None, span, &[]).map(strong)
+    let e = lw.convert(Lowerer::strong(e), t.dtype, span)?;
+    lw.prim(Op::Mul, &[v, e], None, span, &[])
+        .map(Lowerer::strong)
 }
 
 /// A shape from `f(2, 3)` or `f([2, 3])`.

@@ -30,7 +30,6 @@ pub fn call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
 /// logsumexp(z) − z[label], with the output width checked against the
 /// class count.
 fn cross_entropy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["logits", "labels"], 2), args, span)?;
     let (ez, ey) = (sl[0]?, sl[1]?);
     let (z, sz) = float_arg(lw, name, Some(ez))?;
@@ -80,18 +79,17 @@ fn cross_entropy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Opti
     // mean over the batch of logsumexp(z) − z[label]
     let lse = logsumexp(lw, z, 2, false, span)?;
     let oh = one_hot(lw, y.node, c, span)?;
-    let oh = lw.convert(strong(oh), tz.dtype, span)?;
+    let oh = lw.convert(Lowerer::strong(oh), tz.dtype, span)?;
     let picked = lw.prim(Op::Mul, &[z, oh], None, span, &[])?;
     let zy = sum(lw, picked, 2, false, span)?;
     let nzy = lw.prim(Op::Neg, &[zy], None, span, &[])?;
     let per = lw.prim(Op::Add, &[lse, nzy], None, span, &[])?;
-    mean(lw, per, 1, false, span).map(strong)
+    mean(lw, per, 1, false, span).map(Lowerer::strong)
 }
 
 /// `binary_cross_entropy(logits, labels)`: softplus(z) − y·z from one
 /// logit per sample.
 fn binary_cross_entropy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["logits", "labels"], 2), args, span)?;
     let (ez, ey) = (sl[0]?, sl[1]?);
     let (z, sz) = float_arg(lw, name, Some(ez))?;
@@ -165,17 +163,23 @@ fn binary_cross_entropy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) 
     let nyz = lw.prim(Op::Neg, &[yz], None, span, &[])?;
     let per = lw.prim(Op::Add, &[sp, nyz], None, span, &[])?;
     let all = (1u32 << tz.shape.rank()) - 1;
-    mean(lw, per, all, false, span).map(strong)
+    mean(lw, per, all, false, span).map(Lowerer::strong)
 }
 
 /// `squared_loss` (the mean of d2l's ½(ŷ − y)²) and `mse` (the mean of (ŷ − y)²).
 fn squared_loss(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["prediction", "target"], 2), args, span)?;
     let (ep, et) = (sl[0]?, sl[1]?);
     let (p, sp) = float_arg(lw, name, Some(ep))?;
     let (t, st) = float_arg(lw, name, Some(et))?;
-    let (p, t, _) = lw.promote("compare", strong(p), strong(t), span, sp, st)?;
+    let (p, t, _) = lw.promote(
+        "compare",
+        Lowerer::strong(p),
+        Lowerer::strong(t),
+        span,
+        sp,
+        st,
+    )?;
     let (tp, tt) = (lw.g.ty(p).clone(), lw.g.ty(t).clone());
     // d2l reshapes the target to the prediction's shape ([B] vs [B,1]).
     let t = if tp.shape != tt.shape && tp.shape.numel() == tt.shape.numel() {
@@ -212,12 +216,11 @@ fn squared_loss(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Optio
         sq
     };
     let all = (1u32 << tp.shape.rank()) - 1;
-    mean(lw, sq, all, false, span).map(strong)
+    mean(lw, sq, all, false, span).map(Lowerer::strong)
 }
 
 /// `accuracy(logits, labels)`: the fraction predicted right.
 fn accuracy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["output", "labels"], 2), args, span)?;
     let (eo, ey) = (sl[0]?, sl[1]?);
     let o = lw.expr(eo)?;
@@ -264,7 +267,7 @@ fn accuracy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
             &[eo.span],
         )?
     };
-    let (a, b, _) = lw.promote("compare", strong(am), y, span, eo.span, ey.span)?;
+    let (a, b, _) = lw.promote("compare", Lowerer::strong(am), y, span, eo.span, ey.span)?;
     let eq = lw.prim(Op::Cmp(CmpOp::Eq), &[a, b], None, span, &[eo.span, ey.span])?;
     let st = lw.g.ty(eq).shape.clone();
     let f = lw.prim(
@@ -275,12 +278,11 @@ fn accuracy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Va
         &[],
     )?;
     let all = (1u32 << st.rank()) - 1;
-    mean(lw, f, all, false, span).map(strong)
+    mean(lw, f, all, false, span).map(Lowerer::strong)
 }
 
 /// The norms `norm`, `l1`, `l2` and `frobenius`.
 fn norm(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let params: &[&str] = if name == "norm" {
         &["x", "p", "axis"]
     } else {
@@ -307,12 +309,13 @@ fn norm(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
     if p == 1.0 {
         // ‖x‖₁ = Σ|x|
         let a = lw.prim(Op::Abs, &[x], None, span, &[])?;
-        sum(lw, a, axes, false, span).map(strong)
+        sum(lw, a, axes, false, span).map(Lowerer::strong)
     } else if p == 2.0 {
         // ‖x‖₂ = √Σx²
         let sq = lw.prim(Op::Mul, &[x, x], None, span, &[])?;
         let s = sum(lw, sq, axes, false, span)?;
-        lw.prim(Op::Sqrt, &[s], None, span, &[]).map(strong)
+        lw.prim(Op::Sqrt, &[s], None, span, &[])
+            .map(Lowerer::strong)
     } else {
         // ‖x‖ₚ = (Σ|x|ᵖ)^(1/p)
         let a = lw.prim(Op::Abs, &[x], None, span, &[])?;
@@ -320,13 +323,13 @@ fn norm(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
         let ap = lw.prim(Op::Pow, &[a, pc], None, span, &[])?;
         let s = sum(lw, ap, axes, false, span)?;
         let ip = lw.constant(1.0 / p, t.dtype, span);
-        lw.prim(Op::Pow, &[s, ip], None, span, &[]).map(strong)
+        lw.prim(Op::Pow, &[s, ip], None, span, &[])
+            .map(Lowerer::strong)
     }
 }
 
 /// `dropout(x, p)`: select(u ≥ p, x/(1−p), 0) in training, x in eval.
 fn dropout(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
-    let strong = Lowerer::strong;
     let sl = bind(lw, name, &sig(&["x", "p"], 2), args, span)?;
     let (x, _) = float_arg(lw, name, sl[0])?;
     let ep = sl[1]?;
@@ -338,7 +341,7 @@ fn dropout(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val
         }
     };
     if lw.mode == Mode::Eval || p == 0.0 {
-        return Some(strong(x));
+        return Some(Lowerer::strong(x));
     }
     // Keep each element with probability 1−p and scale it by 1/(1−p):
     // where(u ≥ p, x / (1−p), 0) with u uniform from (seed, step, element).
@@ -361,7 +364,7 @@ fn dropout(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val
     let scaled = lw.prim(Op::Mul, &[x, scale], None, span, &[])?;
     let zero = lw.constant(0.0, t.dtype, span);
     lw.prim(Op::Select, &[keep, scaled, zero], None, span, &[])
-        .map(strong)
+        .map(Lowerer::strong)
 }
 
 /// The diagnostic for a loss that meets `width` scores per sample where the

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::meta::{self, IdxElem};
 use super::synthetic;
 use super::table::{Decode, Features, Table};
-use crate::check::data::{DataSpec, FeatureKind, Missing, Source};
+use crate::check::data::{DataSpec, Feature, FeatureKind, Missing, Source};
 use crate::rng;
 
 /// A data set's training and test parts.
@@ -215,33 +215,7 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         if is_missing(lv) {
             continue;
         }
-        let y = if *index_labels {
-            // `classes = N`: whole numbers 0..N (`1.0` is class 1).
-            match lv.parse::<f64>() {
-                Ok(v) if v.fract() == 0.0 && v >= 0.0 && v < classes.len() as f64 => v,
-                _ => {
-                    return Err(format!(
-                        "{}: `{lv}` is not a class index below {}",
-                        at(label),
-                        classes.len()
-                    ))
-                }
-            }
-        } else if classes.is_empty() {
-            match lv.parse::<f64>() {
-                Ok(v) if v.is_finite() => v,
-                _ => {
-                    return Err(format!(
-                        "{}: label `{lv}` is not a finite number",
-                        at(label)
-                    ))
-                }
-            }
-        } else {
-            *class_index
-                .get(lv)
-                .ok_or_else(|| format!("{}: unknown class `{lv}`", at(label)))? as f64
-        };
+        let y = class_or_target(lv, &at(label), (*index_labels, classes, &class_index))?;
         let mut cells: Vec<String> = Vec::with_capacity(fcols.len());
         for (f, &c) in features.iter().zip(&fcols) {
             let cell = rec.get(c).unwrap_or("");
@@ -272,7 +246,55 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     let order = permutation(raw.len(), seed, 0x7e57);
     let n_test = (raw.len() as f64 * test).round() as usize;
     let (train_rows, test_rows) = order.split_at(raw.len() - n_test);
-    // Statistics of numeric columns from the training part only.
+    let stats = column_stats(features, &raw, train_rows);
+    let encode = |rows: &[usize]| encode_rows(rows, &raw, features, (&stats, *standardize));
+    Ok(Parts {
+        train: encode(train_rows),
+        test: encode(test_rows),
+    })
+}
+
+/// A label cell as a class index or a regression target: with
+/// `index_labels` (`classes = N`) a whole number below N (`1.0` is class
+/// 1), with no classes a finite number, else one of the class names.
+fn class_or_target(
+    lv: &str,
+    at: &str,
+    (index_labels, classes, class_index): (
+        bool,
+        &[String],
+        &std::collections::HashMap<&str, usize>,
+    ),
+) -> Result<f64, String> {
+    if index_labels {
+        // `classes = N`: whole numbers 0..N (`1.0` is class 1).
+        match lv.parse::<f64>() {
+            Ok(v) if v.fract() == 0.0 && v >= 0.0 && v < classes.len() as f64 => Ok(v),
+            _ => Err(format!(
+                "{at}: `{lv}` is not a class index below {}",
+                classes.len()
+            )),
+        }
+    } else if classes.is_empty() {
+        match lv.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err(format!("{at}: label `{lv}` is not a finite number")),
+        }
+    } else {
+        class_index
+            .get(lv)
+            .map(|c| *c as f64)
+            .ok_or_else(|| format!("{at}: unknown class `{lv}`"))
+    }
+}
+
+/// Each numeric column's mean and standard deviation over the training
+/// rows only ((0, 1) for categorical columns).
+fn column_stats(
+    features: &[Feature],
+    raw: &[(f64, Vec<String>)],
+    train_rows: &[usize],
+) -> Vec<(f64, f64)> {
     let mut stats: Vec<(f64, f64)> = Vec::new();
     for (k, f) in features.iter().enumerate() {
         if f.kind != FeatureKind::Numeric {
@@ -288,50 +310,55 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
         stats.push((mean, var.sqrt()));
     }
+    stats
+}
+
+/// The rows `rows` of `raw` encoded: numbers (missing ones take the
+/// training mean; standardized when asked) and one-hot categories.
+fn encode_rows(
+    rows: &[usize],
+    raw: &[(f64, Vec<String>)],
+    features: &[Feature],
+    (stats, standardize): (&[(f64, f64)], bool),
+) -> Table {
     let width: usize = features.iter().map(|f| f.width() as usize).sum();
-    let encode = |rows: &[usize]| -> Table {
-        let mut x = Vec::with_capacity(rows.len() * width);
-        let mut y = Vec::with_capacity(rows.len());
-        for &r in rows {
-            let (label, cells) = &raw[r];
-            for ((f, cell), (mean, std)) in features.iter().zip(cells).zip(&stats) {
-                match &f.kind {
-                    FeatureKind::Numeric => {
-                        // Missing numbers take the training mean (0 once standardized).
-                        let v = cell.parse::<f64>().unwrap_or(*mean);
-                        x.push(if *standardize && *std > 0.0 {
-                            ((v - mean) / std) as f32
-                        } else {
-                            v as f32
-                        });
+    let mut x = Vec::with_capacity(rows.len() * width);
+    let mut y = Vec::with_capacity(rows.len());
+    for &r in rows {
+        let (label, cells) = &raw[r];
+        for ((f, cell), (mean, std)) in features.iter().zip(cells).zip(stats) {
+            match &f.kind {
+                FeatureKind::Numeric => {
+                    // Missing numbers take the training mean (0 once standardized).
+                    let v = cell.parse::<f64>().unwrap_or(*mean);
+                    x.push(if standardize && *std > 0.0 {
+                        ((v - mean) / std) as f32
+                    } else {
+                        v as f32
+                    });
+                }
+                FeatureKind::Categorical {
+                    categories,
+                    missing,
+                } => {
+                    // Categories are sorted (the metadata scan's BTreeSet).
+                    let hit = categories.binary_search_by(|c| c.as_str().cmp(cell)).ok();
+                    for i in 0..categories.len() {
+                        x.push(if hit == Some(i) { 1.0 } else { 0.0 });
                     }
-                    FeatureKind::Categorical {
-                        categories,
-                        missing,
-                    } => {
-                        // Categories are sorted (the metadata scan's BTreeSet).
-                        let hit = categories.binary_search_by(|c| c.as_str().cmp(cell)).ok();
-                        for i in 0..categories.len() {
-                            x.push(if hit == Some(i) { 1.0 } else { 0.0 });
-                        }
-                        if *missing {
-                            x.push(if hit.is_none() { 1.0 } else { 0.0 });
-                        }
+                    if *missing {
+                        x.push(if hit.is_none() { 1.0 } else { 0.0 });
                     }
                 }
             }
-            y.push(*label);
         }
-        Table {
-            x: Features::F32(x),
-            y,
-            width,
-        }
-    };
-    Ok(Parts {
-        train: encode(train_rows),
-        test: encode(test_rows),
-    })
+        y.push(*label);
+    }
+    Table {
+        x: Features::F32(x),
+        y,
+        width,
+    }
 }
 
 /// Loads `spec` (its files, or its synthetic generator).

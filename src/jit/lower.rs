@@ -813,14 +813,25 @@ struct Site {
     in_t: Vec<crate::ir::Type>,
 }
 
+impl Site {
+    /// The output's type, dtype and buffer, the operands and their types.
+    fn parts(
+        &self,
+    ) -> (
+        &crate::ir::Type,
+        DType,
+        Value,
+        &[NodeId],
+        &[crate::ir::Type],
+    ) {
+        (&self.out_t, self.d, self.out, &self.ins, &self.in_t)
+    }
+}
+
 /// Elementwise ops (unary, binary, `select`, casts and broadcasts): one
 /// loop nest over the output, f32x4 where `vector_plan` allows.
 fn elementwise(kb: &mut Kb, g: &Graph, id: NodeId, site: &Site) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, d, out, ins, in_t) = site.parts();
     let node = g.node(id);
     let dims = kb.dims(&out_t.shape);
     let mut strides = vec![kb.strides_v(&out_t.shape)];
@@ -862,10 +873,7 @@ fn elementwise(kb: &mut Kb, g: &Graph, id: NodeId, site: &Site) {
 
 /// A reshape: the values copied in order.
 fn reshape(kb: &mut Kb, site: &Site) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
+    let (out_t, d, out, ins, _) = site.parts();
     let src = kb.buf(ins[0]);
     kb.flat(numel(&out_t.shape), &mut |kb, o| {
         let v = kb.load(src, o, d);
@@ -875,11 +883,7 @@ fn reshape(kb: &mut Kb, site: &Site) {
 
 /// A transpose: the input read with permuted strides.
 fn transpose(kb: &mut Kb, site: &Site, perm: &[u8]) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, d, out, ins, in_t) = site.parts();
     // out[i] = x[i permuted]: the input read with permuted strides.
     let dims = kb.dims(&out_t.shape);
     let ist = kb.strides_v(&in_t[0].shape);
@@ -891,11 +895,7 @@ fn transpose(kb: &mut Kb, site: &Site, perm: &[u8]) {
 
 /// A strided slice along `axis`.
 fn slice(kb: &mut Kb, site: &Site, (axis, start, step): (u32, u64, u64)) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, d, out, ins, in_t) = site.parts();
     // The input read from `start` with its axis stride scaled by `step`.
     let dims = kb.dims(&out_t.shape);
     let (ist, base) = kb.stepped_strides(&in_t[0].shape, axis, start, step);
@@ -906,11 +906,7 @@ fn slice(kb: &mut Kb, site: &Site, (axis, start, step): (u32, u64, u64)) {
 
 /// Zeros with the input written at strided positions along `axis`.
 fn pad(kb: &mut Kb, site: &Site, (axis, start, step): (u32, u64, u64)) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, d, out, ins, in_t) = site.parts();
     // Zeros, then the input written at its strided positions (the
     // mirror image of Slice).
     kb.flat(numel(&out_t.shape), &mut |kb, o| {
@@ -926,9 +922,7 @@ fn pad(kb: &mut Kb, site: &Site, (axis, start, step): (u32, u64, u64)) {
 
 /// The index along `axis` at every position.
 fn iota(kb: &mut Kb, site: &Site, axis: u32) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
+    let (out_t, d, out, _, _) = site.parts();
     let dims = kb.dims(&out_t.shape);
     let ost = kb.strides_v(&out_t.shape);
     let zero = kb.iconst(0);
@@ -942,8 +936,7 @@ fn iota(kb: &mut Kb, site: &Site, axis: u32) {
 
 /// The run-time batch size as a scalar.
 fn batch_size(kb: &mut Kb, site: &Site) {
-    let d = site.d;
-    let out = site.out;
+    let (_, d, out, _, _) = site.parts();
     let b32 = kb.b.ins().ireduce(types::I32, kb.batch);
     let v = convert(kb, b32, DType::I32, d);
     let zero = kb.iconst(0);
@@ -953,10 +946,7 @@ fn batch_size(kb: &mut Kb, site: &Site) {
 /// Counter-based random numbers keyed by the seed, the step and the
 /// stream, as `rng::key` computes them (uniform f32 four at a time).
 fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
+    let (out_t, d, out, ins, _) = site.parts();
     // key = mix((mix(seed ^ GOLDEN) + step) ^ (stream << 32 | 0x5bd1)), as rng::key
     let sb = kb.buf(ins[0]);
     let zero = kb.iconst(0);
@@ -1028,11 +1018,7 @@ fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
 
 /// A sum or max over the `axes` bitmask.
 fn reduce(kb: &mut Kb, g: &Graph, id: NodeId, site: &Site, axes: u32) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, d, out, ins, in_t) = site.parts();
     let node = g.node(id);
     let is_sum = matches!(node.op, Op::ReduceSum { .. });
     let init = if is_sum {
@@ -1194,10 +1180,7 @@ fn column_sums_x16(
 /// The index of the largest value along `axis` (NaN counts as the
 /// largest; the first wins).
 fn argmax(kb: &mut Kb, site: &Site, axis: u32) {
-    let out_t = &site.out_t;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, _, out, ins, in_t) = site.parts();
     let src = kb.buf(ins[0]);
     let it = in_t[0].clone();
     let a = axis as usize;
@@ -1254,11 +1237,7 @@ fn argmax(kb: &mut Kb, site: &Site, axis: u32) {
 
 /// A call into `linalg.rs` (nalgebra) on the whole matrix.
 fn linalg(kb: &mut Kb, site: &Site, kind: crate::ir::Linalg) {
-    let out_t = &site.out_t;
-    let d = site.d;
-    let out = site.out;
-    let ins = &site.ins;
-    let in_t = &site.in_t;
+    let (out_t, d, out, ins, in_t) = site.parts();
     // A call into `linalg.rs` (nalgebra) on the whole matrix.
     let code = super::exec::LINALG
         .iter()
