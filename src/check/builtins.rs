@@ -195,14 +195,7 @@ fn linalg(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val>
     let mut spans = vec![sa];
     if solve {
         let (b, sb) = float_arg(lw, name, sl[1])?;
-        let (a2, b2, _) = lw.promote(
-            "solve",
-            Lowerer::strong(a),
-            Lowerer::strong(b),
-            span,
-            sa,
-            sb,
-        )?;
+        let (a2, b2, _) = lw.promote_nodes("solve", (a, sa), (b, sb), span)?;
         ins = vec![a2, b2];
         spans.push(sb);
     }
@@ -607,14 +600,7 @@ fn matmul_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option
     let (ea, eb) = (sl[0]?, sl[1]?);
     let (a, sa) = float_arg(lw, name, Some(ea))?;
     let (b, sb) = float_arg(lw, name, Some(eb))?;
-    let (a, b, _) = lw.promote(
-        "multiply",
-        Lowerer::strong(a),
-        Lowerer::strong(b),
-        span,
-        sa,
-        sb,
-    )?;
+    let (a, b, _) = lw.promote_nodes("multiply", (a, sa), (b, sb), span)?;
     if name == "dot" && (lw.g.ty(a).shape.rank() != 1 || lw.g.ty(b).shape.rank() != 1) {
         lw.error(
             Diagnostic::new(Code::ShapeMismatch, "dot takes two vectors")

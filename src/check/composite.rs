@@ -257,14 +257,7 @@ pub fn power(
     }
     let a = lw.float_operand("**", Lowerer::strong(a), sa)?;
     let b = lw.float_operand("**", Lowerer::strong(b), sb)?;
-    let (a, b, _) = lw.promote(
-        "raise",
-        Lowerer::strong(a),
-        Lowerer::strong(b),
-        span,
-        sa,
-        sb,
-    )?;
+    let (a, b, _) = lw.promote_nodes("raise", (a, sa), (b, sb), span)?;
     lw.prim(Op::Pow, &[a, b], None, span, &[sa, sb])
 }
 

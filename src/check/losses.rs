@@ -172,14 +172,7 @@ fn squared_loss(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Optio
     let (ep, et) = (sl[0]?, sl[1]?);
     let (p, sp) = float_arg(lw, name, Some(ep))?;
     let (t, st) = float_arg(lw, name, Some(et))?;
-    let (p, t, _) = lw.promote(
-        "compare",
-        Lowerer::strong(p),
-        Lowerer::strong(t),
-        span,
-        sp,
-        st,
-    )?;
+    let (p, t, _) = lw.promote_nodes("compare", (p, sp), (t, st), span)?;
     let (tp, tt) = (lw.g.ty(p).clone(), lw.g.ty(t).clone());
     // d2l reshapes the target to the prediction's shape ([B] vs [B,1]).
     let t = if tp.shape != tt.shape && tp.shape.numel() == tt.shape.numel() {

@@ -205,6 +205,17 @@ impl<'a, 'g> Lowerer<'a, 'g> {
 
     /// Promotes two operands to a common dtype (NumPy/PyTorch rules; weak
     /// literals adopt the other side's dtype; bool never mixes).
+    /// [`Self::promote`] of two strongly typed nodes.
+    pub fn promote_nodes(
+        &mut self,
+        what: &str,
+        (a, sa): (NodeId, Span),
+        (b, sb): (NodeId, Span),
+        span: Span,
+    ) -> Option<(NodeId, NodeId, DType)> {
+        self.promote(what, Self::strong(a), Self::strong(b), span, sa, sb)
+    }
+
     pub fn promote(
         &mut self,
         what: &str,
