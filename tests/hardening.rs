@@ -684,6 +684,43 @@ fn resume_validates_the_checkpoint_and_keeps_its_seed() {
 }
 
 #[test]
+fn a_checkpoint_holds_the_optimizers_state_and_nothing_else() {
+    let dir = scratch("optstate");
+    let names = |f: &Path| -> Vec<String> {
+        let bytes = std::fs::read(f).expect("checkpoint");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+        let mut n: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        n.sort();
+        n
+    };
+    // With momentum: a velocity per parameter.
+    let p = sgd_program(&dir, &["main"]);
+    let out = dlc_in(&dir, &["train", &p, "--save", "m.st"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        names(&dir.join("m.st")),
+        ["param.b", "param.w", "velocity.b", "velocity.w"]
+    );
+    // Plain SGD keeps no state, and its checkpoint holds none.
+    let src = std::fs::read_to_string(dir.join(&p)).expect("program");
+    std::fs::write(dir.join("plain.dl"), src.replace(", momentum = 0.5", "")).expect("written");
+    let out = dlc_in(&dir, &["train", "plain.dl", "--save", "p.st"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(names(&dir.join("p.st")), ["param.b", "param.w"]);
+    // A run may change its optimizer on resuming: another optimizer's state
+    // is ignored, and missing state starts at zero.
+    for (prog, ck) in [("plain.dl", "m.st"), (p.as_str(), "p.st")] {
+        let out = dlc_in(&dir, &["train", prog, "--resume", ck, "--epochs", "6"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{prog} from {ck}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn several_runs_save_and_resume_one_checkpoint_each() {
     let dir = scratch("perrun");
     let p = sgd_program(&dir, &["a", "b"]);

@@ -367,30 +367,49 @@ fn group(g: &Graph, p: &Passes, live: &[bool], storage: &[Storage]) -> Grouping 
             continue;
         }
         let window = groups.len().saturating_sub(SEARCH);
-        let mut new: Vec<usize> = Vec::new();
-        for k in sources.iter().filter(|k| **k != gi) {
-            new.push(*k);
-            new.extend(deps[*k].iter().copied());
+        Deps {
+            deps: &mut deps,
+            dependents: &mut dependents,
         }
-        new.retain(|k| *k >= window && !deps[gi].contains(k));
-        new.sort_unstable();
-        new.dedup();
-        if !new.is_empty() {
-            let mut to: Vec<usize> = dependents[gi].clone();
-            to.push(gi);
-            for d in to {
-                for &w in &new {
-                    if deps[d].insert(w) {
-                        dependents[w].push(d);
-                    }
-                }
-            }
-        }
+        .add(gi, &sources, window);
     }
     Grouping {
         groups,
         group_of,
         group_axis,
+    }
+}
+
+/// The kernels' transitive dependencies within the search window, and for
+/// each group the kernels depending on it.
+struct Deps<'a> {
+    deps: &'a mut [std::collections::HashSet<usize>],
+    dependents: &'a mut [Vec<usize>],
+}
+
+impl Deps<'_> {
+    /// Group `gi` now also depends on the kernels `sources` and theirs (at
+    /// or after `window`); so does every kernel that depends on it.
+    fn add(&mut self, gi: usize, sources: &[usize], window: usize) {
+        let mut new: Vec<usize> = Vec::new();
+        for k in sources.iter().filter(|k| **k != gi) {
+            new.push(*k);
+            new.extend(self.deps[*k].iter().copied());
+        }
+        new.retain(|k| *k >= window && !self.deps[gi].contains(k));
+        new.sort_unstable();
+        new.dedup();
+        if !new.is_empty() {
+            let mut to: Vec<usize> = self.dependents[gi].clone();
+            to.push(gi);
+            for d in to {
+                for &w in &new {
+                    if self.deps[d].insert(w) {
+                        self.dependents[w].push(d);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -705,7 +724,7 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
     }
     let is_output = |id: usize| outputs[id];
     // (def, last, words, node, temporary) of every owned buffer.
-    let mut bufs: Vec<(usize, usize, usize, usize, bool)> = Vec::new();
+    let mut bufs: Vec<Buf> = Vec::new();
     for (i, &last_use) in last.iter().enumerate() {
         let scratch = match plan.storage[i] {
             Storage::Own => false,
@@ -727,43 +746,7 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
     let mut offsets: Vec<Option<usize>> = vec![None; n];
     let mut words_total = 0;
     if reuse {
-        // Leaves (inputs, constants) live from before the first kernel to
-        // the end: they go first, one after another.
-        let mut base = 0;
-        for &(_, _, words, i, _) in &bufs {
-            if plan.kernel_of[i].is_none() {
-                offsets[i] = Some(base);
-                base += words;
-            }
-        }
-        words_total = base;
-        // The others by definition, each in the best-fitting gap between
-        // the blocks still live (sorted by offset); a block dead before a
-        // definition is dropped, since definitions only move on.
-        bufs.sort_by_key(|b| (b.0, b.3));
-        let mut live: Vec<(usize, usize, usize)> = Vec::new(); // (off, words, end)
-        for &(def, end, words, i, _) in &bufs {
-            if plan.kernel_of[i].is_none() {
-                continue;
-            }
-            live.retain(|(_, _, e)| *e >= def);
-            let mut best: Option<(usize, usize)> = None; // (gap, off)
-            let mut at = base;
-            for (o, w, _) in &live {
-                if *o >= at + words {
-                    let gap = o - at;
-                    if best.is_none_or(|(g, _)| gap < g) {
-                        best = Some((gap, at));
-                    }
-                }
-                at = at.max(o + w);
-            }
-            let off = best.map_or(at, |(_, o)| o);
-            let k = live.partition_point(|(o, _, _)| *o < off);
-            live.insert(k, (off, words, end));
-            offsets[i] = Some(off);
-            words_total = words_total.max(off + words);
-        }
+        words_total = best_fit(plan, &mut bufs, &mut offsets);
     } else {
         for &(_, _, words, i, _) in &bufs {
             offsets[i] = Some(words_total);
@@ -786,27 +769,75 @@ pub fn layout(g: &Graph, plan: &Plan, batch: usize, reuse: bool) -> Layout {
         temp_bytes: if !reuse {
             bufs.iter().filter(|b| b.4).map(|b| b.2 * 8).sum()
         } else {
-            // A sweep over the kernels: each temporary is alive from its
-            // definition through its last use.
-            {
-                let span = kernels.max(1);
-                let mut delta = vec![0i64; span + 1];
-                for b in bufs.iter().filter(|b| b.4) {
-                    if b.0 <= b.1 && b.0 < span {
-                        delta[b.0] += (b.2 * 8) as i64;
-                        delta[(b.1 + 1).min(span)] -= (b.2 * 8) as i64;
-                    }
-                }
-                let mut alive = 0i64;
-                let mut most = 0i64;
-                for d in &delta[..span] {
-                    alive += d;
-                    most = most.max(alive);
-                }
-                most as usize
-            }
+            peak_temporaries(&bufs, kernels)
         },
     }
+}
+
+/// An owned buffer: (defining kernel, last kernel, words, node, temporary).
+type Buf = (usize, usize, usize, usize, bool);
+
+/// Places the buffers by best fit, leaves first; returns the arena's
+/// words.
+fn best_fit(plan: &Plan, bufs: &mut [Buf], offsets: &mut [Option<usize>]) -> usize {
+    // Leaves (inputs, constants) live from before the first kernel to
+    // the end: they go first, one after another.
+    let mut base = 0;
+    for &(_, _, words, i, _) in bufs.iter() {
+        if plan.kernel_of[i].is_none() {
+            offsets[i] = Some(base);
+            base += words;
+        }
+    }
+    let mut words_total = base;
+    // The others by definition, each in the best-fitting gap between
+    // the blocks still live (sorted by offset); a block dead before a
+    // definition is dropped, since definitions only move on.
+    bufs.sort_by_key(|b| (b.0, b.3));
+    let mut live: Vec<(usize, usize, usize)> = Vec::new(); // (off, words, end)
+    for &(def, end, words, i, _) in bufs.iter() {
+        if plan.kernel_of[i].is_none() {
+            continue;
+        }
+        live.retain(|(_, _, e)| *e >= def);
+        let mut best: Option<(usize, usize)> = None; // (gap, off)
+        let mut at = base;
+        for (o, w, _) in &live {
+            if *o >= at + words {
+                let gap = o - at;
+                if best.is_none_or(|(g, _)| gap < g) {
+                    best = Some((gap, at));
+                }
+            }
+            at = at.max(o + w);
+        }
+        let off = best.map_or(at, |(_, o)| o);
+        let k = live.partition_point(|(o, _, _)| *o < off);
+        live.insert(k, (off, words, end));
+        offsets[i] = Some(off);
+        words_total = words_total.max(off + words);
+    }
+    words_total
+}
+
+/// The most bytes of temporaries alive at once: a sweep over the kernels,
+/// each temporary alive from its definition through its last use.
+fn peak_temporaries(bufs: &[Buf], kernels: usize) -> usize {
+    let span = kernels.max(1);
+    let mut delta = vec![0i64; span + 1];
+    for b in bufs.iter().filter(|b| b.4) {
+        if b.0 <= b.1 && b.0 < span {
+            delta[b.0] += (b.2 * 8) as i64;
+            delta[(b.1 + 1).min(span)] -= (b.2 * 8) as i64;
+        }
+    }
+    let mut alive = 0i64;
+    let mut most = 0i64;
+    for d in &delta[..span] {
+        alive += d;
+        most = most.max(alive);
+    }
+    most as usize
 }
 
 /// Counts for `--verbose` and `dlc ir --stage kernels`.
@@ -865,58 +896,7 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
             .unwrap_or_else(|| format!("#{}", id.0))
     };
     for (ki, k) in plan.kernels.iter().enumerate() {
-        let first = g.node(k.nodes[0]);
-        match k.kind {
-            KernelKind::Node => {
-                let _ = writeln!(
-                    out,
-                    "k{ki:<3} {:<12} {} = {}({})",
-                    first.op.name(),
-                    name(k.nodes[0]),
-                    first.ty,
-                    first
-                        .inputs
-                        .iter()
-                        .map(|x| name(*x))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            KernelKind::Rows => {
-                let ops: Vec<String> = k
-                    .nodes
-                    .iter()
-                    .map(|id| format!("{}:{}", name(*id), g.node(*id).op.name()))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "k{ki:<3} rows[{}]{:<w$} {}",
-                    k.rows,
-                    "",
-                    ops.join(" "),
-                    w = 7usize.saturating_sub(k.rows.to_string().len())
-                );
-                let kept: Vec<String> = k
-                    .nodes
-                    .iter()
-                    .filter(|id| {
-                        let r = root(&plan.storage, **id);
-                        !matches!(plan.storage[r.index()], Storage::Scratch | Storage::Stack)
-                    })
-                    .map(|id| name(*id))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "                  writes {}; the other {} stay in one-row scratch",
-                    if kept.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        kept.join(" ")
-                    },
-                    k.nodes.len() - kept.len()
-                );
-            }
-        }
+        describe_kernel(&mut out, g, &plan, (ki, k), &name);
     }
     let _ = writeln!(
         out,
@@ -959,4 +939,68 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
         );
     }
     out
+}
+
+/// One kernel's lines of [`describe`]: its op, or its row group's members
+/// and which of them are written to memory.
+fn describe_kernel(
+    out: &mut String,
+    g: &Graph,
+    plan: &Plan,
+    (ki, k): (usize, &Kernel),
+    name: &dyn Fn(NodeId) -> String,
+) {
+    use std::fmt::Write as _;
+    let first = g.node(k.nodes[0]);
+    match k.kind {
+        KernelKind::Node => {
+            let _ = writeln!(
+                out,
+                "k{ki:<3} {:<12} {} = {}({})",
+                first.op.name(),
+                name(k.nodes[0]),
+                first.ty,
+                first
+                    .inputs
+                    .iter()
+                    .map(|x| name(*x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        KernelKind::Rows => {
+            let ops: Vec<String> = k
+                .nodes
+                .iter()
+                .map(|id| format!("{}:{}", name(*id), g.node(*id).op.name()))
+                .collect();
+            let _ = writeln!(
+                out,
+                "k{ki:<3} rows[{}]{:<w$} {}",
+                k.rows,
+                "",
+                ops.join(" "),
+                w = 7usize.saturating_sub(k.rows.to_string().len())
+            );
+            let kept: Vec<String> = k
+                .nodes
+                .iter()
+                .filter(|id| {
+                    let r = root(&plan.storage, **id);
+                    !matches!(plan.storage[r.index()], Storage::Scratch | Storage::Stack)
+                })
+                .map(|id| name(*id))
+                .collect();
+            let _ = writeln!(
+                out,
+                "                  writes {}; the other {} stay in one-row scratch",
+                if kept.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    kept.join(" ")
+                },
+                k.nodes.len() - kept.len()
+            );
+        }
+    }
 }
