@@ -25,11 +25,14 @@ use crate::ir::{DType, Graph, NodeId, Op, Role, Type};
 use crate::span::Span;
 
 /// A hyper-parameter of a rule beyond the learning rate (which every rule
-/// takes first): its name, its default and the values it may take.
+/// takes first): its name, its default and the values it may take. A flag
+/// (`nesterov = true`) is 1 or 0.
 #[derive(Debug)]
 pub struct Hyper {
     pub name: &'static str,
     pub default: f64,
+    /// Written `true` or `false`.
+    pub flag: bool,
     /// Whether a value is allowed.
     pub valid: fn(f64) -> bool,
     /// The diagnostic's message and label for a value that is not.
@@ -54,6 +57,8 @@ pub struct Param<'a> {
     pub w: NodeId,
     /// ∂loss/∂w.
     pub grad: NodeId,
+    /// The steps taken before this one (an i32 scalar: 0 at the first).
+    pub step: NodeId,
     /// This parameter's state, in the order of the rule's [`Rule::slots`].
     pub state: &'a [NodeId],
     pub dtype: DType,
@@ -81,6 +86,8 @@ pub struct Rule {
     pub keeps: fn(&[f64]) -> bool,
     /// Builds one parameter's direction and new state.
     pub direction: fn(&mut Graph, &Param, &[f64]) -> Direction,
+    /// What is wrong with these hyper-parameters together, if anything.
+    pub conflict: fn(&[f64]) -> Option<&'static str>,
 }
 
 impl PartialEq for Rule {
@@ -90,7 +97,7 @@ impl PartialEq for Rule {
 }
 
 /// Every optimizer, by name: the checker's table.
-pub const RULES: &[&Rule] = &[&SGD];
+pub const RULES: &[&Rule] = &[&SGD, &ADAM, &ADAMW, &RMSPROP];
 
 /// The rule named `name`.
 pub fn rule(name: &str) -> Option<&'static Rule> {
@@ -108,29 +115,53 @@ const VELOCITY: Slot = Slot {
     what: "momentum",
 };
 
-/// Stochastic gradient descent, with Polyak momentum when μ > 0 (d2l §12.6):
-/// `v ← μ·v + g`, stepping along `v`; without momentum, along `g`.
+/// Stochastic gradient descent, with momentum when μ > 0 (d2l §12.6):
+/// `v ← μ·v + g`, stepping along `v`, or with `nesterov` along `g + μ·v`
+/// (`torch.optim.SGD`'s form); without momentum, along `g`.
 pub const SGD: Rule = Rule {
     name: "sgd",
-    hypers: &[Hyper {
-        name: "momentum",
-        default: 0.0,
-        valid: |v| (0.0..1.0).contains(&v),
-        message: "momentum must be in [0, 1)",
-        expected: "expected 0 ≤ momentum < 1",
-    }],
+    hypers: &[
+        Hyper {
+            name: "momentum",
+            default: 0.0,
+            flag: false,
+            valid: |v| (0.0..1.0).contains(&v),
+            message: "momentum must be in [0, 1)",
+            expected: "expected 0 ≤ momentum < 1",
+        },
+        Hyper {
+            name: "nesterov",
+            default: 0.0,
+            flag: true,
+            valid: |_| true,
+            message: "nesterov must be true or false",
+            expected: "expected true or false",
+        },
+    ],
     slots: &[VELOCITY],
     keeps: |h| h[0] > 0.0,
     direction: sgd,
+    conflict: |h| (h[1] != 0.0 && h[0] == 0.0).then_some("nesterov needs a momentum > 0"),
 };
 
 fn sgd(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
-    match *p.state {
-        [v] => momentum(g, p, v, h[0]),
-        _ => Direction {
+    let [v] = *p.state else {
+        return Direction {
             d: p.grad,
             state: Vec::new(),
-        },
+        };
+    };
+    let heavy_ball = momentum(g, p, v, h[0]);
+    if h[1] == 0.0 {
+        return heavy_ball;
+    }
+    // Nesterov: g + μ·v′.
+    let mu = g.constant(h[0], p.dtype, p.span);
+    let mv = add(g, Op::Mul, &[heavy_ball.d, mu], None, p.span);
+    let d = add(g, Op::Add, &[p.grad, mv], None, p.span);
+    Direction {
+        d,
+        state: heavy_ball.state,
     }
 }
 
@@ -143,6 +174,177 @@ fn momentum(g: &mut Graph, p: &Param, v: NodeId, mu: f64) -> Direction {
         d: nv,
         state: vec![nv],
     }
+}
+
+const BETA1: Hyper = Hyper {
+    name: "beta1",
+    default: 0.9,
+    flag: false,
+    valid: |v| (0.0..1.0).contains(&v),
+    message: "beta1 must be in [0, 1)",
+    expected: "expected 0 ≤ beta1 < 1",
+};
+
+const BETA2: Hyper = Hyper {
+    name: "beta2",
+    default: 0.999,
+    flag: false,
+    valid: |v| (0.0..1.0).contains(&v),
+    message: "beta2 must be in [0, 1)",
+    expected: "expected 0 ≤ beta2 < 1",
+};
+
+const EPS: Hyper = Hyper {
+    name: "eps",
+    default: 1e-8,
+    flag: false,
+    valid: |v| v > 0.0 && v.is_finite(),
+    message: "eps must be a positive number",
+    expected: "expected eps > 0",
+};
+
+const ADAM_M: Slot = Slot {
+    name: "adam_m",
+    what: "first moment",
+};
+
+const ADAM_V: Slot = Slot {
+    name: "adam_v",
+    what: "second moment",
+};
+
+/// Adam (d2l §12.10), `torch.optim.Adam`'s update with bias correction:
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, stepping along
+/// `m̂ / (√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)` at step t.
+pub const ADAM: Rule = Rule {
+    name: "adam",
+    hypers: &[BETA1, BETA2, EPS],
+    slots: &[ADAM_M, ADAM_V],
+    keeps: |_| true,
+    direction: adam,
+    conflict: |_| None,
+};
+
+/// AdamW: Adam's direction with decoupled weight decay,
+/// `w ← (1 − ηλ)·w − η·m̂/(√v̂ + ε)` (`torch.optim.AdamW`; λ defaults to
+/// its 0.01). The decay applies to the weights (parameters of rank ≥ 2)
+/// unless a `weight_decay = decoupled(λ, [...])` setting names them.
+pub const ADAMW: Rule = Rule {
+    name: "adamw",
+    hypers: &[
+        BETA1,
+        BETA2,
+        EPS,
+        Hyper {
+            name: "weight_decay",
+            default: 0.01,
+            flag: false,
+            valid: |v| v >= 0.0 && v.is_finite(),
+            message: "weight_decay must be a number ≥ 0",
+            expected: "expected weight_decay ≥ 0",
+        },
+    ],
+    slots: &[ADAM_M, ADAM_V],
+    keeps: |_| true,
+    direction: adam,
+    conflict: |_| None,
+};
+
+fn adam(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
+    let [m, v] = *p.state else {
+        return Direction {
+            d: p.grad,
+            state: Vec::new(),
+        };
+    };
+    let (b1, b2, eps) = (h[0], h[1], h[2]);
+    let m2 = average(g, p, m, p.grad, b1);
+    let gg = add(g, Op::Mul, &[p.grad, p.grad], None, p.span);
+    let v2 = average(g, p, v, gg, b2);
+    // m̂ / (√v̂ + ε) = (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
+    let t = steps_taken(g, p);
+    let c1 = bias_correction(g, p, b1, t);
+    let c2 = bias_correction(g, p, b2, t);
+    let mhat = add(g, Op::Mul, &[m2, c1], None, p.span);
+    let vhat = add(g, Op::Mul, &[v2, c2], None, p.span);
+    let d = scaled_by_rms(g, p, mhat, vhat, eps);
+    Direction {
+        d,
+        state: vec![m2, v2],
+    }
+}
+
+/// RMSprop (d2l §12.8), `torch.optim.RMSprop`'s update:
+/// `v ← αv + (1−α)g²`, stepping along `g / (√v + ε)`.
+pub const RMSPROP: Rule = Rule {
+    name: "rmsprop",
+    hypers: &[
+        Hyper {
+            name: "alpha",
+            default: 0.99,
+            flag: false,
+            valid: |v| (0.0..1.0).contains(&v),
+            message: "alpha must be in [0, 1)",
+            expected: "expected 0 ≤ alpha < 1",
+        },
+        EPS,
+    ],
+    slots: &[Slot {
+        name: "rmsprop_v",
+        what: "mean square",
+    }],
+    keeps: |_| true,
+    direction: rmsprop,
+    conflict: |_| None,
+};
+
+fn rmsprop(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
+    let [v] = *p.state else {
+        return Direction {
+            d: p.grad,
+            state: Vec::new(),
+        };
+    };
+    let gg = add(g, Op::Mul, &[p.grad, p.grad], None, p.span);
+    let v2 = average(g, p, v, gg, h[0]);
+    let d = scaled_by_rms(g, p, p.grad, v2, h[1]);
+    Direction { d, state: vec![v2] }
+}
+
+/// The moving average `β·s + (1 − β)·x`.
+fn average(g: &mut Graph, p: &Param, s: NodeId, x: NodeId, beta: f64) -> NodeId {
+    let b = g.constant(beta, p.dtype, p.span);
+    let c = g.constant(1.0 - beta, p.dtype, p.span);
+    let bs = add(g, Op::Mul, &[s, b], None, p.span);
+    let cx = add(g, Op::Mul, &[x, c], None, p.span);
+    add(g, Op::Add, &[bs, cx], None, p.span)
+}
+
+/// `x / (√s + ε)`.
+fn scaled_by_rms(g: &mut Graph, p: &Param, x: NodeId, s: NodeId, eps: f64) -> NodeId {
+    let e = g.constant(eps, p.dtype, p.span);
+    let root = add(g, Op::Sqrt, &[s], None, p.span);
+    let den = add(g, Op::Add, &[root, e], None, p.span);
+    let inv = add(g, Op::Recip, &[den], None, p.span);
+    add(g, Op::Mul, &[x, inv], None, p.span)
+}
+
+/// t, the number of this step (1 at the first), as a scalar of the
+/// parameter's dtype.
+fn steps_taken(g: &mut Graph, p: &Param) -> NodeId {
+    let s = add(g, Op::Cast, &[p.step], Some(Type::scalar(p.dtype)), p.span);
+    let one = g.constant(1.0, p.dtype, p.span);
+    add(g, Op::Add, &[s, one], None, p.span)
+}
+
+/// `1 / (1 − βᵗ)`, a scalar.
+fn bias_correction(g: &mut Graph, p: &Param, beta: f64, t: NodeId) -> NodeId {
+    let b = g.constant(beta, p.dtype, p.span);
+    let bt = add(g, Op::Pow, &[b, t], None, p.span);
+    let nbt = add(g, Op::Neg, &[bt], None, p.span);
+    let one = g.constant(1.0, p.dtype, p.span);
+    let c = add(g, Op::Add, &[one, nbt], None, p.span);
+    add(g, Op::Recip, &[c], None, p.span)
 }
 
 /// The optimizer of a run: its rule and hyper-parameters' values.
@@ -166,15 +368,16 @@ impl Chosen<'_> {
 }
 
 /// Adds the update of every parameter `(name, node)` with gradient `grads`
-/// to the training step `g`: the rule's state as inputs (`velocity w`),
-/// the learning rate as the `lr` input, and returns the outputs to add,
-/// per parameter its new state then the new parameter.
+/// to the training step `g`, whose `lr` input is the learning rate and
+/// `step` input the steps taken, with the rule's state inputs `state`
+/// (`velocity w`); returns the outputs to add, per parameter its new
+/// state then the new parameter.
 pub fn apply(
     g: &mut Graph,
     chosen: Chosen,
     params: &[(String, NodeId)],
     state: &[Vec<NodeId>],
-    lr: NodeId,
+    (lr, step): (NodeId, NodeId),
     grads: &[NodeId],
 ) -> Vec<(String, NodeId)> {
     let slots = chosen.slots();
@@ -189,6 +392,7 @@ pub fn apply(
         let p = Param {
             w: *w,
             grad: *gw,
+            step,
             state: st,
             dtype: dt,
             span: sp,

@@ -134,7 +134,16 @@ pub fn training_step(run: &Run) -> Option<Graph> {
     add_metrics(&mut g, run);
     let wrt: Vec<NodeId> = params.iter().map(|(_, p)| *p).collect();
     let grads = autodiff::grad(&mut g, loss, &wrt);
-    let updates = optim::apply(&mut g, chosen, &params, &state, lr, &grads);
+    let step = match input(&g, |r| *r == Role::Step) {
+        Some(s) => s,
+        None => g.input(
+            "step",
+            Role::Step,
+            Type::scalar(DType::I32),
+            Span::default(),
+        ),
+    };
+    let updates = optim::apply(&mut g, chosen, &params, &state, (lr, step), &grads);
     for ((name, _), gw) in params.iter().zip(&grads) {
         g.outputs.push((format!("grad {name}"), *gw));
     }

@@ -721,6 +721,127 @@ fn a_checkpoint_holds_the_optimizers_state_and_nothing_else() {
 }
 
 #[test]
+fn every_optimizer_resumes_bit_identically_with_its_state_saved_by_name() {
+    let dir = scratch("optresume");
+    let base = std::fs::read_to_string(dir.join(sgd_program(&dir, &["main"]))).expect("program");
+    let cases = [
+        ("adam(lr = 0.01)", &["adam_m", "adam_v"][..]),
+        ("adamw(lr = 0.01)", &["adam_m", "adam_v"][..]),
+        ("rmsprop(lr = 0.01)", &["rmsprop_v"][..]),
+        (
+            "sgd(lr = 0.01, momentum = 0.5, nesterov = true)",
+            &["velocity"][..],
+        ),
+    ];
+    for (i, (opt, slots)) in cases.iter().enumerate() {
+        let prog = format!("o{i}.dl");
+        let src = base.replace("sgd(lr = 0.01, momentum = 0.5)", opt);
+        std::fs::write(dir.join(&prog), src).expect("program");
+        let straight = dlc_in(&dir, &["train", &prog, "--json"]);
+        assert_eq!(
+            straight.status.code(),
+            Some(0),
+            "{opt}: {}",
+            text(&straight.stderr)
+        );
+        let ck = format!("o{i}.st");
+        let half = dlc_in(&dir, &["train", &prog, "--epochs", "2", "--save", &ck]);
+        assert_eq!(half.status.code(), Some(0), "{opt}: {}", text(&half.stderr));
+        let resumed = dlc_in(&dir, &["train", &prog, "--json", "--resume", &ck]);
+        assert_eq!(
+            resumed.status.code(),
+            Some(0),
+            "{opt}: {}",
+            text(&resumed.stderr)
+        );
+        assert_eq!(final_params(&straight), final_params(&resumed), "{opt}");
+        // The state is saved by name, each parameter's under its slot.
+        let bytes = std::fs::read(dir.join(&ck)).expect("checkpoint");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+        let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        names.sort();
+        let mut want: Vec<String> = vec!["param.b".into(), "param.w".into()];
+        for s in *slots {
+            want.extend([format!("{s}.b"), format!("{s}.w")]);
+        }
+        want.sort();
+        assert_eq!(names, want, "{opt}");
+    }
+}
+
+#[test]
+fn bad_optimizer_arguments_are_diagnostics() {
+    let dir = scratch("optargs");
+    let base = std::fs::read_to_string(dir.join(sgd_program(&dir, &["main"]))).expect("program");
+    let cases: [(&str, &[&str]); 8] = [
+        ("adam(lr = 0.1, beta1 = 1.5)", &["beta1 must be in [0, 1)"]),
+        (
+            "adam(lr = 0.1, eps = 0)",
+            &["eps must be a positive number"],
+        ),
+        (
+            "rmsprop(lr = 0.1, alpha = -0.1)",
+            &["alpha must be in [0, 1)"],
+        ),
+        (
+            "sgd(lr = 0.1, nesterov = true)",
+            &["nesterov needs a momentum > 0"],
+        ),
+        (
+            "sgd(lr = 0.1, momentum = 0.9, nesterov = 2)",
+            &["nesterov must be true or false"],
+        ),
+        (
+            "adam(lr = 0.1, betta1 = 0.9)",
+            &["`adam` has no argument `betta1`", "did you mean `beta1`?"],
+        ),
+        (
+            "adagrad(lr = 0.1)",
+            &["sgd(lr = ...), adam(lr = ...), adamw(lr = ...), rmsprop(lr = ...) or closed_form"],
+        ),
+        ("adamw(beta1 = 0.9)", &["`adamw` needs a learning rate"]),
+    ];
+    for (i, (opt, needles)) in cases.iter().enumerate() {
+        let prog = format!("b{i}.dl");
+        std::fs::write(
+            dir.join(&prog),
+            base.replace("sgd(lr = 0.01, momentum = 0.5)", opt),
+        )
+        .expect("program");
+        fails_with(&dir, &["check", &prog], needles);
+    }
+    // AdamW decays on its own: not twice, and not by a penalty.
+    let twice = base.replace(
+        "sgd(lr = 0.01, momentum = 0.5)",
+        "adamw(lr = 0.01, weight_decay = 0.1)\n    weight_decay = decoupled(0.1, [w])",
+    );
+    std::fs::write(dir.join("twice.dl"), twice).expect("program");
+    fails_with(
+        &dir,
+        &["check", "twice.dl"],
+        &["`adamw` decays the weights twice"],
+    );
+    let penalty = base.replace(
+        "sgd(lr = 0.01, momentum = 0.5)",
+        "adamw(lr = 0.01)\n    weight_decay = penalty(0.1)",
+    );
+    std::fs::write(dir.join("penalty.dl"), penalty).expect("program");
+    fails_with(
+        &dir,
+        &["check", "penalty.dl"],
+        &["decoupled, not by a penalty"],
+    );
+    // With a decoupled setting, its λ and parameter list rule.
+    let listed = base.replace(
+        "sgd(lr = 0.01, momentum = 0.5)",
+        "adamw(lr = 0.01)\n    weight_decay = decoupled(0.1, [b])",
+    );
+    std::fs::write(dir.join("listed.dl"), listed).expect("program");
+    let out = dlc_in(&dir, &["check", "listed.dl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
 fn several_runs_save_and_resume_one_checkpoint_each() {
     let dir = scratch("perrun");
     let p = sgd_program(&dir, &["a", "b"]);

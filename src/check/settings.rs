@@ -198,6 +198,7 @@ pub fn settings(
         None => None,
         Some(s) => weight_decay(&mut cx, &s, params),
     };
+    let weight_decay = cx.rule_decay(optimizer.as_ref(), weight_decay, params);
     let sampler = match cx.get("sampler").cloned() {
         None => Sampler::Shuffle,
         Some(s) => sampler(&mut cx, &s, is_class).unwrap_or(Sampler::Shuffle),
@@ -226,6 +227,75 @@ pub fn settings(
 }
 
 impl SettingsCx<'_> {
+    /// The weight decay of a rule that decays on its own (`adamw`'s
+    /// `weight_decay`, decoupled, of the weights: parameters of rank ≥ 2),
+    /// unless a `weight_decay = decoupled(λ, [...])` setting says λ and
+    /// which parameters; that and the rule's own `weight_decay` argument
+    /// together are an error, as is the penalty form.
+    fn rule_decay(
+        &mut self,
+        optimizer: Option<&Optimizer>,
+        setting: Option<WeightDecay>,
+        params: &[ParamSpec],
+    ) -> Option<WeightDecay> {
+        let Some(Optimizer::Rule { rule, hypers, .. }) = optimizer else {
+            return setting;
+        };
+        let Some(h) = rule.hypers.iter().position(|h| h.name == "weight_decay") else {
+            return setting;
+        };
+        let given = self.get("optimizer").and_then(|s| match &s.value.node {
+            ExprKind::Call { args, .. } => args
+                .iter()
+                .enumerate()
+                .find(|(i, a)| match &a.name {
+                    Some(n) => n.node == "weight_decay",
+                    None => *i == h + 1,
+                })
+                .map(|(_, a)| a.value.span),
+            _ => None,
+        });
+        match (setting, given, self.get("weight_decay").map(|s| s.key.span)) {
+            (Some(_), Some(arg), Some(key)) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadRun,
+                        format!("`{}` decays the weights twice", rule.name),
+                    )
+                    .label(arg, "its own weight_decay")
+                    .label(key, "and a weight_decay setting")
+                    .note("keep one: the setting also says which parameters decay"),
+                );
+                None
+            }
+            (Some(wd), _, Some(key)) if wd.form == DecayForm::Penalty => {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::BadRun,
+                        format!("`{}` decays the weights decoupled, not by a penalty", rule.name),
+                    )
+                    .label(key, "a penalty in the loss")
+                    .note(format!(
+                        "use adam(...) with weight_decay = penalty(λ), or {}(...) with decoupled(λ, [...])",
+                        rule.name
+                    )),
+                );
+                None
+            }
+            (Some(wd), _, _) => Some(wd),
+            (None, _, _) if hypers[h] == 0.0 => None,
+            (None, _, _) => Some(WeightDecay {
+                form: DecayForm::Decoupled,
+                lambda: hypers[h],
+                params: params
+                    .iter()
+                    .filter(|p| p.ty.shape.rank() >= 2)
+                    .map(|p| p.name.clone())
+                    .collect(),
+            }),
+        }
+    }
+
     /// Every setting set once and known.
     fn check_keys(&mut self) {
         let mut seen: Vec<&ast::Setting> = Vec::new();
@@ -472,8 +542,13 @@ fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimizer> {
                 return None;
             }
         };
-        let v = consts::number(&a.value);
         let hyper = rule.hypers.iter().position(|h| h.name == key);
+        // A flag is `true` or `false`; every other value a number.
+        let v = match (hyper.map(|h| rule.hypers[h].flag), consts::eval(&a.value)) {
+            (Some(true), Some(Const::Bool(b))) => Some(f64::from(u8::from(b))),
+            (Some(true), _) => None,
+            _ => consts::number(&a.value),
+        };
         match (key, hyper, v) {
             ("lr", _, Some(v)) if v > 0.0 => lr = Some(v),
             ("lr", _, _) => {
@@ -504,6 +579,13 @@ fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimizer> {
                 return None;
             }
         }
+    }
+    if let Some(why) = (rule.conflict)(&hypers) {
+        cx.diags.push(
+            Diagnostic::new(Code::BadRun, format!("`{}`: {why}", rule.name))
+                .label(s.value.span, "these arguments do not go together"),
+        );
+        return None;
     }
     match lr {
         Some(lr) => Some(Optimizer::Rule { rule, lr, hypers }),

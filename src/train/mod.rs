@@ -333,8 +333,10 @@ impl Trainer<'_> {
             &self.run.settings.optimizer
         {
             for (h, v) in rule.hypers.iter().zip(hypers) {
-                if *v != h.default {
-                    given.push_str(&format!(", {} {v}", h.name));
+                match (*v != h.default, h.flag) {
+                    (true, true) => given.push_str(&format!(", {}", h.name)),
+                    (true, false) => given.push_str(&format!(", {} {v}", h.name)),
+                    (false, _) => {}
                 }
             }
         }
