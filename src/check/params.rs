@@ -23,6 +23,11 @@ pub enum Init {
     XavierUniform,
     /// N(0, 2/(n_in+n_out))
     XavierNormal,
+    /// U(±√(6/n_in)): He et al. for ReLU, `torch.nn.init.kaiming_uniform_`
+    /// with gain √2 and fan-in.
+    KaimingUniform,
+    /// N(0, 2/n_in): `torch.nn.init.kaiming_normal_`, gain √2, fan-in.
+    KaimingNormal,
 }
 
 #[derive(Clone, Debug, PartialEq)]

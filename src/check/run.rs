@@ -239,7 +239,7 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
         diags.push(
             Diagnostic::new(Code::BadModel, format!("parameter `{}` has no initializer", p.name.node))
                 .label(p.span, "add one, like `= zeros` or `= normal(0.01)`")
-                .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal"),
+                .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal"),
         );
         return None;
     };
@@ -247,7 +247,7 @@ fn init_of(p: &ast::ParamDecl, ty: &Type, diags: &mut Vec<Diagnostic>) -> Option
         diags.push(
             Diagnostic::new(Code::BadModel, format!("bad initializer for `{}`", p.name.node))
                 .label(e.span, msg.to_string())
-                .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal"),
+                .note("initializers: zeros, ones, constant(c), normal(std), normal(mean, std), uniform(low, high), xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal"),
         );
     };
     let (name, args) = init_call(e, &mut |m| bad(diags, m))?;
@@ -279,7 +279,7 @@ fn init_call<'e>(e: &'e ast::Expr, bad: &mut dyn FnMut(&str)) -> Option<(&'e str
             return None;
         }
     };
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 9] = [
         "zeros",
         "ones",
         "constant",
@@ -287,6 +287,8 @@ fn init_call<'e>(e: &'e ast::Expr, bad: &mut dyn FnMut(&str)) -> Option<(&'e str
         "uniform",
         "xavier_uniform",
         "xavier_normal",
+        "kaiming_uniform",
+        "kaiming_normal",
     ];
     if !KNOWN.contains(&name) {
         let hint = nearest(name, KNOWN.into_iter())
@@ -382,18 +384,24 @@ fn init_value(
                 return None;
             }
         },
-        "xavier_uniform" | "xavier_normal" => {
+        "xavier_uniform" | "xavier_normal" | "kaiming_uniform" | "kaiming_normal" => {
             if fan().is_none() {
+                let who = if name.starts_with("xavier") {
+                    "Xavier"
+                } else {
+                    "Kaiming"
+                };
                 bad(&format!(
-                    "Xavier initialization needs a [n_in, n_out] weight matrix, and `{}` is {ty}",
+                    "{who} initialization needs a [n_in, n_out] weight matrix, and `{}` is {ty}",
                     p.name.node
                 ));
                 return None;
             }
-            if name == "xavier_uniform" {
-                Init::XavierUniform
-            } else {
-                Init::XavierNormal
+            match name {
+                "xavier_uniform" => Init::XavierUniform,
+                "xavier_normal" => Init::XavierNormal,
+                "kaiming_uniform" => Init::KaimingUniform,
+                _ => Init::KaimingNormal,
             }
         }
         _ => return None,
@@ -411,6 +419,8 @@ pub fn init_text(init: &Init) -> String {
         Init::Uniform { low, high } => format!("uniform({low}, {high})"),
         Init::XavierUniform => "xavier_uniform".into(),
         Init::XavierNormal => "xavier_normal".into(),
+        Init::KaimingUniform => "kaiming_uniform".into(),
+        Init::KaimingNormal => "kaiming_normal".into(),
     }
 }
 

@@ -8,8 +8,8 @@ use crate::rng;
 
 use super::State;
 
-/// Initial values of a parameter (d2l's initializers; Xavier uses the
-/// `[n_in, n_out]` layout).
+/// Initial values of a parameter (d2l's initializers, and He et al.'s; Xavier
+/// and Kaiming use the `[n_in, n_out]` layout).
 pub fn init_values(p: &ParamSpec, seed: u64, index: usize) -> Vec<f64> {
     let shape = concrete(&p.ty.shape, 1);
     let n: usize = shape.iter().product();
@@ -44,6 +44,12 @@ pub fn init_values(p: &ParamSpec, seed: u64, index: usize) -> Vec<f64> {
             let (i, o) = fans();
             normal(0.0, (2.0 / (i + o)).sqrt())
         }
+        // Gain √2 over the fan-in (the weight's rows: inputs feed rows).
+        Init::KaimingUniform => {
+            let a = (6.0 / fans().0).sqrt();
+            uniform(-a, a)
+        }
+        Init::KaimingNormal => normal(0.0, (2.0 / fans().0).sqrt()),
     }
 }
 
@@ -74,5 +80,46 @@ pub fn fresh(run: &Run, seed: u64) -> State {
         params,
         epoch: 0,
         step: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{DType, Dim, Shape, Type};
+
+    fn spec(init: Init, rows: u64, cols: u64) -> ParamSpec {
+        ParamSpec {
+            name: "W".into(),
+            ty: Type::new(DType::F32, Shape(vec![Dim::Fixed(rows), Dim::Fixed(cols)])),
+            init,
+            span: Default::default(),
+        }
+    }
+
+    fn mean_std(v: &[f64]) -> (f64, f64) {
+        let n = v.len() as f64;
+        let m = v.iter().sum::<f64>() / n;
+        (
+            m,
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt(),
+        )
+    }
+
+    #[test]
+    fn kaiming_draws_with_variance_two_over_fan_in() {
+        // [n_in, n_out] = [784, 256]: fan-in 784, as PyTorch's kaiming_*_
+        // computes it for a Linear(784, 256), whose weight is [256, 784].
+        let want = (2.0f64 / 784.0).sqrt();
+        let normal = init_values(&spec(Init::KaimingNormal, 784, 256), 7, 0);
+        let (m, s) = mean_std(&normal);
+        assert!(m.abs() < 0.01 * want * 10.0, "{m}");
+        assert!((s / want - 1.0).abs() < 0.01, "std {s}, want {want}");
+        let uniform = init_values(&spec(Init::KaimingUniform, 784, 256), 7, 0);
+        let bound = (6.0f64 / 784.0).sqrt();
+        assert!(uniform.iter().all(|x| x.abs() <= bound));
+        assert!(uniform.iter().any(|x| x.abs() > 0.99 * bound));
+        let (_, s) = mean_std(&uniform);
+        assert!((s / want - 1.0).abs() < 0.01, "std {s}, want {want}");
     }
 }
