@@ -842,6 +842,104 @@ fn bad_optimizer_arguments_are_diagnostics() {
 }
 
 #[test]
+fn early_stopping_keeps_and_saves_the_best_epochs_parameters() {
+    let dir = scratch("early");
+    let csv = root().join("programs/data/breast_cancer.csv");
+    let program = |early: &str| {
+        format!(
+            r#"data cancer = csv("{}", label = "target", classes = 2, standardize = true, test = 0.25)
+model logistic(x: f32[B, D]) -> f32[B, 1] {{
+    param W: f32[D, 1] = zeros
+    param b: f32[1] = zeros
+    x @ W + b
+}}
+train logistic on cancer {{
+    loss = binary_cross_entropy(output, label)
+    optimizer = adam(lr = 0.05)
+    batch = 32
+    epochs = 60
+    seed = 7
+    valid = 0.25
+{early}    metrics = [loss, acc]
+}}
+"#,
+            csv.display()
+        )
+    };
+    std::fs::write(
+        dir.join("es.dl"),
+        program("    early_stop = patience(3, valid_loss)\n"),
+    )
+    .expect("program");
+    std::fs::write(dir.join("plain.dl"), program("")).expect("program");
+    let out = dlc_in(&dir, &["train", "es.dl", "--json", "--save", "es.st"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines = json_lines(&out);
+    let epochs: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "epoch").collect();
+    let event = lines
+        .iter()
+        .find(|l| l["event"] == "early_stop")
+        .expect("an early_stop event");
+    let best = event["best_epoch"].as_u64().expect("best_epoch");
+    let stopped = event["stopped_epoch"].as_u64().expect("it stopped");
+    // It trained past the best epoch, and stopped `patience` epochs after it.
+    assert_eq!(stopped, best + 3);
+    assert_eq!(epochs.len() as u64, stopped);
+    assert!(stopped < 60);
+    // The best epoch has the least validation loss of those trained.
+    let losses: Vec<f64> = epochs
+        .iter()
+        .map(|l| l["valid_loss"].as_f64().expect("valid_loss"))
+        .collect();
+    let least = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(losses[best as usize - 1], least);
+    // The saved parameters are the best epoch's: the same run trained for
+    // exactly that many epochs saves the same tensors.
+    let best_s = best.to_string();
+    let out = dlc_in(
+        &dir,
+        &[
+            "train", "plain.dl", "--epochs", &best_s, "--save", "best.st",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let read = |f: &str| {
+        let bytes = std::fs::read(dir.join(f)).expect("checkpoint");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
+        let epoch = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("epoch").cloned());
+        let w = st.tensor("param.W").expect("W").data().to_vec();
+        let b = st.tensor("param.b").expect("b").data().to_vec();
+        (epoch, w, b)
+    };
+    assert_eq!(read("es.st"), read("best.st"));
+    // Bad settings are diagnostics.
+    for (early, needle) in [
+        ("patience(0, valid_loss)", "`early_stop` must be"),
+        ("patience(3, valid_rmse)", "which this run does not report"),
+        ("stop(3)", "`early_stop` must be"),
+    ] {
+        std::fs::write(
+            dir.join("bad.dl"),
+            program(&format!("    early_stop = {early}\n")),
+        )
+        .expect("program");
+        fails_with(&dir, &["check", "bad.dl"], &[needle]);
+    }
+    let no_valid =
+        program("    early_stop = patience(3, valid_loss)\n").replace("    valid = 0.25\n", "");
+    std::fs::write(dir.join("novalid.dl"), no_valid).expect("program");
+    fails_with(
+        &dir,
+        &["check", "novalid.dl"],
+        &["early_stop needs a validation part"],
+    );
+}
+
+#[test]
 fn several_runs_save_and_resume_one_checkpoint_each() {
     let dir = scratch("perrun");
     let p = sgd_program(&dir, &["a", "b"]);

@@ -16,7 +16,9 @@ use super::consts;
 use super::data::{DataSpec, LabelKind};
 use super::lower::{nearest, Globals, LabelClasses, Lowerer, Mode, Val};
 pub use super::params::{Init, ParamSpec};
-pub use super::settings::{DecayForm, Metric, Optimizer, Sampler, Settings, WeightDecay};
+pub use super::settings::{
+    DecayForm, EarlyStop, Metric, Optimizer, Sampler, Settings, WeightDecay,
+};
 
 /// A checked train block.
 #[derive(Clone, Debug)]

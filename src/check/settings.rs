@@ -81,6 +81,19 @@ pub struct Settings {
     pub kfold: Option<u64>,
     pub weight_decay: Option<WeightDecay>,
     pub sampler: Sampler,
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// `early_stop = patience(N, valid_METRIC)`: stop when the validation
+/// metric has not improved for N epochs, and keep the best epoch's
+/// parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStop {
+    pub patience: u64,
+    /// The watched metric, as the epoch reports name it (`valid_loss`).
+    pub metric: String,
+    /// Larger is better (accuracy); else smaller (losses, RMSE).
+    pub maximize: bool,
 }
 
 impl Settings {
@@ -122,6 +135,7 @@ const KEYS: &[&str] = &[
     "kfold",
     "weight_decay",
     "sampler",
+    "early_stop",
 ];
 
 struct SettingsCx<'a> {
@@ -199,6 +213,10 @@ pub fn settings(
         Some(s) => weight_decay(&mut cx, &s, params),
     };
     let weight_decay = cx.rule_decay(optimizer.as_ref(), weight_decay, params);
+    let early_stop = match cx.get("early_stop").cloned() {
+        None => None,
+        Some(s) => cx.early_stop(&s, &metrics, valid.is_some()),
+    };
     let sampler = match cx.get("sampler").cloned() {
         None => Sampler::Shuffle,
         Some(s) => sampler(&mut cx, &s, is_class).unwrap_or(Sampler::Shuffle),
@@ -221,12 +239,71 @@ pub fn settings(
             kfold,
             weight_decay,
             sampler,
+            early_stop,
         }),
         diags,
     )
 }
 
 impl SettingsCx<'_> {
+    /// `early_stop = patience(N, valid_METRIC)`, watching a metric the run
+    /// reports on a validation part.
+    fn early_stop(
+        &mut self,
+        s: &ast::Setting,
+        metrics: &[Metric],
+        valid: bool,
+    ) -> Option<EarlyStop> {
+        let what = "patience(N, valid_loss), or another valid_ metric the run reports";
+        let Some(("patience", args)) = call_parts(&s.value) else {
+            self.bad(s, what);
+            return None;
+        };
+        let patience = args
+            .first()
+            .and_then(|a| consts::integer(&a.value))
+            .filter(|n| *n >= 1);
+        let metric = match args.get(1).map(|a| consts::eval(&a.value)) {
+            Some(Some(Const::Name(n))) | Some(Some(Const::Str(n))) => Some(n),
+            _ => None,
+        };
+        let (Some(patience), Some(metric), 2) = (patience, metric, args.len()) else {
+            self.bad(s, what);
+            return None;
+        };
+        let reported = metrics
+            .iter()
+            .any(|m| format!("valid_{}", m.name()) == metric);
+        if !reported {
+            let names: Vec<String> = metrics
+                .iter()
+                .map(|m| format!("valid_{}", m.name()))
+                .collect();
+            self.diags.push(
+                Diagnostic::new(
+                    Code::BadRun,
+                    format!("early_stop watches `{metric}`, which this run does not report"),
+                )
+                .label(args[1].value.span, "not among the run's validation metrics")
+                .note(format!("the run reports {}", names.join(", "))),
+            );
+            return None;
+        }
+        if !valid {
+            self.diags.push(
+                Diagnostic::new(Code::BadRun, "early_stop needs a validation part")
+                    .label(s.value.span, "watches a validation metric")
+                    .note("hold one out with `valid = 0.1`"),
+            );
+            return None;
+        }
+        Some(EarlyStop {
+            patience: patience as u64,
+            maximize: metric == "valid_acc",
+            metric,
+        })
+    }
+
     /// The weight decay of a rule that decays on its own (`adamw`'s
     /// `weight_decay`, decoupled, of the weights: parameters of rank ≥ 2),
     /// unless a `weight_decay = decoupled(λ, [...])` setting says λ and

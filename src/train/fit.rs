@@ -6,8 +6,8 @@
 //! the loop.
 //!
 //! The points where later features attach: the learning rate of a step
-//! ([`learning_rate`], where a schedule goes), the end of an
-//! epoch (the observers, where early stopping goes) and the step itself
+//! ([`learning_rate`], where a schedule goes), the end of an epoch (the
+//! observers; early stopping is one, `Observer::stop`) and the step itself
 //! ([`Trainer::run_epoch`], where a data-parallel all-reduce goes).
 
 use std::collections::HashMap;
@@ -37,6 +37,8 @@ pub(super) struct Epoch<'a> {
     /// Seconds of training (not evaluation) and samples trained.
     pub seconds: f64,
     pub samples: usize,
+    /// The parameters and optimizer state after the epoch.
+    pub state: &'a State,
 }
 
 /// Something that follows the loop's events. An error stops training.
@@ -50,6 +52,10 @@ pub(super) trait Observer {
     /// An epoch ended.
     fn epoch_done(&mut self, _e: &Epoch) -> Result<(), String> {
         Ok(())
+    }
+    /// Whether training stops after the epoch just ended (early stopping).
+    fn stop(&self) -> bool {
+        false
     }
 }
 
@@ -232,12 +238,15 @@ impl Trainer<'_> {
                 grad_norms,
                 seconds,
                 samples: order.len(),
+                state: &state,
             };
             for o in observers.iter_mut() {
                 o.epoch_done(&e)?;
             }
+            if observers.iter().any(|o| o.stop()) {
+                break;
+            }
         }
-        state.epoch = self.epochs.max(state.epoch);
         Ok((state, last))
     }
 

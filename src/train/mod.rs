@@ -18,6 +18,7 @@ mod batch;
 mod checkpoints;
 mod closed_form;
 mod curves;
+mod early;
 mod evaluate;
 mod fit;
 mod guard;
@@ -294,15 +295,36 @@ fn train_and_report(
         report::History::default(),
         report::Progress::default(),
     );
+    let mut early = run.settings.early_stop.as_ref().map(early::Early::new);
     let mut table = report::EpochTable::new(sink, run, watch.map(|w| w.0), tr.grad_norms);
     let mut observers: Vec<&mut dyn Observer> = vec![&mut guard];
     if progress {
         observers.push(&mut bar);
     }
     observers.extend([&mut table as &mut dyn Observer, &mut history]);
-    let (state, _) = tr.fit(&parts.train, watch, &mut observers, start)?;
+    if let Some(e) = &mut early {
+        observers.push(e);
+    }
+    let (mut state, _) = tr.fit(&parts.train, watch, &mut observers, start)?;
     drop(observers);
     drop(table);
+    // With early stopping, the run goes on from its best epoch.
+    if let Some(e) = early {
+        if let Some(line) = e.describe(tr.epochs) {
+            sink.human(&line);
+        }
+        let stopped = e.stopped;
+        if let Some((value, best)) = e.best() {
+            sink.json(&format!(
+                "{{\"event\":\"early_stop\",\"run\":\"{}\",\"best_epoch\":{},\"{}\":{value},\"stopped_epoch\":{}}}",
+                run.name,
+                best.epoch,
+                run.settings.early_stop.as_ref().map_or("", |r| r.metric.as_str()),
+                stopped.map_or("null".to_string(), |e| e.to_string())
+            ));
+            state = best;
+        }
+    }
     if let Some(path) = &opts.plot {
         let title = format!("run {}", run.name);
         curves::draw_curves(path, &title, &history.epochs, sink)?;
