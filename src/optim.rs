@@ -354,6 +354,8 @@ pub struct Chosen<'a> {
     pub hypers: &'a [f64],
     /// Decoupled weight decay: λ and the parameters it applies to.
     pub decoupled: Option<(f64, &'a [String])>,
+    /// Clip the gradients to this global norm (`clip_grad_norm`).
+    pub clip: Option<f64>,
 }
 
 impl Chosen<'_> {
@@ -381,6 +383,14 @@ pub fn apply(
     grads: &[NodeId],
 ) -> Vec<(String, NodeId)> {
     let slots = chosen.slots();
+    let clipped;
+    let grads = match chosen.clip {
+        Some(max) => {
+            clipped = clip_global_norm(g, grads, max);
+            &clipped[..]
+        }
+        None => grads,
+    };
     let mut updates = Vec::new();
     for (((name, w), gw), st) in params.iter().zip(grads).zip(state) {
         let (dt, sp) = (g.ty(*w).dtype, g.node(*w).span);
@@ -415,6 +425,67 @@ pub fn apply(
         updates.push((name.clone(), nw));
     }
     updates
+}
+
+/// The gradients scaled together so that their global norm is at most
+/// `max`: g·min(1, max/(‖g‖ + 10⁻⁶)), ‖g‖ over every parameter's gradient
+/// (`torch.nn.utils.clip_grad_norm_`). Below the threshold the scale is 1.
+fn clip_global_norm(g: &mut Graph, grads: &[NodeId], max: f64) -> Vec<NodeId> {
+    let Some(&first) = grads.first() else {
+        return Vec::new();
+    };
+    let sp = g.node(first).span;
+    // Σ‖gₚ‖², in f32 or f64 as the first gradient is.
+    let dt = g.ty(first).dtype;
+    let mut total: Option<NodeId> = None;
+    for &gp in grads {
+        let sq = add(g, Op::Mul, &[gp, gp], None, sp);
+        let r = g.ty(sq).shape.rank();
+        let s = add(
+            g,
+            Op::ReduceSum {
+                axes: (1u32 << r) - 1,
+            },
+            &[sq],
+            None,
+            sp,
+        );
+        let s = if g.ty(s).dtype == dt {
+            s
+        } else {
+            add(g, Op::Cast, &[s], Some(Type::scalar(dt)), sp)
+        };
+        total = Some(match total {
+            Some(t) => add(g, Op::Add, &[t, s], None, sp),
+            None => s,
+        });
+    }
+    let norm = add(g, Op::Sqrt, &[total.unwrap_or(first)], None, sp);
+    let eps = g.constant(1e-6, dt, sp);
+    let den = add(g, Op::Add, &[norm, eps], None, sp);
+    let inv = add(g, Op::Recip, &[den], None, sp);
+    let m = g.constant(max, dt, sp);
+    let coef = add(g, Op::Mul, &[m, inv], None, sp);
+    let one = g.constant(1.0, dt, sp);
+    let below = add(g, Op::Cmp(crate::ir::CmpOp::Lt), &[coef, one], None, sp);
+    let scale = add(g, Op::Select, &[below, coef, one], None, sp);
+    grads
+        .iter()
+        .map(|&gp| {
+            let s = if g.ty(gp).dtype == dt {
+                scale
+            } else {
+                add(
+                    g,
+                    Op::Cast,
+                    &[scale],
+                    Some(Type::scalar(g.ty(gp).dtype)),
+                    sp,
+                )
+            };
+            add(g, Op::Mul, &[gp, s], None, sp)
+        })
+        .collect()
 }
 
 /// The state inputs of every parameter, in slot order per parameter.

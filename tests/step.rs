@@ -209,3 +209,57 @@ fn the_eval_function_has_no_dropout_and_no_update() {
         "dropout masks change with the step"
     );
 }
+
+#[test]
+fn clipping_scales_every_gradient_by_the_global_norm_and_is_the_identity_below_it() {
+    let src = "
+data synth = linear(w = [2, -3.4], b = 4.2, n_train = 100)
+model lin(x: f32[B, 2]) -> f32[B, 1] {
+    param w: f32[2, 1] = normal(0.01)
+    param b: f32[1] = zeros
+    x @ w + b
+}
+train plain: lin on synth {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.1)
+}
+train clipped: lin on synth {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.1)
+    clip_grad_norm = 0.5
+}
+train loose: lin on synth {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.1)
+    clip_grad_norm = 1e6
+}
+";
+    let (program, diags) = dlc::syntax::parse(src);
+    assert!(diags.is_empty());
+    let (checked, cd) = dlc::check::check(&program, &Default::default());
+    assert!(cd.is_empty(), "{cd:?}");
+    let runs = &checked.runs;
+    let (plain, clipped, loose) = (
+        step(&runs[0], &[]),
+        step(&runs[1], &[]),
+        step(&runs[2], &[]),
+    );
+    // The same inputs, so the same raw gradients.
+    let (gw, gb) = (get(&plain, "grad w"), get(&plain, "grad b"));
+    assert!(close(gw, get(&clipped, "grad w")));
+    let norm = gw.iter().chain(gb).map(|g| g * g).sum::<f64>().sqrt();
+    // The random batch's gradient is far above the threshold.
+    assert!(norm > 1.0, "{norm}");
+    let scale = (0.5 / (norm + 1e-6f32 as f64)).min(1.0);
+    for (p, g) in [("w", gw), ("b", gb)] {
+        let old = get(&plain, &format!("old {p}"));
+        let want: Vec<f64> = old.iter().zip(g).map(|(w, g)| w - LR * g * scale).collect();
+        assert!(
+            close(get(&clipped, p), &want),
+            "{p}: {:?} vs {want:?}",
+            get(&clipped, p)
+        );
+        // Below the threshold the update is exactly the unclipped one.
+        assert_eq!(get(&loose, p), get(&plain, p));
+    }
+}

@@ -82,6 +82,8 @@ pub struct Settings {
     pub weight_decay: Option<WeightDecay>,
     pub sampler: Sampler,
     pub early_stop: Option<EarlyStop>,
+    /// Clip the gradients to this global norm before each update.
+    pub clip_grad_norm: Option<f64>,
 }
 
 /// `early_stop = patience(N, valid_METRIC)`: stop when the validation
@@ -112,6 +114,7 @@ impl Settings {
             rule,
             hypers,
             decoupled,
+            clip: self.clip_grad_norm,
         })
     }
 
@@ -136,6 +139,7 @@ const KEYS: &[&str] = &[
     "weight_decay",
     "sampler",
     "early_stop",
+    "clip_grad_norm",
 ];
 
 struct SettingsCx<'a> {
@@ -178,6 +182,18 @@ impl SettingsCx<'_> {
         }
     }
 
+    /// A positive number, if set.
+    fn positive(&mut self, key: &str) -> Option<f64> {
+        let s = self.get(key)?.clone();
+        match consts::number(&s.value) {
+            Some(v) if v > 0.0 && v.is_finite() => Some(v),
+            _ => {
+                self.bad(&s, "a positive number");
+                None
+            }
+        }
+    }
+
     fn fraction(&mut self, key: &str) -> Option<f64> {
         let s = self.get(key)?.clone();
         match consts::number(&s.value) {
@@ -213,6 +229,7 @@ pub fn settings(
         Some(s) => weight_decay(&mut cx, &s, params),
     };
     let weight_decay = cx.rule_decay(optimizer.as_ref(), weight_decay, params);
+    let clip_grad_norm = cx.positive("clip_grad_norm");
     let early_stop = match cx.get("early_stop").cloned() {
         None => None,
         Some(s) => cx.early_stop(&s, &metrics, valid.is_some()),
@@ -240,6 +257,7 @@ pub fn settings(
             weight_decay,
             sampler,
             early_stop,
+            clip_grad_norm,
         }),
         diags,
     )
