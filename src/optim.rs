@@ -121,14 +121,12 @@ const VELOCITY: Slot = Slot {
 pub const SGD: Rule = Rule {
     name: "sgd",
     hypers: &[
-        Hyper {
-            name: "momentum",
-            default: 0.0,
-            flag: false,
-            valid: |v| (0.0..1.0).contains(&v),
-            message: "momentum must be in [0, 1)",
-            expected: "expected 0 ≤ momentum < 1",
-        },
+        rate(
+            "momentum",
+            0.0,
+            "momentum must be in [0, 1)",
+            "expected 0 ≤ momentum < 1",
+        ),
         Hyper {
             name: "nesterov",
             default: 0.0,
@@ -176,23 +174,36 @@ fn momentum(g: &mut Graph, p: &Param, v: NodeId, mu: f64) -> Direction {
     }
 }
 
-const BETA1: Hyper = Hyper {
-    name: "beta1",
-    default: 0.9,
-    flag: false,
-    valid: |v| (0.0..1.0).contains(&v),
-    message: "beta1 must be in [0, 1)",
-    expected: "expected 0 ≤ beta1 < 1",
-};
+/// A hyper-parameter in [0, 1): a momentum or a decay rate.
+const fn rate(
+    name: &'static str,
+    default: f64,
+    message: &'static str,
+    expected: &'static str,
+) -> Hyper {
+    Hyper {
+        name,
+        default,
+        flag: false,
+        valid: |v| (0.0..1.0).contains(&v),
+        message,
+        expected,
+    }
+}
 
-const BETA2: Hyper = Hyper {
-    name: "beta2",
-    default: 0.999,
-    flag: false,
-    valid: |v| (0.0..1.0).contains(&v),
-    message: "beta2 must be in [0, 1)",
-    expected: "expected 0 ≤ beta2 < 1",
-};
+const BETA1: Hyper = rate(
+    "beta1",
+    0.9,
+    "beta1 must be in [0, 1)",
+    "expected 0 ≤ beta1 < 1",
+);
+
+const BETA2: Hyper = rate(
+    "beta2",
+    0.999,
+    "beta2 must be in [0, 1)",
+    "expected 0 ≤ beta2 < 1",
+);
 
 const EPS: Hyper = Hyper {
     name: "eps",
@@ -279,14 +290,12 @@ fn adam(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
 pub const RMSPROP: Rule = Rule {
     name: "rmsprop",
     hypers: &[
-        Hyper {
-            name: "alpha",
-            default: 0.99,
-            flag: false,
-            valid: |v| (0.0..1.0).contains(&v),
-            message: "alpha must be in [0, 1)",
-            expected: "expected 0 ≤ alpha < 1",
-        },
+        rate(
+            "alpha",
+            0.99,
+            "alpha must be in [0, 1)",
+            "expected 0 ≤ alpha < 1",
+        ),
         EPS,
     ],
     slots: &[Slot {

@@ -811,26 +811,20 @@ fn bad_optimizer_arguments_are_diagnostics() {
         fails_with(&dir, &["check", &prog], needles);
     }
     // AdamW decays on its own: not twice, and not by a penalty.
-    let twice = base.replace(
-        "sgd(lr = 0.01, momentum = 0.5)",
-        "adamw(lr = 0.01, weight_decay = 0.1)\n    weight_decay = decoupled(0.1, [w])",
-    );
-    std::fs::write(dir.join("twice.dl"), twice).expect("program");
-    fails_with(
-        &dir,
-        &["check", "twice.dl"],
-        &["`adamw` decays the weights twice"],
-    );
-    let penalty = base.replace(
-        "sgd(lr = 0.01, momentum = 0.5)",
-        "adamw(lr = 0.01)\n    weight_decay = penalty(0.1)",
-    );
-    std::fs::write(dir.join("penalty.dl"), penalty).expect("program");
-    fails_with(
-        &dir,
-        &["check", "penalty.dl"],
-        &["decoupled, not by a penalty"],
-    );
+    for (settings, needle) in [
+        (
+            "adamw(lr = 0.01, weight_decay = 0.1)\n    weight_decay = decoupled(0.1, [w])",
+            "`adamw` decays the weights twice",
+        ),
+        (
+            "adamw(lr = 0.01)\n    weight_decay = penalty(0.1)",
+            "decoupled, not by a penalty",
+        ),
+    ] {
+        let src = base.replace("sgd(lr = 0.01, momentum = 0.5)", settings);
+        std::fs::write(dir.join("decay.dl"), src).expect("program");
+        fails_with(&dir, &["check", "decay.dl"], &[needle]);
+    }
     // With a decoupled setting, its λ and parameter list rule.
     let listed = base.replace(
         "sgd(lr = 0.01, momentum = 0.5)",

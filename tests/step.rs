@@ -212,29 +212,27 @@ fn the_eval_function_has_no_dropout_and_no_update() {
 
 #[test]
 fn clipping_scales_every_gradient_by_the_global_norm_and_is_the_identity_below_it() {
-    let src = "
-data synth = linear(w = [2, -3.4], b = 4.2, n_train = 100)
-model lin(x: f32[B, 2]) -> f32[B, 1] {
-    param w: f32[2, 1] = normal(0.01)
-    param b: f32[1] = zeros
-    x @ w + b
-}
-train plain: lin on synth {
+    // The same data and model as PROGRAM, three recipes.
+    let model = &PROGRAM[..PROGRAM.find("\ntrain ").expect("a train block")];
+    let src = format!(
+        "{model}
+train plain: lin on synth {{
     loss = squared_loss(output, label)
     optimizer = sgd(lr = 0.1)
-}
-train clipped: lin on synth {
+}}
+train clipped: lin on synth {{
     loss = squared_loss(output, label)
     optimizer = sgd(lr = 0.1)
     clip_grad_norm = 0.5
-}
-train loose: lin on synth {
+}}
+train loose: lin on synth {{
     loss = squared_loss(output, label)
     optimizer = sgd(lr = 0.1)
     clip_grad_norm = 1e6
-}
-";
-    let (program, diags) = dlc::syntax::parse(src);
+}}
+"
+    );
+    let (program, diags) = dlc::syntax::parse(&src);
     assert!(diags.is_empty());
     let (checked, cd) = dlc::check::check(&program, &Default::default());
     assert!(cd.is_empty(), "{cd:?}");
