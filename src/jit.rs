@@ -287,18 +287,23 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         .iter()
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    jb.symbol("dlc_expf", exec::dlc_expf as *const u8);
-    jb.symbol("dlc_logf", exec::dlc_logf as *const u8);
-    jb.symbol("dlc_tanhf", exec::dlc_tanhf as *const u8);
-    jb.symbol("dlc_sigmoidf", exec::dlc_sigmoidf as *const u8);
-    jb.symbol("dlc_powf", exec::dlc_powf as *const u8);
-    jb.symbol("dlc_exp", exec::dlc_exp as *const u8);
-    jb.symbol("dlc_log", exec::dlc_log as *const u8);
-    jb.symbol("dlc_tanh", exec::dlc_tanh as *const u8);
-    jb.symbol("dlc_sigmoid", exec::dlc_sigmoid as *const u8);
-    jb.symbol("dlc_pow", exec::dlc_pow as *const u8);
-    jb.symbol("dlc_rng_normal", exec::dlc_rng_normal as *const u8);
-    jb.symbol("dlc_linalg", exec::dlc_linalg as *const u8);
+    let symbols: [(&str, *const u8); 12] = [
+        ("dlc_expf", exec::dlc_expf as *const u8),
+        ("dlc_logf", exec::dlc_logf as *const u8),
+        ("dlc_tanhf", exec::dlc_tanhf as *const u8),
+        ("dlc_sigmoidf", exec::dlc_sigmoidf as *const u8),
+        ("dlc_powf", exec::dlc_powf as *const u8),
+        ("dlc_exp", exec::dlc_exp as *const u8),
+        ("dlc_log", exec::dlc_log as *const u8),
+        ("dlc_tanh", exec::dlc_tanh as *const u8),
+        ("dlc_sigmoid", exec::dlc_sigmoid as *const u8),
+        ("dlc_pow", exec::dlc_pow as *const u8),
+        ("dlc_rng_normal", exec::dlc_rng_normal as *const u8),
+        ("dlc_linalg", exec::dlc_linalg as *const u8),
+    ];
+    for (name, f) in symbols {
+        jb.symbol(name, f);
+    }
     Ok((JITModule::new(jb), fma))
 }
 

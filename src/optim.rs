@@ -446,30 +446,31 @@ fn clip_global_norm(g: &mut Graph, grads: &[NodeId], max: f64) -> Vec<NodeId> {
     let sp = g.node(first).span;
     // Σ‖gₚ‖², in f32 or f64 as the first gradient is.
     let dt = g.ty(first).dtype;
-    let mut total: Option<NodeId> = None;
-    for &gp in grads {
-        let sq = add(g, Op::Mul, &[gp, gp], None, sp);
-        let r = g.ty(sq).shape.rank();
-        let s = add(
-            g,
-            Op::ReduceSum {
-                axes: (1u32 << r) - 1,
-            },
-            &[sq],
-            None,
-            sp,
-        );
-        let s = if g.ty(s).dtype == dt {
-            s
-        } else {
-            add(g, Op::Cast, &[s], Some(Type::scalar(dt)), sp)
-        };
-        total = Some(match total {
-            Some(t) => add(g, Op::Add, &[t, s], None, sp),
-            None => s,
-        });
-    }
-    let norm = add(g, Op::Sqrt, &[total.unwrap_or(first)], None, sp);
+    let sums: Vec<NodeId> = grads
+        .iter()
+        .map(|&gp| {
+            let sq = add(g, Op::Mul, &[gp, gp], None, sp);
+            let r = g.ty(sq).shape.rank();
+            let s = add(
+                g,
+                Op::ReduceSum {
+                    axes: (1u32 << r) - 1,
+                },
+                &[sq],
+                None,
+                sp,
+            );
+            if g.ty(s).dtype == dt {
+                s
+            } else {
+                add(g, Op::Cast, &[s], Some(Type::scalar(dt)), sp)
+            }
+        })
+        .collect();
+    let total = sums[1..]
+        .iter()
+        .fold(sums[0], |t, s| add(g, Op::Add, &[t, *s], None, sp));
+    let norm = add(g, Op::Sqrt, &[total], None, sp);
     let eps = g.constant(1e-6, dt, sp);
     let den = add(g, Op::Add, &[norm, eps], None, sp);
     let inv = add(g, Op::Recip, &[den], None, sp);

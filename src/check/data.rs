@@ -533,7 +533,13 @@ fn idx(
         }
         return (None, o.diags);
     };
-    let (scale, classes, names, images, labels) = idx_args(&mut o);
+    let IdxArgs {
+        scale,
+        classes,
+        names,
+        images,
+        labels,
+    } = idx_args(&mut o);
     if !o.diags.is_empty() {
         return (None, o.diags);
     }
@@ -606,10 +612,18 @@ fn idx(
     (Some(spec), o.diags)
 }
 
-/// The options of `idx(...)` other than its folder: scale, classes (or
-/// the names' count), class names, and the file name patterns.
-#[allow(clippy::type_complexity)]
-fn idx_args(o: &mut Opts) -> (Option<f64>, Option<u64>, Vec<String>, String, String) {
+/// The options of `idx(...)` other than its folder.
+struct IdxArgs {
+    scale: Option<f64>,
+    /// Given, or the names' count.
+    classes: Option<u64>,
+    names: Vec<String>,
+    /// The file name patterns, `{split}` standing for train or t10k.
+    images: String,
+    labels: String,
+}
+
+fn idx_args(o: &mut Opts) -> IdxArgs {
     let scale = o.get("scale").map(|_| {
         o.number(
             "scale",
@@ -635,13 +649,17 @@ fn idx_args(o: &mut Opts) -> (Option<f64>, Option<u64>, Vec<String>, String, Str
             _ => {}
         }
     }
-    let images = o
-        .string("images")
-        .unwrap_or_else(|| "{split}-images-idx3-ubyte".into());
-    let labels = o
-        .string("labels")
-        .unwrap_or_else(|| "{split}-labels-idx1-ubyte".into());
-    (scale, classes, names, images, labels)
+    IdxArgs {
+        scale,
+        classes,
+        names,
+        images: o
+            .string("images")
+            .unwrap_or_else(|| "{split}-images-idx3-ubyte".into()),
+        labels: o
+            .string("labels")
+            .unwrap_or_else(|| "{split}-labels-idx1-ubyte".into()),
+    }
 }
 
 /// The first way the four IDX files disagree: sample shapes, counts, the
@@ -726,15 +744,8 @@ fn csv(
     if o.positional(0).is_none() && ov.is_none() {
         missing_path(&mut o, decl.source.span);
     }
-    let CsvArgs {
-        label,
-        drop,
-        missing,
-        standardize,
-        test,
-        int_classes,
-    } = csv_args(&mut o, decl.source.span);
-    let (Some(path), Some(label)) = (path, label) else {
+    let a = csv_args(&mut o, decl.source.span);
+    let (Some(path), Some(label)) = (path, a.label) else {
         return (None, o.diags);
     };
     if !o.diags.is_empty() {
@@ -750,7 +761,7 @@ fn csv(
     let Some(label_col) = label_column(&mut o, (&schema, &path), &label, label_span) else {
         return (None, o.diags);
     };
-    for (c, span) in drop.iter().filter(|(c, _)| schema.column(c).is_none()) {
+    for (c, span) in a.drop.iter().filter(|(c, _)| schema.column(c).is_none()) {
         o.diags.push(
             Diagnostic::new(
                 Code::DataMismatch,
@@ -764,12 +775,12 @@ fn csv(
         name,
         (&label, label_span),
         label_col,
-        int_classes,
+        a.int_classes,
         schema.rows,
     ) else {
         return (None, o.diags);
     };
-    let features = csv_features(&schema, &label, &drop);
+    let features = csv_features(&schema, &label, &a.drop);
     let width = match encoded_width(name, decl.source.span, schema.rows, &features) {
         Ok(w) => w,
         Err(d) => {
@@ -777,7 +788,7 @@ fn csv(
             return (None, o.diags);
         }
     };
-    let rows = csv_rows(&schema, &label, &features, &missing, test);
+    let rows = csv_rows(&schema, &label, &features, &a.missing, a.test);
     let warnings = mostly_unique(name, &schema, &features);
     if rows.train == 0 {
         o.diags.push(
@@ -785,7 +796,7 @@ fn csv(
                 Code::BadData,
                 format!(
                     "data `{name}` leaves no rows to train on: {}",
-                    rows.describe(Some(test))
+                    rows.describe(Some(a.test))
                 ),
             )
             .label(decl.source.span, "declared here"),
@@ -806,11 +817,11 @@ fn csv(
             label,
             classes,
             features,
-            missing,
-            standardize,
-            test,
+            missing: a.missing,
+            standardize: a.standardize,
+            test: a.test,
             rows: schema.rows as u64,
-            index_labels: int_classes.is_some(),
+            index_labels: a.int_classes.is_some(),
         },
         sample: vec![width],
         label: label_kind,
@@ -841,28 +852,24 @@ fn csv_args(o: &mut Opts, source: Span) -> CsvArgs {
         );
     }
     let drop_span = o.get("drop").map(|a| a.value.span);
-    let drop: Vec<(String, Span)> = o
-        .strings("drop", "a list of column names")
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|c| Some((c, drop_span?)))
-        .collect();
-    let missing = o.missing();
-    let standardize = o.flag("standardize");
-    let test = o.number(
-        "test",
-        0.0,
-        |v| (0.0..1.0).contains(&v),
-        "a fraction in [0, 1)",
-    );
-    let int_classes = o.get("classes").map(|_| o.count("classes", 2, 2));
+    // In this order, so that the diagnostics come in the arguments' order.
     CsvArgs {
         label,
-        drop,
-        missing,
-        standardize,
-        test,
-        int_classes,
+        drop: o
+            .strings("drop", "a list of column names")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| Some((c, drop_span?)))
+            .collect(),
+        missing: o.missing(),
+        standardize: o.flag("standardize"),
+        test: o.number(
+            "test",
+            0.0,
+            |v| (0.0..1.0).contains(&v),
+            "a fraction in [0, 1)",
+        ),
+        int_classes: o.get("classes").map(|_| o.count("classes", 2, 2)),
     }
 }
 
