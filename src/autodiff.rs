@@ -169,6 +169,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         | Op::Random { .. }
         | Op::Cmp(_)
         | Op::ArgMax { .. }
+        | Op::Floor
         | Op::StopGradient => None,
         // d(−x) = −dx
         Op::Neg => Some(neg(g, a)),
@@ -209,6 +210,17 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
             let one = c(g, 1.0);
             let d = add(g, Op::Add, &[one, nsq], None, sp);
             Some(mul(g, a, d))
+        }
+        // d(sin x) = cos x·dx
+        Op::Sin => {
+            let cos = add(g, Op::Cos, &[x(0)], None, sp);
+            Some(mul(g, a, cos))
+        }
+        // d(cos x) = −sin x·dx
+        Op::Cos => {
+            let sin = add(g, Op::Sin, &[x(0)], None, sp);
+            let m = mul(g, a, sin);
+            Some(neg(g, m))
         }
         // d(σ(x)) = σ(x)(1 − σ(x))·dx
         Op::Sigmoid => {

@@ -173,7 +173,7 @@ pub fn random_inputs(g: &Graph, data: Option<&DataSpec>, batch: usize, seed: u64
                         .collect(),
                     _ => normal(1.0),
                 },
-                Role::Step => vec![3.0],
+                Role::Step | Role::Epoch => vec![3.0],
                 Role::Hyper => vec![0.1],
                 Role::Features | Role::Value | Role::State(_) => normal(1.0),
             };

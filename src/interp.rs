@@ -262,6 +262,9 @@ fn eval_node(
         Op::Sqrt => unary(&f64::sqrt),
         Op::Abs => unary(&f64::abs),
         Op::Tanh => unary(&f64::tanh),
+        Op::Sin => unary(&f64::sin),
+        Op::Cos => unary(&f64::cos),
+        Op::Floor => unary(&f64::floor),
         Op::Sigmoid => unary(&sigmoid),
         Op::Cast => {
             let a = arg(0)?;

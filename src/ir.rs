@@ -191,6 +191,8 @@ pub enum Role {
     Label,
     /// The global step counter (keys the dropout RNG).
     Step,
+    /// The epochs completed before this step's (a schedule's counter).
+    Epoch,
     /// A value bound in a REPL session or by a top-level `let`.
     Value,
     /// A hyper-parameter given at run time (the learning rate), so changing

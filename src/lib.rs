@@ -21,6 +21,7 @@ pub mod prefetch;
 pub mod profile;
 pub mod repl;
 pub mod rng;
+pub mod schedule;
 pub mod span;
 pub mod step;
 pub mod syntax;

@@ -118,7 +118,9 @@ fn add_metrics(g: &mut Graph, run: &Run) {
 
 /// The training step of `run` (a rule's runs only; `closed_form` has
 /// none): the run's train function, its metric sums, the gradients from
-/// [`autodiff::grad`] and the update [`optim::apply`] builds.
+/// [`autodiff::grad`], the learning rate of its schedule
+/// ([`crate::schedule`], output as `lr`) and the update [`optim::apply`]
+/// builds.
 pub fn training_step(run: &Run) -> Option<Graph> {
     let chosen = run.settings.chosen()?;
     let mut g = run.train.clone();
@@ -142,6 +144,20 @@ pub fn training_step(run: &Run) -> Option<Graph> {
             Type::scalar(DType::I32),
             Span::default(),
         ),
+    };
+    let schedule = &run.settings.schedule;
+    let lr = if schedule.is_constant() {
+        lr
+    } else {
+        let epoch = g.input(
+            "epoch",
+            Role::Epoch,
+            Type::scalar(DType::I32),
+            Span::default(),
+        );
+        let rate = schedule.build(&mut g, lr, (step, epoch));
+        g.outputs.push(("lr".to_string(), rate));
+        rate
     };
     let updates = optim::apply(&mut g, chosen, &params, &state, (lr, step), &grads);
     for ((name, _), gw) in params.iter().zip(&grads) {

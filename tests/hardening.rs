@@ -732,6 +732,15 @@ fn every_optimizer_resumes_bit_identically_with_its_state_saved_by_name() {
             "sgd(lr = 0.01, momentum = 0.5, nesterov = true)",
             &["velocity"][..],
         ),
+        // A schedule follows the step and epoch counters across the stop.
+        (
+            "adamw(lr = 0.01)\n    lr_schedule = warmup(9, then = cosine(min_lr = 0.001))",
+            &["adam_m", "adam_v"][..],
+        ),
+        (
+            "sgd(lr = 0.05)\n    lr_schedule = step(every = 1, gamma = 0.5)",
+            &[][..],
+        ),
     ];
     for (i, (opt, slots)) in cases.iter().enumerate() {
         let prog = format!("o{i}.dl");
@@ -770,10 +779,75 @@ fn every_optimizer_resumes_bit_identically_with_its_state_saved_by_name() {
 }
 
 #[test]
+fn epoch_lines_report_the_learning_rate_the_step_used() {
+    let dir = scratch("lrreport");
+    let base = std::fs::read_to_string(dir.join(sgd_program(&dir, &["main"]))).expect("program");
+    let cases = [
+        // (optimizer and schedule, the rate of epochs 1..=4)
+        ("sgd(lr = 0.01, momentum = 0.5)", [0.01; 4]),
+        (
+            "sgd(lr = 0.08)\n    lr_schedule = step(every = 2, gamma = 0.5)",
+            [0.08, 0.08, 0.04, 0.04],
+        ),
+        (
+            // cos(π·e/4) for e = 0, 1, 2, 3: 1, √½, 0, −√½.
+            "adam(lr = 0.02)\n    lr_schedule = cosine(min_lr = 0.01)",
+            [
+                0.02,
+                0.01 + 0.01 * (1.0 + 0.5f64.sqrt()) / 2.0,
+                0.015,
+                0.01 + 0.01 * (1.0 - 0.5f64.sqrt()) / 2.0,
+            ],
+        ),
+    ];
+    for (i, (opt, want)) in cases.iter().enumerate() {
+        let prog = format!("r{i}.dl");
+        let src = base.replace("sgd(lr = 0.01, momentum = 0.5)", opt);
+        std::fs::write(dir.join(&prog), src).expect("program");
+        let out = dlc_in(&dir, &["train", &prog, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{opt}: {}", text(&out.stderr));
+        let lrs: Vec<f64> = json_lines(&out)
+            .iter()
+            .filter(|l| l["event"] == "epoch")
+            .map(|l| l["lr"].as_f64().expect("an lr"))
+            .collect();
+        assert_eq!(lrs.len(), 4, "{opt}");
+        for (got, want) in lrs.iter().zip(want) {
+            assert!(
+                (got - want).abs() <= 1e-6 * want,
+                "{opt}: {lrs:?}, want {want:?}"
+            );
+        }
+        // The table has an lr column when a schedule moves it.
+        let human = dlc_in(&dir, &["train", &prog]);
+        let header = text(&human.stdout)
+            .lines()
+            .find(|l| l.starts_with("epoch"))
+            .map(str::to_string)
+            .expect("a table");
+        assert_eq!(
+            header.split_whitespace().any(|c| c == "lr"),
+            i > 0,
+            "{header}"
+        );
+    }
+    // closed_form has no rate to schedule.
+    let src = "data s = linear(w = [2, -3.4], b = 4.2, n_train = 200)\n\
+               model m(x: f32[B, 2]) -> f32[B, 1] {\n    param w: f32[2, 1] = zeros\n    param b: f32[1] = zeros\n    x @ w + b\n}\n\
+               train c: m on s {\n    loss = squared_loss(output, label)\n    optimizer = closed_form\n    lr_schedule = cosine()\n}\n";
+    std::fs::write(dir.join("cf.dl"), src).expect("program");
+    fails_with(
+        &dir,
+        &["check", "cf.dl"],
+        &["closed_form has no learning rate to schedule"],
+    );
+}
+
+#[test]
 fn bad_optimizer_arguments_are_diagnostics() {
     let dir = scratch("optargs");
     let base = std::fs::read_to_string(dir.join(sgd_program(&dir, &["main"]))).expect("program");
-    let cases: [(&str, &[&str]); 8] = [
+    let cases: [(&str, &[&str]); 18] = [
         ("adam(lr = 0.1, beta1 = 1.5)", &["beta1 must be in [0, 1)"]),
         (
             "adam(lr = 0.1, eps = 0)",
@@ -800,6 +874,49 @@ fn bad_optimizer_arguments_are_diagnostics() {
             &["sgd(lr = ...), adam(lr = ...), adamw(lr = ...), rmsprop(lr = ...) or closed_form"],
         ),
         ("adamw(beta1 = 0.9)", &["`adamw` needs a learning rate"]),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = cosin(10)",
+            &[
+                "`lr_schedule` must be constant, step(",
+                "did you mean `cosine`?",
+            ],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = step(gamma = 0.5)",
+            &["`step` needs `every`"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = step(2, gamma = 0)",
+            &["`gamma` must be a positive number"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = cosine(epochs = 2.5)",
+            &["`epochs` must be a whole number from 1 to 10⁹"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = cosine(min_lr = -1)",
+            &["`min_lr` must be a number ≥ 0"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = cosine(10, mn_lr = 0)",
+            &["`cosine` has no argument `mn_lr`", "did you mean `min_lr`?"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = step(2, 0.5, 3)",
+            &["`step` takes at most 2 arguments"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = step(2, every = 3)",
+            &["`step`'s `every` is given twice"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = warmup(5, then = warmup(3))",
+            &["a warmup cannot follow another warmup"],
+        ),
+        (
+            "sgd(lr = 0.1)\n    lr_schedule = 0.5",
+            &["`lr_schedule` must be constant"],
+        ),
     ];
     for (i, (opt, needles)) in cases.iter().enumerate() {
         let prog = format!("b{i}.dl");

@@ -183,7 +183,8 @@ fn threads_split_a_matmul_into_identical_results() {
     }
 }
 
-/// The kernels' own exp, log, tanh and sigmoid (not just their Rust model)
+/// The kernels' own exp, log, tanh, sigmoid, sin, cos and floor (not just
+/// their Rust model)
 /// against f64 libm over the range that matters: max relative error
 /// ≤ 2e-6 where defined; overflow, underflow and NaN at the edges.
 #[test]
@@ -192,11 +193,14 @@ fn jit_transcendentals_are_accurate() {
     use dlc::span::Span;
     let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
     type Reference<'a> = &'a dyn Fn(f64) -> f64;
-    let cases: [(Op, f64, f64, Reference); 4] = [
+    let cases: [(Op, f64, f64, Reference); 7] = [
         (Op::Exp, -87.0, 88.0, &f64::exp),
         (Op::Log, 1e-30, 1e30, &f64::ln),
         (Op::Tanh, -12.0, 12.0, &f64::tanh),
         (Op::Sigmoid, -80.0, 30.0, &sigmoid),
+        (Op::Sin, -100.0, 100.0, &f64::sin),
+        (Op::Cos, -100.0, 100.0, &f64::cos),
+        (Op::Floor, -1e4, 1e4, &f64::floor),
     ];
     for (op, lo, hi, f) in cases {
         let n = 100_003; // not a multiple of 4: the scalar tail runs too

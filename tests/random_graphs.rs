@@ -73,7 +73,10 @@ fn random_graph(seed: u64) -> Graph {
             1 => g.add(Op::Mul, &[a, b], None, sp()),
             2 => g.add(Op::Max, &[a, b], None, sp()),
             3 => g.add(Op::Neg, &[a], None, sp()),
-            4 => g.add(Op::Tanh, &[a], None, sp()),
+            4 => {
+                let op = [Op::Tanh, Op::Sin, Op::Cos][r.next(3) as usize].clone();
+                g.add(op, &[a], None, sp())
+            }
             5 => g.add(Op::Sigmoid, &[a], None, sp()),
             6 => g.add(Op::Abs, &[a], None, sp()),
             7 => {

@@ -261,3 +261,118 @@ train loose: lin on synth {{
         assert_eq!(get(&loose, p), get(&plain, p));
     }
 }
+
+/// The scheduled rate at `(steps taken, epochs completed)`, by the
+/// documented formula of each run of `schedule_program`.
+fn scheduled(run: &str, s: u64, e: u64) -> f64 {
+    let (s, e) = (s as f64, e as f64);
+    let step = |every: f64, gamma: f64| LR * gamma.powf((e / every).floor());
+    let cosine = |t: f64, min: f64| {
+        min + (LR - min) * (1.0 + (std::f64::consts::PI * e.min(t) / t).cos()) / 2.0
+    };
+    let warmup = |n: f64| ((s + 1.0) / n).min(1.0);
+    match run {
+        "stepped" => step(3.0, 0.5),
+        "cosine" => cosine(10.0, 0.01),
+        "cosine_run" => cosine(20.0, 0.0),
+        "warm_step" => step(2.0, 0.1) * warmup(7.0),
+        "warm" => LR * warmup(5.0),
+        _ => LR,
+    }
+}
+
+fn schedule_program() -> Vec<Run> {
+    let model = &PROGRAM[..PROGRAM.find("\ntrain ").expect("a train block")];
+    let block = |name: &str, schedule: &str| {
+        format!(
+            "train {name}: lin on synth {{
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.1)
+    epochs = 20
+    lr_schedule = {schedule}
+}}
+"
+        )
+    };
+    let src = [
+        model.to_string(),
+        block("constant", "constant"),
+        block("stepped", "step(every = 3, gamma = 0.5)"),
+        block("cosine", "cosine(10, min_lr = 0.01)"),
+        block("cosine_run", "cosine()"),
+        block("warm_step", "warmup(7, then = step(2, 0.1))"),
+        block("warm", "warmup(steps = 5)"),
+    ]
+    .concat();
+    let (program, diags) = dlc::syntax::parse(&src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (checked, cd) = dlc::check::check(&program, &Default::default());
+    assert!(cd.is_empty(), "{cd:?}");
+    checked.runs
+}
+
+/// Every schedule's rate, computed inside the step from its counters,
+/// equals its formula at steps around each boundary (warmup's end, step's
+/// drops, cosine's end and after), interpreted and compiled; and the
+/// update uses it: w′ = w − η(s, e)·∂L/∂w.
+#[test]
+fn schedules_compute_their_formula_inside_the_step_and_the_update_uses_it() {
+    let counters = [
+        (0, 0),
+        (3, 0),
+        (4, 1),
+        (5, 2),
+        (6, 3),
+        (7, 5),
+        (40, 6),
+        (100, 9),
+        (101, 10),
+        (500, 11),
+        (1000, 25),
+    ];
+    for run in schedule_program() {
+        let g = training_step(&run).expect("an SGD run");
+        // Without a schedule the step has no `lr` output or epoch input.
+        let has_lr = g.outputs.iter().any(|(n, _)| n == "lr");
+        assert_eq!(has_lr, run.name != "constant", "{}", run.name);
+        let mut compiled = dlc::jit::compile(&g, false).expect("compiles");
+        for (s, e) in counters {
+            let mut inputs = random_inputs(&g, None, 4, 5);
+            for (k, info) in g.inputs.iter().enumerate() {
+                let v = match info.role {
+                    Role::Hyper => LR,
+                    Role::Step => s as f64,
+                    Role::Epoch => e as f64,
+                    _ => continue,
+                };
+                inputs[k] = Tensor::scalar(v, inputs[k].dtype);
+            }
+            let env = Env { batch: 4, seed: 0 };
+            let want = scheduled(&run.name, s, e);
+            let interp = interp::run(&g, &inputs, &env, Precision::F64).expect("runs");
+            let jit = compiled.run(&inputs, &env).expect("runs");
+            let out = |outs: &[Tensor], name: &str| -> Vec<f64> {
+                let i = g.outputs.iter().position(|(n, _)| n == name).expect(name);
+                outs[i].data.clone()
+            };
+            // Its constants are f32 (π/T, min_lr): 1e-6 relative.
+            for (how, outs) in [("interpreted", &interp), ("compiled", &jit)] {
+                let lr = if has_lr { out(outs, "lr")[0] } else { LR };
+                let what = format!("{} at step {s}, epoch {e}, {how}", run.name);
+                assert!(
+                    (lr - want).abs() <= 1e-6 * want + 1e-12,
+                    "{what}: lr {lr}, want {want}"
+                );
+                let (w, gw) = (out(outs, "w"), out(outs, "grad w"));
+                let old = &inputs[g.inputs.iter().position(|i| i.name == "w").expect("w")].data;
+                for ((w, o), gw) in w.iter().zip(old).zip(&gw) {
+                    let expect = o - want * gw;
+                    assert!(
+                        (w - expect).abs() <= 1e-5 * (1.0 + o.abs()),
+                        "{what}: w {w}, want {expect}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -160,7 +160,9 @@ fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
                     .collect(),
                 Role::Label => order.iter().map(|&r| t.y[r]).collect(),
                 Role::Hyper => vec![0.03],
-                Role::Step | Role::State(_) | Role::Value => vec![0.0; shape.iter().product()],
+                Role::Step | Role::Epoch | Role::State(_) | Role::Value => {
+                    vec![0.0; shape.iter().product()]
+                }
             };
             Tensor::new(ty.dtype, shape, values)
         })

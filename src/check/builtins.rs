@@ -29,6 +29,9 @@ pub const NAMES: &[&str] = &[
     "sqrt",
     "abs",
     "tanh",
+    "sin",
+    "cos",
+    "floor",
     "sigmoid",
     "relu",
     "pow",
@@ -104,6 +107,9 @@ pub fn call(
         "log" => unary!(Op::Log),
         "sqrt" => unary!(Op::Sqrt),
         "tanh" => unary!(Op::Tanh),
+        "sin" => unary!(Op::Sin),
+        "cos" => unary!(Op::Cos),
+        "floor" => unary!(Op::Floor),
         "sigmoid" => unary!(Op::Sigmoid),
         "softplus" => {
             let sl = bind(lw, name, &sig(&["x"], 1), args, span)?;

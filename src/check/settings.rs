@@ -11,6 +11,12 @@ use super::consts::{self, Const};
 use super::data::{DataSpec, LabelKind};
 use super::lower::nearest;
 use super::params::ParamSpec;
+use crate::schedule::Schedule;
+
+mod optimizer;
+mod schedule;
+
+use optimizer::{optimizer, weight_decay};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
@@ -84,6 +90,8 @@ pub struct Settings {
     pub early_stop: Option<EarlyStop>,
     /// Clip the gradients to this global norm before each update.
     pub clip_grad_norm: Option<f64>,
+    /// The learning rate's schedule (`lr_schedule`).
+    pub schedule: Schedule,
 }
 
 /// `early_stop = patience(N, valid_METRIC)`: stop when the validation
@@ -140,6 +148,7 @@ const KEYS: &[&str] = &[
     "sampler",
     "early_stop",
     "clip_grad_norm",
+    "lr_schedule",
 ];
 
 struct SettingsCx<'a> {
@@ -230,6 +239,12 @@ pub fn settings(
     };
     let weight_decay = cx.rule_decay(optimizer.as_ref(), weight_decay, params);
     let clip_grad_norm = cx.positive("clip_grad_norm");
+    let schedule = match cx.get("lr_schedule").cloned() {
+        None => Schedule::Constant,
+        Some(s) => cx
+            .lr_schedule(&s, optimizer.as_ref(), epochs)
+            .unwrap_or(Schedule::Constant),
+    };
     let early_stop = match cx.get("early_stop").cloned() {
         None => None,
         Some(s) => cx.early_stop(&s, &metrics, valid.is_some()),
@@ -258,6 +273,7 @@ pub fn settings(
             sampler,
             early_stop,
             clip_grad_norm,
+            schedule,
         }),
         diags,
     )
@@ -586,190 +602,6 @@ fn call_parts(e: &ast::Expr) -> Option<(&str, &[ast::Arg])> {
         },
         _ => None,
     }
-}
-
-/// What the `optimizer` setting may be: every rule of [`optim::RULES`]
-/// with its learning rate, or `closed_form`.
-fn optimizer_choices() -> String {
-    let rules: Vec<String> = optim::RULES
-        .iter()
-        .map(|r| format!("{}(lr = ...)", r.name))
-        .collect();
-    format!("{} or closed_form", rules.join(", "))
-}
-
-fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimizer> {
-    let Some((name, args)) = call_parts(&s.value) else {
-        cx.bad(s, &optimizer_choices());
-        return None;
-    };
-    if name == "closed_form" && args.is_empty() {
-        return Some(Optimizer::ClosedForm);
-    }
-    let Some(rule) = optim::rule(name) else {
-        cx.bad(s, &optimizer_choices());
-        return None;
-    };
-    // The learning rate first, then the rule's hyper-parameters, by
-    // position or by name.
-    let names: Vec<&str> = std::iter::once("lr")
-        .chain(rule.hypers.iter().map(|h| h.name))
-        .collect();
-    let mut lr = None;
-    let mut hypers: Vec<f64> = rule.hypers.iter().map(|h| h.default).collect();
-    for (i, a) in args.iter().enumerate() {
-        let key = match (&a.name, names.get(i)) {
-            (Some(n), _) => n.node.as_str(),
-            (None, Some(n)) => n,
-            (None, None) => {
-                cx.diags.push(
-                    Diagnostic::new(
-                        Code::Arity,
-                        format!(
-                            "`{}` takes at most {} arguments ({})",
-                            rule.name,
-                            names.len(),
-                            names.join(", ")
-                        ),
-                    )
-                    .label(a.value.span, "one too many"),
-                );
-                return None;
-            }
-        };
-        let hyper = rule.hypers.iter().position(|h| h.name == key);
-        // A flag is `true` or `false`; every other value a number.
-        let v = match (hyper.map(|h| rule.hypers[h].flag), consts::eval(&a.value)) {
-            (Some(true), Some(Const::Bool(b))) => Some(f64::from(u8::from(b))),
-            (Some(true), _) => None,
-            _ => consts::number(&a.value),
-        };
-        match (key, hyper, v) {
-            ("lr", _, Some(v)) if v > 0.0 => lr = Some(v),
-            ("lr", _, _) => {
-                cx.diags.push(
-                    Diagnostic::new(Code::BadRun, "the learning rate must be a positive number")
-                        .label(a.value.span, "expected lr > 0"),
-                );
-                return None;
-            }
-            (_, Some(h), Some(v)) if (rule.hypers[h].valid)(v) => hypers[h] = v,
-            (_, Some(h), _) => {
-                cx.diags.push(
-                    Diagnostic::new(Code::BadRun, rule.hypers[h].message)
-                        .label(a.value.span, rule.hypers[h].expected),
-                );
-                return None;
-            }
-            (other, None, _) => {
-                let mut d = Diagnostic::new(
-                    Code::Arity,
-                    format!("`{}` has no argument `{other}`", rule.name),
-                )
-                .label(a.value.span, "unknown argument");
-                if let Some(n) = nearest(other, names.iter().copied()) {
-                    d = d.note(format!("did you mean `{n}`?"));
-                }
-                cx.diags.push(d);
-                return None;
-            }
-        }
-    }
-    if let Some(why) = (rule.conflict)(&hypers) {
-        cx.diags.push(
-            Diagnostic::new(Code::BadRun, format!("`{}`: {why}", rule.name))
-                .label(s.value.span, "these arguments do not go together"),
-        );
-        return None;
-    }
-    match lr {
-        Some(lr) => Some(Optimizer::Rule { rule, lr, hypers }),
-        None => {
-            cx.diags.push(
-                Diagnostic::new(
-                    Code::Arity,
-                    format!("`{}` needs a learning rate", rule.name),
-                )
-                .label(s.value.span, format!("like {}(lr = 0.1)", rule.name)),
-            );
-            None
-        }
-    }
-}
-
-fn weight_decay(
-    cx: &mut SettingsCx,
-    s: &ast::Setting,
-    params: &[ParamSpec],
-) -> Option<WeightDecay> {
-    let what = "decoupled(λ) or penalty(λ), optionally with a list of parameters";
-    let Some((name, args)) = call_parts(&s.value) else {
-        cx.bad(s, what);
-        return None;
-    };
-    let form = match name {
-        "decoupled" => DecayForm::Decoupled,
-        "penalty" => DecayForm::Penalty,
-        _ => {
-            cx.bad(s, what);
-            return None;
-        }
-    };
-    let lambda = args
-        .first()
-        .and_then(|a| consts::number(&a.value))
-        .filter(|v| *v >= 0.0);
-    let Some(lambda) = lambda else {
-        cx.bad(s, what);
-        return None;
-    };
-    // Default: every parameter of rank ≥ 2 (d2l decays weights, not biases).
-    let mut names: Vec<String> = params
-        .iter()
-        .filter(|p| p.ty.shape.rank() >= 2)
-        .map(|p| p.name.clone())
-        .collect();
-    if let Some(a) = args.get(1) {
-        names.clear();
-        match consts::eval(&a.value) {
-            Some(Const::List(items)) => {
-                for it in items {
-                    match it {
-                        Const::Name(n) if params.iter().any(|p| p.name == n) => names.push(n),
-                        Const::Name(n) => {
-                            let mut d = Diagnostic::new(
-                                Code::UnknownName,
-                                format!("the model has no parameter `{n}`"),
-                            )
-                            .label(a.value.span, "in this list");
-                            if let Some(s) = nearest(&n, params.iter().map(|p| p.name.as_str())) {
-                                d = d.note(format!("did you mean `{s}`?"));
-                            }
-                            cx.diags.push(d);
-                            return None;
-                        }
-                        _ => {
-                            cx.bad(s, what);
-                            return None;
-                        }
-                    }
-                }
-            }
-            _ => {
-                cx.bad(s, what);
-                return None;
-            }
-        }
-    }
-    if args.len() > 2 {
-        cx.bad(s, what);
-        return None;
-    }
-    Some(WeightDecay {
-        form,
-        lambda,
-        params: names,
-    })
 }
 
 fn sampler(cx: &mut SettingsCx, s: &ast::Setting, is_class: bool) -> Option<Sampler> {

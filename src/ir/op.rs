@@ -74,6 +74,12 @@ pub enum Op {
     Abs,
     /// tanh x
     Tanh,
+    /// sin x
+    Sin,
+    /// cos x
+    Cos,
+    /// ⌊x⌋, the largest integer ≤ x (zero gradient)
+    Floor,
     /// σ(x) = 1/(1+e⁻ˣ)
     Sigmoid,
     /// x converted to the node's dtype (floats truncate toward zero into i32;
@@ -184,6 +190,9 @@ impl Op {
             Op::Sqrt => "sqrt",
             Op::Abs => "abs",
             Op::Tanh => "tanh",
+            Op::Sin => "sin",
+            Op::Cos => "cos",
+            Op::Floor => "floor",
             Op::Sigmoid => "sigmoid",
             Op::Cast => "cast",
             Op::StopGradient => "stop_gradient",
@@ -253,6 +262,9 @@ impl Op {
             | Op::Sqrt
             | Op::Abs
             | Op::Tanh
+            | Op::Sin
+            | Op::Cos
+            | Op::Floor
             | Op::Sigmoid
             | Op::Cast
             | Op::StopGradient
@@ -278,6 +290,9 @@ impl Op {
             | Op::Sqrt
             | Op::Abs
             | Op::Tanh
+            | Op::Sin
+            | Op::Cos
+            | Op::Floor
             | Op::Sigmoid
             | Op::Cast
             | Op::StopGradient
@@ -539,7 +554,15 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
             need_numeric(op.name(), ins[0])?;
             Ok(ins[0].clone())
         }
-        Op::Recip | Op::Exp | Op::Log | Op::Sqrt | Op::Tanh | Op::Sigmoid => {
+        Op::Recip
+        | Op::Exp
+        | Op::Log
+        | Op::Sqrt
+        | Op::Tanh
+        | Op::Sin
+        | Op::Cos
+        | Op::Floor
+        | Op::Sigmoid => {
             arity(op, ins, 1)?;
             need_float(op.name(), ins[0])?;
             Ok(ins[0].clone())

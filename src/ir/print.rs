@@ -106,6 +106,7 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                     Role::Label if info.name == "label" => "label".to_string(),
                     Role::Label => format!("label {}", info.name),
                     Role::Step => "step".to_string(),
+                    Role::Epoch => "epoch".to_string(),
                     Role::Value => format!("value {}", info.name),
                     Role::Hyper => format!("hyper {}", info.name),
                     Role::State(slot) => format!("{slot} {}", info.name),

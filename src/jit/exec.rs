@@ -478,6 +478,12 @@ pub extern "C" fn dlc_logf(x: f32) -> f32 {
 pub extern "C" fn dlc_tanhf(x: f32) -> f32 {
     x.tanh()
 }
+pub extern "C" fn dlc_sinf(x: f32) -> f32 {
+    x.sin()
+}
+pub extern "C" fn dlc_cosf(x: f32) -> f32 {
+    x.cos()
+}
 pub extern "C" fn dlc_powf(x: f32, y: f32) -> f32 {
     x.powf(y)
 }
@@ -497,6 +503,12 @@ pub extern "C" fn dlc_log(x: f64) -> f64 {
 }
 pub extern "C" fn dlc_tanh(x: f64) -> f64 {
     x.tanh()
+}
+pub extern "C" fn dlc_sin(x: f64) -> f64 {
+    x.sin()
+}
+pub extern "C" fn dlc_cos(x: f64) -> f64 {
+    x.cos()
 }
 pub extern "C" fn dlc_pow(x: f64, y: f64) -> f64 {
     x.powf(y)

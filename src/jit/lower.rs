@@ -476,6 +476,11 @@ fn unary(kb: &mut Kb, op: &Op, x: Value, d: DType) -> Value {
         Op::Exp => kb.call1(kb.ext.exp, &[x]),
         Op::Log => kb.call1(kb.ext.log, &[x]),
         Op::Tanh => kb.call1(kb.ext.tanh, &[x]),
+        Op::Sin if f32t => kb.call1(kb.ext.sinf, &[x]),
+        Op::Cos if f32t => kb.call1(kb.ext.cosf, &[x]),
+        Op::Sin => kb.call1(kb.ext.sin, &[x]),
+        Op::Cos => kb.call1(kb.ext.cos, &[x]),
+        Op::Floor => kb.b.ins().floor(x),
         Op::Sigmoid => kb.call1(kb.ext.sigmoid, &[x]),
         Op::Sqrt => kb.b.ins().sqrt(x),
         Op::Abs if float => kb.b.ins().fabs(x),
@@ -775,6 +780,9 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
         | Op::Sqrt
         | Op::Abs
         | Op::Tanh
+        | Op::Sin
+        | Op::Cos
+        | Op::Floor
         | Op::Sigmoid
         | Op::Cast
         | Op::StopGradient

@@ -81,7 +81,12 @@ pub(super) fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
                 let v = rows.iter().map(|&r| t.y[r]).collect();
                 batch.y = Some(Tensor::new(ty.dtype, shape, v));
             }
-            Role::Param { .. } | Role::State(_) | Role::Step | Role::Hyper | Role::Value => {}
+            Role::Param { .. }
+            | Role::State(_)
+            | Role::Step
+            | Role::Epoch
+            | Role::Hyper
+            | Role::Value => {}
         }
     }
     batch
@@ -92,13 +97,14 @@ pub(super) type Values<'a> = (&'a [Vec<f64>], &'a [Vec<f64>]);
 
 /// Inputs of a training-step or eval graph: a gathered batch, the
 /// parameters and optimizer state (`None`: leave them in the compiled step's
-/// buffers, where the last step's in-place update put them), the step
-/// counter and the learning rate.
+/// buffers, where the last step's in-place update put them), the step and
+/// epoch counters (steps taken; epochs completed before this step's) and
+/// the base learning rate.
 pub(super) fn step_inputs(
     g: &Graph,
     batch: Batch,
     state: Option<Values<'_>>,
-    step: u64,
+    (step, epoch): (u64, u64),
     lr: f64,
 ) -> Vec<Option<Tensor>> {
     let (bs, written) = (batch.rows, batch.written);
@@ -130,6 +136,7 @@ pub(super) fn step_inputs(
                     None => vec![0.0; shape.iter().product()],
                 },
                 Role::Step => vec![step as f64],
+                Role::Epoch => vec![epoch as f64],
                 Role::Hyper => vec![lr],
                 Role::Value => vec![0.0; shape.iter().product()],
             };

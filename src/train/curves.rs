@@ -1,5 +1,6 @@
 //! Learning curves: a run's per-epoch metrics drawn to an .svg or .png
-//! file, the losses in one panel and the other metrics in a second.
+//! file, the losses in one panel, the other metrics in a second and the
+//! learning rate in a third when a schedule changes it.
 
 use super::Sink;
 
@@ -42,10 +43,10 @@ pub(super) fn draw_curves(
         y_label: "loss".into(),
         series: series(&is_loss),
     }];
-    let others = series(&|n: &str| !is_loss(n));
+    let others = series(&|n: &str| !is_loss(n) && n != "lr");
     if !others.is_empty() {
         let mut kinds: Vec<&str> = Vec::new();
-        for n in names.iter().filter(|n| !is_loss(n)) {
+        for n in names.iter().filter(|n| !is_loss(n) && *n != "lr") {
             let kind = match n.split_once('_').map(|x| x.1) {
                 Some("acc") => "accuracy",
                 Some("rmse") => "RMSE",
@@ -59,6 +60,17 @@ pub(super) fn draw_curves(
         panels.push(Panel {
             y_label: kinds.join(", "),
             series: others,
+        });
+    }
+    // The learning rate, in a panel of its own when a schedule moved it.
+    let lr = series(&|n: &str| n == "lr");
+    let moved = lr
+        .iter()
+        .any(|s| s.points.iter().any(|p| p.1 != s.points[0].1));
+    if moved {
+        panels.push(Panel {
+            y_label: "learning rate".into(),
+            series: lr,
         });
     }
     let fig = Figure {

@@ -5,10 +5,12 @@
 //! learning curves and the divergence guard are observers, not branches of
 //! the loop.
 //!
-//! The points where later features attach: the learning rate of a step
-//! ([`learning_rate`], where a schedule goes), the end of an epoch (the
+//! The points where later features attach: the end of an epoch (the
 //! observers; early stopping is one, `Observer::stop`) and the step itself
-//! ([`Trainer::run_epoch`], where a data-parallel all-reduce goes).
+//! ([`Trainer::run_epoch`], where a data-parallel all-reduce goes). A
+//! learning-rate schedule is not the loop's: it is computed inside the
+//! compiled step from the step and epoch counters ([`crate::schedule`]),
+//! and the loop reads back the rate the step used.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -37,6 +39,8 @@ pub(super) struct Epoch<'a> {
     /// Seconds of training (not evaluation) and samples trained.
     pub seconds: f64,
     pub samples: usize,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
     /// The parameters and optimizer state after the epoch.
     pub state: &'a State,
 }
@@ -90,6 +94,8 @@ struct Places {
     grad_out: Vec<Option<usize>>,
     metric_out: Vec<Option<usize>>,
     loss_out: Option<usize>,
+    /// The scheduled learning rate the step used (none without a schedule).
+    lr_out: Option<usize>,
 }
 
 impl Places {
@@ -143,6 +149,7 @@ impl Places {
                 .map(|n| slot(n))
                 .collect(),
             loss_out: slot("loss"),
+            lr_out: slot("lr"),
             want,
             resident,
             names,
@@ -159,12 +166,8 @@ struct Sums {
     /// Per parameter, Σ over batches of ‖∂loss/∂p‖₂.
     grad_norms: Vec<f64>,
     batches: usize,
-}
-
-/// The learning rate of the step after `step` steps of a run whose
-/// optimizer was given `lr`.
-fn learning_rate(_run: &Run, lr: f64, _step: u64) -> f64 {
-    lr
+    /// The learning rate of the last step.
+    lr: f64,
 }
 
 impl Trainer<'_> {
@@ -238,6 +241,7 @@ impl Trainer<'_> {
                 grad_norms,
                 seconds,
                 samples: order.len(),
+                lr: sums.lr,
                 state: &state,
             };
             for o in observers.iter_mut() {
@@ -271,8 +275,9 @@ impl Trainer<'_> {
             metrics: [0.0; 3],
             grad_norms: vec![0.0; places.names.len()],
             batches: 0,
+            lr: self.lr,
         };
-        let (run, lr, seed, prefetch) = (self.run, self.lr, self.seed, self.prefetch);
+        let (lr, seed, prefetch) = (self.lr, self.seed, self.prefetch);
         let (step_graph, step) = (&self.step_graph, &mut self.step);
         let (grad_norms, steps_run) = (self.grad_norms, &mut self.steps_run);
         std::thread::scope(|sc| -> Result<(), String> {
@@ -298,8 +303,8 @@ impl Trainer<'_> {
                 // Resident parameters are written on the first step only.
                 let values = (!places.resident || !*loaded)
                     .then_some((&state.params[..], &state.opt_state[..]));
-                let lr = learning_rate(run, lr, state.step);
-                let inputs = step_inputs(step_graph, gathered, values, state.step, lr);
+                let counters = (state.step, epoch - 1);
+                let inputs = step_inputs(step_graph, gathered, values, counters, lr);
                 let given: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
                 let env = Env {
                     batch: chunk.len(),
@@ -311,6 +316,9 @@ impl Trainer<'_> {
                 *steps_run += 1;
                 let get = |i: Option<usize>| i.and_then(|i| out[i].as_ref());
                 let loss = get(places.loss_out).map_or(f64::NAN, |t| t.data[0]);
+                if let Some(t) = get(places.lr_out) {
+                    sums.lr = t.data[0];
+                }
                 for o in observers.iter_mut() {
                     o.batch_done(epoch, bi + 1, loss)?;
                 }

@@ -18,6 +18,8 @@ use super::{Sink, TrainOptions};
 pub(super) struct EpochTable<'s, 'w> {
     sink: &'s mut Sink<'w>,
     run: String,
+    /// The learning rate has a column (the run has a schedule).
+    lr_column: bool,
     /// The parameters' names (the gradient norms' columns).
     params: Vec<String>,
     widths: Vec<usize>,
@@ -42,6 +44,10 @@ impl<'s, 'w> EpochTable<'s, 'w> {
         if grad_norms {
             columns.extend(run.params.iter().map(|p| format!("|d{}|", p.name)));
         }
+        let lr_column = !run.settings.schedule.is_constant();
+        if lr_column {
+            columns.push("lr".to_string());
+        }
         columns.extend(["seconds".to_string(), "samples/s".to_string()]);
         let widths: Vec<usize> = columns.iter().map(|c| c.chars().count().max(9)).collect();
         let mut header = "epoch".to_string();
@@ -52,6 +58,7 @@ impl<'s, 'w> EpochTable<'s, 'w> {
         EpochTable {
             sink,
             run: run.name.clone(),
+            lr_column,
             params: run.params.iter().map(|p| p.name.clone()).collect(),
             widths,
         }
@@ -83,6 +90,11 @@ impl Observer for EpochTable<'_, '_> {
                 cells.push(format!("{g:.3e}"));
             }
             json.push('}');
+        }
+        // The step computes the rate in f32: its shortest f32 form.
+        let _ = write!(json, ",\"lr\":{}", e.lr as f32);
+        if self.lr_column {
+            cells.push(format!("{:.3e}", e.lr));
         }
         cells.push(format!("{secs:.3}"));
         cells.push(format!("{sps:.0}"));
@@ -146,6 +158,7 @@ impl Observer for History {
             .map(|(m, v)| (format!("train_{m}"), *v))
             .collect();
         record.extend(e.watched.iter().cloned());
+        record.push(("lr".to_string(), e.lr));
         self.epochs.push((e.epoch, record));
         Ok(())
     }
