@@ -130,6 +130,61 @@ fn a_k_fold_ensemble_of_one_logit_models_predicts_by_the_sign() {
 }
 
 #[test]
+fn contiguous_folds_are_the_files_consecutive_rows() {
+    // Labels 0..10 in file order and a model that predicts 0 and barely
+    // moves: fold f's validation loss, mean(y²)/2 over its rows, says which
+    // rows it holds: rows 2f and 2f + 1 with contiguous(5).
+    let dir = scratch("contiguous");
+    let mut csv = String::from("x,y\n");
+    for i in 0..10 {
+        csv.push_str(&format!("{},{i}\n", (i * 7) % 10));
+    }
+    std::fs::write(dir.join("rows.csv"), csv).expect("csv");
+    let src = "data d = csv(\"rows.csv\", label = \"y\")\n\
+               model m(x: f32[B, 1]) -> f32[B, 1] {\n    param w: f32[1, 1] = zeros\n    x @ w\n}\n\
+               train m on d {\n    loss = squared_loss(output, label)\n    optimizer = sgd(lr = 1e-30)\n    batch = 2\n    epochs = 1\n    kfold = FOLDS\n    seed = SEED\n}\n";
+    let folds = |kfold: &str, seed: u64| -> Vec<f64> {
+        let prog = src
+            .replace("FOLDS", kfold)
+            .replace("SEED", &seed.to_string());
+        std::fs::write(dir.join("c.dl"), prog).expect("program");
+        let out = dlc_in(&dir, &["train", "c.dl", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        json_lines(&out)
+            .iter()
+            .filter(|l| l["event"] == "fold")
+            .map(|l| l["valid_loss"].as_f64().expect("valid_loss"))
+            .collect()
+    };
+    let half_sq = |a: f64, b: f64| (a * a + b * b) / 4.0;
+    let want: Vec<f64> = (0..5)
+        .map(|f| half_sq(2.0 * f as f64, 2.0 * f as f64 + 1.0))
+        .collect();
+    for seed in [0, 1, 9] {
+        let got = folds("contiguous(5)", seed);
+        assert_eq!(got.len(), 5);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-6 * w.max(1.0),
+                "seed {seed}: {got:?}, want {want:?}"
+            );
+        }
+    }
+    // `kfold = 5` shuffles the rows into folds.
+    assert_ne!(folds("5", 0), want);
+    std::fs::write(
+        dir.join("bad.dl"),
+        src.replace("FOLDS", "contiguous(1)").replace("SEED", "0"),
+    )
+    .expect("program");
+    fails_with(
+        &dir,
+        &["check", "bad.dl"],
+        &["`kfold` must be K ≥ 2 or contiguous(K)"],
+    );
+}
+
+#[test]
 fn a_one_logit_classifier_reports_the_accuracy_its_saved_weights_give() {
     let dir = scratch("binary");
     let prog = one_logit(

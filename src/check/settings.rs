@@ -84,7 +84,7 @@ pub struct Settings {
     pub seed: u64,
     pub metrics: Vec<Metric>,
     pub valid: Option<f64>,
-    pub kfold: Option<u64>,
+    pub kfold: Option<KFold>,
     pub weight_decay: Option<WeightDecay>,
     pub sampler: Sampler,
     pub early_stop: Option<EarlyStop>,
@@ -92,6 +92,15 @@ pub struct Settings {
     pub clip_grad_norm: Option<f64>,
     /// The learning rate's schedule (`lr_schedule`).
     pub schedule: Schedule,
+}
+
+/// `kfold = K` (folds of a seeded shuffle of the rows) or
+/// `kfold = contiguous(K)` (folds of consecutive rows in the file's order,
+/// as d2l §4.10 and scikit-learn's `KFold()` cut them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KFold {
+    pub k: u64,
+    pub contiguous: bool,
 }
 
 /// `early_stop = patience(N, valid_METRIC)`: stop when the validation
@@ -536,13 +545,30 @@ impl SettingsCx<'_> {
 
     /// `valid` and `kfold`: one of them at most, and every part they make
     /// holding rows.
-    fn validation(&mut self, data: &DataSpec) -> (Option<f64>, Option<u64>) {
+    fn validation(&mut self, data: &DataSpec) -> (Option<f64>, Option<KFold>) {
         let valid = self.fraction("valid");
-        let kfold = if self.get("kfold").is_some() {
-            Some(self.count("kfold", 5, 2))
-        } else {
-            None
-        };
+        let kfold = self
+            .get("kfold")
+            .cloned()
+            .map(|s| match call_parts(&s.value) {
+                Some(("contiguous", args)) => {
+                    let k = match args {
+                        [a] if a.name.is_none() => consts::integer(&a.value).filter(|k| *k >= 2),
+                        _ => None,
+                    };
+                    if k.is_none() {
+                        self.bad(&s, "K ≥ 2 or contiguous(K)");
+                    }
+                    KFold {
+                        k: k.unwrap_or(5) as u64,
+                        contiguous: true,
+                    }
+                }
+                _ => KFold {
+                    k: self.count("kfold", 5, 2),
+                    contiguous: false,
+                },
+            });
         if let (Some(_), Some(_), Some(s)) = (valid, kfold, self.get("kfold").cloned()) {
             self.diags.push(
                 Diagnostic::new(
@@ -577,7 +603,7 @@ impl SettingsCx<'_> {
                 );
             }
         }
-        if let (Some(k), Some(s)) = (kfold, self.get("kfold").cloned()) {
+        if let (Some(KFold { k, .. }), Some(s)) = (kfold, self.get("kfold").cloned()) {
             if k > n {
                 self.diags.push(
                     Diagnostic::new(

@@ -243,9 +243,12 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         raw.push((y, cells));
     }
     // The test part: a seeded shuffle, the last `test` fraction held out.
-    let order = permutation(raw.len(), seed, 0x7e57);
+    // Each part keeps the file's order (contiguous folds cut it).
+    let mut order = permutation(raw.len(), seed, 0x7e57);
     let n_test = (raw.len() as f64 * test).round() as usize;
-    let (train_rows, test_rows) = order.split_at(raw.len() - n_test);
+    let (train_rows, test_rows) = order.split_at_mut(raw.len() - n_test);
+    train_rows.sort_unstable();
+    test_rows.sort_unstable();
     let stats = column_stats(features, &raw, train_rows);
     let encode = |rows: &[usize]| encode_rows(rows, &raw, features, (&stats, *standardize));
     Ok(Parts {

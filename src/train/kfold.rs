@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use crate::check::settings::KFold;
 use crate::data::table::Table;
 
 use super::curves::draw_curves;
@@ -12,10 +13,10 @@ use super::fit::{Observer, Trainer};
 use super::report::History;
 use super::{Sink, TrainOptions};
 
-/// Runs the K-fold recipe with `k` folds of `train`, and reports.
+/// Runs the K-fold recipe with `folds` of `train`, and reports.
 pub(super) fn kfold(
     tr: &mut Trainer,
-    k: usize,
+    folds: KFold,
     (train, test): (&Table, &Table),
     compile_ms: f64,
     opts: &TrainOptions,
@@ -28,7 +29,13 @@ pub(super) fn kfold(
             run.name
         ));
     }
-    let order = crate::data::load::permutation(train.len(), tr.seed, 0xf01d);
+    let k = folds.k as usize;
+    // Fold f holds rows [f·n/k, (f+1)·n/k) of this order.
+    let order = if folds.contiguous {
+        (0..train.len()).collect()
+    } else {
+        crate::data::load::permutation(train.len(), tr.seed, 0xf01d)
+    };
     let mut fold_params = Vec::new();
     let mut scores: Vec<Vec<(String, f64)>> = Vec::new();
     for f in 0..k {

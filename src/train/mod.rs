@@ -161,7 +161,7 @@ pub fn train_run(
     match s.kfold {
         Some(k) => {
             let tables = (&parts.train, &parts.test);
-            kfold::kfold(&mut tr, k as usize, tables, compile_ms, opts, sink)?;
+            kfold::kfold(&mut tr, k, tables, compile_ms, opts, sink)?;
             if opts.profile {
                 report::profile(&tr.step, tr.steps_run, opts, sink);
             }
