@@ -166,8 +166,10 @@ pub fn random_inputs(g: &Graph, data: Option<&DataSpec>, batch: usize, seed: u64
                     };
                     normal(scale)
                 }
+                // Regression targets are positive (log-normal), so a loss
+                // of their logarithm (log-RMSE, d2l §4.10) is defined.
                 Role::Label => match data.map(|d| &d.label) {
-                    Some(LabelKind::Target) => normal(1.0),
+                    Some(LabelKind::Target) => normal(0.5).into_iter().map(f64::exp).collect(),
                     _ if t.dtype == DType::I32 => (0..n as u64)
                         .map(|i| (rng::bits(key, i) % classes) as f64)
                         .collect(),

@@ -45,16 +45,23 @@ impl Schedule {
     }
 
     /// The rate at the step after `step` steps in epoch `epoch` (counted
-    /// from 0), as f32 ops of `g`, from the base rate `lr` (an f32 scalar)
-    /// and the i32 scalar counters `step` and `epoch`.
-    pub fn build(&self, g: &mut Graph, lr: NodeId, (step, epoch): (NodeId, NodeId)) -> NodeId {
-        let mut b = Builder { g };
+    /// from 0), as f32 ops of `g` at `span`, from the base rate `lr` (an
+    /// f32 scalar) and the i32 scalar counters `step` and `epoch`.
+    pub fn build(
+        &self,
+        g: &mut Graph,
+        lr: NodeId,
+        (step, epoch): (NodeId, NodeId),
+        span: Span,
+    ) -> NodeId {
+        let mut b = Builder { g, span };
         b.rate(self, lr, step, epoch)
     }
 }
 
 struct Builder<'g> {
     g: &'g mut Graph,
+    span: Span,
 }
 
 impl Builder<'_> {
@@ -64,12 +71,12 @@ impl Builder<'_> {
             _ => None,
         };
         self.g
-            .add(op, ins, ty, Span::default())
+            .add(op, ins, ty, self.span)
             .unwrap_or_else(|e| panic!("compiler bug: a schedule's scalar op: {}", e.message))
     }
 
     fn c(&mut self, v: f64) -> NodeId {
-        self.g.constant(v, DType::F32, Span::default())
+        self.g.constant(v, DType::F32, self.span)
     }
 
     fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {

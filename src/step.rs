@@ -149,13 +149,9 @@ pub fn training_step(run: &Run) -> Option<Graph> {
     let lr = if schedule.is_constant() {
         lr
     } else {
-        let epoch = g.input(
-            "epoch",
-            Role::Epoch,
-            Type::scalar(DType::I32),
-            Span::default(),
-        );
-        let rate = schedule.build(&mut g, lr, (step, epoch));
+        let span = run.settings.schedule_span;
+        let epoch = g.input("epoch", Role::Epoch, Type::scalar(DType::I32), span);
+        let rate = schedule.build(&mut g, lr, (step, epoch), span);
         g.outputs.push(("lr".to_string(), rate));
         rate
     };

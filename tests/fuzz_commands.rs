@@ -198,14 +198,26 @@ fn csv_program(rng: &mut Rng) -> String {
         "",
         "valid = 0.5",
         "kfold = 3",
+        "kfold = contiguous(3)",
         "batch = 1",
         "sampler = weighted",
         "epochs = 2",
+        "lr_schedule = warmup(3, then = cosine(min_lr = 0.01))",
+        "lr_schedule = step(every = 1, gamma = 0.5)",
+        "clip_grad_norm = 0.5",
+        "valid = 0.5\n    early_stop = patience(1, valid_loss)",
+    ]);
+    let optimizer = rng.pick(&[
+        "sgd(lr = 0.1)",
+        "sgd(lr = 0.1, momentum = 0.9, nesterov = true)",
+        "adam(lr = 0.01)",
+        "adamw(lr = 0.01, weight_decay = 0.1)",
+        "rmsprop(lr = 0.01)",
     ]);
     format!(
         "data d = csv(\"d.csv\", label = \"y\"{opts})\n\
          model m(x: f32[B, D]) -> f32[B, {out}] {{\n    param w: f32[D, {out}] = normal(0.1)\n    param b: f32[{out}] = zeros\n    x @ w + b\n}}\n\
-         train m on d {{\n    loss = {loss}\n    optimizer = sgd(lr = 0.1)\n    epochs = 2\n    metrics = {metrics}\n    {extra}\n}}\n"
+         train m on d {{\n    loss = {loss}\n    optimizer = {optimizer}\n    epochs = 2\n    metrics = {metrics}\n    {extra}\n}}\n"
     )
 }
 

@@ -12,6 +12,7 @@ use super::data::{DataSpec, LabelKind};
 use super::lower::nearest;
 use super::params::ParamSpec;
 use crate::schedule::Schedule;
+use crate::span::Span;
 
 mod optimizer;
 mod schedule;
@@ -90,8 +91,10 @@ pub struct Settings {
     pub early_stop: Option<EarlyStop>,
     /// Clip the gradients to this global norm before each update.
     pub clip_grad_norm: Option<f64>,
-    /// The learning rate's schedule (`lr_schedule`).
+    /// The learning rate's schedule (`lr_schedule`), and where it is
+    /// written (its ops in the step carry this span).
     pub schedule: Schedule,
+    pub schedule_span: Span,
 }
 
 /// `kfold = K` (folds of a seeded shuffle of the rows) or
@@ -248,11 +251,13 @@ pub fn settings(
     };
     let weight_decay = cx.rule_decay(optimizer.as_ref(), weight_decay, params);
     let clip_grad_norm = cx.positive("clip_grad_norm");
-    let schedule = match cx.get("lr_schedule").cloned() {
-        None => Schedule::Constant,
-        Some(s) => cx
-            .lr_schedule(&s, optimizer.as_ref(), epochs)
-            .unwrap_or(Schedule::Constant),
+    let (schedule, schedule_span) = match cx.get("lr_schedule").cloned() {
+        None => (Schedule::Constant, Span::default()),
+        Some(s) => (
+            cx.lr_schedule(&s, optimizer.as_ref(), epochs)
+                .unwrap_or(Schedule::Constant),
+            s.value.span,
+        ),
     };
     let early_stop = match cx.get("early_stop").cloned() {
         None => None,
@@ -283,6 +288,7 @@ pub fn settings(
             early_stop,
             clip_grad_norm,
             schedule,
+            schedule_span,
         }),
         diags,
     )
