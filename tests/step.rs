@@ -272,8 +272,8 @@ fn scheduled(run: &str, s: u64, e: u64) -> f64 {
     };
     let warmup = |n: f64| ((s + 1.0) / n).min(1.0);
     match run {
-        "stepped" => step(3.0, 0.5),
-        "cosine" => cosine(10.0, 0.01),
+        "stepped" | "stepped_torch" => step(3.0, 0.5),
+        "cosine" | "cosine_total" | "cosine_torch" => cosine(10.0, 0.01),
         "cosine_run" => cosine(20.0, 0.0),
         "warm_step" => step(2.0, 0.1) * warmup(7.0),
         "warm" => LR * warmup(5.0),
@@ -299,6 +299,10 @@ fn schedule_program() -> Vec<Run> {
         block("constant", "constant"),
         block("stepped", "step(every = 3, gamma = 0.5)"),
         block("cosine", "cosine(10, min_lr = 0.01)"),
+        // The and torch.optim.lr_scheduler's names for the same.
+        block("stepped_torch", "step(step_size = 3, gamma = 0.5)"),
+        block("cosine_total", "cosine(total = 10, min_lr = 0.01)"),
+        block("cosine_torch", "cosine(T_max = 10, eta_min = 0.01)"),
         block("cosine_run", "cosine()"),
         block("warm_step", "warmup(7, then = step(2, 0.1))"),
         block("warm", "warmup(steps = 5)"),

@@ -17,6 +17,16 @@ const FORMS: &[(&str, &[&str])] = &[
     ("warmup", &["steps", "then"]),
 ];
 
+/// Other names an argument answers to: torch.optim.lr_scheduler's
+/// (`StepLR(step_size)`, `CosineAnnealingLR(T_max, eta_min)`) and the
+/// issue's words (`cosine(total, ...)`).
+const ALIASES: &[(&str, &str)] = &[
+    ("step_size", "every"),
+    ("total", "epochs"),
+    ("T_max", "epochs"),
+    ("eta_min", "min_lr"),
+];
+
 const WHAT: &str = "constant, step(every = N, gamma = 0.1), cosine(epochs = N, min_lr = 0) \
                     or warmup(N, then = a schedule)";
 
@@ -110,7 +120,13 @@ impl SettingsCx<'_> {
         let mut vals = vec![None; names.len()];
         for (i, a) in args.iter().enumerate() {
             let slot = match &a.name {
-                Some(n) => names.iter().position(|k| *k == n.node),
+                Some(n) => {
+                    let canonical = ALIASES
+                        .iter()
+                        .find(|(alias, _)| *alias == n.node)
+                        .map_or(n.node.as_str(), |(_, to)| to);
+                    names.iter().position(|k| *k == canonical)
+                }
                 None => (i < names.len()).then_some(i),
             };
             let Some(slot) = slot else {
