@@ -303,11 +303,15 @@ fn check_run<'p>(
         .iter()
         .find(|s| s.key.node == "loss")
         .map(|s| &s.value);
-    let decay_span = t
-        .settings
-        .iter()
-        .find(|s| s.key.node == "weight_decay")
-        .map(|s| s.value.span);
+    // The decay's span: its setting's, or the optimizer's whose
+    // `weight_decay` argument asks for it.
+    let setting_span = |key: &str| {
+        t.settings
+            .iter()
+            .find(|s| s.key.node == key)
+            .map(|s| s.value.span)
+    };
+    let decay_span = setting_span("weight_decay").or_else(|| setting_span("optimizer"));
     let decay = settings
         .as_ref()
         .and_then(|s| s.weight_decay.as_ref())

@@ -88,6 +88,10 @@ pub struct Rule {
     pub direction: fn(&mut Graph, &Param, &[f64]) -> Direction,
     /// What is wrong with these hyper-parameters together, if anything.
     pub conflict: fn(&[f64]) -> Option<&'static str>,
+    /// How its `weight_decay` argument decays: decoupled from the
+    /// gradient (AdamW's (1 − ηλ)·w), or coupled as torch's SGD, Adam and
+    /// RMSprop do it, g + λw (the gradient of the penalty λ/2·‖w‖²).
+    pub decoupled: bool,
 }
 
 impl PartialEq for Rule {
@@ -135,11 +139,13 @@ pub const SGD: Rule = Rule {
             message: "nesterov must be true or false",
             expected: "expected true or false",
         },
+        weight_decay(0.0),
     ],
     slots: &[VELOCITY],
     keeps: |h| h[0] > 0.0,
     direction: sgd,
     conflict: |h| (h[1] != 0.0 && h[0] == 0.0).then_some("nesterov needs a momentum > 0"),
+    decoupled: false,
 };
 
 fn sgd(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
@@ -229,11 +235,12 @@ const ADAM_V: Slot = Slot {
 /// `m̂ / (√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)` at step t.
 pub const ADAM: Rule = Rule {
     name: "adam",
-    hypers: &[BETA1, BETA2, EPS],
+    hypers: &[BETA1, BETA2, EPS, weight_decay(0.0)],
     slots: &[ADAM_M, ADAM_V],
     keeps: |_| true,
     direction: adam,
     conflict: |_| None,
+    decoupled: false,
 };
 
 /// AdamW: Adam's direction with decoupled weight decay,
@@ -242,24 +249,26 @@ pub const ADAM: Rule = Rule {
 /// unless a `weight_decay = decoupled(λ, [...])` setting names them.
 pub const ADAMW: Rule = Rule {
     name: "adamw",
-    hypers: &[
-        BETA1,
-        BETA2,
-        EPS,
-        Hyper {
-            name: "weight_decay",
-            default: 0.01,
-            flag: false,
-            valid: |v| v >= 0.0 && v.is_finite(),
-            message: "weight_decay must be a number ≥ 0",
-            expected: "expected weight_decay ≥ 0",
-        },
-    ],
+    hypers: &[BETA1, BETA2, EPS, weight_decay(0.01)],
     slots: &[ADAM_M, ADAM_V],
     keeps: |_| true,
     direction: adam,
     conflict: |_| None,
+    decoupled: true,
 };
+
+/// λ, a rule's `weight_decay` argument (the checker turns it into the
+/// run's weight decay of the weights, [`Rule::decoupled`] saying how).
+const fn weight_decay(default: f64) -> Hyper {
+    Hyper {
+        name: "weight_decay",
+        default,
+        flag: false,
+        valid: |v| v >= 0.0 && v.is_finite(),
+        message: "weight_decay must be a number ≥ 0",
+        expected: "expected weight_decay ≥ 0",
+    }
+}
 
 fn adam(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     let [m, v] = *p.state else {
@@ -297,6 +306,7 @@ pub const RMSPROP: Rule = Rule {
             "expected 0 ≤ alpha < 1",
         ),
         EPS,
+        weight_decay(0.0),
     ],
     slots: &[Slot {
         name: "rmsprop_v",
@@ -305,6 +315,7 @@ pub const RMSPROP: Rule = Rule {
     keeps: |_| true,
     direction: rmsprop,
     conflict: |_| None,
+    decoupled: false,
 };
 
 fn rmsprop(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {

@@ -982,8 +982,17 @@ fn bad_optimizer_arguments_are_diagnostics() {
         .expect("program");
         fails_with(&dir, &["check", &prog], needles);
     }
-    // AdamW decays on its own: not twice, and not by a penalty.
+    // AdamW decays on its own: not twice, and not by a penalty; nor do the
+    // others' torch-style arguments go with a setting.
     for (settings, needle) in [
+        (
+            "sgd(lr = 0.01, weight_decay = 0.1)\n    weight_decay = penalty(0.1, [w])",
+            "`sgd` decays the weights twice",
+        ),
+        (
+            "rmsprop(lr = 0.01, weight_decay = -1)",
+            "weight_decay must be a number ≥ 0",
+        ),
         (
             "adamw(lr = 0.01, weight_decay = 0.1)\n    weight_decay = decoupled(0.1, [w])",
             "`adamw` decays the weights twice",

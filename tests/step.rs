@@ -380,3 +380,72 @@ fn schedules_compute_their_formula_inside_the_step_and_the_update_uses_it() {
         }
     }
 }
+
+/// `sgd`'s, `adam`'s and `rmsprop`'s `weight_decay = λ` argument is
+/// torch.optim's coupled decay of the weights, g + λw: the same step as the
+/// penalty setting `weight_decay = penalty(λ, [w])`, whose gradient that is.
+#[test]
+fn a_rules_weight_decay_argument_is_torchs_coupled_decay_of_the_weights() {
+    let model = &PROGRAM[..PROGRAM.find("\ntrain ").expect("a train block")];
+    let block = |name: &str, optimizer: &str, setting: &str| {
+        format!(
+            "train {name}: lin on synth {{
+    loss = squared_loss(output, label)
+    optimizer = {optimizer}
+    {setting}
+}}
+"
+        )
+    };
+    let mut src = model.to_string();
+    for (rule, args) in [
+        ("sgd", "lr = 0.1, momentum = 0.9"),
+        ("adam", "lr = 0.1"),
+        ("rmsprop", "lr = 0.1"),
+    ] {
+        src += &block(
+            &format!("{rule}_arg"),
+            &format!("{rule}({args}, weight_decay = 0.5)"),
+            "",
+        );
+        src += &block(
+            &format!("{rule}_penalty"),
+            &format!("{rule}({args})"),
+            "weight_decay = penalty(0.5, [w])",
+        );
+    }
+    let (program, diags) = dlc::syntax::parse(&src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (checked, cd) = dlc::check::check(&program, &Default::default());
+    assert!(cd.is_empty(), "{cd:?}");
+    for pair in checked.runs.chunks(2) {
+        let (arg, penalty) = (step(&pair[0], &[]), step(&pair[1], &[]));
+        for p in ["w", "b", "loss"] {
+            assert_eq!(get(&arg, p), get(&penalty, p), "{} {p}", pair[0].name);
+        }
+    }
+    // Plain SGD with the argument: w′ = w − η(∂L/∂w + λw), b undecayed.
+    let sgd = step(&runs()[2], &[]);
+    let (old_w, gw) = (get(&sgd, "old w"), get(&sgd, "grad w"));
+    let src = format!(
+        "{model}\n{}",
+        block("torch", "sgd(lr = 0.1, weight_decay = 0.5)", "")
+    );
+    let (program, _) = dlc::syntax::parse(&src);
+    let (checked, cd) = dlc::check::check(&program, &Default::default());
+    assert!(cd.is_empty(), "{cd:?}");
+    let out = step(&checked.runs[0], &[]);
+    // The penalty's gradient is part of `grad w` here; the raw gradient is
+    // the plain penalty run's minus λw.
+    let raw: Vec<f64> = gw.iter().zip(old_w).map(|(g, w)| g - LAMBDA * w).collect();
+    let want: Vec<f64> = old_w
+        .iter()
+        .zip(&raw)
+        .map(|(w, g)| w - LR * (g + LAMBDA * w))
+        .collect();
+    assert!(
+        close(get(&out, "w"), &want),
+        "{:?} vs {want:?}",
+        get(&out, "w")
+    );
+}

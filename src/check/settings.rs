@@ -353,11 +353,12 @@ impl SettingsCx<'_> {
         })
     }
 
-    /// The weight decay of a rule that decays on its own (`adamw`'s
-    /// `weight_decay`, decoupled, of the weights: parameters of rank ≥ 2),
-    /// unless a `weight_decay = decoupled(λ, [...])` setting says λ and
-    /// which parameters; that and the rule's own `weight_decay` argument
-    /// together are an error, as is the penalty form.
+    /// The weight decay a rule's `weight_decay` argument asks for, of the
+    /// weights (parameters of rank ≥ 2): `adamw`'s decoupled (its default
+    /// λ is 0.01), the others' coupled as torch's, the penalty form (its
+    /// gradient is torch's g + λw). A `weight_decay = ...(λ, [...])`
+    /// setting instead says λ and which parameters; the setting and the
+    /// argument together are an error, as is `adamw` with a penalty.
     fn rule_decay(
         &mut self,
         optimizer: Option<&Optimizer>,
@@ -394,7 +395,7 @@ impl SettingsCx<'_> {
                 );
                 None
             }
-            (Some(wd), _, Some(key)) if wd.form == DecayForm::Penalty => {
+            (Some(wd), _, Some(key)) if rule.decoupled && wd.form == DecayForm::Penalty => {
                 self.diags.push(
                     Diagnostic::new(
                         Code::BadRun,
@@ -411,7 +412,11 @@ impl SettingsCx<'_> {
             (Some(wd), _, _) => Some(wd),
             (None, _, _) if hypers[h] == 0.0 => None,
             (None, _, _) => Some(WeightDecay {
-                form: DecayForm::Decoupled,
+                form: if rule.decoupled {
+                    DecayForm::Decoupled
+                } else {
+                    DecayForm::Penalty
+                },
                 lambda: hypers[h],
                 params: params
                     .iter()
