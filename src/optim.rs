@@ -72,6 +72,17 @@ pub struct Direction {
     pub state: Vec<NodeId>,
 }
 
+impl Direction {
+    /// The plain gradient, keeping no state (a rule whose hyper-parameters
+    /// keep none: SGD without momentum).
+    fn gradient(p: &Param) -> Direction {
+        Direction {
+            d: p.grad,
+            state: Vec::new(),
+        }
+    }
+}
+
 /// An optimizer.
 #[derive(Debug)]
 pub struct Rule {
@@ -150,10 +161,7 @@ pub const SGD: Rule = Rule {
 
 fn sgd(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     let [v] = *p.state else {
-        return Direction {
-            d: p.grad,
-            state: Vec::new(),
-        };
+        return Direction::gradient(p);
     };
     let heavy_ball = momentum(g, p, v, h[0]);
     if h[1] == 0.0 {
@@ -272,10 +280,7 @@ const fn weight_decay(default: f64) -> Hyper {
 
 fn adam(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     let [m, v] = *p.state else {
-        return Direction {
-            d: p.grad,
-            state: Vec::new(),
-        };
+        return Direction::gradient(p);
     };
     let (b1, b2, eps) = (h[0], h[1], h[2]);
     let m2 = average(g, p, m, p.grad, b1);
@@ -320,10 +325,7 @@ pub const RMSPROP: Rule = Rule {
 
 fn rmsprop(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     let [v] = *p.state else {
-        return Direction {
-            d: p.grad,
-            state: Vec::new(),
-        };
+        return Direction::gradient(p);
     };
     let gg = add(g, Op::Mul, &[p.grad, p.grad], None, p.span);
     let v2 = average(g, p, v, gg, h[0]);

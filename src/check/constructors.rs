@@ -187,10 +187,7 @@ fn diag(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
         t.shape.rank(),
         t.shape.0.first().copied().unwrap_or(Dim::Batch),
     ) else {
-        lw.error(
-            Diagnostic::new(Code::ShapeMismatch, "diag takes a vector of fixed length")
-                .label(sv, format!("this is {t}")),
-        );
+        lw.shape_error("diag takes a vector of fixed length", sv, &t);
         return None;
     };
     // diag(v)[i,j] = v[j]·δᵢⱼ
@@ -282,13 +279,7 @@ fn multinomial(lw: &mut Lowerer, args: &[Arg], span: Span) -> Option<NodeId> {
     let k = match pt.shape.0[..] {
         [Dim::Fixed(k)] if k > 0 => k,
         _ => {
-            lw.error(
-                Diagnostic::new(
-                    Code::ShapeMismatch,
-                    "`multinomial` takes a vector of probabilities",
-                )
-                .label(sp, format!("this is {pt}")),
-            );
+            lw.shape_error("`multinomial` takes a vector of probabilities", sp, &pt);
             return None;
         }
     };

@@ -262,12 +262,10 @@ fn cumsum(lw: &mut Lowerer, x: NodeId, axis: usize, span: Span, sx: Span) -> Opt
             &[],
         )?
     } else {
-        lw.error(
-            Diagnostic::new(
-                Code::ShapeMismatch,
-                "cumsum of a tensor with B and other leading axes is not supported",
-            )
-            .label(sx, format!("this is {t}")),
+        lw.shape_error(
+            "cumsum of a tensor with B and other leading axes is not supported",
+            sx,
+            &t,
         );
         return None;
     };

@@ -60,13 +60,7 @@ fn cross_entropy(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Opti
         return None;
     }
     let Dim::Fixed(c) = tz.shape.0[1] else {
-        lw.error(
-            Diagnostic::new(
-                Code::ShapeMismatch,
-                "the class axis of the logits must be fixed",
-            )
-            .label(sz, format!("this is {tz}")),
-        );
+        lw.shape_error("the class axis of the logits must be fixed", sz, &tz);
         return None;
     };
     if let Some(lc) = lw

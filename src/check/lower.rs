@@ -97,6 +97,13 @@ impl<'a, 'g> Lowerer<'a, 'g> {
         self.diags.push(d);
     }
 
+    /// A shape error about the value at `span`, of type `ty`.
+    pub fn shape_error(&mut self, message: impl Into<String>, span: Span, ty: &Type) {
+        self.error(
+            Diagnostic::new(Code::ShapeMismatch, message).label(span, format!("this is {ty}")),
+        );
+    }
+
     pub fn bind(&mut self, name: &str, v: Val) {
         if let Some(s) = self.scopes.last_mut() {
             s.insert(name.to_string(), v);
