@@ -7,7 +7,12 @@
 //! current batch size; the kernels index only within those shapes.
 #![allow(unsafe_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::ir::DType;
+
+#[cfg(target_arch = "x86_64")]
+mod sgemm;
 
 /// A compiled kernel: the buffer table, the batch size, the seed, and the
 /// range [lo, hi) of output rows to compute (only matmul kernels split their
@@ -342,7 +347,9 @@ pub fn fill_rows(
     ok.into_inner()
 }
 
-/// One thread's share of a kernel call: rows [lo, hi).
+/// One thread's part in a kernel call: it claims chunks of `chunk` rows of
+/// [lo, hi) from the call's shared counter and runs them until none is
+/// left, so a thread that runs slow (its core shared or busy) claims fewer.
 #[derive(Clone, Copy, Debug)]
 pub struct Job {
     work: Work,
@@ -351,54 +358,193 @@ pub struct Job {
     seed: u64,
     lo: usize,
     hi: usize,
+    chunk: usize,
+    next: Claims,
+    /// B packed once for the call (`sgemm`'s Gemm work), else null.
+    packed_b: PackedB,
 }
+
+/// The right operand `split` packed for all the jobs of one call.
+#[derive(Clone, Copy, Debug)]
+struct PackedB(*const f32);
+
+// SAFETY: `split` packs B into its thread's buffer before making the jobs,
+// and neither writes nor frees it until every job has finished; the jobs
+// only read it.
+unsafe impl Send for PackedB {}
+unsafe impl Sync for PackedB {}
+
+/// The counter of chunks claimed, shared by the jobs of one call.
+#[derive(Clone, Copy, Debug)]
+struct Claims(*const AtomicUsize);
+
+// SAFETY: `split` makes a `Claims` from a counter on its stack and returns
+// only when every job holding it has finished; the counter is only used
+// atomically.
+unsafe impl Send for Claims {}
+unsafe impl Sync for Claims {}
 
 impl Job {
     pub fn run(&self) {
+        loop {
+            // SAFETY: the counter outlives the job (see `Claims`).
+            let c = unsafe { &*self.next.0 }.fetch_add(1, Ordering::Relaxed);
+            let lo = self.lo.saturating_add(c.saturating_mul(self.chunk));
+            if lo >= self.hi {
+                return;
+            }
+            self.rows(lo, (lo + self.chunk).min(self.hi));
+        }
+    }
+
+    /// Rows [lo, hi) of the work.
+    fn rows(&self, lo: usize, hi: usize) {
         let (t, batch, seed) = (self.table.0, self.batch as i64, self.seed as i64);
         match self.work {
             // The callee reads table[i] for the buffers of its node and
             // operands, all sized for `batch` by the caller, and writes only
             // its own rows [lo, hi) of its output buffers.
-            Work::Kernel(k) => k(t, batch, seed, self.lo as i64, self.hi as i64),
+            Work::Kernel(k) => k(t, batch, seed, lo as i64, hi as i64),
             Work::Gemm(g, epilogue) => {
-                let mut r = self.lo;
-                while r < self.hi {
-                    let e = (r + GEMM_BLOCK).min(self.hi);
-                    gemm_rows(&g, t, r, e);
+                let block = if self.packed_b.0.is_null() {
+                    GEMM_BLOCK
+                } else {
+                    hi - lo
+                };
+                let mut r = lo;
+                while r < hi {
+                    let e = (r + block).min(hi);
+                    if self.packed_b.0.is_null() {
+                        gemm_rows(&g, t, r, e);
+                    } else {
+                        own_gemm_rows(&g, t, self.packed_b.0, r, e);
+                    }
                     if let Some(f) = epilogue {
                         f(t, batch, seed, r as i64, e as i64);
                     }
                     r = e;
                 }
             }
-            Work::Rows(cb) => (cb.call)(cb.ctx.ptr(), self.lo, self.hi),
+            Work::Rows(cb) => (cb.call)(cb.ctx.ptr(), lo, hi),
         }
     }
 }
 
+/// Whether a `gemm` matmul runs in dlc's own kernel ([`sgemm`]): f32, on a
+/// host with AVX2 and FMA, at least 16 columns wide (narrower products,
+/// like a 10-class output layer, waste most of a 16-wide tile; the `gemm`
+/// crate has kernels for them).
+fn own_gemm(g: &GemmArgs) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        g.dtype == DType::F32 && g.n >= sgemm::NR && g.k > 0 && sgemm::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// Rows [lo, hi) of an `own_gemm` matmul, B already packed at `packed_b`.
+#[cfg(target_arch = "x86_64")]
+fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, packed_b: *const f32, lo: usize, hi: usize) {
+    // SAFETY: as in `gemm_rows`: the buffers hold the shapes at this batch,
+    // the output overlaps neither operand, this thread alone writes rows
+    // [lo, hi) of it; `split` packed b into `packed_b` for this call
+    // (`packed_len(k, n)` floats), which no one writes until it returns.
+    unsafe {
+        let (pa, po) = (*table.add(g.a), *table.add(g.out));
+        let (a_rs, a_cs) = if g.a_transposed { (1, g.m) } else { (g.k, 1) };
+        let o = sgemm::Operands {
+            m: g.m,
+            k: g.k,
+            n: g.n,
+            a: pa.cast::<f32>().cast_const(),
+            a_rs,
+            a_cs,
+            packed_b,
+            c: po.cast::<f32>(),
+            alpha: g.scale.map(|s| -*(*table.add(s)).cast::<f32>()),
+        };
+        sgemm::rows(&o, lo, hi);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn own_gemm_rows(_: &GemmArgs, _: *const *mut u8, _: *const f32, _: usize, _: usize) {
+    unreachable!("compiler bug: own_gemm is false off x86_64")
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// The calling thread's packed B, reused call after call.
+    static PACKED_B: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Runs `work` over output rows [0, rows): on this thread alone when
-/// `threads` is 1, else divided among `threads` threads (this one and the
-/// pool's workers) in shares of whole 4-row tiles. Returns when every share
-/// is done.
+/// `threads` is 1, else on `threads` threads (this one and the pool's
+/// workers) that claim chunks of rows as they go. Returns when every row is
+/// done.
+///
+/// The chunks: for dlc's own matmul, blocks of whole 6-row tiles small
+/// enough that each is followed by its epilogue while in L2, and that a
+/// slow thread holds up the others by one chunk at most; B is packed once,
+/// here, for all of them. For a `gemm` crate matmul, one chunk per thread
+/// (every `gemm` call packs B again); for a JIT kernel, four per thread.
 pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize, threads: usize) {
-    let job = |lo, hi| Job {
+    let threads = threads.max(1);
+    let next = AtomicUsize::new(0);
+    let job = |chunk: usize, packed_b: *const f32| Job {
         work,
         table: Table(table.as_ptr()),
         batch,
         seed,
-        lo,
-        hi,
+        lo: 0,
+        hi: rows,
+        chunk: chunk.max(1),
+        next: Claims(&next),
+        packed_b: PackedB(packed_b),
     };
+    let per_thread = |parts: usize| rows.div_ceil(threads * parts).next_multiple_of(4);
+    #[cfg(target_arch = "x86_64")]
+    if let Work::Gemm(g, _) = work {
+        if own_gemm(&g) {
+            let chunk = if threads == 1 {
+                sgemm::MC
+            } else {
+                per_thread(3).next_multiple_of(12).clamp(24, sgemm::MC)
+            };
+            PACKED_B.with_borrow_mut(|packed| {
+                // SAFETY: b's buffer holds k×n f32s at this batch (`run`
+                // sized it), row-major. Packing it on this thread measured
+                // as fast as sharing its units with the workers (they are
+                // still waking up while it runs).
+                unsafe {
+                    let b = (*table.as_ptr().add(g.b)).cast::<f32>().cast_const();
+                    sgemm::pack_b(b, g.n, g.k, g.n, packed);
+                }
+                run_jobs(job(chunk, packed.as_ptr()), threads, rows);
+            });
+            return;
+        }
+    }
+    let chunk = match work {
+        _ if threads == 1 => rows,
+        Work::Gemm(..) => per_thread(1),
+        Work::Kernel(_) | Work::Rows(_) => per_thread(4),
+    };
+    run_jobs(job(chunk, std::ptr::null()), threads, rows);
+}
+
+/// Runs `job` on `threads` threads (this one first), or on this one alone
+/// when one thread or no rows.
+fn run_jobs(job: Job, threads: usize, rows: usize) {
     if threads <= 1 || rows == 0 {
-        job(0, rows).run();
+        job.run();
         return;
     }
-    let per = rows.div_ceil(threads).next_multiple_of(4);
-    let jobs: Vec<Job> = (0..rows)
-        .step_by(per)
-        .map(|lo| job(lo, (lo + per).min(rows)))
-        .collect();
+    let jobs = vec![job; threads.min(rows.div_ceil(job.chunk))];
     super::pool::run(&jobs);
 }
 

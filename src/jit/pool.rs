@@ -109,6 +109,10 @@ pub fn run(jobs: &[Job]) {
     }
     let mut posted = Vec::new();
     for (job, slot) in rest.iter().zip(workers.iter()) {
+        // A panic left from an earlier call that panicked on this thread
+        // too (it unwound before taking the workers' panics) is not this
+        // call's.
+        drop(lock(&slot.panic).take());
         let n = {
             let mut g = lock(&slot.job);
             *g = Some(*job);

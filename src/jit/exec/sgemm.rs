@@ -1,0 +1,493 @@
+//! dlc's own f32 matmul for hosts with AVX2 and FMA: C = A·B (or C + α·A·B)
+//! over packed panels, GotoBLAS/BLIS-style, so that one call packs B once
+//! for every thread and every block of rows.
+//!
+//! Why not the `gemm` crate here: each `gemm` call packs its right operand
+//! again, so rows divided into many small shares (claimed by whichever
+//! thread is free, and each followed by its epilogue while in cache) would
+//! pack B once per share. Here the caller packs B once ([`pack_b`]) and the
+//! shares only read it. Measured beside `gemm` on the MLP's products
+//! (docs/performance.md), interleaved: level at best, ahead in the median.
+//!
+//! The blocking, for one block of at most [`MC`] rows:
+//! for each slice of [`KC`] columns of A (rows of B): pack the block's A
+//! slice into [`MR`]-row panels (in L2), then for each [`NR`]-column panel
+//! of packed B (kc×16, in L1) and each A panel, the 6×16 micro-kernel: 12
+//! ymm accumulators, per k two loads of B, six broadcasts of A, twelve FMAs.
+
+use std::arch::x86_64::{
+    __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
+    _mm256_setzero_ps, _mm256_storeu_ps,
+};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// Rows and columns of the micro-kernel's tile.
+pub const MR: usize = 6;
+pub const NR: usize = 16;
+/// Depth of one packed slice: a kc×16 panel of B is 16 KiB, half of L1.
+pub const KC: usize = 256;
+/// Rows of A packed at a time (a multiple of MR and of 4): with KC, 144 KiB,
+/// which stays in L2 beside a slice of packed B.
+pub const MC: usize = 144;
+
+/// Whether this host runs the kernel (AVX2 and FMA, checked once).
+pub fn available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// The depth of the slices of a product k deep: at most KC, all but the
+/// last equal, and the last not much shorter (784 = 4 × 196, not 3 × 256 +
+/// 16: a 16-deep slice would load and store C for little work).
+pub fn slice_depth(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC).max(1)).max(1)
+}
+
+/// Floats [`pack_b`] writes for a k×n right operand.
+pub fn packed_len(k: usize, n: usize) -> usize {
+    k * n.div_ceil(NR) * NR
+}
+
+/// A right operand to pack: B (k×n, row-major, `ldb` floats a row) into
+/// `out` ([`packed_len`] floats): for each slice of [`slice_depth`] rows,
+/// for each NR-column panel, kc rows of NR values, the last panel's
+/// missing columns zero. The slice that starts at row k0 starts at
+/// `k0 · panels · NR`, its panel p `p · kc · NR` further.
+#[derive(Clone, Copy, Debug)]
+pub struct PackB {
+    pub b: *const f32,
+    pub ldb: usize,
+    pub k: usize,
+    pub n: usize,
+    pub out: *mut f32,
+}
+
+impl PackB {
+    /// Units of work: panels × slices.
+    pub fn units(&self) -> usize {
+        self.n.div_ceil(NR) * self.k.div_ceil(slice_depth(self.k))
+    }
+
+    /// Packs unit `u` < `units()`: every float of its panel, padding
+    /// included (no zeroing pass).
+    ///
+    /// # Safety
+    /// `b` points to k rows of at least n floats, `ldb` apart; `out` holds
+    /// `packed_len(k, n)` floats, of which no one else reads or writes
+    /// this unit's meanwhile.
+    pub unsafe fn unit(&self, u: usize) {
+        let panels = self.n.div_ceil(NR);
+        let depth = slice_depth(self.k);
+        let (slice, p) = (u / panels, u % panels);
+        let k0 = slice * depth;
+        let kc = (self.k - k0).min(depth);
+        let j0 = p * NR;
+        let w = (self.n - j0).min(NR);
+        // SAFETY: the unit's panel is kc·NR floats at its offset inside
+        // `out`; its rows k0 + r < k and columns j0..j0 + w ≤ n are inside B
+        // (the contract).
+        unsafe {
+            let panel = std::slice::from_raw_parts_mut(
+                self.out.add(k0 * panels * NR + p * kc * NR),
+                kc * NR,
+            );
+            for (r, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let src = self.b.add((k0 + r) * self.ldb + j0);
+                if w == NR {
+                    // A fixed-size copy: two vector moves, not a memmove call.
+                    if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
+                        *dst = *src.cast::<[f32; NR]>();
+                    }
+                } else {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = if j < w { *src.add(j) } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs all of B into `out` (grown to `packed_len(k, n)`).
+///
+/// # Safety
+/// `b` points to k rows of at least n floats, `ldb` apart.
+pub unsafe fn pack_b(b: *const f32, ldb: usize, k: usize, n: usize, out: &mut Vec<f32>) {
+    if out.len() < packed_len(k, n) {
+        out.resize(packed_len(k, n), 0.0);
+    }
+    let pack = PackB {
+        b,
+        ldb,
+        k,
+        n,
+        out: out.as_mut_ptr(),
+    };
+    for u in 0..pack.units() {
+        // SAFETY: the caller's contract for b; `out` is ours alone.
+        unsafe { pack.unit(u) };
+    }
+}
+
+/// One call's operands: C[m, n] (row-major, n floats a row) from A (element
+/// (i, k) at `a + i·a_rs + k·a_cs`) and B packed by [`pack_b`].
+#[derive(Clone, Copy, Debug)]
+pub struct Operands {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: *const f32,
+    pub a_rs: usize,
+    pub a_cs: usize,
+    pub packed_b: *const f32,
+    pub c: *mut f32,
+    /// `Some(α)`: C := C + α·A·B (the SGD step folded into the product);
+    /// `None`: C := A·B.
+    pub alpha: Option<f32>,
+}
+
+thread_local! {
+    /// Each thread's packed block of A (MC×KC floats, made once).
+    static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Rows [lo, hi) of C, in blocks of at most MC rows.
+///
+/// # Safety
+/// The operands describe buffers that hold them (A: m×k elements at its
+/// strides, packed B: `packed_len(k, n)` floats, C: m×n floats), C overlaps
+/// neither, and no other thread writes rows [lo, hi) of C meanwhile.
+pub unsafe fn rows(o: &Operands, lo: usize, hi: usize) {
+    let hi = hi.min(o.m);
+    if lo >= hi || o.n == 0 {
+        return;
+    }
+    PACKED_A.with_borrow_mut(|ap| {
+        if ap.len() < MC * KC {
+            ap.resize(MC * KC, 0.0);
+        }
+        let mut i0 = lo;
+        while i0 < hi {
+            let mc = (hi - i0).min(MC);
+            // SAFETY: rows i0..i0 + mc ⊆ [lo, hi), as the contract needs.
+            unsafe { block(o, i0, mc, ap) };
+            i0 += mc;
+        }
+    });
+}
+
+/// Rows [i0, i0 + mc) of C, mc ≤ MC.
+unsafe fn block(o: &Operands, i0: usize, mc: usize, ap: &mut [f32]) {
+    let panels = o.n.div_ceil(NR);
+    let a_panels = mc.div_ceil(MR);
+    if o.k == 0 {
+        if o.alpha.is_none() {
+            for i in i0..i0 + mc {
+                // SAFETY: row i of C is inside C and this thread's.
+                unsafe { std::ptr::write_bytes(o.c.add(i * o.n), 0, o.n) };
+            }
+        }
+        return;
+    }
+    let depth = slice_depth(o.k);
+    let mut k0 = 0;
+    while k0 < o.k {
+        let kc = (o.k - k0).min(depth);
+        pack_a(o, i0, mc, k0, kc, ap);
+        let accumulate = k0 > 0 || o.alpha.is_some();
+        let alpha = o.alpha.unwrap_or(1.0);
+        for p in 0..panels {
+            let j0 = p * NR;
+            let cols = (o.n - j0).min(NR);
+            // SAFETY: slice k0's panel p is inside packed B (pack_b's layout).
+            let bp = unsafe { o.packed_b.add(k0 * panels * NR + p * kc * NR) };
+            for q in 0..a_panels {
+                let r = (mc - q * MR).min(MR);
+                // SAFETY: panel q of the packed block holds kc×MR floats;
+                // the tile's rows i0 + q·MR.. (r of them) and columns j0..
+                // (cols of them) are inside C and this thread's.
+                unsafe {
+                    let tile = o.c.add((i0 + q * MR) * o.n + j0);
+                    micro(
+                        kc,
+                        ap.as_ptr().add(q * kc * MR),
+                        bp,
+                        tile,
+                        o.n,
+                        r,
+                        cols,
+                        accumulate,
+                        alpha,
+                    );
+                }
+            }
+        }
+        k0 += kc;
+    }
+}
+
+/// Packs A[i0..i0 + mc, k0..k0 + kc] into MR-row panels, k-major (MR values
+/// per k), rows past mc zero.
+fn pack_a(o: &Operands, i0: usize, mc: usize, k0: usize, kc: usize, ap: &mut [f32]) {
+    for (q, panel) in ap[..mc.div_ceil(MR) * MR * kc]
+        .chunks_exact_mut(MR * kc)
+        .enumerate()
+    {
+        let r = (mc - q * MR).min(MR);
+        let row0 = i0 + q * MR;
+        // SAFETY: every element read is (i, k) with i < i0 + mc ≤ m and
+        // k < k0 + kc ≤ k, inside A at its strides.
+        unsafe {
+            if o.a_rs == 1 && r == MR {
+                // Aᵀ read in place: the panel's MR values of one k are adjacent.
+                for (k, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                    let src = &*o.a.add(row0 + (k0 + k) * o.a_cs).cast::<[f32; MR]>();
+                    if let Ok(dst) = <&mut [f32; MR]>::try_from(dst) {
+                        *dst = *src;
+                    }
+                }
+            } else if o.a_cs == 1 && r == MR {
+                transpose_rows(o.a.add(row0 * o.a_rs + k0), o.a_rs, kc, panel);
+            } else {
+                for (k, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = if i < r {
+                            *o.a.add((row0 + i) * o.a_rs + (k0 + k) * o.a_cs)
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `panel[k·MR + i] = a[i·lda + k]` for i < MR, k < kc: six rows of a
+/// row-major A, eight columns at a time as an 8×8 transpose of the six rows
+/// (two rows of padding), each transposed column stored MR values apart.
+///
+/// # Safety
+/// `a` points to MR rows of kc floats, `lda` apart; `panel` holds kc·MR.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_rows(a: *const f32, lda: usize, kc: usize, panel: &mut [f32]) {
+    use std::arch::x86_64::{
+        _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    };
+    let full = kc / 8 * 8;
+    // SAFETY (this block): the loads read columns k..k + 8 ≤ kc of rows
+    // < MR; the stores write panel[k·MR..k·MR + 8·MR) ≤ kc·MR, in order, an
+    // 8-wide store's two extra lanes overwritten by the next column's
+    // store, except the last column's, which stores 6 lanes through the
+    // scalar tail's array.
+    unsafe {
+        let z = _mm256_setzero_ps();
+        let mut k = 0;
+        while k < full {
+            let row = |i: usize| _mm256_loadu_ps(a.add(i * lda + k));
+            let (r0, r1, r2, r3, r4, r5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+            let t0 = _mm256_unpacklo_ps(r0, r1);
+            let t1 = _mm256_unpackhi_ps(r0, r1);
+            let t2 = _mm256_unpacklo_ps(r2, r3);
+            let t3 = _mm256_unpackhi_ps(r2, r3);
+            let t4 = _mm256_unpacklo_ps(r4, r5);
+            let t5 = _mm256_unpackhi_ps(r4, r5);
+            let t6 = _mm256_unpacklo_ps(z, z);
+            let t7 = t6;
+            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            // Column c of the eight holds rows 0..8 at k + c.
+            let cols = [
+                _mm256_permute2f128_ps::<0x20>(s0, s4),
+                _mm256_permute2f128_ps::<0x20>(s1, s5),
+                _mm256_permute2f128_ps::<0x20>(s2, s6),
+                _mm256_permute2f128_ps::<0x20>(s3, s7),
+                _mm256_permute2f128_ps::<0x31>(s0, s4),
+                _mm256_permute2f128_ps::<0x31>(s1, s5),
+                _mm256_permute2f128_ps::<0x31>(s2, s6),
+                _mm256_permute2f128_ps::<0x31>(s3, s7),
+            ];
+            let dst = panel.as_mut_ptr().add(k * MR);
+            for (c, v) in cols.iter().enumerate().take(7) {
+                _mm256_storeu_ps(dst.add(c * MR), *v);
+            }
+            let mut last = [0f32; 8];
+            _mm256_storeu_ps(last.as_mut_ptr(), cols[7]);
+            std::ptr::copy_nonoverlapping(last.as_ptr(), dst.add(7 * MR), MR);
+            k += 8;
+        }
+        for k in full..kc {
+            for i in 0..MR {
+                panel[k * MR + i] = *a.add(i * lda + k);
+            }
+        }
+    }
+}
+
+/// The 6×16 tile: C[..rows, ..cols] := Σ_k a[k]·b[k] (or C + α·Σ when
+/// `accumulate`), a MR floats a k, b NR floats a k.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+    alpha: f32,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    // SAFETY (this block): a holds kc·MR floats and b kc·NR (the caller's
+    // packed panels); the tile's rows < rows and columns < cols are inside
+    // C, ldc apart.
+    unsafe {
+        let step = |acc: &mut [[__m256; 2]; MR], a: *const f32, b: *const f32| {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*a.add(i));
+                row[0] = _mm256_fmadd_ps(x, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(x, b1, row[1]);
+            }
+        };
+        let (mut pa, mut pb) = (a, b);
+        for _ in 0..kc / 4 {
+            for u in 0..4 {
+                step(&mut acc, pa.add(u * MR), pb.add(u * NR));
+            }
+            pa = pa.add(4 * MR);
+            pb = pb.add(4 * NR);
+        }
+        for _ in 0..kc % 4 {
+            step(&mut acc, pa, pb);
+            pa = pa.add(MR);
+            pb = pb.add(NR);
+        }
+        let al = _mm256_set1_ps(alpha);
+        if rows == MR && cols == NR {
+            for (i, row) in acc.iter().enumerate() {
+                let pc = c.add(i * ldc);
+                for (h, v) in row.iter().enumerate() {
+                    let out = if accumulate {
+                        _mm256_fmadd_ps(al, *v, _mm256_loadu_ps(pc.add(8 * h)))
+                    } else {
+                        *v
+                    };
+                    _mm256_storeu_ps(pc.add(8 * h), out);
+                }
+            }
+        } else {
+            let mut t = [[0f32; NR]; MR];
+            for (dst, row) in t.iter_mut().zip(&acc) {
+                _mm256_storeu_ps(dst.as_mut_ptr(), row[0]);
+                _mm256_storeu_ps(dst.as_mut_ptr().add(8), row[1]);
+            }
+            for (i, trow) in t.iter().enumerate().take(rows) {
+                for (j, v) in trow.iter().enumerate().take(cols) {
+                    let p = c.add(i * ldc + j);
+                    *p = if accumulate {
+                        alpha.mul_add(*v, *p)
+                    } else {
+                        *v
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape class the blocking meets — ragged rows, columns and
+    /// depth, several KC slices and MC blocks, Aᵀ read in place, the
+    /// folded update, row ranges that start inside a block — against a
+    /// scalar f64 product.
+    #[test]
+    fn agrees_with_a_scalar_product() {
+        if !available() {
+            eprintln!("skipped: this host has no AVX2/FMA");
+            return;
+        }
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 3, 17),
+            (6, 4, 16),
+            (13, 257, 33),
+            (150, 300, 40),
+            (7, 600, 1),
+            (300, 513, 15),
+            (4, 0, 20),
+        ] {
+            for transposed in [false, true] {
+                for alpha in [None, Some(-0.25f32)] {
+                    for (lo, hi) in [(0, m), (m / 3, m)] {
+                        let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+                        let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
+                        let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+                        let (a_rs, a_cs) = if transposed { (1, m) } else { (k, 1) };
+                        let mut packed = Vec::new();
+                        // SAFETY: b holds k rows of n floats.
+                        unsafe { pack_b(b.as_ptr(), n, k, n, &mut packed) };
+                        let mut c = c0.clone();
+                        let o = Operands {
+                            m,
+                            k,
+                            n,
+                            a: a.as_ptr(),
+                            a_rs,
+                            a_cs,
+                            packed_b: packed.as_ptr(),
+                            c: c.as_mut_ptr(),
+                            alpha,
+                        };
+                        // SAFETY: the buffers hold the shapes above.
+                        unsafe { rows(&o, lo, hi) };
+                        for i in 0..m {
+                            for j in 0..n {
+                                let dot: f64 = (0..k)
+                                    .map(|p| {
+                                        f64::from(a[i * a_rs + p * a_cs]) * f64::from(b[p * n + j])
+                                    })
+                                    .sum();
+                                let old = f64::from(c0[i * n + j]);
+                                let want = if !(lo..hi).contains(&i) {
+                                    old
+                                } else {
+                                    match alpha {
+                                        Some(s) => old + f64::from(s) * dot,
+                                        None => dot,
+                                    }
+                                };
+                                let got = f64::from(c[i * n + j]);
+                                assert!(
+                                    (got - want).abs() <= 1e-5 * (1.0 + (k as f64).sqrt()),
+                                    "{m}×{k}×{n} aᵀ {transposed} α {alpha:?} rows {lo}..{hi}: \
+                                     c[{i},{j}] = {got}, want {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
