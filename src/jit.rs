@@ -6,7 +6,8 @@
 //! (`lower.rs`) and finalizes the module. The batch size is a run-time
 //! argument of every kernel, so one compiled graph serves every batch size.
 //!
-//! Architecture invariant: all `unsafe` of the runtime is in `exec.rs`;
+//! Architecture invariant: all `unsafe` of the runtime is in `exec.rs` (and
+//! its matmul kernel, `exec/sgemm.rs`);
 //! `run` checks every buffer against the shapes before any kernel runs.
 
 pub mod exec;

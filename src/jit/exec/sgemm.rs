@@ -31,10 +31,19 @@ pub const KC: usize = 256;
 /// which stays in L2 beside a slice of packed B.
 pub const MC: usize = 144;
 
-/// Whether this host runs the kernel (AVX2 and FMA, checked once).
-pub fn available() -> bool {
+/// Whether this host can run the kernel (AVX2 and FMA, checked once).
+pub fn supported() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Whether f32 matmuls run here rather than in the `gemm` crate: on hosts
+/// with AVX2 and FMA but not AVX-512. Where AVX-512 exists, `gemm`'s
+/// 512-bit kernels ran the MLP's products at 96–97% of the FMA peak
+/// (docs/performance.md, 2026-11-24), and this kernel has no 512-bit form
+/// measured against them.
+pub fn preferred() -> bool {
+    supported() && !is_x86_feature_detected!("avx512f")
 }
 
 /// The depth of the slices of a product k deep: at most KC, all but the
@@ -416,7 +425,7 @@ mod tests {
     /// scalar f64 product.
     #[test]
     fn agrees_with_a_scalar_product() {
-        if !available() {
+        if !supported() {
             eprintln!("skipped: this host has no AVX2/FMA");
             return;
         }
