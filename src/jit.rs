@@ -138,6 +138,10 @@ pub fn estimate_bytes(g: &Graph, batch: usize) -> u128 {
 /// waking a worker costs more than it saves.
 const SPLIT_WORK: usize = 500_000;
 
+/// Values a random draw must have for its rows to be split across the
+/// threads.
+const SPLIT_DRAWS: usize = 16_384;
+
 /// Values a batch's input rows must hold before all the threads copy them.
 const SPLIT_COPY: usize = 65_536;
 
@@ -751,11 +755,12 @@ impl Compiled {
         }
         let head = kernel.nodes[0];
         let node = self.graph.node(head);
+        let by_rows = matches!(node.op, Op::MatMul | Op::Random { .. });
         let rows = match node.ty.shape.0.first() {
-            Some(d) if node.op == Op::MatMul => concrete(&crate::ir::Shape(vec![*d]), env.batch)[0],
+            Some(d) if by_rows => concrete(&crate::ir::Shape(vec![*d]), env.batch)[0],
             _ => 1,
         };
-        if self.split_matmul(head, env.batch) {
+        if self.split_matmul(head, env.batch) || self.split_random(head, env.batch) {
             exec::split(
                 exec::Work::Kernel(k),
                 table,
@@ -781,6 +786,19 @@ impl Compiled {
         let dim = |s: &[usize], i: usize| s.get(i).copied().unwrap_or(1);
         let (m, k, cols) = (dim(&out, 0), dim(&lhs, 1), dim(&out, 1));
         m >= 8 && m * k * cols >= SPLIT_WORK
+    }
+
+    /// Whether random draw `id` at batch `batch` is split across the
+    /// threads by rows: at least `SPLIT_DRAWS` values over at least 8 rows
+    /// (a dropout mask of 256×256: each value is two 64-bit mixes).
+    fn split_random(&self, id: NodeId, batch: usize) -> bool {
+        let n = self.graph.node(id);
+        if self.threads <= 1 || !matches!(n.op, Op::Random { .. }) {
+            return false;
+        }
+        let shape = concrete(&n.ty.shape, batch);
+        shape.first().is_some_and(|&rows| rows >= 8)
+            && shape.iter().product::<usize>() >= SPLIT_DRAWS
     }
 
     /// Whether some kernel at batch `batch` is split across the threads.

@@ -528,3 +528,55 @@ fn unrolling_is_bounded_over_many_short_axes() {
     ];
     compare(&g, &inputs, 1, "an add over [16, 16, 16, 16]");
 }
+
+/// A large random draw is split across threads by rows (ragged ones, whose
+/// element ranges are not multiples of the four-wide loop): every value is
+/// the same as on one thread and as the interpreter's, for both
+/// distributions, at batch sizes that split and that do not.
+#[test]
+fn threads_split_a_random_draw_into_identical_values() {
+    use dlc::ir::{DType, Dim, Dist, Role, Shape, Type};
+    use dlc::span::Span;
+    for dist in [Dist::Uniform, Dist::Normal] {
+        let mut g = Graph::new();
+        let step = g.input(
+            "step",
+            Role::Step,
+            Type::new(DType::I32, Shape(vec![])),
+            Span::default(),
+        );
+        let ty = Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(301)]));
+        let r = g
+            .add(
+                Op::Random { dist, stream: 4 },
+                &[step],
+                Some(ty),
+                Span::default(),
+            )
+            .expect("random");
+        g.outputs = vec![("r".into(), r)];
+        for batch in [3, 57, 200] {
+            let inputs = vec![Tensor::new(DType::I32, vec![], vec![11.0])];
+            let env = Env { batch, seed: 5 };
+            let mut one = dlc::jit::compile(&g, false).expect("compiles");
+            one.threads = 1;
+            let mut two = dlc::jit::compile(&g, false).expect("compiles");
+            two.threads = 2;
+            let (r1, r2) = (
+                one.run(&inputs, &env).expect("runs"),
+                two.run(&inputs, &env).expect("runs"),
+            );
+            assert_eq!(r1[0].data.len(), batch * 301);
+            assert_eq!(
+                r1[0].data, r2[0].data,
+                "{dist:?} at batch {batch}: threads change nothing"
+            );
+            compare(
+                &g,
+                &inputs,
+                batch,
+                &format!("{dist:?} draw at batch {batch}"),
+            );
+        }
+    }
+}

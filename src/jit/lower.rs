@@ -967,16 +967,26 @@ fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
         kb.b.ins()
             .bxor_imm_s(s1, ((u64::from(stream) << 32) | 0x5bd1) as i64);
     let key = mix(kb, x);
+    // Rows [lo, hi) of the first axis (a scalar is one row), so that a
+    // large draw is split across threads; element i is bits(key, i)
+    // whichever thread computes it.
     let n = kb.sz(numel(&out_t.shape));
-    let mut tail = kb.iconst(0);
+    let inner = Shape(out_t.shape.0.iter().skip(1).copied().collect());
+    let inner = kb.sz(numel(&inner));
+    let start = kb.b.ins().imul(kb.lo, inner);
+    let end = kb.b.ins().imul(kb.hi, inner);
+    let end = kb.b.ins().smin(end, n);
+    let start = kb.b.ins().smin(start, end);
+    let mut tail = start;
     if dist == Dist::Uniform && d == DType::F32 {
         // Four elements at a time: four independent 64-bit mixes,
         // their top 24 bits gathered into i32 lanes and converted
         // together (a scalar int-to-float conversion writes only
         // part of its register, which chains the iterations).
-        tail = kb.b.ins().band_imm_s(n, !3);
-        let zero = kb.iconst(0);
-        kb.range(zero, tail, 4, &mut |kb, i| {
+        let len = kb.b.ins().isub(end, start);
+        let len4 = kb.b.ins().band_imm_s(len, !3);
+        tail = kb.b.ins().iadd(start, len4);
+        kb.range(start, tail, 4, &mut |kb, i| {
             let mut lanes = kb.b.ins().iconst(types::I32, 0);
             lanes = kb.b.ins().splat(types::I32X4, lanes);
             let t = kb.b.ins().imul_imm_s(i, GOLDEN);
@@ -999,7 +1009,7 @@ fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
             kb.b.ins().store(MemFlagsData::new().with_notrap(), u, a, 0);
         });
     }
-    kb.range(tail, n, 1, &mut |kb, i| {
+    kb.range(tail, end, 1, &mut |kb, i| {
         let v = match dist {
             Dist::Uniform => {
                 let t = kb.b.ins().imul_imm_s(i, GOLDEN);
