@@ -47,6 +47,7 @@ pub struct Externs {
     pub sigmoid: FuncId,
     pub pow: FuncId,
     pub normal: FuncId,
+    pub uniformf: FuncId,
     pub linalg: FuncId,
 }
 
@@ -69,6 +70,7 @@ pub struct ExternRefs {
     pub sigmoid: Option<FuncRef>,
     pub pow: Option<FuncRef>,
     pub normal: Option<FuncRef>,
+    pub uniformf: Option<FuncRef>,
     pub linalg: Option<FuncRef>,
 }
 
@@ -99,6 +101,10 @@ impl Externs {
                     dist: crate::ir::Dist::Normal,
                     ..
                 } => (&mut r.normal, self.normal),
+                Op::Random {
+                    dist: crate::ir::Dist::Uniform,
+                    ..
+                } if f32t => (&mut r.uniformf, self.uniformf),
                 Op::Linalg(_) => (&mut r.linalg, self.linalg),
                 _ => continue,
             };
@@ -304,7 +310,7 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         .iter()
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    let symbols: [(&str, *const u8); 16] = [
+    let symbols: [(&str, *const u8); 17] = [
         ("dlc_expf", exec::dlc_expf as *const u8),
         ("dlc_logf", exec::dlc_logf as *const u8),
         ("dlc_tanhf", exec::dlc_tanhf as *const u8),
@@ -320,6 +326,7 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         ("dlc_sigmoid", exec::dlc_sigmoid as *const u8),
         ("dlc_pow", exec::dlc_pow as *const u8),
         ("dlc_rng_normal", exec::dlc_rng_normal as *const u8),
+        ("dlc_rng_uniformf", exec::dlc_rng_uniformf as *const u8),
         ("dlc_linalg", exec::dlc_linalg as *const u8),
     ];
     for (name, f) in symbols {
@@ -360,6 +367,7 @@ fn declare_externs(module: &mut JITModule) -> Result<Externs, String> {
         sigmoid: decl(module, "dlc_sigmoid", &[f64t], f64t)?,
         pow: decl(module, "dlc_pow", &[f64t, f64t], f64t)?,
         normal: decl(module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
+        uniformf: decl(module, "dlc_rng_uniformf", &[i64t; 4], i64t)?,
         linalg: decl(module, "dlc_linalg", &[i64t; 8], i64t)?,
     })
 }

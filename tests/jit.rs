@@ -577,6 +577,18 @@ fn threads_split_a_random_draw_into_identical_values() {
                 batch,
                 &format!("{dist:?} draw at batch {batch}"),
             );
+            if dist == Dist::Uniform {
+                // Bit for bit the interpreter's generator (the f32 draw is
+                // 24 bits times 2⁻²⁴, exact).
+                let key = dlc::rng::key(5, 11, 4);
+                for (i, v) in r2[0].data.iter().enumerate() {
+                    assert_eq!(
+                        *v,
+                        dlc::rng::uniform(key, i as u64),
+                        "element {i} at batch {batch}"
+                    );
+                }
+            }
         }
     }
 }

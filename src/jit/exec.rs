@@ -670,3 +670,87 @@ pub extern "C" fn dlc_sigmoid(x: f64) -> f64 {
 pub extern "C" fn dlc_rng_normal(key: i64, i: i64) -> f64 {
     crate::rng::normal(key as u64, i as u64)
 }
+
+/// Writes the f32 uniforms `rng::uniform(key, i)` for i in [start, end)
+/// into elements [start, end) of the f32 buffer `out`: eight at a time with
+/// AVX2 where the host has it (the 64-bit mixes as 32-bit multiplies in
+/// four u64 lanes), else one at a time; the same bits either way.
+pub extern "C" fn dlc_rng_uniformf(key: i64, start: i64, end: i64, out: *mut u8) -> i64 {
+    let (key, start, end) = (key as u64, start.max(0) as usize, end.max(0) as usize);
+    if start >= end {
+        return 0;
+    }
+    // SAFETY: the kernel passes its own output buffer, which `run` sized
+    // for at least `end` f32s at this batch, and a range of it that this
+    // call alone writes (the threads' row ranges are disjoint).
+    let out = unsafe { std::slice::from_raw_parts_mut(out.cast::<f32>().add(start), end - start) };
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the host has AVX2 (checked above).
+        done = unsafe { uniforms_avx2(key, start as u64, out) };
+    }
+    for (k, o) in out.iter_mut().enumerate().skip(done) {
+        *o = uniform_f32(crate::rng::bits(key, (start + k) as u64));
+    }
+    0
+}
+
+/// An f32 uniform from 64 random bits: the top 24, times 2⁻²⁴ (exact).
+fn uniform_f32(bits: u64) -> f32 {
+    (bits >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+}
+
+/// Fills `out` (indices first, first + 1, ...) eight values at a time;
+/// returns how many it filled (a multiple of eight).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn uniforms_avx2(key: u64, first: u64, out: &mut [f32]) -> usize {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi64, _mm256_cvtepi32_ps, _mm256_mul_epu32, _mm256_mul_ps,
+        _mm256_or_si256, _mm256_set1_epi64x, _mm256_set1_ps, _mm256_set_epi64x, _mm256_slli_epi64,
+        _mm256_srli_epi64, _mm256_storeu_ps, _mm256_xor_si256,
+    };
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    // a·c mod 2⁶⁴ in each lane, c split into halves: lo·lo + (hi·lo + lo·hi) << 32.
+    let mul = |a: __m256i, c_lo: __m256i, c_hi: __m256i| {
+        let ll = _mm256_mul_epu32(a, c_lo);
+        let hl = _mm256_mul_epu32(_mm256_srli_epi64::<32>(a), c_lo);
+        let lh = _mm256_mul_epu32(a, c_hi);
+        _mm256_add_epi64(ll, _mm256_slli_epi64::<32>(_mm256_add_epi64(hl, lh)))
+    };
+    let halves = |c: u64| {
+        (
+            _mm256_set1_epi64x((c & 0xffff_ffff) as i64),
+            _mm256_set1_epi64x((c >> 32) as i64),
+        )
+    };
+    let (c1l, c1h) = halves(0xbf58_476d_1ce4_e5b9);
+    let (c2l, c2h) = halves(0x94d0_49bb_1331_11eb);
+    // rng::mix, lane by lane.
+    let mix = |z: __m256i| {
+        let z = mul(_mm256_xor_si256(z, _mm256_srli_epi64::<30>(z)), c1l, c1h);
+        let z = mul(_mm256_xor_si256(z, _mm256_srli_epi64::<27>(z)), c2l, c2h);
+        _mm256_xor_si256(z, _mm256_srli_epi64::<31>(z))
+    };
+    let lane = |i: u64| key.wrapping_add(first.wrapping_add(i).wrapping_mul(GOLDEN)) as i64;
+    // The even indices of each eight in `even`'s u64 lanes, the odd ones in
+    // `odd`'s: their top 24 bits, put side by side as 32-bit lanes, are the
+    // eight values in order.
+    let mut even = _mm256_set_epi64x(lane(6), lane(4), lane(2), lane(0));
+    let mut odd = _mm256_set_epi64x(lane(7), lane(5), lane(3), lane(1));
+    let step = _mm256_set1_epi64x(GOLDEN.wrapping_mul(8) as i64);
+    let scale = _mm256_set1_ps(1.0 / (1u64 << 24) as f32);
+    let full = out.len() / 8 * 8;
+    for chunk in out[..full].chunks_exact_mut(8) {
+        let e = _mm256_srli_epi64::<40>(mix(even));
+        let o = _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(mix(odd)));
+        // Below 2²⁴: exact as i32 and as f32, and times 2⁻²⁴ exact too.
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_or_si256(e, o)), scale);
+        // SAFETY: the chunk holds eight f32s.
+        unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), v) };
+        even = _mm256_add_epi64(even, step);
+        odd = _mm256_add_epi64(odd, step);
+    }
+    full
+}

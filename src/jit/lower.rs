@@ -952,7 +952,8 @@ fn batch_size(kb: &mut Kb, site: &Site) {
 }
 
 /// Counter-based random numbers keyed by the seed, the step and the
-/// stream, as `rng::key` computes them (uniform f32 four at a time).
+/// stream, as `rng::key` computes them (f32 uniforms by a call to
+/// `exec::dlc_rng_uniformf`).
 fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
     let (out_t, d, out, ins, _) = site.parts();
     // key = mix((mix(seed ^ GOLDEN) + step) ^ (stream << 32 | 0x5bd1)), as rng::key
@@ -977,53 +978,26 @@ fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
     let end = kb.b.ins().imul(kb.hi, inner);
     let end = kb.b.ins().smin(end, n);
     let start = kb.b.ins().smin(start, end);
-    let mut tail = start;
     if dist == Dist::Uniform && d == DType::F32 {
-        // Four elements at a time: four independent 64-bit mixes,
-        // their top 24 bits gathered into i32 lanes and converted
-        // together (a scalar int-to-float conversion writes only
-        // part of its register, which chains the iterations).
-        let len = kb.b.ins().isub(end, start);
-        let len4 = kb.b.ins().band_imm_s(len, !3);
-        tail = kb.b.ins().iadd(start, len4);
-        kb.range(start, tail, 4, &mut |kb, i| {
-            let mut lanes = kb.b.ins().iconst(types::I32, 0);
-            lanes = kb.b.ins().splat(types::I32X4, lanes);
-            let t = kb.b.ins().imul_imm_s(i, GOLDEN);
-            let base = kb.b.ins().iadd(key, t);
-            for l in 0..4u8 {
-                // key + (i + l)·GOLDEN, wrapping
-                let z =
-                    kb.b.ins()
-                        .iadd_imm_s(base, GOLDEN.wrapping_mul(i64::from(l)));
-                let bits = mix(kb, z);
-                let top = kb.b.ins().ushr_imm_u(bits, 40);
-                let top = kb.b.ins().ireduce(types::I32, top);
-                lanes = kb.b.ins().insertlane(lanes, top, l);
-            }
-            let f = kb.b.ins().fcvt_from_sint(types::F32X4, lanes);
-            let scale = kb.b.ins().f32const(1.0 / (1u64 << 24) as f32);
-            let scale = kb.b.ins().splat(types::F32X4, scale);
-            let u = kb.b.ins().fmul(f, scale);
-            let a = kb.addr(out, i, d);
-            kb.b.ins().store(MemFlagsData::new().with_notrap(), u, a, 0);
-        });
+        // In Rust, eight at a time with AVX2 where the host has it (the
+        // 64-bit mixes as 32-bit vector multiplies, which Cranelift's
+        // 128-bit vectors cannot do for 64-bit lanes).
+        kb.call1(kb.ext.uniformf, &[key, start, end, out]);
+        return;
     }
-    kb.range(tail, end, 1, &mut |kb, i| {
+    kb.range(start, end, 1, &mut |kb, i| {
         let v = match dist {
             Dist::Uniform => {
                 let t = kb.b.ins().imul_imm_s(i, GOLDEN);
                 let z = kb.b.ins().iadd(key, t);
                 let bits = mix(kb, z);
-                // 24 bits: exact as an i32, and times 2⁻²⁴ exact
-                // in f32 too, so the f32 result is computed in f32.
+                // 24 bits: exact as an i32, and times 2⁻²⁴ exact.
                 let top = kb.b.ins().ushr_imm_u(bits, 40);
                 let top = kb.b.ins().ireduce(types::I32, top);
-                let ft = if d == DType::F32 { d } else { DType::F64 };
-                let f = kb.b.ins().fcvt_from_sint(clif_type(ft), top);
-                let scale = kb.fconst(ft, 1.0 / (1u64 << 24) as f64);
+                let f = kb.b.ins().fcvt_from_sint(types::F64, top);
+                let scale = kb.fconst(DType::F64, 1.0 / (1u64 << 24) as f64);
                 let u = kb.b.ins().fmul(f, scale);
-                convert(kb, u, ft, d)
+                convert(kb, u, DType::F64, d)
             }
             Dist::Normal => {
                 let n = kb.call1(kb.ext.normal, &[key, i]);
