@@ -433,11 +433,16 @@ impl Job {
 /// Whether a `gemm` matmul runs in dlc's own kernel ([`sgemm`]): f32, on a
 /// host with AVX2 and FMA and without AVX-512 ([`sgemm::preferred`]), at
 /// least 16 columns wide (narrower products, like a 10-class output layer,
-/// waste most of a 16-wide tile; the `gemm` crate has kernels for them).
+/// waste most of a 16-wide tile; the `gemm` crate has kernels for them),
+/// with a right operand whose packed copy fits [`sgemm::MAX_PACKED`].
 fn own_gemm(g: &GemmArgs) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        g.dtype == DType::F32 && g.n >= sgemm::NR && g.k > 0 && sgemm::preferred()
+        g.dtype == DType::F32
+            && g.n >= sgemm::NR
+            && g.k > 0
+            && sgemm::packed_len(g.k, g.n) <= sgemm::MAX_PACKED
+            && sgemm::preferred()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

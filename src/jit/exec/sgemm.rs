@@ -53,6 +53,12 @@ pub fn slice_depth(k: usize) -> usize {
     k.div_ceil(k.div_ceil(KC).max(1)).max(1)
 }
 
+/// The most floats a packed B may take (64 MiB): a larger right operand
+/// runs in the `gemm` crate, whose packing buffers are bounded, so that no
+/// product allocates a second copy of a huge weight (memory is estimated
+/// before a run from its buffers, not from this copy).
+pub const MAX_PACKED: usize = 16 << 20;
+
 /// Floats [`pack_b`] writes for a k×n right operand.
 pub fn packed_len(k: usize, n: usize) -> usize {
     k * n.div_ceil(NR) * NR
