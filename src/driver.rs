@@ -592,6 +592,70 @@ pub fn cmd_eval(
     }
 }
 
+/// What `dlc export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The parameters as NumPy arrays under their names.
+    Npz,
+}
+
+/// `dlc export FILE --load CKPT --out OUT`: a checkpoint's parameters in
+/// another format, written atomically.
+pub fn cmd_export(
+    args: &ProgramArgs,
+    ckpt: &Path,
+    out: &Path,
+    format: ExportFormat,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    let Some(l) = load_checked(args, stderr) else {
+        return 1;
+    };
+    let runs = selected_runs(&l, args);
+    let [run] = runs.as_slice() else {
+        let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+        let _ = writeln!(
+            stderr,
+            "error: name the run to export with --run; the runs are: {}",
+            names.join(", ")
+        );
+        return 1;
+    };
+    let written = (|| {
+        crate::checkpoint::check_writable(out)?;
+        let ck = crate::checkpoint::load(ckpt, run)?;
+        let shapes: Vec<Vec<usize>> = run
+            .params
+            .iter()
+            .map(|p| crate::interp::concrete(&p.ty.shape, 1))
+            .collect();
+        let arrays: Vec<crate::export::Array> = run
+            .params
+            .iter()
+            .zip(&shapes)
+            .zip(&ck.params)
+            .map(|((p, shape), values)| crate::export::Array {
+                name: &p.name,
+                shape,
+                dtype: p.ty.dtype,
+                values,
+            })
+            .collect();
+        let bytes = match format {
+            ExportFormat::Npz => crate::export::npz(&arrays)?,
+        };
+        crate::checkpoint::write_atomic(out, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))
+    })();
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            1
+        }
+    }
+}
+
 /// `dlc data FILE`: each data source's parts, shapes, class balance and
 /// feature statistics (per column for CSV: kind, missing count, mean, std).
 pub fn cmd_data(

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod diag;
 pub mod driver;
+pub mod export;
 pub mod gradcheck;
 pub mod interp;
 pub mod ir;

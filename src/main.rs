@@ -116,6 +116,13 @@ enum StageArg {
     Clif,
 }
 
+/// `dlc export --format`.
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// The parameters as NumPy arrays (`np.load`), one per name.
+    Npz,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Compile and train: a per-epoch table, learning curves, checkpoints.
@@ -135,6 +142,21 @@ enum Command {
         /// JSON lines on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a saved model for other tools: its parameters as NumPy arrays
+    /// under their names (`--format npz`).
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// The checkpoint to export.
+        #[arg(long)]
+        load: PathBuf,
+        /// The file to write (atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum, default_value = "npz")]
+        format: FormatArg,
     },
     /// Parse, type- and shape-check; diagnostics only.
     Check {
@@ -215,6 +237,24 @@ fn run(cli: Cli) -> Output {
         Command::Ir { common, stage } => driver::cmd_ir(&program_args(common), stage_of(stage)),
         Command::Train { common, flags } => run_train(common, &flags),
         Command::Eval { common, load, json } => run_eval(common, &load, json),
+        Command::Export {
+            common,
+            load,
+            out,
+            format,
+        } => {
+            let format = match format {
+                FormatArg::Npz => driver::ExportFormat::Npz,
+            };
+            let mut err = std::io::stderr();
+            streamed(driver::cmd_export(
+                &program_args(common),
+                &load,
+                &out,
+                format,
+                &mut err,
+            ))
+        }
         Command::Gradcheck {
             common,
             eps,

@@ -1100,3 +1100,147 @@ fn repl_transcript_through_a_pipe() {
     assert!(!text.trim_end().ends_with("[[ 0.  1.  2.  3.]"));
     insta::assert_snapshot!(text);
 }
+
+/// The members of a stored (uncompressed) zip archive, in order: name and
+/// data, each checked against its CRC-32.
+fn zip_members(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    let mut members = Vec::new();
+    let mut at = 0;
+    while u32_at(at) == 0x0403_4b50 {
+        assert_eq!(u16_at(at + 8), 0, "stored, not compressed");
+        let (crc, size) = (u32_at(at + 14), u32_at(at + 18) as usize);
+        let (name_len, extra) = (u16_at(at + 26), u16_at(at + 28));
+        let name = String::from_utf8(bytes[at + 30..at + 30 + name_len].to_vec()).expect("utf-8");
+        let start = at + 30 + name_len + extra;
+        let data = bytes[start..start + size].to_vec();
+        let mut c = flate2::Crc::new();
+        c.update(&data);
+        assert_eq!(c.sum(), crc, "{name}: CRC-32");
+        members.push((name, data));
+        at = start + size;
+    }
+    assert_eq!(u32_at(at), 0x0201_4b50, "the central directory follows");
+    let end = bytes.len() - 22;
+    assert_eq!(
+        u32_at(end),
+        0x0605_4b50,
+        "the archive ends with its directory's end"
+    );
+    assert_eq!(
+        u16_at(end + 10),
+        members.len(),
+        "every member is in the directory"
+    );
+    members
+}
+
+/// `dlc export --format npz` writes the checkpoint's parameters as `.npy`
+/// members under their names, with their shapes and values (and NumPy
+/// reads them, where it is installed); a bad destination is one line and
+/// exit 1.
+#[test]
+fn export_npz_holds_the_checkpoints_parameters() {
+    let dir = std::env::temp_dir().join(format!("dlc-npz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (ck, npz) = (dir.join("m.safetensors"), dir.join("m.npz"));
+    let (ck_s, npz_s) = (ck.to_str().expect("utf-8"), npz.to_str().expect("utf-8"));
+    let train = dlc(&[
+        "train",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--epochs",
+        "2",
+        "--save",
+        ck_s,
+        "--quiet",
+    ]);
+    assert_eq!(
+        train.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    let export = dlc(&[
+        "export",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--load",
+        ck_s,
+        "--out",
+        npz_s,
+    ]);
+    assert_eq!(
+        export.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let checkpoint = std::fs::read(&ck).expect("checkpoint");
+    let tensors = safetensors::SafeTensors::deserialize(&checkpoint).expect("safetensors");
+    let members = zip_members(&std::fs::read(&npz).expect("npz"));
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["w.npy", "b.npy"]);
+    for ((name, data), shape) in members.iter().zip(["(2, 1)", "(1,)"]) {
+        assert_eq!(&data[..8], b"\x93NUMPY\x01\x00", "{name}");
+        let hl = u16::from_le_bytes([data[8], data[9]]) as usize;
+        let header = std::str::from_utf8(&data[10..10 + hl]).expect("ascii");
+        assert!(
+            header.contains("'descr': '<f4'") && header.contains(&format!("'shape': {shape}")),
+            "{name}: {header}"
+        );
+        let param = tensors
+            .tensor(&format!("param.{}", name.trim_end_matches(".npy")))
+            .expect("in the checkpoint");
+        assert_eq!(
+            &data[10 + hl..],
+            param.data(),
+            "{name}: the checkpoint's values"
+        );
+    }
+    // NumPy, where it is installed, reads the same values.
+    let numpy = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, numpy as np; d = np.load(sys.argv[1]); \
+             print(d['w'].shape, d['b'].shape, float(d['w'][1, 0]))",
+            npz_s,
+        ])
+        .output();
+    match numpy {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(text.starts_with("(2, 1) (1,) "), "{text}");
+            let w = tensors.tensor("param.w").expect("w");
+            let w10 = f32::from_le_bytes(w.data()[4..8].try_into().expect("4"));
+            let got: f64 = text
+                .split_whitespace()
+                .last()
+                .expect("value")
+                .parse()
+                .expect("number");
+            assert_eq!(got, f64::from(w10));
+        }
+        _ => eprintln!("skipped the NumPy check: python3 with numpy is not importable here"),
+    }
+    let bad = dlc(&[
+        "export",
+        "programs/linreg.dl",
+        "--run",
+        "sgd",
+        "--load",
+        ck_s,
+        "--out",
+        "/nonexistent-dir/m.npz",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
