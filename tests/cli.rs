@@ -1226,21 +1226,25 @@ fn export_npz_holds_the_checkpoints_parameters() {
         }
         _ => eprintln!("skipped the NumPy check: python3 with numpy is not importable here"),
     }
-    let bad = dlc(&[
-        "export",
-        "programs/linreg.dl",
-        "--run",
-        "sgd",
-        "--load",
-        ck_s,
-        "--out",
-        "/nonexistent-dir/m.npz",
-    ]);
-    assert_eq!(bad.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(
-        err.starts_with("error: ") && err.lines().count() == 1,
-        "{err}"
-    );
+    // A bad destination, a checkpoint of another run or another program:
+    // one line, exit 1, nothing written.
+    let other = dir.join("other.npz");
+    let other_s = other.to_str().expect("utf-8");
+    for args in [
+        ["programs/linreg.dl", "sgd", "/nonexistent-dir/m.npz"],
+        ["programs/linreg.dl", "closed_form", other_s],
+        ["programs/mlp.dl", "main", other_s],
+    ] {
+        let bad = dlc(&[
+            "export", args[0], "--run", args[1], "--load", ck_s, "--out", args[2],
+        ]);
+        assert_eq!(bad.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(!other.exists(), "{args:?}: nothing written");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
