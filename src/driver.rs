@@ -464,6 +464,28 @@ fn selected_runs<'l>(l: &'l Loaded, args: &ProgramArgs) -> Vec<&'l crate::check:
         .collect()
 }
 
+/// The one run a command on a saved model works on: the program's only
+/// run, or `--run NAME`; else an error listing the runs (`what`: what the
+/// command does to it).
+fn one_run<'l>(
+    l: &'l Loaded,
+    args: &ProgramArgs,
+    what: &str,
+    stderr: &mut dyn std::io::Write,
+) -> Option<&'l crate::check::Run> {
+    let runs = selected_runs(l, args);
+    if let [run] = runs.as_slice() {
+        return Some(run);
+    }
+    let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
+    let _ = writeln!(
+        stderr,
+        "error: name the run to {what} with --run; the runs are: {}",
+        names.join(", ")
+    );
+    None
+}
+
 fn load_checked(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<Loaded> {
     let l = match load(args) {
         Ok(l) => l,
@@ -563,14 +585,7 @@ pub fn cmd_eval(
     let Some(l) = load_checked(args, stderr) else {
         return 1;
     };
-    let runs = selected_runs(&l, args);
-    let [run] = runs.as_slice() else {
-        let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
-        let _ = writeln!(
-            stderr,
-            "error: name the run to evaluate with --run; the runs are: {}",
-            names.join(", ")
-        );
+    let Some(run) = one_run(&l, args, "evaluate", stderr) else {
         return 1;
     };
     let mut opts = opts.clone();
@@ -611,14 +626,7 @@ pub fn cmd_export(
     let Some(l) = load_checked(args, stderr) else {
         return 1;
     };
-    let runs = selected_runs(&l, args);
-    let [run] = runs.as_slice() else {
-        let names: Vec<&str> = l.checked.runs.iter().map(|x| x.name.as_str()).collect();
-        let _ = writeln!(
-            stderr,
-            "error: name the run to export with --run; the runs are: {}",
-            names.join(", ")
-        );
+    let Some(run) = one_run(&l, args, "export", stderr) else {
         return 1;
     };
     let written = (|| {
