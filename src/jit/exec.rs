@@ -348,7 +348,7 @@ pub fn fill_rows(
 }
 
 /// One thread's part in a kernel call: it claims chunks of `chunk` rows of
-/// [lo, hi) from the call's shared counter and runs them until none is
+/// [0, rows) from the call's shared counter and runs them until none is
 /// left, so a thread that runs slow (its core shared or busy) claims fewer.
 #[derive(Clone, Copy, Debug)]
 pub struct Job {
@@ -356,8 +356,8 @@ pub struct Job {
     table: Table,
     batch: usize,
     seed: u64,
-    lo: usize,
-    hi: usize,
+    /// The call's rows: [0, rows).
+    rows: usize,
     chunk: usize,
     next: Claims,
     /// B packed once for the call (`sgemm`'s Gemm work), else null.
@@ -389,16 +389,16 @@ impl Job {
         loop {
             // SAFETY: the counter outlives the job (see `Claims`).
             let c = unsafe { &*self.next.0 }.fetch_add(1, Ordering::Relaxed);
-            let lo = self.lo.saturating_add(c.saturating_mul(self.chunk));
-            if lo >= self.hi {
+            let lo = c.saturating_mul(self.chunk);
+            if lo >= self.rows {
                 return;
             }
-            self.rows(lo, (lo + self.chunk).min(self.hi));
+            self.run_rows(lo, (lo + self.chunk).min(self.rows));
         }
     }
 
     /// Rows [lo, hi) of the work.
-    fn rows(&self, lo: usize, hi: usize) {
+    fn run_rows(&self, lo: usize, hi: usize) {
         let (t, batch, seed) = (self.table.0, self.batch as i64, self.seed as i64);
         match self.work {
             // The callee reads table[i] for the buffers of its node and
@@ -505,8 +505,7 @@ pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize
         table: Table(table.as_ptr()),
         batch,
         seed,
-        lo: 0,
-        hi: rows,
+        rows,
         chunk: chunk.max(1),
         next: Claims(&next),
         packed_b: PackedB(packed_b),
@@ -523,7 +522,7 @@ pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize
             PACKED_B.with_borrow_mut(|packed| {
                 // SAFETY: b's buffer holds k×n f32s at this batch (`run`
                 // sized it), row-major. Packing it on this thread measured
-                // as fast as sharing its units with the workers (they are
+                // as fast as sharing its panels with the workers (they are
                 // still waking up while it runs).
                 unsafe {
                     let b = (*table.as_ptr().add(g.b)).cast::<f32>().cast_const();

@@ -64,67 +64,12 @@ pub fn packed_len(k: usize, n: usize) -> usize {
     k * n.div_ceil(NR) * NR
 }
 
-/// A right operand to pack: B (k×n, row-major, `ldb` floats a row) into
-/// `out` ([`packed_len`] floats): for each slice of [`slice_depth`] rows,
-/// for each NR-column panel, kc rows of NR values, the last panel's
-/// missing columns zero. The slice that starts at row k0 starts at
-/// `k0 · panels · NR`, its panel p `p · kc · NR` further.
-#[derive(Clone, Copy, Debug)]
-pub struct PackB {
-    pub b: *const f32,
-    pub ldb: usize,
-    pub k: usize,
-    pub n: usize,
-    pub out: *mut f32,
-}
-
-impl PackB {
-    /// Units of work: panels × slices.
-    pub fn units(&self) -> usize {
-        self.n.div_ceil(NR) * self.k.div_ceil(slice_depth(self.k))
-    }
-
-    /// Packs unit `u` < `units()`: every float of its panel, padding
-    /// included (no zeroing pass).
-    ///
-    /// # Safety
-    /// `b` points to k rows of at least n floats, `ldb` apart; `out` holds
-    /// `packed_len(k, n)` floats, of which no one else reads or writes
-    /// this unit's meanwhile.
-    pub unsafe fn unit(&self, u: usize) {
-        let panels = self.n.div_ceil(NR);
-        let depth = slice_depth(self.k);
-        let (slice, p) = (u / panels, u % panels);
-        let k0 = slice * depth;
-        let kc = (self.k - k0).min(depth);
-        let j0 = p * NR;
-        let w = (self.n - j0).min(NR);
-        // SAFETY: the unit's panel is kc·NR floats at its offset inside
-        // `out`; its rows k0 + r < k and columns j0..j0 + w ≤ n are inside B
-        // (the contract).
-        unsafe {
-            let panel = std::slice::from_raw_parts_mut(
-                self.out.add(k0 * panels * NR + p * kc * NR),
-                kc * NR,
-            );
-            for (r, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                let src = self.b.add((k0 + r) * self.ldb + j0);
-                if w == NR {
-                    // A fixed-size copy: two vector moves, not a memmove call.
-                    if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
-                        *dst = *src.cast::<[f32; NR]>();
-                    }
-                } else {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = if j < w { *src.add(j) } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Packs all of B into `out` (grown to `packed_len(k, n)`).
+/// Packs B (k×n, row-major, `ldb` floats a row) into `out` (grown to
+/// [`packed_len`]): for each slice of [`slice_depth`] rows, for each
+/// NR-column panel, kc rows of NR values, the last panel's missing columns
+/// zero. The slice that starts at row k0 starts at `k0 · panels · NR`, its
+/// panel p `p · kc · NR` further. Every float is written (padding
+/// included), so a reused buffer needs no zeroing pass.
 ///
 /// # Safety
 /// `b` points to k rows of at least n floats, `ldb` apart.
@@ -132,16 +77,34 @@ pub unsafe fn pack_b(b: *const f32, ldb: usize, k: usize, n: usize, out: &mut Ve
     if out.len() < packed_len(k, n) {
         out.resize(packed_len(k, n), 0.0);
     }
-    let pack = PackB {
-        b,
-        ldb,
-        k,
-        n,
-        out: out.as_mut_ptr(),
-    };
-    for u in 0..pack.units() {
-        // SAFETY: the caller's contract for b; `out` is ours alone.
-        unsafe { pack.unit(u) };
+    let panels = n.div_ceil(NR);
+    let depth = slice_depth(k);
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = (k - k0).min(depth);
+        let slice = &mut out[k0 * panels * NR..(k0 + kc) * panels * NR];
+        for (p, panel) in slice.chunks_exact_mut(kc * NR).enumerate() {
+            let j0 = p * NR;
+            let w = (n - j0).min(NR);
+            for (r, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                // SAFETY: row k0 + r < k and columns j0..j0 + w ≤ n are
+                // inside B (the contract).
+                unsafe {
+                    let src = b.add((k0 + r) * ldb + j0);
+                    if w == NR {
+                        // A fixed-size copy: two vector moves, not a memmove call.
+                        if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
+                            *dst = *src.cast::<[f32; NR]>();
+                        }
+                    } else {
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d = if j < w { *src.add(j) } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        }
+        k0 += kc;
     }
 }
 
