@@ -5,8 +5,11 @@
 //! Tensors are named `param.NAME` (f32, the parameter's shape; dense weights
 //! keep d2l's `[n_in, n_out]` layout) and `SLOT.NAME` for the optimizer's
 //! state (`velocity.NAME`, momentum; see `optim::Slot`).
-//! The metadata holds the run, the program's hash, the epoch, the step and
-//! the seed.
+//! A K-fold run's checkpoint holds its fold models instead, as
+//! `foldK.param.NAME` (K from 1), and the fold count in `folds`.
+//! The metadata holds the run, the program's hash, the epoch, the step,
+//! the seed and the data's preprocessing (`preprocessing`, JSON: see
+//! `data::prep` and docs/preprocessing.md).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,6 +18,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::check::run::Run;
+use crate::data::prep::Preprocessing;
 use crate::interp::concrete;
 
 /// The `format` a checkpoint's metadata names.
@@ -33,6 +37,23 @@ pub struct Checkpoint {
     /// The optimizer's state: per parameter, one tensor per slot its rule
     /// keeps (empty when it keeps none, or the checkpoint holds none).
     pub state: Vec<Vec<f64>>,
+    /// A K-fold run's models, each its parameters in the run's order
+    /// (`foldK.param.NAME`, K from 1); then `params` and `state` are empty.
+    pub folds: Vec<Vec<Vec<f64>>>,
+    /// How raw data becomes the model's input (the `preprocessing`
+    /// metadata); `None` in checkpoints of dlc before it was saved.
+    pub preprocessing: Option<Preprocessing>,
+}
+
+impl Checkpoint {
+    /// The models it holds: the K-fold models, or the one model.
+    pub fn models(&self) -> Vec<&[Vec<f64>]> {
+        if self.folds.is_empty() {
+            vec![&self.params]
+        } else {
+            self.folds.iter().map(Vec::as_slice).collect()
+        }
+    }
 }
 
 /// A stable hash of the program text (hex).
@@ -54,12 +75,24 @@ fn f32_bytes(v: &[f64]) -> Vec<u8> {
 pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
     let slots = slots(run);
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (f, fold) in ck.folds.iter().enumerate() {
+        for (p, values) in run.params.iter().zip(fold) {
+            owned.push((
+                format!("fold{}.param.{}", f + 1, p.name),
+                concrete(&p.ty.shape, 1),
+                f32_bytes(values),
+            ));
+        }
+    }
     for (i, p) in run.params.iter().enumerate() {
         let shape = concrete(&p.ty.shape, 1);
+        let Some(values) = ck.params.get(i) else {
+            continue;
+        };
         owned.push((
             format!("param.{}", p.name),
             shape.clone(),
-            f32_bytes(&ck.params[i]),
+            f32_bytes(values),
         ));
         for (k, slot) in slots.iter().enumerate() {
             if let Some(v) = ck.state.get(i * slots.len() + k) {
@@ -84,6 +117,12 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
     meta.insert("epoch".to_string(), ck.epoch.to_string());
     meta.insert("step".to_string(), ck.step.to_string());
     meta.insert("seed".to_string(), ck.seed.to_string());
+    if !ck.folds.is_empty() {
+        meta.insert("folds".to_string(), ck.folds.len().to_string());
+    }
+    if let Some(p) = &ck.preprocessing {
+        meta.insert("preprocessing".to_string(), p.to_json());
+    }
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;
     write_atomic(path, &bytes)
@@ -236,9 +275,38 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
     }
     let read = |name: &str, want: &[usize]| read_f32(&st, (path, run), name, want);
     let slots = slots(run);
+    let folds = match meta.get("folds") {
+        None => 0,
+        Some(_) => match num("folds")? {
+            k @ 2..=1000 => k as usize,
+            k => {
+                return Err(bad(format!(
+                    "`folds` is {k}, not a fold count from 2 to 1000"
+                )))
+            }
+        },
+    };
+    let mut fold_params = Vec::with_capacity(folds);
+    for f in 1..=folds {
+        let mut fold = Vec::with_capacity(run.params.len());
+        for p in &run.params {
+            let key = format!("fold{f}.param.{}", p.name);
+            match read(&key, &concrete(&p.ty.shape, 1))? {
+                Some(v) => fold.push(v),
+                None => {
+                    return Err(format!(
+                        "checkpoint {} does not fit run {}: it has no `{key}`",
+                        path.display(),
+                        run.name
+                    ))
+                }
+            }
+        }
+        fold_params.push(fold);
+    }
     let mut params = Vec::new();
     let mut state = Vec::new();
-    for p in &run.params {
+    for p in run.params.iter().filter(|_| folds == 0) {
         let shape = concrete(&p.ty.shape, 1);
         let key = format!("param.{}", p.name);
         match read(&key, &shape)? {
@@ -262,6 +330,9 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         // A parameter, or any optimizer's state of one (another optimizer's
         // is ignored: a run may change its optimizer).
         let known = run.params.iter().any(|p| {
+            if folds > 0 {
+                return (1..=folds).any(|f| name == format!("fold{f}.param.{}", p.name));
+            }
             name == format!("param.{}", p.name)
                 || crate::optim::all_slots().any(|s| name == format!("{}.{}", s.name, p.name))
         });
@@ -281,6 +352,11 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         )));
     }
     state_complete(&st, run, (params.len(), state.len())).map_err(bad)?;
+    let what = format!("checkpoint {}", path.display());
+    let preprocessing = match meta.get("preprocessing") {
+        Some(text) => Some(Preprocessing::from_json(text, &what)?),
+        None => None,
+    };
     Ok(Checkpoint {
         run: saved_by.clone(),
         program_hash: get("program_hash"),
@@ -289,6 +365,8 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         seed,
         params,
         state,
+        folds: fold_params,
+        preprocessing,
     })
 }
 

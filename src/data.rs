@@ -8,5 +8,6 @@
 
 pub mod load;
 pub mod meta;
+pub mod prep;
 pub mod synthetic;
 pub mod table;

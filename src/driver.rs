@@ -637,16 +637,33 @@ pub fn cmd_export(
             .iter()
             .map(|p| crate::interp::concrete(&p.ty.shape, 1))
             .collect();
-        let arrays: Vec<crate::export::Array> = run
-            .params
+        // A K-fold checkpoint's models are `fold1.W`, `fold2.W`, ...
+        let models = ck.models();
+        let names: Vec<Vec<String>> = (1..=models.len())
+            .map(|k| {
+                run.params
+                    .iter()
+                    .map(|p| match ck.folds.is_empty() {
+                        true => p.name.clone(),
+                        false => format!("fold{k}.{}", p.name),
+                    })
+                    .collect()
+            })
+            .collect();
+        let arrays: Vec<crate::export::Array> = models
             .iter()
-            .zip(&shapes)
-            .zip(&ck.params)
-            .map(|((p, shape), values)| crate::export::Array {
-                name: &p.name,
-                shape,
-                dtype: p.ty.dtype,
-                values,
+            .zip(&names)
+            .flat_map(|(model, names)| {
+                run.params
+                    .iter()
+                    .zip(&shapes)
+                    .zip(model.iter().zip(names))
+                    .map(|((p, shape), (values, name))| crate::export::Array {
+                        name,
+                        shape,
+                        dtype: p.ty.dtype,
+                        values,
+                    })
             })
             .collect();
         let bytes = match format {
@@ -662,6 +679,71 @@ pub fn cmd_export(
             1
         }
     }
+}
+
+/// `dlc predict FILE --load CKPT --input NEW --out OUT`: a saved model's
+/// predictions on new data, as CSV, written atomically to OUT (or to
+/// stdout for `-`) once every row is predicted.
+pub fn cmd_predict(
+    args: &ProgramArgs,
+    req: PredictArgs<'_>,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    let Some(l) = load_checked(args, stderr) else {
+        return 1;
+    };
+    let Some(run) = one_run(&l, args, "predict with", stderr) else {
+        return 1;
+    };
+    let to_stdout = req.out == Path::new("-");
+    let done = (|| {
+        if !to_stdout {
+            crate::checkpoint::check_writable(req.out)?;
+        }
+        let p = crate::predict::predict(&crate::predict::Request {
+            run,
+            data: &l.checked.data[run.data],
+            checkpoint: req.load,
+            input: req.input,
+            proba: req.proba,
+            batch: req.batch,
+            threads: req.threads,
+        })?;
+        for n in &p.notes {
+            let _ = writeln!(stderr, "{n}");
+        }
+        if to_stdout {
+            let _ = stdout.write_all(&p.csv);
+        } else {
+            crate::checkpoint::write_atomic(req.out, &p.csv)
+                .map_err(|e| format!("cannot write {}: {e}", req.out.display()))?;
+            let _ = writeln!(
+                stderr,
+                "wrote {} predictions to {}",
+                p.rows,
+                req.out.display()
+            );
+        }
+        Ok::<(), String>(())
+    })();
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            1
+        }
+    }
+}
+
+/// `dlc predict`'s options.
+pub struct PredictArgs<'a> {
+    pub load: &'a Path,
+    pub input: &'a Path,
+    pub out: &'a Path,
+    pub proba: bool,
+    pub batch: Option<u64>,
+    pub threads: Option<usize>,
 }
 
 /// `dlc data FILE`: each data source's parts, shapes, class balance and
@@ -687,6 +769,9 @@ pub fn cmd_data(
                 return 1;
             }
         };
+        for w in &parts.warnings {
+            let _ = writeln!(stderr, "warning: {w}");
+        }
         for (name, t) in [("train", &parts.train), ("test", &parts.test)] {
             if !t.is_empty() {
                 write_part_summary(&mut out, d, name, t);

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod opt;
 pub mod optim;
 pub mod plot;
+pub mod predict;
 pub mod prefetch;
 pub mod profile;
 pub mod repl;

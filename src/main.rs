@@ -158,6 +158,32 @@ enum Command {
         #[arg(long, value_enum, default_value = "npz")]
         format: FormatArg,
     },
+    /// Predict new data with a saved model: a CSV without the label
+    /// column or an IDX images file in, one prediction per row out (CSV).
+    Predict {
+        #[command(flatten)]
+        common: Common,
+        /// The checkpoint to predict with (a K-fold one: the average of its
+        /// fold models).
+        #[arg(long)]
+        load: PathBuf,
+        /// The new data: a CSV file with the training file's columns (the
+        /// label may be absent) or an IDX images file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the predictions (CSV, atomically), or - for stdout.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write each class's probability (classifiers).
+        #[arg(long)]
+        proba: bool,
+        /// Rows per call of the compiled model (default: the run's batch).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        batch: Option<u64>,
+        /// Worker threads for large kernels (default: all cores).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
+    },
     /// Parse, type- and shape-check; diagnostics only.
     Check {
         #[command(flatten)]
@@ -252,6 +278,32 @@ fn run(cli: Cli) -> Output {
                 &load,
                 &out,
                 format,
+                &mut err,
+            ))
+        }
+        Command::Predict {
+            common,
+            load,
+            input,
+            out,
+            proba,
+            batch,
+            threads,
+        } => {
+            let req = driver::PredictArgs {
+                load: &load,
+                input: &input,
+                out: &out,
+                proba,
+                batch,
+                threads: threads.map(usize::from),
+            };
+            let mut stdout = QuietStdout::default();
+            let mut err = std::io::stderr();
+            streamed(driver::cmd_predict(
+                &program_args(common),
+                req,
+                &mut stdout,
                 &mut err,
             ))
         }

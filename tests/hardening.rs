@@ -1287,7 +1287,7 @@ fn quiet_still_prints_the_final_result() {
     );
     let o = text(&out.stdout);
     assert!(
-        o.contains("5-fold:") && o.contains("final (average of the fold models)"),
+        o.contains("5-fold:") && o.contains("final (average of the 5 fold models)"),
         "{o}"
     );
     assert!(!o.contains("fold 1/5"), "{o}");

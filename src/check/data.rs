@@ -44,6 +44,8 @@ pub struct Rows {
     pub test: u64,
     /// Why rows were dropped (`2 without a label`), or empty.
     pub dropped: String,
+    /// The test part's own file, when it has one.
+    pub test_file: Option<String>,
 }
 
 impl Rows {
@@ -55,7 +57,9 @@ impl Rows {
         if !self.dropped.is_empty() {
             s.push_str(&format!(" ({})", self.dropped));
         }
-        if let Some(f) = test_fraction.filter(|f| *f > 0.0) {
+        if let Some(file) = &self.test_file {
+            s.push_str(&format!("; {} test rows from {file}", self.test));
+        } else if let Some(f) = test_fraction.filter(|f| *f > 0.0) {
             s.push_str(&format!(
                 ", {} held out as the test part (test = {f})",
                 self.test
@@ -91,9 +95,14 @@ impl DataSpec {
                 };
                 n * (width * per + 16)
             }
-            Source::Csv { rows, features, .. } => {
+            Source::Csv {
+                rows,
+                test_rows,
+                features,
+                ..
+            } => {
                 // the encoded f32 rows, and each raw cell as a String
-                u128::from(*rows) * (width * 4 + (features.len() as u128 + 1) * 40)
+                u128::from(rows + test_rows) * (width * 4 + (features.len() as u128 + 1) * 40)
             }
             Source::Synthetic { train, test, .. } => u128::from(train + test) * (width + 1) * 12,
         }
@@ -199,9 +208,20 @@ pub enum Source {
         features: Vec<Feature>,
         missing: Missing,
         standardize: bool,
-        /// The fraction of rows held out as the test part.
+        /// The fraction of rows held out as the test part (0 with a test
+        /// file).
         test: f64,
+        /// A labelled test set in a file of its own (`test = "file.csv"`),
+        /// encoded with the training file's preprocessing.
+        test_file: Option<PathBuf>,
+        /// Rows of the training file, and of the test file.
         rows: u64,
+        test_rows: u64,
+        /// The identifier column (`id = "Id"`): not a feature, passed
+        /// through to `dlc predict`'s output.
+        id: Option<String>,
+        /// Columns of the file the model does not read (`drop`).
+        dropped: Vec<String>,
         /// The label column holds class indices (`classes = N`): `1` and
         /// `1.0` are class 1. Otherwise `classes` names the classes.
         index_labels: bool,
@@ -593,6 +613,7 @@ fn idx(
             train: ti.dims[0] as u64,
             test: si.dims[0] as u64,
             dropped: String::new(),
+            test_file: None,
         },
         warnings: Vec::new(),
     };
@@ -736,7 +757,15 @@ fn csv(
 ) -> (Option<DataSpec>, Vec<Diagnostic>) {
     let mut o = Opts::new(
         "csv",
-        &["label", "classes", "drop", "missing", "standardize", "test"],
+        &[
+            "label",
+            "classes",
+            "drop",
+            "missing",
+            "standardize",
+            "test",
+            "id",
+        ],
         args,
         1,
     );
@@ -761,6 +790,27 @@ fn csv(
     let Some(label_col) = label_column(&mut o, (&schema, &path), &label, label_span) else {
         return (None, o.diags);
     };
+    let mut drop = a.drop.clone();
+    if let Some((id, span)) = &a.id {
+        if id == &label {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("`{id}` is the label, so it cannot be the id"),
+                )
+                .label(*span, "the identifier column"),
+            );
+        } else if schema.column(id).is_none() {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::DataMismatch,
+                    format!("`{}` has no column `{id}`", path.display()),
+                )
+                .label(*span, "not a column of the file"),
+            );
+        }
+        drop.push((id.clone(), *span));
+    }
     for (c, span) in a.drop.iter().filter(|(c, _)| schema.column(c).is_none()) {
         o.diags.push(
             Diagnostic::new(
@@ -780,7 +830,7 @@ fn csv(
     ) else {
         return (None, o.diags);
     };
-    let features = csv_features(&schema, &label, &a.drop);
+    let features = csv_features(&schema, &label, &drop);
     let width = match encoded_width(name, decl.source.span, schema.rows, &features) {
         Ok(w) => w,
         Err(d) => {
@@ -788,7 +838,26 @@ fn csv(
             return (None, o.diags);
         }
     };
-    let rows = csv_rows(&schema, &label, &features, &a.missing, a.test);
+    let mut rows = csv_rows(&schema, &label, &features, &a.missing, a.test);
+    let mut test_rows = 0;
+    let test_file = match &a.test_file {
+        None => None,
+        Some((file, span)) => {
+            let tp = join_clean(base, file);
+            let train = (&schema, label.as_str(), label_col, features.as_slice());
+            let Some(test) = csv_test_file(&mut o, (&tp, *span), train, a.int_classes) else {
+                return (None, o.diags);
+            };
+            test_rows = test.rows as u64;
+            let kept = csv_rows(&test, &label, &features, &a.missing, 0.0);
+            rows.test = kept.train;
+            rows.test_file = Some(test.path.display().to_string());
+            Some(test.path)
+        }
+    };
+    if !o.diags.is_empty() {
+        return (None, o.diags);
+    }
     let warnings = mostly_unique(name, &schema, &features);
     if rows.train == 0 {
         o.diags.push(
@@ -820,8 +889,12 @@ fn csv(
             missing: a.missing,
             standardize: a.standardize,
             test: a.test,
+            test_file,
             rows: schema.rows as u64,
+            test_rows,
             index_labels: a.int_classes.is_some(),
+            id: a.id.map(|(id, _)| id),
+            dropped: a.drop.into_iter().map(|(c, _)| c).collect(),
         },
         sample: vec![width],
         label: label_kind,
@@ -839,6 +912,10 @@ struct CsvArgs {
     missing: Missing,
     standardize: bool,
     test: f64,
+    /// `test = "file.csv"`: the test part's own file, as written.
+    test_file: Option<(String, Span)>,
+    /// `id = "column"`: the identifier column.
+    id: Option<(String, Span)>,
     /// `classes = N`: an integer label column holds class indices 0..N.
     int_classes: Option<u64>,
 }
@@ -852,6 +929,13 @@ fn csv_args(o: &mut Opts, source: Span) -> CsvArgs {
         );
     }
     let drop_span = o.get("drop").map(|a| a.value.span);
+    let test_file = match o
+        .get("test")
+        .map(|a| (a.value.span, consts::eval(&a.value)))
+    {
+        Some((span, Some(Const::Str(s)))) => Some((s, span)),
+        _ => None,
+    };
     // In this order, so that the diagnostics come in the arguments' order.
     CsvArgs {
         label,
@@ -863,14 +947,123 @@ fn csv_args(o: &mut Opts, source: Span) -> CsvArgs {
             .collect(),
         missing: o.missing(),
         standardize: o.flag("standardize"),
-        test: o.number(
-            "test",
-            0.0,
-            |v| (0.0..1.0).contains(&v),
-            "a fraction in [0, 1)",
-        ),
+        test: if test_file.is_some() {
+            0.0
+        } else {
+            o.number(
+                "test",
+                0.0,
+                |v| (0.0..1.0).contains(&v),
+                "a fraction in [0, 1) or a file name",
+            )
+        },
+        test_file,
+        id: o.string("id").zip(o.get("id").map(|a| a.value.span)),
         int_classes: o.get("classes").map(|_| o.count("classes", 2, 2)),
     }
+}
+
+/// The schema of `test = "file.csv"`, checked against the training file's:
+/// the same columns (in any order; the ignored ones may be left out), the
+/// label's values among the training file's classes, numbers where the
+/// training file has numbers. A category the training file lacks is no
+/// error: it is encoded as missing, and loading counts them.
+fn csv_test_file(
+    o: &mut Opts,
+    (path, span): (&Path, Span),
+    (train, label, label_col, features): (&meta::CsvSchema, &str, &meta::Column, &[Feature]),
+    int_classes: Option<u64>,
+) -> Option<meta::CsvSchema> {
+    let err = |o: &mut Opts, msg: String, here: &str| {
+        o.diags.push(
+            Diagnostic::new(Code::DataMismatch, msg)
+                .label(span, here.to_string())
+                .note(format!(
+                    "the test file needs the training file's columns: {}",
+                    train.names().join(", ")
+                )),
+        );
+    };
+    let test = match meta::scan_csv(path) {
+        Ok(s) => s,
+        Err(e) => {
+            o.diags.push(
+                Diagnostic::new(Code::BadData, format!("cannot read the test file: {e}"))
+                    .label(span, "the test part's file"),
+            );
+            return None;
+        }
+    };
+    let shown = test.path.display().to_string();
+    if let Some(extra) = test.names().into_iter().find(|c| train.column(c).is_none()) {
+        err(
+            o,
+            format!(
+                "test file `{shown}` has a column `{extra}` that the training file `{}` does not",
+                train.path.display()
+            ),
+            "the test part's file",
+        );
+        return None;
+    }
+    let needed = std::iter::once(label).chain(features.iter().map(|f| f.column.as_str()));
+    if let Some(gone) = needed.into_iter().find(|c| test.column(c).is_none()) {
+        err(
+            o,
+            format!("test file `{shown}` has no column `{gone}`"),
+            "the test part's file",
+        );
+        return None;
+    }
+    for f in features.iter().filter(|f| f.kind == FeatureKind::Numeric) {
+        if let Some(ColumnKind::Categorical { categories }) =
+            test.column(&f.column).map(|c| &c.kind)
+        {
+            if let Some(v) = categories.first() {
+                err(
+                    o,
+                    format!("column `{}` of test file `{shown}` holds `{v}`, but it holds numbers in the training file", f.column),
+                    "the test part's file",
+                );
+                return None;
+            }
+        }
+    }
+    let test_label = test.column(label)?;
+    let bad_label = match (&label_col.kind, &test_label.kind) {
+        (ColumnKind::Categorical { categories }, ColumnKind::Categorical { categories: t })
+            if int_classes.is_none() =>
+        {
+            t.iter()
+                .find(|c| !categories.contains(c))
+                .map(|c| format!("class `{c}`, which the training file does not have"))
+        }
+        (ColumnKind::Categorical { .. }, ColumnKind::Numeric { .. }) => {
+            // Numbers as class names: each must be a training class.
+            Some("numbers where the training file has class names".to_string())
+        }
+        (ColumnKind::Numeric { .. }, ColumnKind::Numeric { min, max, .. }) => match int_classes {
+            Some(n) if *min < 0.0 || *max >= n as f64 || test_label.non_integer.is_some() => Some(
+                format!("values from {min} to {max}, not class indices below {n}"),
+            ),
+            _ => None,
+        },
+        (ColumnKind::Numeric { .. }, ColumnKind::Categorical { categories }) => {
+            categories.first().map(|c| format!("`{c}`, not a number"))
+        }
+        (ColumnKind::Categorical { .. }, ColumnKind::Categorical { .. }) => None,
+    };
+    if let Some(what) = bad_label {
+        o.diags.push(
+            Diagnostic::new(
+                Code::DataMismatch,
+                format!("the label `{label}` of test file `{shown}` holds {what}"),
+            )
+            .label(span, "the test part's file"),
+        );
+        return None;
+    }
+    Some(test)
 }
 
 /// The CSV file's schema from its metadata scan, or a diagnostic saying why
@@ -1136,6 +1329,7 @@ fn csv_rows(
         train: kept - n_test,
         test: n_test,
         dropped: why.join(", "),
+        test_file: None,
     }
 }
 
@@ -1234,6 +1428,7 @@ fn synthetic(
             train,
             test,
             dropped: String::new(),
+            test_file: None,
         },
         warnings: Vec::new(),
     };

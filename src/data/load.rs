@@ -6,15 +6,19 @@
 use std::path::Path;
 
 use super::meta::{self, IdxElem};
+use super::prep::{self, Column, Input, Label, Preprocessing, Unseen};
 use super::synthetic;
 use super::table::{Decode, Features, Table};
-use crate::check::data::{DataSpec, Feature, FeatureKind, Missing, Source};
+use crate::check::data::{DataSpec, FeatureKind, LabelKind, Missing, Source};
 use crate::rng;
 
-/// A data set's training and test parts.
+/// A data set's training and test parts, the preprocessing that encoded
+/// them (fitted on the training part), and what is worth a warning.
 pub struct Parts {
     pub train: Table,
     pub test: Table,
+    pub prep: Preprocessing,
+    pub warnings: Vec<String>,
 }
 
 /// Reads an IDX file: its dims and its elements as f64.
@@ -78,15 +82,11 @@ fn decode_idx<T>(elem: IdxElem, p: &[u8], conv: impl Fn(f64) -> T) -> Vec<T> {
     values
 }
 
-fn idx_table(
-    images: &Path,
-    labels: &Path,
-    scale: Option<f64>,
-    classes: Option<u64>,
-) -> Result<Table, String> {
+/// An IDX images file as features: its dims and its values, each the f32
+/// of v · `scale` (u8 images stay bytes, each standing for that f32).
+pub fn idx_features(images: &Path, scale: Option<f64>) -> Result<(Vec<usize>, Features), String> {
     // Scaled in f64, then stored as f32: the same f32s the model would
-    // have been given from an f64 table. Bytes stay bytes, each standing
-    // for that f32.
+    // have been given from an f64 table.
     let s = scale.unwrap_or(1.0);
     let (idims, elem, raw) = read_idx_raw(images)?;
     let x = match elem {
@@ -110,6 +110,16 @@ fn idx_table(
             Features::F32(x)
         }
     };
+    Ok((idims, x))
+}
+
+fn idx_table(
+    images: &Path,
+    labels: &Path,
+    scale: Option<f64>,
+    classes: Option<u64>,
+) -> Result<Table, String> {
+    let (idims, x) = idx_features(images, scale)?;
     let (ldims, y) = read_idx(labels)?;
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
         return Err(format!(
@@ -162,15 +172,77 @@ pub fn select(t: &Table, rows: &[usize]) -> Table {
     }
 }
 
+/// A labelled CSV row: its label (class index or target) and its feature
+/// columns' cells, in the order of the source's features.
+type RawRow = (f64, Vec<String>);
+
 fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     let Source::Csv {
         path,
+        test,
+        test_file,
+        ..
+    } = &spec.source
+    else {
+        return Err("not a CSV source".into());
+    };
+    let mut raw = read_labelled(spec, path)?;
+    let (train_raw, test_raw) = match test_file {
+        Some(tp) => (raw, read_labelled(spec, tp)?),
+        None => {
+            // The test part: a seeded shuffle, the last `test` fraction
+            // held out. Each part keeps the file's order (contiguous folds
+            // cut it).
+            let mut order = permutation(raw.len(), seed, 0x7e57);
+            let n_test = (raw.len() as f64 * test).round() as usize;
+            let (train_rows, test_rows) = order.split_at_mut(raw.len() - n_test);
+            train_rows.sort_unstable();
+            test_rows.sort_unstable();
+            let mut held = vec![false; raw.len()];
+            for &r in test_rows.iter() {
+                held[r] = true;
+            }
+            let mut test_part = Vec::with_capacity(n_test);
+            let mut k = 0;
+            raw.retain_mut(|row| {
+                k += 1;
+                if held[k - 1] {
+                    test_part.push(std::mem::take(row));
+                }
+                !held[k - 1]
+            });
+            (raw, test_part)
+        }
+    };
+    let prep = csv_preprocessing(spec, &train_raw)?;
+    let (train, _) = encode_rows(&train_raw, &prep);
+    let (test, unseen) = encode_rows(&test_raw, &prep);
+    let mut warnings = Vec::new();
+    if let (Some(tp), false) = (test_file, unseen.is_empty()) {
+        warnings.push(format!(
+            "data `{}`: test file {}: {} unseen in the training file, encoded as missing",
+            spec.name,
+            tp.display(),
+            unseen.describe()
+        ));
+    }
+    Ok(Parts {
+        train,
+        test,
+        prep,
+        warnings,
+    })
+}
+
+/// The labelled rows of a CSV file (the training file or the test file),
+/// its columns found by name: rows without a label are dropped, and with
+/// `missing = "drop"` rows missing a number.
+fn read_labelled(spec: &DataSpec, path: &Path) -> Result<Vec<RawRow>, String> {
+    let Source::Csv {
         label,
         classes,
         features,
         missing,
-        standardize,
-        test,
         index_labels,
         ..
     } = &spec.source
@@ -205,8 +277,7 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         .enumerate()
         .map(|(i, c)| (c.as_str(), i))
         .collect();
-    // Raw rows: label value and per-feature cells, rows without a label dropped.
-    let mut raw: Vec<(f64, Vec<String>)> = Vec::new();
+    let mut raw: Vec<RawRow> = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", real.display()))?;
         let line = rec.position().map_or(0, |p| p.line());
@@ -242,19 +313,7 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         }
         raw.push((y, cells));
     }
-    // The test part: a seeded shuffle, the last `test` fraction held out.
-    // Each part keeps the file's order (contiguous folds cut it).
-    let mut order = permutation(raw.len(), seed, 0x7e57);
-    let n_test = (raw.len() as f64 * test).round() as usize;
-    let (train_rows, test_rows) = order.split_at_mut(raw.len() - n_test);
-    train_rows.sort_unstable();
-    test_rows.sort_unstable();
-    let stats = column_stats(features, &raw, train_rows);
-    let encode = |rows: &[usize]| encode_rows(rows, &raw, features, (&stats, *standardize));
-    Ok(Parts {
-        train: encode(train_rows),
-        test: encode(test_rows),
-    })
+    Ok(raw)
 }
 
 /// A label cell as a class index or a regression target: with
@@ -291,77 +350,110 @@ fn class_or_target(
     }
 }
 
-/// Each numeric column's mean and standard deviation over the training
-/// rows only ((0, 1) for categorical columns).
-fn column_stats(
-    features: &[Feature],
-    raw: &[(f64, Vec<String>)],
-    train_rows: &[usize],
-) -> Vec<(f64, f64)> {
-    let mut stats: Vec<(f64, f64)> = Vec::new();
-    for (k, f) in features.iter().enumerate() {
-        if f.kind != FeatureKind::Numeric {
-            stats.push((0.0, 1.0));
-            continue;
-        }
-        let vals: Vec<f64> = train_rows
-            .iter()
-            .filter_map(|&r| raw[r].1[k].parse::<f64>().ok())
-            .collect();
-        let n = vals.len().max(1) as f64;
-        let mean = vals.iter().sum::<f64>() / n;
-        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-        stats.push((mean, var.sqrt()));
-    }
-    stats
+/// What the model's output means for `spec`: its label's name and classes.
+pub fn label_of(spec: &DataSpec) -> Label {
+    let classes = match &spec.label {
+        LabelKind::Target => None,
+        LabelKind::Class { classes } => Some(
+            (0..classes.unwrap_or(0) as usize)
+                .map(|c| spec.class_name(c))
+                .collect(),
+        ),
+    };
+    let name = match &spec.source {
+        Source::Csv { label, .. } => label.clone(),
+        Source::Idx { .. } | Source::Synthetic { .. } => "label".to_string(),
+    };
+    Label { name, classes }
 }
 
-/// The rows `rows` of `raw` encoded: numbers (missing ones take the
-/// training mean; standardized when asked) and one-hot categories.
-fn encode_rows(
-    rows: &[usize],
-    raw: &[(f64, Vec<String>)],
-    features: &[Feature],
-    (stats, standardize): (&[(f64, f64)], bool),
-) -> Table {
-    let width: usize = features.iter().map(|f| f.width() as usize).sum();
-    let mut x = Vec::with_capacity(rows.len() * width);
+/// The CSV preprocessing fitted on the training rows: each numeric
+/// column's mean (its fill for missing values) and, with standardization,
+/// its standard deviation (population, as d2l's pandas `std` is not: that
+/// one's n − 1 makes no difference worth a second convention); each
+/// categorical column's categories.
+fn csv_preprocessing(spec: &DataSpec, train: &[RawRow]) -> Result<Preprocessing, String> {
+    let Source::Csv {
+        features,
+        standardize,
+        id,
+        dropped,
+        ..
+    } = &spec.source
+    else {
+        return Err("not a CSV source".into());
+    };
+    let mut columns = Vec::with_capacity(features.len());
+    for (k, f) in features.iter().enumerate() {
+        columns.push(match &f.kind {
+            FeatureKind::Numeric => {
+                let vals: Vec<f64> = train
+                    .iter()
+                    .filter_map(|r| r.1[k].parse::<f64>().ok())
+                    .collect();
+                let n = vals.len().max(1) as f64;
+                let mean = vals.iter().sum::<f64>() / n;
+                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                let std = var.sqrt();
+                let (shift, scale) = if *standardize && std > 0.0 {
+                    (mean, std)
+                } else {
+                    (0.0, 1.0)
+                };
+                Column::Numeric {
+                    name: f.column.clone(),
+                    fill: mean,
+                    shift,
+                    scale,
+                }
+            }
+            FeatureKind::Categorical {
+                categories,
+                missing,
+            } => Column::Categorical {
+                name: f.column.clone(),
+                categories: categories.clone(),
+                missing: *missing,
+            },
+        });
+    }
+    Ok(Preprocessing {
+        format: prep::FORMAT.to_string(),
+        width: spec.features() as usize,
+        input: Input::Csv {
+            id: id.clone(),
+            ignored: dropped.clone(),
+            columns,
+        },
+        label: label_of(spec),
+    })
+}
+
+/// `rows` encoded by `prep` (numbers imputed and standardized, categories
+/// one-hot), with the count of categories unseen in training.
+fn encode_rows(rows: &[RawRow], prep: &Preprocessing) -> (Table, Unseen) {
+    let columns: &[Column] = match &prep.input {
+        Input::Csv { columns, .. } => columns,
+        Input::Idx { .. } | Input::Synthetic => &[],
+    };
+    let mut x = Vec::with_capacity(rows.len() * prep.width);
     let mut y = Vec::with_capacity(rows.len());
-    for &r in rows {
-        let (label, cells) = &raw[r];
-        for ((f, cell), (mean, std)) in features.iter().zip(cells).zip(stats) {
-            match &f.kind {
-                FeatureKind::Numeric => {
-                    // Missing numbers take the training mean (0 once standardized).
-                    let v = cell.parse::<f64>().unwrap_or(*mean);
-                    x.push(if standardize && *std > 0.0 {
-                        ((v - mean) / std) as f32
-                    } else {
-                        v as f32
-                    });
-                }
-                FeatureKind::Categorical {
-                    categories,
-                    missing,
-                } => {
-                    // Categories are sorted (the metadata scan's BTreeSet).
-                    let hit = categories.binary_search_by(|c| c.as_str().cmp(cell)).ok();
-                    for i in 0..categories.len() {
-                        x.push(if hit == Some(i) { 1.0 } else { 0.0 });
-                    }
-                    if *missing {
-                        x.push(if hit.is_none() { 1.0 } else { 0.0 });
-                    }
-                }
+    let mut unseen = Unseen::default();
+    for (label, cells) in rows {
+        for (c, cell) in columns.iter().zip(cells) {
+            // Numbers were checked as the rows were read.
+            if let Ok(true) = c.encode(cell, &mut x) {
+                unseen.add(c.name());
             }
         }
         y.push(*label);
     }
-    Table {
+    let table = Table {
         x: Features::F32(x),
         y,
-        width,
-    }
+        width: prep.width,
+    };
+    (table, unseen)
 }
 
 /// Loads `spec` (its files, or its synthetic generator).
@@ -378,6 +470,13 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             Ok(Parts {
                 train: all.rows(0, *train as usize),
                 test: all.rows(*train as usize, all.len()),
+                prep: Preprocessing {
+                    format: prep::FORMAT.to_string(),
+                    width: spec.features() as usize,
+                    input: Input::Synthetic,
+                    label: label_of(spec),
+                },
+                warnings: Vec::new(),
             })
         }
         Source::Idx {
@@ -387,12 +486,22 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             ..
         } => {
             let classes = match &spec.label {
-                crate::check::data::LabelKind::Class { classes } => *classes,
-                crate::check::data::LabelKind::Target => None,
+                LabelKind::Class { classes } => *classes,
+                LabelKind::Target => None,
             };
             Ok(Parts {
                 train: idx_table(&images[0], &labels[0], *scale, classes)?,
                 test: idx_table(&images[1], &labels[1], *scale, classes)?,
+                prep: Preprocessing {
+                    format: prep::FORMAT.to_string(),
+                    width: spec.features() as usize,
+                    input: Input::Idx {
+                        shape: spec.sample.iter().map(|d| *d as usize).collect(),
+                        scale: scale.unwrap_or(1.0),
+                    },
+                    label: label_of(spec),
+                },
+                warnings: Vec::new(),
             })
         }
         Source::Csv { .. } => csv_parts(spec, seed),

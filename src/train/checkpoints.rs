@@ -3,11 +3,13 @@
 
 use crate::check::run::{Optimizer, Run};
 use crate::checkpoint::Checkpoint;
+use crate::data::prep::Preprocessing;
 
 use super::{Sink, State, TrainOptions};
 
 /// The checkpoint `--resume` names, checked against what the run will do
-/// with it: a closed-form or K-fold run has nothing to resume, a `--seed`
+/// with it: a closed-form or K-fold run has nothing to resume (nor has a
+/// K-fold checkpoint), a `--seed`
 /// must agree with the stored one, and the total `epochs` must go past
 /// the stored epoch.
 pub(super) fn resume_from(
@@ -25,11 +27,18 @@ pub(super) fn resume_from(
     }
     if s.kfold.is_some() {
         return Err(format!(
-            "run {}: checkpoints of K-fold runs are not supported (each fold is a separate model)",
+            "run {} is a K-fold run: its checkpoint holds the fold models as they ended, so there is nothing to resume (dlc eval and dlc predict use them)",
             run.name
         ));
     }
     let ck = crate::checkpoint::load(path, run)?;
+    if !ck.folds.is_empty() {
+        return Err(format!(
+            "checkpoint {} holds the {} models of a K-fold run, which cannot be resumed",
+            path.display(),
+            ck.folds.len()
+        ));
+    }
     if let Some(seed) = opts.seed.filter(|s| *s != ck.seed) {
         return Err(format!(
             "--seed {seed} conflicts with checkpoint {}, saved with seed {}: a resumed run keeps its seed, and with it its shuffle and its validation split",
@@ -83,7 +92,7 @@ pub(super) fn resumed_state(
 pub(super) fn save_if_asked(
     run: &Run,
     state: &State,
-    seed: u64,
+    (seed, prep): (u64, &Preprocessing),
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
@@ -98,8 +107,41 @@ pub(super) fn save_if_asked(
         seed,
         params: state.params.clone(),
         state: state.opt_state.clone(),
+        folds: Vec::new(),
+        preprocessing: Some(prep.clone()),
     };
     crate::checkpoint::save(path, run, &ck)?;
     sink.human(&format!("saved {}", path.display()));
+    Ok(())
+}
+
+/// Writes a K-fold run's fold models to `--save`'s file, if given.
+pub(super) fn save_folds_if_asked(
+    run: &Run,
+    folds: &[Vec<Vec<f64>>],
+    (epochs, seed, prep): (u64, u64, &Preprocessing),
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let Some(path) = &opts.save else {
+        return Ok(());
+    };
+    let ck = Checkpoint {
+        run: run.name.clone(),
+        program_hash: opts.program_hash.clone(),
+        epoch: epochs,
+        step: 0,
+        seed,
+        params: Vec::new(),
+        state: Vec::new(),
+        folds: folds.to_vec(),
+        preprocessing: Some(prep.clone()),
+    };
+    crate::checkpoint::save(path, run, &ck)?;
+    sink.human(&format!(
+        "saved {} (the {} fold models)",
+        path.display(),
+        folds.len()
+    ));
     Ok(())
 }

@@ -13,7 +13,7 @@ use super::{Sink, TrainOptions};
 pub(super) fn run_closed_form(
     run: &Run,
     data_name: &str,
-    (train, test): (&Table, &Table),
+    (train, test, prep): (&Table, &Table, &crate::data::prep::Preprocessing),
     (batch, seed, epochs): (usize, u64, u64),
     opts: &TrainOptions,
     sink: &mut Sink,
@@ -38,7 +38,7 @@ pub(super) fn run_closed_form(
         epoch: 0,
         step: 0,
     };
-    super::checkpoints::save_if_asked(run, &state, seed, opts, sink)?;
+    super::checkpoints::save_if_asked(run, &state, (seed, prep), opts, sink)?;
     let f = Final {
         params: &state.params,
         train,

@@ -7,6 +7,7 @@ use crate::data::table::Table;
 use crate::interp::{Env, Tensor};
 use crate::ir::{Graph, Role};
 use crate::jit::Compiled;
+use crate::predict::predicted_class;
 
 use super::batch::{gather, step_inputs, write_features, Batch};
 
@@ -67,7 +68,7 @@ impl Evaluator<'_> {
     /// Test metrics of the average of several models' outputs.
     pub fn ensemble_metrics(
         &mut self,
-        models: &[Vec<Vec<f64>>],
+        models: &[&[Vec<f64>]],
         t: &Table,
     ) -> Result<Vec<(String, f64)>, String> {
         let mut avg: Vec<f64> = Vec::new();
@@ -80,34 +81,31 @@ impl Evaluator<'_> {
                 *a += v / models.len() as f64;
             }
         }
-        let n = t.len().max(1);
-        let width = avg.len() / n;
-        let mut res = Vec::new();
-        for m in &self.run.settings.metrics {
-            match m {
-                Metric::Loss => {}
-                Metric::Acc => {
-                    let correct = (0..n)
-                        .filter(|&r| {
-                            let row = &avg[r * width..(r + 1) * width];
-                            predicted_class(row) as f64 == t.y[r]
-                        })
-                        .count();
-                    res.push(("acc".to_string(), correct as f64 / n as f64));
-                }
-                Metric::Rmse => {
-                    let se: f64 = (0..n).map(|r| (avg[r] - t.y[r]).powi(2)).sum();
-                    res.push(("rmse".to_string(), (se / n as f64).sqrt()));
-                }
-                Metric::LogRmse => {
-                    let se: f64 = (0..n)
-                        .map(|r| (avg[r].max(1.0).ln() - t.y[r].ln()).powi(2))
-                        .sum();
-                    res.push(("log_rmse".to_string(), (se / n as f64).sqrt()));
-                }
-            }
+        let mut sums = [0.0; 3];
+        add_sums(&avg, &t.y, &mut sums);
+        Ok(from_sums(
+            &self.run.settings.metrics,
+            &sums,
+            t.len().max(1) as f64,
+        ))
+    }
+}
+
+/// Adds the metric sums of `outputs` (rows of model outputs) against the
+/// labels `ys` to `sums`: correct predictions, Σ(ŷ − y)² and
+/// Σ(log max(ŷ, 1) − log y)², in f64 and in row order, so that the same
+/// sums computed from `dlc predict`'s predictions are equal.
+fn add_sums(outputs: &[f64], ys: &[f64], sums: &mut [f64; 3]) {
+    let width = outputs.len() / ys.len().max(1);
+    if width == 0 {
+        return;
+    }
+    for (row, y) in outputs.chunks_exact(width).zip(ys) {
+        if predicted_class(row) as f64 == *y {
+            sums[0] += 1.0;
         }
-        Ok(res)
+        sums[1] += (row[0] - y).powi(2);
+        sums[2] += (row[0].max(1.0).ln() - y.ln()).powi(2);
     }
 }
 
@@ -130,7 +128,13 @@ pub(super) fn metrics(
         .iter()
         .enumerate()
         .all(|(k, info)| !matches!(info.role, Role::Param { .. }) || c.input_kept(k));
-    let want = vec![true; g.outputs.len()];
+    // The loss as the function computes it; the other metrics from the
+    // outputs (see `add_sums`).
+    let want: Vec<bool> = g
+        .outputs
+        .iter()
+        .map(|(n, _)| n == "loss" || n == "output")
+        .collect();
     let mut first = true;
     for chunk in rows.chunks(batch) {
         for (k, info) in g.inputs.iter().enumerate() {
@@ -157,12 +161,17 @@ pub(super) fn metrics(
             .flatten()
             .collect();
         first = false;
-        for ((name, _), v) in g.outputs.iter().zip(&out) {
+        let wanted = g
+            .outputs
+            .iter()
+            .filter(|(n, _)| n == "loss" || n == "output");
+        for ((name, _), v) in wanted.zip(&out) {
             match name.as_str() {
                 "loss" => loss_sum += v.data[0] * chunk.len() as f64,
-                "correct" => sums[0] += v.data[0],
-                "sq_err" => sums[1] += v.data[0],
-                "sq_log_err" => sums[2] += v.data[0],
+                "output" => {
+                    let ys: Vec<f64> = chunk.iter().map(|&r| t.y[r]).collect();
+                    add_sums(&v.data, &ys, &mut sums);
+                }
                 _ => {}
             }
         }
@@ -191,16 +200,4 @@ pub(super) fn from_sums(metrics: &[Metric], sums: &[f64; 3], n: f64) -> Vec<(Str
             Some((m.name().to_string(), v))
         })
         .collect()
-}
-
-/// The class a row of outputs predicts: the largest logit's, or with one
-/// logit class 1 where it is positive (as the compiled `acc` counts).
-fn predicted_class(row: &[f64]) -> usize {
-    match row {
-        [z] => usize::from(*z > 0.0),
-        _ => row
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, v)| if *v > row[b] { i } else { b }),
-    }
 }

@@ -1,14 +1,16 @@
 //! K-fold cross-validation (d2l §4.10): a fresh model per fold trained on
 //! the other k − 1 folds and validated on its own; the mean and spread of
 //! the validation metrics; the test part predicted by the average of the
-//! fold models.
+//! fold models, which `--save` keeps in one checkpoint.
 
 use std::fmt::Write as _;
 
 use crate::check::settings::KFold;
+use crate::data::prep::Preprocessing;
 use crate::data::table::Table;
 
 use super::curves::draw_curves;
+use super::evaluate::Evaluator;
 use super::fit::{Observer, Trainer};
 use super::report::History;
 use super::{Sink, TrainOptions};
@@ -17,18 +19,12 @@ use super::{Sink, TrainOptions};
 pub(super) fn kfold(
     tr: &mut Trainer,
     folds: KFold,
-    (train, test): (&Table, &Table),
+    (train, test, prep): (&Table, &Table, &Preprocessing),
     compile_ms: f64,
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
     let run = tr.run;
-    if opts.save.is_some() || opts.resume.is_some() {
-        return Err(format!(
-            "run {}: checkpoints of K-fold runs are not supported (each fold is a separate model)",
-            run.name
-        ));
-    }
     let k = folds.k as usize;
     // Fold f holds rows [f·n/k, (f+1)·n/k) of this order.
     let order = if folds.contiguous {
@@ -84,22 +80,66 @@ pub(super) fn kfold(
     json.push('}');
     sink.result(&run.name, &line);
     sink.json(&json);
+    let saved = (tr.epochs, tr.seed, prep);
+    super::checkpoints::save_folds_if_asked(run, &fold_params, saved, opts, sink)?;
     // The test part, predicted by the average of the fold models.
+    let models: Vec<&[Vec<f64>]> = fold_params.iter().map(Vec::as_slice).collect();
+    report_ensemble(&mut tr.eval, &models, test, (tr.epochs, compile_ms), sink)
+}
+
+/// The final line of the average of `models` on `test` (nothing measured
+/// when it is empty).
+fn report_ensemble(
+    eval: &mut Evaluator,
+    models: &[&[Vec<f64>]],
+    test: &Table,
+    (epochs, compile_ms): (u64, f64),
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let run = eval.run;
     let mut json = format!(
-        "{{\"event\":\"final\",\"final\":true,\"run\":\"{}\",\"epochs\":{}",
-        run.name, tr.epochs
+        "{{\"event\":\"final\",\"final\":true,\"run\":\"{}\",\"epochs\":{epochs}",
+        run.name
     );
-    let mut line = String::from("final (average of the fold models):");
+    let mut line = format!("final (average of the {} fold models):", models.len());
     if !test.is_empty() {
-        for (m, v) in tr.eval.ensemble_metrics(&fold_params, test)? {
+        for (m, v) in eval.ensemble_metrics(models, test)? {
             let _ = write!(json, ",\"test_{m}\":{v}");
             let _ = write!(line, " test_{m} {v:.6}");
         }
+    } else {
+        line.push_str(" no test part to measure");
     }
     let _ = write!(json, ",\"compile_ms\":{compile_ms},\"params\":{{}}}}");
     sink.result(&run.name, &line);
     sink.json(&json);
     Ok(())
+}
+
+/// `dlc eval` of a K-fold checkpoint: the average of its fold models on
+/// the test part.
+pub(super) fn eval_folds(
+    run: &crate::check::run::Run,
+    ck: &crate::checkpoint::Checkpoint,
+    parts: &crate::data::load::Parts,
+    (batch, seed): (usize, u64),
+    opts: &TrainOptions,
+    sink: &mut Sink,
+) -> Result<(), String> {
+    let graph = crate::step::eval_function(run);
+    let mut compiled = crate::jit::compile(&graph, false)?;
+    if let Some(t) = opts.threads {
+        compiled.threads = t.max(1);
+    }
+    compiled.matmul = opts.matmul;
+    let mut eval = Evaluator {
+        run,
+        graph,
+        compiled,
+        batch,
+        seed,
+    };
+    report_ensemble(&mut eval, &ck.models(), &parts.test, (ck.epoch, 0.0), sink)
 }
 
 /// One fold's line and `fold` event.

@@ -102,6 +102,8 @@ struct Parts {
     train: Table,
     valid: Option<Table>,
     test: Table,
+    /// How raw rows became the tables (saved with the model).
+    prep: crate::data::prep::Preprocessing,
 }
 
 /// Trains one run and reports it. Returns an error message (exit 1).
@@ -141,10 +143,10 @@ pub fn train_run(
             crate::jit::estimate_bytes(g, batch) + data.bytes_estimate(),
         )?;
     }
-    let parts = split(run, data, seed)?;
+    let parts = split(run, data, seed, sink)?;
     let Some(step_graph) = step_graph else {
         let sizes = (batch, seed, epochs);
-        let tables = (&parts.train, &parts.test);
+        let tables = (&parts.train, &parts.test, &parts.prep);
         return closed_form::run_closed_form(run, &data.name, tables, sizes, opts, sink);
     };
     let start = Instant::now();
@@ -160,7 +162,7 @@ pub fn train_run(
     ));
     match s.kfold {
         Some(k) => {
-            let tables = (&parts.train, &parts.test);
+            let tables = (&parts.train, &parts.test, &parts.prep);
             kfold::kfold(&mut tr, k, tables, compile_ms, opts, sink)?;
             if opts.profile {
                 report::profile(&tr.step, tr.steps_run, opts, sink);
@@ -178,9 +180,12 @@ pub fn train_run(
 }
 
 /// Loads the run's data and holds out its validation part.
-fn split(run: &Run, data: &DataSpec, seed: u64) -> Result<Parts, String> {
+fn split(run: &Run, data: &DataSpec, seed: u64, sink: &mut Sink) -> Result<Parts, String> {
     let parts = crate::data::load::load(data, seed)?;
-    let (mut train, test) = (parts.train, parts.test);
+    for w in &parts.warnings {
+        let _ = writeln!(sink.stderr, "warning: {w}");
+    }
+    let (mut train, test, prep) = (parts.train, parts.test, parts.prep);
     // A validation part held out of the training part, when asked for.
     let mut valid: Option<Table> = None;
     if let Some(f) = run.settings.valid {
@@ -205,7 +210,12 @@ fn split(run: &Run, data: &DataSpec, seed: u64) -> Result<Parts, String> {
             data.rows.describe(data.test_fraction())
         ));
     }
-    Ok(Parts { train, valid, test })
+    Ok(Parts {
+        train,
+        valid,
+        test,
+        prep,
+    })
 }
 
 /// Compiles the run's training step and eval function with the passes
@@ -332,7 +342,7 @@ fn train_and_report(
     if opts.profile {
         report::profile(&tr.step, tr.steps_run, opts, sink);
     }
-    checkpoints::save_if_asked(run, &state, tr.seed, opts, sink)?;
+    checkpoints::save_if_asked(run, &state, (tr.seed, &parts.prep), opts, sink)?;
     let f = Final {
         params: &state.params,
         train: &parts.train,
@@ -389,6 +399,9 @@ pub fn eval_checkpoint(
     let seed = opts.seed.unwrap_or(ck.seed);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
     let parts = crate::data::load::load(data, seed)?;
+    if !ck.folds.is_empty() {
+        return kfold::eval_folds(run, &ck, &parts, (batch, seed), opts, sink);
+    }
     let f = Final {
         params: &ck.params,
         train: &parts.train,

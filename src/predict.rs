@@ -1,0 +1,452 @@
+//! `dlc predict`: a saved model's predictions on new, unlabelled data — a
+//! CSV file without the label column, or an IDX images file — encoded
+//! with the preprocessing the checkpoint carries, run through the compiled
+//! eval function (dropout off), and written as CSV: the identifier column
+//! when the data declares one, then the prediction (the target on the
+//! label's scale, or the class's name), then with `--proba` one
+//! probability per class. A K-fold checkpoint predicts with the average
+//! of its fold models' outputs, as `dlc eval` measures them.
+//!
+//! Nothing is written until every row has been predicted: a bad row is an
+//! error naming its line, and the caller writes the result atomically.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::check::data::DataSpec;
+use crate::check::run::Run;
+use crate::checkpoint::Checkpoint;
+use crate::data::meta;
+use crate::data::prep::{self, CellError, Column, Input, Preprocessing, Unseen};
+use crate::interp::{concrete, Env, Tensor};
+use crate::ir::{Graph, Role};
+
+/// What to predict and how.
+pub struct Request<'a> {
+    pub run: &'a Run,
+    pub data: &'a DataSpec,
+    pub checkpoint: &'a Path,
+    pub input: &'a Path,
+    /// One probability column per class (classifiers only).
+    pub proba: bool,
+    /// Rows per call of the compiled function (default: the run's batch).
+    pub batch: Option<u64>,
+    pub threads: Option<usize>,
+}
+
+/// The predictions as CSV text, and what is worth a warning or a note.
+pub struct Prediction {
+    pub csv: Vec<u8>,
+    pub rows: usize,
+    pub notes: Vec<String>,
+}
+
+/// Predicts `req.input` with the checkpoint's model(s).
+pub fn predict(req: &Request) -> Result<Prediction, String> {
+    let ck = crate::checkpoint::load(req.checkpoint, req.run)?;
+    let mut notes = Vec::new();
+    let prep = match &ck.preprocessing {
+        Some(p) => p.clone(),
+        None => {
+            // A checkpoint of a dlc that did not save its preprocessing:
+            // fitted again on the program's data, which is the same
+            // computation on the same rows.
+            notes.push(format!(
+                "note: checkpoint {} carries no preprocessing (an older dlc saved it); it is fitted again on data `{}`",
+                req.checkpoint.display(),
+                req.data.name
+            ));
+            crate::data::load::load(req.data, ck.seed)?.prep
+        }
+    };
+    let width = req.data.features() as usize;
+    if prep.width != width {
+        return Err(format!(
+            "checkpoint {}: its preprocessing makes {} features, but run {} reads {width}",
+            req.checkpoint.display(),
+            prep.width,
+            req.run.name
+        ));
+    }
+    if req.proba && prep.label.classes.is_none() {
+        return Err(format!(
+            "--proba: run {} predicts a number (`{}`), not a class",
+            req.run.name, prep.label.name
+        ));
+    }
+    let mut rows = open_rows(&prep, req.input)?;
+    let batch = req.batch.unwrap_or(req.run.settings.batch).max(1) as usize;
+    let mut model = Model::compile(req.run, &ck, req.threads)?;
+    let (mut outputs, mut ids) = (Vec::new(), Vec::new());
+    let mut x = Vec::with_capacity(batch * width);
+    loop {
+        x.clear();
+        let n = rows.next_chunk(batch, &mut x, &mut ids)?;
+        if n == 0 {
+            break;
+        }
+        outputs.extend(model.outputs(&x, n)?);
+    }
+    let n = rows.count();
+    if n == 0 {
+        return Err(format!("{}: no rows to predict", req.input.display()));
+    }
+    if let Some(w) = rows.unseen() {
+        notes.push(format!(
+            "warning: {}: {} unseen in training, encoded as missing",
+            req.input.display(),
+            w
+        ));
+    }
+    let has_ids = !ids.is_empty();
+    let csv = write_csv(&prep, (&outputs, n), has_ids.then_some(&ids), req.proba)?;
+    Ok(Prediction {
+        csv,
+        rows: n,
+        notes,
+    })
+}
+
+/// The model input of every row of `input` (a CSV or IDX file) as
+/// `prep` encodes it, row-major, and the row count: what `predict` feeds
+/// the model, for tests and tools that compare another encoder with it.
+pub fn encode(prep: &Preprocessing, input: &Path) -> Result<(Vec<f32>, usize), String> {
+    let mut rows = open_rows(prep, input)?;
+    let (mut x, mut ids) = (Vec::new(), Vec::new());
+    while rows.next_chunk(4096, &mut x, &mut ids)? > 0 {}
+    Ok((x.into_iter().map(|v| v as f32).collect(), rows.count()))
+}
+
+/// The compiled eval function, reduced to its output, and the models whose
+/// outputs it averages.
+struct Model<'a> {
+    graph: Graph,
+    compiled: crate::jit::Compiled,
+    models: Vec<&'a [Vec<f64>]>,
+    seed: u64,
+}
+
+impl<'a> Model<'a> {
+    fn compile(run: &Run, ck: &'a Checkpoint, threads: Option<usize>) -> Result<Model<'a>, String> {
+        let mut graph = run.eval.clone();
+        graph.outputs.retain(|(n, _)| n == "output");
+        if graph.outputs.is_empty() {
+            return Err(format!("compiler bug: run {} has no output", run.name));
+        }
+        let mut compiled = crate::jit::compile(&graph, false)?;
+        if let Some(t) = threads {
+            compiled.threads = t.max(1);
+        }
+        Ok(Model {
+            graph,
+            compiled,
+            models: ck.models(),
+            seed: ck.seed,
+        })
+    }
+
+    /// The average of the models' outputs on `n` rows of features `x`.
+    fn outputs(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>, String> {
+        let mut avg: Vec<f64> = Vec::new();
+        let k = self.models.len() as f64;
+        for params in self.models.clone() {
+            let mut pi = 0;
+            let inputs: Vec<Tensor> = self
+                .graph
+                .inputs
+                .iter()
+                .map(|info| {
+                    let ty = self.graph.ty(info.node);
+                    let shape = concrete(&ty.shape, n);
+                    let values = match info.role {
+                        Role::Param { .. } => {
+                            pi += 1;
+                            params[pi - 1].clone()
+                        }
+                        Role::Features => x.to_vec(),
+                        Role::Label
+                        | Role::Step
+                        | Role::Epoch
+                        | Role::Hyper
+                        | Role::Value
+                        | Role::State(_) => vec![0.0; shape.iter().product()],
+                    };
+                    Tensor::new(ty.dtype, shape, values)
+                })
+                .collect();
+            let env = Env {
+                batch: n,
+                seed: self.seed,
+            };
+            let out = self.compiled.run(&inputs, &env)?;
+            let o = &out[0].data;
+            if avg.is_empty() {
+                avg = vec![0.0; o.len()];
+            }
+            // As `dlc eval` averages an ensemble (evaluate.rs).
+            for (a, v) in avg.iter_mut().zip(o) {
+                *a += v / k;
+            }
+        }
+        Ok(avg)
+    }
+}
+
+/// Rows of new data, encoded, a chunk at a time.
+enum Rows {
+    Csv(Box<CsvRows>),
+    Idx {
+        x: crate::data::table::Features,
+        width: usize,
+        n: usize,
+        next: usize,
+    },
+}
+
+struct CsvRows {
+    rdr: csv::Reader<Box<dyn Read>>,
+    layout: prep::Layout,
+    columns: Vec<Column>,
+    file: String,
+    unseen: Unseen,
+    count: usize,
+    record: csv::StringRecord,
+}
+
+fn open_rows(prep: &Preprocessing, input: &Path) -> Result<Rows, String> {
+    match &prep.input {
+        Input::Csv { columns, .. } => {
+            let (real, reader) = meta::open_reader(input).map_err(|e| e.to_string())?;
+            let file = real.display().to_string();
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .from_reader(reader);
+            let headers = rdr
+                .headers()
+                .map_err(|e| format!("{file}: {}", csv_error(&e)))?
+                .clone();
+            if headers.iter().all(str::is_empty) {
+                return Err(format!("{file}: the file is empty (no header line)"));
+            }
+            if headers.iter().any(|h| h.chars().any(|c| c.is_control() && c != '\t')) {
+                return Err(format!(
+                    "{file} does not look like a CSV file: its first line has control characters (the model reads CSV files with a header line)"
+                ));
+            }
+            let names: Vec<&str> = headers.iter().collect();
+            let layout = prep::layout(prep, &names, &file)?;
+            Ok(Rows::Csv(Box::new(CsvRows {
+                rdr,
+                layout,
+                columns: columns.clone(),
+                file,
+                unseen: Unseen::default(),
+                count: 0,
+                record: csv::StringRecord::new(),
+            })))
+        }
+        Input::Idx { shape, scale } => {
+            let (dims, x) = crate::data::load::idx_features(input, Some(*scale))?;
+            if dims[1..] != shape[..] {
+                return Err(format!(
+                    "{}: its samples are {}, but the model was trained on {}",
+                    input.display(),
+                    dims_text(&dims[1..]),
+                    dims_text(shape)
+                ));
+            }
+            Ok(Rows::Idx {
+                x,
+                width: shape.iter().product(),
+                n: dims[0],
+                next: 0,
+            })
+        }
+        Input::Synthetic => Err(format!(
+            "{}: the model was trained on generated data (linear or polynomial), so there is no file format to predict from",
+            input.display()
+        )),
+    }
+}
+
+fn dims_text(d: &[usize]) -> String {
+    d.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
+}
+
+/// A CSV error as one line (the csv crate's messages name the line).
+fn csv_error(e: &csv::Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+impl Rows {
+    /// Appends up to `max` encoded rows to `x` (and their ids to `ids`);
+    /// returns how many.
+    fn next_chunk(
+        &mut self,
+        max: usize,
+        x: &mut Vec<f64>,
+        ids: &mut Vec<String>,
+    ) -> Result<usize, String> {
+        match self {
+            Rows::Csv(c) => c.next_chunk(max, x, ids),
+            Rows::Idx {
+                x: t,
+                width,
+                n,
+                next,
+            } => {
+                let take = max.min(*n - *next);
+                let mut row = vec![0.0f32; *width];
+                for r in *next..*next + take {
+                    t.copy_into(r * *width, &mut row)
+                        .ok_or_else(|| "the images end early".to_string())?;
+                    x.extend(row.iter().map(|v| f64::from(*v)));
+                }
+                *next += take;
+                Ok(take)
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Rows::Csv(c) => c.count,
+            Rows::Idx { n, .. } => *n,
+        }
+    }
+
+    fn unseen(&self) -> Option<String> {
+        match self {
+            Rows::Csv(c) if !c.unseen.is_empty() => Some(c.unseen.describe()),
+            _ => None,
+        }
+    }
+}
+
+impl CsvRows {
+    fn next_chunk(
+        &mut self,
+        max: usize,
+        x: &mut Vec<f64>,
+        ids: &mut Vec<String>,
+    ) -> Result<usize, String> {
+        let mut enc: Vec<f32> = Vec::new();
+        let mut got = 0;
+        while got < max {
+            let more = self
+                .rdr
+                .read_record(&mut self.record)
+                .map_err(|e| format!("{}: {}", self.file, csv_error(&e)))?;
+            if !more {
+                break;
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            enc.clear();
+            for (c, &pos) in self.columns.iter().zip(&self.layout.columns) {
+                let cell = self.record.get(pos).unwrap_or("");
+                match c.encode(cell, &mut enc) {
+                    Ok(true) => self.unseen.add(c.name()),
+                    Ok(false) => {}
+                    Err(CellError::NotANumber) => {
+                        return Err(format!(
+                            "{}: line {line}, column `{}`: `{cell}` is not a number (a missing value is written NA or left empty)",
+                            self.file,
+                            c.name()
+                        ))
+                    }
+                }
+            }
+            x.extend(enc.iter().map(|v| f64::from(*v)));
+            if let Some(i) = self.layout.id {
+                ids.push(self.record.get(i).unwrap_or("").to_string());
+            }
+            got += 1;
+            self.count += 1;
+        }
+        Ok(got)
+    }
+}
+
+/// The predictions as CSV: `[id,] label [, p_CLASS ...]`.
+fn write_csv(
+    prep: &Preprocessing,
+    (outputs, n): (&[f64], usize),
+    ids: Option<&Vec<String>>,
+    proba: bool,
+) -> Result<Vec<u8>, String> {
+    let width = outputs.len() / n.max(1);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let id_name = match &prep.input {
+        Input::Csv { id: Some(id), .. } => Some(id.clone()),
+        _ => None,
+    };
+    let mut header: Vec<String> = id_name.into_iter().collect();
+    header.push(prep.label.name.clone());
+    let classes = prep.label.classes.as_ref();
+    if proba {
+        let k = classes.map_or(0, Vec::len);
+        header.extend((0..k).map(|c| format!("p_{}", prep.class_name(c))));
+    }
+    let bad = |e: csv::Error| format!("cannot write the predictions: {e}");
+    w.write_record(&header).map_err(bad)?;
+    for (r, row) in outputs.chunks_exact(width).enumerate() {
+        let mut rec: Vec<String> = Vec::with_capacity(header.len());
+        if let Some(ids) = ids {
+            rec.push(ids.get(r).cloned().unwrap_or_default());
+        }
+        match classes {
+            None => rec.push(number(row[0])),
+            Some(_) => {
+                rec.push(prep.class_name(predicted_class(row)));
+                if proba {
+                    rec.extend(probabilities(row).into_iter().map(probability));
+                }
+            }
+        }
+        w.write_record(&rec).map_err(bad)?;
+    }
+    w.into_inner()
+        .map_err(|e| format!("cannot write the predictions: {e}"))
+}
+
+/// `v` with the fewest digits that read back, as a float64, to exactly
+/// `v` (a model's f32 output, or an ensemble's f64 average).
+fn number(v: f64) -> String {
+    format!("{v}")
+}
+
+/// A probability to float32 precision, in the fewest digits that read
+/// back to that float32.
+fn probability(p: f64) -> String {
+    format!("{}", p as f32)
+}
+
+/// The class a row of outputs predicts: the largest logit's (the first of
+/// equal ones), or with one logit class 1 where it is positive — as
+/// `dlc eval` counts accuracy.
+pub fn predicted_class(row: &[f64]) -> usize {
+    match row {
+        [z] => usize::from(*z > 0.0),
+        _ => row
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, v)| if *v > row[b] { i } else { b }),
+    }
+}
+
+/// The class probabilities of a row of logits: their softmax, or for one
+/// logit z, (1 − σ(z), σ(z)).
+fn probabilities(row: &[f64]) -> Vec<f64> {
+    match row {
+        [z] => {
+            let p = 1.0 / (1.0 + (-z).exp());
+            vec![1.0 - p, p]
+        }
+        _ => {
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / s).collect()
+        }
+    }
+}
