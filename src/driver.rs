@@ -612,6 +612,8 @@ pub fn cmd_eval(
 pub enum ExportFormat {
     /// The parameters as NumPy arrays under their names.
     Npz,
+    /// The eval function as an ONNX model.
+    Onnx,
 }
 
 /// `dlc export FILE --load CKPT --out OUT`: a checkpoint's parameters in
@@ -668,6 +670,11 @@ pub fn cmd_export(
             .collect();
         let bytes = match format {
             ExportFormat::Npz => crate::export::npz(&arrays)?,
+            ExportFormat::Onnx => {
+                let weights = crate::export::onnx::Weights { models };
+                let g = crate::step::eval_function(run);
+                crate::export::onnx::model(&g, &weights, (&l.src, &l.file_name))?
+            }
         };
         crate::checkpoint::write_atomic(out, &bytes)
             .map_err(|e| format!("cannot write {}: {e}", out.display()))
@@ -707,6 +714,7 @@ pub fn cmd_predict(
             checkpoint: req.load,
             input: req.input,
             proba: req.proba,
+            raw: req.raw,
             batch: req.batch,
             threads: req.threads,
         })?;
@@ -742,6 +750,7 @@ pub struct PredictArgs<'a> {
     pub input: &'a Path,
     pub out: &'a Path,
     pub proba: bool,
+    pub raw: bool,
     pub batch: Option<u64>,
     pub threads: Option<usize>,
 }

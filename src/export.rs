@@ -1,11 +1,14 @@
 //! Writing a trained model for other tools: `dlc export --format npz`, the
 //! parameters as NumPy arrays under their names (`np.load` reads them; a
-//! PyTorch `load_state_dict` takes them after the transposes README shows).
+//! PyTorch `load_state_dict` takes them after the transposes README shows),
+//! and `--format onnx`, the eval function as an ONNX model ([`onnx`]).
 //!
 //! An `.npz` file is a zip archive of `.npy` files; both formats are small
 //! enough to write here: each array is stored (not compressed), with a CRC-32
 //! from `flate2`. The npy header is version 1.0, padded so that the data
 //! starts at a multiple of 64 bytes, as NumPy writes it.
+
+pub mod onnx;
 
 use crate::ir::DType;
 
@@ -127,6 +130,91 @@ pub fn npz(arrays: &[Array]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&0u16.to_le_bytes());
     u32_of(out.len())?;
     Ok(out)
+}
+
+/// Reads a `.npy` file of f32 or f64 values in C order (version 1.0 to
+/// 3.0): its shape, and the values as f32.
+pub fn read_npy(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bad = |what: &str| format!("{}: not a NumPy array file ({what})", path.display());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("no \\x93NUMPY magic"));
+    }
+    let (len, start) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(bad("an unknown version")),
+    };
+    let header = bytes
+        .get(start..start + len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("a cut header"))?;
+    let field = |key: &str| -> Option<&str> {
+        let at = header.find(&format!("'{key}':"))? + key.len() + 3;
+        Some(header[at..].trim_start())
+    };
+    let descr = field("descr").ok_or_else(|| bad("no descr"))?;
+    let size = if descr.starts_with("'<f4'") {
+        4
+    } else if descr.starts_with("'<f8'") {
+        8
+    } else {
+        return Err(format!(
+            "{}: dlc reads arrays of float32 or float64 ('<f4', '<f8'), not {}",
+            path.display(),
+            descr.split(',').next().unwrap_or(descr)
+        ));
+    };
+    if field("fortran_order").is_some_and(|f| f.starts_with("True")) {
+        return Err(format!(
+            "{}: a Fortran-order array; save it in C order",
+            path.display()
+        ));
+    }
+    let shape = field("shape").ok_or_else(|| bad("no shape"))?;
+    let inside = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("a bad shape"))?;
+    let dims: Vec<usize> = inside
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse::<usize>().map_err(|_| bad("a bad shape")))
+        .collect::<Result<_, _>>()?;
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .ok_or_else(|| bad("a shape too large"))?;
+    crate::memory::check(&format!("{}", path.display()), n as u128 * 4)?;
+    let data = &bytes[start + len..];
+    if data.len() != n * size {
+        return Err(format!(
+            "{}: the shape {dims:?} needs {} bytes of data, the file has {}",
+            path.display(),
+            n * size,
+            data.len()
+        ));
+    }
+    let values: Vec<f32> = if size == 4 {
+        data.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        data.chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect()
+    };
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "{}: value {i} is not a finite number",
+            path.display()
+        ));
+    }
+    Ok((dims, values))
 }
 
 #[cfg(test)]

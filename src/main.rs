@@ -121,6 +121,9 @@ enum StageArg {
 enum FormatArg {
     /// The parameters as NumPy arrays (`np.load`), one per name.
     Npz,
+    /// The eval function as an ONNX model (opset 17), parameters as
+    /// initializers, the batch dimension symbolic.
+    Onnx,
 }
 
 #[derive(Subcommand)]
@@ -154,9 +157,9 @@ enum Command {
         /// The file to write (atomically).
         #[arg(long)]
         out: PathBuf,
-        /// What to write.
-        #[arg(long, value_enum, default_value = "npz")]
-        format: FormatArg,
+        /// What to write (default: from --out's extension, .npz or .onnx).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
     },
     /// Predict new data with a saved model: a CSV without the label
     /// column or an IDX images file in, one prediction per row out (CSV).
@@ -177,6 +180,9 @@ enum Command {
         /// Also write each class's probability (classifiers).
         #[arg(long)]
         proba: bool,
+        /// Also write the model's raw outputs (`output`, or `output_K`).
+        #[arg(long)]
+        raw: bool,
         /// Rows per call of the compiled model (default: the run's batch).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         batch: Option<u64>,
@@ -269,8 +275,25 @@ fn run(cli: Cli) -> Output {
             out,
             format,
         } => {
-            let format = match format {
-                FormatArg::Npz => driver::ExportFormat::Npz,
+            let by_name = match out.extension().and_then(|e| e.to_str()) {
+                Some("onnx") => Some(FormatArg::Onnx),
+                Some("npz") => Some(FormatArg::Npz),
+                _ => None,
+            };
+            let format = match format.or(by_name) {
+                Some(FormatArg::Npz) => driver::ExportFormat::Npz,
+                Some(FormatArg::Onnx) => driver::ExportFormat::Onnx,
+                None => {
+                    eprintln!(
+                        "error: say --format npz or --format onnx (--out {} has neither extension)",
+                        out.display()
+                    );
+                    return Output {
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        code: 2,
+                    };
+                }
             };
             let mut err = std::io::stderr();
             streamed(driver::cmd_export(
@@ -287,6 +310,7 @@ fn run(cli: Cli) -> Output {
             input,
             out,
             proba,
+            raw,
             batch,
             threads,
         } => {
@@ -295,6 +319,7 @@ fn run(cli: Cli) -> Output {
                 input: &input,
                 out: &out,
                 proba,
+                raw,
                 batch,
                 threads: threads.map(usize::from),
             };

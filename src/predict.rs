@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub input: &'a Path,
     /// One probability column per class (classifiers only).
     pub proba: bool,
+    /// The model's raw outputs too (`output`, or `output_K` per column).
+    pub raw: bool,
     /// Rows per call of the compiled function (default: the run's batch).
     pub batch: Option<u64>,
     pub threads: Option<usize>,
@@ -99,7 +101,12 @@ pub fn predict(req: &Request) -> Result<Prediction, String> {
         ));
     }
     let has_ids = !ids.is_empty();
-    let csv = write_csv(&prep, (&outputs, n), has_ids.then_some(&ids), req.proba)?;
+    let csv = write_csv(
+        &prep,
+        (&outputs, n),
+        has_ids.then_some(&ids),
+        (req.proba, req.raw),
+    )?;
     Ok(Prediction {
         csv,
         rows: n,
@@ -214,6 +221,24 @@ struct CsvRows {
 }
 
 fn open_rows(prep: &Preprocessing, input: &Path) -> Result<Rows, String> {
+    if input.extension().is_some_and(|e| e == "npy") {
+        // Model input as it is: no preprocessing.
+        let (dims, values) = crate::export::read_npy(input)?;
+        let width: usize = dims[1..].iter().product();
+        if dims.is_empty() || width != prep.width {
+            return Err(format!(
+                "{}: an array of shape {dims:?}, but the model reads rows of {} features",
+                input.display(),
+                prep.width
+            ));
+        }
+        return Ok(Rows::Idx {
+            x: crate::data::table::Features::F32(values),
+            width,
+            n: dims[0],
+            next: 0,
+        });
+    }
     match &prep.input {
         Input::Csv { columns, .. } => {
             let (real, reader) = meta::open_reader(input).map_err(|e| e.to_string())?;
@@ -372,7 +397,7 @@ fn write_csv(
     prep: &Preprocessing,
     (outputs, n): (&[f64], usize),
     ids: Option<&Vec<String>>,
-    proba: bool,
+    (proba, raw): (bool, bool),
 ) -> Result<Vec<u8>, String> {
     let width = outputs.len() / n.max(1);
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -386,6 +411,12 @@ fn write_csv(
     if proba {
         let k = classes.map_or(0, Vec::len);
         header.extend((0..k).map(|c| format!("p_{}", prep.class_name(c))));
+    }
+    if raw {
+        match width {
+            1 => header.push("output".to_string()),
+            _ => header.extend((0..width).map(|k| format!("output_{k}"))),
+        }
     }
     let bad = |e: csv::Error| format!("cannot write the predictions: {e}");
     w.write_record(&header).map_err(bad)?;
@@ -402,6 +433,9 @@ fn write_csv(
                     rec.extend(probabilities(row).into_iter().map(probability));
                 }
             }
+        }
+        if raw {
+            rec.extend(row.iter().map(|v| number(*v)));
         }
         w.write_record(&rec).map_err(bad)?;
     }
