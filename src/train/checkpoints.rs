@@ -96,23 +96,10 @@ pub(super) fn save_if_asked(
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
-    let Some(path) = &opts.save else {
-        return Ok(());
-    };
-    let ck = Checkpoint {
-        run: run.name.clone(),
-        program_hash: opts.program_hash.clone(),
-        epoch: state.epoch,
-        step: state.step,
-        seed,
-        params: state.params.clone(),
-        state: state.opt_state.clone(),
-        folds: Vec::new(),
-        preprocessing: Some(prep.clone()),
-    };
-    crate::checkpoint::save(path, run, &ck)?;
-    sink.human(&format!("saved {}", path.display()));
-    Ok(())
+    let mut ck = checkpoint(run, (state.epoch, state.step, seed), prep, opts);
+    ck.params.clone_from(&state.params);
+    ck.state.clone_from(&state.opt_state);
+    save(run, &ck, opts, sink, "")
 }
 
 /// Writes a K-fold run's fold models to `--save`'s file, if given.
@@ -123,25 +110,44 @@ pub(super) fn save_folds_if_asked(
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
-    let Some(path) = &opts.save else {
-        return Ok(());
-    };
-    let ck = Checkpoint {
+    let mut ck = checkpoint(run, (epochs, 0, seed), prep, opts);
+    ck.folds = folds.to_vec();
+    let what = format!(" (the {} fold models)", folds.len());
+    save(run, &ck, opts, sink, &what)
+}
+
+/// A checkpoint of `run` holding no model yet.
+fn checkpoint(
+    run: &Run,
+    (epoch, step, seed): (u64, u64, u64),
+    prep: &Preprocessing,
+    opts: &TrainOptions,
+) -> Checkpoint {
+    Checkpoint {
         run: run.name.clone(),
         program_hash: opts.program_hash.clone(),
-        epoch: epochs,
-        step: 0,
+        epoch,
+        step,
         seed,
         params: Vec::new(),
         state: Vec::new(),
-        folds: folds.to_vec(),
+        folds: Vec::new(),
         preprocessing: Some(prep.clone()),
+    }
+}
+
+/// Writes `ck` to `--save`'s file, if given, and says so.
+fn save(
+    run: &Run,
+    ck: &Checkpoint,
+    opts: &TrainOptions,
+    sink: &mut Sink,
+    what: &str,
+) -> Result<(), String> {
+    let Some(path) = &opts.save else {
+        return Ok(());
     };
-    crate::checkpoint::save(path, run, &ck)?;
-    sink.human(&format!(
-        "saved {} (the {} fold models)",
-        path.display(),
-        folds.len()
-    ));
+    crate::checkpoint::save(path, run, ck)?;
+    sink.human(&format!("saved {}{what}", path.display()));
     Ok(())
 }
