@@ -8,6 +8,7 @@
 
 pub mod load;
 pub mod meta;
+pub mod npy;
 pub mod prep;
 pub mod synthetic;
 pub mod table;

@@ -222,10 +222,20 @@ struct CsvRows {
 
 fn open_rows(prep: &Preprocessing, input: &Path) -> Result<Rows, String> {
     if input.extension().is_some_and(|e| e == "npy") {
-        // Model input as it is: no preprocessing.
-        let (dims, values) = crate::export::read_npy(input)?;
-        let width: usize = dims[1..].iter().product();
-        if dims.is_empty() || width != prep.width {
+        // A model trained on NumPy arrays reads them scaled; any other
+        // model reads a .npy as its input, as it is.
+        let scale = match &prep.input {
+            Input::Npy { scale, .. } => *scale,
+            _ => 1.0,
+        };
+        let r = crate::data::npy::reference(input, None);
+        let (h, values) = crate::data::npy::read(&r, |v| (v * scale) as f32)?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!("{r}: value {i} is not a finite number"));
+        }
+        let dims = h.dims;
+        let width: usize = dims.get(1..).map_or(0, |d| d.iter().product());
+        if dims.len() < 2 || width != prep.width {
             return Err(format!(
                 "{}: an array of shape {dims:?}, but the model reads rows of {} features",
                 input.display(),
@@ -287,6 +297,10 @@ fn open_rows(prep: &Preprocessing, input: &Path) -> Result<Rows, String> {
                 next: 0,
             })
         }
+        Input::Npy { .. } => Err(format!(
+            "{}: the model was trained on NumPy arrays; give it a .npy file of samples",
+            input.display()
+        )),
         Input::Synthetic => Err(format!(
             "{}: the model was trained on generated data (linear or polynomial), so there is no file format to predict from",
             input.display()

@@ -117,6 +117,9 @@ def main(argv):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     prep = read_preprocessing(argv[0])
+    if prep["input"]["source"] == "npy":
+        print(f"the model reads NumPy arrays: each value times {prep['input']['scale']}, as float32", file=sys.stderr)
+        return 1
     if prep["input"]["source"] == "idx":
         ids, rows = [], encode_idx(prep, argv[1])
     else:

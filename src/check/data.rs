@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::meta::{self, ColumnKind, IdxElem};
+use crate::data::npy::{self, NpyRef, NpyType};
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
 use crate::syntax::ast::{Arg, DataDecl, ExprKind};
@@ -74,6 +75,9 @@ impl DataSpec {
     pub fn test_fraction(&self) -> Option<f64> {
         match &self.source {
             Source::Csv { test, .. } => Some(*test),
+            Source::Npy {
+                test, test_arrays, ..
+            } => test_arrays.is_none().then_some(*test),
             Source::Idx { .. } | Source::Synthetic { .. } => None,
         }
     }
@@ -105,6 +109,13 @@ impl DataSpec {
                 u128::from(rows + test_rows) * (width * 4 + (features.len() as u128 + 1) * 40)
             }
             Source::Synthetic { train, test, .. } => u128::from(train + test) * (width + 1) * 12,
+            Source::Npy {
+                counts, feature_ty, ..
+            } => {
+                // the file's bytes while they are converted, then f32s
+                let n = u128::from(counts[0] + counts[1]);
+                n * (width * (feature_ty.size() as u128 + 4) + 24)
+            }
         }
     }
 
@@ -118,6 +129,7 @@ impl DataSpec {
         let names = match &self.source {
             Source::Idx { names, .. } => names.as_slice(),
             Source::Csv { classes, .. } => classes.as_slice(),
+            Source::Npy { names, .. } => names.as_slice(),
             Source::Synthetic { .. } => &[],
         };
         names.get(c).cloned().unwrap_or_else(|| c.to_string())
@@ -231,6 +243,23 @@ pub enum Source {
         train: u64,
         test: u64,
         noise: f64,
+    },
+    /// NumPy arrays: features `[N, ...]` and labels `[N]`, in `.npy` files
+    /// or members of an `.npz`.
+    Npy {
+        /// [features, labels] of the training part (or of all rows).
+        train: [NpyRef; 2],
+        /// [features, labels] of a test part of their own.
+        test_arrays: Option<[NpyRef; 2]>,
+        /// The fraction of rows held out as the test part (without
+        /// `test_arrays`).
+        test: f64,
+        /// Rows of `train` and of `test_arrays`.
+        counts: [u64; 2],
+        feature_ty: NpyType,
+        scale: Option<f64>,
+        /// The classes' names in label order (`names = [...]`), if declared.
+        names: Vec<String>,
     },
 }
 
@@ -447,18 +476,22 @@ pub fn describe(
     };
     let ExprKind::Name(kind) = &callee.node else {
         let d = Diagnostic::new(Code::BadData, "unknown data source")
-            .label(callee.span, "expected idx, csv, linear or polynomial");
+            .label(callee.span, "expected idx, csv, npy, linear or polynomial");
         return (None, vec![d]);
     };
     let name = decl.name.node.clone();
     let result = match kind.as_str() {
         "idx" => idx(&name, decl, args, base, override_path),
         "csv" => csv(&name, decl, args, base, override_path),
+        "npy" => npy_source(&name, decl, args, base, override_path),
         "linear" | "polynomial" => synthetic(&name, kind, decl, args),
         other => {
             let mut d = Diagnostic::new(Code::BadData, format!("unknown data source `{other}`"))
-                .label(callee.span, "expected idx, csv, linear or polynomial");
-            if let Some(s) = nearest(other, ["idx", "csv", "linear", "polynomial"].into_iter()) {
+                .label(callee.span, "expected idx, csv, npy, linear or polynomial");
+            if let Some(s) = nearest(
+                other,
+                ["idx", "csv", "npy", "linear", "polynomial"].into_iter(),
+            ) {
                 d = d.note(format!("did you mean `{s}`?"));
             }
             (None, vec![d])
@@ -1331,6 +1364,234 @@ fn csv_rows(
         dropped: why.join(", "),
         test_file: None,
     }
+}
+
+/// `npy("x.npy", labels = "y.npy", test = 0.2 | ["xt.npy", "yt.npy"])`, or
+/// with an `.npz`, arrays by name: `npy("d.npz", features = "x", labels =
+/// "y", test = ["x_test", "y_test"])`. Described from the arrays' headers.
+fn npy_source(
+    name: &str,
+    decl: &DataDecl,
+    args: &[Arg],
+    base: &Path,
+    ov: Option<&Path>,
+) -> (Option<DataSpec>, Vec<Diagnostic>) {
+    let mut o = Opts::new(
+        "npy",
+        &["labels", "features", "test", "classes", "names", "scale"],
+        args,
+        1,
+    );
+    let Some(path) = path_arg(&mut o, base, ov) else {
+        if o.positional(0).is_none() {
+            missing_path(&mut o, decl.source.span);
+        }
+        return (None, o.diags);
+    };
+    let archive = path.extension().is_some_and(|e| e == "npz");
+    let here = decl.source.span;
+    let labels = o.string("labels");
+    let features = o.string("features");
+    if !archive && features.is_some() {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadArgument,
+                "`features` names an array of an .npz archive",
+            )
+            .label(here, "this source is one .npy file of features"),
+        );
+    }
+    // An .npz's members by name (defaults x and y); .npy files by path.
+    let array = |what: &str| -> NpyRef {
+        if archive {
+            npy::reference(&path, Some(what))
+        } else {
+            npy::reference(&join_clean(base, what), None)
+        }
+    };
+    let label_ref = match (labels, archive) {
+        (Some(l), _) => array(&l),
+        (None, true) => array("y"),
+        (None, false) => {
+            o.diags.push(
+                Diagnostic::new(Code::Arity, "`npy` needs `labels = \"labels.npy\"`")
+                    .label(here, "which file holds the labels?"),
+            );
+            return (None, o.diags);
+        }
+    };
+    let feature_ref = match (archive, features) {
+        (true, f) => array(f.as_deref().unwrap_or("x")),
+        (false, _) => npy::reference(&path, None),
+    };
+    let (test, test_arrays) = match o.get("test").map(|a| (a, consts::eval(&a.value))) {
+        Some((_, Some(Const::List(items)))) if items.len() == 2 => {
+            let names: Vec<String> = items
+                .into_iter()
+                .filter_map(|c| match c {
+                    Const::Str(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            if names.len() != 2 {
+                if let Some(a) = o.get("test") {
+                    o.bad(a, "a fraction, or [features, labels] of the test part");
+                }
+                return (None, o.diags);
+            }
+            (0.0, Some([array(&names[0]), array(&names[1])]))
+        }
+        Some((a, Some(Const::List(_)))) => {
+            o.bad(a, "a fraction, or [features, labels] of the test part");
+            return (None, o.diags);
+        }
+        _ => (
+            o.number(
+                "test",
+                0.0,
+                |v| (0.0..1.0).contains(&v),
+                "a fraction in [0, 1), or [features, labels] of the test part",
+            ),
+            None,
+        ),
+    };
+    let IdxArgs {
+        scale,
+        classes,
+        names,
+        ..
+    } = idx_args(&mut o);
+    if !o.diags.is_empty() {
+        return (None, o.diags);
+    }
+    let read = |o: &mut Opts, r: &NpyRef| match npy::header(r) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            o.diags.push(
+                Diagnostic::new(Code::BadData, format!("cannot read data `{name}`: {e}"))
+                    .label(here, "declared here"),
+            );
+            None
+        }
+    };
+    let pairs: Vec<[NpyRef; 2]> = std::iter::once([feature_ref, label_ref])
+        .chain(test_arrays.clone())
+        .collect();
+    let mut heads = Vec::new();
+    for [f, l] in &pairs {
+        let (Some(fh), Some(lh)) = (read(&mut o, f), read(&mut o, l)) else {
+            return (None, o.diags);
+        };
+        heads.push((fh, lh));
+    }
+    let problem = npy_problem(&pairs, &heads);
+    if let Some(p) = problem {
+        o.diags.push(
+            Diagnostic::new(Code::BadData, format!("data `{name}` is inconsistent: {p}"))
+                .label(here, "declared here"),
+        );
+        return (None, o.diags);
+    }
+    let (fh, lh) = &heads[0];
+    let label = if lh.ty.is_float() {
+        LabelKind::Target
+    } else {
+        LabelKind::Class { classes }
+    };
+    let sample: Vec<u64> = fh.dims[1..].iter().map(|&d| d as u64).collect();
+    let n = fh.dims[0] as u64;
+    let n_test = heads.get(1).map_or(0, |(f, _)| f.dims[0] as u64);
+    let held = (n as f64 * test).round() as u64;
+    let rows = Rows {
+        read: n + n_test,
+        train: n - held,
+        test: n_test + held,
+        dropped: String::new(),
+        test_file: test_arrays.as_ref().map(|t| t[0].to_string()),
+    };
+    let summary = format!(
+        "NumPy {} samples of {} {}, labels {}",
+        n + n_test,
+        sample
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("×"),
+        fh.ty.name(),
+        lh.ty.name()
+    );
+    if rows.train == 0 {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadData,
+                format!(
+                    "data `{name}` leaves no rows to train on: {}",
+                    rows.describe(Some(test))
+                ),
+            )
+            .label(here, "declared here"),
+        );
+        return (None, o.diags);
+    }
+    let spec = DataSpec {
+        name: name.to_string(),
+        span: decl.span,
+        source: Source::Npy {
+            train: pairs[0].clone(),
+            test_arrays,
+            test,
+            counts: [n, n_test],
+            feature_ty: fh.ty,
+            scale,
+            names,
+        },
+        sample,
+        label,
+        summary,
+        rows,
+        warnings: Vec::new(),
+    };
+    (Some(spec), o.diags)
+}
+
+/// The first way the arrays disagree: features of rank < 2, labels that
+/// are not one per row, test samples of another shape, labels of another
+/// kind.
+fn npy_problem(
+    pairs: &[[NpyRef; 2]],
+    heads: &[(npy::NpyHeader, npy::NpyHeader)],
+) -> Option<String> {
+    let (f0, l0) = &heads[0];
+    for ([f, l], (fh, lh)) in pairs.iter().zip(heads) {
+        if fh.dims.len() < 2 {
+            return Some(format!(
+                "the features {f} have shape {:?}: they need a row per sample, [N, features...]",
+                fh.dims
+            ));
+        }
+        let per_row = matches!(lh.dims.as_slice(), [n] | [n, 1] if *n == fh.dims[0]);
+        if !per_row {
+            return Some(format!(
+                "the labels {l} have shape {:?}, but the features {f} hold {} rows: labels are [N] (or [N, 1])",
+                lh.dims, fh.dims[0]
+            ));
+        }
+        if fh.dims[1..] != f0.dims[1..] {
+            return Some(format!(
+                "the test features {f} are {:?} per sample but the training features {:?}",
+                &fh.dims[1..],
+                &f0.dims[1..]
+            ));
+        }
+        if lh.ty.is_float() != l0.ty.is_float() {
+            return Some(format!(
+                "the test labels {l} are {}, the training labels {} (classes are integers, targets floats)",
+                lh.ty.name(),
+                l0.ty.name()
+            ));
+        }
+    }
+    None
 }
 
 fn synthetic(

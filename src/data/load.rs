@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::meta::{self, IdxElem};
+use super::npy;
 use super::prep::{self, Column, Input, Label, Preprocessing, Unseen};
 use super::synthetic;
 use super::table::{Decode, Features, Table};
@@ -362,7 +363,7 @@ pub fn label_of(spec: &DataSpec) -> Label {
     };
     let name = match &spec.source {
         Source::Csv { label, .. } => label.clone(),
-        Source::Idx { .. } | Source::Synthetic { .. } => "label".to_string(),
+        Source::Idx { .. } | Source::Npy { .. } | Source::Synthetic { .. } => "label".to_string(),
     };
     Label { name, classes }
 }
@@ -434,7 +435,7 @@ fn csv_preprocessing(spec: &DataSpec, train: &[RawRow]) -> Result<Preprocessing,
 fn encode_rows(rows: &[RawRow], prep: &Preprocessing) -> (Table, Unseen) {
     let columns: &[Column] = match &prep.input {
         Input::Csv { columns, .. } => columns,
-        Input::Idx { .. } | Input::Synthetic => &[],
+        Input::Idx { .. } | Input::Npy { .. } | Input::Synthetic => &[],
     };
     let mut x = Vec::with_capacity(rows.len() * prep.width);
     let mut y = Vec::with_capacity(rows.len());
@@ -505,7 +506,89 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             })
         }
         Source::Csv { .. } => csv_parts(spec, seed),
+        Source::Npy { .. } => npy_parts(spec, seed),
     }
+}
+
+/// NumPy arrays as tables: the features scaled and stored as f32, the
+/// labels checked (finite; class indices below the class count), then
+/// the test part: its own arrays, or the held-out fraction chosen as a
+/// CSV's is.
+fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
+    let Source::Npy {
+        train,
+        test_arrays,
+        test,
+        scale,
+        ..
+    } = &spec.source
+    else {
+        return Err("not a NumPy source".into());
+    };
+    let classes = match &spec.label {
+        LabelKind::Class { classes } => *classes,
+        LabelKind::Target => None,
+    };
+    let s = scale.unwrap_or(1.0);
+    let table = |[f, l]: &[npy::NpyRef; 2]| -> Result<Table, String> {
+        let (h, x) = npy::read(f, |v| (v * s) as f32)?;
+        let width: usize = h.dims[1..].iter().product();
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "{f}: sample {}, value {}: not a finite number{}",
+                i / width.max(1),
+                i % width.max(1),
+                if s == 1.0 { "" } else { " once scaled" }
+            ));
+        }
+        let (_, y) = npy::read(l, |v| v)?;
+        if y.len() != h.dims[0] {
+            return Err(format!("{l}: {} labels for {} samples", y.len(), h.dims[0]));
+        }
+        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+            return Err(format!("{l}: label {i} is {}, not a finite number", y[i]));
+        }
+        if let Some(c) = classes {
+            if let Some(i) = y.iter().position(|v| *v < 0.0 || *v >= c as f64) {
+                return Err(format!("{l}: label {i} is {}, not a class in 0..{c}", y[i]));
+            }
+        } else if spec.label != LabelKind::Target {
+            if let Some(i) = y.iter().position(|v| *v < 0.0) {
+                return Err(format!("{l}: label {i} is {}, not a class index", y[i]));
+            }
+        }
+        Ok(Table {
+            x: Features::F32(x),
+            y,
+            width,
+        })
+    };
+    let all = table(train)?;
+    let (train_part, test_part) = match test_arrays {
+        Some(t) => (all, table(t)?),
+        None => {
+            let mut order = permutation(all.len(), seed, 0x7e57);
+            let n_test = (all.len() as f64 * test).round() as usize;
+            let (keep, held) = order.split_at_mut(all.len() - n_test);
+            keep.sort_unstable();
+            held.sort_unstable();
+            (select(&all, keep), select(&all, held))
+        }
+    };
+    Ok(Parts {
+        train: train_part,
+        test: test_part,
+        prep: Preprocessing {
+            format: prep::FORMAT.to_string(),
+            width: spec.features() as usize,
+            input: Input::Npy {
+                shape: spec.sample.iter().map(|d| *d as usize).collect(),
+                scale: s,
+            },
+            label: label_of(spec),
+        },
+        warnings: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub enum Input {
     },
     /// IDX images of `shape`: value v becomes the f32 of v · `scale`.
     Idx { shape: Vec<usize>, scale: f64 },
+    /// NumPy arrays of rows of `shape`: value v becomes the f32 of
+    /// v · `scale`.
+    Npy { shape: Vec<usize>, scale: f64 },
     /// Generated data: features are given as they are.
     Synthetic,
 }
@@ -159,7 +162,7 @@ impl Preprocessing {
         }
         let encoded = match &p.input {
             Input::Csv { columns, .. } => columns.iter().map(Column::width).sum(),
-            Input::Idx { shape, .. } => shape.iter().product(),
+            Input::Idx { shape, .. } | Input::Npy { shape, .. } => shape.iter().product(),
             Input::Synthetic => p.width,
         };
         if encoded != p.width {
@@ -246,6 +249,7 @@ pub fn layout(prep: &Preprocessing, headers: &[&str], file: &str) -> Result<Layo
             "{file}: the model was trained on {}, not on a CSV file",
             match prep.input {
                 Input::Idx { .. } => "IDX images",
+                Input::Npy { .. } => "NumPy arrays",
                 _ => "generated data",
             }
         ));

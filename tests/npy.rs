@@ -1,0 +1,345 @@
+//! The `npy(...)` data source: NumPy arrays in `.npy` files or `.npz`
+//! archives (stored, as `np.savez` writes them, or deflated, as
+//! `np.savez_compressed` does) train exactly as the same numbers in a CSV
+//! file; bad arrays are diagnostics.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dlc::export::{npy, Array};
+use dlc::ir::DType;
+
+fn dlc(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dlc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("dlc runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dlc-npy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+/// A zip archive of `members` (name, bytes), deflated or stored.
+fn zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in members {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let body = if deflate {
+            let mut z =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(data).expect("deflate");
+            z.finish().expect("deflate")
+        } else {
+            data.clone()
+        };
+        let offset = out.len() as u32;
+        let common = |v: &mut Vec<u8>| {
+            v.extend(20u16.to_le_bytes());
+            v.extend(0u16.to_le_bytes());
+            v.extend(if deflate { 8u16 } else { 0u16 }.to_le_bytes());
+            v.extend([0u8; 4]);
+            v.extend(crc.sum().to_le_bytes());
+            v.extend((body.len() as u32).to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend((name.len() as u16).to_le_bytes());
+            v.extend(0u16.to_le_bytes());
+        };
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend(name.as_bytes());
+        out.extend(&body);
+        central.extend(0x0201_4b50u32.to_le_bytes());
+        central.extend(20u16.to_le_bytes());
+        common(&mut central);
+        central.extend([0u8; 10]);
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+fn array(name: &str, shape: &[usize], dtype: DType, values: &[f64]) -> Vec<u8> {
+    npy(&Array {
+        name,
+        shape,
+        dtype,
+        values,
+    })
+    .expect("npy")
+}
+
+const ROWS: usize = 240;
+const WIDTH: usize = 5;
+
+/// Features (f32 values) and three classes from a fixed rule.
+fn data() -> (Vec<f64>, Vec<f64>) {
+    let mut s: u64 = 7;
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for _ in 0..ROWS {
+        let row: Vec<f64> = (0..WIDTH)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                f64::from(((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0)
+            })
+            .collect();
+        let c = if row[0] + row[1] > 0.5 {
+            2
+        } else if row[2] > 0.0 {
+            1
+        } else {
+            0
+        };
+        x.extend(row);
+        y.push(f64::from(c));
+    }
+    (x, y)
+}
+
+const MODEL: &str = r#"
+model lin(x: f32[B, D]) -> f32[B, 3] {
+    param W: f32[D, 3] = normal(0.1)
+    param b: f32[3] = zeros
+    x @ W + b
+}
+train main: lin on d {
+    loss = cross_entropy(output, label)
+    optimizer = sgd(lr = 0.1)
+    batch = 16
+    epochs = 4
+    metrics = [loss, acc]
+}
+"#;
+
+#[test]
+fn arrays_train_exactly_as_the_same_numbers_in_a_csv_file() {
+    let dir = scratch("same");
+    let (x, y) = data();
+    // The CSV: each feature as the shortest text of its f32.
+    let mut csv = (0..WIDTH)
+        .map(|k| format!("f{k}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",y\n";
+    for r in 0..ROWS {
+        for k in 0..WIDTH {
+            csv.push_str(&format!("{},", x[r * WIDTH + k] as f32));
+        }
+        csv.push_str(&format!("{}\n", y[r]));
+    }
+    std::fs::write(dir.join("d.csv"), csv).expect("w");
+    let xs = array("x", &[ROWS, WIDTH], DType::F32, &x);
+    let ys = array("y", &[ROWS], DType::I32, &y);
+    std::fs::write(dir.join("x.npy"), &xs).expect("w");
+    std::fs::write(dir.join("y.npy"), &ys).expect("w");
+    let members = [("x.npy", xs.clone()), ("y.npy", ys.clone())];
+    std::fs::write(dir.join("stored.npz"), zip(&members, false)).expect("w");
+    std::fs::write(dir.join("deflated.npz"), zip(&members, true)).expect("w");
+    let sources = [
+        r#"csv("d.csv", label = "y", classes = 3, test = 0.25)"#,
+        r#"npy("x.npy", labels = "y.npy", classes = 3, test = 0.25)"#,
+        r#"npy("stored.npz", classes = 3, test = 0.25)"#,
+        r#"npy("deflated.npz", features = "x", labels = "y", classes = 3, test = 0.25)"#,
+    ];
+    let mut finals = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        let file = format!("p{i}.dl");
+        std::fs::write(dir.join(&file), format!("data d = {src}\n{MODEL}")).expect("w");
+        let out = ok(&dlc(&dir, &["train", &file, "--json"]));
+        let last = out.lines().last().expect("final").to_string();
+        // compile_ms and timings differ; the metrics and parameters must not.
+        let cut = last.find("\"compile_ms\"").expect("compile_ms");
+        let tail = last.find("\"params\"").expect("params");
+        finals.push(format!("{}{}", &last[..cut], &last[tail..]));
+    }
+    for f in &finals[1..] {
+        assert_eq!(f, &finals[0]);
+    }
+    assert!(finals[0].contains("\"test_acc\""), "{}", finals[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn test_arrays_of_their_own_and_predictions_from_a_npy_file() {
+    let dir = scratch("test");
+    let (x, y) = data();
+    let cut = 180;
+    let members = [
+        (
+            "x.npy",
+            array("x", &[cut, WIDTH], DType::F64, &x[..cut * WIDTH]),
+        ),
+        ("y.npy", array("y", &[cut], DType::I32, &y[..cut])),
+        (
+            "x_test.npy",
+            array(
+                "x_test",
+                &[ROWS - cut, WIDTH],
+                DType::F64,
+                &x[cut * WIDTH..],
+            ),
+        ),
+        (
+            "y_test.npy",
+            array("y_test", &[ROWS - cut], DType::I32, &y[cut..]),
+        ),
+    ];
+    std::fs::write(dir.join("d.npz"), zip(&members, true)).expect("w");
+    std::fs::write(dir.join("x_test.npy"), &members[2].1).expect("w");
+    let src = format!(
+        "data d = npy(\"d.npz\", test = [\"x_test\", \"y_test\"], names = [\"low\", \"mid\", \"high\"])\n{MODEL}"
+    );
+    std::fs::write(dir.join("p.dl"), src).expect("w");
+    let summary = ok(&dlc(&dir, &["data", "p.dl"]));
+    assert!(
+        summary.contains("train: 180 samples") && summary.contains("test: 60 samples"),
+        "{summary}"
+    );
+    ok(&dlc(
+        &dir,
+        &["train", "p.dl", "--save", "m.safetensors", "--quiet"],
+    ));
+    let json = ok(&dlc(
+        &dir,
+        &["eval", "p.dl", "--load", "m.safetensors", "--json"],
+    ));
+    let acc: f64 = {
+        let at = json.find("\"test_acc\":").expect("acc") + 11;
+        let end = json[at..].find([',', '}']).expect("end") + at;
+        json[at..end].parse().expect("number")
+    };
+    let pred = ok(&dlc(
+        &dir,
+        &[
+            "predict",
+            "p.dl",
+            "--load",
+            "m.safetensors",
+            "--input",
+            "x_test.npy",
+            "--out",
+            "-",
+        ],
+    ));
+    let names = ["low", "mid", "high"];
+    let classes: Vec<&str> = pred.lines().skip(1).collect();
+    assert_eq!(classes.len(), ROWS - cut);
+    let correct = classes
+        .iter()
+        .zip(&y[cut..])
+        .filter(|(c, y)| **c == names[**y as usize])
+        .count();
+    assert_eq!(correct as f64 / (ROWS - cut) as f64, acc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn arrays_that_do_not_fit_are_diagnostics() {
+    let dir = scratch("bad");
+    let (x, y) = data();
+    std::fs::write(
+        dir.join("x.npy"),
+        array("x", &[ROWS, WIDTH], DType::F32, &x),
+    )
+    .expect("w");
+    std::fs::write(dir.join("y.npy"), array("y", &[ROWS], DType::I32, &y)).expect("w");
+    std::fs::write(
+        dir.join("flat.npy"),
+        array("f", &[ROWS * WIDTH], DType::F32, &x),
+    )
+    .expect("w");
+    std::fs::write(dir.join("short.npy"), array("s", &[5], DType::I32, &y[..5])).expect("w");
+    std::fs::write(dir.join("yf.npy"), array("yf", &[ROWS], DType::F32, &y)).expect("w");
+    let mut nan = x.clone();
+    nan[7] = f64::NAN;
+    std::fs::write(
+        dir.join("nan.npy"),
+        array("n", &[ROWS, WIDTH], DType::F32, &nan),
+    )
+    .expect("w");
+    let mut neg = y.clone();
+    neg[3] = 5.0;
+    std::fs::write(dir.join("y5.npy"), array("y5", &[ROWS], DType::I32, &neg)).expect("w");
+    let mut cut = array("x", &[ROWS, WIDTH], DType::F32, &x);
+    cut.truncate(cut.len() - 4);
+    std::fs::write(dir.join("cut.npy"), cut).expect("w");
+    std::fs::write(
+        dir.join("d.npz"),
+        zip(
+            &[("x.npy", array("x", &[2, 2], DType::F32, &[0.0; 4]))],
+            false,
+        ),
+    )
+    .expect("w");
+    std::fs::write(dir.join("text.npy"), b"x,y\n1,2\n").expect("w");
+    for (src, expect) in [
+        (
+            r#"npy("flat.npy", labels = "y.npy")"#,
+            "need a row per sample",
+        ),
+        (r#"npy("x.npy", labels = "short.npy")"#, "hold 240 rows"),
+        (
+            r#"npy("x.npy", labels = "y.npy", test = ["x.npy", "yf.npy"])"#,
+            "classes are integers, targets floats",
+        ),
+        (r#"npy("d.npz")"#, "has no array `y`; its arrays are: x"),
+        (r#"npy("text.npy", labels = "y.npy")"#, "not a NumPy array"),
+        (r#"npy("x.npy")"#, "needs `labels"),
+        (r#"npy("none.npy", labels = "y.npy")"#, "none.npy"),
+    ] {
+        std::fs::write(dir.join("p.dl"), format!("data d = {src}\n{MODEL}")).expect("w");
+        let out = dlc(&dir, &["check", "p.dl"]);
+        assert_eq!(out.status.code(), Some(1), "{src}");
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{src}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Found when the values are read: one line, exit 1.
+    for (src, expect) in [
+        (r#"npy("nan.npy", labels = "y.npy")"#, "not a finite number"),
+        (
+            r#"npy("x.npy", labels = "y5.npy", classes = 3)"#,
+            "not a class in 0..3",
+        ),
+        (r#"npy("cut.npy", labels = "y.npy")"#, "needs 4800 bytes"),
+    ] {
+        std::fs::write(dir.join("p.dl"), format!("data d = {src}\n{MODEL}")).expect("w");
+        let out = dlc(&dir, &["train", "p.dl"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{src}: {err}");
+        assert!(
+            err.contains(expect) && err.lines().count() == 1,
+            "{src}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
