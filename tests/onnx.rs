@@ -175,3 +175,48 @@ fn onnxruntime_runs_every_exported_program_like_dlc() {
     assert!(checked.len() >= programs.len(), "{checked:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_op_onnx_cannot_express_is_an_error_naming_it_and_its_line() {
+    let dir = std::env::temp_dir().join(format!("dlc-onnx-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let program = r#"data d = linear(w = [2, -3.4], b = 4.2, n_train = 64, n_test = 16)
+model m(x: f32[B, 2]) -> f32[B, 1] {
+    param A: f32[2, 2] = constant(1)
+    param w: f32[2, 1] = zeros
+    x @ inv(A + eye(2)) @ w
+}
+train main: m on d {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.01)
+    epochs = 1
+}
+"#;
+    std::fs::write(dir.join("inv.dl"), program).expect("w");
+    let out = dlc(
+        &dir,
+        &["train", "inv.dl", "--save", "m.safetensors", "--quiet"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = dlc(
+        &dir,
+        &[
+            "export",
+            "inv.dl",
+            "--load",
+            "m.safetensors",
+            "--out",
+            "m.onnx",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`linalg inv` (inv.dl:5) has no ONNX counterpart"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.join("m.onnx").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -461,6 +461,7 @@ impl Builder<'_> {
                     let p = self.int64s("pads", &pads);
                     self.node("Pad", &[ins[0].clone(), p], &name, Vec::new(), &doc);
                 }
+                Op::Linalg(l) => return Err(unsupported(&format!("linalg {}", l.name()), &doc)),
                 other => return Err(unsupported(other.name(), &doc)),
             }
             names[i] = name;
