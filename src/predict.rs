@@ -420,10 +420,16 @@ fn write_csv(
         _ => None,
     };
     let mut header: Vec<String> = id_name.into_iter().collect();
-    header.push(prep.label.name.clone());
     let classes = prep.label.classes.as_ref();
+    match (classes, width) {
+        // A regression model with several outputs: one column each.
+        (None, 2..) => header.extend((0..width).map(|k| format!("{}_{k}", prep.label.name))),
+        _ => header.push(prep.label.name.clone()),
+    }
     if proba {
-        let k = classes.map_or(0, Vec::len);
+        // One probability per logit (two for one logit), whether or not
+        // the classes are named.
+        let k = if width == 1 { 2 } else { width };
         header.extend((0..k).map(|c| format!("p_{}", prep.class_name(c))));
     }
     if raw {
@@ -440,7 +446,7 @@ fn write_csv(
             rec.push(ids.get(r).cloned().unwrap_or_default());
         }
         match classes {
-            None => rec.push(number(row[0])),
+            None => rec.extend(row.iter().map(|v| number(*v))),
             Some(_) => {
                 rec.push(prep.class_name(predicted_class(row)));
                 if proba {

@@ -329,6 +329,29 @@ fn a_house_price_submission_has_a_price_for_every_id_of_the_test_file() {
         ],
     );
     ok(&out);
+    // The fold models as NumPy arrays, `foldK.NAME`.
+    let out = dlc(
+        &dir,
+        &[
+            "export",
+            program,
+            "--run",
+            "mlp",
+            "--load",
+            ck,
+            "--out",
+            "folds.npz",
+        ],
+    );
+    ok(&out);
+    let npz = std::fs::read(dir.join("folds.npz")).expect("npz");
+    for k in 1..=5 {
+        let member = format!("fold{k}.W1.npy");
+        assert!(
+            npz.windows(member.len()).any(|w| w == member.as_bytes()),
+            "{member}"
+        );
+    }
     let sub = records(&dir.join("submission.csv"));
     assert_eq!(sub[0], ["Id", "SalePrice"]);
     assert_eq!(sub.len() - 1, 1459);
@@ -417,6 +440,46 @@ fn predictions_of_an_idx_file_match_evals_accuracy() {
     assert_eq!(
         correct as f64 / labels.len() as f64,
         eval_metric(&json, "acc")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_checkpoint_without_preprocessing_predicts_after_fitting_it_again() {
+    let dir = scratch("old");
+    penguin_files(&dir);
+    std::fs::write(dir.join("mass.dl"), MASS).expect("w");
+    let (_, ck) = train_and_eval(&dir, "mass.dl", "mass");
+    let predict = |ck: &str| {
+        dlc(
+            &dir,
+            &[
+                "predict", "mass.dl", "--run", "mass", "--load", ck, "--input", "test.csv",
+                "--out", "-",
+            ],
+        )
+    };
+    let new = predict(&ck);
+    ok(&new);
+    // The same checkpoint as an older dlc wrote it: no `preprocessing`.
+    let bytes = std::fs::read(dir.join(&ck)).expect("checkpoint");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("metadata");
+    let mut meta = meta.metadata().clone().expect("metadata");
+    meta.remove("preprocessing");
+    let tensors: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t))
+        .collect();
+    let old = safetensors::serialize(tensors, Some(meta)).expect("serialize");
+    std::fs::write(dir.join("old.safetensors"), old).expect("w");
+    let out = predict("old.safetensors");
+    assert_eq!(ok(&out), text(&new.stdout), "the same predictions");
+    assert!(
+        text(&out.stderr).contains("carries no preprocessing"),
+        "{}",
+        text(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
