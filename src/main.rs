@@ -162,7 +162,8 @@ enum Command {
         format: Option<FormatArg>,
     },
     /// Predict new data with a saved model: a CSV without the label
-    /// column or an IDX images file in, one prediction per row out (CSV).
+    /// column, an IDX images file or a .npy in, one prediction per row out
+    /// (CSV).
     Predict {
         #[command(flatten)]
         common: Common,
@@ -171,7 +172,7 @@ enum Command {
         #[arg(long)]
         load: PathBuf,
         /// The new data: a CSV file with the training file's columns (the
-        /// label may be absent) or an IDX images file.
+        /// label may be absent), an IDX images file, or a .npy of samples.
         #[arg(long)]
         input: PathBuf,
         /// Where to write the predictions (CSV, atomically), or - for stdout.

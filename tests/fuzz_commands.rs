@@ -187,6 +187,9 @@ fn csv_program(rng: &mut Rng) -> String {
         ", standardize = true",
         ", test = 0.99",
         ", drop = [\"c0\"]",
+        ", test = \"t.csv\"",
+        ", id = \"c0\"",
+        ", test = \"t.csv\", classes = 3",
     ]);
     let (out, loss, metrics) = if opts.contains("classes") {
         let k = if opts.contains('3') { 3 } else { 2 };
@@ -389,6 +392,35 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
     );
     assert_eq!(code, Some(0), "{err}");
     let good = std::fs::read(dir.join("good.st")).expect("checkpoint");
+    // Good NumPy files to damage: 8 samples of 2 features, labels 0 and 1.
+    let xs: Vec<f64> = (0..16).map(|i| f64::from(i) / 4.0).collect();
+    let ys: Vec<f64> = (0..8).map(|i| f64::from(i % 2)).collect();
+    let array = |name: &str, shape: &[usize], dtype, values: &[f64]| {
+        dlc::export::npy(&dlc::export::Array {
+            name,
+            shape,
+            dtype,
+            values,
+        })
+        .expect("npy")
+    };
+    let good_x = array("x", &[8, 2], dlc::ir::DType::F32, &xs);
+    let good_y = array("y", &[8], dlc::ir::DType::I32, &ys);
+    let good_npz = dlc::export::npz(&[
+        dlc::export::Array {
+            name: "x",
+            shape: &[8, 2],
+            dtype: dlc::ir::DType::F64,
+            values: &xs,
+        },
+        dlc::export::Array {
+            name: "y",
+            shape: &[8],
+            dtype: dlc::ir::DType::I32,
+            values: &ys,
+        },
+    ])
+    .expect("npz");
 
     let start = Instant::now();
     let mut count = [0usize; 5];
@@ -424,11 +456,31 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
             }
             1 => {
                 std::fs::write(cdir.join("d.csv"), csv(&mut rng)).expect("csv");
+                std::fs::write(cdir.join("t.csv"), csv(&mut rng)).expect("csv");
+                std::fs::write(cdir.join("new.csv"), csv(&mut rng)).expect("csv");
                 std::fs::write(cdir.join("p.dl"), csv_program(&mut rng)).expect("program");
                 vec![
                     (s(&["check", "p.dl"]), String::new()),
-                    (s(&["train", "p.dl"]), String::new()),
+                    (s(&["train", "p.dl", "--save", "m.st"]), String::new()),
                     (s(&["data", "d.csv"]), String::new()),
+                    (
+                        s(&[
+                            "predict", "p.dl", "--load", "m.st", "--input", "new.csv", "--out",
+                            "o.csv", "--proba",
+                        ]),
+                        String::new(),
+                    ),
+                    (
+                        s(&[
+                            "predict", "p.dl", "--load", "m.st", "--input", "d.csv", "--out", "-",
+                            "--raw",
+                        ]),
+                        String::new(),
+                    ),
+                    (
+                        s(&["export", "p.dl", "--load", "m.st", "--out", "m.onnx"]),
+                        String::new(),
+                    ),
                 ]
             }
             2 => {
@@ -451,13 +503,40 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                 )
                 .expect("program");
                 vec![
-                    (s(&["train", "p.dl"]), String::new()),
+                    (s(&["train", "p.dl", "--save", "m.st"]), String::new()),
                     (s(&["data", "."]), String::new()),
+                    (
+                        s(&[
+                            "predict",
+                            "p.dl",
+                            "--load",
+                            "m.st",
+                            "--input",
+                            "t10k-images-idx3-ubyte",
+                            "--out",
+                            "o.csv",
+                        ]),
+                        String::new(),
+                    ),
                 ]
             }
             3 => {
                 std::fs::write(cdir.join("lin.dl"), &seeds[0]).expect("program");
                 std::fs::write(cdir.join("c.st"), damage(&mut rng, &good)).expect("checkpoint");
+                // NumPy data, damaged: a .npy of features, labels, an .npz.
+                std::fs::write(cdir.join("x.npy"), damage(&mut rng, &good_x)).expect("npy");
+                std::fs::write(cdir.join("y.npy"), damage(&mut rng, &good_y)).expect("npy");
+                std::fs::write(cdir.join("d.npz"), damage(&mut rng, &good_npz)).expect("npz");
+                let src = rng.pick(&[
+                    "npy(\"x.npy\", labels = \"y.npy\")",
+                    "npy(\"d.npz\", test = 0.5)",
+                    "npy(\"d.npz\", features = \"x\", labels = \"y\", test = [\"x\", \"y\"])",
+                ]);
+                std::fs::write(
+                    cdir.join("n.dl"),
+                    format!("data d = {src}\nmodel m(x: f32[B, D]) -> f32[B, 2] {{\n    param w: f32[D, 2] = zeros\n    x @ w\n}}\ntrain m on d {{\n    loss = cross_entropy(output, label)\n    optimizer = sgd(lr = 0.1)\n    epochs = 1\n}}\n"),
+                )
+                .expect("program");
                 vec![
                     (
                         s(&[
@@ -469,6 +548,21 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                         s(&["eval", "lin.dl", "--run", "sgd", "--load", "c.st"]),
                         String::new(),
                     ),
+                    (
+                        s(&[
+                            "export", "lin.dl", "--run", "sgd", "--load", "c.st", "--out", "m.onnx",
+                        ]),
+                        String::new(),
+                    ),
+                    (
+                        s(&[
+                            "predict", "lin.dl", "--run", "sgd", "--load", "c.st", "--input",
+                            "x.npy", "--out", "-",
+                        ]),
+                        String::new(),
+                    ),
+                    (s(&["check", "n.dl"]), String::new()),
+                    (s(&["train", "n.dl"]), String::new()),
                 ]
             }
             _ => {
