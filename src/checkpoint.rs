@@ -121,7 +121,7 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
         meta.insert("folds".to_string(), ck.folds.len().to_string());
     }
     if let Some(p) = &ck.preprocessing {
-        meta.insert("preprocessing".to_string(), p.to_json());
+        meta.insert("preprocessing".to_string(), p.to_json()?);
     }
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;

@@ -722,7 +722,10 @@ pub fn cmd_predict(
             let _ = writeln!(stderr, "{n}");
         }
         if to_stdout {
-            let _ = stdout.write_all(&p.csv);
+            stdout
+                .write_all(&p.csv)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write the predictions to stdout: {e}"))?;
         } else {
             crate::checkpoint::write_atomic(req.out, &p.csv)
                 .map_err(|e| format!("cannot write {}: {e}", req.out.display()))?;

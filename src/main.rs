@@ -496,10 +496,13 @@ impl Write for QuietStdout {
         }
         match std::io::stdout().write(buf) {
             Ok(n) => Ok(n),
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.closed_pipe();
                 Ok(buf.len())
             }
+            // A full disk or a failing device is not a reader that went
+            // away: the command decides (dlc predict fails with exit 1).
+            Err(e) => Err(e),
         }
     }
 
@@ -507,8 +510,10 @@ impl Write for QuietStdout {
         if self.closed {
             return Ok(());
         }
-        if std::io::stdout().flush().is_err() {
-            self.closed_pipe();
+        match std::io::stdout().flush() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+            Err(_) => self.closed_pipe(),
+            Ok(()) => {}
         }
         Ok(())
     }

@@ -76,7 +76,7 @@ pub fn predict(req: &Request) -> Result<Prediction, String> {
             req.run.name, prep.label.name
         ));
     }
-    let mut rows = open_rows(&prep, req.input)?;
+    let mut rows = open_rows(&prep, req.input, &mut notes)?;
     let batch = req.batch.unwrap_or(req.run.settings.batch).max(1) as usize;
     let mut model = Model::compile(req.run, &ck, req.threads)?;
     let (mut outputs, mut ids) = (Vec::new(), Vec::new());
@@ -118,7 +118,7 @@ pub fn predict(req: &Request) -> Result<Prediction, String> {
 /// `prep` encodes it, row-major, and the row count: what `predict` feeds
 /// the model, for tests and tools that compare another encoder with it.
 pub fn encode(prep: &Preprocessing, input: &Path) -> Result<(Vec<f32>, usize), String> {
-    let mut rows = open_rows(prep, input)?;
+    let mut rows = open_rows(prep, input, &mut Vec::new())?;
     let (mut x, mut ids) = (Vec::new(), Vec::new());
     while rows.next_chunk(4096, &mut x, &mut ids)? > 0 {}
     Ok((x.into_iter().map(|v| v as f32).collect(), rows.count()))
@@ -220,7 +220,7 @@ struct CsvRows {
     record: csv::StringRecord,
 }
 
-fn open_rows(prep: &Preprocessing, input: &Path) -> Result<Rows, String> {
+fn open_rows(prep: &Preprocessing, input: &Path, notes: &mut Vec<String>) -> Result<Rows, String> {
     if input.extension().is_some_and(|e| e == "npy") {
         // A model trained on NumPy arrays reads them scaled; any other
         // model reads a .npy as its input, as it is.
@@ -270,6 +270,11 @@ fn open_rows(prep: &Preprocessing, input: &Path) -> Result<Rows, String> {
             }
             let names: Vec<&str> = headers.iter().collect();
             let layout = prep::layout(prep, &names, &file)?;
+            if let (Input::Csv { id: Some(id), .. }, None) = (&prep.input, layout.id) {
+                notes.push(format!(
+                    "warning: {file} has no id column `{id}`, so the predictions have none"
+                ));
+            }
             Ok(Rows::Csv(Box::new(CsvRows {
                 rdr,
                 layout,
@@ -393,6 +398,13 @@ impl CsvRows {
                             c.name()
                         ))
                     }
+                    Err(CellError::TooLarge) => {
+                        return Err(format!(
+                            "{}: line {line}, column `{}`: {cell} is beyond float32's range once encoded",
+                            self.file,
+                            c.name()
+                        ))
+                    }
                 }
             }
             x.extend(enc.iter().map(|v| f64::from(*v)));
@@ -414,6 +426,9 @@ fn write_csv(
     (proba, raw): (bool, bool),
 ) -> Result<Vec<u8>, String> {
     let width = outputs.len() / n.max(1);
+    if width == 0 {
+        return Err("the model's output has no values to write".to_string());
+    }
     let mut w = csv::Writer::from_writer(Vec::new());
     let id_name = match &prep.input {
         Input::Csv { id: Some(id), .. } => Some(id.clone()),

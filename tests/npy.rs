@@ -299,6 +299,14 @@ fn arrays_that_do_not_fit_are_diagnostics() {
     )
     .expect("w");
     std::fs::write(dir.join("text.npy"), b"x,y\n1,2\n").expect("w");
+    std::fs::write(
+        dir.join("empty.npy"),
+        array("e", &[ROWS, 0], DType::F32, &[]),
+    )
+    .expect("w");
+    let mut big = y.clone();
+    big[9] = 3.0;
+    std::fs::write(dir.join("y3.npy"), array("y3", &[ROWS], DType::I32, &big)).expect("w");
     for (src, expect) in [
         (
             r#"npy("flat.npy", labels = "y.npy")"#,
@@ -313,6 +321,10 @@ fn arrays_that_do_not_fit_are_diagnostics() {
         (r#"npy("text.npy", labels = "y.npy")"#, "not a NumPy array"),
         (r#"npy("x.npy")"#, "needs `labels"),
         (r#"npy("none.npy", labels = "y.npy")"#, "none.npy"),
+        (
+            r#"npy("empty.npy", labels = "y.npy")"#,
+            "a sample needs at least one value",
+        ),
     ] {
         std::fs::write(dir.join("p.dl"), format!("data d = {src}\n{MODEL}")).expect("w");
         let out = dlc(&dir, &["check", "p.dl"]);
@@ -331,6 +343,11 @@ fn arrays_that_do_not_fit_are_diagnostics() {
             "not a class in 0..3",
         ),
         (r#"npy("cut.npy", labels = "y.npy")"#, "needs 4800 bytes"),
+        // No class count declared: the model's 3 outputs are the classes.
+        (
+            r#"npy("x.npy", labels = "y3.npy")"#,
+            "label 3 (row 9 of the training part) is not a class of run main's model",
+        ),
     ] {
         std::fs::write(dir.join("p.dl"), format!("data d = {src}\n{MODEL}")).expect("w");
         let out = dlc(&dir, &["train", "p.dl"]);

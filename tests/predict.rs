@@ -445,6 +445,61 @@ fn predictions_of_an_idx_file_match_evals_accuracy() {
 }
 
 #[test]
+fn columns_of_huge_numbers_standardize_and_their_checkpoint_reads_back() {
+    let dir = scratch("huge");
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..20 {
+        let sign = if i % 2 == 0 { "" } else { "-" };
+        csv.push_str(&format!("1e308,{sign}1e200,{}\n", i % 3));
+    }
+    std::fs::write(dir.join("h.csv"), &csv).expect("w");
+    let program = r#"data d = csv("h.csv", label = "y", standardize = true)
+model m(x: f32[B, 2]) -> f32[B, 1] {
+    param w: f32[2, 1] = zeros
+    x @ w
+}
+train main: m on d {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.01)
+    epochs = 1
+}
+"#;
+    std::fs::write(dir.join("h.dl"), program).expect("w");
+    ok(&dlc(
+        &dir,
+        &["train", "h.dl", "--save", "h.safetensors", "--quiet"],
+    ));
+    let out = dlc(
+        &dir,
+        &[
+            "predict",
+            "h.dl",
+            "--load",
+            "h.safetensors",
+            "--input",
+            "h.csv",
+            "--out",
+            "-",
+        ],
+    );
+    assert_eq!(ok(&out).lines().count(), 21);
+    // Unstandardized, 1e308 has no float32: an error naming the column.
+    std::fs::write(
+        dir.join("raw.dl"),
+        program.replace(", standardize = true", ""),
+    )
+    .expect("w");
+    let out = dlc(&dir, &["train", "raw.dl"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("column `a`: 1e308 is beyond float32's range"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_checkpoint_without_preprocessing_predicts_after_fitting_it_again() {
     let dir = scratch("old");
     penguin_files(&dir);
@@ -631,6 +686,21 @@ fn python_reads_the_preprocessing_and_reproduces_the_model_input() {
         return;
     };
     assert_eq!(py.status.code(), Some(0), "{}", text(&py.stderr));
+    // A number dlc refuses, the tool refuses too (Python's float() would
+    // take `1_000`).
+    let bad = dir.join("bad.csv");
+    let mut bad_lines = lines.clone();
+    let year = bad_lines[1].split(',').next().expect("year").len();
+    bad_lines[1] = format!("1_000{}", &bad_lines[1][year..]);
+    std::fs::write(&bad, bad_lines.join("\n") + "\n").expect("w");
+    assert!(dlc::predict::encode(&prep, &bad).is_err());
+    let refused = Command::new("python3")
+        .arg(&script)
+        .arg(dir.join(&ck))
+        .arg(&bad)
+        .output()
+        .expect("python3 runs");
+    assert!(!refused.status.success(), "{}", text(&refused.stdout));
     let rows: Vec<Vec<f32>> = text(&py.stdout)
         .lines()
         .map(|l| {

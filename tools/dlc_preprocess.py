@@ -21,8 +21,14 @@ import csv
 import gzip
 import json
 import math
+import re
 import struct
 import sys
+
+# The numbers dlc reads (Rust's f64 grammar): ASCII digits, an optional
+# sign, point and exponent; Python's float() also takes spaces, `1_000`
+# and other scripts' digits, which dlc refuses.
+NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
 
 
 def read_preprocessing(checkpoint):
@@ -58,10 +64,13 @@ def encode_cell(column, cell, out):
         if is_missing(cell):
             v = column["fill"]
         else:
-            v = float(cell)
+            v = float(cell) if NUMBER.fullmatch(cell) else math.nan
             if not math.isfinite(v):
                 raise ValueError(f"column {column['name']}: {cell!r} is not a finite number")
-        out.append(f32((v - column["shift"]) / column["scale"]))
+        x = f32((v - column["shift"]) / column["scale"])
+        if not math.isfinite(x):
+            raise ValueError(f"column {column['name']}: {cell} is beyond float32's range once encoded")
+        out.append(x)
         return False
     index = {c: i for i, c in enumerate(column["categories"])}
     hit = index.get(cell)
@@ -81,12 +90,23 @@ def encode_csv(prep, path):
         reader = csv.reader(f)
         header = [h.lstrip("\ufeff") for h in next(reader)]
         where = {h: i for i, h in enumerate(header)}
+        if len(where) != len(header):
+            raise ValueError(f"{path}: a column appears twice in the header")
+        id_col = prep["input"].get("id")
+        known = {c["name"] for c in columns} | {prep["label"]["name"], id_col}
+        known |= set(prep["input"].get("ignored", []))
+        unknown = [h for h in header if h not in known]
+        if unknown:
+            raise ValueError(f"{path}: column {unknown[0]} was not in the training data")
         missing = [c["name"] for c in columns if c["name"] not in where]
         if missing:
             raise ValueError(f"{path}: no column {missing[0]}")
-        id_col = prep["input"].get("id")
         ids, rows = [], []
         for rec in reader:
+            if not rec:
+                continue  # a blank line, which dlc skips too
+            if len(rec) != len(header):
+                raise ValueError(f"{path}: line {reader.line_num} has {len(rec)} fields, the header {len(header)}")
             out = []
             for c in columns:
                 encode_cell(c, rec[where[c["name"]]], out)

@@ -112,9 +112,11 @@ impl DataSpec {
             Source::Npy {
                 counts, feature_ty, ..
             } => {
-                // the file's bytes while they are converted, then f32s
+                // the file's bytes and their f32s while they are read, then
+                // the parts selected from them (another f32 each); labels
+                // as bytes and f64s
                 let n = u128::from(counts[0] + counts[1]);
-                n * (width * (feature_ty.size() as u128 + 4) + 24)
+                n * (width * (feature_ty.size() as u128 + 8) + 32)
             }
         }
     }
@@ -1563,6 +1565,12 @@ fn npy_problem(
 ) -> Option<String> {
     let (f0, l0) = &heads[0];
     for ([f, l], (fh, lh)) in pairs.iter().zip(heads) {
+        if fh.dims.len() >= 2 && fh.dims[1..].contains(&0) {
+            return Some(format!(
+                "the features {f} have shape {:?}: a sample needs at least one value",
+                fh.dims
+            ));
+        }
         if fh.dims.len() < 2 {
             return Some(format!(
                 "the features {f} have shape {:?}: they need a row per sample, [N, features...]",

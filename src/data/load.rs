@@ -216,8 +216,9 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         }
     };
     let prep = csv_preprocessing(spec, &train_raw)?;
-    let (train, _) = encode_rows(&train_raw, &prep);
-    let (test, unseen) = encode_rows(&test_raw, &prep);
+    let name = format!("data `{}`", spec.name);
+    let (train, _) = encode_rows(&train_raw, &prep, &format!("{name}, training part"))?;
+    let (test, unseen) = encode_rows(&test_raw, &prep, &format!("{name}, test part"))?;
     let mut warnings = Vec::new();
     if let (Some(tp), false) = (test_file, unseen.is_empty()) {
         warnings.push(format!(
@@ -393,13 +394,23 @@ fn csv_preprocessing(spec: &DataSpec, train: &[RawRow]) -> Result<Preprocessing,
                     .filter_map(|r| r.1[k].parse::<f64>().ok())
                     .collect();
                 let n = vals.len().max(1) as f64;
-                let mean = vals.iter().sum::<f64>() / n;
-                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-                let std = var.sqrt();
-                let (shift, scale) = if *standardize && std > 0.0 {
-                    (mean, std)
-                } else {
-                    (0.0, 1.0)
+                // Summed at a scale where no partial sum can overflow
+                // (values up to f64::MAX), then scaled back.
+                let big = vals.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let k = if big > 1e150 { big } else { 1.0 };
+                let mean = vals.iter().map(|v| v / k).sum::<f64>() / n * k;
+                let var = vals.iter().map(|v| ((v - mean) / k).powi(2)).sum::<f64>() / n;
+                let std = var.sqrt() * k;
+                if !mean.is_finite() || !std.is_finite() {
+                    return Err(format!(
+                        "data `{}`: column `{}` is too large to standardize (its mean or deviation overflows)",
+                        spec.name, f.column
+                    ));
+                }
+                let (shift, scale) = match (*standardize, std > 0.0) {
+                    (true, true) => (mean, std),
+                    (true, false) => (mean, 1.0),
+                    (false, _) => (0.0, 1.0),
                 };
                 Column::Numeric {
                     name: f.column.clone(),
@@ -432,7 +443,11 @@ fn csv_preprocessing(spec: &DataSpec, train: &[RawRow]) -> Result<Preprocessing,
 
 /// `rows` encoded by `prep` (numbers imputed and standardized, categories
 /// one-hot), with the count of categories unseen in training.
-fn encode_rows(rows: &[RawRow], prep: &Preprocessing) -> (Table, Unseen) {
+fn encode_rows(
+    rows: &[RawRow],
+    prep: &Preprocessing,
+    what: &str,
+) -> Result<(Table, Unseen), String> {
     let columns: &[Column] = match &prep.input {
         Input::Csv { columns, .. } => columns,
         Input::Idx { .. } | Input::Npy { .. } | Input::Synthetic => &[],
@@ -440,11 +455,26 @@ fn encode_rows(rows: &[RawRow], prep: &Preprocessing) -> (Table, Unseen) {
     let mut x = Vec::with_capacity(rows.len() * prep.width);
     let mut y = Vec::with_capacity(rows.len());
     let mut unseen = Unseen::default();
-    for (label, cells) in rows {
+    for (r, (label, cells)) in rows.iter().enumerate() {
         for (c, cell) in columns.iter().zip(cells) {
-            // Numbers were checked as the rows were read.
-            if let Ok(true) = c.encode(cell, &mut x) {
-                unseen.add(c.name());
+            // Numbers were checked as the rows were read; what is left is
+            // a value past float32's range.
+            match c.encode(cell, &mut x) {
+                Ok(true) => unseen.add(c.name()),
+                Ok(false) => {}
+                Err(_) => {
+                    return Err(format!(
+                        "{what}, row {}: column `{}`: {cell} is beyond float32's range{}",
+                        r + 1,
+                        c.name(),
+                        if matches!(c, Column::Numeric { shift, scale, .. } if *shift != 0.0 || *scale != 1.0)
+                        {
+                            " once standardized"
+                        } else {
+                            " (standardize = true scales it)"
+                        }
+                    ))
+                }
             }
         }
         y.push(*label);
@@ -454,7 +484,7 @@ fn encode_rows(rows: &[RawRow], prep: &Preprocessing) -> (Table, Unseen) {
         y,
         width: prep.width,
     };
-    (table, unseen)
+    Ok((table, unseen))
 }
 
 /// Loads `spec` (its files, or its synthetic generator).
@@ -532,6 +562,17 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     let s = scale.unwrap_or(1.0);
     let table = |[f, l]: &[npy::NpyRef; 2]| -> Result<Table, String> {
         let (h, x) = npy::read(f, |v| (v * s) as f32)?;
+        // Checked by `dlc check`; again here, since the file may have
+        // changed since.
+        let want = &spec.sample;
+        let fits = h.dims.len() == want.len() + 1
+            && h.dims[1..].iter().zip(want).all(|(a, b)| *a as u64 == *b);
+        if !fits {
+            return Err(format!(
+                "{f}: shape {:?}, but data `{}` has samples of {want:?} (did the file change?)",
+                h.dims, spec.name
+            ));
+        }
         let width: usize = h.dims[1..].iter().product();
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
             return Err(format!(

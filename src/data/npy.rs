@@ -40,8 +40,10 @@ pub enum NpyType {
 
 impl NpyType {
     fn parse(descr: &str) -> Option<NpyType> {
-        let (order, kind) = descr.split_at(1);
-        let little = matches!(order, "<" | "|" | "=");
+        let mut chars = descr.chars();
+        let order = chars.next()?;
+        let kind = chars.as_str();
+        let little = matches!(order, '<' | '|' | '=');
         if !little {
             return None;
         }
@@ -381,5 +383,7 @@ mod tests {
         assert_eq!(NpyType::parse("<f8"), Some(NpyType::F64));
         assert_eq!(NpyType::parse(">f8"), None);
         assert_eq!(NpyType::parse("|b1"), Some(NpyType::Bool));
+        assert_eq!(NpyType::parse(""), None);
+        assert_eq!(NpyType::parse("é4"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! A data set's preprocessing: everything that turns a raw row (a CSV
-//! record, an IDX image) into the model's input, fitted on the training
-//! part and saved in checkpoints, so that `dlc predict` (and Python, with
+//! record, an IDX image) into the model's input — numeric statistics from
+//! the training part, category vocabularies from the training file's scan
+//! — saved in checkpoints, so that `dlc predict` (and Python, with
 //! `tools/dlc_preprocess.py`) encode new data exactly as training did.
 //!
 //! Invariant: training, the test part, `dlc predict` and the exported
@@ -56,7 +57,9 @@ pub enum Input {
 pub enum Column {
     /// One feature: the f32 of (v − shift) / scale, where a missing v
     /// (`NA` or empty) is `fill`, the training part's mean. Without
-    /// standardization shift is 0 and scale 1.
+    /// standardization shift is 0 and scale 1; a standardized column whose
+    /// training values are all equal has shift = mean and scale 1 (so it
+    /// is 0 there, as d2l's `fillna(0)` after (x − μ)/σ makes it).
     Numeric {
         name: String,
         fill: f64,
@@ -88,6 +91,8 @@ pub struct Label {
 pub enum CellError {
     /// A numeric column holds something that is not a finite number.
     NotANumber,
+    /// A number whose encoded value is beyond float32's range.
+    TooLarge,
 }
 
 impl Column {
@@ -124,7 +129,11 @@ impl Column {
                         _ => return Err(CellError::NotANumber),
                     }
                 };
-                out.push(((v - shift) / scale) as f32);
+                let x = ((v - shift) / scale) as f32;
+                if !x.is_finite() {
+                    return Err(CellError::TooLarge);
+                }
+                out.push(x);
                 Ok(false)
             }
             Column::Categorical {
@@ -146,8 +155,8 @@ impl Column {
 
 impl Preprocessing {
     /// The JSON form.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn to_json(&self) -> Result<String, String> {
+        serde_json::to_string(self).map_err(|e| format!("cannot encode the preprocessing: {e}"))
     }
 
     /// Reads the JSON form; `what` names its origin in errors.
@@ -160,10 +169,49 @@ impl Preprocessing {
                 p.format
             ));
         }
+        let bad = |why: String| Err(format!("{what}: its preprocessing {why}"));
         let encoded = match &p.input {
-            Input::Csv { columns, .. } => columns.iter().map(Column::width).sum(),
-            Input::Idx { shape, .. } | Input::Npy { shape, .. } => shape.iter().product(),
-            Input::Synthetic => p.width,
+            Input::Csv { columns, .. } => {
+                for c in columns {
+                    match c {
+                        Column::Numeric {
+                            name,
+                            fill,
+                            shift,
+                            scale,
+                        } => {
+                            if !(fill.is_finite()
+                                && shift.is_finite()
+                                && scale.is_finite()
+                                && *scale != 0.0)
+                            {
+                                return bad(format!(
+                                    "gives column `{name}` a non-finite or zero statistic"
+                                ));
+                            }
+                        }
+                        Column::Categorical {
+                            name, categories, ..
+                        } => {
+                            // `encode` looks categories up by binary search.
+                            if !categories.windows(2).all(|w| w[0] < w[1]) {
+                                return bad(format!("lists the categories of `{name}` out of order (they are sorted, each once)"));
+                            }
+                        }
+                    }
+                }
+                Some(columns.iter().map(Column::width).sum())
+            }
+            Input::Idx { shape, scale } | Input::Npy { shape, scale } => {
+                if !(scale.is_finite() && *scale != 0.0) {
+                    return bad(format!("has the scale {scale}"));
+                }
+                shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d))
+            }
+            Input::Synthetic => Some(p.width),
+        };
+        let Some(encoded) = encoded else {
+            return bad("has a shape too large".to_string());
         };
         if encoded != p.width {
             return Err(format!(
@@ -374,12 +422,17 @@ mod tests {
                 scale: 1e-300,
             };
         }
-        let back = Preprocessing::from_json(&p.to_json(), "ck").expect("reads");
+        let json = p.to_json().expect("json");
+        let back = Preprocessing::from_json(&json, "ck").expect("reads");
         assert_eq!(back, p);
-        let bad = p.to_json().replace("\"width\":4", "\"width\":5");
+        let bad = json.replace("\"width\":4", "\"width\":5");
         assert!(Preprocessing::from_json(&bad, "ck")
             .expect_err("width")
             .contains("encodes 4 features"));
+        let unsorted = json.replace("[\"x\",\"y\"]", "[\"y\",\"x\"]");
+        assert!(Preprocessing::from_json(&unsorted, "ck")
+            .expect_err("order")
+            .contains("out of order"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A run's eval function as an ONNX model (opset 17, IR version 8): the
-//! features in as `x` with a symbolic batch `B`, the model's output out as
+//! features in under the model's argument name (`x` in every program)
+//! with a symbolic batch `B`, the model's output out as
 //! `output`, the parameters as initializers under their names, dropout
 //! gone (the eval graph has none). A K-fold checkpoint becomes one model
 //! that averages its folds' outputs (`Mean`), as `dlc eval` does.
@@ -9,8 +10,8 @@
 //! lines, and needs no `protoc` at build time. Field numbers are onnx.proto's.
 //!
 //! Each IR primitive maps to one ONNX op or a short sequence; one that
-//! ONNX cannot express (`linalg`'s inverse, Cholesky and eigenproblems,
-//! random numbers) is an error naming the op and its source line.
+//! dlc does not export (the `linalg` ops, random draws, a strided `pad`)
+//! is an error naming the op and its source line.
 
 use crate::ir::{CmpOp, DType, Dim, Graph, NodeId, Op, Role, Shape};
 use crate::span::LineIndex;
@@ -384,6 +385,10 @@ impl Builder<'_> {
                     } else {
                         self.node(op, &ins, &name, Vec::new(), &doc);
                     }
+                }
+                // No axes: the value itself (ONNX would reduce them all).
+                Op::ReduceSum { axes: 0 } | Op::ReduceMax { axes: 0 } => {
+                    self.node("Identity", &ins, &name, Vec::new(), &doc);
                 }
                 Op::ReduceSum { axes } => {
                     let a = self.int64s("axes", &bits(*axes));

@@ -179,9 +179,39 @@ pub fn train_run(
     Ok(())
 }
 
+/// Class labels must name one of the model's outputs: with no class count
+/// declared (IDX or NumPy labels without `classes`), the model's output
+/// width is the count, and a label past it would be a one-hot row of
+/// zeros, a silently wrong loss.
+fn labels_fit(run: &Run, data: &DataSpec, parts: &crate::data::load::Parts) -> Result<(), String> {
+    if data.label == crate::check::data::LabelKind::Target {
+        return Ok(());
+    }
+    let g = &run.eval;
+    let Some((_, out)) = g.outputs.iter().find(|(n, _)| n == "output") else {
+        return Ok(());
+    };
+    let width = match g.ty(*out).shape.0.last() {
+        Some(crate::ir::Dim::Fixed(k)) => *k,
+        _ => return Ok(()),
+    };
+    // One logit: classes 0 and 1.
+    let classes = width.max(2);
+    for (part, t) in [("training", &parts.train), ("test", &parts.test)] {
+        if let Some(r) = t.y.iter().position(|y| *y >= classes as f64) {
+            return Err(format!(
+                "data `{}`: label {} (row {r} of the {part} part) is not a class of run {}'s model, whose output has {width} columns; declare classes = N to check labels when they are read",
+                data.name, t.y[r], run.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Loads the run's data and holds out its validation part.
 fn split(run: &Run, data: &DataSpec, seed: u64, sink: &mut Sink) -> Result<Parts, String> {
     let parts = crate::data::load::load(data, seed)?;
+    labels_fit(run, data, &parts)?;
     for w in &parts.warnings {
         let _ = writeln!(sink.stderr, "warning: {w}");
     }
@@ -399,6 +429,7 @@ pub fn eval_checkpoint(
     let seed = opts.seed.unwrap_or(ck.seed);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
     let parts = crate::data::load::load(data, seed)?;
+    labels_fit(run, data, &parts)?;
     if !ck.folds.is_empty() {
         return kfold::eval_folds(run, &ck, &parts, (batch, seed), opts, sink);
     }
