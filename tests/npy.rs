@@ -4,35 +4,12 @@
 //! file; bad arrays are diagnostics.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cmd;
+
+use cmd::{dlc, ok, scratch, text};
 
 use dlc::export::{npy, Array};
 use dlc::ir::DType;
-
-fn dlc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("dlc runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dlc-npy-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
-}
 
 /// A zip archive of `members` (name, bytes), deflated or stored.
 fn zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
@@ -140,7 +117,7 @@ train main: lin on d {
 
 #[test]
 fn arrays_train_exactly_as_the_same_numbers_in_a_csv_file() {
-    let dir = scratch("same");
+    let dir = scratch("npy-same");
     let (x, y) = data();
     // The CSV: each feature as the shortest text of its f32.
     let mut csv = (0..WIDTH)
@@ -188,7 +165,7 @@ fn arrays_train_exactly_as_the_same_numbers_in_a_csv_file() {
 
 #[test]
 fn test_arrays_of_their_own_and_predictions_from_a_npy_file() {
-    let dir = scratch("test");
+    let dir = scratch("npy-test");
     let (x, y) = data();
     let cut = 180;
     let members = [
@@ -262,7 +239,7 @@ fn test_arrays_of_their_own_and_predictions_from_a_npy_file() {
 
 #[test]
 fn arrays_that_do_not_fit_are_diagnostics() {
-    let dir = scratch("bad");
+    let dir = scratch("npy-bad");
     let (x, y) = data();
     std::fs::write(
         dir.join("x.npy"),

@@ -6,24 +6,12 @@
 //! onnxruntime and numpy (`DLC_PYTHON`, else `python3`; `.ci/run` makes
 //! such a virtual environment) and says so when it skips.
 
+mod cmd;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn dlc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("dlc runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use cmd::{dlc, root, text};
 
 /// A Python that imports onnx, onnxruntime and numpy, if there is one.
 fn python() -> Option<String> {

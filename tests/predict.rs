@@ -1,37 +1,12 @@
 //! `dlc predict`, a labelled test file of its own, and the preprocessing
 //! a checkpoint carries, run the way a user runs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cmd;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::Path;
+use std::process::Command;
 
-fn dlc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dlc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("dlc runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-/// A fresh folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dlc-predict-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("dir");
-    d
-}
+use cmd::{dlc, ok, root, scratch, text};
 
 /// The CSV records of `path` (header first).
 fn records(path: &Path) -> Vec<Vec<String>> {
@@ -131,7 +106,7 @@ fn train_and_eval(dir: &Path, program: &str, run: &str) -> (String, String) {
 
 #[test]
 fn a_labelled_test_file_is_encoded_with_the_training_files_preprocessing() {
-    let dir = scratch("testfile");
+    let dir = scratch("predict-testfile");
     penguin_files(&dir);
     std::fs::write(dir.join("mass.dl"), MASS).expect("w");
     let out = ok(&dlc(&dir, &["data", "mass.dl"]));
@@ -216,7 +191,7 @@ fn label_column(file: &Path, name: &str) -> Vec<String> {
 
 #[test]
 fn predictions_of_a_labelled_file_reproduce_evals_test_metrics_exactly() {
-    let dir = scratch("exact");
+    let dir = scratch("predict-exact");
     penguin_files(&dir);
     std::fs::write(dir.join("mass.dl"), MASS).expect("w");
     std::fs::write(dir.join("species.dl"), SPECIES).expect("w");
@@ -295,7 +270,7 @@ fn predictions_of_a_labelled_file_reproduce_evals_test_metrics_exactly() {
 
 #[test]
 fn a_house_price_submission_has_a_price_for_every_id_of_the_test_file() {
-    let dir = scratch("kaggle");
+    let dir = scratch("predict-kaggle");
     let program = root().join("programs/house_prices.dl");
     let program = program.to_str().expect("utf-8");
     let test = root().join("programs/data/kaggle_house_pred_test.csv");
@@ -368,7 +343,7 @@ fn a_house_price_submission_has_a_price_for_every_id_of_the_test_file() {
 
 #[test]
 fn predictions_of_an_idx_file_match_evals_accuracy() {
-    let dir = scratch("idx");
+    let dir = scratch("predict-idx");
     let program = root().join("programs/softmax.dl");
     let program = program.to_str().expect("utf-8");
     let (json, ck) = {
@@ -446,7 +421,7 @@ fn predictions_of_an_idx_file_match_evals_accuracy() {
 
 #[test]
 fn columns_of_huge_numbers_standardize_and_their_checkpoint_reads_back() {
-    let dir = scratch("huge");
+    let dir = scratch("predict-huge");
     let mut csv = String::from("a,b,y\n");
     for i in 0..20 {
         let sign = if i % 2 == 0 { "" } else { "-" };
@@ -501,7 +476,7 @@ train main: m on d {
 
 #[test]
 fn a_checkpoint_without_preprocessing_predicts_after_fitting_it_again() {
-    let dir = scratch("old");
+    let dir = scratch("predict-old");
     penguin_files(&dir);
     std::fs::write(dir.join("mass.dl"), MASS).expect("w");
     let (_, ck) = train_and_eval(&dir, "mass.dl", "mass");
@@ -541,7 +516,7 @@ fn a_checkpoint_without_preprocessing_predicts_after_fitting_it_again() {
 
 #[test]
 fn bad_input_is_one_line_and_exit_1_and_leaves_no_file() {
-    let dir = scratch("bad");
+    let dir = scratch("predict-bad");
     penguin_files(&dir);
     std::fs::write(dir.join("mass.dl"), MASS).expect("w");
     let (_, ck) = train_and_eval(&dir, "mass.dl", "mass");
@@ -645,7 +620,7 @@ fn bad_input_is_one_line_and_exit_1_and_leaves_no_file() {
 
 #[test]
 fn python_reads_the_preprocessing_and_reproduces_the_model_input() {
-    let dir = scratch("python");
+    let dir = scratch("predict-python");
     penguin_files(&dir);
     std::fs::write(dir.join("mass.dl"), MASS).expect("w");
     let (_, ck) = train_and_eval(&dir, "mass.dl", "mass");
