@@ -274,7 +274,6 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         )));
     }
     let read = |name: &str, want: &[usize]| read_f32(&st, (path, run), name, want);
-    let slots = slots(run);
     let folds = match meta.get("folds") {
         None => 0,
         Some(_) => match num("folds")? {
@@ -286,43 +285,18 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             }
         },
     };
-    let mut fold_params = Vec::with_capacity(folds);
-    for f in 1..=folds {
-        let mut fold = Vec::with_capacity(run.params.len());
+    let fold_params = (1..=folds)
+        .map(|f| read_params(&st, (path, run), &format!("fold{f}.")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut params, mut state) = (Vec::new(), Vec::new());
+    if folds == 0 {
+        params = read_params(&st, (path, run), "")?;
         for p in &run.params {
-            let key = format!("fold{f}.param.{}", p.name);
-            match read(&key, &concrete(&p.ty.shape, 1))? {
-                Some(v) => fold.push(v),
-                None => {
-                    return Err(format!(
-                        "checkpoint {} does not fit run {}: it has no `{key}`",
-                        path.display(),
-                        run.name
-                    ))
+            let shape = concrete(&p.ty.shape, 1);
+            for slot in slots(run) {
+                if let Some(v) = read(&format!("{}.{}", slot.name, p.name), &shape)? {
+                    state.push(v);
                 }
-            }
-        }
-        fold_params.push(fold);
-    }
-    let mut params = Vec::new();
-    let mut state = Vec::new();
-    for p in run.params.iter().filter(|_| folds == 0) {
-        let shape = concrete(&p.ty.shape, 1);
-        let key = format!("param.{}", p.name);
-        match read(&key, &shape)? {
-            Some(v) => params.push(v),
-            None => {
-                return Err(format!(
-                    "checkpoint {} does not fit run {}: it has no parameter `{}`",
-                    path.display(),
-                    run.name,
-                    p.name
-                ))
-            }
-        }
-        for slot in slots {
-            if let Some(v) = read(&format!("{}.{}", slot.name, p.name), &shape)? {
-                state.push(v);
             }
         }
     }
@@ -368,6 +342,29 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         folds: fold_params,
         preprocessing,
     })
+}
+
+/// Every parameter of `run`, `PREFIXparam.NAME` (a K-fold checkpoint's
+/// fold models have the prefix `foldK.`), or an error naming the first
+/// missing.
+fn read_params(
+    st: &SafeTensors,
+    (path, run): (&Path, &Run),
+    prefix: &str,
+) -> Result<Vec<Vec<f64>>, String> {
+    run.params
+        .iter()
+        .map(|p| {
+            let key = format!("{prefix}param.{}", p.name);
+            read_f32(st, (path, run), &key, &concrete(&p.ty.shape, 1))?.ok_or_else(|| {
+                format!(
+                    "checkpoint {} does not fit run {}: it has no `{key}`",
+                    path.display(),
+                    run.name
+                )
+            })
+        })
+        .collect()
 }
 
 /// Tensor `name` of a checkpoint as f64s, if present: f32, and of shape

@@ -693,7 +693,7 @@ pub fn cmd_export(
 /// stdout for `-`) once every row is predicted.
 pub fn cmd_predict(
     args: &ProgramArgs,
-    req: PredictArgs<'_>,
+    (req, out): (&crate::predict::Request<'_>, &Path),
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
@@ -703,21 +703,12 @@ pub fn cmd_predict(
     let Some(run) = one_run(&l, args, "predict with", stderr) else {
         return 1;
     };
-    let to_stdout = req.out == Path::new("-");
+    let to_stdout = out == Path::new("-");
     let done = (|| {
         if !to_stdout {
-            crate::checkpoint::check_writable(req.out)?;
+            crate::checkpoint::check_writable(out)?;
         }
-        let p = crate::predict::predict(&crate::predict::Request {
-            run,
-            data: &l.checked.data[run.data],
-            checkpoint: req.load,
-            input: req.input,
-            proba: req.proba,
-            raw: req.raw,
-            batch: req.batch,
-            threads: req.threads,
-        })?;
+        let p = crate::predict::predict(run, &l.checked.data[run.data], req)?;
         for n in &p.notes {
             let _ = writeln!(stderr, "{n}");
         }
@@ -727,14 +718,9 @@ pub fn cmd_predict(
                 .and_then(|()| stdout.flush())
                 .map_err(|e| format!("cannot write the predictions to stdout: {e}"))?;
         } else {
-            crate::checkpoint::write_atomic(req.out, &p.csv)
-                .map_err(|e| format!("cannot write {}: {e}", req.out.display()))?;
-            let _ = writeln!(
-                stderr,
-                "wrote {} predictions to {}",
-                p.rows,
-                req.out.display()
-            );
+            crate::checkpoint::write_atomic(out, &p.csv)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            let _ = writeln!(stderr, "wrote {} predictions to {}", p.rows, out.display());
         }
         Ok::<(), String>(())
     })();
@@ -745,17 +731,6 @@ pub fn cmd_predict(
             1
         }
     }
-}
-
-/// `dlc predict`'s options.
-pub struct PredictArgs<'a> {
-    pub load: &'a Path,
-    pub input: &'a Path,
-    pub out: &'a Path,
-    pub proba: bool,
-    pub raw: bool,
-    pub batch: Option<u64>,
-    pub threads: Option<usize>,
 }
 
 /// `dlc data FILE`: each data source's parts, shapes, class balance and

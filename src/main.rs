@@ -315,10 +315,9 @@ fn run(cli: Cli) -> Output {
             batch,
             threads,
         } => {
-            let req = driver::PredictArgs {
-                load: &load,
+            let req = dlc::predict::Request {
+                checkpoint: &load,
                 input: &input,
-                out: &out,
                 proba,
                 raw,
                 batch,
@@ -328,7 +327,7 @@ fn run(cli: Cli) -> Output {
             let mut err = std::io::stderr();
             streamed(driver::cmd_predict(
                 &program_args(common),
-                req,
+                (&req, &out),
                 &mut stdout,
                 &mut err,
             ))

@@ -15,16 +15,12 @@ use std::path::Path;
 
 use crate::check::data::DataSpec;
 use crate::check::run::Run;
-use crate::checkpoint::Checkpoint;
 use crate::data::meta;
 use crate::data::prep::{self, CellError, Column, Input, Preprocessing, Unseen};
-use crate::interp::{concrete, Env, Tensor};
-use crate::ir::{Graph, Role};
+use crate::data::table::{Features, Table};
 
-/// What to predict and how.
+/// What to predict and how (`dlc predict`'s options).
 pub struct Request<'a> {
-    pub run: &'a Run,
-    pub data: &'a DataSpec,
     pub checkpoint: &'a Path,
     pub input: &'a Path,
     /// One probability column per class (classifiers only).
@@ -43,9 +39,10 @@ pub struct Prediction {
     pub notes: Vec<String>,
 }
 
-/// Predicts `req.input` with the checkpoint's model(s).
-pub fn predict(req: &Request) -> Result<Prediction, String> {
-    let ck = crate::checkpoint::load(req.checkpoint, req.run)?;
+/// Predicts `req.input` with the checkpoint's model(s) of `run`, trained
+/// on `data`.
+pub fn predict(run: &Run, data: &DataSpec, req: &Request) -> Result<Prediction, String> {
+    let ck = crate::checkpoint::load(req.checkpoint, run)?;
     let mut notes = Vec::new();
     let prep = match &ck.preprocessing {
         Some(p) => p.clone(),
@@ -56,38 +53,49 @@ pub fn predict(req: &Request) -> Result<Prediction, String> {
             notes.push(format!(
                 "note: checkpoint {} carries no preprocessing (an older dlc saved it); it is fitted again on data `{}`",
                 req.checkpoint.display(),
-                req.data.name
+                data.name
             ));
-            crate::data::load::load(req.data, ck.seed)?.prep
+            crate::data::load::load(data, ck.seed)?.prep
         }
     };
-    let width = req.data.features() as usize;
+    let width = data.features() as usize;
     if prep.width != width {
         return Err(format!(
             "checkpoint {}: its preprocessing makes {} features, but run {} reads {width}",
             req.checkpoint.display(),
             prep.width,
-            req.run.name
+            run.name
         ));
     }
     if req.proba && prep.label.classes.is_none() {
         return Err(format!(
             "--proba: run {} predicts a number (`{}`), not a class",
-            req.run.name, prep.label.name
+            run.name, prep.label.name
         ));
     }
     let mut rows = open_rows(&prep, req.input, &mut notes)?;
-    let batch = req.batch.unwrap_or(req.run.settings.batch).max(1) as usize;
-    let mut model = Model::compile(req.run, &ck, req.threads)?;
+    let batch = req.batch.unwrap_or(run.settings.batch).max(1) as usize;
+    // The eval function `dlc eval` runs, averaging a K-fold checkpoint's
+    // models as it does.
+    let mut eval = crate::train::Evaluator::compile(
+        run,
+        (batch, ck.seed),
+        (req.threads, crate::jit::Matmul::default()),
+    )?;
+    let models = ck.models();
     let (mut outputs, mut ids) = (Vec::new(), Vec::new());
-    let mut x = Vec::with_capacity(batch * width);
     loop {
-        x.clear();
+        let mut x = Vec::with_capacity(batch * width);
         let n = rows.next_chunk(batch, &mut x, &mut ids)?;
         if n == 0 {
             break;
         }
-        outputs.extend(model.outputs(&x, n)?);
+        let chunk = Table {
+            x: Features::F32(x),
+            y: vec![0.0; n],
+            width,
+        };
+        outputs.extend(eval.average_outputs(&models, &chunk)?);
     }
     let n = rows.count();
     if n == 0 {
@@ -121,82 +129,7 @@ pub fn encode(prep: &Preprocessing, input: &Path) -> Result<(Vec<f32>, usize), S
     let mut rows = open_rows(prep, input, &mut Vec::new())?;
     let (mut x, mut ids) = (Vec::new(), Vec::new());
     while rows.next_chunk(4096, &mut x, &mut ids)? > 0 {}
-    Ok((x.into_iter().map(|v| v as f32).collect(), rows.count()))
-}
-
-/// The compiled eval function, reduced to its output, and the models whose
-/// outputs it averages.
-struct Model<'a> {
-    graph: Graph,
-    compiled: crate::jit::Compiled,
-    models: Vec<&'a [Vec<f64>]>,
-    seed: u64,
-}
-
-impl<'a> Model<'a> {
-    fn compile(run: &Run, ck: &'a Checkpoint, threads: Option<usize>) -> Result<Model<'a>, String> {
-        let mut graph = run.eval.clone();
-        graph.outputs.retain(|(n, _)| n == "output");
-        if graph.outputs.is_empty() {
-            return Err(format!("compiler bug: run {} has no output", run.name));
-        }
-        let mut compiled = crate::jit::compile(&graph, false)?;
-        if let Some(t) = threads {
-            compiled.threads = t.max(1);
-        }
-        Ok(Model {
-            graph,
-            compiled,
-            models: ck.models(),
-            seed: ck.seed,
-        })
-    }
-
-    /// The average of the models' outputs on `n` rows of features `x`.
-    fn outputs(&mut self, x: &[f64], n: usize) -> Result<Vec<f64>, String> {
-        let mut avg: Vec<f64> = Vec::new();
-        let k = self.models.len() as f64;
-        for params in self.models.clone() {
-            let mut pi = 0;
-            let inputs: Vec<Tensor> = self
-                .graph
-                .inputs
-                .iter()
-                .map(|info| {
-                    let ty = self.graph.ty(info.node);
-                    let shape = concrete(&ty.shape, n);
-                    let values = match info.role {
-                        Role::Param { .. } => {
-                            pi += 1;
-                            params[pi - 1].clone()
-                        }
-                        Role::Features => x.to_vec(),
-                        Role::Label
-                        | Role::Step
-                        | Role::Epoch
-                        | Role::Hyper
-                        | Role::Value
-                        | Role::State(_) => vec![0.0; shape.iter().product()],
-                    };
-                    Tensor::new(ty.dtype, shape, values)
-                })
-                .collect();
-            let env = Env {
-                batch: n,
-                seed: self.seed,
-            };
-            let out = self.compiled.run(&inputs, &env)?;
-            let o = &out[0].data;
-            if avg.is_empty() {
-                avg = vec![0.0; o.len()];
-            }
-            // As `dlc eval` averages an ensemble (evaluate.rs).
-            for (a, v) in avg.iter_mut().zip(o) {
-                *a += v / k;
-            }
-        }
-        Ok(avg)
-    }
+    Ok((x, rows.count()))
 }
 
 /// Rows of new data, encoded, a chunk at a time.
@@ -328,7 +261,7 @@ impl Rows {
     fn next_chunk(
         &mut self,
         max: usize,
-        x: &mut Vec<f64>,
+        x: &mut Vec<f32>,
         ids: &mut Vec<String>,
     ) -> Result<usize, String> {
         match self {
@@ -344,7 +277,7 @@ impl Rows {
                 for r in *next..*next + take {
                     t.copy_into(r * *width, &mut row)
                         .ok_or_else(|| "the images end early".to_string())?;
-                    x.extend(row.iter().map(|v| f64::from(*v)));
+                    x.extend_from_slice(&row);
                 }
                 *next += take;
                 Ok(take)
@@ -371,10 +304,9 @@ impl CsvRows {
     fn next_chunk(
         &mut self,
         max: usize,
-        x: &mut Vec<f64>,
+        x: &mut Vec<f32>,
         ids: &mut Vec<String>,
     ) -> Result<usize, String> {
-        let mut enc: Vec<f32> = Vec::new();
         let mut got = 0;
         while got < max {
             let more = self
@@ -385,10 +317,9 @@ impl CsvRows {
                 break;
             }
             let line = self.record.position().map_or(0, |p| p.line());
-            enc.clear();
             for (c, &pos) in self.columns.iter().zip(&self.layout.columns) {
                 let cell = self.record.get(pos).unwrap_or("");
-                match c.encode(cell, &mut enc) {
+                match c.encode(cell, x) {
                     Ok(true) => self.unseen.add(c.name()),
                     Ok(false) => {}
                     Err(CellError::NotANumber) => {
@@ -407,7 +338,6 @@ impl CsvRows {
                     }
                 }
             }
-            x.extend(enc.iter().map(|v| f64::from(*v)));
             if let Some(i) = self.layout.id {
                 ids.push(self.record.get(i).unwrap_or("").to_string());
             }

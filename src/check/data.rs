@@ -809,7 +809,7 @@ fn csv(
         missing_path(&mut o, decl.source.span);
     }
     let a = csv_args(&mut o, decl.source.span);
-    let (Some(path), Some(label)) = (path, a.label) else {
+    let (Some(path), Some(label)) = (path, a.label.clone()) else {
         return (None, o.diags);
     };
     if !o.diags.is_empty() {
@@ -825,36 +825,7 @@ fn csv(
     let Some(label_col) = label_column(&mut o, (&schema, &path), &label, label_span) else {
         return (None, o.diags);
     };
-    let mut drop = a.drop.clone();
-    if let Some((id, span)) = &a.id {
-        if id == &label {
-            o.diags.push(
-                Diagnostic::new(
-                    Code::BadArgument,
-                    format!("`{id}` is the label, so it cannot be the id"),
-                )
-                .label(*span, "the identifier column"),
-            );
-        } else if schema.column(id).is_none() {
-            o.diags.push(
-                Diagnostic::new(
-                    Code::DataMismatch,
-                    format!("`{}` has no column `{id}`", path.display()),
-                )
-                .label(*span, "not a column of the file"),
-            );
-        }
-        drop.push((id.clone(), *span));
-    }
-    for (c, span) in a.drop.iter().filter(|(c, _)| schema.column(c).is_none()) {
-        o.diags.push(
-            Diagnostic::new(
-                Code::DataMismatch,
-                format!("`{}` has no column `{c}`", path.display()),
-            )
-            .label(*span, "dropping a column that does not exist"),
-        );
-    }
+    let drop = csv_ignored(&mut o, (&schema, &path), &label, &a);
     let Some((label_kind, classes)) = csv_label(
         &mut o,
         name,
@@ -895,16 +866,7 @@ fn csv(
     }
     let warnings = mostly_unique(name, &schema, &features);
     if rows.train == 0 {
-        o.diags.push(
-            Diagnostic::new(
-                Code::BadData,
-                format!(
-                    "data `{name}` leaves no rows to train on: {}",
-                    rows.describe(Some(a.test))
-                ),
-            )
-            .label(decl.source.span, "declared here"),
-        );
+        o.diags.push(no_rows(name, &rows, a.test, decl.source.span));
         return (None, o.diags);
     }
     let summary = format!(
@@ -938,6 +900,51 @@ fn csv(
         warnings,
     };
     (Some(spec), o.diags)
+}
+
+/// The columns that are not features: the dropped ones and the id, each
+/// checked to be a column of the file (and the id not the label).
+fn csv_ignored(
+    o: &mut Opts,
+    (schema, path): (&meta::CsvSchema, &Path),
+    label: &str,
+    a: &CsvArgs,
+) -> Vec<(String, Span)> {
+    let mut ignored = a.drop.clone();
+    if let Some((id, span)) = &a.id {
+        if id == label {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    format!("`{id}` is the label, so it cannot be the id"),
+                )
+                .label(*span, "the identifier column"),
+            );
+        }
+        ignored.push((id.clone(), *span));
+    }
+    for (c, span) in ignored.iter().filter(|(c, _)| schema.column(c).is_none()) {
+        o.diags.push(
+            Diagnostic::new(
+                Code::DataMismatch,
+                format!("`{}` has no column `{c}`", path.display()),
+            )
+            .label(*span, "not a column of the file"),
+        );
+    }
+    ignored
+}
+
+/// "data `d` leaves no rows to train on: ...", at the declaration.
+fn no_rows(name: &str, rows: &Rows, test: f64, here: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::BadData,
+        format!(
+            "data `{name}` leaves no rows to train on: {}",
+            rows.describe(Some(test))
+        ),
+    )
+    .label(here, "declared here")
 }
 
 /// The options of `csv(...)` other than its path.
@@ -1390,72 +1397,9 @@ fn npy_source(
         }
         return (None, o.diags);
     };
-    let archive = path.extension().is_some_and(|e| e == "npz");
     let here = decl.source.span;
-    let labels = o.string("labels");
-    let features = o.string("features");
-    if !archive && features.is_some() {
-        o.diags.push(
-            Diagnostic::new(
-                Code::BadArgument,
-                "`features` names an array of an .npz archive",
-            )
-            .label(here, "this source is one .npy file of features"),
-        );
-    }
-    // An .npz's members by name (defaults x and y); .npy files by path.
-    let array = |what: &str| -> NpyRef {
-        if archive {
-            npy::reference(&path, Some(what))
-        } else {
-            npy::reference(&join_clean(base, what), None)
-        }
-    };
-    let label_ref = match (labels, archive) {
-        (Some(l), _) => array(&l),
-        (None, true) => array("y"),
-        (None, false) => {
-            o.diags.push(
-                Diagnostic::new(Code::Arity, "`npy` needs `labels = \"labels.npy\"`")
-                    .label(here, "which file holds the labels?"),
-            );
-            return (None, o.diags);
-        }
-    };
-    let feature_ref = match (archive, features) {
-        (true, f) => array(f.as_deref().unwrap_or("x")),
-        (false, _) => npy::reference(&path, None),
-    };
-    let (test, test_arrays) = match o.get("test").map(|a| (a, consts::eval(&a.value))) {
-        Some((_, Some(Const::List(items)))) if items.len() == 2 => {
-            let names: Vec<String> = items
-                .into_iter()
-                .filter_map(|c| match c {
-                    Const::Str(s) => Some(s),
-                    _ => None,
-                })
-                .collect();
-            if names.len() != 2 {
-                if let Some(a) = o.get("test") {
-                    o.bad(a, "a fraction, or [features, labels] of the test part");
-                }
-                return (None, o.diags);
-            }
-            (0.0, Some([array(&names[0]), array(&names[1])]))
-        }
-        Some((a, Some(Const::List(_)))) => {
-            o.bad(a, "a fraction, or [features, labels] of the test part");
-            return (None, o.diags);
-        }
-        _ => (
-            o.number(
-                "test",
-                0.0,
-                |v| (0.0..1.0).contains(&v),
-                "a fraction in [0, 1), or [features, labels] of the test part",
-            ),
-            None,
-        ),
+    let Some((pairs, test)) = npy_arrays(&mut o, &path, base, here) else {
+        return (None, o.diags);
     };
     let IdxArgs {
         scale,
@@ -1476,9 +1420,6 @@ fn npy_source(
             None
         }
     };
-    let pairs: Vec<[NpyRef; 2]> = std::iter::once([feature_ref, label_ref])
-        .chain(test_arrays.clone())
-        .collect();
     let mut heads = Vec::new();
     for [f, l] in &pairs {
         let (Some(fh), Some(lh)) = (read(&mut o, f), read(&mut o, l)) else {
@@ -1509,7 +1450,7 @@ fn npy_source(
         train: n - held,
         test: n_test + held,
         dropped: String::new(),
-        test_file: test_arrays.as_ref().map(|t| t[0].to_string()),
+        test_file: pairs.get(1).map(|t| t[0].to_string()),
     };
     let summary = format!(
         "NumPy {} samples of {} {}, labels {}",
@@ -1523,16 +1464,7 @@ fn npy_source(
         lh.ty.name()
     );
     if rows.train == 0 {
-        o.diags.push(
-            Diagnostic::new(
-                Code::BadData,
-                format!(
-                    "data `{name}` leaves no rows to train on: {}",
-                    rows.describe(Some(test))
-                ),
-            )
-            .label(here, "declared here"),
-        );
+        o.diags.push(no_rows(name, &rows, test, here));
         return (None, o.diags);
     }
     let spec = DataSpec {
@@ -1540,7 +1472,7 @@ fn npy_source(
         span: decl.span,
         source: Source::Npy {
             train: pairs[0].clone(),
-            test_arrays,
+            test_arrays: pairs.get(1).cloned(),
             test,
             counts: [n, n_test],
             feature_ty: fh.ty,
@@ -1554,6 +1486,67 @@ fn npy_source(
         warnings: Vec::new(),
     };
     (Some(spec), o.diags)
+}
+
+/// The arrays of `npy(path, ...)`: [features, labels] of the training
+/// part, then of the test part when `test` names them; and the held-out
+/// fraction otherwise. An `.npz`'s arrays are named (default `x` and `y`),
+/// `.npy` files are paths.
+fn npy_arrays(
+    o: &mut Opts,
+    path: &Path,
+    base: &Path,
+    here: Span,
+) -> Option<(Vec<[NpyRef; 2]>, f64)> {
+    let archive = path.extension().is_some_and(|e| e == "npz");
+    let array = |what: &str| -> NpyRef {
+        if archive {
+            npy::reference(path, Some(what))
+        } else {
+            npy::reference(&join_clean(base, what), None)
+        }
+    };
+    let features = match (o.string("features"), archive) {
+        (f, true) => array(f.as_deref().unwrap_or("x")),
+        (None, false) => npy::reference(path, None),
+        (Some(_), false) => {
+            o.diags.push(
+                Diagnostic::new(
+                    Code::BadArgument,
+                    "`features` names an array of an .npz archive",
+                )
+                .label(here, "this source is one .npy file of features"),
+            );
+            return None;
+        }
+    };
+    let labels = match (o.string("labels"), archive) {
+        (Some(l), _) => array(&l),
+        (None, true) => array("y"),
+        (None, false) => {
+            o.diags.push(
+                Diagnostic::new(Code::Arity, "`npy` needs `labels = \"labels.npy\"`")
+                    .label(here, "which file holds the labels?"),
+            );
+            return None;
+        }
+    };
+    let mut pairs = vec![[features, labels]];
+    let what = "a fraction in [0, 1), or [features, labels] of the test part";
+    let test = match o.get("test").map(|a| (a, consts::eval(&a.value))) {
+        Some((a, Some(Const::List(items)))) => match items.as_slice() {
+            [Const::Str(f), Const::Str(l)] => {
+                pairs.push([array(f), array(l)]);
+                0.0
+            }
+            _ => {
+                o.bad(a, what);
+                return None;
+            }
+        },
+        _ => o.number("test", 0.0, |v| (0.0..1.0).contains(&v), what),
+    };
+    Some((pairs, test))
 }
 
 /// The first way the arrays disagree: features of rank < 2, labels that

@@ -13,6 +13,7 @@
 //! dlc does not export (the `linalg` ops, random draws, a strided `pad`)
 //! is an error naming the op and its source line.
 
+use crate::interp::concrete;
 use crate::ir::{CmpOp, DType, Dim, Graph, NodeId, Op, Role, Shape};
 use crate::span::LineIndex;
 
@@ -255,223 +256,193 @@ impl Builder<'_> {
         out: NodeId,
     ) -> Result<String, String> {
         let g = self.g;
-        // The nodes `out` depends on (inputs precede their users).
-        let mut live = vec![false; g.nodes.len()];
-        live[out.index()] = true;
-        for i in (0..g.nodes.len()).rev() {
-            if live[i] {
-                for n in &g.nodes[i].inputs {
-                    live[n.index()] = true;
-                }
-            }
-        }
+        let live = crate::ir::print::needed_by(g, &[out]);
         let mut names: Vec<String> = vec![String::new(); g.nodes.len()];
-        let mut pi = 0;
-        for (k, info) in g.inputs.iter().enumerate() {
-            if let Role::Param { .. } = info.role {
-                let ty = g.ty(info.node);
-                let dims = crate::interp::concrete(&ty.shape, 1);
-                let name = format!("{prefix}{}", info.name);
-                let values = params.get(pi).ok_or("a parameter is missing")?;
-                self.init(&name, ty.dtype, &dims, values);
-                names[info.node.index()] = name;
-                pi += 1;
-            }
-            let _ = k;
+        let param_inputs = g
+            .inputs
+            .iter()
+            .filter(|i| matches!(i.role, Role::Param { .. }));
+        for (info, values) in param_inputs.zip(params) {
+            let ty = g.ty(info.node);
+            let name = format!("{prefix}{}", info.name);
+            self.init(&name, ty.dtype, &concrete(&ty.shape, 1), values);
+            names[info.node.index()] = name;
         }
-        for i in 0..g.nodes.len() {
-            if !live[i] {
-                continue;
-            }
+        for i in (0..g.nodes.len()).filter(|i| live[*i]) {
             let id = NodeId(i as u32);
-            let node = g.node(id);
-            let ins: Vec<String> = node
+            let ins: Vec<String> = g
+                .node(id)
                 .inputs
                 .iter()
                 .map(|n| names[n.index()].clone())
                 .collect();
-            let name = format!("{prefix}v{i}");
-            let doc = self.place(id);
-            let ty = &node.ty;
-            let unary = |op: &str| Some(op.to_string());
-            let simple = match &node.op {
-                Op::Neg => unary("Neg"),
-                Op::Recip => unary("Reciprocal"),
-                Op::Exp => unary("Exp"),
-                Op::Log => unary("Log"),
-                Op::Sqrt => unary("Sqrt"),
-                Op::Abs => unary("Abs"),
-                Op::Tanh => unary("Tanh"),
-                Op::Sin => unary("Sin"),
-                Op::Cos => unary("Cos"),
-                Op::Floor => unary("Floor"),
-                Op::Sigmoid => unary("Sigmoid"),
-                Op::StopGradient => unary("Identity"),
-                Op::Add => unary("Add"),
-                Op::Mul => unary("Mul"),
-                Op::Max => unary("Max"),
-                Op::Pow => unary("Pow"),
-                Op::Select => unary("Where"),
-                Op::MatMul => unary("MatMul"),
-                _ => None,
-            };
-            if let Some(op) = simple {
-                self.node(&op, &ins, &name, Vec::new(), &doc);
+            if let Some(name) = self.emit(id, &ins, format!("{prefix}v{i}"))? {
                 names[i] = name;
-                continue;
             }
-            match &node.op {
-                Op::Input(k) => {
-                    let info = &g.inputs[*k as usize];
-                    match info.role {
-                        Role::Features => names[i] = self.x.clone(),
-                        Role::Param { .. } => {}
-                        _ => {
-                            return Err(format!(
-                                "the model's output depends on the input `{}` ({}), which ONNX export cannot give it",
-                                info.name, doc
-                            ))
-                        }
-                    }
-                    continue;
-                }
-                Op::Const(bits) => {
-                    self.init(&name, ty.dtype, &[], &[f64::from_bits(*bits)]);
-                }
-                Op::Literal(l) => {
-                    let dims = crate::interp::concrete(&ty.shape, 1);
-                    let values = g.literals[*l as usize].clone();
-                    self.init(&name, ty.dtype, &dims, &values);
-                }
-                Op::Iota { axis } if ty.shape.0.iter().all(|d| matches!(d, Dim::Fixed(_))) => {
-                    let dims = crate::interp::concrete(&ty.shape, 1);
-                    let values = iota(&dims, *axis as usize);
-                    self.init(&name, ty.dtype, &dims, &values);
-                }
-                Op::BatchSize => {
-                    let b = self.batch();
-                    let scalar = self.fresh("batch_scalar");
-                    let empty = self.int64s("scalar_shape", &[]);
-                    self.node("Reshape", &[b, empty], &scalar, Vec::new(), &doc);
-                    self.node(
-                        "Cast",
-                        &[scalar],
-                        &name,
-                        vec![attr_int("to", onnx_type(ty.dtype) as i64)],
-                        &doc,
-                    );
-                }
-                Op::Cast => {
-                    self.node(
-                        "Cast",
-                        &ins,
-                        &name,
-                        vec![attr_int("to", onnx_type(ty.dtype) as i64)],
-                        &doc,
-                    );
-                }
-                Op::Cmp(c) => {
-                    let op = match c {
-                        CmpOp::Eq | CmpOp::Ne => "Equal",
-                        CmpOp::Lt => "Less",
-                        CmpOp::Le => "LessOrEqual",
-                        CmpOp::Gt => "Greater",
-                        CmpOp::Ge => "GreaterOrEqual",
-                    };
-                    if *c == CmpOp::Ne {
-                        let eq = self.fresh("eq");
-                        self.node(op, &ins, &eq, Vec::new(), &doc);
-                        self.node("Not", &[eq], &name, Vec::new(), &doc);
-                    } else {
-                        self.node(op, &ins, &name, Vec::new(), &doc);
-                    }
-                }
-                // No axes: the value itself (ONNX would reduce them all).
-                Op::ReduceSum { axes: 0 } | Op::ReduceMax { axes: 0 } => {
-                    self.node("Identity", &ins, &name, Vec::new(), &doc);
-                }
-                Op::ReduceSum { axes } => {
-                    let a = self.int64s("axes", &bits(*axes));
-                    let mut inputs = ins.clone();
-                    inputs.push(a);
-                    self.node(
-                        "ReduceSum",
-                        &inputs,
-                        &name,
-                        vec![attr_int("keepdims", 0)],
-                        &doc,
-                    );
-                }
-                Op::ReduceMax { axes } => {
-                    let attrs = vec![attr_ints("axes", &bits(*axes)), attr_int("keepdims", 0)];
-                    self.node("ReduceMax", &ins, &name, attrs, &doc);
-                }
-                Op::ArgMax { axis } => {
-                    let i64s = self.fresh("argmax");
-                    let attrs = vec![attr_int("axis", i64::from(*axis)), attr_int("keepdims", 0)];
-                    self.node("ArgMax", &ins, &i64s, attrs, &doc);
-                    self.node(
-                        "Cast",
-                        &[i64s],
-                        &name,
-                        vec![attr_int("to", onnx_type(ty.dtype) as i64)],
-                        &doc,
-                    );
-                }
-                Op::Broadcast => {
-                    let s = self.shape(&ty.shape);
-                    self.node("Expand", &[ins[0].clone(), s], &name, Vec::new(), &doc);
-                }
-                Op::Reshape => {
-                    let s = self.shape(&ty.shape);
-                    self.node("Reshape", &[ins[0].clone(), s], &name, Vec::new(), &doc);
-                }
-                Op::Transpose { perm } => {
-                    let p: Vec<i64> = perm.iter().map(|v| i64::from(*v)).collect();
-                    self.node("Transpose", &ins, &name, vec![attr_ints("perm", &p)], &doc);
-                }
-                Op::Slice {
-                    axis,
-                    start,
-                    end,
-                    step,
-                } => {
-                    let s = self.int64s("starts", &[*start as i64]);
-                    let e = self.int64s("ends", &[*end as i64]);
-                    let a = self.int64s("axes", &[i64::from(*axis)]);
-                    let st = self.int64s("steps", &[*step as i64]);
-                    self.node(
-                        "Slice",
-                        &[ins[0].clone(), s, e, a, st],
-                        &name,
-                        Vec::new(),
-                        &doc,
-                    );
-                }
-                Op::Pad {
-                    axis,
-                    start,
-                    step: 1,
-                    len,
-                } => {
-                    let in_ty = g.ty(node.inputs[0]);
-                    let rank = in_ty.shape.0.len();
-                    let n = match in_ty.shape.0.get(*axis as usize) {
-                        Some(Dim::Fixed(n)) => *n,
-                        _ => return Err(unsupported("pad along the batch", &doc)),
-                    };
-                    let mut pads = vec![0i64; 2 * rank];
-                    pads[*axis as usize] = *start as i64;
-                    pads[rank + *axis as usize] = (*len - *start - n) as i64;
-                    let p = self.int64s("pads", &pads);
-                    self.node("Pad", &[ins[0].clone(), p], &name, Vec::new(), &doc);
-                }
-                Op::Linalg(l) => return Err(unsupported(&format!("linalg {}", l.name()), &doc)),
-                other => return Err(unsupported(other.name(), &doc)),
-            }
-            names[i] = name;
         }
         Ok(names[out.index()].clone())
+    }
+
+    /// Node `id` as ONNX ops computing the value `name` from `ins`; its
+    /// value's name (`None` for a parameter, already an initializer), or
+    /// why ONNX export cannot express it.
+    #[warn(clippy::wildcard_enum_match_arm)]
+    fn emit(&mut self, id: NodeId, ins: &[String], name: String) -> Result<Option<String>, String> {
+        let g = self.g;
+        let node = g.node(id);
+        let (ty, doc) = (&node.ty, self.place(id));
+        let to = || attr_int("to", onnx_type(ty.dtype) as i64);
+        let one = |b: &mut Self, op: &str, attrs: Vec<Attr>| {
+            b.node(op, ins, &name, attrs, &doc);
+        };
+        match &node.op {
+            Op::Input(k) => {
+                let info = &g.inputs[*k as usize];
+                return match info.role {
+                    Role::Features => Ok(Some(self.x.clone())),
+                    Role::Param { .. } => Ok(None),
+                    Role::Label
+                    | Role::Step
+                    | Role::Epoch
+                    | Role::Value
+                    | Role::Hyper
+                    | Role::State(_) => Err(format!(
+                        "the model's output depends on the input `{}` ({doc}), which ONNX export cannot give it",
+                        info.name
+                    )),
+                };
+            }
+            Op::Neg => one(self, "Neg", Vec::new()),
+            Op::Recip => one(self, "Reciprocal", Vec::new()),
+            Op::Exp => one(self, "Exp", Vec::new()),
+            Op::Log => one(self, "Log", Vec::new()),
+            Op::Sqrt => one(self, "Sqrt", Vec::new()),
+            Op::Abs => one(self, "Abs", Vec::new()),
+            Op::Tanh => one(self, "Tanh", Vec::new()),
+            Op::Sin => one(self, "Sin", Vec::new()),
+            Op::Cos => one(self, "Cos", Vec::new()),
+            Op::Floor => one(self, "Floor", Vec::new()),
+            Op::Sigmoid => one(self, "Sigmoid", Vec::new()),
+            Op::StopGradient => one(self, "Identity", Vec::new()),
+            Op::Add => one(self, "Add", Vec::new()),
+            Op::Mul => one(self, "Mul", Vec::new()),
+            Op::Max => one(self, "Max", Vec::new()),
+            Op::Pow => one(self, "Pow", Vec::new()),
+            Op::Select => one(self, "Where", Vec::new()),
+            Op::MatMul => one(self, "MatMul", Vec::new()),
+            Op::Cast => one(self, "Cast", vec![to()]),
+            Op::Const(bits) => self.init(&name, ty.dtype, &[], &[f64::from_bits(*bits)]),
+            Op::Literal(l) => {
+                let values = &g.literals[*l as usize];
+                self.init(&name, ty.dtype, &concrete(&ty.shape, 1), values);
+            }
+            Op::Iota { axis } if ty.shape.0.iter().all(|d| matches!(d, Dim::Fixed(_))) => {
+                let dims = concrete(&ty.shape, 1);
+                self.init(&name, ty.dtype, &dims, &iota(&dims, *axis as usize));
+            }
+            Op::BatchSize => {
+                let b = self.batch();
+                let scalar = self.fresh("batch_scalar");
+                let empty = self.int64s("scalar_shape", &[]);
+                self.node("Reshape", &[b, empty], &scalar, Vec::new(), &doc);
+                self.node("Cast", &[scalar], &name, vec![to()], &doc);
+            }
+            Op::Cmp(c) => {
+                let op = match c {
+                    CmpOp::Eq | CmpOp::Ne => "Equal",
+                    CmpOp::Lt => "Less",
+                    CmpOp::Le => "LessOrEqual",
+                    CmpOp::Gt => "Greater",
+                    CmpOp::Ge => "GreaterOrEqual",
+                };
+                if *c == CmpOp::Ne {
+                    let eq = self.fresh("eq");
+                    self.node(op, ins, &eq, Vec::new(), &doc);
+                    self.node("Not", &[eq], &name, Vec::new(), &doc);
+                } else {
+                    one(self, op, Vec::new());
+                }
+            }
+            // No axes: the value itself (ONNX would reduce them all).
+            Op::ReduceSum { axes: 0 } | Op::ReduceMax { axes: 0 } => {
+                one(self, "Identity", Vec::new())
+            }
+            Op::ReduceSum { axes } => {
+                let a = self.int64s("axes", &bits(*axes));
+                let inputs = [ins[0].clone(), a];
+                self.node(
+                    "ReduceSum",
+                    &inputs,
+                    &name,
+                    vec![attr_int("keepdims", 0)],
+                    &doc,
+                );
+            }
+            Op::ReduceMax { axes } => {
+                one(
+                    self,
+                    "ReduceMax",
+                    vec![attr_ints("axes", &bits(*axes)), attr_int("keepdims", 0)],
+                );
+            }
+            Op::ArgMax { axis } => {
+                let i64s = self.fresh("argmax");
+                let attrs = vec![attr_int("axis", i64::from(*axis)), attr_int("keepdims", 0)];
+                self.node("ArgMax", ins, &i64s, attrs, &doc);
+                self.node("Cast", &[i64s], &name, vec![to()], &doc);
+            }
+            Op::Broadcast | Op::Reshape => {
+                let op = if node.op == Op::Broadcast {
+                    "Expand"
+                } else {
+                    "Reshape"
+                };
+                let s = self.shape(&ty.shape);
+                self.node(op, &[ins[0].clone(), s], &name, Vec::new(), &doc);
+            }
+            Op::Transpose { perm } => {
+                let p: Vec<i64> = perm.iter().map(|v| i64::from(*v)).collect();
+                one(self, "Transpose", vec![attr_ints("perm", &p)]);
+            }
+            Op::Slice {
+                axis,
+                start,
+                end,
+                step,
+            } => {
+                let mut inputs = vec![ins[0].clone()];
+                for (what, v) in [
+                    ("starts", *start),
+                    ("ends", *end),
+                    ("axes", u64::from(*axis)),
+                    ("steps", *step),
+                ] {
+                    inputs.push(self.int64s(what, &[v as i64]));
+                }
+                self.node("Slice", &inputs, &name, Vec::new(), &doc);
+            }
+            Op::Pad {
+                axis,
+                start,
+                step: 1,
+                len,
+            } => {
+                let shape = &g.ty(node.inputs[0]).shape.0;
+                let Some(Dim::Fixed(n)) = shape.get(*axis as usize) else {
+                    return Err(unsupported("pad along the batch", &doc));
+                };
+                let mut pads = vec![0i64; 2 * shape.len()];
+                pads[*axis as usize] = *start as i64;
+                pads[shape.len() + *axis as usize] = (*len - *start - n) as i64;
+                let p = self.int64s("pads", &pads);
+                self.node("Pad", &[ins[0].clone(), p], &name, Vec::new(), &doc);
+            }
+            Op::Pad { .. } => return Err(unsupported("pad with a step", &doc)),
+            Op::Iota { .. } => return Err(unsupported("iota along the batch", &doc)),
+            Op::Random { .. } => return Err(unsupported("random", &doc)),
+            Op::Linalg(l) => return Err(unsupported(&format!("linalg {}", l.name()), &doc)),
+        }
+        Ok(Some(name))
     }
 }
 

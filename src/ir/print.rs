@@ -24,12 +24,21 @@ pub struct SourceInfo<'a> {
 
 /// The nodes needed by the outputs, plus every input.
 pub fn live_nodes(g: &Graph) -> Vec<bool> {
+    let roots: Vec<NodeId> = g
+        .outputs
+        .iter()
+        .map(|(_, id)| *id)
+        .chain(g.inputs.iter().map(|i| i.node))
+        .collect();
+    needed_by(g, &roots)
+}
+
+/// The nodes `roots` depend on, themselves included (inputs precede
+/// their users, so one backward sweep finds them).
+pub fn needed_by(g: &Graph, roots: &[NodeId]) -> Vec<bool> {
     let mut live = vec![false; g.len()];
-    for (_, id) in &g.outputs {
+    for id in roots {
         live[id.index()] = true;
-    }
-    for info in &g.inputs {
-        live[info.node.index()] = true;
     }
     for i in (0..g.len()).rev() {
         if live[i] {

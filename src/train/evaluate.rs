@@ -12,7 +12,7 @@ use crate::predict::predicted_class;
 use super::batch::{gather, step_inputs, write_features, Batch};
 
 /// A run's compiled eval function, with its batch size and seed.
-pub(super) struct Evaluator<'a> {
+pub struct Evaluator<'a> {
     pub run: &'a Run,
     pub graph: Graph,
     pub compiled: Compiled,
@@ -65,12 +65,13 @@ impl Evaluator<'_> {
         Ok(all)
     }
 
-    /// Test metrics of the average of several models' outputs.
-    pub fn ensemble_metrics(
+    /// The average of several models' outputs on all of `t` (one model's
+    /// outputs as they are: v / 1 is v).
+    pub fn average_outputs(
         &mut self,
         models: &[&[Vec<f64>]],
         t: &Table,
-    ) -> Result<Vec<(String, f64)>, String> {
+    ) -> Result<Vec<f64>, String> {
         let mut avg: Vec<f64> = Vec::new();
         for p in models {
             let o = self.outputs(p, t)?;
@@ -81,6 +82,16 @@ impl Evaluator<'_> {
                 *a += v / models.len() as f64;
             }
         }
+        Ok(avg)
+    }
+
+    /// Test metrics of the average of several models' outputs.
+    pub fn ensemble_metrics(
+        &mut self,
+        models: &[&[Vec<f64>]],
+        t: &Table,
+    ) -> Result<Vec<(String, f64)>, String> {
+        let avg = self.average_outputs(models, t)?;
         let mut sums = [0.0; 3];
         add_sums(&avg, &t.y, &mut sums);
         Ok(from_sums(
@@ -200,4 +211,29 @@ pub(super) fn from_sums(metrics: &[Metric], sums: &[f64; 3], n: f64) -> Vec<(Str
             Some((m.name().to_string(), v))
         })
         .collect()
+}
+
+impl<'a> Evaluator<'a> {
+    /// `run`'s eval function compiled with every pass, for `dlc eval` and
+    /// `dlc predict`: batches of `batch` rows, `threads` worker threads
+    /// (default all cores), matmuls run as `matmul`.
+    pub fn compile(
+        run: &'a Run,
+        (batch, seed): (usize, u64),
+        (threads, matmul): (Option<usize>, crate::jit::Matmul),
+    ) -> Result<Evaluator<'a>, String> {
+        let graph = crate::step::eval_function(run);
+        let mut compiled = crate::jit::compile(&graph, false)?;
+        if let Some(t) = threads {
+            compiled.threads = t.max(1);
+        }
+        compiled.matmul = matmul;
+        Ok(Evaluator {
+            run,
+            graph,
+            compiled,
+            batch: batch.max(1),
+            seed,
+        })
+    }
 }

@@ -126,19 +126,7 @@ pub(super) fn eval_folds(
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
-    let graph = crate::step::eval_function(run);
-    let mut compiled = crate::jit::compile(&graph, false)?;
-    if let Some(t) = opts.threads {
-        compiled.threads = t.max(1);
-    }
-    compiled.matmul = opts.matmul;
-    let mut eval = Evaluator {
-        run,
-        graph,
-        compiled,
-        batch,
-        seed,
-    };
+    let mut eval = Evaluator::compile(run, (batch, seed), (opts.threads, opts.matmul))?;
     report_ensemble(&mut eval, &ck.models(), &parts.test, (ck.epoch, 0.0), sink)
 }
 

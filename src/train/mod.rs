@@ -35,11 +35,11 @@ use crate::check::run::Run;
 use crate::data::table::Table;
 use crate::ir::Graph;
 
+pub use evaluate::Evaluator;
 pub use init::init_values;
 pub use order::epoch_order;
 pub use sink::Sink;
 
-use evaluate::Evaluator;
 use fit::{Observer, Trainer};
 use report::{report_final, Final};
 

@@ -257,13 +257,8 @@ pub(super) fn report_final(
     let (g, c) = match compiled {
         Some((g, c)) => (g, c),
         None => {
-            let g = crate::step::eval_function(run);
-            let mut c = crate::jit::compile(&g, false)?;
-            if let Some(t) = opts.threads {
-                c.threads = t.max(1);
-            }
-            c.matmul = opts.matmul;
-            own = (g, c);
+            let e = super::Evaluator::compile(run, (batch, seed), (opts.threads, opts.matmul))?;
+            own = (e.graph, e.compiled);
             (&own.0, &mut own.1)
         }
     };
