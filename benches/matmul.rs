@@ -126,6 +126,12 @@ fn main() {
         ("Hᵀ·G2  256×256 @ 256×10", 256, 256, 10, false),
         ("G2·W2ᵀ 256×10 @ 10×256", 256, 10, 256, false),
         ("square 512×512 @ 512×512", 512, 512, 512, false),
+        // The shape sweep's small batches (benches/frameworks/sweep).
+        ("X·W1   32×784 @ 784×128", 32, 784, 128, false),
+        ("Xᵀ·G1  784×32 @ 32×128, in place", 784, 32, 128, true),
+        ("X·W1   64×784 @ 784×256", 64, 784, 256, false),
+        ("H·W2   64×256 @ 256×256", 64, 256, 256, false),
+        ("G·W2ᵀ  64×256 @ 256×256", 64, 256, 256, false),
     ] {
         let row: Vec<f64> = [1, 2]
             .into_iter()

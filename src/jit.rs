@@ -591,7 +591,9 @@ pub struct GemmCall {
     /// a's buffer, and whether it holds aᵀ (an inline transpose).
     pub a: NodeId,
     pub a_transposed: bool,
+    /// b's buffer, and whether it holds bᵀ.
     pub b: NodeId,
+    pub b_transposed: bool,
     pub out: NodeId,
     /// The group's epilogue is the SGD step W ← W − s·(a·b) written into
     /// W's own buffer: gemm does it as it stores each tile.
@@ -665,15 +667,17 @@ impl GemmCall {
         {
             return None;
         }
-        let (a, a_transposed) = match plan.storage[node.inputs[0].index()] {
-            plan::Storage::Inline(x) => (x, true),
-            _ => (node.inputs[0], false),
+        let read = |x: NodeId| match plan.storage[x.index()] {
+            plan::Storage::Inline(src) => (src, true),
+            _ => (x, false),
         };
+        let ((a, a_transposed), (b, b_transposed)) = (read(node.inputs[0]), read(node.inputs[1]));
         Some(GemmCall {
             dtype,
             a,
             a_transposed,
-            b: node.inputs[1],
+            b,
+            b_transposed,
             out: id,
             update: None,
         })
@@ -831,6 +835,7 @@ impl Compiled {
             k,
             n: out[1],
             a_transposed: c.a_transposed,
+            b_transposed: c.b_transposed,
             a: c.a.index(),
             b: c.b.index(),
             out: c.update.map_or(c.out, |u| u.dst).index(),

@@ -100,6 +100,9 @@ fn every_programs_training_step_and_eval_function_match_the_interpreter() {
     }
 }
 
+/// Every tile class of both matmul forms, with each operand given as is or
+/// as the transpose of an input (read in place by the matmul, no
+/// transposed copy: xᵀ·g of a weight gradient, g·Wᵀ of an input gradient).
 #[test]
 fn matmul_tiles_and_ragged_edges_match_the_interpreter() {
     use dlc::ir::{DType, Role, Shape, Type};
@@ -113,26 +116,36 @@ fn matmul_tiles_and_ragged_edges_match_the_interpreter() {
         (64, 64, 64),
         (8, 1, 16),
         (12, 40, 10),
+        (200, 300, 40),
     ] {
-        let mut g = Graph::new();
-        let a = g.input(
-            "a",
-            Role::Features,
-            Type::new(DType::F32, Shape::fixed(&[m, k])),
-            Span::default(),
-        );
-        let b = g.input(
-            "b",
-            Role::Features,
-            Type::new(DType::F32, Shape::fixed(&[k, n])),
-            Span::default(),
-        );
-        let c = g
-            .add(Op::MatMul, &[a, b], None, Span::default())
-            .expect("matmul");
-        g.outputs = vec![("c".into(), c)];
-        let inputs = random_inputs(&g, None, 1, m * 1000 + n);
-        compare(&g, &inputs, 1, &format!("matmul {m}x{k} @ {k}x{n}"));
+        for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut g = Graph::new();
+            let sp = Span::default();
+            let mut operand = |name: &str, rows: u64, cols: u64, t: bool| {
+                let dims = if t { [cols, rows] } else { [rows, cols] };
+                let x = g.input(
+                    name,
+                    Role::Features,
+                    Type::new(DType::F32, Shape::fixed(&dims)),
+                    sp,
+                );
+                if t {
+                    g.add(Op::Transpose { perm: vec![1, 0] }, &[x], None, sp)
+                        .expect("transpose")
+                } else {
+                    x
+                }
+            };
+            let a = operand("a", m, k, a_t);
+            let b = operand("b", k, n, b_t);
+            let c = g.add(Op::MatMul, &[a, b], None, sp).expect("matmul");
+            g.outputs = vec![("c".into(), c)];
+            let inputs = random_inputs(&g, None, 1, m * 1000 + n);
+            let what = format!("matmul {m}x{k} @ {k}x{n}, aᵀ {a_t}, bᵀ {b_t}");
+            let plan = dlc::jit::compile(&g, false).expect("compiles").plan;
+            assert_eq!(plan.kernels.len(), 1, "{what}: no transposed copy");
+            compare(&g, &inputs, 1, &what);
+        }
     }
 }
 

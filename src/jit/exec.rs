@@ -175,6 +175,8 @@ pub struct GemmArgs {
     pub k: usize,
     pub n: usize,
     pub a_transposed: bool,
+    /// b's buffer holds bᵀ ([n, k]).
+    pub b_transposed: bool,
     pub a: usize,
     pub b: usize,
     pub out: usize,
@@ -195,10 +197,12 @@ fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
     if lo >= hi || n == 0 {
         return;
     }
-    // Element strides of a: row, column.
+    // Element strides of a and b: row, column.
     let (a_rs, a_cs) = if g.a_transposed { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if g.b_transposed { (1, k) } else { (n, 1) };
     // SAFETY: `Compiled::run` sized the three buffers for the shapes above
-    // at this batch ([m, k] or [k, m], [k, n], [m, n] elements of `dtype`)
+    // at this batch ([m, k] or [k, m], [k, n] or [n, k], [m, n] elements
+    // of `dtype`)
     // and the scalar's (one element of `dtype`),
     // the plan never places a matmul's output over its operands, and the
     // threads of one call write disjoint row ranges [lo, hi) ⊆ [0, m) of
@@ -233,8 +237,8 @@ fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
                     a_cs as isize,
                     a_rs as isize,
                     pb,
-                    1,
-                    n as isize,
+                    b_cs as isize,
+                    b_rs as isize,
                     1.0,
                     beta,
                     false,
@@ -521,12 +525,14 @@ pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize
             };
             PACKED_B.with_borrow_mut(|packed| {
                 // SAFETY: b's buffer holds k×n f32s at this batch (`run`
-                // sized it), row-major. Packing it on this thread measured
+                // sized it), row-major, or its n×k transpose when
+                // `b_transposed`. Packing it on this thread measured
                 // as fast as sharing its panels with the workers (they are
                 // still waking up while it runs).
                 unsafe {
                     let b = (*table.as_ptr().add(g.b)).cast::<f32>().cast_const();
-                    sgemm::pack_b(b, g.n, g.k, g.n, packed);
+                    let strides = if g.b_transposed { (1, g.k) } else { (g.n, 1) };
+                    sgemm::pack_b(b, strides, g.k, g.n, packed);
                 }
                 run_jobs(job(chunk, packed.as_ptr()), threads, rows);
             });

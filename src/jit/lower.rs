@@ -1291,14 +1291,19 @@ fn lower_matmul(
         Some(x) => (kb.buf(x), (one, mv)),
         None => (kb.buf(ins[0]), (kv, one)),
     };
-    let pb = kb.buf(ins[1]);
+    // b[p, j] at p·sb_p + j·sb_j: [n, 1] as stored, or [1, k] when b is a
+    // transpose read from its untransposed input (g·Wᵀ).
+    let (pb, sb) = match kb.inline.get(&ins[1]).copied() {
+        Some(x) => (kb.buf(x), (one, kv)),
+        None => (kb.buf(ins[1]), (nv, one)),
+    };
     let out = kb.buf(id);
     let zero = kb.iconst(0);
     let (lo, hi) = (kb.lo, kb.hi);
     if d != DType::F32 {
         kb.range(lo, hi, 1, &mut |kb, i| {
             kb.range(zero, nv, 1, &mut |kb, j| {
-                scalar_dot(kb, pa, sa, pb, out, i, j, kv, nv, d)
+                scalar_dot(kb, pa, sa, pb, sb, out, i, j, kv, nv, d)
             });
             let next = kb.b.ins().iadd_imm_s(i, 1);
             epilogue(kb, i, next);
@@ -1318,11 +1323,11 @@ fn lower_matmul(
         let tiled = kb.b.ins().iadd(i, whole);
         for (start, end, rows) in [(i, tiled, TILE_ROWS), (tiled, next, 1)] {
             kb.range(start, end, rows as i64, &mut |kb, r0| {
-                matmul_strip(kb, pa, sa, pb, out, r0, n8, kv, nv, rows);
+                matmul_strip(kb, pa, sa, pb, sb, out, r0, n8, kv, nv, rows);
                 let r1 = kb.b.ins().iadd_imm_s(r0, rows as i64);
                 kb.range(r0, r1, 1, &mut |kb, r| {
                     kb.range(n8, nv, 1, &mut |kb, j| {
-                        scalar_dot(kb, pa, sa, pb, out, r, j, kv, nv, d)
+                        scalar_dot(kb, pa, sa, pb, sb, out, r, j, kv, nv, d)
                     });
                 });
             });
@@ -1548,6 +1553,7 @@ fn scalar_dot(
     pa: Value,
     (sa_i, sa_p): (Value, Value),
     pb: Value,
+    (sb_p, sb_j): (Value, Value),
     out: Value,
     i: Value,
     j: Value,
@@ -1559,12 +1565,13 @@ fn scalar_dot(
     let z = kb.fconst(d, 0.0);
     kb.b.def_var(acc, z);
     let a0 = kb.b.ins().imul(i, sa_i);
+    let b0 = kb.b.ins().imul(j, sb_j);
     let zero = kb.iconst(0);
     kb.range(zero, kv, 1, &mut |kb, p| {
         let pa_off = kb.b.ins().imul(p, sa_p);
         let ao = kb.b.ins().iadd(a0, pa_off);
-        let pn = kb.b.ins().imul(p, nv);
-        let bo = kb.b.ins().iadd(pn, j);
+        let pb_off = kb.b.ins().imul(p, sb_p);
+        let bo = kb.b.ins().iadd(b0, pb_off);
         let x = kb.load(pa, ao, d);
         let y = kb.load(pb, bo, d);
         let prod = kb.b.ins().fmul(x, y);
@@ -1596,6 +1603,7 @@ fn matmul_strip(
     pa: Value,
     (sa_i, sa_p): (Value, Value),
     pb: Value,
+    (sb_p, sb_j): (Value, Value),
     out: Value,
     i: Value,
     n8: Value,
@@ -1612,7 +1620,12 @@ fn matmul_strip(
         .map(|r| kb.b.ins().imul_imm_s(row_bytes_a, r as i64))
         .collect();
     let a_step = kb.b.ins().imul_imm_s(sa_p, 4);
-    let b_step = kb.b.ins().imul_imm_s(nv, 4);
+    let b_step = kb.b.ins().imul_imm_s(sb_p, 4);
+    // Bytes between b's columns: 4 when its rows are contiguous (two
+    // vector loads a step), else a transposed b's column stride (eight
+    // element loads a step, gathered into the two vectors).
+    let b_col = kb.b.ins().imul_imm_s(sb_j, 4);
+    let b_rows_contiguous = kb.const_of(sb_j) == Some(1);
     let out_row = kb.b.ins().imul_imm_s(nv, 4);
     {
         let ia = kb.b.ins().imul(i, row_bytes_a);
@@ -1630,14 +1643,33 @@ fn matmul_strip(
             let ap = kb.b.declare_var(types::I64);
             kb.b.def_var(ap, a_tile);
             let bp = kb.b.declare_var(types::I64);
-            let jb = kb.b.ins().imul_imm_s(j, 4);
+            let jb = kb.b.ins().imul(j, b_col);
             let b0p = kb.b.ins().iadd(pb, jb);
             kb.b.def_var(bp, b0p);
             kb.range(zero, kv, 1, &mut |kb, _p| {
                 let bq = kb.b.use_var(bp);
                 let aq = kb.b.use_var(ap);
-                let b0 = kb.b.ins().load(v4, flags, bq, 0);
-                let b1 = kb.b.ins().load(v4, flags, bq, 16);
+                let (b0, b1) = if b_rows_contiguous {
+                    (
+                        kb.b.ins().load(v4, flags, bq, 0),
+                        kb.b.ins().load(v4, flags, bq, 16),
+                    )
+                } else {
+                    let mut half = |h: i64| {
+                        let mut v = None;
+                        for c in 0..4 {
+                            let off = kb.b.ins().imul_imm_s(b_col, h * 4 + c);
+                            let at = kb.b.ins().iadd(bq, off);
+                            let x = kb.b.ins().load(types::F32, flags, at, 0);
+                            v = Some(match v {
+                                None => kb.b.ins().scalar_to_vector(v4, x),
+                                Some(v) => kb.b.ins().insertlane(v, x, c as u8),
+                            });
+                        }
+                        v.expect("four lanes")
+                    };
+                    (half(0), half(1))
+                };
                 for r in 0..rows {
                     let addr = kb.b.ins().iadd(aq, a_offs[r]);
                     let a = kb.b.ins().load(types::F32, flags, addr, 0);
@@ -1662,7 +1694,8 @@ fn matmul_strip(
             });
             let io = kb.b.ins().imul(i, out_row);
             let base = kb.b.ins().iadd(out, io);
-            let base = kb.b.ins().iadd(base, jb);
+            let jo = kb.b.ins().imul_imm_s(j, 4);
+            let base = kb.b.ins().iadd(base, jo);
             for r in 0..rows {
                 let ro = kb.b.ins().imul_imm_s(out_row, r as i64);
                 let op = kb.b.ins().iadd(base, ro);

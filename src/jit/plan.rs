@@ -55,8 +55,8 @@ pub enum Storage {
     /// member of a matmul-headed group, whose rows several threads compute
     /// at once.
     Stack,
-    /// Computed inside its consumer, no memory: a transpose read by
-    /// matmuls as their left operand, which read the untransposed input
+    /// Computed inside its consumer, no memory: a transpose read only by
+    /// matmuls (as either operand), which read the untransposed input
     /// with swapped strides.
     Inline(NodeId),
 }
@@ -237,8 +237,9 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
 }
 
 /// Every live node's own buffer, but views: a reshape aliases its operand
-/// (with the in-place pass), and a transpose read only as the left operand
-/// of matmuls is read in place by them (with fusion).
+/// (with the in-place pass), and a transpose read only by matmuls (as
+/// either operand: xᵀ·g of a weight gradient, g·Wᵀ of an input gradient)
+/// is read in place by them (with fusion).
 fn views(g: &Graph, p: &Passes, live: &[bool], is_output: &[bool]) -> Vec<Storage> {
     let n = g.len();
     let mut storage = vec![Storage::Unused; n];
@@ -260,11 +261,11 @@ fn views(g: &Graph, p: &Passes, live: &[bool], is_output: &[bool]) -> Vec<Storag
             storage[i] = Storage::Alias(root(&storage, node.inputs[0]));
         }
         let transposes = matches!(&node.op, Op::Transpose { perm } if perm.as_slice() == [1, 0]);
-        let left_of_matmuls = !consumers[i].is_empty()
+        let read_by_matmuls = !consumers[i].is_empty()
             && consumers[i]
                 .iter()
-                .all(|(c, k)| *k == 0 && g.node(*c).op == Op::MatMul);
-        if p.fuse && transposes && left_of_matmuls && !is_output[i] {
+                .all(|(c, _)| g.node(*c).op == Op::MatMul);
+        if p.fuse && transposes && read_by_matmuls && !is_output[i] {
             storage[i] = Storage::Inline(node.inputs[0]);
         }
     }

@@ -64,16 +64,23 @@ pub fn packed_len(k: usize, n: usize) -> usize {
     k * n.div_ceil(NR) * NR
 }
 
-/// Packs B (k×n, row-major, `ldb` floats a row) into `out` (grown to
-/// [`packed_len`]): for each slice of [`slice_depth`] rows, for each
-/// NR-column panel, kc rows of NR values, the last panel's missing columns
-/// zero. The slice that starts at row k0 starts at `k0 · panels · NR`, its
-/// panel p `p · kc · NR` further. Every float is written (padding
-/// included), so a reused buffer needs no zeroing pass.
+/// Packs B (k×n, element (p, j) at `b + p·b_rs + j·b_cs`: row-major when
+/// `b_cs` is 1, a transpose read in place when `b_rs` is 1) into `out`
+/// (grown to [`packed_len`]): for each slice of [`slice_depth`] rows, for
+/// each NR-column panel, kc rows of NR values, the last panel's missing
+/// columns zero. The slice that starts at row k0 starts at
+/// `k0 · panels · NR`, its panel p `p · kc · NR` further. Every float is
+/// written (padding included), so a reused buffer needs no zeroing pass.
 ///
 /// # Safety
-/// `b` points to k rows of at least n floats, `ldb` apart.
-pub unsafe fn pack_b(b: *const f32, ldb: usize, k: usize, n: usize, out: &mut Vec<f32>) {
+/// Every element (p, j), p < k, j < n, is inside `b` at those strides.
+pub unsafe fn pack_b(
+    b: *const f32,
+    (b_rs, b_cs): (usize, usize),
+    k: usize,
+    n: usize,
+    out: &mut Vec<f32>,
+) {
     if out.len() < packed_len(k, n) {
         out.resize(packed_len(k, n), 0.0);
     }
@@ -86,6 +93,12 @@ pub unsafe fn pack_b(b: *const f32, ldb: usize, k: usize, n: usize, out: &mut Ve
         for (p, panel) in slice.chunks_exact_mut(kc * NR).enumerate() {
             let j0 = p * NR;
             let w = (n - j0).min(NR);
+            if b_cs != 1 {
+                // SAFETY: as below, at the general strides.
+                unsafe { pack_strided(b, (b_rs, b_cs), k0, kc, j0, w, panel) };
+                continue;
+            }
+            let ldb = b_rs;
             for (r, dst) in panel.chunks_exact_mut(NR).enumerate() {
                 // SAFETY: row k0 + r < k and columns j0..j0 + w ≤ n are
                 // inside B (the contract).
@@ -105,6 +118,36 @@ pub unsafe fn pack_b(b: *const f32, ldb: usize, k: usize, n: usize, out: &mut Ve
             }
         }
         k0 += kc;
+    }
+}
+
+/// One panel of [`pack_b`] from a B whose rows are not contiguous: rows
+/// k0..k0 + kc of columns j0..j0 + w, column by column (a transposed B's
+/// column is contiguous in memory), the panel's columns past w zero.
+///
+/// # Safety
+/// Elements (k0 + r, j0 + c), r < kc, c < w, are inside `b` at its strides.
+unsafe fn pack_strided(
+    b: *const f32,
+    (b_rs, b_cs): (usize, usize),
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    w: usize,
+    panel: &mut [f32],
+) {
+    for c in 0..NR {
+        if c >= w {
+            for r in 0..kc {
+                panel[r * NR + c] = 0.0;
+            }
+            continue;
+        }
+        // SAFETY: (k0 + r, j0 + c) is inside B (the contract).
+        let col = unsafe { b.add(k0 * b_rs + (j0 + c) * b_cs) };
+        for r in 0..kc {
+            panel[r * NR + c] = unsafe { *col.add(r * b_rs) };
+        }
     }
 }
 
@@ -389,8 +432,8 @@ mod tests {
     use super::*;
 
     /// Every shape class the blocking meets — ragged rows, columns and
-    /// depth, several KC slices and MC blocks, Aᵀ read in place, the
-    /// folded update, row ranges that start inside a block — against a
+    /// depth, several KC slices and MC blocks, Aᵀ and Bᵀ read in place,
+    /// the folded update, row ranges that start inside a block — against a
     /// scalar f64 product.
     #[test]
     fn agrees_with_a_scalar_product() {
@@ -415,16 +458,25 @@ mod tests {
             (300, 513, 15),
             (4, 0, 20),
         ] {
-            for transposed in [false, true] {
+            for (transposed, b_transposed) in
+                [(false, false), (true, false), (false, true), (true, true)]
+            {
                 for alpha in [None, Some(-0.25f32)] {
                     for (lo, hi) in [(0, m), (m / 3, m)] {
                         let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
                         let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
                         let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
                         let (a_rs, a_cs) = if transposed { (1, m) } else { (k, 1) };
+                        // B itself, or Bᵀ ([n, k]) read at swapped strides.
+                        let (b_mem, b_strides) = if b_transposed {
+                            let bt: Vec<f32> = (0..n * k).map(|q| b[(q % k) * n + q / k]).collect();
+                            (bt, (1, k))
+                        } else {
+                            (b.clone(), (n, 1))
+                        };
                         let mut packed = Vec::new();
-                        // SAFETY: b holds k rows of n floats.
-                        unsafe { pack_b(b.as_ptr(), n, k, n, &mut packed) };
+                        // SAFETY: b_mem holds the k×n elements at b_strides.
+                        unsafe { pack_b(b_mem.as_ptr(), b_strides, k, n, &mut packed) };
                         let mut c = c0.clone();
                         let o = Operands {
                             m,
@@ -458,7 +510,7 @@ mod tests {
                                 let got = f64::from(c[i * n + j]);
                                 assert!(
                                     (got - want).abs() <= 1e-5 * (1.0 + (k as f64).sqrt()),
-                                    "{m}×{k}×{n} aᵀ {transposed} α {alpha:?} rows {lo}..{hi}: \
+                                    "{m}×{k}×{n} aᵀ {transposed} bᵀ {b_transposed} α {alpha:?} rows {lo}..{hi}: \
                                      c[{i},{j}] = {got}, want {want}"
                                 );
                             }
