@@ -104,7 +104,7 @@ fn train_accepts_every_documented_flag() {
         "--no-opt",
         "--no-pass",
         "fuse",
-        "--no-prefetch",
+        "--prefetch",
         "--plot",
         plot.to_str().expect("utf-8"),
     ]);

@@ -77,8 +77,8 @@ pub struct TrainOptions {
     /// Report each parameter's mean gradient norm per epoch.
     pub grad_norms: bool,
     /// Gather the next batch on a second thread while the kernels run:
-    /// `Some(false)` never (`--no-prefetch`), `Some(true)` always, `None`
-    /// when the kernels leave a core free.
+    /// `Some(true)` (`--prefetch`); else each batch is written straight
+    /// into the step's inputs on the training thread.
     pub prefetch: Option<bool>,
     /// Draw learning curves to this .svg or .png file.
     pub plot: Option<std::path::PathBuf>,
@@ -285,11 +285,13 @@ fn compile<'a>(
         ];
         report::kernels_and_memory(graphs, batch, sink);
     }
-    // A prefetch thread pays off only on a core the kernels leave free:
-    // measured on 2 cores (mlp.dl), it saves 3% of an epoch with
-    // --threads 1 and costs 6% when both cores run the matmuls.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let prefetch = opts.prefetch.unwrap_or(step.threads < cores);
+    // A prefetch thread pays off only on a core the kernels leave free,
+    // and only when that core is not shared: on 2 cores (mlp.dl,
+    // --threads 1) it saved 3% of an epoch on a free second core
+    // (2026-11-24) and cost 20% (mlp.dl) to 45% (batch 32) of one while
+    // the second vCPU was shared (2026-11-29, docs/performance.md). Only
+    // `--prefetch` turns it on.
+    let prefetch = opts.prefetch.unwrap_or(false);
     Ok(Trainer {
         run,
         step_graph,
