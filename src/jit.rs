@@ -188,6 +188,10 @@ pub struct Compiled {
     pub clif: Vec<(String, String)>,
     /// When profiling: each kernel's total wall time in seconds.
     profile: Option<Vec<f64>>,
+    /// Per kernel: whether sharing its rows with the workers pays; and
+    /// the same for copying a batch's input rows.
+    adapt: Vec<exec::Adapt>,
+    copy_adapt: std::sync::Arc<exec::Adapt>,
     _module: JITModule,
 }
 
@@ -281,6 +285,9 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         })
         .collect();
     let kept = kept_inputs(g, &plan);
+    let adapt = std::iter::repeat_with(exec::Adapt::default)
+        .take(plan.kernels.len())
+        .collect();
     Ok(Compiled {
         kept,
         graph: g.clone(),
@@ -297,6 +304,8 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         clif,
         profile: None,
+        adapt,
+        copy_adapt: Default::default(),
         _module: module,
     })
 }
@@ -754,7 +763,7 @@ impl Compiled {
     fn launch(&self, ki: usize, table: &[*mut u8], env: &Env) {
         if self.matmul == Matmul::Gemm {
             if let Some(gm) = &self.gemm[ki] {
-                self.launch_gemm(gm, table, env);
+                self.launch_gemm(gm, table, env, &self.adapt[ki]);
                 return;
             }
         }
@@ -776,10 +785,10 @@ impl Compiled {
             exec::split(
                 exec::Work::Kernel(k),
                 table,
-                env.batch,
-                env.seed,
+                (env.batch, env.seed),
                 rows,
                 self.threads,
+                Some(&self.adapt[ki]),
             );
         } else {
             exec::call(k, table, env.batch, env.seed, rows);
@@ -824,7 +833,7 @@ impl Compiled {
     /// Runs a kernel's `gemm` form: its output rows split among the
     /// threads when the product is large enough, each thread's rows in
     /// blocks, each block's epilogue right after its product.
-    fn launch_gemm(&self, gm: &Gemm, table: &[*mut u8], env: &Env) {
+    fn launch_gemm(&self, gm: &Gemm, table: &[*mut u8], env: &Env, adapt: &exec::Adapt) {
         let c = gm.call;
         let out = concrete(&self.graph.ty(c.out).shape, env.batch);
         let lhs = self.graph.node(c.out).inputs[0];
@@ -849,16 +858,26 @@ impl Compiled {
         exec::split(
             exec::Work::Gemm(args, gm.epilogue),
             table,
-            env.batch,
-            env.seed,
+            (env.batch, env.seed),
             args.m,
             threads,
+            Some(adapt),
         );
     }
 
     /// Starts timing every kernel of every later [`Compiled::run`].
     pub fn start_profile(&mut self) {
         self.profile = Some(vec![0.0; self.kernels.len()]);
+    }
+
+    /// Per kernel whose rows were split across threads: the fraction of
+    /// its timed calls that shared them with the workers (else it ran
+    /// them all on the calling thread, found faster; see `exec::Adapt`).
+    pub fn shared_fractions(&self) -> Vec<Option<f64>> {
+        self.adapt
+            .iter()
+            .map(exec::Adapt::shared_fraction)
+            .collect()
     }
 
     /// Seconds so far per kernel (with the nodes it computes), when
@@ -1028,13 +1047,17 @@ impl Compiled {
         } else {
             1
         };
+        let copying = std::sync::Arc::clone(&self.copy_adapt);
         let Some((buf, dtype)) = self.input_rows(k, width, rows.len())? else {
             return Ok(());
         };
         let missing = |r: usize| format!("row {r} is outside the data");
         if dtype == crate::ir::DType::F32 {
             let out = exec::f32s_mut(buf, rows.len() * width);
-            let ok = exec::fill_rows(out, width, rows.len(), all, &|i, row| fill(i, rows[i], row));
+            let adapt = Some(&*copying);
+            let ok = exec::fill_rows(out, (width, rows.len()), (all, adapt), &|i, row| {
+                fill(i, rows[i], row)
+            });
             return match ok {
                 true => Ok(()),
                 false => Err("a row is outside the data".to_string()),

@@ -41,13 +41,18 @@ pub fn phases(g: &Graph) -> Vec<Phase> {
     out
 }
 
+/// A kernel's nodes and its seconds.
+pub type KernelTime = (Vec<NodeId>, f64);
+
 /// The profile table: per source line, milliseconds in each phase and the
 /// share of all kernel time; then the ten slowest kernels. `kernels` gives
 /// each kernel's nodes and seconds; a fused kernel's time is shared
-/// equally among its nodes for the per-line table.
+/// equally among its nodes for the per-line table. `shared` gives, per
+/// kernel split across threads, the fraction of its calls that shared
+/// their rows with the workers (see `jit::exec::Adapt`).
 pub fn report(
     g: &Graph,
-    kernels: &[(Vec<NodeId>, f64)],
+    (kernels, shared): (&[KernelTime], &[Option<f64>]),
     steps: u64,
     src: &str,
     file: &str,
@@ -55,6 +60,7 @@ pub fn report(
     let p = Profile {
         g,
         kernels,
+        shared,
         phase: phases(g),
         lines: LineIndex::new(src),
         total: kernels.iter().map(|k| k.1).sum(),
@@ -77,6 +83,7 @@ pub fn report(
 struct Profile<'a> {
     g: &'a Graph,
     kernels: &'a [(Vec<NodeId>, f64)],
+    shared: &'a [Option<f64>],
     phase: Vec<Phase>,
     lines: LineIndex,
     /// Seconds in all kernels.
@@ -186,9 +193,13 @@ impl Profile<'_> {
             } else {
                 n.op.name().to_string()
             };
+            let threads = match self.shared.get(k).copied().flatten() {
+                Some(f) => format!("  (rows shared in {:.0}% of calls)", 100.0 * f),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "    k{k:<4} {ops:<18} {:<16} {:>9.1} ms  {:>5.1}%  {what:<8} {at}",
+                "    k{k:<4} {ops:<18} {:<16} {:>9.1} ms  {:>5.1}%  {what:<8} {at}{threads}",
                 n.ty.to_string(),
                 t * 1e3,
                 100.0 * t / self.total.max(1e-12)

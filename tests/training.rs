@@ -218,7 +218,7 @@ fn the_profile_splits_a_step_into_forward_backward_and_update() {
     let times: Vec<(Vec<dlc::ir::NodeId>, f64)> = (0..g.len())
         .map(|i| (vec![dlc::ir::NodeId(i as u32)], 1e-3))
         .collect();
-    let text = dlc::profile::report(&g, &times, 10, &l.src, "linreg.dl");
+    let text = dlc::profile::report(&g, (&times, &[]), 10, &l.src, "linreg.dl");
     let shares: f64 = text
         .lines()
         .skip(2)

@@ -7,7 +7,8 @@
 //! current batch size; the kernels index only within those shapes.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use crate::ir::DType;
 
@@ -304,8 +305,14 @@ unsafe impl Send for Ctx {}
 unsafe impl Sync for Ctx {}
 
 /// Runs `f(lo, hi)` over row ranges that cover 0..rows once, divided among
-/// `threads` threads as [`split`] divides a kernel's rows.
-pub fn for_rows<F: Fn(usize, usize) + Sync>(rows: usize, threads: usize, f: &F) {
+/// `threads` threads as [`split`] divides a kernel's rows (with `adapt`,
+/// as it learns is faster).
+pub fn for_rows<F: Fn(usize, usize) + Sync>(
+    rows: usize,
+    threads: usize,
+    adapt: Option<&Adapt>,
+    f: &F,
+) {
     fn call<F: Fn(usize, usize) + Sync>(ctx: *const (), lo: usize, hi: usize) {
         // SAFETY: `ctx` is the `&F` `for_rows` was given, alive until it
         // returns, which is after every share has run.
@@ -316,23 +323,22 @@ pub fn for_rows<F: Fn(usize, usize) + Sync>(rows: usize, threads: usize, f: &F) 
         call: call::<F>,
         ctx: Ctx((f as *const F).cast()),
     };
-    split(Work::Rows(cb), &[], 0, 0, rows, threads);
+    split(Work::Rows(cb), &[], (0, 0), rows, threads, adapt);
 }
 
 /// Fills rows 0..`rows` of `out` (`width` values each) with `fill(i,
-/// row)`, the rows divided among `threads` threads; false when a `fill`
-/// returned `None`.
+/// row)`, the rows divided among `threads` threads (see [`for_rows`]);
+/// false when a `fill` returned `None`.
 pub fn fill_rows(
     out: &mut [f32],
-    width: usize,
-    rows: usize,
-    threads: usize,
+    (width, rows): (usize, usize),
+    (threads, adapt): (usize, Option<&Adapt>),
     fill: &(dyn Fn(usize, &mut [f32]) -> Option<()> + Sync),
 ) -> bool {
     assert!(out.len() >= rows * width, "compiler bug: buffer too small");
     let base = Ctx(out.as_mut_ptr().cast_const().cast());
     let ok = std::sync::atomic::AtomicBool::new(true);
-    for_rows(rows, threads, &|lo, hi| {
+    for_rows(rows, threads, adapt, &|lo, hi| {
         // SAFETY: the shares' ranges [lo, hi) are disjoint and inside
         // 0..rows, so each thread writes its own rows of `out`, which this
         // function borrows mutably until every share has run.
@@ -491,6 +497,90 @@ thread_local! {
     static PACKED_B: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Whether a kernel's chunks are shared with the pool's workers or all run
+/// on the calling thread, learned from the kernel's own calls: a second
+/// core that is free makes sharing pay; one that is busy, or an SMT sibling
+/// of the first (these 2-vCPU machines have both), can make it cost more
+/// than it saves. Either way the chunks are the same, so the results are
+/// the same bit for bit; only who runs them changes.
+///
+/// The first calls warm up (caches, the workers' start) and are not
+/// counted; then the two ways alternate until each has [`SAMPLES`] times;
+/// from then on each call takes the way whose recent mean time is lower,
+/// except every [`EXPLORE`]th, which takes the other and makes its time
+/// that way's mean: a core that was busy may have become free, and one
+/// such call finds it (a lucky time is corrected by the calls after it,
+/// now taking that way and timed).
+#[derive(Debug, Default)]
+pub struct Adapt {
+    /// Calls so far.
+    calls: AtomicU64,
+    /// Per way (solo, shared): calls timed, and the moving mean of their
+    /// seconds (f64 bits).
+    timed: [AtomicU64; 2],
+    mean: [AtomicU64; 2],
+}
+
+/// How one call of a kernel runs: shared with the workers (warming up),
+/// or timed, shared or not, and whether it explores the way not chosen.
+#[derive(Clone, Copy, Debug)]
+enum Way {
+    Untimed,
+    Timed(bool, bool),
+}
+
+/// Calls run before any is timed.
+const WARMUP: u64 = 2;
+/// Timed calls each way before the faster is chosen.
+const SAMPLES: u64 = 3;
+/// One call in this many takes the way not chosen.
+const EXPLORE: u64 = 64;
+/// Weight of the newest time in a way's moving mean.
+const RECENT: f64 = 0.25;
+
+impl Adapt {
+    /// How this call runs.
+    fn choose(&self) -> Way {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if n < WARMUP {
+            return Way::Untimed;
+        }
+        let timed = |w: usize| self.timed[w].load(Ordering::Relaxed);
+        if timed(0) < SAMPLES || timed(1) < SAMPLES {
+            return Way::Timed(timed(1) <= timed(0), false);
+        }
+        let mean = |w: usize| f64::from_bits(self.mean[w].load(Ordering::Relaxed));
+        let shared = mean(1) <= mean(0);
+        if n.is_multiple_of(EXPLORE) {
+            Way::Timed(!shared, true)
+        } else {
+            Way::Timed(shared, false)
+        }
+    }
+
+    /// A timed call's seconds, the way it ran.
+    fn record(&self, shared: bool, exploring: bool, secs: f64) {
+        let w = usize::from(shared);
+        let k = self.timed[w].fetch_add(1, Ordering::Relaxed);
+        let old = f64::from_bits(self.mean[w].load(Ordering::Relaxed));
+        let new = if k == 0 || exploring {
+            secs
+        } else {
+            old + RECENT * (secs - old)
+        };
+        self.mean[w].store(new.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The fraction of the timed calls that shared their chunks.
+    pub fn shared_fraction(&self) -> Option<f64> {
+        let (solo, shared) = (
+            self.timed[0].load(Ordering::Relaxed),
+            self.timed[1].load(Ordering::Relaxed),
+        );
+        (solo + shared > 0).then(|| shared as f64 / (solo + shared) as f64)
+    }
+}
+
 /// Runs `work` over output rows [0, rows): on this thread alone when
 /// `threads` is 1, else on `threads` threads (this one and the pool's
 /// workers) that claim chunks of rows as they go. Returns when every row is
@@ -501,7 +591,17 @@ thread_local! {
 /// slow thread holds up the others by one chunk at most; B is packed once,
 /// here, for all of them. For a `gemm` crate matmul, one chunk per thread
 /// (every `gemm` call packs B again); for a JIT kernel, four per thread.
-pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize, threads: usize) {
+///
+/// With `adapt`, each call either shares the chunks or runs them all here,
+/// as [`Adapt`] learns is faster for this kernel.
+pub fn split(
+    work: Work,
+    table: &[*mut u8],
+    (batch, seed): (usize, u64),
+    rows: usize,
+    threads: usize,
+    adapt: Option<&Adapt>,
+) {
     let threads = threads.max(1);
     let next = AtomicUsize::new(0);
     let job = |chunk: usize, packed_b: *const f32| Job {
@@ -534,7 +634,7 @@ pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize
                     let strides = if g.b_transposed { (1, g.k) } else { (g.n, 1) };
                     sgemm::pack_b(b, strides, g.k, g.n, packed);
                 }
-                run_jobs(job(chunk, packed.as_ptr()), threads, rows);
+                run_jobs(job(chunk, packed.as_ptr()), threads, rows, adapt);
             });
             return;
         }
@@ -544,18 +644,28 @@ pub fn split(work: Work, table: &[*mut u8], batch: usize, seed: u64, rows: usize
         Work::Gemm(..) => per_thread(1),
         Work::Kernel(_) | Work::Rows(_) => per_thread(4),
     };
-    run_jobs(job(chunk, std::ptr::null()), threads, rows);
+    run_jobs(job(chunk, std::ptr::null()), threads, rows, adapt);
 }
 
 /// Runs `job` on `threads` threads (this one first), or on this one alone
-/// when one thread or no rows.
-fn run_jobs(job: Job, threads: usize, rows: usize) {
-    if threads <= 1 || rows == 0 {
+/// when one thread, one chunk, or `adapt` finds that faster.
+fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
+    let sharers = threads.min(rows.div_ceil(job.chunk));
+    if sharers <= 1 {
         job.run();
         return;
     }
-    let jobs = vec![job; threads.min(rows.div_ceil(job.chunk))];
-    super::pool::run(&jobs);
+    let way = adapt.map_or(Way::Untimed, Adapt::choose);
+    let shared = matches!(way, Way::Untimed | Way::Timed(true, _));
+    let start = Instant::now();
+    if shared {
+        super::pool::run(&vec![job; sharers]);
+    } else {
+        job.run();
+    }
+    if let (Way::Timed(_, exploring), Some(a)) = (way, adapt) {
+        a.record(shared, exploring, start.elapsed().as_secs_f64());
+    }
 }
 
 /// The `linalg` ops, called by their kernels: `kind` is the op's index in
@@ -763,4 +873,49 @@ unsafe fn uniforms_avx2(key: u64, first: u64, out: &mut [f32]) -> usize {
         odd = _mm256_add_epi64(odd, step);
     }
     full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Adapt, Way};
+
+    /// Drives an [`Adapt`] with a kernel that takes `solo` or `shared`
+    /// seconds a call for `calls` calls; returns how many calls shared.
+    fn drive(a: &Adapt, calls: usize, solo: f64, shared: f64) -> usize {
+        (0..calls)
+            .filter(|_| match a.choose() {
+                Way::Untimed => true,
+                Way::Timed(share, exploring) => {
+                    a.record(share, exploring, if share { shared } else { solo });
+                    share
+                }
+            })
+            .count()
+    }
+
+    /// The faster way is found after the warm-up and the samples, kept for
+    /// all but one call in EXPLORE, and given up within a few calls when
+    /// the other way becomes faster (a second core that turns busy, then
+    /// free again).
+    #[test]
+    fn sharing_follows_the_faster_way() {
+        let a = Adapt::default();
+        // A free second core: sharing halves the time.
+        let shared = drive(&a, 640, 2.0, 1.0);
+        assert!(shared >= 640 - 10 - 8, "shared {shared} of 640 calls");
+        // It turns busy: sharing now takes three times as long as alone.
+        let shared = drive(&a, 640, 2.0, 6.0);
+        assert!(shared <= 10 + 10, "shared {shared} of 640 busy calls");
+        // Free again: found at the next exploring call, within EXPLORE.
+        let shared = drive(&a, 640, 2.0, 1.0);
+        assert!(shared >= 640 - 64 - 10 - 8, "shared {shared} of 640 calls");
+        let f = a.shared_fraction().expect("timed calls");
+        assert!((0.3..0.8).contains(&f), "fraction {f}");
+    }
+
+    /// With nothing timed yet there is no fraction to report.
+    #[test]
+    fn an_untimed_kernel_reports_nothing() {
+        assert_eq!(Adapt::default().shared_fraction(), None);
+    }
 }

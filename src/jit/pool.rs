@@ -184,7 +184,7 @@ mod tests {
     fn a_panicking_share_panics_the_call_and_the_pool_survives() {
         for panicking_lo in [0, 1] {
             let r = std::panic::catch_unwind(|| {
-                for_rows(64, 2, &|lo, _hi| {
+                for_rows(64, 2, None, &|lo, _hi| {
                     if (lo > 0) == (panicking_lo == 1) {
                         panic!("share at {lo}");
                     }
@@ -193,7 +193,7 @@ mod tests {
             assert!(r.is_err());
         }
         let rows = AtomicUsize::new(0);
-        for_rows(64, 2, &|lo, hi| {
+        for_rows(64, 2, None, &|lo, hi| {
             rows.fetch_add(hi - lo, Ordering::Relaxed);
         });
         assert_eq!(rows.into_inner(), 64);

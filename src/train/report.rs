@@ -166,8 +166,14 @@ impl Observer for History {
 
 /// Prints `--profile`'s table: kernel time per source line and phase.
 pub(super) fn profile(step: &Compiled, steps: u64, opts: &TrainOptions, sink: &mut Sink) {
-    let times = step.kernel_times();
-    let text = crate::profile::report(&step.graph, &times, steps, &opts.source, &opts.source_name);
+    let (times, shared) = (step.kernel_times(), step.shared_fractions());
+    let text = crate::profile::report(
+        &step.graph,
+        (&times, &shared),
+        steps,
+        &opts.source,
+        &opts.source_name,
+    );
     sink.human(text.trim_end());
 }
 
