@@ -45,7 +45,8 @@ struct TrainFlags {
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Worker threads for large kernels (default: all cores).
+    /// Worker threads for large kernels (default: all cores). Each kernel
+    /// shares its rows with them only while that measures faster.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
     /// Save a checkpoint (safetensors) after training.
@@ -78,7 +79,8 @@ struct TrainFlags {
     /// Prepare the next batch on a second thread while the kernels run
     /// (for a core that --threads leaves free). Off by default: the
     /// training thread writes each batch straight into the step's inputs,
-    /// which measured faster whenever the second vCPU was shared.
+    /// which measured faster at small batches and whenever the second
+    /// vCPU was busy.
     #[arg(long, conflicts_with = "no_prefetch")]
     prefetch: bool,
     /// Gather each batch on the training thread (the default).

@@ -7,7 +7,7 @@
 //! current batch size; the kernels index only within those shapes.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::ir::DType;
@@ -506,9 +506,9 @@ thread_local! {
 ///
 /// The first calls warm up (caches, the workers' start) and are not
 /// counted; then the two ways alternate until each has [`SAMPLES`] times;
-/// from then on each call takes the way whose recent mean time is lower,
-/// except every [`EXPLORE`]th, which takes the other and makes its time
-/// that way's mean: a core that was busy may have become free, and one
+/// from then on each call keeps the way it took last unless the other's
+/// recent mean time is lower by a margin ([`SWITCH`]), except every
+/// [`EXPLORE`]th, which takes the other and makes its time that way's mean: a core that was busy may have become free, and one
 /// such call finds it (a lucky time is corrected by the calls after it,
 /// now taking that way and timed).
 #[derive(Debug, Default)]
@@ -519,6 +519,8 @@ pub struct Adapt {
     /// seconds (f64 bits).
     timed: [AtomicU64; 2],
     mean: [AtomicU64; 2],
+    /// The way chosen last (outside exploring calls).
+    shared: AtomicBool,
 }
 
 /// How one call of a kernel runs: shared with the workers (warming up),
@@ -536,7 +538,10 @@ const SAMPLES: u64 = 3;
 /// One call in this many takes the way not chosen.
 const EXPLORE: u64 = 64;
 /// Weight of the newest time in a way's moving mean.
-const RECENT: f64 = 0.25;
+const RECENT: f64 = 0.125;
+/// The other way is taken once its mean is below this fraction of the
+/// kept way's.
+const SWITCH: f64 = 0.9;
 
 impl Adapt {
     /// How this call runs.
@@ -550,7 +555,17 @@ impl Adapt {
             return Way::Timed(timed(1) <= timed(0), false);
         }
         let mean = |w: usize| f64::from_bits(self.mean[w].load(Ordering::Relaxed));
-        let shared = mean(1) <= mean(0);
+        // The way taken last is kept unless the other is faster by a margin,
+        // so that one slow call (a worker descheduled once) does not send a
+        // kernel the other way for EXPLORE calls.
+        let last = self.shared.load(Ordering::Relaxed);
+        let (kept, other) = (usize::from(last), usize::from(!last));
+        let shared = if mean(other) < SWITCH * mean(kept) {
+            !last
+        } else {
+            last
+        };
+        self.shared.store(shared, Ordering::Relaxed);
         if n.is_multiple_of(EXPLORE) {
             Way::Timed(!shared, true)
         } else {
@@ -911,6 +926,20 @@ mod tests {
         assert!(shared >= 640 - 64 - 10 - 8, "shared {shared} of 640 calls");
         let f = a.shared_fraction().expect("timed calls");
         assert!((0.3..0.8).contains(&f), "fraction {f}");
+    }
+
+    /// One slow shared call (a worker descheduled once) does not send a
+    /// kernel that gains from sharing off alone for the next EXPLORE calls.
+    #[test]
+    fn one_slow_call_changes_nothing() {
+        let a = Adapt::default();
+        drive(&a, 64, 2.0, 1.0);
+        drive(&a, 1, 2.0, 6.0);
+        let shared = drive(&a, 63, 2.0, 1.0);
+        assert!(
+            shared >= 62,
+            "shared {shared} of 63 calls after one slow one"
+        );
     }
 
     /// With nothing timed yet there is no fraction to report.

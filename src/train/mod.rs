@@ -286,11 +286,11 @@ fn compile<'a>(
         report::kernels_and_memory(graphs, batch, sink);
     }
     // A prefetch thread pays off only on a core the kernels leave free,
-    // and only when that core is not shared: on 2 cores (mlp.dl,
-    // --threads 1) it saved 3% of an epoch on a free second core
-    // (2026-11-24) and cost 20% (mlp.dl) to 45% (batch 32) of one while
-    // the second vCPU was shared (2026-11-29, docs/performance.md). Only
-    // `--prefetch` turns it on.
+    // and only when that core is not busy: with --threads 1 on 2 cores it
+    // saved a few percent of an epoch at batch 256 on a free second core,
+    // cost some at batch 32 even there, and cost 17–45% with the second
+    // core busy (2026-11-29, docs/performance.md). Only `--prefetch` turns
+    // it on.
     let prefetch = opts.prefetch.unwrap_or(false);
     Ok(Trainer {
         run,
