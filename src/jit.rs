@@ -10,6 +10,7 @@
 //! its matmul kernel, `exec/sgemm.rs`);
 //! `run` checks every buffer against the shapes before any kernel runs.
 
+pub mod adapt;
 pub mod exec;
 pub mod lower;
 pub mod math;
@@ -189,9 +190,10 @@ pub struct Compiled {
     /// When profiling: each kernel's total wall time in seconds.
     profile: Option<Vec<f64>>,
     /// Per kernel: whether sharing its rows with the workers pays; and
-    /// the same for copying a batch's input rows.
-    adapt: Vec<exec::Adapt>,
-    copy_adapt: std::sync::Arc<exec::Adapt>,
+    /// the same for copying a batch's input rows (an `Arc`, so that the
+    /// copy can hold it while it borrows the arena mutably).
+    adapt: Vec<adapt::Adapt>,
+    copy_adapt: std::sync::Arc<adapt::Adapt>,
     _module: JITModule,
 }
 
@@ -285,7 +287,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         })
         .collect();
     let kept = kept_inputs(g, &plan);
-    let adapt = std::iter::repeat_with(exec::Adapt::default)
+    let adapt = std::iter::repeat_with(adapt::Adapt::default)
         .take(plan.kernels.len())
         .collect();
     Ok(Compiled {
@@ -833,7 +835,7 @@ impl Compiled {
     /// Runs a kernel's `gemm` form: its output rows split among the
     /// threads when the product is large enough, each thread's rows in
     /// blocks, each block's epilogue right after its product.
-    fn launch_gemm(&self, gm: &Gemm, table: &[*mut u8], env: &Env, adapt: &exec::Adapt) {
+    fn launch_gemm(&self, gm: &Gemm, table: &[*mut u8], env: &Env, adapt: &adapt::Adapt) {
         let c = gm.call;
         let out = concrete(&self.graph.ty(c.out).shape, env.batch);
         let lhs = self.graph.node(c.out).inputs[0];
@@ -872,11 +874,11 @@ impl Compiled {
 
     /// Per kernel whose rows were split across threads: the fraction of
     /// its timed calls that shared them with the workers (else it ran
-    /// them all on the calling thread, found faster; see `exec::Adapt`).
+    /// them all on the calling thread, found faster; see `adapt::Adapt`).
     pub fn shared_fractions(&self) -> Vec<Option<f64>> {
         self.adapt
             .iter()
-            .map(exec::Adapt::shared_fraction)
+            .map(adapt::Adapt::shared_fraction)
             .collect()
     }
 

@@ -83,7 +83,8 @@ struct TrainFlags {
     /// vCPU was busy.
     #[arg(long, conflicts_with = "no_prefetch")]
     prefetch: bool,
-    /// Gather each batch on the training thread (the default).
+    /// Gather each batch on the training thread (the default; kept so
+    /// that scripts written for the old default still run).
     #[arg(long)]
     no_prefetch: bool,
     /// Turn the optimizer's passes off: one kernel and one buffer per
@@ -381,11 +382,7 @@ fn train_options(flags: &TrainFlags) -> dlc::train::TrainOptions {
         resume: flags.resume.clone(),
         grad_norms: flags.grad_norms,
         plot: flags.plot.clone(),
-        prefetch: if flags.prefetch {
-            Some(true)
-        } else {
-            flags.no_prefetch.then_some(false)
-        },
+        prefetch: flags.prefetch,
         profile: flags.profile,
         no_opt: flags.no_opt,
         no_pass: flags.no_pass.clone(),

@@ -49,7 +49,7 @@ pub type KernelTime = (Vec<NodeId>, f64);
 /// each kernel's nodes and seconds; a fused kernel's time is shared
 /// equally among its nodes for the per-line table. `shared` gives, per
 /// kernel split across threads, the fraction of its calls that shared
-/// their rows with the workers (see `jit::exec::Adapt`).
+/// their rows with the workers (see `jit::adapt::Adapt`).
 pub fn report(
     g: &Graph,
     (kernels, shared): (&[KernelTime], &[Option<f64>]),

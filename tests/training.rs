@@ -82,7 +82,7 @@ fn the_prefetch_thread_changes_no_loss_and_no_parameter() {
     let opts = |prefetch| TrainOptions {
         epochs: Some(2),
         threads: Some(1),
-        prefetch: Some(prefetch),
+        prefetch,
         ..Default::default()
     };
     let with = train_json(&l, "main", &opts(true));
@@ -101,7 +101,7 @@ fn two_threads_train_exactly_as_one() {
     let opts = |threads| TrainOptions {
         epochs: Some(1),
         threads: Some(threads),
-        prefetch: Some(false),
+        prefetch: false,
         matmul: dlc::jit::Matmul::Jit,
         ..Default::default()
     };

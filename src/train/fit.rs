@@ -254,10 +254,10 @@ impl Trainer<'_> {
         Ok((state, last))
     }
 
-    /// One epoch's steps over the batches of `order`. The next batch is
-    /// gathered on a second thread while this one's kernels run (when a
-    /// core is free and not --no-prefetch); both orders of events give the
-    /// same batches and identical losses.
+    /// One epoch's steps over the batches of `order`. With `--prefetch`
+    /// the next batch is gathered on a second thread while this one's
+    /// kernels run; both orders of events give the same batches and
+    /// identical losses.
     #[allow(clippy::too_many_arguments)]
     fn run_epoch(
         &mut self,

@@ -77,9 +77,9 @@ pub struct TrainOptions {
     /// Report each parameter's mean gradient norm per epoch.
     pub grad_norms: bool,
     /// Gather the next batch on a second thread while the kernels run:
-    /// `Some(true)` (`--prefetch`); else each batch is written straight
-    /// into the step's inputs on the training thread.
-    pub prefetch: Option<bool>,
+    /// (`--prefetch`); else each batch is written straight into the
+    /// step's inputs on the training thread.
+    pub prefetch: bool,
     /// Draw learning curves to this .svg or .png file.
     pub plot: Option<std::path::PathBuf>,
     pub json: bool,
@@ -285,13 +285,6 @@ fn compile<'a>(
         ];
         report::kernels_and_memory(graphs, batch, sink);
     }
-    // A prefetch thread pays off only on a core the kernels leave free,
-    // and only when that core is not busy: with --threads 1 on 2 cores it
-    // saved a few percent of an epoch at batch 256 on a free second core,
-    // cost some at batch 32 even there, and cost 17–45% with the second
-    // core busy (2026-11-29, docs/performance.md). Only `--prefetch` turns
-    // it on.
-    let prefetch = opts.prefetch.unwrap_or(false);
     Ok(Trainer {
         run,
         step_graph,
@@ -308,7 +301,13 @@ fn compile<'a>(
         seed,
         epochs,
         grad_norms: opts.grad_norms,
-        prefetch,
+        // A prefetch thread pays off only on a core the kernels leave free,
+        // and only when that core is not busy: with --threads 1 on 2 cores it
+        // saved a few percent of an epoch at batch 256 on a free second core,
+        // cost some at batch 32 even there, and cost 17–45% with the second
+        // core busy (2026-11-29, docs/performance.md). Only `--prefetch` turns
+        // it on.
+        prefetch: opts.prefetch,
         steps_run: 0,
     })
 }
