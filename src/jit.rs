@@ -7,7 +7,8 @@
 //! argument of every kernel, so one compiled graph serves every batch size.
 //!
 //! Architecture invariant: all `unsafe` of the runtime is in `exec.rs` (and
-//! its matmul kernel, `exec/sgemm.rs`);
+//! its matmul kernel, `exec/sgemm.rs`, and fused optimizer update,
+//! `exec/rms.rs`);
 //! `run` checks every buffer against the shapes before any kernel runs.
 
 pub mod adapt;
@@ -16,6 +17,7 @@ pub mod lower;
 pub mod math;
 pub mod plan;
 pub mod pool;
+pub mod update;
 
 use std::time::Instant;
 
@@ -50,6 +52,7 @@ pub struct Externs {
     pub normal: FuncId,
     pub uniformf: FuncId,
     pub linalg: FuncId,
+    pub rms_step: FuncId,
 }
 
 /// The externs imported into one function: only those its op calls, so
@@ -73,6 +76,7 @@ pub struct ExternRefs {
     pub normal: Option<FuncRef>,
     pub uniformf: Option<FuncRef>,
     pub linalg: Option<FuncRef>,
+    pub rms_step: Option<FuncRef>,
 }
 
 impl Externs {
@@ -107,6 +111,8 @@ impl Externs {
                     ..
                 } if f32t => (&mut r.uniformf, self.uniformf),
                 Op::Linalg(_) => (&mut r.linalg, self.linalg),
+                // A square root may be part of a fused optimizer update.
+                Op::Sqrt if f32t => (&mut r.rms_step, self.rms_step),
                 _ => continue,
             };
             if slot.is_none() {
@@ -251,6 +257,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         keep_clif,
         clif: Vec::new(),
         stack: Vec::new(),
+        updates: Vec::new(),
         uses: lower::Uses::of(g),
     };
     // Each stack-scratch member's row is shared by the nodes rooted in it.
@@ -321,7 +328,7 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         .iter()
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    let symbols: [(&str, *const u8); 17] = [
+    let symbols: [(&str, *const u8); 18] = [
         ("dlc_expf", exec::dlc_expf as *const u8),
         ("dlc_logf", exec::dlc_logf as *const u8),
         ("dlc_tanhf", exec::dlc_tanhf as *const u8),
@@ -339,6 +346,7 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         ("dlc_rng_normal", exec::dlc_rng_normal as *const u8),
         ("dlc_rng_uniformf", exec::dlc_rng_uniformf as *const u8),
         ("dlc_linalg", exec::dlc_linalg as *const u8),
+        ("dlc_rms_step", exec::dlc_rms_step as *const u8),
     ];
     for (name, f) in symbols {
         jb.symbol(name, f);
@@ -380,6 +388,7 @@ fn declare_externs(module: &mut JITModule) -> Result<Externs, String> {
         normal: decl(module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
         uniformf: decl(module, "dlc_rng_uniformf", &[i64t; 4], i64t)?,
         linalg: decl(module, "dlc_linalg", &[i64t; 8], i64t)?,
+        rms_step: decl(module, "dlc_rms_step", &[i64t; 2], i64t)?,
     })
 }
 
@@ -432,6 +441,7 @@ fn emit_kernel(
         })
         .collect();
     em.stack = stack;
+    em.updates = kernel.updates.clone();
     let fid = em.define(&name, &kernel.nodes, g, &mut |kb| match kernel.kind {
         plan::KernelKind::Node => lower::lower_node(kb, g, first),
         plan::KernelKind::Rows if headed => {
@@ -500,6 +510,8 @@ struct Emitter {
     /// The current kernel's stack scratch rows: the nodes sharing each, and
     /// its bytes.
     stack: Vec<(Vec<NodeId>, usize)>,
+    /// The current kernel's fused optimizer updates (see `update.rs`).
+    updates: Vec<update::RmsStep>,
     /// The readers of every node of the graph being compiled.
     uses: lower::Uses,
 }
@@ -562,6 +574,7 @@ impl Emitter {
                 inline: self.inline.clone(),
                 stack,
                 unrolled: 1,
+                updates: self.updates.clone(),
             };
             body(&mut kb);
             b.ins().return_(&[]);

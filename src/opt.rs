@@ -33,6 +33,9 @@ pub struct Passes {
     pub fuse: bool,
     /// In-place buffers and the liveness memory plan in the JIT.
     pub inplace: bool,
+    /// Optimizer updates recognized in fused row groups, each run as one
+    /// routine over the row in the JIT (`jit/update.rs`).
+    pub update: bool,
 }
 
 impl Passes {
@@ -45,6 +48,7 @@ impl Passes {
             dce: true,
             fuse: true,
             inplace: true,
+            update: true,
         }
     }
 
@@ -57,11 +61,14 @@ impl Passes {
             dce: false,
             fuse: false,
             inplace: false,
+            update: false,
         }
     }
 
     /// The passes' names, in pipeline order.
-    pub const NAMES: [&'static str; 6] = ["fold", "simplify", "cse", "dce", "fuse", "inplace"];
+    pub const NAMES: [&'static str; 7] = [
+        "fold", "simplify", "cse", "dce", "fuse", "inplace", "update",
+    ];
 
     /// Every pass but `name`.
     pub fn without(name: &str) -> Passes {
@@ -78,6 +85,7 @@ impl Passes {
             "dce" => p.dce = false,
             "fuse" => p.fuse = false,
             "inplace" => p.inplace = false,
+            "update" => p.update = false,
             _ => {}
         }
         p

@@ -12,9 +12,12 @@
 //!
 //! The update is ordinary IR, so the passes fuse it into the kernel that
 //! produces the gradient and place `w′` and `state′` in their inputs'
-//! buffers; `jit` knows no optimizer (a direction that is the gradient
-//! itself, plain SGD, folds into gemm's accumulation by pattern, not by
-//! name). The penalty form of weight decay is part of the loss, added by
+//! buffers; `jit` knows no optimizer by name, only by pattern: a
+//! direction that is the gradient itself, plain SGD, folds into gemm's
+//! accumulation, and a step scaled by a root mean square (Adam, AdamW,
+//! RMSprop, as built here) runs as one routine over each row
+//! (`jit/update.rs`: a change to how they are built here may stop it
+//! matching, which tests/optimizers.rs catches). The penalty form of weight decay is part of the loss, added by
 //! the checker where the loss is lowered (`check::run`).
 //!
 //! Adding an optimizer is one rule function and one entry in [`RULES`],

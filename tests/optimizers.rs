@@ -186,3 +186,101 @@ fn every_optimizer_matches_numpy_after_50_steps() {
     }
     eprintln!("largest relative error: {:.2e} at {}", worst.0, worst.1);
 }
+
+/// The JIT runs an Adam, AdamW or RMSprop update of a matrix as one
+/// routine over each row (`jit/update.rs`, 8 lanes where the host has AVX)
+/// instead of the Cranelift chain: both must write the same bits. Widths
+/// 13 and 16 take the 8-lane loop and its scalar tail; 20 steps from
+/// random weights, state and batches, each step's outputs fed back.
+#[test]
+fn fused_updates_write_what_the_chains_write() {
+    for optimizer in [
+        "adam(lr = 0.01)",
+        "adam(lr = 0.01, weight_decay = 0.1)",
+        "adamw(lr = 0.01, weight_decay = 0.1)",
+        "adamw(lr = 0.01, weight_decay = 0)",
+        "rmsprop(lr = 0.01)",
+        "rmsprop(lr = 0.01, weight_decay = 0.1)",
+        "adam(lr = 0.01, beta1 = 0.8, beta2 = 0.99, eps = 0.001)",
+    ] {
+        let src = format!(
+            "data s = linear(w = [2, -3.4, 1], b = 4.2, n_train = 64)
+model m(x: f32[B, 3]) -> f32[B, 1] {{
+    param W1: f32[3, 13] = normal(0.5)
+    param b1: f32[13] = zeros
+    param W2: f32[13, 16] = normal(0.5)
+    param W3: f32[16, 1] = normal(0.5)
+    tanh(relu(x @ W1 + b1) @ W2) @ W3
+}}
+train main: m on s {{
+    loss = squared_loss(output, label)
+    optimizer = {optimizer}
+    batch = 8
+}}
+"
+        );
+        let (program, mut diags) = dlc::syntax::parse(&src);
+        let (checked, cd) = dlc::check::check(&program, &Default::default());
+        diags.extend(cd);
+        assert!(
+            diags.is_empty(),
+            "{}",
+            dlc::diag::render(&diags, "o.dl", &src, false)
+        );
+        let g = dlc::step::training_step_without_grads(&checked.runs[0]).expect("a step");
+        let fused = dlc::jit::compile_with(&g, false, &dlc::opt::Passes::all()).expect("compiles");
+        let chains = dlc::opt::Passes::without("update");
+        let chains = dlc::jit::compile_with(&g, false, &chains).expect("compiles");
+        // W1 and W2 (W3 is one column wide: a row of one value).
+        let updates: usize = fused.plan.kernels.iter().map(|k| k.updates.len()).sum();
+        assert_eq!(
+            updates, 2,
+            "{optimizer}: the updates of W1 and W2 are recognized"
+        );
+        assert!(chains.plan.kernels.iter().all(|k| k.updates.is_empty()));
+        let batch = 8;
+        let env = Env { batch, seed: 1 };
+        let mut inputs = dlc::gradcheck::random_inputs(&g, None, batch, 7);
+        for (info, t) in g.inputs.iter().zip(&mut inputs) {
+            if matches!(info.role, Role::State(_)) {
+                t.data.iter_mut().for_each(|v| *v = v.abs() * 0.01);
+            }
+        }
+        let names: Vec<&str> = g.outputs.iter().map(|(n, _)| n.as_str()).collect();
+        let mut runs = [(fused, inputs.clone()), (chains, inputs)];
+        for t in 0..20 {
+            let mut outs = Vec::new();
+            for (c, ins) in &mut runs {
+                for (k, info) in g.inputs.iter().enumerate() {
+                    match info.role {
+                        Role::Step => ins[k].data = vec![t as f64],
+                        Role::Features | Role::Label => {
+                            let fresh = dlc::gradcheck::random_inputs(&g, None, batch, 100 + t);
+                            ins[k].data.clone_from(&fresh[k].data);
+                        }
+                        _ => {}
+                    }
+                }
+                let out = c.run(ins, &env).expect("the step runs");
+                for (k, info) in g.inputs.iter().enumerate() {
+                    let name = match info.role {
+                        Role::Param { .. } => info.name.clone(),
+                        Role::State(slot) => format!("{slot} {}", info.name),
+                        _ => continue,
+                    };
+                    let i = names.iter().position(|o| *o == name).expect("an output");
+                    ins[k].data.clone_from(&out[i].data);
+                }
+                outs.push(out);
+            }
+            for ((name, a), b) in names.iter().zip(&outs[0]).zip(&outs[1]) {
+                for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
+                    assert!(
+                        (*x as f32).to_bits() == (*y as f32).to_bits(),
+                        "{optimizer}: step {t}, {name}[{i}]: fused {x}, chain {y}"
+                    );
+                }
+            }
+        }
+    }
+}

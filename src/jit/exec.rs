@@ -15,7 +15,10 @@ use super::adapt::{Adapt, Way};
 use crate::ir::DType;
 
 #[cfg(target_arch = "x86_64")]
+pub mod rms;
 mod sgemm;
+
+pub use rms::dlc_rms_step;
 
 /// A compiled kernel: the buffer table, the batch size, the seed, and the
 /// range [lo, hi) of output rows to compute (only matmul kernels split their

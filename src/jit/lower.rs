@@ -127,6 +127,8 @@ pub struct Kb<'a, 'f> {
     /// How many copies of the code being emitted the enclosing unrolled
     /// loops make (see `short_trip`).
     pub unrolled: i64,
+    /// The kernel's optimizer updates that run as one routine each.
+    pub updates: Vec<super::update::RmsStep>,
 }
 
 impl Kb<'_, '_> {
@@ -583,7 +585,7 @@ fn lower_row(
     while i < members.len() {
         match chain(g, &members[i..]) {
             Some((n, width)) => {
-                lower_chain(kb, g, &members[i..i + n], width);
+                lower_chain_parts(kb, g, &members[i..i + n], width);
                 i += n;
             }
             None => {
@@ -594,6 +596,71 @@ fn lower_row(
     }
     kb.row = None;
     kb.batch = real_batch;
+}
+
+/// A fused chain, its optimizer updates (`update.rs`) each one call of the
+/// runtime's routine and the members between them Cranelift loops.
+fn lower_chain_parts(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
+    let steps: Vec<super::update::RmsStep> = kb
+        .updates
+        .iter()
+        .filter(|s| s.nodes.iter().all(|id| chain.contains(id)))
+        .cloned()
+        .collect();
+    let mut at = 0;
+    for s in &steps {
+        let Some(start) = chain.iter().position(|id| *id == s.nodes[0]) else {
+            continue;
+        };
+        if start > at {
+            lower_chain(kb, g, &chain[at..start], width);
+        }
+        lower_rms_step(kb, s, width);
+        at = start + s.nodes.len();
+    }
+    if at < chain.len() {
+        lower_chain(kb, g, &chain[at..], width);
+    }
+}
+
+/// One row of an optimizer update: its operands' row pointers in an array
+/// on the stack (`exec::rms`'s slots), then the call.
+fn lower_rms_step(kb: &mut Kb, s: &super::update::RmsStep, width: u64) {
+    use super::exec::rms as slot;
+    use cranelift_codegen::ir::{StackSlotData, StackSlotKind};
+    let args = kb.b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        (slot::ARGS * 8) as u32,
+        3,
+    ));
+    let operands = [
+        (slot::G, Some(s.g)),
+        (slot::V, Some(s.v)),
+        (slot::W, Some(s.w)),
+        (slot::M, s.m),
+        (slot::BETA2, Some(s.beta2)),
+        (slot::DELTA2, Some(s.delta2)),
+        (slot::EPS, Some(s.eps)),
+        (slot::LR, Some(s.lr)),
+        (slot::C2, s.c2),
+        (slot::BETA1, s.beta1),
+        (slot::DELTA1, s.delta1),
+        (slot::C1, s.c1),
+        (slot::DECAY, s.decay),
+        (slot::V_OUT, Some(s.v_out)),
+        (slot::M_OUT, s.m_out),
+        (slot::W_OUT, Some(s.w_out)),
+    ];
+    for (k, id) in operands {
+        let p = match id {
+            Some(x) => kb.buf(x),
+            None => kb.iconst(0),
+        };
+        kb.b.ins().stack_store(types::I64, p, args, (k * 8) as i32);
+    }
+    let a = kb.b.ins().stack_addr(types::I64, args, 0);
+    let w = kb.iconst(width as i64);
+    kb.call1(kb.ext.rms_step, &[w, a]);
 }
 
 /// The row width of an elementwise member that can join a fused loop over

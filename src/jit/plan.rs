@@ -37,6 +37,9 @@ pub struct Kernel {
     pub nodes: Vec<NodeId>,
     /// A row group's row axis (B or a fixed size).
     pub rows: Dim,
+    /// The optimizer updates among a row group's members that run as one
+    /// routine each (`update.rs`; the `update` pass).
+    pub updates: Vec<super::update::RmsStep>,
 }
 
 /// Where a node's value lives.
@@ -221,7 +224,13 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
     }
     let mut storage = views(g, p, &live, &is_output);
     let grouping = group(g, p, &live, &storage);
-    let (kernels, kernel_of) = order_kernels(g, &storage, grouping);
+    let (mut kernels, kernel_of) = order_kernels(g, &storage, grouping);
+    if p.update {
+        let uses = super::lower::Uses::of(g);
+        for k in kernels.iter_mut().filter(|k| k.kind == KernelKind::Rows) {
+            k.updates = super::update::find(g, &k.nodes, &uses.readers, &uses.output);
+        }
+    }
     mark_scratch(g, &live, &mut storage, &kernels, &kernel_of);
     if p.inplace {
         place_in_place(g, &mut storage, &kernels, &kernel_of, &is_output);
@@ -480,6 +489,7 @@ fn order_kernels(
             kind,
             nodes: members,
             rows,
+            updates: Vec::new(),
         });
     }
     (kernels, kernel_of)
@@ -1002,6 +1012,15 @@ fn describe_kernel(
                 },
                 k.nodes.len() - kept.len()
             );
+            for u in &k.updates {
+                let _ = writeln!(
+                    out,
+                    "                  {}..{}: one routine over the row, {}",
+                    name(u.nodes[0]),
+                    name(u.nodes[u.nodes.len() - 1]),
+                    u.describe()
+                );
+            }
         }
     }
 }
