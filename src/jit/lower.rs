@@ -609,7 +609,13 @@ fn lower_chain_parts(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
         .collect();
     let mut at = 0;
     for s in &steps {
-        let Some(start) = chain.iter().position(|id| *id == s.nodes[0]) else {
+        // Updates are disjoint runs in the group's order; one that is not
+        // (none is) would be lowered as part of the chain.
+        let Some(start) = chain
+            .iter()
+            .position(|id| *id == s.nodes[0])
+            .filter(|p| *p >= at)
+        else {
             continue;
         };
         if start > at {

@@ -90,7 +90,11 @@ pub fn find(
         };
         let mut at: Vec<usize> = step.nodes.iter().map(|id| pos[id]).collect();
         at.sort_unstable();
-        let start = end + 1 - at.len();
+        // The matched members precede the root (the group is in
+        // topological order), so they fit before it.
+        let Some(start) = (end + 1).checked_sub(at.len()) else {
+            continue;
+        };
         let contiguous = at.iter().enumerate().all(|(k, p)| *p == start + k);
         let after = found
             .last()
