@@ -574,7 +574,7 @@ impl Emitter {
                 inline: self.inline.clone(),
                 stack,
                 unrolled: 1,
-                updates: self.updates.clone(),
+                updates: &self.updates,
             };
             body(&mut kb);
             b.ins().return_(&[]);

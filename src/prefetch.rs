@@ -25,57 +25,29 @@ pub fn prefetch<T>(values: &[T]) {
     let _ = values;
 }
 
-/// `out[i] = f32(codes[i]) / d`, the byte features' exact decode by a
-/// division (pixels scaled by 1/255): the same IEEE division per value
-/// at any width, 8 lanes wide where the host has AVX2 (the build targets
-/// baseline x86-64, whose loops are 4 lanes wide, and a division costs
-/// the same per instruction on 8 lanes as on 4).
-pub fn divide_bytes(codes: &[u8], out: &mut [f32], d: f32) {
+/// `out[i] = f(codes[i])`, the byte features' exact decode (pixels
+/// divided by 255): the same IEEE operation per value at any width, 8
+/// lanes wide where the host has AVX2 (the build targets baseline x86-64,
+/// whose loops are 4 lanes wide, and a division costs the same per
+/// instruction on 8 lanes as on 4).
+pub fn decode_bytes(codes: &[u8], out: &mut [f32], f: impl Fn(u8) -> f32) {
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
+    if is_x86_feature_detected!("avx2") {
         // SAFETY: the host has AVX2 (checked above).
-        unsafe { divide_bytes_avx2(codes, out, d) };
+        unsafe { decode_bytes_avx2(codes, out, f) };
         return;
     }
     for (o, c) in out.iter_mut().zip(codes) {
-        *o = f32::from(*c) / d;
+        *o = f(*c);
     }
 }
 
-/// `out[i] = f32(codes[i]) · m`, as [`divide_bytes`].
-pub fn multiply_bytes(codes: &[u8], out: &mut [f32], m: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: the host has AVX2 (checked above).
-        unsafe { multiply_bytes_avx2(codes, out, m) };
-        return;
-    }
-    for (o, c) in out.iter_mut().zip(codes) {
-        *o = f32::from(*c) * m;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2"))
-}
-
-/// [`divide_bytes`]'s loop, compiled for AVX2.
+/// [`decode_bytes`]'s loop, compiled for AVX2 (`f` inlined into it).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn divide_bytes_avx2(codes: &[u8], out: &mut [f32], d: f32) {
+fn decode_bytes_avx2(codes: &[u8], out: &mut [f32], f: impl Fn(u8) -> f32) {
     for (o, c) in out.iter_mut().zip(codes) {
-        *o = f32::from(*c) / d;
-    }
-}
-
-/// [`multiply_bytes`]'s loop, compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn multiply_bytes_avx2(codes: &[u8], out: &mut [f32], m: f32) {
-    for (o, c) in out.iter_mut().zip(codes) {
-        *o = f32::from(*c) * m;
+        *o = f(*c);
     }
 }
 
@@ -91,11 +63,11 @@ mod tests {
         for len in [0, 1, 7, 8, 9, 31, 33, 255, codes.len()] {
             for (d, m) in [(255.0f32, 1.0f32 / 255.0), (3.0, 0.1), (7.5, 2.0)] {
                 let mut out = vec![f32::NAN; len];
-                divide_bytes(&codes[..len], &mut out, d);
+                decode_bytes(&codes[..len], &mut out, |c| f32::from(c) / d);
                 for (o, c) in out.iter().zip(&codes) {
                     assert_eq!(o.to_bits(), (f32::from(*c) / d).to_bits());
                 }
-                multiply_bytes(&codes[..len], &mut out, m);
+                decode_bytes(&codes[..len], &mut out, |c| f32::from(c) * m);
                 for (o, c) in out.iter().zip(&codes) {
                     assert_eq!(o.to_bits(), (f32::from(*c) * m).to_bits());
                 }

@@ -29,6 +29,22 @@ train main: m on s {{
     )
 }
 
+/// The first run's learning rate (as f32) and training step.
+fn training_step(src: &str) -> (f64, Graph) {
+    let (program, mut diags) = dlc::syntax::parse(src);
+    let (checked, cd) = dlc::check::check(&program, &Default::default());
+    diags.extend(cd);
+    assert!(
+        diags.is_empty(),
+        "{}",
+        dlc::diag::render(&diags, "o.dl", src, false)
+    );
+    let run = &checked.runs[0];
+    let lr = run.settings.lr().expect("a rule's run") as f32 as f64;
+    let g = dlc::step::training_step_without_grads(run).expect("a training step");
+    (lr, g)
+}
+
 fn numbers(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
         .expect("a list")
@@ -49,6 +65,24 @@ impl Runner {
             Runner::Jit(c) => c.run(inputs, env).expect("the step runs"),
             Runner::Interp => interp::run(g, inputs, env, Precision::F64).expect("the step runs"),
         }
+    }
+}
+
+/// The new parameters and state of a step's outputs `out` become the
+/// next step's inputs.
+fn feed_back(g: &Graph, out: &[Tensor], inputs: &mut [Tensor]) {
+    for (k, info) in g.inputs.iter().enumerate() {
+        let name = match info.role {
+            Role::Param { .. } => info.name.clone(),
+            Role::State(slot) => format!("{slot} {}", info.name),
+            _ => continue,
+        };
+        let i = g
+            .outputs
+            .iter()
+            .position(|(o, _)| *o == name)
+            .unwrap_or_else(|| panic!("no output {name}"));
+        inputs[k].data.clone_from(&out[i].data);
     }
 }
 
@@ -77,7 +111,6 @@ fn train(
             Tensor::new(ty.dtype, shape, data)
         })
         .collect();
-    let outputs: Vec<&str> = g.outputs.iter().map(|(n, _)| n.as_str()).collect();
     for (t, b) in doc["batches"]
         .as_array()
         .expect("batches")
@@ -93,19 +126,7 @@ fn train(
             }
         }
         let out = runner.run(g, &inputs, &env);
-        // The new parameters and state are the next step's inputs.
-        for (k, info) in g.inputs.iter().enumerate() {
-            let name = match info.role {
-                Role::Param { .. } => info.name.clone(),
-                Role::State(slot) => format!("{slot} {}", info.name),
-                _ => continue,
-            };
-            let i = outputs
-                .iter()
-                .position(|o| *o == name)
-                .unwrap_or_else(|| panic!("no output {name}"));
-            inputs[k].data.clone_from(&out[i].data);
-        }
+        feed_back(g, &out, &mut inputs);
     }
     g.inputs
         .iter()
@@ -131,17 +152,7 @@ fn every_optimizer_matches_numpy_after_50_steps() {
             case["optimizer"].as_str().expect("optimizer"),
             case["weight_decay"].as_str(),
         );
-        let (program, mut diags) = dlc::syntax::parse(&src);
-        let (checked, cd) = dlc::check::check(&program, &Default::default());
-        diags.extend(cd);
-        assert!(
-            diags.is_empty(),
-            "{name}: {}",
-            dlc::diag::render(&diags, "o.dl", &src, false)
-        );
-        let run = &checked.runs[0];
-        let lr = run.settings.lr().expect("a rule's run") as f32 as f64;
-        let g = dlc::step::training_step_without_grads(run).expect("a training step");
+        let (lr, g) = training_step(&src);
         let runners: Vec<(&str, Runner)> = if dtype == "f64" {
             vec![("interpreter", Runner::Interp)]
         } else {
@@ -219,15 +230,7 @@ train main: m on s {{
 }}
 "
         );
-        let (program, mut diags) = dlc::syntax::parse(&src);
-        let (checked, cd) = dlc::check::check(&program, &Default::default());
-        diags.extend(cd);
-        assert!(
-            diags.is_empty(),
-            "{}",
-            dlc::diag::render(&diags, "o.dl", &src, false)
-        );
-        let g = dlc::step::training_step_without_grads(&checked.runs[0]).expect("a step");
+        let (_, g) = training_step(&src);
         let fused = dlc::jit::compile_with(&g, false, &dlc::opt::Passes::all()).expect("compiles");
         let chains = dlc::opt::Passes::without("update");
         let chains = dlc::jit::compile_with(&g, false, &chains).expect("compiles");
@@ -262,15 +265,7 @@ train main: m on s {{
                     }
                 }
                 let out = c.run(ins, &env).expect("the step runs");
-                for (k, info) in g.inputs.iter().enumerate() {
-                    let name = match info.role {
-                        Role::Param { .. } => info.name.clone(),
-                        Role::State(slot) => format!("{slot} {}", info.name),
-                        _ => continue,
-                    };
-                    let i = names.iter().position(|o| *o == name).expect("an output");
-                    ins[k].data.clone_from(&out[i].data);
-                }
+                feed_back(&g, &out, ins);
                 outs.push(out);
             }
             for ((name, a), b) in names.iter().zip(&outs[0]).zip(&outs[1]) {

@@ -61,8 +61,8 @@ impl Decode {
     /// Decodes `codes` into `out` (of the same length).
     fn run(&self, codes: &[u8], out: &mut [f32]) {
         match self.fast {
-            Fast::Mul(m) => crate::prefetch::multiply_bytes(codes, out, m),
-            Fast::Div(d) => crate::prefetch::divide_bytes(codes, out, d),
+            Fast::Mul(m) => crate::prefetch::decode_bytes(codes, out, |c| f32::from(c) * m),
+            Fast::Div(d) => crate::prefetch::decode_bytes(codes, out, |c| f32::from(c) / d),
             Fast::Lookup => {
                 for (o, c) in out.iter_mut().zip(codes) {
                     *o = self.table[*c as usize];

@@ -14,8 +14,8 @@ use super::adapt::{Adapt, Way};
 
 use crate::ir::DType;
 
-#[cfg(target_arch = "x86_64")]
 pub mod rms;
+#[cfg(target_arch = "x86_64")]
 mod sgemm;
 
 pub use rms::dlc_rms_step;

@@ -128,7 +128,7 @@ pub struct Kb<'a, 'f> {
     /// loops make (see `short_trip`).
     pub unrolled: i64,
     /// The kernel's optimizer updates that run as one routine each.
-    pub updates: Vec<super::update::RmsStep>,
+    pub updates: &'a [super::update::RmsStep],
 }
 
 impl Kb<'_, '_> {
@@ -601,14 +601,12 @@ fn lower_row(
 /// A fused chain, its optimizer updates (`update.rs`) each one call of the
 /// runtime's routine and the members between them Cranelift loops.
 fn lower_chain_parts(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
-    let steps: Vec<super::update::RmsStep> = kb
-        .updates
+    let updates = kb.updates;
+    let mut at = 0;
+    for s in updates
         .iter()
         .filter(|s| s.nodes.iter().all(|id| chain.contains(id)))
-        .cloned()
-        .collect();
-    let mut at = 0;
-    for s in &steps {
+    {
         // Updates are disjoint runs in the group's order; one that is not
         // (none is) would be lowered as part of the chain.
         let Some(start) = chain

@@ -277,6 +277,7 @@ impl Matcher<'_> {
                 self.row(g).filter(|g| *g == g2)
             };
             let ((v, g, beta2, delta2), c2, v2) = self.corrected(s, &square)?;
+            // `step`, the caller, fills in w, lr, decay and w_out.
             let mut step = RmsStep {
                 nodes: Vec::new(),
                 g,

@@ -76,7 +76,7 @@ pub struct TrainOptions {
     pub verbose: bool,
     /// Report each parameter's mean gradient norm per epoch.
     pub grad_norms: bool,
-    /// Gather the next batch on a second thread while the kernels run:
+    /// Gather the next batch on a second thread while the kernels run
     /// (`--prefetch`); else each batch is written straight into the
     /// step's inputs on the training thread.
     pub prefetch: bool,

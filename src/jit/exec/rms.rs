@@ -92,7 +92,7 @@ pub unsafe extern "C" fn dlc_rms_step(width: i64, args: *const *mut f32) -> i64 
         let width = width.max(0) as usize;
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if avx() {
+        if is_x86_feature_detected!("avx") {
             done = if r.m.is_null() {
                 lanes8::<false>(&r, s, width)
             } else {
@@ -104,12 +104,6 @@ pub unsafe extern "C" fn dlc_rms_step(width: i64, args: *const *mut f32) -> i64 
         }
     }
     0
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx"))
 }
 
 /// Element j, in the chain's order of operations.
