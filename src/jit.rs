@@ -53,6 +53,7 @@ pub struct Externs {
     pub uniformf: FuncId,
     pub linalg: FuncId,
     pub rms_step: FuncId,
+    pub wide: FuncId,
 }
 
 /// The externs imported into one function: only those its op calls, so
@@ -77,6 +78,7 @@ pub struct ExternRefs {
     pub uniformf: Option<FuncRef>,
     pub linalg: Option<FuncRef>,
     pub rms_step: Option<FuncRef>,
+    pub wide: Option<FuncRef>,
 }
 
 impl Externs {
@@ -258,6 +260,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         clif: Vec::new(),
         stack: Vec::new(),
         updates: Vec::new(),
+        wide: Vec::new(),
         uses: lower::Uses::of(g),
     };
     // Each stack-scratch member's row is shared by the nodes rooted in it.
@@ -328,7 +331,7 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         .iter()
         .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    let symbols: [(&str, *const u8); 18] = [
+    let symbols: [(&str, *const u8); 19] = [
         ("dlc_expf", exec::dlc_expf as *const u8),
         ("dlc_logf", exec::dlc_logf as *const u8),
         ("dlc_tanhf", exec::dlc_tanhf as *const u8),
@@ -347,6 +350,7 @@ fn jit_module() -> Result<(JITModule, bool), String> {
         ("dlc_rng_uniformf", exec::dlc_rng_uniformf as *const u8),
         ("dlc_linalg", exec::dlc_linalg as *const u8),
         ("dlc_rms_step", exec::dlc_rms_step as *const u8),
+        ("dlc_wide", exec::dlc_wide as *const u8),
     ];
     for (name, f) in symbols {
         jb.symbol(name, f);
@@ -389,6 +393,7 @@ fn declare_externs(module: &mut JITModule) -> Result<Externs, String> {
         uniformf: decl(module, "dlc_rng_uniformf", &[i64t; 4], i64t)?,
         linalg: decl(module, "dlc_linalg", &[i64t; 8], i64t)?,
         rms_step: decl(module, "dlc_rms_step", &[i64t; 2], i64t)?,
+        wide: decl(module, "dlc_wide", &[i64t; 4], i64t)?,
     })
 }
 
@@ -442,6 +447,7 @@ fn emit_kernel(
         .collect();
     em.stack = stack;
     em.updates = kernel.updates.clone();
+    em.wide = kernel.wide.clone();
     let fid = em.define(&name, &kernel.nodes, g, &mut |kb| match kernel.kind {
         plan::KernelKind::Node => lower::lower_node(kb, g, first),
         plan::KernelKind::Rows if headed => {
@@ -512,6 +518,8 @@ struct Emitter {
     stack: Vec<(Vec<NodeId>, usize)>,
     /// The current kernel's fused optimizer updates (see `update.rs`).
     updates: Vec<update::RmsStep>,
+    /// The current kernel's members computed by `exec::dlc_wide`.
+    wide: Vec<NodeId>,
     /// The readers of every node of the graph being compiled.
     uses: lower::Uses,
 }
@@ -542,7 +550,13 @@ impl Emitter {
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, fid.as_u32());
         let members: Vec<&crate::ir::Node> = nodes.iter().map(|id| g.node(*id)).collect();
-        let refs = self.ext.import(&mut self.module, &mut ctx.func, &members);
+        let mut refs = self.ext.import(&mut self.module, &mut ctx.func, &members);
+        if !self.wide.is_empty() {
+            refs.wide = Some(
+                self.module
+                    .declare_func_in_func(self.ext.wide, &mut ctx.func),
+            );
+        }
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut self.fctx);
             let entry = b.create_block();
@@ -575,6 +589,7 @@ impl Emitter {
                 stack,
                 unrolled: 1,
                 updates: &self.updates,
+                wide: &self.wide,
             };
             body(&mut kb);
             b.ins().return_(&[]);

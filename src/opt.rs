@@ -36,6 +36,9 @@ pub struct Passes {
     /// Optimizer updates recognized in fused row groups, each run as one
     /// routine over the row in the JIT (`jit/update.rs`).
     pub update: bool,
+    /// tanh, sigmoid and exp of f32 rows at least 16 wide run as one
+    /// 8-lane routine over the row in the JIT (`jit/exec/wide.rs`).
+    pub wide: bool,
 }
 
 impl Passes {
@@ -49,6 +52,7 @@ impl Passes {
             fuse: true,
             inplace: true,
             update: true,
+            wide: true,
         }
     }
 
@@ -62,12 +66,13 @@ impl Passes {
             fuse: false,
             inplace: false,
             update: false,
+            wide: false,
         }
     }
 
     /// The passes' names, in pipeline order.
-    pub const NAMES: [&'static str; 7] = [
-        "fold", "simplify", "cse", "dce", "fuse", "inplace", "update",
+    pub const NAMES: [&'static str; 8] = [
+        "fold", "simplify", "cse", "dce", "fuse", "inplace", "update", "wide",
     ];
 
     /// Every pass but `name`.
@@ -86,6 +91,7 @@ impl Passes {
             "fuse" => p.fuse = false,
             "inplace" => p.inplace = false,
             "update" => p.update = false,
+            "wide" => p.wide = false,
             _ => {}
         }
         p

@@ -431,6 +431,105 @@ fn fused_row_chains_match_the_interpreter() {
     }
 }
 
+/// The `wide` pass runs tanh, sigmoid and exp of rows at least 16 wide as
+/// an 8-lane routine (`exec::wide`) instead of Cranelift's 4-lane loop: it
+/// must write the same bits, in a fused row chain and in a matmul's
+/// epilogue, on one thread and two, through the 8-lane loop and a ragged
+/// tail, over values that reach every branch (tanh's polynomial and its
+/// exp form, exp's overflow and underflow, infinities, NaN).
+#[test]
+fn wide_activations_write_what_the_four_lane_loops_write() {
+    use dlc::ir::{DType, Dim, Role, Shape, Type};
+    use dlc::span::Span;
+    let sp = Span::default;
+    for n in [16u64, 19, 40] {
+        let mut g = Graph::new();
+        let row = |d: u64| Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(d)]));
+        let x = g.input("x", Role::Features, row(24), sp());
+        let w = g.input(
+            "w",
+            Role::Value,
+            Type::new(DType::F32, Shape::fixed(&[24, n])),
+            sp(),
+        );
+        let b = g.input(
+            "b",
+            Role::Value,
+            Type::new(DType::F32, Shape::fixed(&[n])),
+            sp(),
+        );
+        let add = |g: &mut Graph, op: Op, ins: &[dlc::ir::NodeId]| {
+            g.add(op, ins, None, sp()).expect("op")
+        };
+        let z = add(&mut g, Op::MatMul, &[x, w]);
+        let zb = add(&mut g, Op::Add, &[z, b]);
+        let t = add(&mut g, Op::Tanh, &[zb]);
+        let s = add(&mut g, Op::Sigmoid, &[zb]);
+        let e = add(&mut g, Op::Exp, &[zb]);
+        let ts = add(&mut g, Op::Mul, &[t, s]);
+        let out = add(&mut g, Op::Add, &[ts, e]);
+        g.outputs = vec![("t".into(), t), ("s".into(), s), ("out".into(), out)];
+        let wide = dlc::jit::compile_with(&g, false, &Passes::all()).expect("compiles");
+        let members: usize = wide.plan.kernels.iter().map(|k| k.wide.len()).sum();
+        assert_eq!(members, 3, "rows of {n}: tanh, sigmoid and exp run wide");
+        let batch = 37;
+        let mut seed = 5u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 40) as f64 / (1u64 << 24) as f64 - 0.5
+        };
+        // Pre-activations from about -100 to 100 and edge values.
+        let mut xs: Vec<f64> = (0..batch * 24).map(|_| next() * 8.0).collect();
+        for (i, v) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e30, -1e30]
+            .iter()
+            .enumerate()
+        {
+            xs[i * 24 + 3] = *v;
+        }
+        let inputs = [
+            Tensor::new(DType::F32, vec![batch, 24], xs),
+            Tensor::new(
+                DType::F32,
+                vec![24, n as usize],
+                (0..24 * n).map(|_| next() * 2.0).collect(),
+            ),
+            Tensor::new(
+                DType::F32,
+                vec![n as usize],
+                (0..n).map(|_| next() * 4.0).collect(),
+            ),
+        ];
+        let env = Env { batch, seed: 0 };
+        for threads in [1, 2] {
+            let mut a = dlc::jit::compile_with(&g, false, &Passes::all()).expect("compiles");
+            let mut b =
+                dlc::jit::compile_with(&g, false, &Passes::without("wide")).expect("compiles");
+            (a.threads, b.threads) = (threads, threads);
+            let (ra, rb) = (
+                a.run(&inputs, &env).expect("runs"),
+                b.run(&inputs, &env).expect("runs"),
+            );
+            for ((name, _), (x, y)) in g.outputs.iter().zip(ra.iter().zip(&rb)) {
+                for (i, (p, q)) in x.data.iter().zip(&y.data).enumerate() {
+                    let (p, q) = (*p as f32, *q as f32);
+                    assert!(
+                        p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()),
+                        "rows of {n}, {threads} threads: {name}[{i}] wide {p} vs 4 lanes {q}"
+                    );
+                }
+            }
+        }
+        compare(
+            &g,
+            &inputs,
+            batch,
+            &format!("wide activations over rows of {n}"),
+        );
+    }
+}
+
 /// Uniform random tensors (four lanes at a time, then a scalar tail) are
 /// the interpreter's bit for bit, in f32 and f64, at sizes that are and are
 /// not multiples of four.

@@ -17,8 +17,10 @@ use crate::ir::DType;
 pub mod rms;
 #[cfg(target_arch = "x86_64")]
 mod sgemm;
+pub mod wide;
 
 pub use rms::dlc_rms_step;
+pub use wide::dlc_wide;
 
 /// A compiled kernel: the buffer table, the batch size, the seed, and the
 /// range [lo, hi) of output rows to compute (only matmul kernels split their
@@ -375,19 +377,27 @@ pub struct Job {
     rows: usize,
     chunk: usize,
     next: Claims,
-    /// B packed once for the call (`sgemm`'s Gemm work), else null.
-    packed_b: PackedB,
+    /// Which matmul kernel a Gemm work runs, and where it reads B.
+    right: Right,
 }
 
-/// The right operand `split` packed for all the jobs of one call.
+/// The matmul kernel of a Gemm work and its right operand.
 #[derive(Clone, Copy, Debug)]
-struct PackedB(*const f32);
+enum Right {
+    /// The `gemm` crate's (each call packs B itself).
+    Crate,
+    /// dlc's own ([`sgemm`]), B packed once by `split` for all the jobs of
+    /// the call, at this address.
+    Packed(*const f32),
+    /// dlc's own, each panel of B packed as a block of rows uses it.
+    Panels,
+}
 
 // SAFETY: `split` packs B into its thread's buffer before making the jobs,
 // and neither writes nor frees it until every job has finished; the jobs
 // only read it.
-unsafe impl Send for PackedB {}
-unsafe impl Sync for PackedB {}
+unsafe impl Send for Right {}
+unsafe impl Sync for Right {}
 
 /// The counter of chunks claimed, shared by the jobs of one call.
 #[derive(Clone, Copy, Debug)]
@@ -421,18 +431,16 @@ impl Job {
             // its own rows [lo, hi) of its output buffers.
             Work::Kernel(k) => k(t, batch, seed, lo as i64, hi as i64),
             Work::Gemm(g, epilogue) => {
-                let block = if self.packed_b.0.is_null() {
-                    GEMM_BLOCK
-                } else {
-                    hi - lo
+                let block = match self.right {
+                    Right::Crate => GEMM_BLOCK,
+                    Right::Packed(_) | Right::Panels => hi - lo,
                 };
                 let mut r = lo;
                 while r < hi {
                     let e = (r + block).min(hi);
-                    if self.packed_b.0.is_null() {
-                        gemm_rows(&g, t, r, e);
-                    } else {
-                        own_gemm_rows(&g, t, self.packed_b.0, r, e);
+                    match self.right {
+                        Right::Crate => gemm_rows(&g, t, r, e),
+                        own => own_gemm_rows(&g, t, own, r, e),
                     }
                     if let Some(f) = epilogue {
                         f(t, batch, seed, r as i64, e as i64);
@@ -466,16 +474,25 @@ fn own_gemm(g: &GemmArgs) -> bool {
     }
 }
 
-/// Rows [lo, hi) of an `own_gemm` matmul, B already packed at `packed_b`.
+/// Rows [lo, hi) of an `own_gemm` matmul, B packed at `Right::Packed`'s
+/// address or panel by panel.
 #[cfg(target_arch = "x86_64")]
-fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, packed_b: *const f32, lo: usize, hi: usize) {
+fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, right: Right, lo: usize, hi: usize) {
     // SAFETY: as in `gemm_rows`: the buffers hold the shapes at this batch,
     // the output overlaps neither operand, this thread alone writes rows
-    // [lo, hi) of it; `split` packed b into `packed_b` for this call
-    // (`packed_len(k, n)` floats), which no one writes until it returns.
+    // [lo, hi) of it; `split` packed b into `Packed`'s address for this
+    // call (`packed_len(k, n)` floats), which no one writes until it
+    // returns.
     unsafe {
         let (pa, po) = (*table.add(g.a), *table.add(g.out));
         let (a_rs, a_cs) = if g.a_transposed { (1, g.m) } else { (g.k, 1) };
+        let b = match right {
+            Right::Packed(b) => sgemm::Right::Packed(b),
+            Right::Panels | Right::Crate => {
+                let b = (*table.add(g.b)).cast::<f32>().cast_const();
+                sgemm::Right::Panels(b, b_strides(g))
+            }
+        };
         let o = sgemm::Operands {
             m: g.m,
             k: g.k,
@@ -483,7 +500,7 @@ fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, packed_b: *const f32, lo: 
             a: pa.cast::<f32>().cast_const(),
             a_rs,
             a_cs,
-            packed_b,
+            b,
             c: po.cast::<f32>(),
             alpha: g.scale.map(|s| -*(*table.add(s)).cast::<f32>()),
         };
@@ -492,8 +509,18 @@ fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, packed_b: *const f32, lo: 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn own_gemm_rows(_: &GemmArgs, _: *const *mut u8, _: *const f32, _: usize, _: usize) {
+fn own_gemm_rows(_: &GemmArgs, _: *const *mut u8, _: Right, _: usize, _: usize) {
     unreachable!("compiler bug: own_gemm is false off x86_64")
+}
+
+/// B's (row, column) strides: row-major k×n, or its n×k transpose read in
+/// place.
+fn b_strides(g: &GemmArgs) -> (usize, usize) {
+    if g.b_transposed {
+        (1, g.k)
+    } else {
+        (g.n, 1)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -510,7 +537,10 @@ thread_local! {
 /// The chunks: for dlc's own matmul, blocks of whole 6-row tiles small
 /// enough that each is followed by its epilogue while in L2, and that a
 /// slow thread holds up the others by one chunk at most; B is packed once,
-/// here, for all of them. For a `gemm` crate matmul, one chunk per thread
+/// here, for all of them. At most [`sgemm::MC`] rows (a small batch), one
+/// chunk per thread instead, each packing B panel by panel into L1 as its
+/// tiles use them: packing B through memory first cost 12–24% of such a
+/// product (docs/performance.md). For a `gemm` crate matmul, one chunk per thread
 /// (every `gemm` call packs B again); for a JIT kernel, four per thread.
 ///
 /// With `adapt`, each call either shares the chunks or runs them all here,
@@ -525,7 +555,7 @@ pub fn split(
 ) {
     let threads = threads.max(1);
     let next = AtomicUsize::new(0);
-    let job = |chunk: usize, packed_b: *const f32| Job {
+    let job = |chunk: usize, right: Right| Job {
         work,
         table: Table(table.as_ptr()),
         batch,
@@ -533,12 +563,20 @@ pub fn split(
         rows,
         chunk: chunk.max(1),
         next: Claims(&next),
-        packed_b: PackedB(packed_b),
+        right,
     };
     let per_thread = |parts: usize| rows.div_ceil(threads * parts).next_multiple_of(4);
     #[cfg(target_arch = "x86_64")]
     if let Work::Gemm(g, _) = work {
         if own_gemm(&g) {
+            if rows <= sgemm::MC {
+                // A small batch: B's panels packed in L1 as the tiles use
+                // them, by each thread for its share (one per thread, so
+                // that each packs B once).
+                let chunk = rows.div_ceil(threads).next_multiple_of(sgemm::MR);
+                run_jobs(job(chunk, Right::Panels), threads, rows, adapt);
+                return;
+            }
             let chunk = if threads == 1 {
                 sgemm::MC
             } else {
@@ -552,10 +590,14 @@ pub fn split(
                 // still waking up while it runs).
                 unsafe {
                     let b = (*table.as_ptr().add(g.b)).cast::<f32>().cast_const();
-                    let strides = if g.b_transposed { (1, g.k) } else { (g.n, 1) };
-                    sgemm::pack_b(b, strides, g.k, g.n, packed);
+                    sgemm::pack_b(b, b_strides(&g), g.k, g.n, packed);
                 }
-                run_jobs(job(chunk, packed.as_ptr()), threads, rows, adapt);
+                run_jobs(
+                    job(chunk, Right::Packed(packed.as_ptr())),
+                    threads,
+                    rows,
+                    adapt,
+                );
             });
             return;
         }
@@ -565,7 +607,7 @@ pub fn split(
         Work::Gemm(..) => per_thread(1),
         Work::Kernel(_) | Work::Rows(_) => per_thread(4),
     };
-    run_jobs(job(chunk, std::ptr::null()), threads, rows, adapt);
+    run_jobs(job(chunk, Right::Crate), threads, rows, adapt);
 }
 
 /// Runs `job` on `threads` threads (this one first), or on this one alone

@@ -129,6 +129,8 @@ pub struct Kb<'a, 'f> {
     pub unrolled: i64,
     /// The kernel's optimizer updates that run as one routine each.
     pub updates: &'a [super::update::RmsStep],
+    /// The kernel's members computed by `exec::dlc_wide` (the `wide` pass).
+    pub wide: &'a [NodeId],
 }
 
 impl Kb<'_, '_> {
@@ -598,33 +600,67 @@ fn lower_row(
     kb.batch = real_batch;
 }
 
-/// A fused chain, its optimizer updates (`update.rs`) each one call of the
-/// runtime's routine and the members between them Cranelift loops.
+/// A fused chain: its optimizer updates (`update.rs`) and its `wide`
+/// members each one call of a runtime routine, the members between them
+/// Cranelift loops (a value one part writes and a later part reads goes
+/// through its row buffer, one-row scratch when nothing else reads it).
 fn lower_chain_parts(kb: &mut Kb, g: &Graph, chain: &[NodeId], width: u64) {
-    let updates = kb.updates;
-    let mut at = 0;
+    enum Routine<'r> {
+        Update(&'r super::update::RmsStep),
+        Wide(NodeId),
+    }
+    let (updates, wide) = (kb.updates, kb.wide);
+    // (first member, members, routine), in the chain's order. Updates are
+    // disjoint runs in the group's order and hold no wide member.
+    let mut routines: Vec<(usize, usize, Routine)> = Vec::new();
     for s in updates
         .iter()
         .filter(|s| s.nodes.iter().all(|id| chain.contains(id)))
     {
-        // Updates are disjoint runs in the group's order; one that is not
-        // (none is) would be lowered as part of the chain.
-        let Some(start) = chain
-            .iter()
-            .position(|id| *id == s.nodes[0])
-            .filter(|p| *p >= at)
-        else {
+        if let Some(start) = chain.iter().position(|id| *id == s.nodes[0]) {
+            routines.push((start, s.nodes.len(), Routine::Update(s)));
+        }
+    }
+    for (i, id) in chain.iter().enumerate().filter(|(_, id)| wide.contains(id)) {
+        routines.push((i, 1, Routine::Wide(*id)));
+    }
+    routines.sort_by_key(|r| r.0);
+    let mut at = 0;
+    for (start, len, routine) in routines {
+        // One that overlapped another (none does) stays in the chain.
+        if start < at {
             continue;
-        };
+        }
         if start > at {
             lower_chain(kb, g, &chain[at..start], width);
         }
-        lower_rms_step(kb, s, width);
-        at = start + s.nodes.len();
+        match routine {
+            Routine::Update(s) => lower_rms_step(kb, s, width),
+            Routine::Wide(id) => lower_wide(kb, g, id, width),
+        }
+        at = start + len;
     }
     if at < chain.len() {
         lower_chain(kb, g, &chain[at..], width);
     }
+}
+
+/// One row of a `wide` member: `exec::dlc_wide` from its operand's row to
+/// its own.
+fn lower_wide(kb: &mut Kb, g: &Graph, id: NodeId, width: u64) {
+    use super::exec::wide;
+    let node = g.node(id);
+    let kind = match node.op {
+        Op::Tanh => wide::TANH,
+        Op::Sigmoid => wide::SIGMOID,
+        Op::Exp => wide::EXP,
+        _ => panic!("compiler bug: {} is not a wide member", node.op.name()),
+    };
+    let x = kb.buf(node.inputs[0]);
+    let y = kb.buf(id);
+    let k = kb.iconst(kind);
+    let n = kb.iconst(width as i64);
+    kb.call1(kb.ext.wide, &[k, x, y, n]);
 }
 
 /// One row of an optimizer update: its operands' row pointers in an array
@@ -670,7 +706,7 @@ fn lower_rms_step(kb: &mut Kb, s: &super::update::RmsStep, width: u64) {
 /// The row width of an elementwise member that can join a fused loop over
 /// the row: f32 lanes (the vector plan), a row of any width,
 /// and every operand either a row of the same width or one value per row.
-fn chain_width(g: &Graph, id: NodeId) -> Option<u64> {
+pub(super) fn chain_width(g: &Graph, id: NodeId) -> Option<u64> {
     let node = g.node(id);
     let ins: Vec<crate::ir::Type> = node.inputs.iter().map(|x| g.ty(*x).clone()).collect();
     let plan = vector_plan(&node.op, &node.ty, &ins)?;

@@ -17,7 +17,7 @@
 use std::collections::BinaryHeap;
 
 use crate::interp::concrete;
-use crate::ir::{Dim, Graph, NodeId, Op};
+use crate::ir::{DType, Dim, Graph, NodeId, Op};
 use crate::opt::Passes;
 
 use super::exec::elem_size;
@@ -40,6 +40,9 @@ pub struct Kernel {
     /// The optimizer updates among a row group's members that run as one
     /// routine each (`update.rs`; the `update` pass).
     pub updates: Vec<super::update::RmsStep>,
+    /// A row group's tanh, sigmoid and exp members that run as one
+    /// 8-lane routine over the row each (`exec::wide`; the `wide` pass).
+    pub wide: Vec<NodeId>,
 }
 
 /// Where a node's value lives.
@@ -229,6 +232,11 @@ pub fn plan(g: &Graph, p: &Passes) -> Plan {
         let uses = super::lower::Uses::of(g);
         for k in kernels.iter_mut().filter(|k| k.kind == KernelKind::Rows) {
             k.updates = super::update::find(g, &k.nodes, &uses.readers, &uses.output);
+        }
+    }
+    if p.wide {
+        for k in kernels.iter_mut().filter(|k| k.kind == KernelKind::Rows) {
+            k.wide = k.nodes.iter().copied().filter(|id| wide(g, *id)).collect();
         }
     }
     mark_scratch(g, &live, &mut storage, &kernels, &kernel_of);
@@ -490,9 +498,23 @@ fn order_kernels(
             nodes: members,
             rows,
             updates: Vec::new(),
+            wide: Vec::new(),
         });
     }
     (kernels, kernel_of)
+}
+
+/// Whether row-group member `id` runs as `exec::wide`'s 8-lane routine:
+/// an f32 tanh, sigmoid or exp of a row of its own shape, in a fused loop
+/// over rows at least 16 wide (narrower ones, like a 10-class softmax,
+/// gain less from 8 lanes than the call costs).
+fn wide(g: &Graph, id: NodeId) -> bool {
+    let node = g.node(id);
+    matches!(node.op, Op::Tanh | Op::Sigmoid | Op::Exp)
+        && node.ty.dtype == DType::F32
+        && node.inputs.len() == 1
+        && *g.ty(node.inputs[0]) == node.ty
+        && super::lower::chain_width(g, id).is_some_and(|w| w >= 16)
 }
 
 /// Scratch: a row group's member read only inside its group and not an
@@ -1019,6 +1041,14 @@ fn describe_kernel(
                     name(u.nodes[0]),
                     name(u.nodes[u.nodes.len() - 1]),
                     u.describe()
+                );
+            }
+            for id in &k.wide {
+                let _ = writeln!(
+                    out,
+                    "                  {}: {} over the row 8 lanes at a time, one routine",
+                    name(*id),
+                    g.node(*id).op.name()
                 );
             }
         }

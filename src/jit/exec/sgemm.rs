@@ -76,7 +76,7 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 /// Every element (p, j), p < k, j < n, is inside `b` at those strides.
 pub unsafe fn pack_b(
     b: *const f32,
-    (b_rs, b_cs): (usize, usize),
+    strides: (usize, usize),
     k: usize,
     n: usize,
     out: &mut Vec<f32>,
@@ -92,32 +92,47 @@ pub unsafe fn pack_b(
         let slice = &mut out[k0 * panels * NR..(k0 + kc) * panels * NR];
         for (p, panel) in slice.chunks_exact_mut(kc * NR).enumerate() {
             let j0 = p * NR;
-            let w = (n - j0).min(NR);
-            if b_cs != 1 {
-                // SAFETY: as below, at the general strides.
-                unsafe { pack_strided(b, (b_rs, b_cs), k0, kc, j0, w, panel) };
-                continue;
-            }
-            let ldb = b_rs;
-            for (r, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                // SAFETY: row k0 + r < k and columns j0..j0 + w ≤ n are
-                // inside B (the contract).
-                unsafe {
-                    let src = b.add((k0 + r) * ldb + j0);
-                    if w == NR {
-                        // A fixed-size copy: two vector moves, not a memmove call.
-                        if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
-                            *dst = *src.cast::<[f32; NR]>();
-                        }
-                    } else {
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            *d = if j < w { *src.add(j) } else { 0.0 };
-                        }
-                    }
+            // SAFETY: rows k0..k0 + kc < k and columns j0..min(j0 + NR, n)
+            // are inside B (the contract).
+            unsafe { pack_panel(b, strides, (k0, kc), (j0, (n - j0).min(NR)), panel) };
+        }
+        k0 += kc;
+    }
+}
+
+/// One panel of [`pack_b`]: rows k0..k0 + kc of B's columns j0..j0 + w
+/// (w ≤ NR) into `panel` (kc·NR floats), NR values a row, the columns past
+/// w zero.
+///
+/// # Safety
+/// Elements (k0 + r, j0 + c), r < kc, c < w, are inside `b` at its strides.
+unsafe fn pack_panel(
+    b: *const f32,
+    (b_rs, b_cs): (usize, usize),
+    (k0, kc): (usize, usize),
+    (j0, w): (usize, usize),
+    panel: &mut [f32],
+) {
+    if b_cs != 1 {
+        // SAFETY: the contract, at the general strides.
+        unsafe { pack_strided(b, (b_rs, b_cs), k0, kc, j0, w, panel) };
+        return;
+    }
+    for (r, dst) in panel[..kc * NR].chunks_exact_mut(NR).enumerate() {
+        // SAFETY: row k0 + r and columns j0..j0 + w are inside B.
+        unsafe {
+            let src = b.add((k0 + r) * b_rs + j0);
+            if w == NR {
+                // A fixed-size copy: two vector moves, not a memmove call.
+                if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
+                    *dst = *src.cast::<[f32; NR]>();
+                }
+            } else {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = if j < w { *src.add(j) } else { 0.0 };
                 }
             }
         }
-        k0 += kc;
     }
 }
 
@@ -151,8 +166,21 @@ unsafe fn pack_strided(
     }
 }
 
+/// Where a call's right operand is read from.
+#[derive(Clone, Copy, Debug)]
+pub enum Right {
+    /// Packed once for the call by [`pack_b`] and shared by its row blocks.
+    Packed(*const f32),
+    /// B itself (element (p, j) at `b + p·rs + j·cs`), each panel packed
+    /// into L1 just before the block's tiles use it. For a call whose rows
+    /// are one block (a small batch), that packs every float once as
+    /// [`pack_b`] would, but the packed copy is never written to memory
+    /// and read back; each further block packs B again.
+    Panels(*const f32, (usize, usize)),
+}
+
 /// One call's operands: C[m, n] (row-major, n floats a row) from A (element
-/// (i, k) at `a + i·a_rs + k·a_cs`) and B packed by [`pack_b`].
+/// (i, k) at `a + i·a_rs + k·a_cs`) and B.
 #[derive(Clone, Copy, Debug)]
 pub struct Operands {
     pub m: usize,
@@ -161,7 +189,7 @@ pub struct Operands {
     pub a: *const f32,
     pub a_rs: usize,
     pub a_cs: usize,
-    pub packed_b: *const f32,
+    pub b: Right,
     pub c: *mut f32,
     /// `Some(α)`: C := C + α·A·B (the SGD step folded into the product);
     /// `None`: C := A·B.
@@ -169,37 +197,40 @@ pub struct Operands {
 }
 
 thread_local! {
-    /// Each thread's packed block of A (MC×KC floats, made once).
-    static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's packed block of A (MC×KC floats) and panel of B
+    /// (KC×NR, for [`Right::Panels`]), made once.
+    static PACKED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Rows [lo, hi) of C, in blocks of at most MC rows.
 ///
 /// # Safety
 /// The operands describe buffers that hold them (A: m×k elements at its
-/// strides, packed B: `packed_len(k, n)` floats, C: m×n floats), C overlaps
-/// neither, and no other thread writes rows [lo, hi) of C meanwhile.
+/// strides, packed B: `packed_len(k, n)` floats, or B: k×n elements at its
+/// strides; C: m×n floats), C overlaps neither, and no other thread writes
+/// rows [lo, hi) of C meanwhile.
 pub unsafe fn rows(o: &Operands, lo: usize, hi: usize) {
     let hi = hi.min(o.m);
     if lo >= hi || o.n == 0 {
         return;
     }
-    PACKED_A.with_borrow_mut(|ap| {
+    PACKED.with_borrow_mut(|(ap, bp)| {
         if ap.len() < MC * KC {
             ap.resize(MC * KC, 0.0);
+            bp.resize(KC * NR, 0.0);
         }
         let mut i0 = lo;
         while i0 < hi {
             let mc = (hi - i0).min(MC);
             // SAFETY: rows i0..i0 + mc ⊆ [lo, hi), as the contract needs.
-            unsafe { block(o, i0, mc, ap) };
+            unsafe { block(o, i0, mc, ap, bp) };
             i0 += mc;
         }
     });
 }
 
 /// Rows [i0, i0 + mc) of C, mc ≤ MC.
-unsafe fn block(o: &Operands, i0: usize, mc: usize, ap: &mut [f32]) {
+unsafe fn block(o: &Operands, i0: usize, mc: usize, ap: &mut [f32], panel: &mut [f32]) {
     let panels = o.n.div_ceil(NR);
     let a_panels = mc.div_ceil(MR);
     if o.k == 0 {
@@ -221,8 +252,16 @@ unsafe fn block(o: &Operands, i0: usize, mc: usize, ap: &mut [f32]) {
         for p in 0..panels {
             let j0 = p * NR;
             let cols = (o.n - j0).min(NR);
-            // SAFETY: slice k0's panel p is inside packed B (pack_b's layout).
-            let bp = unsafe { o.packed_b.add(k0 * panels * NR + p * kc * NR) };
+            let bp = match o.b {
+                // SAFETY: slice k0's panel p is inside packed B (pack_b's layout).
+                Right::Packed(b) => unsafe { b.add(k0 * panels * NR + p * kc * NR) },
+                Right::Panels(b, strides) => {
+                    // SAFETY: rows k0..k0 + kc ≤ k and columns j0..j0 +
+                    // cols ≤ n are inside B (the contract); kc ≤ KC.
+                    unsafe { pack_panel(b, strides, (k0, kc), (j0, cols), panel) };
+                    panel.as_ptr()
+                }
+            };
             for q in 0..a_panels {
                 let r = (mc - q * MR).min(MR);
                 // SAFETY: panel q of the packed block holds kc×MR floats;
@@ -434,7 +473,7 @@ mod tests {
     /// Every shape class the blocking meets — ragged rows, columns and
     /// depth, several KC slices and MC blocks, Aᵀ and Bᵀ read in place,
     /// the folded update, row ranges that start inside a block — against a
-    /// scalar f64 product.
+    /// scalar f64 product, with B packed once and packed per panel.
     #[test]
     fn agrees_with_a_scalar_product() {
         if !supported() {
@@ -478,19 +517,27 @@ mod tests {
                         // SAFETY: b_mem holds the k×n elements at b_strides.
                         unsafe { pack_b(b_mem.as_ptr(), b_strides, k, n, &mut packed) };
                         let mut c = c0.clone();
-                        let o = Operands {
-                            m,
-                            k,
-                            n,
-                            a: a.as_ptr(),
-                            a_rs,
-                            a_cs,
-                            packed_b: packed.as_ptr(),
-                            c: c.as_mut_ptr(),
-                            alpha,
-                        };
-                        // SAFETY: the buffers hold the shapes above.
-                        unsafe { rows(&o, lo, hi) };
+                        let mut c_panels = c0.clone();
+                        for (b, c) in [
+                            (Right::Packed(packed.as_ptr()), &mut c),
+                            (Right::Panels(b_mem.as_ptr(), b_strides), &mut c_panels),
+                        ] {
+                            let o = Operands {
+                                m,
+                                k,
+                                n,
+                                a: a.as_ptr(),
+                                a_rs,
+                                a_cs,
+                                b,
+                                c: c.as_mut_ptr(),
+                                alpha,
+                            };
+                            // SAFETY: the buffers hold the shapes above.
+                            unsafe { rows(&o, lo, hi) };
+                        }
+                        // The same tiles from the same packed values.
+                        assert_eq!(c, c_panels, "{m}×{k}×{n}: B packed per panel differs");
                         for i in 0..m {
                             for j in 0..n {
                                 let dot: f64 = (0..k)
