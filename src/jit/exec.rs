@@ -537,10 +537,10 @@ thread_local! {
 /// The chunks: for dlc's own matmul, blocks of whole 6-row tiles small
 /// enough that each is followed by its epilogue while in L2, and that a
 /// slow thread holds up the others by one chunk at most; B is packed once,
-/// here, for all of them. At most [`sgemm::MC`] rows (a small batch), one
-/// chunk per thread instead, each packing B panel by panel into L1 as its
-/// tiles use them: packing B through memory first cost 12–24% of such a
-/// product (docs/performance.md). For a `gemm` crate matmul, one chunk per thread
+/// here, for all of them. At most [`sgemm::MC`] rows (a batch up to 264),
+/// one chunk per thread instead, each packing B panel by panel into L1 as
+/// its tiles use them: packing B through memory first cost 12–24% of such
+/// a product at 32–64 rows, and 5–15% at 256 (docs/performance.md). For a `gemm` crate matmul, one chunk per thread
 /// (every `gemm` call packs B again); for a JIT kernel, four per thread.
 ///
 /// With `adapt`, each call either shares the chunks or runs them all here,

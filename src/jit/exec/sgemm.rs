@@ -27,9 +27,13 @@ pub const MR: usize = 6;
 pub const NR: usize = 16;
 /// Depth of one packed slice: a kc×16 panel of B is 16 KiB, half of L1.
 pub const KC: usize = 256;
-/// Rows of A packed at a time (a multiple of MR and of 4): with KC, 144 KiB,
-/// which stays in L2 beside a slice of packed B.
-pub const MC: usize = 144;
+/// Rows of A packed at a time (a multiple of MR and of 4): with KC, 264 KiB,
+/// which stays in a 512 KiB L2 beside the B panels streaming through. A
+/// batch of up to 264 rows is then one block, whose B panels can be packed
+/// as they are used (`Right::Panels`): in the epochs of a 1024-wide MLP at
+/// batch 256, 144-row blocks with B packed first took 5–9% longer per
+/// product on one thread and 10–15% on two (docs/performance.md).
+pub const MC: usize = 264;
 
 /// Whether this host can run the kernel (AVX2 and FMA, checked once).
 pub fn supported() -> bool {
