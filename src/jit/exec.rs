@@ -482,16 +482,17 @@ fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, right: Right, lo: usize, h
     // the output overlaps neither operand, this thread alone writes rows
     // [lo, hi) of it; `split` packed b into `Packed`'s address for this
     // call (`packed_len(k, n)` floats), which no one writes until it
-    // returns.
+    // returns; `Panels` reads b itself, k×n at `b_strides`.
     unsafe {
         let (pa, po) = (*table.add(g.a), *table.add(g.out));
         let (a_rs, a_cs) = if g.a_transposed { (1, g.m) } else { (g.k, 1) };
         let b = match right {
             Right::Packed(b) => sgemm::Right::Packed(b),
-            Right::Panels | Right::Crate => {
+            Right::Panels => {
                 let b = (*table.add(g.b)).cast::<f32>().cast_const();
                 sgemm::Right::Panels(b, b_strides(g))
             }
+            Right::Crate => unreachable!("compiler bug: a gemm crate job in dlc's kernel"),
         };
         let o = sgemm::Operands {
             m: g.m,
@@ -537,11 +538,12 @@ thread_local! {
 /// The chunks: for dlc's own matmul, blocks of whole 6-row tiles small
 /// enough that each is followed by its epilogue while in L2, and that a
 /// slow thread holds up the others by one chunk at most; B is packed once,
-/// here, for all of them. At most [`sgemm::MC`] rows (a batch up to 264),
-/// one chunk per thread instead, each packing B panel by panel into L1 as
-/// its tiles use them: packing B through memory first cost 12–24% of such
-/// a product at 32–64 rows, and 5–15% at 256 (docs/performance.md). For a `gemm` crate matmul, one chunk per thread
-/// (every `gemm` call packs B again); for a JIT kernel, four per thread.
+/// here, for all of them. A call of at most [`sgemm::MC`] rows (a batch of
+/// up to 264) has one chunk per thread instead, each packing B panel by
+/// panel into L1 as its tiles use them (docs/performance.md measured B
+/// packed through memory first 15–18% slower at 64 rows and 5–15% at 256).
+/// For a `gemm` crate matmul, one chunk per thread (every `gemm` call
+/// packs B again); for a JIT kernel, four per thread.
 ///
 /// With `adapt`, each call either shares the chunks or runs them all here,
 /// as [`Adapt`] learns is faster for this kernel.
@@ -570,9 +572,9 @@ pub fn split(
     if let Work::Gemm(g, _) = work {
         if own_gemm(&g) {
             if rows <= sgemm::MC {
-                // A small batch: B's panels packed in L1 as the tiles use
-                // them, by each thread for its share (one per thread, so
-                // that each packs B once).
+                // One block of rows: B's panels packed in L1 as the tiles
+                // use them, by each thread for its share (one share per
+                // thread, so that each packs B once).
                 let chunk = rows.div_ceil(threads).next_multiple_of(sgemm::MR);
                 run_jobs(job(chunk, Right::Panels), threads, rows, adapt);
                 return;
@@ -623,6 +625,14 @@ fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
     let start = Instant::now();
     if shared {
         super::pool::run(&vec![job; sharers]);
+    } else if let Right::Panels = job.right {
+        // Alone, as one share: each share packs all of B's panels. The
+        // rows' values do not depend on how they are cut into shares.
+        Job {
+            chunk: job.rows,
+            ..job
+        }
+        .run();
     } else {
         job.run();
     }
