@@ -391,6 +391,9 @@ enum Right {
     Packed(*const f32),
     /// dlc's own, each panel of B packed as a block of rows uses it.
     Panels,
+    /// dlc's own over every row, the job's range being B's NR-column
+    /// panels (packed as they are used), not rows.
+    Columns,
 }
 
 // SAFETY: `split` packs B into its thread's buffer before making the jobs,
@@ -433,7 +436,7 @@ impl Job {
             Work::Gemm(g, epilogue) => {
                 let block = match self.right {
                     Right::Crate => GEMM_BLOCK,
-                    Right::Packed(_) | Right::Panels => hi - lo,
+                    Right::Packed(_) | Right::Panels | Right::Columns => hi - lo,
                 };
                 let mut r = lo;
                 while r < hi {
@@ -488,7 +491,7 @@ fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, right: Right, lo: usize, h
         let (a_rs, a_cs) = if g.a_transposed { (1, g.m) } else { (g.k, 1) };
         let b = match right {
             Right::Packed(b) => sgemm::Right::Packed(b),
-            Right::Panels => {
+            Right::Panels | Right::Columns => {
                 let b = (*table.add(g.b)).cast::<f32>().cast_const();
                 sgemm::Right::Panels(b, b_strides(g))
             }
@@ -505,7 +508,11 @@ fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, right: Right, lo: usize, h
             c: po.cast::<f32>(),
             alpha: g.scale.map(|s| -*(*table.add(s)).cast::<f32>()),
         };
-        sgemm::rows(&o, lo, hi);
+        if let Right::Columns = right {
+            sgemm::columns(&o, lo, hi);
+        } else {
+            sgemm::rows(&o, lo, hi);
+        }
     }
 }
 
@@ -571,6 +578,31 @@ pub fn split(
     #[cfg(target_arch = "x86_64")]
     if let Work::Gemm(g, _) = work {
         if own_gemm(&g) {
+            let panels = g.n.div_ceil(sgemm::NR);
+            if rows <= sgemm::MC && threads > 1 && g.n > rows && panels >= threads {
+                // One block of rows, B wider than A is tall: the threads
+                // share B's column panels, each packing only its own (cut
+                // by rows, each would pack all of B), then the epilogue's
+                // rows.
+                let product = Job {
+                    work: Work::Gemm(g, None),
+                    rows: panels,
+                    right: Right::Columns,
+                    ..job(panels.div_ceil(threads), Right::Columns)
+                };
+                run_jobs(product, threads, panels, adapt);
+                if let Work::Gemm(_, Some(epilogue)) = work {
+                    split(
+                        Work::Kernel(epilogue),
+                        table,
+                        (batch, seed),
+                        rows,
+                        threads,
+                        None,
+                    );
+                }
+                return;
+            }
             if rows <= sgemm::MC {
                 // One block of rows: B's panels packed in L1 as the tiles
                 // use them, by each thread for its share (one share per

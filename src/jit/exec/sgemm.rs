@@ -214,8 +214,28 @@ thread_local! {
 /// strides; C: m×n floats), C overlaps neither, and no other thread writes
 /// rows [lo, hi) of C meanwhile.
 pub unsafe fn rows(o: &Operands, lo: usize, hi: usize) {
+    // SAFETY: the contract, every column.
+    unsafe { tiles(o, (lo, hi), (0, o.n.div_ceil(NR))) }
+}
+
+/// Every row of C's NR-column panels [p0, p1) (columns p0·NR.. up to
+/// p1·NR or n).
+///
+/// # Safety
+/// As [`rows`], with no other thread writing those columns meanwhile.
+pub unsafe fn columns(o: &Operands, p0: usize, p1: usize) {
+    // SAFETY: the contract.
+    unsafe { tiles(o, (0, o.m), (p0, p1.min(o.n.div_ceil(NR)))) }
+}
+
+/// Rows [lo, hi) of C's column panels [p0, p1), in blocks of at most MC
+/// rows.
+///
+/// # Safety
+/// As [`rows`], for these rows and columns.
+unsafe fn tiles(o: &Operands, (lo, hi): (usize, usize), (p0, p1): (usize, usize)) {
     let hi = hi.min(o.m);
-    if lo >= hi || o.n == 0 {
+    if lo >= hi || p0 >= p1 {
         return;
     }
     PACKED.with_borrow_mut(|(ap, bp)| {
@@ -227,21 +247,28 @@ pub unsafe fn rows(o: &Operands, lo: usize, hi: usize) {
         while i0 < hi {
             let mc = (hi - i0).min(MC);
             // SAFETY: rows i0..i0 + mc ⊆ [lo, hi), as the contract needs.
-            unsafe { block(o, i0, mc, ap, bp) };
+            unsafe { block(o, (i0, mc), (p0, p1), ap, bp) };
             i0 += mc;
         }
     });
 }
 
-/// Rows [i0, i0 + mc) of C, mc ≤ MC.
-unsafe fn block(o: &Operands, i0: usize, mc: usize, ap: &mut [f32], panel: &mut [f32]) {
+/// Rows [i0, i0 + mc) of C's column panels [p0, p1), mc ≤ MC.
+unsafe fn block(
+    o: &Operands,
+    (i0, mc): (usize, usize),
+    (p0, p1): (usize, usize),
+    ap: &mut [f32],
+    panel: &mut [f32],
+) {
     let panels = o.n.div_ceil(NR);
     let a_panels = mc.div_ceil(MR);
     if o.k == 0 {
         if o.alpha.is_none() {
+            let (j0, j1) = (p0 * NR, (p1 * NR).min(o.n));
             for i in i0..i0 + mc {
-                // SAFETY: row i of C is inside C and this thread's.
-                unsafe { std::ptr::write_bytes(o.c.add(i * o.n), 0, o.n) };
+                // SAFETY: row i's columns j0..j1 are inside C and this thread's.
+                unsafe { std::ptr::write_bytes(o.c.add(i * o.n + j0), 0, j1 - j0) };
             }
         }
         return;
@@ -253,7 +280,7 @@ unsafe fn block(o: &Operands, i0: usize, mc: usize, ap: &mut [f32], panel: &mut 
         pack_a(o, i0, mc, k0, kc, ap);
         let accumulate = k0 > 0 || o.alpha.is_some();
         let alpha = o.alpha.unwrap_or(1.0);
-        for p in 0..panels {
+        for p in p0..p1 {
             let j0 = p * NR;
             let cols = (o.n - j0).min(NR);
             let bp = match o.b {
@@ -542,6 +569,29 @@ mod tests {
                         }
                         // The same tiles from the same packed values.
                         assert_eq!(c, c_panels, "{m}×{k}×{n}: B packed per panel differs");
+                        if (lo, hi) == (0, m) {
+                            // Cut by column panels instead: the same bits.
+                            let mut c_cols = c0.clone();
+                            let o = Operands {
+                                m,
+                                k,
+                                n,
+                                a: a.as_ptr(),
+                                a_rs,
+                                a_cs,
+                                b: Right::Panels(b_mem.as_ptr(), b_strides),
+                                c: c_cols.as_mut_ptr(),
+                                alpha,
+                            };
+                            let panels = n.div_ceil(NR);
+                            let cut = panels / 2;
+                            // SAFETY: as above.
+                            unsafe {
+                                columns(&o, cut, panels);
+                                columns(&o, 0, cut);
+                            }
+                            assert_eq!(c, c_cols, "{m}×{k}×{n}: cut by columns differs");
+                        }
                         for i in 0..m {
                             for j in 0..n {
                                 let dot: f64 = (0..k)
