@@ -548,7 +548,9 @@ thread_local! {
 /// here, for all of them. A call of at most [`sgemm::MC`] rows (a batch of
 /// up to 264) has one chunk per thread instead, each packing B panel by
 /// panel into L1 as its tiles use them (docs/performance.md measured B
-/// packed through memory first 15–18% slower at 64 rows and 5–15% at 256).
+/// packed through memory first 15–18% slower at 64 rows and 5–15% at 256);
+/// when B has more columns than the call has rows, the threads share B's
+/// column panels instead (each packs half of B), then the epilogue's rows.
 /// For a `gemm` crate matmul, one chunk per thread (every `gemm` call
 /// packs B again); for a JIT kernel, four per thread.
 ///
