@@ -589,7 +589,6 @@ pub fn split(
                 let product = Job {
                     work: Work::Gemm(g, None),
                     rows: panels,
-                    right: Right::Columns,
                     ..job(panels.div_ceil(threads), Right::Columns)
                 };
                 run_jobs(product, threads, panels, adapt);
