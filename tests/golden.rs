@@ -3,6 +3,8 @@
 //! primitive and composite, extreme logits (±1e4), ties for max and argmax,
 //! log of 0, overflow, NaN.
 
+mod common;
+
 use dlc::interp::{self, Env, Precision, Tensor};
 use dlc::ir::{DType, Role};
 
@@ -27,14 +29,7 @@ fn the_interpreter_matches_numpy() {
     for case in cases {
         let name = case["name"].as_str().expect("name");
         let src = case["src"].as_str().expect("src");
-        let (program, mut diags) = dlc::syntax::parse(src);
-        let (checked, cd) = dlc::check::check(&program, &Default::default());
-        diags.extend(cd);
-        assert!(
-            diags.is_empty(),
-            "{name}: {}",
-            dlc::diag::render(&diags, "golden.dl", src, false)
-        );
+        let checked = common::check_clean(src, &format!("{name}.dl"));
         let g = checked.session.expect("top-level values");
         let inputs: Vec<Tensor> = g
             .inputs

@@ -57,6 +57,28 @@ fn check(g: &Graph, got: &[Tensor], want: &[Tensor], batch: usize, what: &str) {
     }
 }
 
+/// f32[B, d].
+fn f32_rows(d: u64) -> dlc::ir::Type {
+    use dlc::ir::{DType, Dim, Shape, Type};
+    Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(d)]))
+}
+
+/// An f32 tensor of a fixed shape.
+fn f32_fixed(dims: &[u64]) -> dlc::ir::Type {
+    dlc::ir::Type::new(dlc::ir::DType::F32, dlc::ir::Shape::fixed(dims))
+}
+
+/// A graph input without a span.
+fn input(g: &mut Graph, name: &str, role: dlc::ir::Role, ty: dlc::ir::Type) -> dlc::ir::NodeId {
+    g.input(name, role, ty, dlc::span::Span::default())
+}
+
+/// Node `op` of `ins`, without a name or span.
+fn add(g: &mut Graph, op: Op, ins: &[dlc::ir::NodeId]) -> dlc::ir::NodeId {
+    g.add(op, ins, None, dlc::span::Span::default())
+        .expect("op")
+}
+
 fn programs() -> Vec<std::path::PathBuf> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(root.join("programs"))
@@ -151,28 +173,15 @@ fn matmul_tiles_and_ragged_edges_match_the_interpreter() {
 
 #[test]
 fn threads_split_a_matmul_into_identical_results() {
-    use dlc::ir::{DType, Dim, Role, Shape, Type};
-    use dlc::span::Span;
+    use dlc::ir::Role;
     let mut g = Graph::new();
-    let a = g.input(
-        "a",
-        Role::Features,
-        Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(400)])),
-        Span::default(),
-    );
-    let b = g.input(
-        "b",
-        Role::Features,
-        Type::new(DType::F32, Shape::fixed(&[400, 120])),
-        Span::default(),
-    );
-    let c = g
-        .add(Op::MatMul, &[a, b], None, Span::default())
-        .expect("matmul");
+    let a = input(&mut g, "a", Role::Features, f32_rows(400));
+    let b = input(&mut g, "b", Role::Features, f32_fixed(&[400, 120]));
+    let c = add(&mut g, Op::MatMul, &[a, b]);
     // An epilogue: with fewer rows than B has columns (batch 8 and 97),
     // two threads cut the product by B's columns, then its rows.
-    let t = g.add(Op::Tanh, &[c], None, Span::default()).expect("tanh");
-    let d = g.add(Op::Mul, &[t, c], None, Span::default()).expect("mul");
+    let t = add(&mut g, Op::Tanh, &[c]);
+    let d = add(&mut g, Op::Mul, &[t, c]);
     g.outputs = vec![("c".into(), c), ("d".into(), d)];
     for batch in [8, 97, 256] {
         let inputs = random_inputs(&g, None, batch, 9);
@@ -387,24 +396,13 @@ fn vector_comparisons_and_selects_match_the_interpreter() {
 /// cover the vector lanes and the scalar tail.
 #[test]
 fn fused_row_chains_match_the_interpreter() {
-    use dlc::ir::{CmpOp, DType, Dim, Role, Shape, Type};
-    use dlc::span::Span;
-    let sp = Span::default;
+    use dlc::ir::{CmpOp, DType, Role};
     for n in [2u64, 8, 11] {
         let mut g = Graph::new();
-        let row = |d: u64| Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(d)]));
-        let x = g.input("x", Role::Features, row(n), sp());
-        let s = g.input("s", Role::Features, row(1), sp());
-        let b = g.input(
-            "b",
-            Role::Value,
-            Type::new(DType::F32, Shape::fixed(&[n])),
-            sp(),
-        );
-        let zero = g.constant(0.0, DType::F32, sp());
-        let add = |g: &mut Graph, op: Op, ins: &[dlc::ir::NodeId]| {
-            g.add(op, ins, None, sp()).expect("op")
-        };
+        let x = input(&mut g, "x", Role::Features, f32_rows(n));
+        let s = input(&mut g, "s", Role::Features, f32_rows(1));
+        let b = input(&mut g, "b", Role::Value, f32_fixed(&[n]));
+        let zero = g.constant(0.0, DType::F32, dlc::span::Span::default());
         let a = add(&mut g, Op::Add, &[x, b]);
         let r = add(&mut g, Op::Max, &[a, zero]);
         let m = add(&mut g, Op::Cmp(CmpOp::Gt), &[r, s]);
@@ -445,28 +443,12 @@ fn fused_row_chains_match_the_interpreter() {
 /// exp form, exp's overflow and underflow, infinities, NaN).
 #[test]
 fn wide_activations_write_what_the_four_lane_loops_write() {
-    use dlc::ir::{DType, Dim, Role, Shape, Type};
-    use dlc::span::Span;
-    let sp = Span::default;
+    use dlc::ir::{DType, Role};
     for n in [16u64, 19, 40] {
         let mut g = Graph::new();
-        let row = |d: u64| Type::new(DType::F32, Shape(vec![Dim::Batch, Dim::Fixed(d)]));
-        let x = g.input("x", Role::Features, row(24), sp());
-        let w = g.input(
-            "w",
-            Role::Value,
-            Type::new(DType::F32, Shape::fixed(&[24, n])),
-            sp(),
-        );
-        let b = g.input(
-            "b",
-            Role::Value,
-            Type::new(DType::F32, Shape::fixed(&[n])),
-            sp(),
-        );
-        let add = |g: &mut Graph, op: Op, ins: &[dlc::ir::NodeId]| {
-            g.add(op, ins, None, sp()).expect("op")
-        };
+        let x = input(&mut g, "x", Role::Features, f32_rows(24));
+        let w = input(&mut g, "w", Role::Value, f32_fixed(&[24, n]));
+        let b = input(&mut g, "b", Role::Value, f32_fixed(&[n]));
         let z = add(&mut g, Op::MatMul, &[x, w]);
         let zb = add(&mut g, Op::Add, &[z, b]);
         let t = add(&mut g, Op::Tanh, &[zb]);

@@ -6,6 +6,8 @@
 //! relative; the f32 cases run it compiled, with and without the passes,
 //! and agree to 1e-5 (f32 rounding over 50 steps; see the test).
 
+mod common;
+
 use dlc::interp::{self, Env, Precision, Tensor};
 use dlc::ir::{Graph, Role};
 
@@ -31,14 +33,7 @@ train main: m on s {{
 
 /// The first run's learning rate (as f32) and training step.
 fn training_step(src: &str) -> (f64, Graph) {
-    let (program, mut diags) = dlc::syntax::parse(src);
-    let (checked, cd) = dlc::check::check(&program, &Default::default());
-    diags.extend(cd);
-    assert!(
-        diags.is_empty(),
-        "{}",
-        dlc::diag::render(&diags, "o.dl", src, false)
-    );
+    let checked = common::check_clean(src, "o.dl");
     let run = &checked.runs[0];
     let lr = run.settings.lr().expect("a rule's run") as f32 as f64;
     let g = dlc::step::training_step_without_grads(run).expect("a training step");

@@ -2,6 +2,8 @@
 //! update, momentum, and the two weight-decay forms, which agree without
 //! momentum and differ with it exactly as their formulas say.
 
+mod common;
+
 use dlc::check::run::Run;
 use dlc::gradcheck::random_inputs;
 use dlc::interp::{self, Env, Precision, Tensor};
@@ -44,10 +46,7 @@ const LAMBDA: f64 = 0.5;
 const MU: f64 = 0.9f32 as f64;
 
 fn runs() -> Vec<Run> {
-    let (program, diags) = dlc::syntax::parse(PROGRAM);
-    assert!(diags.is_empty());
-    let (checked, cd) = dlc::check::check(&program, &Default::default());
-    assert!(cd.is_empty(), "{cd:?}");
+    let checked = common::check_clean(PROGRAM, "step.dl");
     checked.runs
 }
 
@@ -232,10 +231,7 @@ train loose: lin on synth {{
 }}
 "
     );
-    let (program, diags) = dlc::syntax::parse(&src);
-    assert!(diags.is_empty());
-    let (checked, cd) = dlc::check::check(&program, &Default::default());
-    assert!(cd.is_empty(), "{cd:?}");
+    let checked = common::check_clean(&src, "step.dl");
     let runs = &checked.runs;
     let (plain, clipped, loose) = (
         step(&runs[0], &[]),
@@ -308,10 +304,7 @@ fn schedule_program() -> Vec<Run> {
         block("warm", "warmup(steps = 5)"),
     ]
     .concat();
-    let (program, diags) = dlc::syntax::parse(&src);
-    assert!(diags.is_empty(), "{diags:?}");
-    let (checked, cd) = dlc::check::check(&program, &Default::default());
-    assert!(cd.is_empty(), "{cd:?}");
+    let checked = common::check_clean(&src, "step.dl");
     checked.runs
 }
 
@@ -414,10 +407,7 @@ fn a_rules_weight_decay_argument_is_torchs_coupled_decay_of_the_weights() {
             "weight_decay = penalty(0.5, [w])",
         );
     }
-    let (program, diags) = dlc::syntax::parse(&src);
-    assert!(diags.is_empty(), "{diags:?}");
-    let (checked, cd) = dlc::check::check(&program, &Default::default());
-    assert!(cd.is_empty(), "{cd:?}");
+    let checked = common::check_clean(&src, "step.dl");
     for pair in checked.runs.chunks(2) {
         let (arg, penalty) = (step(&pair[0], &[]), step(&pair[1], &[]));
         for p in ["w", "b", "loss"] {

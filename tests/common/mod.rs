@@ -1,4 +1,5 @@
-//! Helpers shared by the JIT test files.
+//! Helpers shared by the test files (each file uses some of them).
+#![allow(dead_code)]
 
 use dlc::interp::concrete;
 use dlc::ir::{Graph, Op};
@@ -22,4 +23,18 @@ pub fn longest_reduction(g: &Graph, batch: usize) -> usize {
         })
         .max()
         .unwrap_or(1)
+}
+
+/// `src` parsed and checked, with no diagnostic (else the test fails and
+/// prints them as `file`).
+pub fn check_clean(src: &str, file: &str) -> dlc::check::Checked {
+    let (program, mut diags) = dlc::syntax::parse(src);
+    let (checked, cd) = dlc::check::check(&program, &Default::default());
+    diags.extend(cd);
+    assert!(
+        diags.is_empty(),
+        "{}",
+        dlc::diag::render(&diags, file, src, false)
+    );
+    checked
 }
