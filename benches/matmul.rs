@@ -7,7 +7,8 @@
 //! Prints one line per shape, GFLOP/s (2mnk flops) of: the JIT's own kernel
 //! (`--matmul jit`), dlc's gemm path (`--matmul gemm`, the default: the gemm
 //! crate on blocks of rows split among dlc's threads), and the gemm crate
-//! called whole (with its own rayon threads at 2t).
+//! called whole (with its own rayon threads at 2t). Arguments after `--`
+//! keep only the shapes whose names contain them all.
 
 // The gemm crate is only callable through `unsafe`; this benchmark is the
 // one place outside src/jit/exec.rs that needs it.
@@ -114,8 +115,14 @@ fn gemm_gflops(m: usize, k: usize, n: usize, at: bool, threads: usize) -> f64 {
 }
 
 fn main() {
+    // `cargo bench --features bench --bench matmul -- 1024`: only the
+    // shapes whose names contain every argument (cargo's own flags aside).
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     println!(
-        "{:<28} {:>6} {:>6} {:>6}   {:>6} {:>6} {:>6}",
+        "{:<36} {:>6} {:>6} {:>6}   {:>6} {:>6} {:>6}",
         "GFLOP/s", "JIT 1t", "dlc 1t", "gemm", "JIT 2t", "dlc 2t", "gemm"
     );
     for (name, m, k, n, at) in [
@@ -132,7 +139,22 @@ fn main() {
         ("X·W1   64×784 @ 784×256", 64, 784, 256, false),
         ("H·W2   64×256 @ 256×256", 64, 256, 256, false),
         ("G·W2ᵀ  64×256 @ 256×256", 64, 256, 256, false),
+        // The sweep's matmul-bound points: a wide first layer at batch 512
+        // and 256, a 1024-wide hidden layer, and their weight gradients.
+        ("X·W0   512×784 @ 784×1024", 512, 784, 1024, false),
+        ("Xᵀ·G0  784×512 @ 512×1024, in place", 784, 512, 1024, true),
+        ("H·W1   256×1024 @ 1024×1024", 256, 1024, 1024, false),
+        (
+            "Hᵀ·G1  1024×256 @ 256×1024, in place",
+            1024,
+            256,
+            1024,
+            true,
+        ),
     ] {
+        if !filter.iter().all(|f| name.contains(f.as_str())) {
+            continue;
+        }
         let row: Vec<f64> = [1, 2]
             .into_iter()
             .flat_map(|t| {
@@ -144,7 +166,7 @@ fn main() {
             })
             .collect();
         println!(
-            "{name:<28} {:>6.1} {:>6.1} {:>6.1}   {:>6.1} {:>6.1} {:>6.1}",
+            "{name:<36} {:>6.1} {:>6.1} {:>6.1}   {:>6.1} {:>6.1} {:>6.1}",
             row[0], row[1], row[2], row[3], row[4], row[5]
         );
     }

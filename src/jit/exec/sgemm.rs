@@ -14,10 +14,12 @@
 //! slice into [`MR`]-row panels (in L2), then for each [`NR`]-column panel
 //! of packed B (kc×16, in L1) and each A panel, the 6×16 micro-kernel: 12
 //! ymm accumulators, per k two loads of B, six broadcasts of A, twelve FMAs.
+//! B is packed [`GROUP`] panels at a time (rows read 64 floats wide, 8×8
+//! transposes for a Bᵀ read in place), and each tile prefetches its C.
 
 use std::arch::x86_64::{
     __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
-    _mm256_setzero_ps, _mm256_storeu_ps,
+    _mm256_setzero_ps, _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
 };
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -94,13 +96,70 @@ pub unsafe fn pack_b(
     while k0 < k {
         let kc = (k - k0).min(depth);
         let slice = &mut out[k0 * panels * NR..(k0 + kc) * panels * NR];
-        for (p, panel) in slice.chunks_exact_mut(kc * NR).enumerate() {
-            let j0 = p * NR;
-            // SAFETY: rows k0..k0 + kc < k and columns j0..min(j0 + NR, n)
-            // are inside B (the contract).
-            unsafe { pack_panel(b, strides, (k0, kc), (j0, (n - j0).min(NR)), panel) };
+        for (g, group) in slice.chunks_mut(GROUP * kc * NR).enumerate() {
+            // SAFETY: rows k0..k0 + kc < k and the group's columns (up to
+            // n) are inside B (the contract).
+            unsafe { pack_panels(b, strides, (k0, kc), (g * GROUP * NR, n), group) };
         }
         k0 += kc;
+    }
+}
+
+/// Panels packed together: a row of B is read GROUP·NR floats at a time,
+/// so that each page B's rows lie on is touched once for GROUP panels, not
+/// once a panel (at 1024 columns, every row of a panel is on its own page).
+pub const GROUP: usize = 4;
+
+/// Consecutive panels of [`pack_b`]'s layout: rows k0..k0 + kc of B's
+/// columns from j0 (a multiple of NR) into `out`, which holds whole panels
+/// (kc·NR floats each, as many as fit and n allows), the columns past n
+/// zero.
+///
+/// # Safety
+/// Elements (k0 + r, j), r < kc, j0 ≤ j < n, are inside `b` at its strides.
+unsafe fn pack_panels(
+    b: *const f32,
+    strides: (usize, usize),
+    (k0, kc): (usize, usize),
+    (j0, n): (usize, usize),
+    out: &mut [f32],
+) {
+    let count = (out.len() / (kc * NR)).min((n - j0).div_ceil(NR));
+    let full = ((n - j0) / NR).min(count);
+    if strides.1 == 1 && full > 0 {
+        // Rows read GROUP·NR floats wide, each NR to its own panel.
+        for r in 0..kc {
+            // SAFETY: row k0 + r's columns j0..j0 + full·NR are inside B.
+            let src = unsafe { b.add((k0 + r) * strides.0 + j0) };
+            for q in 0..full {
+                let dst = &mut out[q * kc * NR + r * NR..][..NR];
+                if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
+                    // SAFETY: as above.
+                    *dst = unsafe { *src.add(q * NR).cast::<[f32; NR]>() };
+                }
+            }
+        }
+    } else if strides.0 == 1 && full > 0 && supported() {
+        for q in 0..full {
+            let panel = &mut out[q * kc * NR..][..kc * NR];
+            // SAFETY: B's columns j0 + q·NR.. (NR of them, rows k0..k0 +
+            // kc) are inside B, each contiguous.
+            unsafe {
+                transpose_columns(b.add(k0 + (j0 + q * NR) * strides.1), strides.1, kc, panel)
+            };
+        }
+    } else {
+        for q in 0..full {
+            let panel = &mut out[q * kc * NR..][..kc * NR];
+            // SAFETY: the contract, at the general strides.
+            unsafe { pack_strided(b, strides, k0, kc, j0 + q * NR, NR, panel) };
+        }
+    }
+    for q in full..count {
+        let jq = j0 + q * NR;
+        let panel = &mut out[q * kc * NR..][..kc * NR];
+        // SAFETY: the last panel's columns jq..n are inside B.
+        unsafe { pack_panel(b, strides, (k0, kc), (jq, (n - jq).min(NR)), panel) };
     }
 }
 
@@ -241,7 +300,7 @@ unsafe fn tiles(o: &Operands, (lo, hi): (usize, usize), (p0, p1): (usize, usize)
     PACKED.with_borrow_mut(|(ap, bp)| {
         if ap.len() < MC * KC {
             ap.resize(MC * KC, 0.0);
-            bp.resize(KC * NR, 0.0);
+            bp.resize(GROUP * KC * NR, 0.0);
         }
         let mut i0 = lo;
         while i0 < hi {
@@ -287,10 +346,16 @@ unsafe fn block(
                 // SAFETY: slice k0's panel p is inside packed B (pack_b's layout).
                 Right::Packed(b) => unsafe { b.add(k0 * panels * NR + p * kc * NR) },
                 Right::Panels(b, strides) => {
-                    // SAFETY: rows k0..k0 + kc ≤ k and columns j0..j0 +
-                    // cols ≤ n are inside B (the contract); kc ≤ KC.
-                    unsafe { pack_panel(b, strides, (k0, kc), (j0, cols), panel) };
-                    panel.as_ptr()
+                    // Every GROUP panels, the next GROUP packed together.
+                    let g = (p - p0) % GROUP;
+                    if g == 0 {
+                        let group = &mut panel[..(p1 - p).min(GROUP) * kc * NR];
+                        // SAFETY: rows k0..k0 + kc ≤ k and columns j0.. ≤ n
+                        // are inside B (the contract); kc ≤ KC.
+                        unsafe { pack_panels(b, strides, (k0, kc), (j0, o.n), group) };
+                    }
+                    // SAFETY: panel g of the group is inside the buffer.
+                    unsafe { panel.as_ptr().add(g * kc * NR) }
                 }
             };
             for q in 0..a_panels {
@@ -363,9 +428,6 @@ fn pack_a(o: &Operands, i0: usize, mc: usize, k0: usize, kc: usize, ap: &mut [f3
 /// `a` points to MR rows of kc floats, `lda` apart; `panel` holds kc·MR.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transpose_rows(a: *const f32, lda: usize, kc: usize, panel: &mut [f32]) {
-    use std::arch::x86_64::{
-        _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
-    };
     let full = kc / 8 * 8;
     // SAFETY (this block): the loads read columns k..k + 8 ≤ kc of rows
     // < MR; the stores write panel[k·MR..k·MR + 8·MR) ≤ kc·MR, in order, an
@@ -376,35 +438,14 @@ unsafe fn transpose_rows(a: *const f32, lda: usize, kc: usize, panel: &mut [f32]
         let z = _mm256_setzero_ps();
         let mut k = 0;
         while k < full {
-            let row = |i: usize| _mm256_loadu_ps(a.add(i * lda + k));
-            let (r0, r1, r2, r3, r4, r5) = (row(0), row(1), row(2), row(3), row(4), row(5));
-            let t0 = _mm256_unpacklo_ps(r0, r1);
-            let t1 = _mm256_unpackhi_ps(r0, r1);
-            let t2 = _mm256_unpacklo_ps(r2, r3);
-            let t3 = _mm256_unpackhi_ps(r2, r3);
-            let t4 = _mm256_unpacklo_ps(r4, r5);
-            let t5 = _mm256_unpackhi_ps(r4, r5);
-            let t6 = _mm256_unpacklo_ps(z, z);
-            let t7 = t6;
-            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            // Column c of the eight holds rows 0..8 at k + c.
-            let cols = [
-                _mm256_permute2f128_ps::<0x20>(s0, s4),
-                _mm256_permute2f128_ps::<0x20>(s1, s5),
-                _mm256_permute2f128_ps::<0x20>(s2, s6),
-                _mm256_permute2f128_ps::<0x20>(s3, s7),
-                _mm256_permute2f128_ps::<0x31>(s0, s4),
-                _mm256_permute2f128_ps::<0x31>(s1, s5),
-                _mm256_permute2f128_ps::<0x31>(s2, s6),
-                _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ];
+            // Column c of the eight holds rows 0..8 at k + c (rows 6, 7 zero).
+            let cols = transpose8(|i| {
+                if i < MR {
+                    _mm256_loadu_ps(a.add(i * lda + k))
+                } else {
+                    z
+                }
+            });
             let dst = panel.as_mut_ptr().add(k * MR);
             for (c, v) in cols.iter().enumerate().take(7) {
                 _mm256_storeu_ps(dst.add(c * MR), *v);
@@ -419,6 +460,76 @@ unsafe fn transpose_rows(a: *const f32, lda: usize, kc: usize, panel: &mut [f32]
                 panel[k * MR + i] = *a.add(i * lda + k);
             }
         }
+    }
+}
+
+/// `panel[r·NR + c] = col_c[r]` for c < NR, r < kc, where column c starts
+/// at `b + c·ldb` and is contiguous (a transposed B read in place): 8×8
+/// blocks transposed in registers, each block's rows stored 8 wide.
+///
+/// # Safety
+/// `b` points to NR columns of kc floats, `ldb` apart; `panel` holds kc·NR.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_columns(b: *const f32, ldb: usize, kc: usize, panel: &mut [f32]) {
+    let full = kc / 8 * 8;
+    // SAFETY (this block): the loads read rows r..r + 8 ≤ kc of columns
+    // < NR; the stores write panel[(r + j)·NR + h..+8], inside kc·NR.
+    unsafe {
+        for h in [0, 8] {
+            let mut r = 0;
+            while r < full {
+                let rows = transpose8(|i| _mm256_loadu_ps(b.add((h + i) * ldb + r)));
+                for (j, v) in rows.iter().enumerate() {
+                    _mm256_storeu_ps(panel.as_mut_ptr().add((r + j) * NR + h), *v);
+                }
+                r += 8;
+            }
+        }
+        for r in full..kc {
+            for c in 0..NR {
+                panel[r * NR + c] = *b.add(c * ldb + r);
+            }
+        }
+    }
+}
+
+/// The 8×8 transpose of the rows `row(0..8)`: element j of the result's
+/// vector i is element i of row j.
+#[inline(always)]
+unsafe fn transpose8(row: impl Fn(usize) -> __m256) -> [__m256; 8] {
+    use std::arch::x86_64::{
+        _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    };
+    // SAFETY: register operations only (the caller has AVX2 enabled).
+    unsafe {
+        let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+        let (r4, r5, r6, r7) = (row(4), row(5), row(6), row(7));
+        let t0 = _mm256_unpacklo_ps(r0, r1);
+        let t1 = _mm256_unpackhi_ps(r0, r1);
+        let t2 = _mm256_unpacklo_ps(r2, r3);
+        let t3 = _mm256_unpackhi_ps(r2, r3);
+        let t4 = _mm256_unpacklo_ps(r4, r5);
+        let t5 = _mm256_unpackhi_ps(r4, r5);
+        let t6 = _mm256_unpacklo_ps(r6, r7);
+        let t7 = _mm256_unpackhi_ps(r6, r7);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
     }
 }
 
@@ -442,6 +553,14 @@ unsafe fn micro(
     // packed panels); the tile's rows < rows and columns < cols are inside
     // C, ldc apart.
     unsafe {
+        // C's tile is read (or written) only after the k loop: start its
+        // lines on their way now, so that a C too large for the caches
+        // does not stall every tile at its end.
+        for i in 0..rows {
+            let pc = c.add(i * ldc);
+            _mm_prefetch::<_MM_HINT_T0>(pc.cast());
+            _mm_prefetch::<_MM_HINT_T0>(pc.add(cols - 1).cast());
+        }
         let step = |acc: &mut [[__m256; 2]; MR], a: *const f32, b: *const f32| {
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
@@ -526,6 +645,9 @@ mod tests {
             (150, 300, 40),
             (7, 600, 1),
             (300, 513, 15),
+            (9, 20, 70),
+            (30, 37, 130),
+            (7, 16, 80),
             (4, 0, 20),
         ] {
             for (transposed, b_transposed) in
