@@ -546,8 +546,8 @@ thread_local! {
 /// enough that each is followed by its epilogue while in L2, and that a
 /// slow thread holds up the others by one chunk at most; B is packed once,
 /// here, for all of them. A call of at most [`sgemm::MC`] rows (a batch of
-/// up to 264) has one chunk per thread instead, each packing B panel by
-/// panel into L1 as its tiles use them (docs/performance.md measured B
+/// up to 264) has one chunk per thread instead, each packing B's panels
+/// four at a time as its tiles use them (docs/performance.md measured B
 /// packed through memory first 15–18% slower at 64 rows and 5–15% at 256);
 /// when B has more columns than the call has rows, the threads share B's
 /// column panels instead (each packs half of B), then the epilogue's rows.
@@ -605,9 +605,9 @@ pub fn split(
                 return;
             }
             if rows <= sgemm::MC {
-                // One block of rows: B's panels packed in L1 as the tiles
-                // use them, by each thread for its share (one share per
-                // thread, so that each packs B once).
+                // One block of rows: B's panels packed (four at a time) as
+                // the tiles use them, by each thread for its share (one
+                // share per thread, so that each packs B once).
                 let chunk = rows.div_ceil(threads).next_multiple_of(sgemm::MR);
                 run_jobs(job(chunk, Right::Panels), threads, rows, adapt);
                 return;

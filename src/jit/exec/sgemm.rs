@@ -234,11 +234,12 @@ unsafe fn pack_strided(
 pub enum Right {
     /// Packed once for the call by [`pack_b`] and shared by its row blocks.
     Packed(*const f32),
-    /// B itself (element (p, j) at `b + p·rs + j·cs`), each panel packed
-    /// into L1 just before the block's tiles use it. For a call whose rows
-    /// are one block (a small batch), that packs every float once as
-    /// [`pack_b`] would, but the packed copy is never written to memory
-    /// and read back; each further block packs B again.
+    /// B itself (element (p, j) at `b + p·rs + j·cs`), its panels packed
+    /// [`GROUP`] at a time into a buffer in L2 just before the block's
+    /// tiles use them (each panel then in L1 while its tiles run). For a
+    /// call whose rows are one block (a small batch), that packs every
+    /// float once as [`pack_b`] would, but the packed copy is never
+    /// written to memory and read back; each further block packs B again.
     Panels(*const f32, (usize, usize)),
 }
 
@@ -260,8 +261,8 @@ pub struct Operands {
 }
 
 thread_local! {
-    /// Each thread's packed block of A (MC×KC floats) and panel of B
-    /// (KC×NR, for [`Right::Panels`]), made once.
+    /// Each thread's packed block of A (MC×KC floats) and group of B's
+    /// panels (GROUP×KC×NR, for [`Right::Panels`]), made once.
     static PACKED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -495,6 +496,10 @@ unsafe fn transpose_columns(b: *const f32, ldb: usize, kc: usize, panel: &mut [f
 
 /// The 8×8 transpose of the rows `row(0..8)`: element j of the result's
 /// vector i is element i of row j.
+///
+/// # Safety
+/// The host has AVX2: only call it from a `#[target_feature(enable =
+/// "avx2")]` function (it is inlined there, intrinsics and all).
 #[inline(always)]
 unsafe fn transpose8(row: impl Fn(usize) -> __m256) -> [__m256; 8] {
     use std::arch::x86_64::{
