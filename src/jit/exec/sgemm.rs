@@ -163,9 +163,9 @@ unsafe fn pack_panels(
     }
 }
 
-/// One panel of [`pack_b`]: rows k0..k0 + kc of B's columns j0..j0 + w
-/// (w ≤ NR) into `panel` (kc·NR floats), NR values a row, the columns past
-/// w zero.
+/// The ragged last panel of [`pack_panels`]: rows k0..k0 + kc of B's
+/// columns j0..j0 + w (w < NR) into `panel` (kc·NR floats), NR values a
+/// row, the columns past w zero.
 ///
 /// # Safety
 /// Elements (k0 + r, j0 + c), r < kc, c < w, are inside `b` at its strides.
@@ -185,15 +185,8 @@ unsafe fn pack_panel(
         // SAFETY: row k0 + r and columns j0..j0 + w are inside B.
         unsafe {
             let src = b.add((k0 + r) * b_rs + j0);
-            if w == NR {
-                // A fixed-size copy: two vector moves, not a memmove call.
-                if let Ok(dst) = <&mut [f32; NR]>::try_from(dst) {
-                    *dst = *src.cast::<[f32; NR]>();
-                }
-            } else {
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = if j < w { *src.add(j) } else { 0.0 };
-                }
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = if j < w { *src.add(j) } else { 0.0 };
             }
         }
     }
