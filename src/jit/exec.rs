@@ -457,7 +457,8 @@ impl Job {
 }
 
 /// Whether a `gemm` matmul runs in dlc's own kernel ([`sgemm`]): f32, on a
-/// host with AVX2 and FMA and without AVX-512 ([`sgemm::preferred`]), at
+/// host with AVX2 and FMA (on an AVX-512 host only a product with a Bᵀ
+/// read in place: [`sgemm::preferred`]), at
 /// least 16 columns wide (narrower products, like a 10-class output layer,
 /// waste most of a 16-wide tile; the `gemm` crate has kernels for them),
 /// with a right operand whose packed copy fits [`sgemm::MAX_PACKED`].
@@ -468,7 +469,7 @@ fn own_gemm(g: &GemmArgs) -> bool {
             && g.n >= sgemm::NR
             && g.k > 0
             && sgemm::packed_len(g.k, g.n) <= sgemm::MAX_PACKED
-            && sgemm::preferred()
+            && sgemm::preferred(g.b_transposed)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -43,13 +43,18 @@ pub fn supported() -> bool {
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
-/// Whether f32 matmuls run here rather than in the `gemm` crate: on hosts
-/// with AVX2 and FMA but not AVX-512. Where AVX-512 exists, `gemm`'s
-/// 512-bit kernels ran the MLP's products at 96–97% of the FMA peak
-/// (docs/performance.md, 2026-11-24), and this kernel has no 512-bit form
-/// measured against them.
-pub fn preferred() -> bool {
-    supported() && !is_x86_feature_detected!("avx512f")
+/// Whether an f32 matmul runs here rather than in the `gemm` crate, given
+/// whether its right operand is a transpose read in place: every one on
+/// hosts with AVX2 and FMA but not AVX-512; on AVX-512 hosts only those
+/// with a Bᵀ. There, measured call by call on the sweep's products
+/// (docs/performance.md, 2026-11-29), the crate's 512-bit kernels were
+/// 3–6% ahead of [`micro512`] with B row-major (the crate reads such a B
+/// in place, where this kernel packs it) and level on weight gradients,
+/// and in the epochs its static halves beat this kernel's shares on two
+/// full cores; but its products dZ·Wᵀ ran at 69–70 GFLOP/s against 102–106
+/// here.
+pub fn preferred(b_transposed: bool) -> bool {
+    supported() && (b_transposed || !wide())
 }
 
 /// The depth of the slices of a product k deep: at most KC, all but the
@@ -315,7 +320,6 @@ unsafe fn block(
     panel: &mut [f32],
 ) {
     let panels = o.n.div_ceil(NR);
-    let a_panels = mc.div_ceil(MR);
     if o.k == 0 {
         if o.alpha.is_none() {
             let (j0, j1) = (p0 * NR, (p1 * NR).min(o.n));
@@ -333,9 +337,12 @@ unsafe fn block(
         pack_a(o, i0, mc, k0, kc, ap);
         let accumulate = k0 > 0 || o.alpha.is_some();
         let alpha = o.alpha.unwrap_or(1.0);
-        for p in p0..p1 {
+        let width = tile_panels();
+        let mut p = p0;
+        while p < p1 {
+            let count = (p1 - p).min(width);
             let j0 = p * NR;
-            let cols = (o.n - j0).min(NR);
+            let cols = (o.n - j0).min(count * NR);
             let bp = match o.b {
                 // SAFETY: slice k0's panel p is inside packed B (pack_b's layout).
                 Right::Packed(b) => unsafe { b.add(k0 * panels * NR + p * kc * NR) },
@@ -352,28 +359,67 @@ unsafe fn block(
                     unsafe { panel.as_ptr().add(g * kc * NR) }
                 }
             };
-            for q in 0..a_panels {
-                let r = (mc - q * MR).min(MR);
-                // SAFETY: panel q of the packed block holds kc×MR floats;
-                // the tile's rows i0 + q·MR.. (r of them) and columns j0..
-                // (cols of them) are inside C and this thread's.
-                unsafe {
-                    let tile = o.c.add((i0 + q * MR) * o.n + j0);
-                    micro(
-                        kc,
-                        ap.as_ptr().add(q * kc * MR),
-                        bp,
-                        tile,
-                        o.n,
-                        r,
-                        cols,
-                        accumulate,
-                        alpha,
-                    );
-                }
-            }
+            // SAFETY: the packed block holds mc.div_ceil(MR) panels of
+            // kc×MR floats; their rows i0.. (mc of them) and columns j0..
+            // (cols of them) are inside C and this thread's.
+            unsafe {
+                tile_column(
+                    (kc, ap.as_ptr(), mc),
+                    (bp, count),
+                    o.c.add(i0 * o.n + j0),
+                    o.n,
+                    cols,
+                    (accumulate, alpha),
+                )
+            };
+            p += count;
         }
         k0 += kc;
+    }
+}
+
+/// One column of tiles: the mc rows of a packed block of A (its panels
+/// kc·MR floats apart) times `count` consecutive packed kc×NR panels of B
+/// from `b`, into C's rows from `c` (ldc apart), `cols` columns. On an
+/// AVX-512 host all `count` (at most [`GROUP`]) panels a tile
+/// ([`micro512`]); else `count` is 1 ([`micro`]).
+///
+/// # Safety
+/// `a` holds mc.div_ceil(MR) panels of kc·MR floats and `b` count·kc·NR;
+/// rows < mc and columns < cols from `c` are inside C and this thread's.
+unsafe fn tile_column(
+    (kc, a, mc): (usize, *const f32, usize),
+    (b, count): (*const f32, usize),
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    (accumulate, alpha): (bool, f32),
+) {
+    for q in 0..mc.div_ceil(MR) {
+        let rows = (mc - q * MR).min(MR);
+        // SAFETY: panel q is at a + q·kc·MR and its rows start at row
+        // q·MR of the tile column (the contract).
+        unsafe {
+            let (a, c) = (a.add(q * kc * MR), c.add(q * MR * ldc));
+            let tile = (c, ldc, rows, cols);
+            match count {
+                4 => micro512::<4>((kc, a, b), tile, (accumulate, alpha)),
+                3 => micro512::<3>((kc, a, b), tile, (accumulate, alpha)),
+                2 => micro512::<2>((kc, a, b), tile, (accumulate, alpha)),
+                _ if wide() => micro512::<1>((kc, a, b), tile, (accumulate, alpha)),
+                _ => micro(kc, a, b, c, ldc, rows, cols, accumulate, alpha),
+            }
+        }
+    }
+}
+
+/// B's panels a tile takes at once: [`GROUP`] with 512-bit vectors (6×64
+/// tiles, 24 accumulators), else one (6×16 tiles in 12 ymm).
+fn tile_panels() -> usize {
+    if wide() {
+        GROUP
+    } else {
+        1
     }
 }
 
@@ -614,9 +660,100 @@ unsafe fn micro(
     }
 }
 
+/// Whether this host has AVX-512F (checked once): then [`micro512`] runs
+/// the tiles.
+fn wide() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    #[cfg(test)]
+    if tests::NARROW.get() {
+        return false;
+    }
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
+}
+
+/// [`micro`]'s tile with 512-bit vectors, G of B's panels wide: C[..rows,
+/// ..cols] (6 × up to 16·G) := Σ_k a[k]·b[k] (or C + α·Σ), `a` MR floats a
+/// k, B's panel g at `b + g·kc·NR`. One zmm accumulator per row and panel
+/// (24 at G = 4), per k G loads of B, six broadcasts of A, 6·G FMAs. Each
+/// output adds the same products in the same order as in [`micro`], so the
+/// two give the same bits. Columns past `cols` are neither read nor
+/// written (masked), rows past `rows` neither.
+///
+/// # Safety
+/// As [`micro`], with G panels of B, on a host with AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn micro512<const G: usize>(
+    (kc, a, b): (usize, *const f32, *const f32),
+    (c, ldc, rows, cols): (*mut f32, usize, usize, usize),
+    (accumulate, alpha): (bool, f32),
+) {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+        _mm512_set1_ps, _mm512_setzero_ps,
+    };
+    let mut acc = [[_mm512_setzero_ps(); G]; MR];
+    // SAFETY (this block): a holds kc·MR floats and b G panels of kc·NR
+    // (the caller's packed panels); the tile's rows < rows and columns <
+    // cols are inside C, ldc apart.
+    unsafe {
+        // As in `micro`: C's lines on their way before the k loop.
+        for i in 0..rows {
+            let pc = c.add(i * ldc);
+            for j in (0..cols).step_by(NR) {
+                _mm_prefetch::<_MM_HINT_T0>(pc.add(j).cast());
+            }
+            _mm_prefetch::<_MM_HINT_T0>(pc.add(cols - 1).cast());
+        }
+        let step = |acc: &mut [[__m512; G]; MR], k: usize| {
+            let bv: [__m512; G] =
+                std::array::from_fn(|g| _mm512_loadu_ps(b.add((g * kc + k) * NR)));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*a.add(k * MR + i));
+                for (v, bg) in row.iter_mut().zip(&bv) {
+                    *v = _mm512_fmadd_ps(x, *bg, *v);
+                }
+            }
+        };
+        let mut k = 0;
+        while k + 4 <= kc {
+            for u in 0..4 {
+                step(&mut acc, k + u);
+            }
+            k += 4;
+        }
+        while k < kc {
+            step(&mut acc, k);
+            k += 1;
+        }
+        let al = _mm512_set1_ps(alpha);
+        for (i, row) in acc.iter().enumerate().take(rows) {
+            for (g, v) in row.iter().enumerate() {
+                let w = cols.saturating_sub(g * NR).min(NR);
+                if w == 0 {
+                    break;
+                }
+                let mask = if w == NR { u16::MAX } else { (1u16 << w) - 1 };
+                let pc = c.add(i * ldc + g * NR);
+                let out = if accumulate {
+                    _mm512_fmadd_ps(al, *v, _mm512_maskz_loadu_ps(mask, pc))
+                } else {
+                    *v
+                };
+                _mm512_mask_storeu_ps(pc, mask, out);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Set: this thread's tiles run in [`micro`] even on an AVX-512 host.
+        pub static NARROW: Cell<bool> = const { Cell::new(false) };
+    }
 
     /// Every shape class the blocking meets — ragged rows, columns and
     /// depth, several KC slices and MC blocks, Aᵀ and Bᵀ read in place,
@@ -646,6 +783,7 @@ mod tests {
             (9, 20, 70),
             (30, 37, 130),
             (7, 16, 80),
+            (11, 40, 16),
             (4, 0, 20),
         ] {
             for (transposed, b_transposed) in
@@ -689,6 +827,26 @@ mod tests {
                         }
                         // The same tiles from the same packed values.
                         assert_eq!(c, c_panels, "{m}×{k}×{n}: B packed per panel differs");
+                        // The 256-bit tiles add the same products in the
+                        // same order as the 512-bit ones (where the host
+                        // has them): the same bits.
+                        let mut c_narrow = c0.clone();
+                        let o = Operands {
+                            m,
+                            k,
+                            n,
+                            a: a.as_ptr(),
+                            a_rs,
+                            a_cs,
+                            b: Right::Packed(packed.as_ptr()),
+                            c: c_narrow.as_mut_ptr(),
+                            alpha,
+                        };
+                        NARROW.set(true);
+                        // SAFETY: as above.
+                        unsafe { rows(&o, lo, hi) };
+                        NARROW.set(false);
+                        assert_eq!(c, c_narrow, "{m}×{k}×{n}: 256- and 512-bit tiles differ");
                         if (lo, hi) == (0, m) {
                             // Cut by column panels instead: the same bits.
                             let mut c_cols = c0.clone();
