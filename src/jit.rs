@@ -202,6 +202,8 @@ pub struct Compiled {
     /// copy can hold it while it borrows the arena mutably).
     adapt: Vec<adapt::Adapt>,
     copy_adapt: std::sync::Arc<adapt::Adapt>,
+    /// Whether whole steps share their kernels' rows at all.
+    step_adapt: adapt::StepAdapt,
     _module: JITModule,
 }
 
@@ -318,6 +320,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         profile: None,
         adapt,
         copy_adapt: Default::default(),
+        step_adapt: Default::default(),
         _module: module,
     })
 }
@@ -902,11 +905,13 @@ impl Compiled {
 
     /// Per kernel whose rows were split across threads: the fraction of
     /// its timed calls that shared them with the workers (else it ran
-    /// them all on the calling thread, found faster; see `adapt::Adapt`).
+    /// them all on the calling thread, found faster; see `adapt::Adapt`),
+    /// counting the steps that ran every kernel alone (`adapt::StepAdapt`).
     pub fn shared_fractions(&self) -> Vec<Option<f64>> {
+        let steps_shared = 1.0 - self.step_adapt.solo_fraction();
         self.adapt
             .iter()
-            .map(adapt::Adapt::shared_fraction)
+            .map(|a| a.shared_fraction().map(|f| f * steps_shared))
             .collect()
     }
 
@@ -1310,8 +1315,23 @@ impl Compiled {
         Ok(())
     }
 
-    /// Runs every kernel in order (timing each under `--profile`).
+    /// Runs every kernel in order: the split ones sharing their rows as
+    /// their `Adapt`s choose, or all alone when `StepAdapt` finds whole
+    /// steps faster that way.
     fn launch_all(&mut self, table: &[*mut u8], env: &Env) {
+        let timed = self.threads > 1 && self.splits_a_kernel(env.batch);
+        let solo = timed && self.step_adapt.solo();
+        exec::set_solo(solo);
+        let start = Instant::now();
+        self.launch_each(table, env);
+        exec::set_solo(false);
+        if timed {
+            self.step_adapt.record(start.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Launches every kernel in order (timing each when profiling).
+    fn launch_each(&mut self, table: &[*mut u8], env: &Env) {
         match self.profile.take() {
             None => {
                 for ki in 0..self.kernels.len() {

@@ -107,6 +107,109 @@ impl Adapt {
     }
 }
 
+/// Whether a whole step runs its kernels as their [`Adapt`]s choose or
+/// every chunk on the calling thread, learned from the steps' own times.
+/// Each kernel's `Adapt` weighs its own calls, but a kernel's rows shared
+/// with a second core leave its data in that core's cache for the next
+/// kernels that read it (a weight the forward product reads on both cores
+/// and the next update writes on one): a cost the next kernel pays, that
+/// no single kernel sees. Timing whole steps sees it. The steps run in
+/// bursts of [`BURST`] one way, the first step of a burst (which pays for
+/// moving the data) not counted; after [`STEP_SAMPLES`] bursts each way
+/// the faster is kept, and every [`STEP_EXPLORE`]th burst takes the other.
+/// Either way every kernel runs the same chunks, so the results are the
+/// same bit for bit.
+#[derive(Debug, Default)]
+pub struct StepAdapt {
+    /// Steps so far.
+    steps: u64,
+    /// Per way (kernels' choice, all alone): bursts timed and the moving
+    /// mean of their seconds per step.
+    bursts: [u64; 2],
+    mean: [f64; 2],
+    /// The current burst: its way, its steps so far, the seconds of those
+    /// after the first.
+    solo: bool,
+    run: u64,
+    secs: f64,
+    /// The way kept between exploring bursts.
+    kept: bool,
+}
+
+/// Steps run (the kernels' way) before any is timed.
+const STEP_WARMUP: u64 = 4;
+/// Steps in a burst.
+const BURST: u64 = 8;
+/// Bursts each way before the faster is kept.
+const STEP_SAMPLES: u64 = 2;
+/// One burst in this many takes the way not kept.
+const STEP_EXPLORE: u64 = 64;
+
+impl StepAdapt {
+    /// Whether this step runs every chunk on the calling thread.
+    pub fn solo(&mut self) -> bool {
+        self.steps += 1;
+        self.steps > STEP_WARMUP && self.solo
+    }
+
+    /// This step's seconds, the way [`StepAdapt::solo`] chose.
+    pub fn record(&mut self, secs: f64) {
+        if self.steps <= STEP_WARMUP {
+            return;
+        }
+        self.run += 1;
+        if self.run > 1 {
+            self.secs += secs;
+        }
+        if self.run < BURST {
+            return;
+        }
+        let w = usize::from(self.solo);
+        let per_step = self.secs / (BURST - 1) as f64;
+        let explored = self.bursts[0] >= STEP_SAMPLES
+            && self.bursts[1] >= STEP_SAMPLES
+            && self.solo != self.kept;
+        self.mean[w] = if self.bursts[w] == 0 || explored {
+            per_step
+        } else {
+            self.mean[w] + 0.25 * (per_step - self.mean[w])
+        };
+        self.bursts[w] += 1;
+        (self.run, self.secs) = (0, 0.0);
+        let [shared, solo] = self.bursts;
+        if shared < STEP_SAMPLES || solo < STEP_SAMPLES {
+            // Alternate until both ways have their samples.
+            self.solo = solo < shared;
+            return;
+        }
+        let (kept, other) = (usize::from(self.kept), usize::from(!self.kept));
+        if self.mean[other] < SWITCH * self.mean[kept] {
+            self.kept = !self.kept;
+        }
+        self.solo = if (shared + solo).is_multiple_of(STEP_EXPLORE) {
+            !self.kept
+        } else {
+            self.kept
+        };
+    }
+
+    /// The fraction of the timed steps that ran alone (0 when none was
+    /// timed).
+    pub fn solo_fraction(&self) -> f64 {
+        let [shared, solo] = self.bursts;
+        if shared + solo == 0 {
+            0.0
+        } else {
+            solo as f64 / (shared + solo) as f64
+        }
+    }
+
+    /// Whether the steps now run alone (the way kept).
+    pub fn kept_solo(&self) -> bool {
+        self.kept
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Adapt, Way};
@@ -166,5 +269,57 @@ mod tests {
     #[test]
     fn an_untimed_kernel_reports_nothing() {
         assert_eq!(Adapt::default().shared_fraction(), None);
+    }
+
+    /// Drives a [`StepAdapt`] with steps of `shared` or `solo` seconds;
+    /// returns how many of `steps` ran alone.
+    fn drive_steps(a: &mut super::StepAdapt, steps: usize, shared: f64, solo: f64) -> usize {
+        (0..steps)
+            .filter(|_| {
+                let alone = a.solo();
+                a.record(if alone { solo } else { shared });
+                alone
+            })
+            .count()
+    }
+
+    /// Steps that are faster shared stay shared but for the sampling and
+    /// one burst in STEP_EXPLORE; steps faster alone go alone; and back.
+    #[test]
+    fn steps_follow_the_faster_way() {
+        let mut a = super::StepAdapt::default();
+        let alone = drive_steps(&mut a, 1024, 1.0, 2.0);
+        assert!(!a.kept_solo());
+        // Two sampling bursts alone, then one exploring burst in 64.
+        assert!(alone <= 2 * 8 + 3 * 8, "{alone} of 1024 steps alone");
+        let alone = drive_steps(&mut a, 1024, 1.5, 1.0);
+        assert!(a.kept_solo());
+        assert!(alone >= 1024 - 8 - 3 * 8, "{alone} of 1024 steps alone");
+        // The second core free again: found at the next exploring burst.
+        let alone = drive_steps(&mut a, 1024, 1.0, 2.0);
+        assert!(!a.kept_solo());
+        assert!(alone <= 64 * 8 + 3 * 8, "{alone} of 1024 steps alone");
+    }
+
+    /// The first step of a burst (moving the data between cores) is not
+    /// counted: a way that is faster but for its first step is kept.
+    #[test]
+    fn a_bursts_first_step_is_not_counted() {
+        let mut a = super::StepAdapt::default();
+        let mut n = 0u64;
+        for _ in 0..1024 {
+            let alone = a.solo();
+            n += 1;
+            // Alone: 1.0 a step, but 20.0 for a burst's first step.
+            let first = a.run == 0;
+            a.record(if alone && first {
+                20.0
+            } else if alone {
+                1.0
+            } else {
+                1.5
+            });
+        }
+        assert!(n == 1024 && a.kept_solo());
     }
 }

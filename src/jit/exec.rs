@@ -646,6 +646,18 @@ pub fn split(
     run_jobs(job(chunk, Right::Crate), threads, rows, adapt);
 }
 
+thread_local! {
+    /// Set: this thread's split kernels run all their chunks here (a step
+    /// that `adapt::StepAdapt` runs alone), their `Adapt`s not consulted.
+    static SOLO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes the split kernels this thread launches run all their chunks on
+/// it (`true`) or share them as their `Adapt`s choose (`false`).
+pub fn set_solo(solo: bool) {
+    SOLO.set(solo);
+}
+
 /// Runs `job` on `threads` threads (this one first), or on this one alone
 /// when one thread, one chunk, or `adapt` finds that faster.
 fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
@@ -654,7 +666,14 @@ fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
         job.run();
         return;
     }
-    let way = adapt.map_or(Way::Untimed, Adapt::choose);
+    let way = if SOLO.get() {
+        Way::Timed {
+            shared: false,
+            exploring: false,
+        }
+    } else {
+        adapt.map_or(Way::Untimed, Adapt::choose)
+    };
     let shared = matches!(way, Way::Untimed | Way::Timed { shared: true, .. });
     let start = Instant::now();
     if shared {
@@ -670,7 +689,7 @@ fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
     } else {
         job.run();
     }
-    if let (Way::Timed { exploring, .. }, Some(a)) = (way, adapt) {
+    if let (Way::Timed { exploring, .. }, Some(a), false) = (way, adapt, SOLO.get()) {
         a.record(shared, exploring, start.elapsed().as_secs_f64());
     }
 }

@@ -1,4 +1,5 @@
-//! dlc's own f32 matmul for hosts with AVX2 and FMA: C = A·B (or C + α·A·B)
+//! dlc's own f32 matmul for hosts with AVX2 and FMA (and a 512-bit tile for
+//! hosts with AVX-512): C = A·B (or C + α·A·B)
 //! over packed panels, GotoBLAS/BLIS-style, so that one call packs B once
 //! for every thread and every block of rows.
 //!
@@ -15,7 +16,10 @@
 //! of packed B (kc×16, in L1) and each A panel, the 6×16 micro-kernel: 12
 //! ymm accumulators, per k two loads of B, six broadcasts of A, twelve FMAs.
 //! B is packed [`GROUP`] panels at a time (rows read 64 floats wide, 8×8
-//! transposes for a Bᵀ read in place), and each tile prefetches its C.
+//! transposes for a Bᵀ read in place), and each tile prefetches its C. On
+//! an AVX-512 host a tile spans the whole group ([`micro512`]: 6×64, 24
+//! zmm accumulators, per k four loads of B, six broadcasts of A, 24 FMAs),
+//! the group (64 KiB at kc = 256) then read from L2.
 
 use std::arch::x86_64::{
     __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
@@ -48,7 +52,7 @@ pub fn supported() -> bool {
 /// hosts with AVX2 and FMA but not AVX-512; on AVX-512 hosts only those
 /// with a Bᵀ. There, measured call by call on the sweep's products
 /// (docs/performance.md, 2026-11-29), the crate's 512-bit kernels were
-/// 3–6% ahead of [`micro512`] with B row-major (the crate reads such a B
+/// 4–6% ahead of [`micro512`] with B row-major (the crate reads such a B
 /// in place, where this kernel packs it) and level on weight gradients,
 /// and in the epochs its static halves beat this kernel's shares on two
 /// full cores; but its products dZ·Wᵀ ran at 69–70 GFLOP/s against 102–106
@@ -234,7 +238,8 @@ pub enum Right {
     Packed(*const f32),
     /// B itself (element (p, j) at `b + p·rs + j·cs`), its panels packed
     /// [`GROUP`] at a time into a buffer in L2 just before the block's
-    /// tiles use them (each panel then in L1 while its tiles run). For a
+    /// tiles use them (each 16-wide panel then in L1 while its tiles run;
+    /// a 512-bit tile reads the whole group). For a
     /// call whose rows are one block (a small batch), that packs every
     /// float once as [`pack_b`] would, but the packed copy is never
     /// written to memory and read back; each further block packs B again.
