@@ -205,7 +205,8 @@ impl StepAdapt {
     }
 
     /// Whether the steps now run alone (the way kept).
-    pub fn kept_solo(&self) -> bool {
+    #[cfg(test)]
+    fn kept_solo(&self) -> bool {
         self.kept
     }
 }

@@ -400,19 +400,22 @@ unsafe fn tile_column(
     cols: usize,
     (accumulate, alpha): (bool, f32),
 ) {
+    let wide = wide();
+    debug_assert!(wide || count == 1, "several panels a tile need AVX-512");
     for q in 0..mc.div_ceil(MR) {
         let rows = (mc - q * MR).min(MR);
         // SAFETY: panel q is at a + q·kc·MR and its rows start at row
-        // q·MR of the tile column (the contract).
+        // q·MR of the tile column (the contract); `micro512` only where
+        // the host has AVX-512F.
         unsafe {
             let (a, c) = (a.add(q * kc * MR), c.add(q * MR * ldc));
             let tile = (c, ldc, rows, cols);
-            match count {
-                4 => micro512::<4>((kc, a, b), tile, (accumulate, alpha)),
-                3 => micro512::<3>((kc, a, b), tile, (accumulate, alpha)),
-                2 => micro512::<2>((kc, a, b), tile, (accumulate, alpha)),
-                _ if wide() => micro512::<1>((kc, a, b), tile, (accumulate, alpha)),
-                _ => micro(kc, a, b, c, ldc, rows, cols, accumulate, alpha),
+            match (wide, count) {
+                (true, 4) => micro512::<4>((kc, a, b), tile, (accumulate, alpha)),
+                (true, 3) => micro512::<3>((kc, a, b), tile, (accumulate, alpha)),
+                (true, 2) => micro512::<2>((kc, a, b), tile, (accumulate, alpha)),
+                (true, _) => micro512::<1>((kc, a, b), tile, (accumulate, alpha)),
+                (false, _) => micro(kc, a, b, c, ldc, rows, cols, accumulate, alpha),
             }
         }
     }
@@ -810,97 +813,95 @@ mod tests {
                         let mut packed = Vec::new();
                         // SAFETY: b_mem holds the k×n elements at b_strides.
                         unsafe { pack_b(b_mem.as_ptr(), b_strides, k, n, &mut packed) };
-                        let mut c = c0.clone();
-                        let mut c_panels = c0.clone();
-                        for (b, c) in [
-                            (Right::Packed(packed.as_ptr()), &mut c),
-                            (Right::Panels(b_mem.as_ptr(), b_strides), &mut c_panels),
-                        ] {
+                        // C from c0 with B read as `b`, over rows lo..hi, or
+                        // (with `cut`) over column panels cut..end, then 0..cut.
+                        let product = |b: Right, cut: Option<usize>| {
+                            let mut c = c0.clone();
+                            let (a, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
                             let o = Operands {
                                 m,
                                 k,
                                 n,
-                                a: a.as_ptr(),
+                                a,
                                 a_rs,
                                 a_cs,
                                 b,
-                                c: c.as_mut_ptr(),
+                                c: c_ptr,
                                 alpha,
                             };
                             // SAFETY: the buffers hold the shapes above.
-                            unsafe { rows(&o, lo, hi) };
-                        }
+                            unsafe {
+                                match cut {
+                                    None => rows(&o, lo, hi),
+                                    Some(cut) => {
+                                        columns(&o, cut, n.div_ceil(NR));
+                                        columns(&o, 0, cut);
+                                    }
+                                }
+                            }
+                            c
+                        };
+                        let c = product(Right::Packed(packed.as_ptr()), None);
+                        let panels = Right::Panels(b_mem.as_ptr(), b_strides);
                         // The same tiles from the same packed values.
+                        let c_panels = product(panels, None);
                         assert_eq!(c, c_panels, "{m}×{k}×{n}: B packed per panel differs");
                         // The 256-bit tiles add the same products in the
                         // same order as the 512-bit ones (where the host
                         // has them): the same bits.
-                        let mut c_narrow = c0.clone();
-                        let o = Operands {
-                            m,
-                            k,
-                            n,
-                            a: a.as_ptr(),
-                            a_rs,
-                            a_cs,
-                            b: Right::Packed(packed.as_ptr()),
-                            c: c_narrow.as_mut_ptr(),
-                            alpha,
-                        };
                         NARROW.set(true);
-                        // SAFETY: as above.
-                        unsafe { rows(&o, lo, hi) };
+                        let c_narrow = product(Right::Packed(packed.as_ptr()), None);
                         NARROW.set(false);
                         assert_eq!(c, c_narrow, "{m}×{k}×{n}: 256- and 512-bit tiles differ");
                         if (lo, hi) == (0, m) {
                             // Cut by column panels instead: the same bits.
-                            let mut c_cols = c0.clone();
-                            let o = Operands {
-                                m,
-                                k,
-                                n,
-                                a: a.as_ptr(),
-                                a_rs,
-                                a_cs,
-                                b: Right::Panels(b_mem.as_ptr(), b_strides),
-                                c: c_cols.as_mut_ptr(),
-                                alpha,
-                            };
-                            let panels = n.div_ceil(NR);
-                            let cut = panels / 2;
-                            // SAFETY: as above.
-                            unsafe {
-                                columns(&o, cut, panels);
-                                columns(&o, 0, cut);
-                            }
+                            let c_cols = product(panels, Some(n.div_ceil(NR) / 2));
                             assert_eq!(c, c_cols, "{m}×{k}×{n}: cut by columns differs");
                         }
-                        for i in 0..m {
-                            for j in 0..n {
-                                let dot: f64 = (0..k)
-                                    .map(|p| {
-                                        f64::from(a[i * a_rs + p * a_cs]) * f64::from(b[p * n + j])
-                                    })
-                                    .sum();
-                                let old = f64::from(c0[i * n + j]);
-                                let want = if !(lo..hi).contains(&i) {
-                                    old
-                                } else {
-                                    match alpha {
-                                        Some(s) => old + f64::from(s) * dot,
-                                        None => dot,
-                                    }
-                                };
-                                let got = f64::from(c[i * n + j]);
-                                assert!(
-                                    (got - want).abs() <= 1e-5 * (1.0 + (k as f64).sqrt()),
-                                    "{m}×{k}×{n} aᵀ {transposed} bᵀ {b_transposed} α {alpha:?} rows {lo}..{hi}: \
-                                     c[{i},{j}] = {got}, want {want}"
-                                );
-                            }
-                        }
+                        let case = format!(
+                            "{m}×{k}×{n} aᵀ {transposed} bᵀ {b_transposed} α {alpha:?} rows {lo}..{hi}"
+                        );
+                        let a_at = |i: usize, p: usize| a[i * a_rs + p * a_cs];
+                        assert_matches_scalar(
+                            &case,
+                            (m, k, n),
+                            (a_at, &b),
+                            (&c0, &c),
+                            alpha,
+                            (lo, hi),
+                        );
                     }
                 }
+            }
+        }
+    }
+
+    /// Asserts that `c` is, in rows lo..hi, the f64 product A·B (or c0 + α·A·B),
+    /// and c0 elsewhere.
+    fn assert_matches_scalar(
+        case: &str,
+        (m, k, n): (usize, usize, usize),
+        (a, b): (impl Fn(usize, usize) -> f32, &[f32]),
+        (c0, c): (&[f32], &[f32]),
+        alpha: Option<f32>,
+        (lo, hi): (usize, usize),
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| f64::from(a(i, p)) * f64::from(b[p * n + j]))
+                    .sum();
+                let old = f64::from(c0[i * n + j]);
+                let want = match alpha {
+                    _ if !(lo..hi).contains(&i) => old,
+                    Some(s) => old + f64::from(s) * dot,
+                    None => dot,
+                };
+                let got = f64::from(c[i * n + j]);
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + (k as f64).sqrt()),
+                    "{case}: c[{i},{j}] = {got}, want {want}"
+                );
             }
         }
     }
