@@ -888,8 +888,13 @@ impl Compiled {
         } else {
             1
         };
+        let work = if exec::depth_split(&args, threads) {
+            exec::Work::Depth(args, gm.epilogue)
+        } else {
+            exec::Work::Gemm(args, gm.epilogue)
+        };
         exec::split(
-            exec::Work::Gemm(args, gm.epilogue),
+            work,
             table,
             (env.batch, env.seed),
             args.m,

@@ -173,10 +173,19 @@ fn matmul_tiles_and_ragged_edges_match_the_interpreter() {
 
 #[test]
 fn threads_split_a_matmul_into_identical_results() {
+    // Depth 400, and 784 (a first layer's): on an AVX-512 host two threads
+    // take the deeper product's two depth halves at batches 8 and 97 (the
+    // second half into a partial buffer, added after).
+    for depth in [400, 784] {
+        threads_split_matmul(depth);
+    }
+}
+
+fn threads_split_matmul(depth: u64) {
     use dlc::ir::Role;
     let mut g = Graph::new();
-    let a = input(&mut g, "a", Role::Features, f32_rows(400));
-    let b = input(&mut g, "b", Role::Features, f32_fixed(&[400, 120]));
+    let a = input(&mut g, "a", Role::Features, f32_rows(depth));
+    let b = input(&mut g, "b", Role::Features, f32_fixed(&[depth, 120]));
     let c = add(&mut g, Op::MatMul, &[a, b]);
     // An epilogue: with fewer rows than B has columns (batch 8 and 97),
     // two threads cut the product by B's columns, then its rows.
@@ -198,7 +207,7 @@ fn threads_split_a_matmul_into_identical_results() {
             for (x, y) in r1.iter().zip(&r2) {
                 assert_eq!(
                     x.data, y.data,
-                    "batch {batch}, {matmul:?}: threads change nothing"
+                    "depth {depth}, batch {batch}, {matmul:?}: threads change nothing"
                 );
             }
         }
@@ -206,7 +215,7 @@ fn threads_split_a_matmul_into_identical_results() {
             &g,
             &inputs,
             batch,
-            &format!("threaded matmul at batch {batch}"),
+            &format!("threaded matmul of depth {depth} at batch {batch}"),
         );
     }
 }

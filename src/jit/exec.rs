@@ -199,8 +199,34 @@ pub struct GemmArgs {
 /// the MLP's products (blocks of 128 measured 3% slower).
 pub const GEMM_BLOCK: usize = 1024;
 
+/// The deepest slice of a product one `gemm` call adds: the crate cuts a
+/// deeper product itself, where it cuts depending on the block's shape,
+/// so dlc cuts it first, always in the same places ([`depth_slice`]): a
+/// product computed in two halves of its depth on two threads then adds
+/// exactly as one thread does.
+const KC_MAX: usize = 512;
+
+/// The depth of each `gemm` call for a product of depth k (the last may be
+/// shallower).
+fn depth_slice(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC_MAX).max(1))
+}
+
 /// Output rows [lo, hi) of a `gemm` matmul.
 fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
+    gemm_part(g, table, (lo, hi), (0, g.k), None);
+}
+
+/// Output rows [lo, hi) of a `gemm` matmul over depths [k0, k1), in slices
+/// of [`depth_slice`]; written to `partial` (an m×n f32 buffer, which
+/// takes the product alone, no update) instead of the output when given.
+fn gemm_part(
+    g: &GemmArgs,
+    table: *const *mut u8,
+    (lo, hi): (usize, usize),
+    (k0, k1): (usize, usize),
+    partial: Option<*mut f32>,
+) {
     let (m, k, n) = (g.m, g.k, g.n);
     if lo >= hi || n == 0 {
         return;
@@ -214,46 +240,58 @@ fn gemm_rows(g: &GemmArgs, table: *const *mut u8, lo: usize, hi: usize) {
     // and the scalar's (one element of `dtype`),
     // the plan never places a matmul's output over its operands, and the
     // threads of one call write disjoint row ranges [lo, hi) ⊆ [0, m) of
-    // `out`; every index gemm forms from these sizes and strides is inside
-    // those buffers.
+    // `out`, or one of them `partial` (m×n f32s of `split`'s, for an f32
+    // product, which no other thread touches until it returns); every
+    // index gemm forms from these sizes and strides is inside those
+    // buffers.
     unsafe {
         let (pa, pb, po) = (*table.add(g.a), *table.add(g.b), *table.add(g.out));
         macro_rules! call {
             ($t:ty) => {{
+                let po = match partial {
+                    Some(p) => p.cast::<u8>(),
+                    None => po,
+                };
                 let (pa, pb, po) = (pa.cast::<$t>(), pb.cast::<$t>(), po.cast::<$t>());
                 let out = po.add(lo * n);
                 // W − s·(a·b): keep what out holds, add −s times the product.
-                let (read_dst, beta) = match g.scale {
-                    Some(s) => (true, -*(*table.add(s)).cast::<$t>()),
-                    None => (false, 1.0),
+                let (read_dst, beta) = match (g.scale, partial) {
+                    (Some(s), None) => (true, -*(*table.add(s)).cast::<$t>()),
+                    _ => (false, 1.0),
                 };
-                if k == 0 {
+                if k1 <= k0 {
                     if !read_dst {
                         std::ptr::write_bytes(out, 0, (hi - lo) * n);
                     }
                     return;
                 }
-                gemm::gemm::<$t>(
-                    hi - lo,
-                    n,
-                    k,
-                    out,
-                    1,
-                    n as isize,
-                    read_dst,
-                    pa.add(lo * a_rs),
-                    a_cs as isize,
-                    a_rs as isize,
-                    pb,
-                    b_cs as isize,
-                    b_rs as isize,
-                    1.0,
-                    beta,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
+                let slice = depth_slice(k);
+                let mut d = k0;
+                while d < k1 {
+                    let kc = slice.min(k1 - d);
+                    gemm::gemm::<$t>(
+                        hi - lo,
+                        n,
+                        kc,
+                        out,
+                        1,
+                        n as isize,
+                        read_dst || d > k0,
+                        pa.add(lo * a_rs + d * a_cs),
+                        a_cs as isize,
+                        a_rs as isize,
+                        pb.add(d * b_rs),
+                        b_cs as isize,
+                        b_rs as isize,
+                        1.0,
+                        beta,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                    d += kc;
+                }
             }};
         }
         match g.dtype {
@@ -286,6 +324,11 @@ pub enum Work {
     Gemm(GemmArgs, Option<KernelFn>),
     /// A Rust callback over rows [lo, hi) (see [`for_rows`]).
     Rows(Callback),
+    /// An f32 `gemm` matmul of two depth slices ([`depth_split`]) on two
+    /// threads: the first slice into the output, the second into a partial
+    /// buffer, then (on the calling thread) their sum and the epilogue
+    /// over every row. The job's range counts the two halves.
+    Depth(GemmArgs, Option<KernelFn>),
 }
 
 /// A callback and the context it is called with.
@@ -379,6 +422,13 @@ pub struct Job {
     next: Claims,
     /// Which matmul kernel a Gemm work runs, and where it reads B.
     right: Right,
+    /// Shared, each job runs the chunk of its own index (the calling
+    /// thread the first, worker i the (i+1)th) rather than claiming, so
+    /// that the same thread runs the same rows call after call: a layer's
+    /// weight gradient and update, and the depth slice of its forward
+    /// product that reads those rows of W (see [`Work::Depth`]), all on
+    /// one core. Alone, the one job claims every chunk.
+    fixed: Option<usize>,
 }
 
 /// The matmul kernel of a Gemm work and its right operand.
@@ -394,6 +444,8 @@ enum Right {
     /// dlc's own over every row, the job's range being B's NR-column
     /// panels (packed as they are used), not rows.
     Columns,
+    /// A [`Work::Depth`] job's partial buffer (m×n f32s).
+    Partial(*mut f32),
 }
 
 // SAFETY: `split` packs B into its thread's buffer before making the jobs,
@@ -414,6 +466,13 @@ unsafe impl Sync for Claims {}
 
 impl Job {
     pub fn run(&self) {
+        if let Some(i) = self.fixed {
+            let lo = i.saturating_mul(self.chunk);
+            if lo < self.rows {
+                self.run_rows(lo, (lo + self.chunk).min(self.rows));
+            }
+            return;
+        }
         loop {
             // SAFETY: the counter outlives the job (see `Claims`).
             let c = unsafe { &*self.next.0 }.fetch_add(1, Ordering::Relaxed);
@@ -436,7 +495,9 @@ impl Job {
             Work::Gemm(g, epilogue) => {
                 let block = match self.right {
                     Right::Crate => GEMM_BLOCK,
-                    Right::Packed(_) | Right::Panels | Right::Columns => hi - lo,
+                    Right::Packed(_) | Right::Panels | Right::Columns | Right::Partial(_) => {
+                        hi - lo
+                    }
                 };
                 let mut r = lo;
                 while r < hi {
@@ -452,8 +513,37 @@ impl Job {
                 }
             }
             Work::Rows(cb) => (cb.call)(cb.ctx.ptr(), lo, hi),
+            Work::Depth(g, _) => {
+                let half = depth_slice(g.k);
+                for part in lo..hi {
+                    match (part, self.right) {
+                        (0, _) => gemm_part(&g, t, (0, g.m), (0, half), None),
+                        (_, Right::Partial(p)) => gemm_part(&g, t, (0, g.m), (half, g.k), Some(p)),
+                        _ => unreachable!("compiler bug: a depth split without its partial buffer"),
+                    }
+                }
+            }
         }
     }
+}
+
+/// Whether an f32 `gemm` matmul shared by two threads is better cut in two
+/// slices of its depth than by rows: the `gemm` crate's product (dlc's own
+/// kernel cuts its depth elsewhere), no fused SGD step, exactly two depth
+/// slices ([`depth_slice`]: 512 < k ≤ 1024, as a first layer of 784
+/// inputs), and an output smaller than half of B. Cut by rows, both
+/// threads read all of B: a layer's W, whose rows the weight update (cut
+/// by rows, [`Job::fixed`]) writes half on each core, so that half of W
+/// crossed between the cores every step. Cut by depth, each core reads
+/// the rows of W it updates, and only the m×n partial sum crosses.
+pub fn depth_split(g: &GemmArgs, threads: usize) -> bool {
+    threads == 2
+        && g.dtype == DType::F32
+        && g.scale.is_none()
+        && !own_gemm(g)
+        && g.k > KC_MAX
+        && g.k.div_ceil(KC_MAX) == 2
+        && g.m * 2 < g.k
 }
 
 /// Whether a `gemm` matmul runs in dlc's own kernel ([`sgemm`]): f32, on a
@@ -496,7 +586,9 @@ fn own_gemm_rows(g: &GemmArgs, table: *const *mut u8, right: Right, lo: usize, h
                 let b = (*table.add(g.b)).cast::<f32>().cast_const();
                 sgemm::Right::Panels(b, b_strides(g))
             }
-            Right::Crate => unreachable!("compiler bug: a gemm crate job in dlc's kernel"),
+            Right::Crate | Right::Partial(_) => {
+                unreachable!("compiler bug: a gemm crate job in dlc's kernel")
+            }
         };
         let o = sgemm::Operands {
             m: g.m,
@@ -576,8 +668,13 @@ pub fn split(
         chunk: chunk.max(1),
         next: Claims(&next),
         right,
+        fixed: None,
     };
     let per_thread = |parts: usize| rows.div_ceil(threads * parts).next_multiple_of(4);
+    if let Work::Depth(g, epilogue) = work {
+        depth_halves(g, epilogue, table, (batch, seed), adapt);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if let Work::Gemm(g, _) = work {
         if own_gemm(&g) {
@@ -641,9 +738,78 @@ pub fn split(
     let chunk = match work {
         _ if threads == 1 => rows,
         Work::Gemm(..) => per_thread(1),
-        Work::Kernel(_) | Work::Rows(_) => per_thread(4),
+        Work::Kernel(_) | Work::Rows(_) | Work::Depth(..) => per_thread(4),
     };
-    run_jobs(job(chunk, Right::Crate), threads, rows, adapt);
+    // A `gemm` crate matmul: one chunk per thread, each thread the same
+    // rows every call (see `Job::fixed`).
+    let fixed = matches!(work, Work::Gemm(..)).then_some(0);
+    run_jobs(
+        Job {
+            fixed,
+            ..job(chunk, Right::Crate)
+        },
+        threads,
+        rows,
+        adapt,
+    );
+}
+
+thread_local! {
+    /// The calling thread's partial sums of a depth split, reused.
+    static PARTIAL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A [`Work::Depth`] matmul: its two depth slices as two fixed shares (or
+/// both here, when `adapt` finds that faster: the same sums either way),
+/// then output += partial and the epilogue, on this thread.
+fn depth_halves(
+    g: GemmArgs,
+    epilogue: Option<KernelFn>,
+    table: &[*mut u8],
+    (batch, seed): (usize, u64),
+    adapt: Option<&Adapt>,
+) {
+    let next = AtomicUsize::new(0);
+    PARTIAL.with_borrow_mut(|partial| {
+        if partial.len() < g.m * g.n {
+            partial.resize(g.m * g.n, 0.0);
+        }
+        let job = Job {
+            work: Work::Depth(g, None),
+            table: Table(table.as_ptr()),
+            batch,
+            seed,
+            rows: 2,
+            chunk: 1,
+            next: Claims(&next),
+            right: Right::Partial(partial.as_mut_ptr()),
+            fixed: Some(0),
+        };
+        run_jobs(job, 2, 2, adapt);
+        // SAFETY: both shares have finished; the output holds m×n f32s at
+        // this batch (`Compiled::run` sized it) and overlaps no operand,
+        // and `partial` holds at least m×n.
+        let out = unsafe {
+            std::slice::from_raw_parts_mut((*table.as_ptr().add(g.out)).cast::<f32>(), g.m * g.n)
+        };
+        for (o, p) in out.iter_mut().zip(partial.iter()) {
+            *o += *p;
+        }
+    });
+    if let Some(f) = epilogue {
+        let mut r = 0;
+        while r < g.m {
+            let e = (r + GEMM_BLOCK).min(g.m);
+            f(
+                table.as_ptr(),
+                batch as i64,
+                seed as i64,
+                r as i64,
+                e as i64,
+            );
+            r = e;
+        }
+    }
 }
 
 thread_local! {
@@ -663,7 +829,7 @@ pub fn set_solo(solo: bool) {
 fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
     let sharers = threads.min(rows.div_ceil(job.chunk));
     if sharers <= 1 {
-        job.run();
+        Job { fixed: None, ..job }.run();
         return;
     }
     let way = if SOLO.get() {
@@ -677,7 +843,13 @@ fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
     let shared = matches!(way, Way::Untimed | Way::Timed { shared: true, .. });
     let start = Instant::now();
     if shared {
-        super::pool::run(&vec![job; sharers]);
+        let jobs: Vec<Job> = (0..sharers)
+            .map(|i| Job {
+                fixed: job.fixed.map(|_| i),
+                ..job
+            })
+            .collect();
+        super::pool::run(&jobs);
     } else if let Right::Panels = job.right {
         // Alone, as one share: each share packs all of B's panels. The
         // rows' values do not depend on how they are cut into shares.
@@ -687,7 +859,7 @@ fn run_jobs(job: Job, threads: usize, rows: usize, adapt: Option<&Adapt>) {
         }
         .run();
     } else {
-        job.run();
+        Job { fixed: None, ..job }.run();
     }
     if let (Way::Timed { exploring, .. }, Some(a), false) = (way, adapt, SOLO.get()) {
         a.record(shared, exploring, start.elapsed().as_secs_f64());
@@ -899,4 +1071,81 @@ unsafe fn uniforms_avx2(key: u64, first: u64, out: &mut [f32]) -> usize {
         odd = _mm256_add_epi64(odd, step);
     }
     full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A product of depth 513–1024 in its two depth halves (the second into
+    /// a partial buffer, then added) gives the bits of the whole product on
+    /// one thread, at shapes where the `gemm` crate, left to cut the depth
+    /// itself, cuts it elsewhere (a batch of 32 or 64 against 784 inputs).
+    #[test]
+    fn depth_halves_add_as_the_whole_product() {
+        for (m, k, n) in [
+            (32, 784, 64),
+            (32, 784, 128),
+            (64, 784, 256),
+            (97, 1000, 48),
+        ] {
+            let mut s = 7u64;
+            let mut r = || {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            };
+            let mut a: Vec<f32> = (0..m * k).map(|_| r()).collect();
+            let mut b: Vec<f32> = (0..k * n).map(|_| r()).collect();
+            let (mut whole, mut halves) = (vec![0f32; m * n], vec![0f32; m * n]);
+            let g = GemmArgs {
+                dtype: DType::F32,
+                m,
+                k,
+                n,
+                a_transposed: false,
+                b_transposed: false,
+                a: 0,
+                b: 1,
+                out: 2,
+                scale: None,
+            };
+            let table = |out: &mut Vec<f32>, a: &mut Vec<f32>, b: &mut Vec<f32>| -> Vec<*mut u8> {
+                vec![
+                    a.as_mut_ptr().cast(),
+                    b.as_mut_ptr().cast(),
+                    out.as_mut_ptr().cast(),
+                ]
+            };
+            let t = table(&mut whole, &mut a, &mut b);
+            gemm_rows(&g, t.as_ptr(), 0, m);
+            let t = table(&mut halves, &mut a, &mut b);
+            let half = depth_slice(k);
+            assert!(half < k, "two slices at depth {k}");
+            let mut partial = vec![0f32; m * n];
+            gemm_part(&g, t.as_ptr(), (0, m), (0, half), None);
+            gemm_part(
+                &g,
+                t.as_ptr(),
+                (0, m),
+                (half, k),
+                Some(partial.as_mut_ptr()),
+            );
+            for (o, p) in halves.iter_mut().zip(&partial) {
+                *o += *p;
+            }
+            let differ = whole
+                .iter()
+                .zip(&halves)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "{m}×{k}·{k}×{n}: {differ} of {} outputs differ",
+                m * n
+            );
+        }
+    }
 }
