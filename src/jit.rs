@@ -865,7 +865,9 @@ impl Compiled {
 
     /// Runs a kernel's `gemm` form: its output rows split among the
     /// threads when the product is large enough, each thread's rows in
-    /// blocks, each block's epilogue right after its product.
+    /// blocks, each block's epilogue right after its product; or, on two
+    /// threads, a first layer's product cut in two halves of its depth
+    /// (`exec::depth_split`), the epilogue after their sum.
     fn launch_gemm(&self, gm: &Gemm, table: &[*mut u8], env: &Env, adapt: &adapt::Adapt) {
         let c = gm.call;
         let out = concrete(&self.graph.ty(c.out).shape, env.batch);
