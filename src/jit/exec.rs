@@ -332,8 +332,8 @@ pub enum Work {
     Rows(Callback),
     /// An f32 `gemm` matmul of two depth slices ([`depth_split`]) on two
     /// threads: the first slice into the output, the second into a partial
-    /// buffer, then (on the calling thread) their sum and the epilogue
-    /// over every row. The job's range counts the two halves.
+    /// buffer, then their sum and the epilogue by rows ([`depth_halves`]).
+    /// The job's range counts the two halves.
     Depth(GemmArgs, Option<KernelFn>),
 }
 
@@ -766,16 +766,17 @@ thread_local! {
 }
 
 /// Outputs from which a depth split's sum and epilogue are shared by the
-/// two threads (a dropout mask draws two 64-bit mixes a value: mlp_dropout's
-/// 256×256 first layer on two threads 0.295 → 0.285 s an epoch), below
-/// which they run on the calling thread (a batch of 32 by 128 tanh units:
-/// a second round of the pool measured 0.323 → 0.377 s an epoch).
-const DEPTH_SHARED_ROWS: usize = 16 << 10;
+/// two threads (a dropout mask draws two 64-bit mixes a value: on two
+/// threads mlp_dropout's epochs took 0.284–0.301 s with its 256×256 first
+/// layer's on the calling thread, 0.276–0.293 shared), below which they run
+/// on the calling thread (a batch of 32 by 128 tanh units: a second round
+/// of the pool measured 0.323 → 0.377 s an epoch).
+const DEPTH_SHARED_OUTPUTS: usize = 16 << 10;
 
 /// A [`Work::Depth`] matmul: its two depth slices as two fixed shares (or
 /// both here, when `adapt` finds that faster: the same sums either way),
 /// then output += partial and the epilogue, row by row (the rows shared by
-/// the two threads from [`DEPTH_SHARED_ROWS`] outputs on).
+/// the two threads from [`DEPTH_SHARED_OUTPUTS`] outputs on).
 fn depth_halves(
     g: GemmArgs,
     epilogue: Option<KernelFn>,
@@ -802,7 +803,11 @@ fn depth_halves(
         run_jobs(job, 2, 2, adapt);
         let (out, partial) = (Ctx(table[g.out].cast_const().cast()), &*partial);
         let t = Table(table.as_ptr());
-        let threads = if g.m * g.n >= DEPTH_SHARED_ROWS { 2 } else { 1 };
+        let threads = if g.m * g.n >= DEPTH_SHARED_OUTPUTS {
+            2
+        } else {
+            1
+        };
         for_rows(g.m, threads, None, &|lo, hi| {
             // SAFETY: both halves have finished; the output holds m×n f32s
             // at this batch (`Compiled::run` sized it) and overlaps no
@@ -1084,6 +1089,27 @@ unsafe fn uniforms_avx2(key: u64, first: u64, out: &mut [f32]) -> usize {
     full
 }
 
+/// Test values in [-0.5, 0.5) from a 64-bit LCG: the same sequence for
+/// the same seed.
+#[cfg(test)]
+pub(crate) struct TestValues(pub u64);
+
+#[cfg(test)]
+impl TestValues {
+    /// The next `n` values.
+    pub fn take(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((self.0 >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1100,15 +1126,8 @@ mod tests {
             (64, 784, 256),
             (97, 1000, 48),
         ] {
-            let mut s = 7u64;
-            let mut r = || {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            };
-            let mut a: Vec<f32> = (0..m * k).map(|_| r()).collect();
-            let mut b: Vec<f32> = (0..k * n).map(|_| r()).collect();
+            let mut values = TestValues(7);
+            let (mut a, mut b) = (values.take(m * k), values.take(k * n));
             let (mut whole, mut halves) = (vec![0f32; m * n], vec![0f32; m * n]);
             let g = GemmArgs {
                 dtype: DType::F32,

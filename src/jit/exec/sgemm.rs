@@ -773,13 +773,7 @@ mod tests {
             eprintln!("skipped: this host has no AVX2/FMA");
             return;
         }
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        };
+        let mut values = super::super::TestValues(7);
         for &(m, k, n) in &[
             (1, 1, 1),
             (5, 3, 17),
@@ -799,9 +793,8 @@ mod tests {
             {
                 for alpha in [None, Some(-0.25f32)] {
                     for (lo, hi) in [(0, m), (m / 3, m)] {
-                        let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
-                        let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
-                        let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+                        let (a, b, c0) =
+                            (values.take(m * k), values.take(k * n), values.take(m * n));
                         let (a_rs, a_cs) = if transposed { (1, m) } else { (k, 1) };
                         // B itself, or Bᵀ ([n, k]) read at swapped strides.
                         let (b_mem, b_strides) = if b_transposed {
