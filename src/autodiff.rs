@@ -171,6 +171,9 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         | Op::ArgMax { .. }
         | Op::Floor
         | Op::StopGradient => None,
+        // The adjoint of a sum across processes is the sum of the
+        // cotangents across them.
+        Op::AllReduce => Some(add(g, Op::AllReduce, &[a], None, sp)),
         // d(−x) = −dx
         Op::Neg => Some(neg(g, a)),
         // d(1/x) = −dx/x² = −dx·out²

@@ -170,7 +170,7 @@ pub fn cmd_check(args: &ProgramArgs) -> Output {
 }
 
 /// `dlc ir FILE --stage S`.
-pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
+pub fn cmd_ir(args: &ProgramArgs, stage: Stage, ranks: usize) -> Output {
     let l = match load(args) {
         Ok(l) => l,
         Err(e) => return Output::fail(e + "\n"),
@@ -201,12 +201,14 @@ pub fn cmd_ir(args: &ProgramArgs, stage: Stage) -> Output {
         let data = &l.checked.data[r.data].name;
         match stage {
             Stage::Clif => {
-                if let Err(e) = write_clif(&mut out, &mut err, r) {
+                if let Err(e) = write_clif(&mut out, &mut err, r, ranks) {
                     return Output::fail(e);
                 }
             }
-            Stage::Opt | Stage::Kernels => write_optimized(&mut out, r, data, stage, &info),
-            Stage::Grad => write_training_step(&mut out, r, data, &info),
+            Stage::Opt | Stage::Kernels => {
+                write_optimized(&mut out, r, (data, ranks), stage, &info);
+            }
+            Stage::Grad => write_training_step(&mut out, r, (data, ranks), &info),
             // The AST returned above.
             Stage::Ast | Stage::Typed => {
                 let _ = writeln!(
@@ -245,10 +247,34 @@ fn ast_output(l: &Loaded, color: bool) -> Output {
     }
 }
 
+/// A run's training step, for one of `ranks` processes (with its gradient
+/// outputs).
+fn step_for(r: &crate::check::Run, ranks: usize) -> Option<crate::ir::Graph> {
+    if ranks > 1 {
+        crate::step::data_parallel(r, true)
+    } else {
+        crate::step::training_step(r)
+    }
+}
+
+/// " (one of N processes)" for a data-parallel step's heading.
+fn of_ranks(ranks: usize) -> String {
+    if ranks > 1 {
+        format!(" (one of {ranks} processes: gradients, loss and metrics summed across them)")
+    } else {
+        String::new()
+    }
+}
+
 /// `--stage clif`: a run's training step as Cranelift functions, with the
 /// compile time on `err`; `Err` is the internal compiler error to fail with.
-fn write_clif(out: &mut String, err: &mut String, r: &crate::check::Run) -> Result<(), String> {
-    let Some(step) = crate::step::training_step(r) else {
+fn write_clif(
+    out: &mut String,
+    err: &mut String,
+    r: &crate::check::Run,
+    ranks: usize,
+) -> Result<(), String> {
+    let Some(step) = step_for(r, ranks) else {
         let _ = writeln!(out, "\n# run {}: solved in closed form, no kernels", r.name);
         return Ok(());
     };
@@ -282,11 +308,11 @@ fn write_clif(out: &mut String, err: &mut String, r: &crate::check::Run) -> Resu
 fn write_optimized(
     out: &mut String,
     r: &crate::check::Run,
-    data: &str,
+    (data, ranks): (&str, usize),
     stage: Stage,
     info: &SourceInfo,
 ) {
-    let Some(step) = crate::step::training_step(r) else {
+    let Some(step) = step_for(r, ranks) else {
         let _ = writeln!(
             out,
             "\n# run {}: solved in closed form, no training step",
@@ -296,8 +322,9 @@ fn write_optimized(
     };
     let batch = r.settings.batch as usize;
     let all = crate::opt::Passes::all();
+    let step_name = format!("the training step{}", of_ranks(ranks));
     for (what, g) in [
-        ("the training step", step),
+        (step_name.as_str(), step),
         ("the eval function", crate::step::eval_function(r)),
     ] {
         let before = crate::jit::plan::stats(&g, &crate::opt::Passes::none(), batch);
@@ -321,13 +348,21 @@ fn write_optimized(
 }
 
 /// `--stage grad`: a run's training step (forward, gradients, update).
-fn write_training_step(out: &mut String, r: &crate::check::Run, data: &str, info: &SourceInfo) {
-    match crate::step::training_step(r) {
+fn write_training_step(
+    out: &mut String,
+    r: &crate::check::Run,
+    (data, ranks): (&str, usize),
+    info: &SourceInfo,
+) {
+    match step_for(r, ranks) {
         Some(step) => {
             let _ = writeln!(
                 out,
-                "\n# run {}: {} on {}: the training step",
-                r.name, r.model, data
+                "\n# run {}: {} on {}: the training step{}",
+                r.name,
+                r.model,
+                data,
+                of_ranks(ranks)
             );
             out.push_str(&print::graph(&step, Some(info)));
         }
@@ -532,15 +567,23 @@ pub fn cmd_train(
     opts.source.clone_from(&l.src);
     opts.source_name.clone_from(&l.file_name);
     let opts = &opts;
-    let progress = !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let runs = selected_runs(&l, args);
+    if let Err(e) = same_everywhere(&l, &runs, opts) {
+        let _ = writeln!(stderr, "error: {e}");
+        return 1;
+    }
+    // Across processes, the first prints for all (errors aside).
+    let leads = crate::dist::ranks().leads();
+    let progress = leads && !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut nowhere = std::io::sink();
+    let stdout: &mut dyn std::io::Write = if leads { stdout } else { &mut nowhere };
     let mut sink = crate::train::Sink {
         stdout,
         stderr,
-        json: opts.json,
-        quiet: opts.quiet,
+        json: opts.json && leads,
+        quiet: opts.quiet || !leads,
         progress,
     };
-    let runs = selected_runs(&l, args);
     // With several runs, each saves, resumes and draws its own file:
     // ckpt-RUN.safetensors, curves-RUN.svg.
     let per_run = |r: &crate::check::Run| {
@@ -552,8 +595,9 @@ pub fn cmd_train(
         }
         o
     };
-    // Whatever is to be saved must be writable before hours of training.
-    for r in &runs {
+    // Whatever is to be saved must be writable before hours of training
+    // (by the process that writes it).
+    for r in runs.iter().filter(|_| leads) {
         let o = per_run(r);
         for p in o.save.iter().chain(&o.plot) {
             if let Err(e) = crate::checkpoint::check_writable(p) {
@@ -571,6 +615,53 @@ pub fn cmd_train(
         }
     }
     0
+}
+
+/// Across processes: that every process trains the same program on the
+/// same data with the same settings (a hash of them, compared). The
+/// processes that differ from the first are named, by the first.
+fn same_everywhere(
+    l: &Loaded,
+    runs: &[&crate::check::Run],
+    opts: &crate::train::TrainOptions,
+) -> Result<(), String> {
+    let Some(c) = crate::dist::collective() else {
+        return Ok(());
+    };
+    let mut what = format!(
+        "{}\n{:?} {:?} {:?} {:?} {:?}",
+        l.src, opts.epochs, opts.batch, opts.lr, opts.seed, opts.resume
+    );
+    for r in runs {
+        let d = &l.checked.data[r.data];
+        what.push_str(&format!(
+            "\n{} {} {:?} {:?}",
+            r.name, d.summary, d.sample, d.rows
+        ));
+    }
+    let mine = u64::from_str_radix(&crate::checkpoint::program_hash(&what), 16).unwrap_or(0);
+    let all = c.gather_u64(mine);
+    let differ: Vec<String> = (0..all.len())
+        .filter(|r| all[*r] != all[0])
+        .map(|r| r.to_string())
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let ranks = c.ranks();
+    Err(if ranks.leads() {
+        format!(
+            "the processes disagree: rank{} {} of {} started with a different program, data or settings than rank 0 (every process must run the same command on the same files)",
+            if differ.len() > 1 { "s" } else { "" },
+            differ.join(", "),
+            ranks.size
+        )
+    } else {
+        format!(
+            "rank {}: the processes disagree (rank 0 says which)",
+            ranks.rank
+        )
+    })
 }
 
 /// `dlc eval FILE --load CKPT`: the test metrics of a saved model (one run:

@@ -176,6 +176,9 @@ pub fn random_inputs(g: &Graph, data: Option<&DataSpec>, batch: usize, seed: u64
                     _ => normal(1.0),
                 },
                 Role::Step | Role::Epoch => vec![3.0],
+                // One process: its rows are the whole batch.
+                Role::Samples => vec![batch as f64],
+                Role::FirstSample => vec![0.0],
                 Role::Hyper => vec![0.1],
                 Role::Features | Role::Value | Role::State(_) => normal(1.0),
             };

@@ -248,7 +248,14 @@ fn eval_node(
         Op::Random { dist, stream } => {
             let step = arg(0)?.data[0];
             let key = rng::key(env.seed, step as i64 as u64, *stream);
-            Ok(out((0..n as u64)
+            // A data-parallel step's rows start at row `first` of the
+            // global batch: element i is element first·(row size) + i there.
+            let first = match node.inputs.get(1) {
+                Some(_) => arg(1)?.data[0] as u64,
+                None => 0,
+            };
+            let row = shape.first().map_or(1, |&r| (n / r.max(1)) as u64);
+            Ok(out((first * row..first * row + n as u64)
                 .map(|i| match dist {
                     Dist::Uniform => rng::uniform(key, i),
                     Dist::Normal => rng::normal(key, i),
@@ -274,7 +281,8 @@ fn eval_node(
                 a.data.iter().map(|&x| cast(x, dt, prec)).collect(),
             ))
         }
-        Op::StopGradient => unary(&|x| x),
+        // The interpreter is one process: the sum over it is x.
+        Op::StopGradient | Op::AllReduce => unary(&|x| x),
         Op::Add => binary(&|a, b| a + b),
         Op::Mul => binary(&|a, b| a * b),
         Op::Max => binary(&max_nan),
@@ -340,9 +348,13 @@ fn eval_node(
             let ax = *axis as usize;
             let ist = strides(&a.shape);
             let len = a.shape[ax];
-            let mut res = vec![0.0; n.max(1)];
+            if len == 0 && n > 0 {
+                return Err("argmax over an empty axis".to_string());
+            }
+            // n: one index per output element (none for an empty batch).
+            let mut res = vec![0.0; n];
             let ost = strides(&shape);
-            for (o, slot) in res.iter_mut().enumerate().take(n.max(1)) {
+            for (o, slot) in res.iter_mut().enumerate() {
                 // The input index of element 0 along `axis` for output o.
                 let mut base = 0;
                 let mut k = 0;

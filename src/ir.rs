@@ -201,6 +201,13 @@ pub enum Role {
     /// Optimizer state carried between steps, by its slot's name
     /// ([`crate::optim::Slot`]: `velocity`, a parameter's momentum).
     State(&'static str),
+    /// A data-parallel step's global batch size: the samples that every
+    /// process's rows together make, the count of its means
+    /// (`step::data_parallel`).
+    Samples,
+    /// The index in a data-parallel step's global batch of this process's
+    /// first row (keys its dropout masks).
+    FirstSample,
 }
 
 #[derive(Clone, Debug, PartialEq)]

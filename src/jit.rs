@@ -17,6 +17,7 @@ pub mod lower;
 pub mod math;
 pub mod plan;
 pub mod pool;
+pub mod sums;
 pub mod update;
 
 use std::time::Instant;
@@ -204,6 +205,13 @@ pub struct Compiled {
     copy_adapt: std::sync::Arc<adapt::Adapt>,
     /// Whether whole steps share their kernels' rows at all.
     step_adapt: adapt::StepAdapt,
+    /// A data-parallel step's sums across processes, and the processes'
+    /// collective (set by the caller; without it a sum is its operand, as
+    /// in a run of one process).
+    sums: sums::Sums,
+    pub collective: Option<std::sync::Arc<dyn crate::dist::Collective>>,
+    /// Seconds spent waiting for sums, since profiling started.
+    comm_wait: f64,
     _module: JITModule,
 }
 
@@ -302,6 +310,7 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
     let adapt = std::iter::repeat_with(adapt::Adapt::default)
         .take(plan.kernels.len())
         .collect();
+    let sums = sums::Sums::of(g, &plan);
     Ok(Compiled {
         kept,
         graph: g.clone(),
@@ -321,6 +330,9 @@ pub fn compile_with(g: &Graph, keep_clif: bool, passes: &Passes) -> Result<Compi
         adapt,
         copy_adapt: Default::default(),
         step_adapt: Default::default(),
+        sums,
+        collective: None,
+        comm_wait: 0.0,
         _module: module,
     })
 }
@@ -393,7 +405,7 @@ fn declare_externs(module: &mut JITModule) -> Result<Externs, String> {
         sigmoid: decl(module, "dlc_sigmoid", &[f64t], f64t)?,
         pow: decl(module, "dlc_pow", &[f64t, f64t], f64t)?,
         normal: decl(module, "dlc_rng_normal", &[i64t, i64t], f64t)?,
-        uniformf: decl(module, "dlc_rng_uniformf", &[i64t; 4], i64t)?,
+        uniformf: decl(module, "dlc_rng_uniformf", &[i64t; 5], i64t)?,
         linalg: decl(module, "dlc_linalg", &[i64t; 8], i64t)?,
         rms_step: decl(module, "dlc_rms_step", &[i64t; 2], i64t)?,
         wide: decl(module, "dlc_wide", &[i64t; 4], i64t)?,
@@ -1339,6 +1351,12 @@ impl Compiled {
 
     /// Launches every kernel in order (timing each when profiling).
     fn launch_each(&mut self, table: &[*mut u8], env: &Env) {
+        if let Some(c) = self.collective.clone() {
+            if !self.sums.sums.is_empty() {
+                self.launch_summing(&*c, table, env);
+                return;
+            }
+        }
         match self.profile.take() {
             None => {
                 for ki in 0..self.kernels.len() {
@@ -1354,5 +1372,57 @@ impl Compiled {
                 self.profile = Some(times);
             }
         }
+    }
+
+    /// [`Compiled::launch_each`] for a data-parallel step: each sum
+    /// across processes starts after the kernel that completes its operand
+    /// and is waited for before the first kernel that reads it; the others
+    /// run meanwhile, and let the sums in flight advance between them.
+    fn launch_summing(&mut self, c: &dyn crate::dist::Collective, table: &[*mut u8], env: &Env) {
+        let mut tickets: Vec<Option<usize>> = vec![None; self.sums.sums.len()];
+        let start = |si: usize, tickets: &mut Vec<Option<usize>>| {
+            let s = &self.sums.sums[si];
+            let ty = self.graph.ty(s.node);
+            let len = concrete(&ty.shape, env.batch).iter().product();
+            tickets[si] = Some(exec::start_sum(c, table, s.buf.index(), len, ty.dtype));
+        };
+        for si in self.sums.at_start() {
+            start(si, &mut tickets);
+        }
+        let mut times = self.profile.take();
+        let mut waited = 0.0;
+        for ki in 0..self.kernels.len() {
+            for &si in &self.sums.waits[ki] {
+                if let Some(t) = tickets[si].take() {
+                    let w = Instant::now();
+                    c.wait(t);
+                    waited += w.elapsed().as_secs_f64();
+                }
+            }
+            let t0 = Instant::now();
+            self.launch(ki, table, env);
+            if let Some(times) = &mut times {
+                times[ki] += t0.elapsed().as_secs_f64();
+            }
+            for &si in &self.sums.starts[ki] {
+                start(si, &mut tickets);
+            }
+            c.progress();
+        }
+        // The outputs read after the step (the loss, the metric sums).
+        let w = Instant::now();
+        for t in tickets.iter_mut().filter_map(Option::take) {
+            c.wait(t);
+        }
+        waited += w.elapsed().as_secs_f64();
+        if times.is_some() {
+            self.comm_wait += waited;
+        }
+        self.profile = times;
+    }
+
+    /// Seconds the profiled steps spent waiting for sums across processes.
+    pub fn comm_wait_seconds(&self) -> f64 {
+        self.comm_wait
     }
 }

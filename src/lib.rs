@@ -7,6 +7,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod data;
 pub mod diag;
+pub mod dist;
 pub mod driver;
 pub mod export;
 pub mod gradcheck;

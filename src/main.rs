@@ -210,6 +210,13 @@ enum Command {
         /// The stage to print.
         #[arg(long, value_enum, default_value = "typed")]
         stage: StageArg,
+        /// Show the training step of one of N processes that train the
+        /// run together (`mpirun -np N dlc train`, built with `--features
+        /// mpi`): its gradients, loss and metrics summed across them
+        /// (all_reduce). Default: the processes this one was launched
+        /// among, else 1
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        ranks: Option<u32>,
     },
     /// Compare every parameter's gradient with central finite differences.
     Gradcheck {
@@ -270,11 +277,31 @@ fn program_args(c: Common) -> ProgramArgs {
     }
 }
 
+/// The processes an MPI launcher started this one among (1 when none did,
+/// or without `--features mpi`).
+fn launched_among() -> usize {
+    #[cfg(feature = "mpi")]
+    {
+        let ranks = dlc::dist::mpi::start().map_or(1, |r| r.size);
+        dlc::dist::mpi::finish();
+        ranks
+    }
+    #[cfg(not(feature = "mpi"))]
+    1
+}
+
 /// Runs one parsed command line.
 fn run(cli: Cli) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
-        Command::Ir { common, stage } => driver::cmd_ir(&program_args(common), stage_of(stage)),
+        Command::Ir {
+            common,
+            stage,
+            ranks,
+        } => {
+            let ranks = ranks.map_or_else(launched_among, |n| n as usize);
+            driver::cmd_ir(&program_args(common), stage_of(stage), ranks)
+        }
         Command::Train { common, flags } => run_train(common, &flags),
         Command::Eval { common, load, json } => run_eval(common, &load, json),
         Command::Export {
@@ -400,6 +427,23 @@ fn train_options(flags: &TrainFlags) -> dlc::train::TrainOptions {
 
 /// `dlc train`.
 fn run_train(common: Common, flags: &TrainFlags) -> Output {
+    // Under an MPI launcher (`--features mpi`), one of several processes.
+    #[cfg(feature = "mpi")]
+    if let Err(e) = dlc::dist::mpi::start() {
+        eprintln!("error: {e}");
+        return streamed(1);
+    }
+    let out = run_train_here(common, flags);
+    if out.code != 0 {
+        // No process may wait for this one forever.
+        dlc::dist::fail_everywhere("stopped after the error above; ending every process");
+    }
+    #[cfg(feature = "mpi")]
+    dlc::dist::mpi::finish();
+    out
+}
+
+fn run_train_here(common: Common, flags: &TrainFlags) -> Output {
     let opts = train_options(flags);
     // A closed stdout must not lose a checkpoint or a picture the
     // user asked for: training goes on, without output, to save it.

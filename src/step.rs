@@ -122,6 +122,64 @@ fn add_metrics(g: &mut Graph, run: &Run) {
 /// ([`crate::schedule`], output as `lr`) and the update [`optim::apply`]
 /// builds.
 pub fn training_step(run: &Run) -> Option<Graph> {
+    build_step(run, false)
+}
+
+/// The training step of `run` for one of several processes training it
+/// together, each on its share of every global batch (issue #19,
+/// [`crate::dist`]): as [`training_step`], but every gradient is summed
+/// across the processes (`all_reduce`) before the update reads it, and so
+/// are the loss and the metric sums it outputs; each mean divides by the
+/// global batch (input `samples`) instead of this process's rows; and
+/// dropout draws for the global batch's rows (input `first_sample`). The
+/// processes then take the steps of one process on the global batch, up
+/// to the order of the sums. `grads`: keep the `grad X` outputs.
+pub fn data_parallel(run: &Run, grads: bool) -> Option<Graph> {
+    let mut g = build_step(run, true)?;
+    if !grads {
+        g.outputs.retain(|(n, _)| !n.starts_with("grad "));
+    }
+    Some(global_batch(&g))
+}
+
+/// The mean's count and dropout's rows of a data-parallel step, counted in
+/// the global batch: each `batch_size` becomes the `samples` input, and
+/// each random draw over the batch's rows is keyed from the
+/// `first_sample` input's row on. (A `batch_size` the passes add later,
+/// for a sum over this process's rows, is this process's B again.)
+fn global_batch(g: &Graph) -> Graph {
+    let mut samples: Option<NodeId> = None;
+    let mut first: Option<NodeId> = None;
+    crate::opt::rewrite::rewrite(g, &mut |ng, node, ins| match &node.op {
+        Op::BatchSize => {
+            let s = *samples.get_or_insert_with(|| {
+                ng.input(
+                    "samples",
+                    Role::Samples,
+                    Type::scalar(DType::I32),
+                    node.span,
+                )
+            });
+            add(ng, Op::Cast, &[s], Some(node.ty.clone()), node.span).into()
+        }
+        Op::Random { .. } if node.ty.shape.0.first() == Some(&Dim::Batch) => {
+            let f = *first.get_or_insert_with(|| {
+                ng.input(
+                    "first_sample",
+                    Role::FirstSample,
+                    Type::scalar(DType::I32),
+                    node.span,
+                )
+            });
+            let mut with = ins.to_vec();
+            with.push(f);
+            add(ng, node.op.clone(), &with, Some(node.ty.clone()), node.span).into()
+        }
+        _ => None,
+    })
+}
+
+fn build_step(run: &Run, parallel: bool) -> Option<Graph> {
     let chosen = run.settings.chosen()?;
     let mut g = run.train.clone();
     let loss = output(&g, "loss")?;
@@ -135,7 +193,27 @@ pub fn training_step(run: &Run) -> Option<Graph> {
     let state = optim::state_inputs(&mut g, chosen, &params);
     add_metrics(&mut g, run);
     let wrt: Vec<NodeId> = params.iter().map(|(_, p)| *p).collect();
-    let grads = autodiff::grad(&mut g, loss, &wrt);
+    let mut grads = autodiff::grad(&mut g, loss, &wrt);
+    if parallel {
+        // Each process's gradient is its rows' part of the global batch's
+        // (the mean divides by the global batch): summed across the
+        // processes, it is the whole.
+        let sum = |g: &mut Graph, x: NodeId| {
+            let sp = g.node(x).span;
+            add(g, Op::AllReduce, &[x], None, sp)
+        };
+        grads = grads.iter().map(|x| sum(&mut g, *x)).collect();
+        for (name, id) in g.outputs.clone() {
+            let summed =
+                name == "loss" || ["correct", "sq_err", "sq_log_err"].contains(&name.as_str());
+            if summed {
+                let s = sum(&mut g, id);
+                if let Some(o) = g.outputs.iter_mut().find(|(n, _)| *n == name) {
+                    o.1 = s;
+                }
+            }
+        }
+    }
     let step = match input(&g, |r| *r == Role::Step) {
         Some(s) => s,
         None => g.input(

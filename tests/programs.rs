@@ -25,7 +25,7 @@ fn typed_ir_of_every_program() {
             check.stderr
         );
         let src = std::fs::read_to_string(path).expect("program is readable");
-        let ir = cmd_ir(&args(path), Stage::Typed);
+        let ir = cmd_ir(&args(path), Stage::Typed, 1);
         assert_eq!(ir.code, 0, "{}", ir.stderr);
         insta::assert_snapshot!(format!(
             "== SOURCE ==\n{src}\n== TYPED IR ==\n{}",
@@ -42,7 +42,7 @@ fn ast_stage_round_trips_through_the_parser() {
         let path = path
             .strip_prefix(env!("CARGO_MANIFEST_DIR"))
             .unwrap_or(path);
-        let once = cmd_ir(&args(path), Stage::Ast);
+        let once = cmd_ir(&args(path), Stage::Ast, 1);
         assert_eq!(once.code, 0, "{}", once.stderr);
         let (program, diags) = dlc::syntax::parse(&once.stdout);
         assert!(diags.is_empty(), "printed AST does not parse: {diags:?}");
@@ -57,7 +57,7 @@ fn training_step_of_every_program() {
             .strip_prefix(env!("CARGO_MANIFEST_DIR"))
             .unwrap_or(path);
         let src = std::fs::read_to_string(path).expect("program is readable");
-        let ir = cmd_ir(&args(path), Stage::Grad);
+        let ir = cmd_ir(&args(path), Stage::Grad, 1);
         assert_eq!(ir.code, 0, "{}", ir.stderr);
         // Every gradient names the forward op it came from.
         assert!(ir.stdout.contains(" d(%"), "{}", ir.stdout);
@@ -79,6 +79,7 @@ fn cranelift_ir_of_linear_regression() {
             ..ProgramArgs::default()
         },
         Stage::Clif,
+        1,
     );
     assert_eq!(ir.code, 0, "{}", ir.stderr);
     assert!(ir.stderr.contains("compiled in"));
@@ -93,13 +94,26 @@ fn optimized_step_and_kernel_plan_of_every_program() {
         let path = path
             .strip_prefix(env!("CARGO_MANIFEST_DIR"))
             .unwrap_or(path);
-        let opt = cmd_ir(&args(path), Stage::Opt);
+        let opt = cmd_ir(&args(path), Stage::Opt, 1);
         assert_eq!(opt.code, 0, "{}", opt.stderr);
-        let kernels = cmd_ir(&args(path), Stage::Kernels);
+        let kernels = cmd_ir(&args(path), Stage::Kernels, 1);
         assert_eq!(kernels.code, 0, "{}", kernels.stderr);
         insta::assert_snapshot!(format!(
             "== OPT ==\n{}\n== KERNELS ==\n{}",
             opt.stdout, kernels.stdout
         ));
     });
+}
+
+#[test]
+fn data_parallel_step_of_the_mlp() {
+    // `--ranks 2`: the step of one of two processes training data-parallel
+    // (issue #19): every gradient, the loss and the correct count summed
+    // across the processes, each sum started after the kernel that
+    // completes its operand and waited for before the first that reads it.
+    for stage in [Stage::Grad, Stage::Kernels] {
+        let ir = cmd_ir(&args(std::path::Path::new("programs/mlp.dl")), stage, 2);
+        assert_eq!(ir.code, 0, "{}", ir.stderr);
+        insta::assert_snapshot!(format!("data_parallel_{stage:?}"), ir.stdout);
+    }
 }

@@ -163,6 +163,9 @@ fn gradient_norms_are_the_norms_of_the_interpreters_gradients() {
                 Role::Step | Role::Epoch | Role::State(_) | Role::Value => {
                     vec![0.0; shape.iter().product()]
                 }
+                // One process: the whole batch.
+                Role::Samples => vec![order.len() as f64],
+                Role::FirstSample => vec![0.0],
             };
             Tensor::new(ty.dtype, shape, values)
         })

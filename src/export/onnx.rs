@@ -306,7 +306,9 @@ impl Builder<'_> {
                     | Role::Epoch
                     | Role::Value
                     | Role::Hyper
-                    | Role::State(_) => Err(format!(
+                    | Role::State(_)
+                    | Role::Samples
+                    | Role::FirstSample => Err(format!(
                         "the model's output depends on the input `{}` ({doc}), which ONNX export cannot give it",
                         info.name
                     )),
@@ -324,6 +326,11 @@ impl Builder<'_> {
             Op::Floor => one(self, "Floor", Vec::new()),
             Op::Sigmoid => one(self, "Sigmoid", Vec::new()),
             Op::StopGradient => one(self, "Identity", Vec::new()),
+            Op::AllReduce => {
+                return Err(format!(
+                    "{doc} sums across the processes of a data-parallel run, which ONNX export cannot express"
+                ))
+            }
             Op::Add => one(self, "Add", Vec::new()),
             Op::Mul => one(self, "Mul", Vec::new()),
             Op::Max => one(self, "Max", Vec::new()),

@@ -56,7 +56,11 @@ pub enum Op {
     /// The run-time batch size B, as a scalar of the node's dtype.
     BatchSize,
     /// Random numbers keyed by (seed, step, stream, element index) from a
-    /// counter-based generator; input: the step (i32 scalar); type given.
+    /// counter-based generator; inputs: the step (i32 scalar) and, in a
+    /// data-parallel step, the index of this process's first row in the
+    /// global batch (i32 scalar), from which the element index counts:
+    /// a sample then draws the same numbers on any number of processes
+    /// (`step::data_parallel`); type given.
     Random { dist: Dist, stream: u32 },
 
     // ---- elementwise unary: shape and dtype of the input ----
@@ -141,6 +145,12 @@ pub enum Op {
     MatMul,
     /// Small dense linear algebra on a fixed n×n matrix (`linalg.rs`).
     Linalg(Linalg),
+
+    // ---- across processes ----
+    /// Σ over the processes of a data-parallel run of x (each holding its
+    /// own x of the same type); x itself in a run of one process. Only a
+    /// data-parallel training step has it (`step::data_parallel`).
+    AllReduce,
 }
 
 /// The dense linear-algebra ops, each of an n×n matrix A.
@@ -212,6 +222,7 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::MatMul => "matmul",
             Op::Linalg(k) => k.name(),
+            Op::AllReduce => "all_reduce",
         }
     }
 
@@ -277,7 +288,8 @@ impl Op {
             | Op::Broadcast
             | Op::Reshape
             | Op::MatMul
-            | Op::Linalg(_) => String::new(),
+            | Op::Linalg(_)
+            | Op::AllReduce => String::new(),
         }
     }
 
@@ -317,7 +329,8 @@ impl Op {
             | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::MatMul
-            | Op::Linalg(_) => false,
+            | Op::Linalg(_)
+            | Op::AllReduce => false,
         }
     }
 
@@ -541,11 +554,18 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
             Ok(t.clone())
         }
         Op::Random { .. } => {
-            arity(op, ins, 1)?;
+            if ins.len() != 2 {
+                arity(op, ins, 1)?;
+            }
             let t = given(op, out)?;
             need_float("random", t)?;
-            if ins[0].dtype != DType::I32 || ins[0].shape.rank() != 0 {
-                return Err(IrError::dtype("random is keyed by an i32 scalar step"));
+            if ins
+                .iter()
+                .any(|i| i.dtype != DType::I32 || i.shape.rank() != 0)
+            {
+                return Err(IrError::dtype(
+                    "random is keyed by an i32 scalar step (and first row)",
+                ));
             }
             Ok(t.clone())
         }
@@ -569,6 +589,11 @@ pub fn infer(op: &Op, ins: &[&Type], out: Option<&Type>) -> Result<Type, IrError
         }
         Op::StopGradient => {
             arity(op, ins, 1)?;
+            Ok(ins[0].clone())
+        }
+        Op::AllReduce => {
+            arity(op, ins, 1)?;
+            need_numeric(op.name(), ins[0])?;
             Ok(ins[0].clone())
         }
         Op::Cast => {

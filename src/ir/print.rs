@@ -119,6 +119,8 @@ pub fn graph(g: &Graph, src: Option<&SourceInfo>) -> String {
                     Role::Value => format!("value {}", info.name),
                     Role::Hyper => format!("hyper {}", info.name),
                     Role::State(slot) => format!("{slot} {}", info.name),
+                    Role::Samples => "samples".to_string(),
+                    Role::FirstSample => "first_sample".to_string(),
                 },
                 None => "input ?".to_string(),
             }

@@ -303,6 +303,22 @@ fn gemm_part(
     }
 }
 
+/// Starts summing buffer `buf` of `table` (`len` values of `dtype`) across
+/// the processes of a data-parallel run; returns its ticket.
+pub fn start_sum(
+    c: &dyn crate::dist::Collective,
+    table: &[*mut u8],
+    buf: usize,
+    len: usize,
+    dtype: DType,
+) -> usize {
+    // SAFETY: `Compiled::run` sized the buffer for `len` values of `dtype`
+    // at this batch; the plan keeps it alive, and no kernel reads or
+    // writes it, from the kernel that completes it until the first that
+    // reads the sum, before which `launch_summing` waits for the ticket.
+    unsafe { c.start_sum(table[buf], len, dtype) }
+}
+
 /// The buffer table, shareable with the worker threads of one call.
 #[derive(Clone, Copy, Debug)]
 pub struct Table(*const *mut u8);
@@ -1009,11 +1025,20 @@ pub extern "C" fn dlc_rng_normal(key: i64, i: i64) -> f64 {
 /// into elements [start, end) of the f32 buffer `out`: eight at a time with
 /// AVX2 where the host has it (the 64-bit mixes as 32-bit multiplies in
 /// four u64 lanes), else one at a time; the same bits either way.
-pub extern "C" fn dlc_rng_uniformf(key: i64, start: i64, end: i64, out: *mut u8) -> i64 {
+pub extern "C" fn dlc_rng_uniformf(
+    key: i64,
+    first: i64,
+    start: i64,
+    end: i64,
+    out: *mut u8,
+) -> i64 {
     let (key, start, end) = (key as u64, start.max(0) as usize, end.max(0) as usize);
     if start >= end {
         return 0;
     }
+    // Element j of `out` is element first + j of the draw (a data-parallel
+    // step's rows start inside the global batch's).
+    let first = first.max(0) as u64;
     // SAFETY: the kernel passes its own output buffer, which `run` sized
     // for at least `end` f32s at this batch, and a range of it that this
     // call alone writes (the threads' row ranges are disjoint).
@@ -1022,10 +1047,10 @@ pub extern "C" fn dlc_rng_uniformf(key: i64, start: i64, end: i64, out: *mut u8)
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the host has AVX2 (checked above).
-        done = unsafe { uniforms_avx2(key, start as u64, out) };
+        done = unsafe { uniforms_avx2(key, first + start as u64, out) };
     }
     for (k, o) in out.iter_mut().enumerate().skip(done) {
-        *o = uniform_f32(crate::rng::bits(key, (start + k) as u64));
+        *o = uniform_f32(crate::rng::bits(key, first + (start + k) as u64));
     }
     0
 }

@@ -900,6 +900,9 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
         | Op::Pow
         | Op::Cmp(_)
         | Op::Select => elementwise(kb, g, id, &site),
+        // One process's sum is its own value: a copy. Across processes the
+        // runtime runs the reduction instead of this kernel (`dist`).
+        Op::AllReduce => elementwise(kb, g, id, &site),
         Op::Reshape => reshape(kb, &site),
         Op::Transpose { perm } => transpose(kb, &site, perm),
         Op::Slice {
@@ -972,7 +975,7 @@ fn elementwise(kb: &mut Kb, g: &Graph, id: NodeId, site: &Site) {
             .collect();
         let r = match &op {
             Op::Cast => convert(kb, vals[0], in_dt[0], d),
-            Op::StopGradient | Op::Broadcast => vals[0],
+            Op::StopGradient | Op::Broadcast | Op::AllReduce => vals[0],
             Op::Add | Op::Mul | Op::Max | Op::Pow | Op::Cmp(_) => {
                 binary(kb, &op, vals[0], vals[1], in_dt[0])
             }
@@ -1085,17 +1088,29 @@ fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
     let end = kb.b.ins().imul(kb.hi, inner);
     let end = kb.b.ins().smin(end, n);
     let start = kb.b.ins().smin(start, end);
+    // A data-parallel step's first row is row `first` of the global batch:
+    // element i here is element first·inner + i of the global draw.
+    let first = match ins.get(1) {
+        Some(f) => {
+            let fb = kb.buf(*f);
+            let f32v = kb.load(fb, zero, DType::I32);
+            let f64v = kb.b.ins().sextend(types::I64, f32v);
+            kb.b.ins().imul(f64v, inner)
+        }
+        None => kb.iconst(0),
+    };
     if dist == Dist::Uniform && d == DType::F32 {
         // In Rust, eight at a time with AVX2 where the host has it (the
         // 64-bit mixes as 32-bit vector multiplies, which Cranelift's
         // 128-bit vectors cannot do for 64-bit lanes).
-        kb.call1(kb.ext.uniformf, &[key, start, end, out]);
+        kb.call1(kb.ext.uniformf, &[key, first, start, end, out]);
         return;
     }
     kb.range(start, end, 1, &mut |kb, i| {
+        let at = kb.b.ins().iadd(i, first);
         let v = match dist {
             Dist::Uniform => {
-                let t = kb.b.ins().imul_imm_s(i, GOLDEN);
+                let t = kb.b.ins().imul_imm_s(at, GOLDEN);
                 let z = kb.b.ins().iadd(key, t);
                 let bits = mix(kb, z);
                 // 24 bits: exact as an i32, and times 2⁻²⁴ exact.
@@ -1107,7 +1122,7 @@ fn random(kb: &mut Kb, site: &Site, dist: Dist, stream: u32) {
                 convert(kb, u, DType::F64, d)
             }
             Dist::Normal => {
-                let n = kb.call1(kb.ext.normal, &[key, i]);
+                let n = kb.call1(kb.ext.normal, &[key, at]);
                 convert(kb, n, DType::F64, d)
             }
         };
@@ -1834,6 +1849,7 @@ fn vector_plan(op: &Op, out: &crate::ir::Type, ins: &[crate::ir::Type]) -> Optio
             | Op::Sigmoid
             | Op::StopGradient
             | Op::Broadcast
+            | Op::AllReduce
     );
     let r = out.shape.rank();
     let f32s = |ts: &[crate::ir::Type]| ts.iter().all(|t| t.dtype == DType::F32);
@@ -1993,7 +2009,7 @@ fn scalar_op(kb: &mut Kb, op: &Op, vals: &[Value]) -> Value {
             let c = kb.b.ins().icmp_imm_s(IntCC::NotEqual, vals[0], 0);
             kb.b.ins().select(c, vals[1], vals[2])
         }
-        Op::StopGradient | Op::Broadcast => vals[0],
+        Op::StopGradient | Op::Broadcast | Op::AllReduce => vals[0],
         other => unary(kb, other, vals[0], DType::F32),
     }
 }

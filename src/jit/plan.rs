@@ -277,6 +277,13 @@ fn views(g: &Graph, p: &Passes, live: &[bool], is_output: &[bool]) -> Vec<Storag
         if p.inplace && node.op == Op::Reshape {
             storage[i] = Storage::Alias(root(&storage, node.inputs[0]));
         }
+        // A sum across processes happens in its operand's buffer, while
+        // the kernels after the one computing the operand run
+        // (`Compiled::launch_each`): no kernel of its own, whatever the
+        // passes.
+        if node.op == Op::AllReduce {
+            storage[i] = Storage::Alias(root(&storage, node.inputs[0]));
+        }
         let transposes = matches!(&node.op, Op::Transpose { perm } if perm.as_slice() == [1, 0]);
         let read_by_matmuls = !consumers[i].is_empty()
             && consumers[i]
@@ -318,6 +325,17 @@ fn group(g: &Graph, p: &Passes, live: &[bool], storage: &[Storage]) -> Grouping 
     let mut deps: Vec<std::collections::HashSet<usize>> = Vec::new();
     let mut dependents: Vec<Vec<usize>> = Vec::new();
     const SEARCH: usize = 64;
+    // Values summed across processes (and views of them): a node reading
+    // one waits for the sum, so it never joins the kernel whose output is
+    // being summed (an optimizer's update would otherwise run as the
+    // gradient's matmul epilogue, before the sum).
+    let mut summed = vec![false; n];
+    for i in 0..n {
+        let node = &g.nodes[i];
+        summed[i] = node.op == Op::AllReduce
+            || (matches!(storage[i], Storage::Alias(_))
+                && node.inputs.iter().any(|x| summed[x.index()]));
+    }
     for i in 0..n {
         let node = &g.nodes[i];
         if !live[i]
@@ -344,7 +362,9 @@ fn group(g: &Graph, p: &Passes, live: &[bool], storage: &[Storage]) -> Grouping 
             let room = groups[gi].len() < MAX_MEMBERS;
             group_axis[gi] == axis && agrees && !waits && room
         };
+        let waits_for_sum = node.inputs.iter().any(|x| summed[x.index()]);
         let target = match axis {
+            Some(_) if waits_for_sum => None,
             Some(_) => (groups.len().saturating_sub(SEARCH)..groups.len())
                 .rev()
                 .find(|gi| joinable(*gi)),
@@ -928,8 +948,27 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
             .cloned()
             .unwrap_or_else(|| format!("#{}", id.0))
     };
+    let sums = super::sums::Sums::of(g, &plan);
     for (ki, k) in plan.kernels.iter().enumerate() {
+        for &si in &sums.waits[ki] {
+            let _ = writeln!(out, "     wait for all_reduce {}", name(sums.sums[si].node));
+        }
         describe_kernel(&mut out, g, &plan, (ki, k), &name);
+        for &si in &sums.starts[ki] {
+            let s = &sums.sums[si];
+            let _ = writeln!(
+                out,
+                "     start all_reduce {} = Σ over the processes of {}, in its buffer, while the kernels below run",
+                name(s.node),
+                name(g.node(s.node).inputs[0])
+            );
+        }
+    }
+    if !sums.sums.is_empty() {
+        let _ = writeln!(
+            out,
+            "     wait for every all_reduce still running (the step's outputs)"
+        );
     }
     let _ = writeln!(
         out,
@@ -944,6 +983,7 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
             Storage::Stack => "one-row scratch on each thread's stack".to_string(),
             Storage::Alias(r) => match node.op {
                 Op::Reshape => format!("view of {}", name(r)),
+                Op::AllReduce => format!("summed across the processes in place of {}", name(r)),
                 _ => format!("in place of {}", name(r)),
             },
             Storage::Inline(r) => format!("read transposed from {} by its matmuls", name(r)),

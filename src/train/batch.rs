@@ -86,7 +86,9 @@ pub(super) fn gather(g: &Graph, t: &Table, rows: &[usize]) -> Batch {
             | Role::Step
             | Role::Epoch
             | Role::Hyper
-            | Role::Value => {}
+            | Role::Value
+            | Role::Samples
+            | Role::FirstSample => {}
         }
     }
     batch
@@ -98,14 +100,16 @@ pub(super) type Values<'a> = (&'a [Vec<f64>], &'a [Vec<f64>]);
 /// Inputs of a training-step or eval graph: a gathered batch, the
 /// parameters and optimizer state (`None`: leave them in the compiled step's
 /// buffers, where the last step's in-place update put them), the step and
-/// epoch counters (steps taken; epochs completed before this step's) and
-/// the base learning rate.
+/// epoch counters (steps taken; epochs completed before this step's), the
+/// base learning rate, and where the batch's rows lie in the global batch
+/// of a data-parallel step (`dist::Share`; the whole of it in one process).
 pub(super) fn step_inputs(
     g: &Graph,
     batch: Batch,
     state: Option<Values<'_>>,
     (step, epoch): (u64, u64),
     lr: f64,
+    share: crate::dist::Share,
 ) -> Vec<Option<Tensor>> {
     let (bs, written) = (batch.rows, batch.written);
     let (mut x, mut y) = (batch.x, batch.y);
@@ -139,6 +143,8 @@ pub(super) fn step_inputs(
                 Role::Epoch => vec![epoch as f64],
                 Role::Hyper => vec![lr],
                 Role::Value => vec![0.0; shape.iter().product()],
+                Role::Samples => vec![share.total as f64],
+                Role::FirstSample => vec![share.first as f64],
             };
             Some(Tensor::new(ty.dtype, shape, values))
         })

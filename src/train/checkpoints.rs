@@ -147,6 +147,10 @@ fn save(
     let Some(path) = &opts.save else {
         return Ok(());
     };
+    // Across processes every one holds the same model: the first writes it.
+    if !crate::dist::ranks().leads() {
+        return Ok(());
+    }
     crate::checkpoint::save(path, run, ck)?;
     sink.human(&format!("saved {}{what}", path.display()));
     Ok(())

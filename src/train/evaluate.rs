@@ -48,11 +48,17 @@ impl Evaluator<'_> {
         let mut all = Vec::new();
         for chunk in rows.chunks(self.batch) {
             let batch = gather(&self.graph, t, chunk);
-            let inputs: Vec<Tensor> =
-                step_inputs(&self.graph, batch, Some((params, &[])), (0, 0), 0.0)
-                    .into_iter()
-                    .flatten()
-                    .collect();
+            let inputs: Vec<Tensor> = step_inputs(
+                &self.graph,
+                batch,
+                Some((params, &[])),
+                (0, 0),
+                0.0,
+                crate::dist::Share::whole(chunk.len()),
+            )
+            .into_iter()
+            .flatten()
+            .collect();
             let out = self.compiled.run(
                 &inputs,
                 &Env {
@@ -157,7 +163,8 @@ pub(super) fn metrics(
         }
         let written = Batch::written(chunk.len());
         let state = (first || !kept).then_some((params, &[][..]));
-        let inputs = step_inputs(g, written, state, (0, 0), 0.0);
+        let whole = crate::dist::Share::whole(chunk.len());
+        let inputs = step_inputs(g, written, state, (0, 0), 0.0, whole);
         let given: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
         let out: Vec<Tensor> = c
             .run_some(

@@ -259,10 +259,10 @@ impl Trainer<'_> {
     /// kernels run; both orders of events give the same batches and
     /// identical losses.
     #[allow(clippy::too_many_arguments)]
-    fn run_epoch(
+    fn run_epoch<'o>(
         &mut self,
         train: &Table,
-        order: &[usize],
+        order: &'o [usize],
         epoch: u64,
         state: &mut State,
         places: &Places,
@@ -280,12 +280,19 @@ impl Trainer<'_> {
         let (lr, seed, prefetch) = (self.lr, self.seed, self.prefetch);
         let (step_graph, step) = (&self.step_graph, &mut self.step);
         let (grad_norms, steps_run) = (self.grad_norms, &mut self.steps_run);
+        // Across processes, each trains on its share of every batch (the
+        // step sums what the shares computed: `step::data_parallel`).
+        let ranks = crate::dist::ranks();
+        let mine = move |chunk: &'o [usize]| {
+            let share = crate::dist::Share::of(chunk.len(), ranks);
+            (share, &chunk[share.range()])
+        };
         std::thread::scope(|sc| -> Result<(), String> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
             if prefetch {
                 sc.spawn(move || {
                     for chunk in order.chunks(batch) {
-                        if tx.send(gather(step_graph, train, chunk)).is_err() {
+                        if tx.send(gather(step_graph, train, mine(chunk).1)).is_err() {
                             break;
                         }
                     }
@@ -293,21 +300,24 @@ impl Trainer<'_> {
             } else {
                 drop(tx);
             }
-            for (bi, chunk) in order.chunks(batch).enumerate() {
+            let chunks: Vec<&[usize]> = order.chunks(batch).collect();
+            for (bi, chunk) in chunks.iter().enumerate() {
+                let (share, rows) = mine(chunk);
                 let gathered = if prefetch {
                     rx.recv()
                         .map_err(|_| "the batch-preparing thread stopped".to_string())?
                 } else {
-                    write_batch(step_graph, step, train, (order, bi, batch))?
+                    let next = chunks.get(bi + 1).map_or(&[][..], |c| mine(c).1);
+                    write_batch(step_graph, step, train, rows, next)?
                 };
                 // Resident parameters are written on the first step only.
                 let values = (!places.resident || !*loaded)
                     .then_some((&state.params[..], &state.opt_state[..]));
                 let counters = (state.step, epoch - 1);
-                let inputs = step_inputs(step_graph, gathered, values, counters, lr);
+                let inputs = step_inputs(step_graph, gathered, values, counters, lr, share);
                 let given: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
                 let env = Env {
-                    batch: chunk.len(),
+                    batch: rows.len(),
                     seed,
                 };
                 let out = step.run_some(&given, &places.want, &env)?;
@@ -351,16 +361,16 @@ impl Trainer<'_> {
     }
 }
 
-/// Writes batch `bi` of `order` straight into the step's input buffers,
-/// and starts the next batch's rows towards the cache while this step's
-/// kernels run.
+/// Writes the rows `chunk` (this process's rows of a batch) straight into
+/// the step's input buffers, and starts the rows `next` (of the next
+/// batch) towards the cache while this step's kernels run.
 fn write_batch(
     g: &Graph,
     step: &mut Compiled,
     train: &Table,
-    (order, bi, batch): (&[usize], usize, usize),
+    chunk: &[usize],
+    next: &[usize],
 ) -> Result<Batch, String> {
-    let chunk = &order[bi * batch..order.len().min((bi + 1) * batch)];
     for (k, info) in g.inputs.iter().enumerate() {
         match info.role {
             Role::Features => write_features(step, k, train, chunk)?,
@@ -368,8 +378,7 @@ fn write_batch(
             _ => {}
         }
     }
-    let next = order.get((bi + 1) * batch..order.len().min((bi + 2) * batch));
-    for &r in next.unwrap_or(&[]) {
+    for &r in next {
         train.prefetch_row(r);
     }
     Ok(Batch::written(chunk.len()))

@@ -129,7 +129,11 @@ pub fn train_run(
     // Refuse, before allocating anything, a run whose buffers cannot fit.
     // The step it will compile (with its gradients as outputs under
     // --grad-norms); a closed-form run has none.
-    let step_graph = if opts.grad_norms {
+    // Across processes, the step of each (its gradients, loss and metrics
+    // summed across them).
+    let step_graph = if crate::dist::ranks().size > 1 {
+        crate::step::data_parallel(run, opts.grad_norms)
+    } else if opts.grad_norms {
         crate::step::training_step(run)
     } else {
         crate::step::training_step_without_grads(run)
@@ -268,6 +272,7 @@ fn compile<'a>(
     if let Some(t) = opts.threads {
         step.threads = t.max(1);
     }
+    step.collective = crate::dist::collective();
     step.matmul = opts.matmul;
     if opts.profile {
         step.start_profile();
@@ -366,7 +371,7 @@ fn train_and_report(
             state = best;
         }
     }
-    if let Some(path) = &opts.plot {
+    if let Some(path) = opts.plot.as_ref().filter(|_| crate::dist::ranks().leads()) {
         let title = format!("run {}", run.name);
         curves::draw_curves(path, &title, &history.epochs, sink)?;
     }

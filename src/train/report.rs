@@ -175,6 +175,20 @@ pub(super) fn profile(step: &Compiled, steps: u64, opts: &TrainOptions, sink: &m
         &opts.source_name,
     );
     sink.human(text.trim_end());
+    // Across processes: the time the step stood waiting for the sums.
+    let ranks = crate::dist::ranks();
+    if ranks.size > 1 {
+        let (wait, kernels) = (
+            step.comm_wait_seconds(),
+            times.iter().map(|t| t.1).sum::<f64>(),
+        );
+        sink.human(&format!(
+            "  waiting for the sums across the {} processes (rank 0): {:.3} ms per step, beside {:.3} ms in kernels",
+            ranks.size,
+            wait * 1e3 / steps.max(1) as f64,
+            kernels * 1e3 / steps.max(1) as f64
+        ));
+    }
 }
 
 /// `--verbose`'s table: kernels and memory before the passes (one kernel
