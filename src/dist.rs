@@ -95,6 +95,14 @@ pub trait Collective: Send + Sync {
     /// by anything else until the ticket is waited for.
     unsafe fn start_sum(&self, buf: *mut u8, len: usize, dtype: DType) -> usize;
 
+    /// Sums, across the processes, the `len` values of `dtype` at `buf`, in
+    /// place, and waits (every process calls it at the same point of the
+    /// order of sums).
+    ///
+    /// # Safety
+    /// As [`Collective::start_sum`], until it returns.
+    unsafe fn sum_now(&self, buf: *mut u8, len: usize, dtype: DType);
+
     /// Lets sums in flight advance (called between kernels).
     fn progress(&self);
 

@@ -1380,17 +1380,24 @@ impl Compiled {
     /// run meanwhile, and let the sums in flight advance between them.
     fn launch_summing(&mut self, c: &dyn crate::dist::Collective, table: &[*mut u8], env: &Env) {
         let mut tickets: Vec<Option<usize>> = vec![None; self.sums.sums.len()];
-        let start = |si: usize, tickets: &mut Vec<Option<usize>>| {
+        // Seconds the step stands waiting for sums (a blocking one whole).
+        let mut waited = 0.0;
+        let start = |si: usize, tickets: &mut Vec<Option<usize>>, waited: &mut f64| {
             let s = &self.sums.sums[si];
             let ty = self.graph.ty(s.node);
             let len = concrete(&ty.shape, env.batch).iter().product();
-            tickets[si] = Some(exec::start_sum(c, table, s.buf.index(), len, ty.dtype));
+            if s.overlapped {
+                tickets[si] = Some(exec::start_sum(c, table, s.buf.index(), len, ty.dtype));
+            } else {
+                let w = Instant::now();
+                exec::sum_now(c, table, s.buf.index(), len, ty.dtype);
+                *waited += w.elapsed().as_secs_f64();
+            }
         };
         for si in self.sums.at_start() {
-            start(si, &mut tickets);
+            start(si, &mut tickets, &mut waited);
         }
         let mut times = self.profile.take();
-        let mut waited = 0.0;
         for ki in 0..self.kernels.len() {
             for &si in &self.sums.waits[ki] {
                 if let Some(t) = tickets[si].take() {
@@ -1405,7 +1412,7 @@ impl Compiled {
                 times[ki] += t0.elapsed().as_secs_f64();
             }
             for &si in &self.sums.starts[ki] {
-                start(si, &mut tickets);
+                start(si, &mut tickets, &mut waited);
             }
             c.progress();
         }

@@ -5,8 +5,10 @@
 //! environment says so), on the thread that runs the command, and every
 //! MPI call is made from that thread (`MPI_THREAD_FUNNELED`): the compiled
 //! step's worker threads never call MPI. A sum starts as `MPI_Iallreduce`
-//! from a staging copy of the buffer into the buffer itself (the bindings
-//! have no `MPI_IN_PLACE`); `MPI_Test` between kernels lets it advance.
+//! in place, and `MPI_Test` between kernels lets it advance. The bindings
+//! do not export `MPI_IN_PLACE`, a constant of each implementation's
+//! `mpi.h`: for Open MPI and the MPICH family, whose values are known, it
+//! is used; another MPI sums from a staging copy of the buffer.
 
 use std::cell::RefCell;
 use std::os::raw::{c_int, c_void};
@@ -54,9 +56,27 @@ pub fn start() -> Result<Ranks, String> {
         super::install(Arc::new(Mpi {
             ranks,
             inflight: Mutex::new(Inflight::default()),
+            in_place: in_place(),
         }));
     }
     Ok(ranks)
+}
+
+/// `MPI_IN_PLACE` of the MPI this process runs on, as an address, where
+/// it is known: `((void *) 1)` in Open MPI's `mpi.h`, `((void *) -1)` in
+/// MPICH's (and its derivatives': Intel MPI, MVAPICH, Cray MPICH).
+fn in_place() -> Option<usize> {
+    let v = mpi::environment::library_version().unwrap_or_default();
+    if v.contains("Open MPI") {
+        Some(1)
+    } else if ["MPICH", "Intel(R) MPI", "MVAPICH", "CRAY MPICH"]
+        .iter()
+        .any(|m| v.contains(m))
+    {
+        Some(usize::MAX)
+    } else {
+        None
+    }
 }
 
 /// Finalizes MPI, if [`start`] initialized it (on the same thread).
@@ -81,6 +101,32 @@ unsafe impl Send for Inflight {}
 struct Mpi {
     ranks: Ranks,
     inflight: Mutex<Inflight>,
+    /// `MPI_IN_PLACE`'s address, when known ([`in_place`]).
+    in_place: Option<usize>,
+}
+
+impl Mpi {
+    /// The send buffer of a sum of the `bytes` bytes at `buf` in place:
+    /// `MPI_IN_PLACE`, or else a copy of them in `stage`.
+    ///
+    /// # Safety
+    /// `buf` holds `bytes` bytes.
+    unsafe fn send_buffer(
+        &self,
+        buf: *const u8,
+        bytes: usize,
+        stage: &mut Vec<u8>,
+    ) -> *const c_void {
+        match self.in_place {
+            Some(p) => p as *const c_void,
+            None => {
+                stage.resize(bytes, 0);
+                // SAFETY: the caller's contract; `stage` holds `bytes` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(buf, stage.as_mut_ptr(), bytes) };
+                stage.as_ptr().cast::<c_void>()
+            }
+        }
+    }
 }
 
 /// The MPI datatype of a dlc dtype (a bool is stored as an i32).
@@ -113,18 +159,17 @@ impl Collective for Mpi {
         if f.staging.len() <= ticket {
             f.staging.push(Vec::new());
         }
-        let stage = &mut f.staging[ticket];
-        stage.resize(bytes, 0);
+        let mut stage = std::mem::take(&mut f.staging[ticket]);
         // SAFETY: the caller's contract: `buf` holds `len` values of
         // `dtype` (`bytes` bytes) that nothing else touches until the
-        // ticket is waited for; the staging copy is as long, and is neither
-        // moved nor resized until then (only `start_sum` resizes, and only
-        // its own ticket's, which is not in flight).
+        // ticket is waited for; a staging copy is as long, and is neither
+        // moved nor resized until then (it goes back into `staging`, which
+        // only `start_sum` touches, and only at a ticket not in flight).
         unsafe {
-            std::ptr::copy_nonoverlapping(buf, stage.as_mut_ptr(), bytes);
+            let send = self.send_buffer(buf, bytes, &mut stage);
             let mut request = ffi::RSMPI_REQUEST_NULL;
             ffi::MPI_Iallreduce(
-                stage.as_ptr().cast::<c_void>(),
+                send,
                 buf.cast::<c_void>(),
                 len as c_int,
                 datatype(dtype),
@@ -134,8 +179,26 @@ impl Collective for Mpi {
             );
             f.requests.push(request);
         }
+        f.staging[ticket] = stage;
         f.open += 1;
         ticket
+    }
+
+    unsafe fn sum_now(&self, buf: *mut u8, len: usize, dtype: DType) {
+        let mut stage = Vec::new();
+        // SAFETY: the caller's contract, as `start_sum`'s; the call returns
+        // when the sum is complete.
+        unsafe {
+            let send = self.send_buffer(buf, len * crate::jit::exec::elem_size(dtype), &mut stage);
+            ffi::MPI_Allreduce(
+                send,
+                buf.cast::<c_void>(),
+                len as c_int,
+                datatype(dtype),
+                ffi::RSMPI_SUM,
+                world(),
+            );
+        }
     }
 
     fn progress(&self) {

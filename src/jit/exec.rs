@@ -319,6 +319,18 @@ pub fn start_sum(
     unsafe { c.start_sum(table[buf], len, dtype) }
 }
 
+/// [`start_sum`], waiting for the sum to complete.
+pub fn sum_now(
+    c: &dyn crate::dist::Collective,
+    table: &[*mut u8],
+    buf: usize,
+    len: usize,
+    dtype: DType,
+) {
+    // SAFETY: as `start_sum`; no kernel runs until it returns.
+    unsafe { c.sum_now(table[buf], len, dtype) }
+}
+
 /// The buffer table, shareable with the worker threads of one call.
 #[derive(Clone, Copy, Debug)]
 pub struct Table(*const *mut u8);

@@ -950,15 +950,23 @@ pub fn describe(g: &Graph, p: &Passes, batch: usize) -> String {
     };
     let sums = super::sums::Sums::of(g, &plan);
     for (ki, k) in plan.kernels.iter().enumerate() {
-        for &si in &sums.waits[ki] {
+        for &si in sums.waits[ki]
+            .iter()
+            .filter(|si| sums.sums[**si].overlapped)
+        {
             let _ = writeln!(out, "     wait for all_reduce {}", name(sums.sums[si].node));
         }
         describe_kernel(&mut out, g, &plan, (ki, k), &name);
         for &si in &sums.starts[ki] {
             let s = &sums.sums[si];
+            let (what, how) = if s.overlapped {
+                ("start", "while the kernels below run")
+            } else {
+                ("sum", "now: the next kernel reads it")
+            };
             let _ = writeln!(
                 out,
-                "     start all_reduce {} = Σ over the processes of {}, in its buffer, while the kernels below run",
+                "     {what} all_reduce {} = Σ over the processes of {}, in its buffer, {how}",
                 name(s.node),
                 name(g.node(s.node).inputs[0])
             );

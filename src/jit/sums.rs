@@ -19,6 +19,11 @@ pub struct Sum {
     pub buf: NodeId,
     /// The kernel after which it starts (`None`: before the first).
     pub after: Option<usize>,
+    /// Whether a kernel runs between its start and its first reader: if
+    /// not, nothing would overlap it, and it runs as one blocking sum
+    /// (MPI's blocking collective measured faster than its non-blocking
+    /// one here: docs/distributed.md).
+    pub overlapped: bool,
 }
 
 /// A step's sums, and for each kernel the sums to start after it and to
@@ -52,6 +57,7 @@ impl Sums {
                 node: id,
                 buf: plan.root(id),
                 after,
+                overlapped: true,
             });
             if let Some(a) = after {
                 out.starts[a].push(si);
@@ -68,6 +74,11 @@ impl Sums {
                     out.waits[ki].push(si);
                 }
             }
+        }
+        for (si, s) in out.sums.iter_mut().enumerate() {
+            let next = s.after.map_or(0, |a| a + 1);
+            let first_reader = (0..k).find(|ki| out.waits[*ki].contains(&si)).unwrap_or(k);
+            s.overlapped = first_reader > next;
         }
         out
     }
