@@ -203,6 +203,16 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Format programs in place in the one canonical layout (stdin to
+    /// stdout when no file is given).
+    Fmt {
+        /// List the files that would change, change none, and exit 1 if
+        /// any would.
+        #[arg(long)]
+        check: bool,
+        /// The .dl files.
+        files: Vec<PathBuf>,
+    },
     /// Print a compiler stage.
     Ir {
         #[command(flatten)]
@@ -294,6 +304,15 @@ fn launched_among() -> usize {
 fn run(cli: Cli) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
+        Command::Fmt { check, files } => {
+            let stdin = files.is_empty().then(|| {
+                let mut s = String::new();
+                let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s);
+                s
+            });
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            driver::cmd_fmt(&files, check, stdin.as_deref(), color)
+        }
         Command::Ir {
             common,
             stage,

@@ -150,27 +150,23 @@ pub fn data_parallel(run: &Run, grads: bool) -> Option<Graph> {
 fn global_batch(g: &Graph) -> Graph {
     let mut samples: Option<NodeId> = None;
     let mut first: Option<NodeId> = None;
+    // An i32 scalar input, added to the new graph when first needed (so
+    // that it comes before its readers).
+    let input = |ng: &mut Graph, at: &mut Option<NodeId>, (name, role), span| {
+        *at.get_or_insert_with(|| ng.input(name, role, Type::scalar(DType::I32), span))
+    };
     crate::opt::rewrite::rewrite(g, &mut |ng, node, ins| match &node.op {
         Op::BatchSize => {
-            let s = *samples.get_or_insert_with(|| {
-                ng.input(
-                    "samples",
-                    Role::Samples,
-                    Type::scalar(DType::I32),
-                    node.span,
-                )
-            });
+            let s = input(ng, &mut samples, ("samples", Role::Samples), node.span);
             add(ng, Op::Cast, &[s], Some(node.ty.clone()), node.span).into()
         }
         Op::Random { .. } if node.ty.shape.0.first() == Some(&Dim::Batch) => {
-            let f = *first.get_or_insert_with(|| {
-                ng.input(
-                    "first_sample",
-                    Role::FirstSample,
-                    Type::scalar(DType::I32),
-                    node.span,
-                )
-            });
+            let f = input(
+                ng,
+                &mut first,
+                ("first_sample", Role::FirstSample),
+                node.span,
+            );
             let mut with = ins.to_vec();
             with.push(f);
             add(ng, node.op.clone(), &with, Some(node.ty.clone()), node.span).into()

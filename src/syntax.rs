@@ -4,6 +4,7 @@
 //! the diagnostics of every independent error it found.
 
 pub mod ast;
+pub mod fmt;
 pub mod lexer;
 pub mod parser;
 pub mod print;

@@ -5,6 +5,8 @@
 //! bytes, and 10,000-deep nesting. Every input must come back as a tree and
 //! diagnostics; the test reports how many reached type checking.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -189,6 +191,12 @@ fn the_front_end_never_panics_on_100k_inputs() {
                 Input::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             };
             let (typed, clean) = front_end(&src, &base);
+            // A well-formed input (it parses) formats as `dlc fmt` promises.
+            if typed {
+                if let Err(e) = common::fmt_holds(&src) {
+                    return Err(TestCaseError::fail(format!("dlc fmt on\n{src}\n: {e}")));
+                }
+            }
             counts.total.fetch_add(1, Ordering::Relaxed);
             counts
                 .typed

@@ -38,3 +38,33 @@ pub fn check_clean(src: &str, file: &str) -> dlc::check::Checked {
     );
     checked
 }
+
+/// `dlc fmt`'s promises on `src`, a program that parses: it formats, a
+/// second pass changes nothing, the result parses to the same tree (as
+/// the fully parenthesized `ast` stage prints it, spans aside), and every
+/// comment is still there, in order. `Err` says which failed.
+pub fn fmt_holds(src: &str) -> Result<String, String> {
+    use dlc::syntax::{fmt, parse, print};
+    let once = fmt::format(src).map_err(|d| format!("did not format: {d:?}"))?;
+    let twice = fmt::format(&once).map_err(|d| format!("its output did not parse: {d:?}"))?;
+    if twice != once {
+        return Err(format!("not idempotent:\n{once}\n---\n{twice}"));
+    }
+    let (a, _) = parse(src);
+    let (b, _) = parse(&once);
+    if print::program(&a) != print::program(&b) {
+        return Err(format!(
+            "the tree changed:\n{}\n---\n{}",
+            print::program(&a),
+            print::program(&b)
+        ));
+    }
+    if fmt::comments(src) != fmt::comments(&once) {
+        return Err(format!(
+            "comments changed: {:?} -> {:?}",
+            fmt::comments(src),
+            fmt::comments(&once)
+        ));
+    }
+    Ok(once)
+}
