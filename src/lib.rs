@@ -15,6 +15,7 @@ pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod linalg;
+pub mod lsp;
 pub mod memory;
 pub mod opt;
 pub mod optim;

@@ -203,6 +203,8 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The language server, over stdin and stdout (for an editor).
+    Lsp,
     /// Format programs in place in the one canonical layout (stdin to
     /// stdout when no file is given).
     Fmt {
@@ -304,6 +306,18 @@ fn launched_among() -> usize {
 fn run(cli: Cli) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
+        Command::Lsp => match dlc::lsp::stdio() {
+            Ok(()) => Output {
+                stdout: String::new(),
+                stderr: String::new(),
+                code: 0,
+            },
+            Err(e) => Output {
+                stdout: String::new(),
+                stderr: format!("error: dlc lsp: {e}\n"),
+                code: 1,
+            },
+        },
         Command::Fmt { check, files } => {
             let stdin = files.is_empty().then(|| {
                 let mut s = String::new();

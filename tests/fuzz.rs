@@ -157,6 +157,21 @@ fn front_end(src: &str, base: &Path) -> (bool, bool) {
     (diags.is_empty(), all.is_empty())
 }
 
+/// What `dlc lsp` does with a document: its analysis, diagnostics, and the
+/// position requests at its start, middle and end.
+fn language_server(src: &str) {
+    let a = dlc::lsp::Analysis::new("file:///nonexistent/fuzz.dl", src);
+    let _ = a.diagnostics();
+    let lines = src.lines().count();
+    for (line, ch) in [(0, 0), (lines / 2, 3), (lines, 0), (1, 1000)] {
+        if let Some(off) = a.offset(line, ch) {
+            let _ = (a.hover(off), a.definition(off), a.completion(off));
+            let _ = a.references(off, true);
+        }
+    }
+    let _ = (a.symbols(), a.inlay_hints(), a.formatting());
+}
+
 fn run_on_big_stack<F: FnOnce() + Send + 'static>(f: F) {
     std::thread::Builder::new()
         .stack_size(256 << 20)
@@ -191,6 +206,9 @@ fn the_front_end_never_panics_on_100k_inputs() {
                 Input::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             };
             let (typed, clean) = front_end(&src, &base);
+            // The language server analyses it and answers at a few places
+            // without panicking (a panic fails the case).
+            language_server(&src);
             // A well-formed input (it parses) formats as `dlc fmt` promises.
             if typed {
                 if let Err(e) = common::fmt_holds(&src) {
