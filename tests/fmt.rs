@@ -72,10 +72,13 @@ fn the_shipped_programs_are_in_the_layout() {
     let files = dl_files(&root().join("programs"))
         .into_iter()
         .chain(dl_files(&root().join("benches")))
-        .chain(dl_files(&root().join("tests/programs")));
+        .chain(dl_files(&root().join("tests")));
     for f in files {
         let src = std::fs::read_to_string(&f).expect("readable");
-        let formatted = dlc::syntax::fmt::format(&src).expect("parses");
+        // tests/ holds bad programs that do not parse, and a REPL session.
+        let Ok(formatted) = dlc::syntax::fmt::format(&src) else {
+            continue;
+        };
         assert!(
             formatted == src,
             "{} is not formatted: run `dlc fmt {}`",
