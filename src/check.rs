@@ -44,6 +44,10 @@ pub struct Options {
     pub base_dir: PathBuf,
     /// `--data PATH`: replaces every file-based data source's path.
     pub data_override: Option<PathBuf>,
+    /// Data sources described by earlier checks (the language server
+    /// checks a document on every edit): used while their files are
+    /// unchanged.
+    pub data_cache: Option<std::sync::Arc<data::DataCache>>,
 }
 
 /// A checked program.
@@ -212,7 +216,11 @@ fn describe_data<'p>(
 ) -> HashMap<&'p str, usize> {
     let mut data_index: HashMap<&str, usize> = HashMap::new();
     for d in data_decls {
-        let (spec, ds) = data::describe(d, &opts.base_dir, opts.data_override.as_deref());
+        let describe = || data::describe(d, &opts.base_dir, opts.data_override.as_deref());
+        let (spec, ds) = match &opts.data_cache {
+            Some(cache) => cache.describe(d, opts, describe),
+            None => describe(),
+        };
         diags.extend(ds);
         if let Some(spec) = spec {
             data_index.insert(&d.name.node, out.data.len());
@@ -606,6 +614,7 @@ pub fn check_file(
     let (checked, cd) = check(
         &program,
         &Options {
+            data_cache: None,
             base_dir,
             data_override,
         },

@@ -2,9 +2,10 @@
 //! synchronous `lsp-server` scaffold and `lsp-types`.
 //!
 //! Every open document is parsed and checked as `dlc check` does (data
-//! files found from the document's folder), on open and on every change,
-//! and the checker's diagnostics are published with their codes, ranges
-//! and related spans. Requests are answered from that analysis:
+//! files found from the document's folder, their metadata read once and
+//! cached while the files stay unchanged: `check::data::DataCache`), on
+//! open and on every change, and the checker's diagnostics are published
+//! with their codes, ranges and related spans. Requests are answered from that analysis:
 //!
 //! - hover: a name's type (`h: f32[B,256]`, from the typed IR of a run that
 //!   trains the model), a parameter's initializer, a data source's parts
@@ -65,6 +66,7 @@ pub fn serve(conn: &Connection) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let mut docs: HashMap<String, Analysis> = HashMap::new();
+    let cache = std::sync::Arc::new(crate::check::data::DataCache::default());
     for msg in &conn.receiver {
         match msg {
             Message::Request(req) => {
@@ -77,7 +79,7 @@ pub fn serve(conn: &Connection) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             }
             Message::Notification(n) => {
-                if let Some(uri) = document_changed(&mut docs, &n) {
+                if let Some(uri) = document_changed(&mut docs, &n, &cache) {
                     let diags = docs
                         .get(&uri)
                         .map(Analysis::diagnostics)
@@ -99,7 +101,11 @@ pub fn serve(conn: &Connection) -> Result<(), String> {
 
 /// Applies an open, change or close; returns the document to publish
 /// diagnostics for.
-fn document_changed(docs: &mut HashMap<String, Analysis>, n: &Notification) -> Option<String> {
+fn document_changed(
+    docs: &mut HashMap<String, Analysis>,
+    n: &Notification,
+    cache: &std::sync::Arc<crate::check::data::DataCache>,
+) -> Option<String> {
     use lsp_types::notification::{
         DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument,
     };
@@ -121,7 +127,10 @@ fn document_changed(docs: &mut HashMap<String, Analysis>, n: &Notification) -> O
         }
         _ => return None,
     };
-    docs.insert(uri.clone(), Analysis::new(&uri, &text));
+    docs.insert(
+        uri.clone(),
+        Analysis::with_cache(&uri, &text, Some(std::sync::Arc::clone(cache))),
+    );
     Some(uri)
 }
 

@@ -149,6 +149,7 @@ fn front_end(src: &str, base: &Path) -> (bool, bool) {
     let opts = dlc::check::Options {
         base_dir: base.to_path_buf(),
         data_override: None,
+        data_cache: None,
     };
     let (_, cdiags) = dlc::check::check(&program, &opts);
     // Rendering must not panic either.

@@ -26,6 +26,7 @@ fn every_example_in_the_language_reference_checks() {
     let opts = dlc::check::Options {
         base_dir: root.join("grammar"),
         data_override: None,
+        data_cache: None,
     };
     for (i, src) in examples.iter().enumerate() {
         let (program, mut diags) = dlc::syntax::parse(src);

@@ -279,3 +279,45 @@ fn the_server_survives_any_document() {
     assert!(r.get("error").is_some() || r.is_null());
     c.stop();
 }
+
+/// The server reads a data source's metadata once while its files stay as
+/// they were, and again when one changes.
+#[test]
+fn data_metadata_is_cached_until_the_file_changes() {
+    use dlc::check::data::DataCache;
+    let dir = std::env::temp_dir().join(format!("dlc-lsp-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a folder");
+    std::fs::write(dir.join("d.csv"), "a,y\n1,2\n3,4\n").expect("written");
+    let src = "data d = csv(\"d.csv\", label = \"y\")\n";
+    let (program, _) = dlc::syntax::parse(src);
+    let dlc::syntax::ast::Item::Data(decl) = &program.items[0] else {
+        panic!("a data item");
+    };
+    let cache = DataCache::default();
+    let opts = dlc::check::Options {
+        base_dir: dir.clone(),
+        ..Default::default()
+    };
+    let calls = std::cell::Cell::new(0);
+    let read = || {
+        cache.describe(decl, &opts, || {
+            calls.set(calls.get() + 1);
+            let opts = dlc::check::Options {
+                base_dir: dir.clone(),
+                ..Default::default()
+            };
+            let (checked, diags) = dlc::check::check(&program, &opts);
+            (checked.data.into_iter().next(), diags)
+        })
+    };
+    let first = read().0.expect("described");
+    assert_eq!(first.rows.read, 2);
+    let _ = read();
+    assert_eq!(calls.get(), 1, "read again with the file unchanged");
+    std::fs::write(dir.join("d.csv"), "a,y\n1,2\n3,4\n5,6\n").expect("written");
+    let again = read().0.expect("described");
+    assert_eq!(calls.get(), 2);
+    assert_eq!(again.rows.read, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -650,6 +650,7 @@ mod tests {
             &Options {
                 base_dir: root().join("programs"),
                 data_override: None,
+                data_cache: None,
             },
         );
         assert!(cd.is_empty(), "{cd:?}");

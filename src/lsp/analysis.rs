@@ -75,10 +75,21 @@ fn percent_decode(s: &str) -> String {
 
 impl Analysis {
     pub fn new(uri: &str, text: &str) -> Analysis {
+        Analysis::with_cache(uri, text, None)
+    }
+
+    /// [`Analysis::new`], reading data sources' metadata through `cache`
+    /// (the server keeps one for all its documents).
+    pub fn with_cache(
+        uri: &str,
+        text: &str,
+        cache: Option<std::sync::Arc<crate::check::data::DataCache>>,
+    ) -> Analysis {
         let (program, mut diags) = crate::syntax::parse(text);
         let opts = crate::check::Options {
             base_dir: folder_of(uri),
             data_override: None,
+            data_cache: cache,
         };
         let (checked, cd) = crate::check::check(&program, &opts);
         diags.extend(cd);
