@@ -7,7 +7,7 @@
 //! open and on every change, and the checker's diagnostics are published
 //! with their codes, ranges and related spans. Requests are answered from that analysis:
 //!
-//! - hover: a name's type (`h: f32[B,256]`, from the typed IR of a run that
+//! - hover: a name's or an expression's type (`h: f32[B,256]`, from the typed IR of a run that
 //!   trains the model), a parameter's initializer, a data source's parts
 //!   and shapes, a builtin's signature and one line;
 //! - definition and references: lets, params, model inputs, fns, models,

@@ -152,6 +152,24 @@ fn a_session_on_the_mlp() {
         14,
         json!({}),
     );
+    // On `@` of `x @ W1`, and on the `+` of `x @ W1 + b1`: expressions.
+    let at = c.at(
+        "hover x @ W1 (the @)",
+        "textDocument/hover",
+        21,
+        19,
+        json!({}),
+    );
+    assert!(at["contents"]["value"]
+        .as_str()
+        .is_some_and(|v| v.contains("x @ W1: f32[B,256]")));
+    c.at(
+        "hover x @ W1 + b1 (the +)",
+        "textDocument/hover",
+        21,
+        24,
+        json!({}),
+    );
     // `h @ W2 + b2` on line 23: h's definition is line 22.
     let def = c.at(
         "definition of h",

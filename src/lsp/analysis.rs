@@ -363,12 +363,39 @@ impl Analysis {
     // ---- hover ----
 
     pub fn hover(&self, offset: usize) -> Option<Value> {
-        let (name, span) = self.name_at(offset)?.clone();
+        let Some((name, span)) = self.name_at(offset).cloned() else {
+            return self.hover_expression(offset);
+        };
         let text = match self.resolve(offset) {
             Some(d) => self.describe(&d)?,
             None if crate::check::builtins::NAMES.contains(&name.as_str()) => builtin_doc(&name),
             None => return None,
         };
+        Some(json!({
+            "contents": { "kind": "markdown", "value": text },
+            "range": self.range(span),
+        }))
+    }
+
+    /// Hover off a name (on an operator, a bracket, a number): the type
+    /// of the innermost expression there, in a model a run trains.
+    fn hover_expression(&self, offset: usize) -> Option<Value> {
+        let m = self.item_at(offset)?;
+        let Item::Model(model) = &self.program.items[m] else {
+            return None;
+        };
+        let mut best: Option<Span> = None;
+        for s in &model.body {
+            let e = match s {
+                Stmt::Let(l) => &l.value,
+                Stmt::Expr(e) => e,
+                Stmt::Param(_) | Stmt::Error(_) => continue,
+            };
+            innermost(e, offset, &mut best);
+        }
+        let span = best?;
+        let t = Self::type_of(self.graph_of(m)?, span)?;
+        let text = format!("```dl\n{}: {t}\n```", self.slice(span));
         Some(json!({
             "contents": { "kind": "markdown", "value": text },
             "range": self.range(span),
@@ -577,6 +604,51 @@ impl Analysis {
             }
         }
         json!(out)
+    }
+}
+
+/// The smallest expression of `e` whose span holds `offset`.
+fn innermost(e: &ast::Expr, offset: usize, best: &mut Option<Span>) {
+    use ast::{ExprKind, IndexArg};
+    if offset < e.span.start || offset > e.span.end {
+        return;
+    }
+    if best.is_none_or(|b| e.span.end - e.span.start <= b.end - b.start) {
+        *best = Some(e.span);
+    }
+    match &e.node {
+        ExprKind::List(items) => items.iter().for_each(|i| innermost(i, offset, best)),
+        ExprKind::Call { callee, args } => {
+            innermost(callee, offset, best);
+            args.iter().for_each(|a| innermost(&a.value, offset, best));
+        }
+        ExprKind::Binary { lhs, rhs, .. } => {
+            innermost(lhs, offset, best);
+            innermost(rhs, offset, best);
+        }
+        ExprKind::Unary { operand, .. } => innermost(operand, offset, best),
+        ExprKind::Index { base, indices } => {
+            innermost(base, offset, best);
+            for i in indices {
+                match i {
+                    IndexArg::Single(x) => innermost(x, offset, best),
+                    IndexArg::Slice {
+                        start, end, step, ..
+                    } => {
+                        for x in [start, end, step].into_iter().flatten() {
+                            innermost(x, offset, best);
+                        }
+                    }
+                }
+            }
+        }
+        ExprKind::Field { base, .. } => innermost(base, offset, best),
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Str(_)
+        | ExprKind::Name(_)
+        | ExprKind::Error => {}
     }
 }
 
