@@ -360,8 +360,10 @@ fn write_csv(
         return Err("the model's output has no values to write".to_string());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    let id_name = match &prep.input {
-        Input::Csv { id: Some(id), .. } => Some(id.clone()),
+    // The id column only when the input had ids to copy (a `.npy` of
+    // model input, or a CSV without the column, has none).
+    let id_name = match (&prep.input, ids) {
+        (Input::Csv { id: Some(id), .. }, Some(_)) => Some(id.clone()),
         _ => None,
     };
     let mut header: Vec<String> = id_name.into_iter().collect();

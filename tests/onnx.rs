@@ -34,7 +34,9 @@ fn runs(program: &Path) -> Vec<String> {
 
 /// The file a CSV program reads: `csv("data/x.csv", ...)`.
 fn csv_file(src: &str) -> Option<PathBuf> {
-    let at = src.find("csv(\"")? + 5;
+    // `csv("file", ...)`, or broken after `(` as `dlc fmt` lays a long call.
+    let after = src.find("csv(")? + 4;
+    let at = after + src[after..].find('"')? + 1;
     let end = src[at..].find('"')? + at;
     Some(root().join("programs").join(&src[at..end]))
 }

@@ -341,6 +341,59 @@ fn a_house_price_submission_has_a_price_for_every_id_of_the_test_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A model trained on a CSV with an id column predicts a `.npy` of model
+/// input, which has no ids: the predictions have no id column (they had
+/// its header and not its values: "found record with 2 fields").
+#[test]
+fn model_input_without_ids_predicts_without_an_id_column() {
+    let dir = scratch("predict-npy-ids");
+    let program = root().join("programs/house_prices.dl");
+    let program = program.to_str().expect("utf-8");
+    let ck = dir.join("linear.safetensors");
+    let ck = ck.to_str().expect("utf-8");
+    ok(&dlc(
+        &dir,
+        &[
+            "train", program, "--run", "linear", "--epochs", "1", "--save", ck, "--quiet",
+        ],
+    ));
+    let bytes = std::fs::read(ck).expect("checkpoint");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("metadata");
+    let meta = meta.metadata().clone().expect("metadata");
+    let prep = dlc::data::prep::Preprocessing::from_json(&meta["preprocessing"], "ck")
+        .expect("preprocessing");
+    // Three rows of model input as a float32 .npy.
+    let rows = 3;
+    let header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {}), }}",
+        prep.width
+    );
+    let mut h = header.into_bytes();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend((h.len() as u16).to_le_bytes());
+    npy.extend(h);
+    for i in 0..rows * prep.width {
+        npy.extend(((i % 5) as f32 * 0.1).to_le_bytes());
+    }
+    std::fs::write(dir.join("x.npy"), npy).expect("npy");
+    let out = dlc(
+        &dir,
+        &[
+            "predict", program, "--run", "linear", "--load", ck, "--input", "x.npy", "--out",
+            "p.csv",
+        ],
+    );
+    ok(&out);
+    let rec = records(&dir.join("p.csv"));
+    assert_eq!(rec[0], ["SalePrice"]);
+    assert_eq!(rec.len(), rows + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn predictions_of_an_idx_file_match_evals_accuracy() {
     let dir = scratch("predict-idx");
