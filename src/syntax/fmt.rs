@@ -595,16 +595,9 @@ fn expr(src: &Source, e: &Expr) -> Doc {
                 prec(lhs) < p || (prec(lhs) == p && right_assoc) || src.parenthesized(lhs.span),
             );
             // A prefix `-` or `+` starts an operand anywhere (`2 ** -1`).
-            let signed = matches!(
-                rhs.node,
-                ExprKind::Unary {
-                    op: UnOp::Neg | UnOp::Plus,
-                    ..
-                }
-            );
             let r = parens(
                 expr(src, rhs),
-                (prec(rhs) < p && !signed)
+                (prec(rhs) < p && !signed(rhs))
                     || (prec(rhs) == p && !right_assoc)
                     || src.parenthesized(rhs.span),
             );
@@ -621,17 +614,10 @@ fn expr(src: &Source, e: &Expr) -> Doc {
                 UnOp::Plus => "+",
                 UnOp::Not => "not ",
             };
-            // `- -x` would lex as a comment-free `--x`: keep a space.
-            let nested = matches!(
-                operand.node,
-                ExprKind::Unary {
-                    op: UnOp::Neg | UnOp::Plus,
-                    ..
-                }
-            );
+            // A sign of a sign reads `-(-x)`, not `--x`.
             let inner = parens(
                 expr(src, operand),
-                prec(operand) < p || nested || src.parenthesized(operand.span),
+                prec(operand) < p || signed(operand) || src.parenthesized(operand.span),
             );
             Doc::concat(vec![Doc::text(sym), inner])
         }
@@ -644,6 +630,17 @@ fn expr(src: &Source, e: &Expr) -> Doc {
         ]),
         ExprKind::Error => Doc::text(src.slice(e.span).to_string()),
     }
+}
+
+/// Whether `e` is `-x` or `+x`.
+fn signed(e: &Expr) -> bool {
+    matches!(
+        e.node,
+        ExprKind::Unary {
+            op: UnOp::Neg | UnOp::Plus,
+            ..
+        }
+    )
 }
 
 fn is_atom(e: &Expr) -> bool {
