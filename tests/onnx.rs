@@ -8,6 +8,8 @@
 
 mod cmd;
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -43,26 +45,13 @@ fn csv_file(src: &str) -> Option<PathBuf> {
 
 /// 300 rows of `width` values in [-2, 2) as a float32 .npy.
 fn npy(path: &Path, width: usize) {
-    let rows = 300;
-    let header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {width}), }}");
-    let mut h = header.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((h.len() as u16).to_le_bytes());
-    bytes.extend(h);
     let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..rows * width {
+    common::write_npy_f32(path, (300, width), |_| {
         s = s
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let v = ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0;
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).expect("npy");
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+    });
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 mod cmd;
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -364,22 +366,9 @@ fn model_input_without_ids_predicts_without_an_id_column() {
         .expect("preprocessing");
     // Three rows of model input as a float32 .npy.
     let rows = 3;
-    let header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {}), }}",
-        prep.width
-    );
-    let mut h = header.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend((h.len() as u16).to_le_bytes());
-    npy.extend(h);
-    for i in 0..rows * prep.width {
-        npy.extend(((i % 5) as f32 * 0.1).to_le_bytes());
-    }
-    std::fs::write(dir.join("x.npy"), npy).expect("npy");
+    common::write_npy_f32(&dir.join("x.npy"), (rows, prep.width), |i| {
+        (i % 5) as f32 * 0.1
+    });
     let out = dlc(
         &dir,
         &[

@@ -122,6 +122,18 @@ pub enum AssignOp {
     Div,
 }
 
+impl AssignOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            AssignOp::Set => "=",
+            AssignOp::Add => "+=",
+            AssignOp::Sub => "-=",
+            AssignOp::Mul => "*=",
+            AssignOp::Div => "/=",
+        }
+    }
+}
+
 /// `f32[B, 784]`; `f32` alone is a scalar.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TypeAnn {

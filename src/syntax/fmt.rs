@@ -404,19 +404,8 @@ impl Formatter<'_> {
                     .unwrap_or_default();
                 let head = format!("train {run}{} on {} {{", t.model.node, t.data.node);
                 self.header_line(Doc::text(head), depth);
-                let anchors: Vec<Anchor> = t
-                    .settings
-                    .iter()
-                    .map(|s| Anchor {
-                        span: setting_span(s),
-                        body: None,
-                    })
-                    .collect();
-                let region = self
-                    .src
-                    .body(t.span, anchors.first().map(|a| a.span))
-                    .unwrap_or(t.span);
-                self.block(&anchors, region, depth + 1, &|f, i, d| {
+                let spans = t.settings.iter().map(setting_span).collect();
+                self.children(spans, t.span, depth, &|f, i, d| {
                     let s = &t.settings[i];
                     let doc = Doc::concat(vec![
                         Doc::text(format!("{} = ", s.key.node)),
@@ -424,20 +413,13 @@ impl Formatter<'_> {
                     ]);
                     f.code_line(setting_span(s), d, doc);
                 });
-                self.close(t.span, depth);
             }
             Item::Let(l) => {
                 let doc = let_doc(src, l);
                 self.code_line(l.span, depth, doc);
             }
             Item::Assign(a) => {
-                let op = match a.op {
-                    AssignOp::Set => "=",
-                    AssignOp::Add => "+=",
-                    AssignOp::Sub => "-=",
-                    AssignOp::Mul => "*=",
-                    AssignOp::Div => "/=",
-                };
+                let op = a.op.symbol();
                 let mut parts = vec![Doc::text(a.target.node.clone())];
                 if let Some(idx) = &a.index {
                     parts.push(index_doc(src, idx));
@@ -475,20 +457,25 @@ impl Formatter<'_> {
         self.end_line(span.end);
     }
 
-    /// A model's or function's statements, then its `}`.
-    fn body(&mut self, body: &[Stmt], span: Span, depth: usize) {
-        let anchors: Vec<Anchor> = body
-            .iter()
-            .map(|s| Anchor {
-                span: stmt_span(s),
-                body: None,
-            })
+    /// A block's children (a span each, rendered by `each`) with the
+    /// comments among them, one level in, then its `}`.
+    fn children(&mut self, spans: Vec<Span>, whole: Span, depth: usize, each: &Render) {
+        let anchors: Vec<Anchor> = spans
+            .into_iter()
+            .map(|span| Anchor { span, body: None })
             .collect();
         let region = self
             .src
-            .body(span, anchors.first().map(|a| a.span))
-            .unwrap_or(span);
-        self.block(&anchors, region, depth + 1, &|f, i, d| {
+            .body(whole, anchors.first().map(|a| a.span))
+            .unwrap_or(whole);
+        self.block(&anchors, region, depth + 1, each);
+        self.close(whole, depth);
+    }
+
+    /// A model's or function's statements, then its `}`.
+    fn body(&mut self, body: &[Stmt], span: Span, depth: usize) {
+        let spans = body.iter().map(stmt_span).collect();
+        self.children(spans, span, depth, &|f, i, d| {
             let s = &body[i];
             let doc = match s {
                 Stmt::Param(p) => {
@@ -509,7 +496,6 @@ impl Formatter<'_> {
             };
             f.code_line(stmt_span(s), d, doc);
         });
-        self.close(span, depth);
     }
 }
 

@@ -53,13 +53,7 @@ fn print_item(out: &mut String, item: &Item) {
             let _ = writeln!(out, "{}", let_(l));
         }
         Item::Assign(a) => {
-            let op = match a.op {
-                AssignOp::Set => "=",
-                AssignOp::Add => "+=",
-                AssignOp::Sub => "-=",
-                AssignOp::Mul => "*=",
-                AssignOp::Div => "/=",
-            };
+            let op = a.op.symbol();
             let idx = a
                 .index
                 .as_ref()

@@ -68,3 +68,25 @@ pub fn fmt_holds(src: &str) -> Result<String, String> {
     }
     Ok(once)
 }
+
+/// A float32 `.npy` of `rows` × `width` values, element i being `value(i)`.
+pub fn write_npy_f32(
+    path: &std::path::Path,
+    (rows, width): (usize, usize),
+    mut value: impl FnMut(usize) -> f32,
+) {
+    let header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {width}), }}");
+    let mut h = header.into_bytes();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h);
+    for i in 0..rows * width {
+        bytes.extend(value(i).to_le_bytes());
+    }
+    std::fs::write(path, bytes).expect("npy");
+}
