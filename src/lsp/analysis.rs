@@ -266,8 +266,13 @@ impl Analysis {
     /// (the model or fn it is in, or for a `train` block the model it
     /// trains), the last declared at or before it, else the program's.
     fn resolve(&self, offset: usize) -> Option<Def> {
+        self.resolve_in(&self.defs(), offset)
+    }
+
+    /// [`Analysis::resolve`] among `defs` (the program's, computed once
+    /// by a caller that resolves many names).
+    fn resolve_in(&self, defs: &[Def], offset: usize) -> Option<Def> {
         let (name, span) = self.name_at(offset)?;
-        let defs = self.defs();
         // On a declaration itself.
         if let Some(d) = defs.iter().find(|d| d.at == *span) {
             return Some(d.clone());
@@ -308,14 +313,15 @@ impl Analysis {
     }
 
     pub fn references(&self, offset: usize, with_decl: bool) -> Value {
-        let Some(d) = self.resolve(offset) else {
+        let defs = self.defs();
+        let Some(d) = self.resolve_in(&defs, offset) else {
             return json!([]);
         };
         let refs: Vec<Value> = self
             .names
             .iter()
             .filter(|(n, s)| *n == d.name && (with_decl || *s != d.at))
-            .filter(|(_, s)| self.resolve(s.start).as_ref() == Some(&d))
+            .filter(|(_, s)| self.resolve_in(&defs, s.start).as_ref() == Some(&d))
             .map(|(_, s)| self.location(*s))
             .collect();
         json!(refs)
