@@ -12,7 +12,6 @@
 //! `data::prep` and docs/preprocessing.md).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -71,8 +70,15 @@ fn f32_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect()
 }
 
-/// Writes `ck` for `run` to `path` atomically.
+/// Writes `ck` for `run` to `path` (atomically, see `output`).
 pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
+    let bytes = encode(run, ck)?;
+    crate::output::write(path, &[], &bytes)
+        .map_err(|e| e.replacen("cannot write", "cannot write checkpoint", 1))
+}
+
+/// The safetensors bytes of `ck` for `run`.
+pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let slots = slots(run);
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (f, fold) in ck.folds.iter().enumerate() {
@@ -123,120 +129,64 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
     if let Some(p) = &ck.preprocessing {
         meta.insert("preprocessing".to_string(), p.to_json()?);
     }
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| format!("cannot encode the checkpoint: {e}"))?;
-    write_atomic(path, &bytes)
-        .map_err(|e| format!("cannot write checkpoint {}: {e}", path.display()))
+    serialize(views, meta).map_err(|e| format!("cannot encode the checkpoint: {e}"))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// synced, then renamed over the target, so a crash never leaves a
-/// half-written file and an old file survives a failed write. A symbolic
-/// link is written through (its target is replaced, the link stays), and
-/// temporaries left by processes that died while saving this path are
-/// removed first.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let path = resolve_links(path);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let prefix = temp_prefix(&path);
-    remove_stale_temporaries(&dir, &prefix);
-    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+/// safetensors' bytes of `views` with `meta`, the header's keys in sorted
+/// order (safetensors writes its metadata map in hash order, so two saves
+/// of the same checkpoint would differ in their bytes).
+pub fn serialize(
+    views: Vec<(String, TensorView)>,
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
+    let mut bytes = safetensors::serialize(views, Some(meta)).map_err(|e| match e {
+        safetensors::SafeTensorError::HeaderTooLarge => format!(
+            "its header (names, shapes and metadata) is over safetensors' limit of {} MB",
+            MAX_HEADER / 1_000_000
+        ),
+        e => e.to_string(),
+    })?;
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or("safetensors wrote no header")? as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])
+        .map_err(|e| format!("safetensors wrote a header that is not JSON: {e}"))?;
+    // serde_json's map is ordered by key; the same length as before, so
+    // the padding and the data offsets stay.
+    let mut sorted = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    if sorted.len() > n {
+        return Err("the sorted header is longer than safetensors' own".to_string());
+    }
+    sorted.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&sorted);
+    Ok(bytes)
 }
 
-/// Checks, before a long run, that `path` can be written by
-/// [`write_atomic`]: its folder exists and takes a new file.
-pub fn check_writable(path: &Path) -> Result<(), String> {
-    let path = resolve_links(path);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
+/// safetensors' limit on a header (`MAX_HEADER_SIZE`), which its reader
+/// enforces: a longer one is refused when the file is read.
+const MAX_HEADER: usize = 100_000_000;
+
+/// Checks, before training, that a checkpoint of `run` with `prep` will
+/// fit safetensors' header: what is saved after hours of training must not
+/// fail then (a categorical column with millions of distinct values makes
+/// a vocabulary of that size).
+pub fn check_fits(run: &Run, prep: &Preprocessing, folds: usize) -> Result<(), String> {
+    let meta = prep.to_json()?.len();
+    // A tensor's entry: its name, dtype, shape and offsets, well under
+    // 256 bytes; the optimizer's slots and fold copies multiply them.
+    let entries = run.params.len() * (1 + crate::optim::all_slots().count()) * folds.max(1);
+    let need = meta + 256 * entries + 4096;
+    if need > MAX_HEADER {
         return Err(format!(
-            "cannot save to {}: the folder {} does not exist",
-            path.display(),
-            dir.display()
+            "--save: the checkpoint's header would be about {} MB (its preprocessing alone {} MB), over safetensors' limit of {} MB; a categorical column with very many distinct values (an id or free text) is the usual cause: drop it (`drop = [...]`) or declare it `id`",
+            need / 1_000_000,
+            meta / 1_000_000,
+            MAX_HEADER / 1_000_000
         ));
     }
-    if path.is_dir() {
-        return Err(format!("cannot save to {}: it is a folder", path.display()));
-    }
-    let probe = dir.join(format!("{}{}", temp_prefix(&path), std::process::id()));
-    std::fs::File::create(&probe)
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| format!("cannot save to {}: {e}", path.display()))
-}
-
-/// `path` with symbolic links followed (at most 40, as the kernel does).
-fn resolve_links(path: &Path) -> std::path::PathBuf {
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        let Ok(target) = std::fs::read_link(&p) else {
-            break;
-        };
-        p = match p.parent() {
-            Some(dir) if target.is_relative() => dir.join(target),
-            _ => target,
-        };
-    }
-    p
-}
-
-/// The name of `path`'s temporaries, less the process id: `.NAME.tmp-`,
-/// with a long NAME shortened to a prefix and a hash so that the whole name
-/// stays within the 255 bytes a file name may have.
-fn temp_prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if name.len() <= 200 {
-        return format!(".{name}.tmp-");
-    }
-    let mut cut = 150;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(".{}~{}.tmp-", &name[..cut], &program_hash(&name)[..8])
-}
-
-/// Removes `dir/PREFIX<pid>` files whose process is no longer running (a
-/// save killed midway); a live process's temporary is left alone.
-fn remove_stale_temporaries(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-        if !alive {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+    Ok(())
 }
 
 /// Reads a checkpoint and checks it against `run`: every parameter present

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::check::{self, Checked};
 use crate::diag::{self, Diagnostic};
 use crate::ir::print::{self, SourceInfo};
+use crate::output::Input;
 use crate::span::LineIndex;
 use crate::syntax;
 
@@ -174,8 +175,8 @@ pub fn cmd_fmt(files: &[PathBuf], check: bool, stdin: Option<&str>, color: bool)
                 out.code = 1;
             }
             Ok(text) => {
-                if let Err(e) = crate::checkpoint::write_atomic(path, text.as_bytes()) {
-                    let _ = writeln!(out.stderr, "error: cannot write {name}: {e}");
+                if let Err(e) = crate::output::write(path, &[], text.as_bytes()) {
+                    let _ = writeln!(out.stderr, "error: {e}");
                     out.code = 1;
                 }
             }
@@ -606,6 +607,52 @@ fn data_warnings(l: &Loaded) -> String {
         .collect()
 }
 
+/// One of a command's inputs, owned: what it is and its path.
+type NamedInput = (String, PathBuf);
+
+/// What a command reads of a program: the program itself, and the data
+/// files of `run` (of every run when `None`); an output must be none of
+/// them (`output::prepare`).
+fn program_inputs(args: &ProgramArgs, l: &Loaded, run: Option<&check::Run>) -> Vec<NamedInput> {
+    let mut inputs = vec![("the program".to_string(), args.file.clone())];
+    let specs = l.checked.data.iter().enumerate();
+    for (_, d) in specs.filter(|(i, _)| run.is_none_or(|r| r.data == *i)) {
+        for f in data_files(d) {
+            inputs.push((format!("a file of data `{}`", d.name), f));
+        }
+    }
+    inputs
+}
+
+/// The files a data source reads.
+fn data_files(d: &check::data::DataSpec) -> Vec<PathBuf> {
+    use check::data::Source;
+    match &d.source {
+        Source::Idx { images, labels, .. } => images.iter().chain(labels).cloned().collect(),
+        Source::Csv {
+            path, test_file, ..
+        } => std::iter::once(path.clone())
+            .chain(test_file.clone())
+            .collect(),
+        Source::Npy {
+            train, test_arrays, ..
+        } => train
+            .iter()
+            .chain(test_arrays.iter().flatten())
+            .map(|r| r.path.clone())
+            .collect(),
+        Source::Synthetic { .. } => Vec::new(),
+    }
+}
+
+/// Borrowed views of `inputs`, as `output::prepare` takes them.
+fn as_inputs(inputs: &[NamedInput]) -> Vec<Input<'_>> {
+    inputs
+        .iter()
+        .map(|(r, p)| (r.as_str(), p.as_path()))
+        .collect()
+}
+
 /// `dlc train FILE`: trains every run (or `--run NAME`), streaming the
 /// report to `stdout` / `stderr`; returns the exit code.
 pub fn cmd_train(
@@ -656,11 +703,35 @@ pub fn cmd_train(
     };
     // Whatever is to be saved must be writable before hours of training
     // (by the process that writes it).
+    // Nor may it be one of the files the run reads.
     for r in runs.iter().filter(|_| leads) {
         let o = per_run(r);
-        for p in o.save.iter().chain(&o.plot) {
-            if let Err(e) = crate::checkpoint::check_writable(p) {
-                let _ = writeln!(sink.stderr, "error: {e}");
+        let mut inputs = program_inputs(args, &l, Some(r));
+        if let Some(p) = &o.resume {
+            inputs.push((
+                "the checkpoint it resumes (--resume)".to_string(),
+                p.clone(),
+            ));
+        }
+        let outputs = [("--save", &o.save), ("--plot", &o.plot)];
+        for (i, (flag, p)) in outputs.iter().enumerate() {
+            let Some(p) = p else { continue };
+            // Saving over the checkpoint a run resumes from is the usual
+            // way to continue a run: it was read whole before training.
+            let mut refused: Vec<Input> = as_inputs(&inputs)
+                .into_iter()
+                .filter(|(role, _)| *flag != "--save" || !role.contains("--resume"))
+                .collect();
+            let others: Vec<(String, PathBuf)> = outputs[..i]
+                .iter()
+                .filter_map(|(f, q)| {
+                    q.as_ref()
+                        .map(|q| (format!("the output of {f}"), q.clone()))
+                })
+                .collect();
+            refused.extend(as_inputs(&others));
+            if let Err(e) = crate::output::prepare(p, &refused) {
+                let _ = writeln!(sink.stderr, "error: {flag}: {e}");
                 return 1;
             }
         }
@@ -782,7 +853,9 @@ pub fn cmd_export(
         return 1;
     };
     let written = (|| {
-        crate::checkpoint::check_writable(out)?;
+        let mut inputs = program_inputs(args, &l, None);
+        inputs.push(("the checkpoint (--load)".to_string(), ckpt.to_path_buf()));
+        let target = crate::output::prepare(out, &as_inputs(&inputs))?;
         let ck = crate::checkpoint::load(ckpt, run)?;
         let shapes: Vec<Vec<usize>> = run
             .params
@@ -826,8 +899,13 @@ pub fn cmd_export(
                 crate::export::onnx::model(&g, &weights, (&l.src, &l.file_name))?
             }
         };
-        crate::checkpoint::write_atomic(out, &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))
+        target.write(&bytes)?;
+        let what = match format {
+            ExportFormat::Npz => "the parameters as NumPy arrays",
+            ExportFormat::Onnx => "the model as ONNX",
+        };
+        let _ = writeln!(stderr, "wrote {what} to {}", out.display());
+        Ok::<(), String>(())
     })();
     match written {
         Ok(()) => 0,
@@ -839,8 +917,8 @@ pub fn cmd_export(
 }
 
 /// `dlc predict FILE --load CKPT --input NEW --out OUT`: a saved model's
-/// predictions on new data, as CSV, written atomically to OUT (or to
-/// stdout for `-`) once every row is predicted.
+/// predictions on new data, as CSV, streamed to OUT (appearing whole once
+/// every row is predicted: `output`) or to stdout for `-`.
 pub fn cmd_predict(
     args: &ProgramArgs,
     (req, out): (&crate::predict::Request<'_>, &Path),
@@ -855,21 +933,29 @@ pub fn cmd_predict(
     };
     let to_stdout = out == Path::new("-");
     let done = (|| {
-        if !to_stdout {
-            crate::checkpoint::check_writable(out)?;
-        }
-        let p = crate::predict::predict(run, &l.checked.data[run.data], req)?;
+        let p = if to_stdout {
+            let p = crate::predict::predict(run, &l.checked.data[run.data], req, stdout)?;
+            stdout
+                .flush()
+                .map_err(|e| format!("cannot write the predictions to stdout: {e}"))?;
+            p
+        } else {
+            let mut inputs = program_inputs(args, &l, Some(run));
+            inputs.push((
+                "the checkpoint (--load)".to_string(),
+                req.checkpoint.to_path_buf(),
+            ));
+            inputs.push(("the input (--input)".to_string(), req.input.to_path_buf()));
+            let target = crate::output::prepare(out, &as_inputs(&inputs))?;
+            let mut sink = target.create()?;
+            let p = crate::predict::predict(run, &l.checked.data[run.data], req, &mut sink)?;
+            sink.commit()?;
+            p
+        };
         for n in &p.notes {
             let _ = writeln!(stderr, "{n}");
         }
-        if to_stdout {
-            stdout
-                .write_all(&p.csv)
-                .and_then(|()| stdout.flush())
-                .map_err(|e| format!("cannot write the predictions to stdout: {e}"))?;
-        } else {
-            crate::checkpoint::write_atomic(out, &p.csv)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        if !to_stdout {
             let _ = writeln!(stderr, "wrote {} predictions to {}", p.rows, out.display());
         }
         Ok::<(), String>(())
@@ -896,6 +982,20 @@ pub fn cmd_data(
         Ok(l) => l,
         Err(code) => return code,
     };
+    // The picture may not be one of the files it is drawn from.
+    if let Some(p) = picture {
+        let inputs = program_inputs(args, &l, None);
+        for d in &l.checked.data {
+            let p = match l.checked.data.len() {
+                1 => p.to_path_buf(),
+                _ => per_name(p, &d.name),
+            };
+            if let Err(e) = crate::output::prepare(&p, &as_inputs(&inputs)) {
+                let _ = writeln!(stderr, "error: --out: {e}");
+                return 1;
+            }
+        }
+    }
     for (di, d) in l.checked.data.iter().enumerate() {
         let mut out = String::new();
         let _ = writeln!(out, "data {}: {}", d.name, d.summary);

@@ -19,6 +19,7 @@ pub mod lsp;
 pub mod memory;
 pub mod opt;
 pub mod optim;
+pub mod output;
 pub mod plot;
 pub mod predict;
 pub mod prefetch;

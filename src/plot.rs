@@ -131,8 +131,7 @@ fn render(
             png
         }
     };
-    crate::checkpoint::write_atomic(path, &bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::output::write(path, &[], &bytes)
 }
 
 /// Writes learning curves to `path` (.svg or .png).

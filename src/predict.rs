@@ -7,8 +7,10 @@
 //! probability per class. A K-fold checkpoint predicts with the average
 //! of its fold models' outputs, as `dlc eval` measures them.
 //!
-//! Nothing is written until every row has been predicted: a bad row is an
-//! error naming its line, and the caller writes the result atomically.
+//! Rows are read, predicted and written a chunk at a time, so memory does
+//! not grow with the input. The output file appears only once every row
+//! has been predicted (a bad row is an error naming its line, and the old
+//! file stays); on stdout the rows before a bad one have been printed.
 
 use std::io::Read;
 use std::path::Path;
@@ -32,16 +34,22 @@ pub struct Request<'a> {
     pub threads: Option<usize>,
 }
 
-/// The predictions as CSV text, and what is worth a warning or a note.
+/// What a prediction wrote, and what is worth a warning or a note.
 pub struct Prediction {
-    pub csv: Vec<u8>,
     pub rows: usize,
     pub notes: Vec<String>,
 }
 
 /// Predicts `req.input` with the checkpoint's model(s) of `run`, trained
-/// on `data`.
-pub fn predict(run: &Run, data: &DataSpec, req: &Request) -> Result<Prediction, String> {
+/// on `data`, and writes the CSV to `out` a chunk of rows at a time, so
+/// memory does not grow with the input (the caller makes the file appear
+/// only once it is complete: see `output`).
+pub fn predict(
+    run: &Run,
+    data: &DataSpec,
+    req: &Request,
+    out: &mut dyn std::io::Write,
+) -> Result<Prediction, String> {
     let ck = crate::checkpoint::load(req.checkpoint, run)?;
     let mut notes = Vec::new();
     let prep = match &ck.preprocessing {
@@ -73,34 +81,42 @@ pub fn predict(run: &Run, data: &DataSpec, req: &Request) -> Result<Prediction, 
             run.name, prep.label.name
         ));
     }
-    let mut rows = open_rows(&prep, req.input, &mut notes)?;
     let batch = req.batch.unwrap_or(run.settings.batch).max(1) as usize;
     // The eval function `dlc eval` runs, averaging a K-fold checkpoint's
-    // models as it does.
+    // models as it does (its buffers checked against the memory budget
+    // before any exist).
     let mut eval = crate::train::Evaluator::compile(
         run,
         (batch, ck.seed),
         (req.threads, crate::jit::Matmul::default()),
     )?;
+    let mut rows = open_rows(&prep, req.input, &mut notes)?;
     let models = ck.models();
-    let (mut outputs, mut ids) = (Vec::new(), Vec::new());
+    let mut csv = CsvOut::new(&prep, out, (req.proba, req.raw));
+    let (mut x, mut ids) = (Vec::new(), Vec::new());
     loop {
-        let mut x = Vec::with_capacity(batch * width);
+        x.clear();
+        ids.clear();
         let n = rows.next_chunk(batch, &mut x, &mut ids)?;
         if n == 0 {
             break;
         }
         let chunk = Table {
-            x: Features::F32(x),
+            x: Features::F32(std::mem::take(&mut x)),
             y: vec![0.0; n],
             width,
         };
-        outputs.extend(eval.average_outputs(&models, &chunk)?);
+        let outputs = eval.average_outputs(&models, &chunk)?;
+        if let Features::F32(v) = chunk.x {
+            x = v;
+        }
+        csv.rows((&outputs, n), (!ids.is_empty()).then_some(&ids))?;
     }
     let n = rows.count();
     if n == 0 {
         return Err(format!("{}: no rows to predict", req.input.display()));
     }
+    let non_finite = csv.finish()?;
     if let Some(w) = rows.unseen() {
         notes.push(format!(
             "warning: {}: {} unseen in training, encoded as missing",
@@ -108,18 +124,13 @@ pub fn predict(run: &Run, data: &DataSpec, req: &Request) -> Result<Prediction, 
             w
         ));
     }
-    let has_ids = !ids.is_empty();
-    let csv = write_csv(
-        &prep,
-        (&outputs, n),
-        has_ids.then_some(&ids),
-        (req.proba, req.raw),
-    )?;
-    Ok(Prediction {
-        csv,
-        rows: n,
-        notes,
-    })
+    if let Some((count, first)) = non_finite {
+        notes.push(format!(
+            "warning: {count} of {n} predictions are not finite numbers (the first is row {}): the model's output overflowed float32 on them; they are written as inf, -inf or NaN",
+            first + 1
+        ));
+    }
+    Ok(Prediction { rows: n, notes })
 }
 
 /// The model input of every row of `input` (a CSV or IDX file) as
@@ -348,78 +359,143 @@ impl CsvRows {
     }
 }
 
-/// The predictions as CSV: `[id,] label [, p_CLASS ...]`.
-fn write_csv(
-    prep: &Preprocessing,
-    (outputs, n): (&[f64], usize),
-    ids: Option<&Vec<String>>,
-    (proba, raw): (bool, bool),
-) -> Result<Vec<u8>, String> {
-    let width = outputs.len() / n.max(1);
-    if width == 0 {
-        return Err("the model's output has no values to write".to_string());
-    }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    // The id column only when the input had ids to copy (a `.npy` of
-    // model input, or a CSV without the column, has none).
-    let id_name = match (&prep.input, ids) {
-        (Input::Csv { id: Some(id), .. }, Some(_)) => Some(id.clone()),
-        _ => None,
-    };
-    let mut header: Vec<String> = id_name.into_iter().collect();
-    let classes = prep.label.classes.as_ref();
-    match (classes, width) {
-        // A regression model with several outputs: one column each.
-        (None, 2..) => header.extend((0..width).map(|k| format!("{}_{k}", prep.label.name))),
-        _ => header.push(prep.label.name.clone()),
-    }
-    if proba {
-        // One probability per logit (two for one logit), whether or not
-        // the classes are named.
-        let k = if width == 1 { 2 } else { width };
-        header.extend((0..k).map(|c| format!("p_{}", prep.class_name(c))));
-    }
-    if raw {
-        match width {
-            1 => header.push("output".to_string()),
-            _ => header.extend((0..width).map(|k| format!("output_{k}"))),
+/// The predictions as CSV: `[id,] label [, p_CLASS ...]`, written as
+/// they come; the header before the first rows, once the output's width
+/// is known.
+struct CsvOut<'a> {
+    prep: &'a Preprocessing,
+    w: csv::Writer<&'a mut dyn std::io::Write>,
+    proba: bool,
+    raw: bool,
+    header: bool,
+    written: usize,
+    /// Rows with a non-finite output: how many, and the first's index.
+    non_finite: Option<(usize, usize)>,
+}
+
+fn write_error(e: csv::Error) -> String {
+    format!("cannot write the predictions: {e}")
+}
+
+impl<'a> CsvOut<'a> {
+    fn new(
+        prep: &'a Preprocessing,
+        out: &'a mut dyn std::io::Write,
+        (proba, raw): (bool, bool),
+    ) -> Self {
+        CsvOut {
+            prep,
+            w: csv::Writer::from_writer(out),
+            proba,
+            raw,
+            header: false,
+            written: 0,
+            non_finite: None,
         }
     }
-    let bad = |e: csv::Error| format!("cannot write the predictions: {e}");
-    w.write_record(&header).map_err(bad)?;
-    for (r, row) in outputs.chunks_exact(width).enumerate() {
-        let mut rec: Vec<String> = Vec::with_capacity(header.len());
-        if let Some(ids) = ids {
-            rec.push(ids.get(r).cloned().unwrap_or_default());
+
+    /// The header line: the id column when the input had ids to copy (a
+    /// `.npy` of model input, or a CSV without the column, has none).
+    fn header(&mut self, width: usize, ids: bool) -> Result<(), String> {
+        let prep = self.prep;
+        let mut header: Vec<String> = match (&prep.input, ids) {
+            (Input::Csv { id: Some(id), .. }, true) => vec![id.clone()],
+            _ => Vec::new(),
+        };
+        match (&prep.label.classes, width) {
+            // A regression model with several outputs: one column each.
+            (None, 2..) => header.extend((0..width).map(|k| format!("{}_{k}", prep.label.name))),
+            _ => header.push(prep.label.name.clone()),
         }
-        match classes {
-            None => rec.extend(row.iter().map(|v| number(*v))),
-            Some(_) => {
-                rec.push(prep.class_name(predicted_class(row)));
-                if proba {
-                    rec.extend(probabilities(row).into_iter().map(probability));
-                }
+        if self.proba {
+            // One probability per logit (two for one logit), whether or
+            // not the classes are named.
+            let k = if width == 1 { 2 } else { width };
+            header.extend((0..k).map(|c| format!("p_{}", prep.class_name(c))));
+        }
+        if self.raw {
+            match width {
+                1 => header.push("output".to_string()),
+                _ => header.extend((0..width).map(|k| format!("output_{k}"))),
             }
         }
-        if raw {
-            rec.extend(row.iter().map(|v| number(*v)));
-        }
-        w.write_record(&rec).map_err(bad)?;
+        self.w.write_record(&header).map_err(write_error)
     }
-    w.into_inner()
-        .map_err(|e| format!("cannot write the predictions: {e}"))
+
+    /// Writes `n` rows of `outputs` (and their ids).
+    fn rows(
+        &mut self,
+        (outputs, n): (&[f64], usize),
+        ids: Option<&Vec<String>>,
+    ) -> Result<(), String> {
+        let width = outputs.len() / n.max(1);
+        if width == 0 {
+            return Err("the model's output has no values to write".to_string());
+        }
+        if !self.header {
+            self.header(width, ids.is_some())?;
+            self.header = true;
+        }
+        let classes = self.prep.label.classes.is_some();
+        let mut rec: Vec<String> = Vec::new();
+        for (r, row) in outputs.chunks_exact(width).enumerate() {
+            if row.iter().any(|v| !v.is_finite()) {
+                let first = self.non_finite.map_or(self.written + r, |(_, f)| f);
+                let count = self.non_finite.map_or(0, |(c, _)| c);
+                self.non_finite = Some((count + 1, first));
+            }
+            rec.clear();
+            if let Some(ids) = ids {
+                rec.push(ids.get(r).cloned().unwrap_or_default());
+            }
+            if classes {
+                rec.push(self.prep.class_name(predicted_class(row)));
+                if self.proba {
+                    rec.extend(probabilities(row).into_iter().map(probability));
+                }
+            } else {
+                rec.extend(row.iter().map(|v| number(*v)));
+            }
+            if self.raw {
+                rec.extend(row.iter().map(|v| number(*v)));
+            }
+            self.w.write_record(&rec).map_err(write_error)?;
+        }
+        self.written += n;
+        Ok(())
+    }
+
+    /// Flushes the rows; returns the non-finite rows' count and first.
+    fn finish(mut self) -> Result<Option<(usize, usize)>, String> {
+        self.w
+            .flush()
+            .map_err(|e| format!("cannot write the predictions: {e}"))?;
+        Ok(self.non_finite)
+    }
 }
 
 /// `v` with the fewest digits that read back, as a float64, to exactly
-/// `v` (a model's f32 output, or an ensemble's f64 average).
+/// `v` (a model's f32 output, or an ensemble's f64 average); in
+/// scientific notation where Python's `repr` uses it (below 1e-4 or from
+/// 1e16 on), so a tiny value is not a line of zeros.
 fn number(v: f64) -> String {
-    format!("{v}")
+    let a = v.abs();
+    if a != 0.0 && a.is_finite() && !(1e-4..1e16).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// A probability to float32 precision, in the fewest digits that read
-/// back to that float32.
+/// back to that float32 (scientific below 1e-4).
 fn probability(p: f64) -> String {
-    format!("{}", p as f32)
+    let p = p as f32;
+    if p != 0.0 && p.abs() < 1e-4 {
+        format!("{p:e}")
+    } else {
+        format!("{p}")
+    }
 }
 
 /// The class a row of outputs predicts: the largest logit's (the first of

@@ -55,10 +55,9 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), String> {
     }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "dlc tensors 1".to_string());
-    let bytes = safetensors::serialize(views, Some(meta))
+    let bytes = crate::checkpoint::serialize(views, meta)
         .map_err(|e| format!("cannot encode the tensors: {e}"))?;
-    crate::checkpoint::write_atomic(path, &bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::output::write(path, &[], &bytes)
 }
 
 /// Reads every tensor of a safetensors file, in name order.

@@ -230,6 +230,12 @@ impl<'a> Evaluator<'a> {
         (threads, matmul): (Option<usize>, crate::jit::Matmul),
     ) -> Result<Evaluator<'a>, String> {
         let graph = crate::step::eval_function(run);
+        // A batch from a flag or a program is a size from input: refused
+        // before the function's buffers (and a chunk of rows) exist.
+        crate::memory::check(
+            &format!("evaluating run {} in batches of {batch}", run.name),
+            crate::jit::estimate_bytes(&graph, batch.max(1)),
+        )?;
         let mut compiled = crate::jit::compile(&graph, false)?;
         if let Some(t) = threads {
             compiled.threads = t.max(1);

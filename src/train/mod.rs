@@ -148,6 +148,13 @@ pub fn train_run(
         )?;
     }
     let parts = split(run, data, seed, sink)?;
+    if opts.save.is_some() {
+        crate::checkpoint::check_fits(
+            run,
+            &parts.prep,
+            s.kfold.as_ref().map_or(1, |k| k.k as usize),
+        )?;
+    }
     let Some(step_graph) = step_graph else {
         let sizes = (batch, seed, epochs);
         let tables = (&parts.train, &parts.test, &parts.prep);
