@@ -77,8 +77,38 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
         .map_err(|e| e.replacen("cannot write", "cannot write checkpoint", 1))
 }
 
-/// The safetensors bytes of `ck` for `run`.
+/// The note every command that reads a checkpoint gives when the program
+/// text it was saved from differs from `src` (a comment or the recipe may
+/// have changed; a changed model is refused by [`load`]).
+pub fn changed_note(ck: &Checkpoint, src: &str, path: &Path) -> Option<String> {
+    (ck.program_hash != program_hash(src)).then(|| {
+        format!(
+            "note: {} was saved from a different version of the program",
+            path.display()
+        )
+    })
+}
+
+/// A digest of what `run`'s model computes: its eval function's output,
+/// printed without source lines, hashed. A comment, a blank line or a
+/// change to the training recipe leaves it; an activation, a constant or
+/// a layer's wiring changes it.
+pub fn model_digest(run: &Run) -> String {
+    let mut g = run.eval.clone();
+    g.outputs.retain(|(name, _)| name == "output");
+    program_hash(&crate::ir::print::graph(&g, None))
+}
+
+/// The safetensors bytes of `ck` for `run`; refused when a tensor holds a
+/// value that is not a finite number (a model that diverged is not saved).
 pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
+    let tensors = ck.folds.iter().flatten().chain(&ck.params).chain(&ck.state);
+    if let Some(i) = tensors.flatten().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "run {}: the model has a value that is not a finite number (element {i} of its tensors), so it is not saved",
+            run.name
+        ));
+    }
     let slots = slots(run);
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (f, fold) in ck.folds.iter().enumerate() {
@@ -120,6 +150,7 @@ pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
     meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("run".to_string(), ck.run.clone());
     meta.insert("program_hash".to_string(), ck.program_hash.clone());
+    meta.insert("model_digest".to_string(), model_digest(run));
     meta.insert("epoch".to_string(), ck.epoch.to_string());
     meta.insert("step".to_string(), ck.step.to_string());
     meta.insert("seed".to_string(), ck.seed.to_string());
@@ -275,6 +306,19 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             run.name
         )));
     }
+    // The same parameters in another computation (`tanh` made `relu`)
+    // would give silently wrong answers. A checkpoint of a dlc that did
+    // not record the digest is taken as it is.
+    if let Some(d) = meta
+        .get("model_digest")
+        .filter(|d| **d != model_digest(run))
+    {
+        return Err(bad(format!(
+            "it was saved from a different model: its parameters fit run `{}`, but what the model computes has changed since (digest {d}, now {}); use the program it was trained with, or train again",
+            run.name,
+            model_digest(run)
+        )));
+    }
     state_complete(&st, run, (params.len(), state.len())).map_err(bad)?;
     let what = format!("checkpoint {}", path.display());
     let preprocessing = match meta.get("preprocessing") {
@@ -344,12 +388,18 @@ fn read_f32(
             want
         ));
     }
-    Ok(Some(
-        t.data()
-            .chunks_exact(4)
-            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .collect(),
-    ))
+    let values: Vec<f64> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        .collect();
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(format!(
+            "checkpoint {}: {name} holds {v} at element {i}: a model with values that are not finite numbers is not used",
+            path.display()
+        ));
+    }
+    Ok(Some(values))
 }
 
 /// The optimizer's state is all there or not at all (then it starts at

@@ -811,6 +811,7 @@ pub fn cmd_eval(
     };
     let mut opts = opts.clone();
     opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    opts.source.clone_from(&l.src);
     let mut sink = crate::train::Sink {
         stdout,
         stderr,
@@ -857,6 +858,9 @@ pub fn cmd_export(
         inputs.push(("the checkpoint (--load)".to_string(), ckpt.to_path_buf()));
         let target = crate::output::prepare(out, &as_inputs(&inputs))?;
         let ck = crate::checkpoint::load(ckpt, run)?;
+        if let Some(note) = crate::checkpoint::changed_note(&ck, &l.src, ckpt) {
+            let _ = writeln!(stderr, "{note}");
+        }
         let shapes: Vec<Vec<usize>> = run
             .params
             .iter()
@@ -952,7 +956,8 @@ pub fn cmd_predict(
             sink.commit()?;
             p
         };
-        for n in &p.notes {
+        let changed = crate::checkpoint::changed_note(&p.checkpoint, &l.src, req.checkpoint);
+        for n in changed.iter().chain(&p.notes) {
             let _ = writeln!(stderr, "{n}");
         }
         if !to_stdout {

@@ -38,6 +38,8 @@ pub struct Request<'a> {
 pub struct Prediction {
     pub rows: usize,
     pub notes: Vec<String>,
+    /// The checkpoint read (for its provenance).
+    pub checkpoint: crate::checkpoint::Checkpoint,
 }
 
 /// Predicts `req.input` with the checkpoint's model(s) of `run`, trained
@@ -130,7 +132,11 @@ pub fn predict(
             first + 1
         ));
     }
-    Ok(Prediction { rows: n, notes })
+    Ok(Prediction {
+        rows: n,
+        notes,
+        checkpoint: ck,
+    })
 }
 
 /// The model input of every row of `input` (a CSV or IDX file) as
@@ -398,6 +404,15 @@ impl<'a> CsvOut<'a> {
     /// `.npy` of model input, or a CSV without the column, has none).
     fn header(&mut self, width: usize, ids: bool) -> Result<(), String> {
         let prep = self.prep;
+        if let Some(classes) = &prep.label.classes {
+            let k = if width == 1 { 2 } else { width };
+            if classes.len() != k {
+                return Err(format!(
+                    "the checkpoint's preprocessing names {} classes, but the model has {k} class scores",
+                    classes.len()
+                ));
+            }
+        }
         let mut header: Vec<String> = match (&prep.input, ids) {
             (Input::Csv { id: Some(id), .. }, true) => vec![id.clone()],
             _ => Vec::new(),
@@ -525,5 +540,30 @@ fn probabilities(row: &[f64]) -> Vec<f64> {
             let s: f64 = e.iter().sum();
             e.into_iter().map(|v| v / s).collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{number, probability};
+
+    #[test]
+    fn numbers_are_short_and_read_back() {
+        for (v, text) in [
+            (1e-30, "1e-30"),
+            (2.5e-7, "2.5e-7"),
+            (0.001, "0.001"),
+            (181234.5, "181234.5"),
+            (1e17, "1e17"),
+            (0.0, "0"),
+            (-3.0e-5, "-3e-5"),
+        ] {
+            assert_eq!(number(v), text);
+            assert_eq!(text.parse::<f64>().ok(), Some(v));
+        }
+        // A probability to float32's precision, never a line of zeros.
+        assert_eq!(probability(1e-30), "1e-30");
+        assert_eq!(probability(0.25), "0.25");
+        assert!(probability(f64::from(f32::MIN_POSITIVE) / 4.0).len() < 20);
     }
 }

@@ -171,7 +171,11 @@ impl Preprocessing {
         }
         let bad = |why: String| Err(format!("{what}: its preprocessing {why}"));
         let encoded = match &p.input {
-            Input::Csv { columns, .. } => {
+            Input::Csv {
+                columns,
+                id,
+                ignored,
+            } => {
                 for c in columns {
                     match c {
                         Column::Numeric {
@@ -180,13 +184,14 @@ impl Preprocessing {
                             shift,
                             scale,
                         } => {
+                            // The scale is a standard deviation (or 1).
                             if !(fill.is_finite()
                                 && shift.is_finite()
                                 && scale.is_finite()
-                                && *scale != 0.0)
+                                && *scale > 0.0)
                             {
                                 return bad(format!(
-                                    "gives column `{name}` a non-finite or zero statistic"
+                                    "gives column `{name}` a non-finite statistic or a scale that is not positive"
                                 ));
                             }
                         }
@@ -200,11 +205,25 @@ impl Preprocessing {
                         }
                     }
                 }
+                // Each column once: not twice a feature, nor a feature and
+                // the id or an ignored column.
+                let mut names: Vec<&str> = columns.iter().map(Column::name).collect();
+                names.extend(id.as_deref());
+                names.extend(ignored.iter().map(String::as_str));
+                names.sort_unstable();
+                if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                    return bad(format!(
+                        "names column `{}` twice (as a feature, the id or an ignored column)",
+                        w[0]
+                    ));
+                }
                 Some(columns.iter().map(Column::width).sum())
             }
             Input::Idx { shape, scale } | Input::Npy { shape, scale } => {
-                if !(scale.is_finite() && *scale != 0.0) {
-                    return bad(format!("has the scale {scale}"));
+                // A scale that takes a byte's 255 past float32's range
+                // makes every input infinite.
+                if !(scale.is_finite() && *scale > 0.0 && *scale * 255.0 <= f64::from(f32::MAX)) {
+                    return bad(format!("has the scale {scale} (a positive number that keeps values within float32 is expected)"));
                 }
                 shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d))
             }
@@ -213,6 +232,13 @@ impl Preprocessing {
         let Some(encoded) = encoded else {
             return bad("has a shape too large".to_string());
         };
+        if let Some(classes) = &p.label.classes {
+            let mut sorted: Vec<&String> = classes.iter().collect();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return bad(format!("names class `{}` twice", w[0]));
+            }
+        }
         if encoded != p.width {
             return Err(format!(
                 "{what}: its preprocessing encodes {encoded} features, but says {}",

@@ -68,11 +68,8 @@ pub(super) fn resumed_state(
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> State {
-    if ck.program_hash != opts.program_hash {
-        sink.human(&format!(
-            "note: {} was saved from a different version of the program",
-            path.display()
-        ));
+    if let Some(note) = crate::checkpoint::changed_note(&ck, &opts.source, path) {
+        sink.human(&note);
     }
     sink.human(&format!(
         "resuming from {} after epoch {} (step {})",

@@ -1,6 +1,8 @@
 //! The divergence guard, an observer of the loop: it stops a run whose
 //! loss is not finite, or has grown by orders of magnitude, long before it
-//! overflows, and says what to try.
+//! overflows, or whose parameters are no longer finite numbers at the end
+//! of an epoch (a masked branch can make a parameter NaN while the loss
+//! stays finite), and says what to try.
 
 use super::fit::{Epoch, Observer};
 
@@ -16,15 +18,18 @@ pub(super) struct Divergence {
     first: Option<(f64, u64)>,
     /// Every epoch's mean loss so far.
     epochs: Vec<f64>,
+    /// The parameters' names, in the run's order.
+    params: Vec<String>,
 }
 
 impl Divergence {
-    pub fn new(run: &str, hint: String) -> Divergence {
+    pub fn new(run: &str, hint: String, params: Vec<String>) -> Divergence {
         Divergence {
             run: run.to_string(),
             hint,
             first: None,
             epochs: Vec::new(),
+            params,
         }
     }
 }
@@ -48,7 +53,20 @@ impl Observer for Divergence {
     }
 
     /// The epochs' mean losses growing 100× twice in a row.
+    /// And every parameter a finite number.
     fn epoch_done(&mut self, e: &Epoch) -> Result<(), String> {
+        for (name, values) in self.params.iter().zip(&e.state.params) {
+            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                let count = values.iter().filter(|v| !v.is_finite()).count();
+                return Err(format!(
+                    "run {}: training diverged: parameter `{name}` holds {v} (element {i}; {count} of {} are not finite) after epoch {}, although the loss is finite; an operation whose gradient is not finite where a branch is masked (sqrt or log of a negative value under `where`) is the usual cause; {}",
+                    self.run,
+                    values.len(),
+                    e.epoch,
+                    self.hint
+                ));
+            }
+        }
         let loss = e.train.first().map_or(0.0, |(_, v)| *v);
         self.epochs.push(loss);
         if let [a, b, c] = self.epochs[self.epochs.len().saturating_sub(3)..] {

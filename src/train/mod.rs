@@ -419,7 +419,8 @@ impl Trainer<'_> {
             "lower the learning rate (lr {}{given}) or standardize the features",
             self.lr
         );
-        guard::Divergence::new(&self.run.name, hint)
+        let names = self.run.params.iter().map(|p| p.name.clone()).collect();
+        guard::Divergence::new(&self.run.name, hint, names)
     }
 }
 
@@ -432,11 +433,8 @@ pub fn eval_checkpoint(
     sink: &mut Sink,
 ) -> Result<(), String> {
     let ck = crate::checkpoint::load(path, run)?;
-    if ck.program_hash != opts.program_hash {
-        sink.human(&format!(
-            "note: {} was saved from a different version of the program",
-            path.display()
-        ));
+    if let Some(note) = crate::checkpoint::changed_note(&ck, &opts.source, path) {
+        sink.human(&note);
     }
     let s = &run.settings;
     let seed = opts.seed.unwrap_or(ck.seed);

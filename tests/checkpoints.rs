@@ -1,0 +1,277 @@
+//! What a checkpoint must be before any command uses it, and before it is
+//! saved: finite numbers only, the model it was trained as, preprocessing
+//! that makes sense; and the same bytes from the same run. Run the way a
+//! user runs them.
+
+mod cmd;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cmd::{dlc, ok, scratch, text};
+
+const PROGRAM: &str = r#"
+# A regression on d.csv.
+data d = csv("d.csv", label = "y", test = 0.25)
+model linear(x: f32[B, D]) -> f32[B, 1] {
+    param w: f32[D, 1] = zeros
+    param b: f32[1] = zeros
+    tanh(x @ w + b) * 10.0
+}
+train fit: linear on d {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.05)
+    batch = 4
+    epochs = 2
+}
+"#;
+
+fn folder(name: &str) -> std::path::PathBuf {
+    let d = scratch(name);
+    let mut csv = String::from("a,b,y\n");
+    let mut new = String::from("a,b\n");
+    for i in 0..24 {
+        let (a, b) = (f64::from(i) / 8.0, f64::from(i % 5) / 4.0);
+        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 1.0));
+        new.push_str(&format!("{b},{a}\n"));
+    }
+    std::fs::write(d.join("d.csv"), csv).expect("csv");
+    std::fs::write(d.join("new.csv"), new).expect("csv");
+    std::fs::write(d.join("p.dl"), PROGRAM).expect("program");
+    ok(&dlc(&d, &["train", "p.dl", "--save", "m.st", "--quiet"]));
+    d
+}
+
+/// Rewrites the checkpoint at `path`: `f` may change its tensors (name →
+/// f32 values) and its metadata.
+fn rewrite(
+    path: &Path,
+    f: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>, &mut HashMap<String, String>),
+) {
+    let bytes = std::fs::read(path).expect("checkpoint");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
+    let mut meta: HashMap<String, String> = meta.metadata().clone().expect("metadata");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            let v = t
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (n, t.shape().to_vec(), v)
+        })
+        .collect();
+    f(&mut tensors, &mut meta);
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(n, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .expect("view");
+            (n.clone(), v)
+        })
+        .collect();
+    let out = safetensors::serialize(views, Some(meta)).expect("serialize");
+    std::fs::write(path, out).expect("write");
+}
+
+/// Every command that reads a checkpoint, on `ckpt`.
+fn readers(ckpt: &str) -> Vec<Vec<String>> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        s(&["eval", "p.dl", "--load", ckpt]),
+        s(&[
+            "predict", "p.dl", "--load", ckpt, "--input", "new.csv", "--out", "o.csv",
+        ]),
+        s(&["export", "p.dl", "--load", ckpt, "--out", "m.onnx"]),
+        s(&["export", "p.dl", "--load", ckpt, "--out", "m.npz"]),
+        s(&["train", "p.dl", "--resume", ckpt, "--epochs", "3"]),
+    ]
+}
+
+fn refused_by_all(d: &Path, ckpt: &str, says: &str) {
+    for args in readers(ckpt) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = dlc(d, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "dlc {}: {err}", args.join(" "));
+        assert!(err.contains(says), "dlc {}: {err}", args.join(" "));
+        assert!(!d.join("o.csv").exists() && !d.join("m.onnx").exists());
+    }
+}
+
+#[test]
+fn a_checkpoint_with_a_non_finite_value_is_refused_by_every_command() {
+    let d = folder("ckpt-nonfinite");
+    for (k, bad) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("bad{k}.st");
+        std::fs::copy(d.join("m.st"), d.join(&name)).expect("copy");
+        rewrite(&d.join(&name), |t, _| {
+            let w = t.iter_mut().find(|(n, _, _)| n == "param.w").expect("w");
+            w.2[1] = bad;
+        });
+        refused_by_all(&d, &name, "param.w holds");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_checkpoint_of_a_changed_model_is_refused_and_a_changed_comment_is_a_note() {
+    let d = folder("ckpt-changed");
+    // The same parameters, another activation: refused everywhere.
+    std::fs::write(d.join("p.dl"), PROGRAM.replace("tanh(", "sigmoid(")).expect("edit");
+    refused_by_all(&d, "m.st", "saved from a different model");
+    // A comment and the recipe changed, the model not: used, with a note.
+    let edited = PROGRAM
+        .replace("# A regression", "# Still a regression")
+        .replace("lr = 0.05", "lr = 0.01");
+    std::fs::write(d.join("p.dl"), edited).expect("edit");
+    for args in readers("m.st") {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = dlc(&d, &args);
+        // Training and eval print their notes with their report.
+        let err = text(&out.stderr) + &text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "dlc {}: {err}", args.join(" "));
+        assert!(
+            err.contains("saved from a different version of the program"),
+            "dlc {}: {err}",
+            args.join(" ")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn preprocessing_that_makes_no_sense_is_refused() {
+    let d = folder("ckpt-prep");
+    let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "not positive",
+            Box::new(|p| p["input"]["columns"][0]["scale"] = (-2.0).into()),
+        ),
+        ("twice", Box::new(|p| p["input"]["id"] = "a".into())),
+        (
+            "twice",
+            Box::new(|p| p["input"]["ignored"] = serde_json::json!(["b"])),
+        ),
+    ];
+    for (k, (says, edit)) in edits.into_iter().enumerate() {
+        let name = format!("prep{k}.st");
+        std::fs::copy(d.join("m.st"), d.join(&name)).expect("copy");
+        rewrite(&d.join(&name), |_, meta| {
+            let mut p: serde_json::Value =
+                serde_json::from_str(&meta["preprocessing"]).expect("json");
+            edit(&mut p);
+            meta.insert("preprocessing".into(), p.to_string());
+        });
+        let out = dlc(
+            &d,
+            &[
+                "predict", "p.dl", "--load", &name, "--input", "new.csv", "--out", "-",
+            ],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_parameter_that_turns_nan_under_a_finite_loss_stops_training_and_is_not_saved() {
+    let d = folder("ckpt-nan-param");
+    // `c` is read only under a mask that is never true, through sqrt of a
+    // negative number: its gradient is 0 · NaN, the loss stays finite.
+    let program = PROGRAM.replace(
+        "    tanh(x @ w + b) * 10.0",
+        "    param c: f32[1] = zeros\n    tanh(x @ w + b) * 10.0 + where(x[:, 0:1] > 1e9, sqrt(c - 1.0), 0.0)",
+    );
+    std::fs::write(d.join("nan.dl"), program).expect("program");
+    let out = dlc(&d, &["train", "nan.dl", "--save", "nan.st"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("parameter `c` holds NaN"), "{err}");
+    assert!(!d.join("nan.st").exists(), "a diverged model was saved");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn identical_runs_write_identical_checkpoints() {
+    let d = folder("ckpt-bytes");
+    for k in 0..3 {
+        ok(&dlc(
+            &d,
+            &[
+                "train",
+                "p.dl",
+                "--save",
+                &format!("again{k}.st"),
+                "--quiet",
+            ],
+        ));
+    }
+    let first = std::fs::read(d.join("m.st")).expect("read");
+    for k in 0..3 {
+        assert_eq!(
+            std::fs::read(d.join(format!("again{k}.st"))).expect("read"),
+            first
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn predict_refuses_a_batch_beyond_memory_and_reports_overflowed_predictions() {
+    let d = folder("ckpt-predict-sizes");
+    let out = dlc(
+        &d,
+        &[
+            "predict",
+            "p.dl",
+            "--load",
+            "m.st",
+            "--input",
+            "new.csv",
+            "--out",
+            "o.csv",
+            "--batch",
+            "1000000000000",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs about"), "{err}");
+    assert!(!d.join("o.csv").exists());
+    // A linear model on values near float32's limit overflows to ±inf.
+    std::fs::write(
+        d.join("p2.dl"),
+        PROGRAM.replace("tanh(x @ w + b) * 10.0", "x @ w + b"),
+    )
+    .expect("program");
+    ok(&dlc(&d, &["train", "p2.dl", "--save", "lin.st", "--quiet"]));
+    std::fs::write(
+        d.join("huge.csv"),
+        "a,b\n1,1\n3e38,-3e38\n2,2\n-3e38,3e38\n",
+    )
+    .expect("csv");
+    let out = dlc(
+        &d,
+        &[
+            "predict", "p2.dl", "--load", "lin.st", "--input", "huge.csv", "--out", "-",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("2 of 4 predictions are not finite"), "{err}");
+    assert!(err.contains("row 2"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
