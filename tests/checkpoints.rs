@@ -275,3 +275,34 @@ fn predict_refuses_a_batch_beyond_memory_and_reports_overflowed_predictions() {
     assert!(err.contains("row 2"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn every_k_fold_model_starts_from_its_own_initialization() {
+    let d = folder("ckpt-kfold-init");
+    // A learning rate too small to move a float32: the saved fold models
+    // are their initial parameters.
+    let program = PROGRAM
+        .replace(
+            "param w: f32[D, 1] = zeros",
+            "param w: f32[D, 1] = normal(0.5)",
+        )
+        .replace("lr = 0.05", "lr = 1e-30")
+        .replace("epochs = 2", "epochs = 1\n    kfold = 3");
+    std::fs::write(d.join("k.dl"), program).expect("program");
+    ok(&dlc(&d, &["train", "k.dl", "--save", "k.st", "--quiet"]));
+    let bytes = std::fs::read(d.join("k.st")).expect("checkpoint");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let w = |f: usize| {
+        st.tensor(&format!("fold{f}.param.w"))
+            .expect("w")
+            .data()
+            .to_vec()
+    };
+    assert_ne!(w(1), w(2), "folds 1 and 2 start from the same parameters");
+    assert_ne!(w(2), w(3), "folds 2 and 3 start from the same parameters");
+    assert_ne!(w(1), w(3));
+    // Reproducible: the same seed, the same fold models.
+    ok(&dlc(&d, &["train", "k.dl", "--save", "k2.st", "--quiet"]));
+    assert_eq!(std::fs::read(d.join("k2.st")).expect("read"), bytes);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -498,3 +498,37 @@ fn linear_algebra_gradients_match_finite_differences() {
         }
     }
 }
+
+#[test]
+fn norms_have_the_subgradient_zero_at_zero() {
+    // √Σx² has an infinite derivative at 0; the norms take PyTorch's
+    // subgradient 0 there (a zero-initialized weight under an L2 penalty
+    // would otherwise get a NaN gradient at its first step).
+    for expr in [
+        "l2(a)",
+        "norm(a)",
+        "norm(a, p = 3)",
+        "frobenius(a)",
+        "sum(l2(a, axis = 1))",
+    ] {
+        let (mut g, loss) = build(expr, &[("a", vec![2, 3])], &[1]).expect("builds");
+        let a = g.inputs[0].node;
+        let ga = autodiff::grad(&mut g, loss, &[a])[0];
+        g.outputs = vec![("loss".into(), loss), ("g".into(), ga)];
+        let inputs = vec![
+            Tensor::new(DType::F64, vec![2, 3], vec![0.0; 6]),
+            Tensor::new(DType::I32, vec![1], vec![0.0]),
+            Tensor::scalar(0.0, DType::I32),
+        ];
+        let out =
+            interp::run(&g, &inputs, &Env { batch: 1, seed: 0 }, Precision::F64).expect("runs");
+        assert_eq!(out[0].data, vec![0.0], "{expr} at 0");
+        assert!(
+            out[1].data.iter().all(|v| *v == 0.0),
+            "{expr}: ∂ at 0 is {:?}",
+            out[1].data
+        );
+        // Away from 0 the gradient is the norm's own.
+        gradcheck(expr, &[("a", vec![2, 3])], &[1], 2, 5).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

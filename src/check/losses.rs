@@ -3,7 +3,7 @@
 //! counter-based mask.
 
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{CmpOp, DType, Dim, Dist, Op, Type};
+use crate::ir::{CmpOp, DType, Dim, Dist, NodeId, Op, Type};
 use crate::span::Span;
 use crate::syntax::ast::Arg;
 
@@ -301,8 +301,7 @@ fn norm(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
         // ‖x‖₂ = √Σx²
         let sq = lw.prim(Op::Mul, &[x, x], None, span, &[])?;
         let s = sum(lw, sq, axes, false, span)?;
-        lw.prim(Op::Sqrt, &[s], None, span, &[])
-            .map(Lowerer::strong)
+        root_at_zero_is_flat(lw, s, None, span)
     } else {
         // ‖x‖ₚ = (Σ|x|ᵖ)^(1/p)
         let a = lw.prim(Op::Abs, &[x], None, span, &[])?;
@@ -310,9 +309,33 @@ fn norm(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
         let ap = lw.prim(Op::Pow, &[a, pc], None, span, &[])?;
         let s = sum(lw, ap, axes, false, span)?;
         let ip = lw.constant(1.0 / p, t.dtype, span);
-        lw.prim(Op::Pow, &[s, ip], None, span, &[])
-            .map(Lowerer::strong)
+        root_at_zero_is_flat(lw, s, Some(ip), span)
     }
+}
+
+/// `s`'s root (√s, or s^`power`) for a sum s ≥ 0, with the subgradient 0
+/// where s = 0, as PyTorch's norms have it: the root's derivative is
+/// infinite there, and ∞ · 0 from the sum's rule would make the gradient
+/// NaN (a zero-initialized weight under an L2 penalty).
+/// select(s > 0, root(select(s > 0, s, 1)), 0): the same value, and the
+/// root never sees 0.
+fn root_at_zero_is_flat(
+    lw: &mut Lowerer,
+    s: NodeId,
+    power: Option<NodeId>,
+    span: Span,
+) -> Option<Val> {
+    let dtype = lw.g.ty(s).dtype;
+    let zero = lw.constant(0.0, dtype, span);
+    let one = lw.constant(1.0, dtype, span);
+    let positive = lw.prim(Op::Cmp(CmpOp::Gt), &[s, zero], None, span, &[])?;
+    let safe = lw.prim(Op::Select, &[positive, s, one], None, span, &[])?;
+    let root = match power {
+        None => lw.prim(Op::Sqrt, &[safe], None, span, &[])?,
+        Some(p) => lw.prim(Op::Pow, &[safe, p], None, span, &[])?,
+    };
+    lw.prim(Op::Select, &[positive, root, zero], None, span, &[])
+        .map(Lowerer::strong)
 }
 
 /// `dropout(x, p)`: select(u ≥ p, x/(1−p), 0) in training, x in eval.

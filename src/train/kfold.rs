@@ -54,7 +54,7 @@ pub(super) fn kfold(
         let watch = (f == 0 && opts.plot.is_some()).then_some(("valid", &vpart));
         let (mut guard, mut history) = (tr.divergence(), History::default());
         let mut observers: Vec<&mut dyn Observer> = vec![&mut guard, &mut history];
-        let start = super::init::fresh(run, tr.seed);
+        let start = super::init::fresh(run, fold_seed(tr.seed, f));
         let (state, train_metrics) = tr.fit(&tpart, watch, &mut observers, start)?;
         if let (0, Some(path)) = (f, &opts.plot) {
             let title = format!("run {}, fold 1 of {k}", run.name);
@@ -151,4 +151,16 @@ fn report_fold(
     json.push('}');
     sink.human(&line);
     sink.json(&json);
+}
+
+/// The seed fold `f` (from 0) draws its initial parameters with: each fold
+/// a fresh model, as d2l's `get_net()` per fold makes one (the same
+/// initialization in every fold would make the ensemble's members less
+/// diverse). The first fold's is the run's own seed, as a run without
+/// K-fold draws it.
+pub(super) fn fold_seed(seed: u64, f: usize) -> u64 {
+    match f {
+        0 => seed,
+        f => crate::rng::mix(seed ^ crate::rng::mix(0x6b66_6f6c_6400 + f as u64)),
+    }
 }
