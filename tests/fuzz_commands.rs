@@ -459,7 +459,56 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                 std::fs::write(cdir.join("t.csv"), csv(&mut rng)).expect("csv");
                 std::fs::write(cdir.join("new.csv"), csv(&mut rng)).expect("csv");
                 std::fs::write(cdir.join("p.dl"), csv_program(&mut rng)).expect("program");
+                // Sizes and paths from the command line: a batch of any
+                // size, an output that is a device, a folder, an input,
+                // a link to one, or in a folder that does not exist.
+                let batch = rng
+                    .pick(&[
+                        "0",
+                        "1",
+                        "3",
+                        "1000000000000",
+                        "18446744073709551615",
+                        "99999999999999999999",
+                        "-1",
+                    ])
+                    .to_string();
+                let out = rng
+                    .pick(&[
+                        "o.csv",
+                        "/dev/null",
+                        ".",
+                        "new.csv",
+                        "m.st",
+                        "p.dl",
+                        "d.csv",
+                        "link.csv",
+                        "no/such/o.csv",
+                        "/dev/stdout",
+                    ])
+                    .to_string();
+                let _ = std::os::unix::fs::symlink("new.csv", cdir.join("link.csv"));
+                let save = rng
+                    .pick(&["m.st", "m.st", "p.dl", "d.csv", "/dev/null", "."])
+                    .to_string();
                 vec![
+                    (
+                        s(&["train", "p.dl", "--save", &save, "--batch", &batch]),
+                        String::new(),
+                    ),
+                    (
+                        s(&[
+                            "predict", "p.dl", "--load", "m.st", "--input", "new.csv", "--out",
+                            &out, "--batch", &batch, "--proba", "--raw",
+                        ]),
+                        String::new(),
+                    ),
+                    (
+                        s(&[
+                            "export", "p.dl", "--load", "m.st", "--out", &out, "--format", "npz",
+                        ]),
+                        String::new(),
+                    ),
                     (s(&["check", "p.dl"]), String::new()),
                     (s(&["train", "p.dl", "--save", "m.st"]), String::new()),
                     (s(&["data", "d.csv"]), String::new()),
