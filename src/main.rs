@@ -306,11 +306,13 @@ fn launched_among() -> usize {
 fn run(cli: Cli) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
+        // 0 after `shutdown` and `exit`, 1 after `exit` alone or at the end
+        // of the input, as the specification asks.
         Command::Lsp => match dlc::lsp::stdio() {
-            Ok(()) => Output {
+            Ok(code) => Output {
                 stdout: String::new(),
                 stderr: String::new(),
-                code: 0,
+                code,
             },
             Err(e) => Output {
                 stdout: String::new(),
