@@ -537,8 +537,13 @@ fn run_repl() -> Output {
         // Scripted: one result per input, no prompts or colour.
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
-        dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
-        0
+        // Exit 1 when any input failed (every input still runs).
+        let ok = dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
+        if ok {
+            0
+        } else {
+            1
+        }
     };
     streamed(code)
 }
