@@ -306,11 +306,13 @@ fn launched_among() -> usize {
 fn run(cli: Cli) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
+        // 0 after `shutdown` and `exit`, 1 after `exit` alone or at the end
+        // of the input, as the specification asks.
         Command::Lsp => match dlc::lsp::stdio() {
-            Ok(()) => Output {
+            Ok(code) => Output {
                 stdout: String::new(),
                 stderr: String::new(),
-                code: 0,
+                code,
             },
             Err(e) => Output {
                 stdout: String::new(),
@@ -535,8 +537,13 @@ fn run_repl() -> Output {
         // Scripted: one result per input, no prompts or colour.
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
-        dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
-        0
+        // Exit 1 when any input failed (every input still runs).
+        let ok = dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
+        if ok {
+            0
+        } else {
+            1
+        }
     };
     streamed(code)
 }

@@ -165,8 +165,16 @@ impl Session {
         if trimmed.is_empty() {
             return Ok(Reply::Nothing);
         }
-        if let Some(cmd) = trimmed.strip_prefix(':') {
-            return self.command(input, cmd);
+        if trimmed.starts_with(':') {
+            // Byte offsets into `input` from here on: the command's word
+            // starts after the colon, and its argument after the first
+            // whitespace character (of any width) that follows the word.
+            let at = input.len() - input.trim_start().len() + 1;
+            let (end, rest) = match input[at..].char_indices().find(|(_, c)| c.is_whitespace()) {
+                Some((i, c)) => (at + i, at + i + c.len_utf8()),
+                None => (input.len(), input.len()),
+            };
+            return self.command(input, &input[at..end], rest);
         }
         let lowered = self.lower(input, input)?;
         let outputs = self.run(&lowered.graph, input, &lowered.updated)?;
@@ -189,27 +197,30 @@ impl Session {
         }
     }
 
-    /// `:type`, `:ir`, `:time`, `:vars`, `:help`, `:quit`.
-    fn command(&mut self, input: &str, cmd: &str) -> Result<Reply, String> {
-        let (word, rest) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+    /// `:type`, `:ir`, `:time`, `:grad`, ...: `word` is the command's name
+    /// and `rest` the byte offset in `input` where its argument starts
+    /// (everything to the end of the input, trailing whitespace included,
+    /// so that spans computed in it are spans in `input`).
+    fn command(&mut self, input: &str, word: &str, at: usize) -> Result<Reply, String> {
+        let rest = &input[at..];
         match word {
             "type" => {
-                let l = self.lower_command_expr(input, rest, "type")?;
+                let l = self.lower_command_expr(input, at, "type")?;
                 let t = last_type(&l.graph);
                 Ok(Reply::Text(t))
             }
             "ir" => {
-                let l = self.lower_command_expr(input, rest, "ir")?;
+                let l = self.lower_command_expr(input, at, "ir")?;
                 let opt = crate::opt::optimize(&l.graph, &crate::opt::Passes::all());
                 Ok(Reply::Text(without_unused_inputs(
                     &crate::ir::print::graph(&opt, None),
                 )))
             }
             "time" => {
-                let l = self.lower_command_expr(input, rest, "time")?;
+                let l = self.lower_command_expr(input, at, "time")?;
                 self.time(&l.graph, input)
             }
-            "grad" => self.grad_command(input, cmd, rest),
+            "grad" => self.grad_command(input, at),
             "save" => self.save_command(rest),
             "load" => self.load_command(rest),
             "id" => {
@@ -232,42 +243,43 @@ impl Session {
         }
     }
 
-    /// The expression after `:what` (`rest`, the end of `input`), lowered in
-    /// its place in the input so that diagnostics point into it.
+    /// The expression after `:what` (from byte `at` to the end of `input`),
+    /// lowered in its place in the input so that diagnostics point into it.
     fn lower_command_expr(
         &mut self,
         input: &str,
-        rest: &str,
+        at: usize,
         what: &str,
     ) -> Result<Lowered, String> {
+        let rest = &input[at..];
         if rest.trim().is_empty() {
             return Err(diag::one_line(
                 Code::Syntax,
                 &format!("`:{what}` needs an expression, as in `:{what} x + 1`"),
             ));
         }
-        let at = input.len() - rest.len();
-        let src = format!("{}{}", " ".repeat(at), rest);
+        // Spaces keep every byte offset of `rest` what it is in `input`.
+        let src = format!("{}{rest}", " ".repeat(at));
         self.lower(&src, input)
     }
 
-    /// `:grad e wrt x`: runs `grad(e, x)`, written over the input so that
-    /// spans still point into what was typed.
-    fn grad_command(&mut self, input: &str, cmd: &str, rest: &str) -> Result<Reply, String> {
-        let at = input.len() - rest.len();
+    /// `:grad e wrt x` (e starting at byte `at` of `input`): runs
+    /// `grad(e, x)`, written over the input byte for byte so that spans
+    /// still point into what was typed: `grad(` over `:grad ` (at least
+    /// six bytes) and ` ,   ` over ` wrt `.
+    fn grad_command(&mut self, input: &str, at: usize) -> Result<Reply, String> {
         let Some(w) = input[at..].rfind(" wrt ").map(|w| at + w) else {
             return Err(diag::one_line(
                 Code::Syntax,
                 "`:grad` is written `:grad e wrt x`, as in `:grad sum(x * x) wrt x`",
             ));
         };
-        let start = input.len() - cmd.len() - 1;
         let mut src = String::with_capacity(input.len() + 1);
-        src.push_str(&" ".repeat(start));
+        src.push_str(&" ".repeat(at - "grad(".len()));
         src.push_str("grad(");
-        src.push_str(&input[start + 5..w]);
+        src.push_str(&input[at..w]);
         src.push_str(" ,   ");
-        src.push_str(&input[w + 5..]);
+        src.push_str(&input[w + " wrt ".len()..]);
         src.push(')');
         let l = self.lower(&src, input)?;
         let outputs = self.run(&l.graph, input, &[])?;
@@ -634,28 +646,158 @@ pub fn unbalanced(text: &str) -> bool {
     depth > 0
 }
 
+/// The longest input a script may give, in bytes (16 MiB): a longer line
+/// is an error and is read past without being kept, so memory does not
+/// grow with it.
+pub const MAX_INPUT: usize = 16 << 20;
+
+/// One line of a script, as [`read_script_line`] found it.
+enum ScriptLine {
+    /// The line's text, with its newline when it has one.
+    Text(String),
+    /// Not UTF-8: the offset of the first byte that is not.
+    NotUtf8(usize),
+    /// Over [`MAX_INPUT`]: its length in bytes (read past, not kept).
+    TooLong(u64),
+    /// The input cannot be read (the message).
+    Unreadable(String),
+    End,
+}
+
+/// Reads one line of at most [`MAX_INPUT`] bytes into `buf` (reused between
+/// lines); a longer one is streamed past to its newline.
+fn read_script_line(input: &mut dyn std::io::BufRead, buf: &mut Vec<u8>) -> ScriptLine {
+    use std::io::{BufRead, Read};
+    buf.clear();
+    // One byte past the cap tells a line at the cap from a longer one.
+    let limit = MAX_INPUT as u64 + 1;
+    match (&mut *input).take(limit).read_until(b'\n', buf) {
+        Ok(0) => return ScriptLine::End,
+        Ok(_) => {}
+        Err(e) => return ScriptLine::Unreadable(e.to_string()),
+    }
+    if buf.len() > MAX_INPUT && !buf.ends_with(b"\n") {
+        let mut length = buf.len() as u64;
+        buf.clear();
+        loop {
+            let (used, ended) = match input.fill_buf() {
+                Ok([]) => break,
+                Ok(bytes) => match bytes.iter().position(|b| *b == b'\n') {
+                    Some(i) => (i, true),
+                    None => (bytes.len(), false),
+                },
+                Err(e) => return ScriptLine::Unreadable(e.to_string()),
+            };
+            input.consume(used + usize::from(ended));
+            length += used as u64;
+            if ended {
+                break;
+            }
+        }
+        return ScriptLine::TooLong(length);
+    }
+    match String::from_utf8(std::mem::take(buf)) {
+        Ok(text) => ScriptLine::Text(text),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            *buf = e.into_bytes();
+            ScriptLine::NotUtf8(at)
+        }
+    }
+}
+
 /// Scripted use: reads every input from `input`, evaluates each (an input
 /// continues over lines while a bracket is open), writes one result per
-/// input to `out` and each error to `err`; no prompts, no colour. Returns
-/// at `:quit` or the end of the input.
+/// input to `out` and each error to `err`; no prompts, no colour. A line
+/// that is not UTF-8 text or is over [`MAX_INPUT`] bytes is an error naming
+/// it, and the script goes on. Returns at `:quit` or the end of the input:
+/// whether every input succeeded (`dlc repl` then exits 0, else 1).
 pub fn run_script(
     input: &mut dyn std::io::BufRead,
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
-) {
+) -> bool {
     let mut session = Session::new(false);
+    let mut failed = false;
+    let mut report = |out: &mut dyn std::io::Write, e: &str| {
+        failed = true;
+        let _ = out.flush();
+        let _ = write!(err, "{e}");
+        if !e.ends_with('\n') {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    };
+    // The input being gathered (while a bracket is open) and the number of
+    // the line it began on.
     let mut pending = String::new();
-    let mut line = String::new();
+    let mut first = 0usize;
+    let mut number = 0usize;
+    let mut buf = Vec::new();
     loop {
-        line.clear();
-        let read = input.read_line(&mut line).unwrap_or(0);
-        if read > 0 {
-            pending.push_str(&line);
-            if unbalanced(&pending) {
+        let line = read_script_line(input, &mut buf);
+        if !matches!(line, ScriptLine::End | ScriptLine::Unreadable(_)) {
+            number += 1;
+        }
+        // What an open input loses when one of its lines is bad.
+        let dropped = |pending: &str| {
+            if pending.is_empty() {
+                String::new()
+            } else {
+                format!(" (with the input begun on line {first})")
+            }
+        };
+        let end = match line {
+            ScriptLine::Text(text) => {
+                if pending.is_empty() {
+                    first = number;
+                }
+                if pending.len() + text.trim_end_matches(['\n', '\r']).len() > MAX_INPUT {
+                    report(out, &format!(
+                        "error: the input begun on line {first} is over {} MiB at line {number}; skipped",
+                        MAX_INPUT >> 20
+                    ));
+                    pending.clear();
+                    continue;
+                }
+                pending.push_str(&text);
+                if unbalanced(&pending) {
+                    continue;
+                }
+                false
+            }
+            ScriptLine::NotUtf8(at) => {
+                report(
+                    out,
+                    &format!(
+                        "error: line {number} is not UTF-8 text (from its byte {}); skipped{}",
+                        at + 1,
+                        dropped(&pending)
+                    ),
+                );
+                pending.clear();
                 continue;
             }
-        } else if pending.trim().is_empty() {
-            return;
+            ScriptLine::TooLong(length) => {
+                report(
+                    out,
+                    &format!(
+                    "error: line {number} is {length} bytes, over the limit of {} MiB; skipped{}",
+                    MAX_INPUT >> 20,
+                    dropped(&pending)
+                ),
+                );
+                pending.clear();
+                continue;
+            }
+            ScriptLine::Unreadable(e) => {
+                report(out, &format!("error: cannot read line {}: {e}", number + 1));
+                true
+            }
+            ScriptLine::End => true,
+        };
+        if end && pending.trim().is_empty() {
+            return !failed;
         }
         let text = std::mem::take(&mut pending);
         match session.eval(text.trim_end_matches(['\n', '\r'])) {
@@ -663,18 +805,11 @@ pub fn run_script(
                 let _ = writeln!(out, "{t}");
             }
             Ok(Reply::Nothing) => {}
-            Ok(Reply::Quit) => return,
-            Err(e) => {
-                let _ = out.flush();
-                let _ = write!(err, "{e}");
-                if !e.ends_with('\n') {
-                    let _ = writeln!(err);
-                }
-                let _ = err.flush();
-            }
+            Ok(Reply::Quit) => return !failed,
+            Err(e) => report(out, &e),
         }
-        if read == 0 {
-            return;
+        if end {
+            return !failed;
         }
     }
 }

@@ -68,7 +68,14 @@ fn repl(input: &str) -> (String, String) {
         .write_all(input.as_bytes())
         .expect("input written");
     let out = child.wait_with_output().expect("the REPL ends");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A script exits 1 when some input failed (its error is on stderr).
+    let failed = !out.stderr.is_empty();
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(failed)),
+        "{}",
+        text(&out.stderr)
+    );
     (text(&out.stdout), text(&out.stderr))
 }
 

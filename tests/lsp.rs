@@ -2,7 +2,10 @@
 //! requests and answers are one snapshot — initialize, open and its
 //! diagnostics, hover on the model's lines, go to definition, references,
 //! completion inside `train { }`, symbols, inlay hints, a broken edit and
-//! its diagnostics, formatting — and the server on inputs that break it.
+//! its diagnostics, formatting — and the server on inputs that break it;
+//! then the real process on pipes, as an editor runs it: its exit codes
+//! within a second of `exit`, MethodNotFound, and framing that is too
+//! large, not JSON or cannot be followed, under an address-space limit.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -12,7 +15,7 @@ use serde_json::{json, Value};
 
 struct Client {
     conn: Connection,
-    server: Option<JoinHandle<Result<(), String>>>,
+    server: Option<JoinHandle<Result<i32, String>>>,
     next: i32,
     /// (what was sent, what came back), for the snapshot.
     transcript: Vec<String>,
@@ -120,7 +123,8 @@ impl Client {
         let _ = self.request("shutdown", Value::Null);
         self.notify("exit", Value::Null);
         if let Some(h) = self.server.take() {
-            assert_eq!(h.join().expect("the server thread"), Ok(()));
+            // 0: `exit` after `shutdown`.
+            assert_eq!(h.join().expect("the server thread"), Ok(0));
         }
     }
 }
@@ -292,9 +296,20 @@ fn the_server_survives_any_document() {
             let _ = c.request(m, json!({ "textDocument": { "uri": uri } }));
         }
     }
-    // An unknown request is an error answer, not a crash.
-    let r = c.request("textDocument/nonsense", json!({}));
-    assert!(r.get("error").is_some() || r.is_null());
+    // An unknown request is MethodNotFound, whatever its parameters.
+    for params in [
+        json!({}),
+        json!({ "textDocument": { "uri": uri } }),
+        json!([1]),
+    ] {
+        let r = c.request("textDocument/nonsense", params);
+        assert!(
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("does not answer")),
+            "{r}"
+        );
+    }
     c.stop();
 }
 
@@ -338,4 +353,289 @@ fn data_metadata_is_cached_until_the_file_changes() {
     assert_eq!(calls.get(), 2);
     assert_eq!(again.rows.read, 3);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- `dlc lsp` as an editor runs it: a real process on pipes ----
+
+/// A running `dlc lsp` under a 4 GiB address-space limit (as the fuzz
+/// test's runs), with a thread that parses what it writes into messages.
+struct Server {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<Value>,
+}
+
+/// One framed message, as a client sends it.
+fn framed(body: &str) -> Vec<u8> {
+    format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+impl Server {
+    fn start() -> Server {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 4194304; exec \"$0\" lsp")
+            .arg(env!("CARGO_BIN_EXE_dlc"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dlc lsp starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Read};
+            loop {
+                let mut length = None;
+                loop {
+                    let mut line = String::new();
+                    if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(n) = line.strip_prefix("Content-Length: ") {
+                        length = n.parse::<usize>().ok();
+                    }
+                }
+                let mut body = vec![0; length.expect("every answer has a Content-Length")];
+                if stdout.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let value = serde_json::from_slice(&body).expect("every answer is JSON");
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Server {
+            stdin: child.stdin.take(),
+            child,
+            answers,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        // The server may have stopped reading: then the write fails.
+        let _ = stdin.write_all(bytes).and_then(|_| stdin.flush());
+    }
+
+    fn request(&mut self, id: i32, method: &str, params: Value) -> Value {
+        self.send(&framed(
+            &json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string(),
+        ));
+        self.answer_to(&json!(id))
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(&framed(
+            &json!({ "jsonrpc": "2.0", "method": method, "params": params }).to_string(),
+        ));
+    }
+
+    /// The next answer with this id (notifications are passed over).
+    fn answer_to(&self, id: &Value) -> Value {
+        loop {
+            let got = self
+                .answers
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no answer to {id}"));
+            if got.get("id") == Some(id) {
+                return got;
+            }
+        }
+    }
+
+    /// The exit code once the process has ended, at most `within` later;
+    /// else the process is killed and the test fails.
+    fn exit_code(mut self, within: std::time::Duration) -> i32 {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return status.code().expect("an exit code, not a signal");
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("dlc lsp still running {within:?} later (killed)");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// A test that fails leaves no process behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Initializes a process and asks something of it.
+fn started() -> Server {
+    let mut s = Server::start();
+    let init = s.request(1, "initialize", json!({ "capabilities": {} }));
+    assert!(init["result"]["capabilities"].is_object(), "{init}");
+    s.notify("initialized", json!({}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": "file:///tmp/a.dl", "languageId": "dl", "version": 1, "text": "let x = 1\n" } }),
+    );
+    let hover = s.request(
+        2,
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": "file:///tmp/a.dl" }, "position": { "line": 0, "character": 4 } }),
+    );
+    assert!(hover.get("error").is_none(), "{hover}");
+    s
+}
+
+const ONE_SECOND: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The specification: after `shutdown` and `exit` the server ends with 0,
+/// within a second of `exit` (stdin still open, as an editor keeps it).
+#[test]
+fn the_process_exits_0_after_shutdown_and_exit() {
+    let mut s = started();
+    let done = s.request(3, "shutdown", Value::Null);
+    assert_eq!(done["result"], Value::Null, "{done}");
+    // After shutdown, a request is refused.
+    let late = s.request(4, "textDocument/hover", json!({}));
+    assert_eq!(late["error"]["code"], json!(-32600), "{late}");
+    s.notify("exit", Value::Null);
+    assert_eq!(s.exit_code(ONE_SECOND), 0);
+}
+
+/// `exit` without `shutdown` ends the server with 1.
+#[test]
+fn the_process_exits_1_after_exit_alone() {
+    let mut s = started();
+    s.notify("exit", Value::Null);
+    assert_eq!(s.exit_code(ONE_SECOND), 1);
+}
+
+/// The end of stdin without `exit` ends the server (with 1), before
+/// `initialize` too.
+#[test]
+fn the_process_ends_with_its_input() {
+    let mut s = started();
+    s.stdin = None;
+    assert_eq!(s.exit_code(ONE_SECOND), 1);
+    let mut s = Server::start();
+    s.stdin = None;
+    assert_eq!(s.exit_code(std::time::Duration::from_secs(10)), 1);
+}
+
+/// An unknown request method is MethodNotFound, whatever its parameters
+/// and whether or not they name an open document.
+#[test]
+fn an_unknown_method_is_method_not_found() {
+    let mut s = started();
+    for (id, params) in [
+        json!({}),
+        json!([1, 2]),
+        Value::Null,
+        json!({ "textDocument": { "uri": "file:///tmp/a.dl" } }),
+        json!({ "textDocument": { "uri": "file:///nowhere.dl" }, "position": { "line": 0, "character": 0 } }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let got = s.request(10 + id as i32, "dlc/nonsense", params);
+        assert_eq!(got["error"]["code"], json!(-32601), "{got}");
+    }
+    s.request(20, "shutdown", Value::Null);
+    s.notify("exit", Value::Null);
+    assert_eq!(s.exit_code(ONE_SECOND), 0);
+}
+
+/// An error answer with id null whose message contains `says`.
+fn null_id_error(s: &Server, says: &str) -> Value {
+    let got = s.answer_to(&Value::Null);
+    let message = got["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{got}");
+    got
+}
+
+/// A message over 64 MiB is answered with an error and read past without
+/// being kept, and the session goes on; invalid JSON and messages that are
+/// not JSON-RPC are answered too.
+#[test]
+fn a_message_too_large_or_not_json_is_answered_and_the_session_goes_on() {
+    let mut s = started();
+    let n = 64 * 1024 * 1024 + 1000;
+    let mut big = format!("Content-Length: {n}\r\n\r\n").into_bytes();
+    big.resize(big.len() + n, b' ');
+    s.send(&big);
+    let got = null_id_error(&s, "over the limit of 64 MiB");
+    assert_eq!(got["error"]["code"], json!(-32600), "{got}");
+    s.send(&framed("{\"jsonrpc\": \"2.0\", \"id\": "));
+    let got = null_id_error(&s, "not JSON");
+    assert_eq!(got["error"]["code"], json!(-32700), "{got}");
+    s.send(&framed("[1]"));
+    let got = null_id_error(&s, "JSON object");
+    assert_eq!(got["error"]["code"], json!(-32600), "{got}");
+    s.send(&framed("{\"jsonrpc\": \"2.0\", \"id\": 9, \"method\": 5}"));
+    let got = s.answer_to(&json!(9));
+    assert_eq!(got["error"]["code"], json!(-32600), "{got}");
+    let done = s.request(3, "shutdown", Value::Null);
+    assert_eq!(done["result"], Value::Null, "{done}");
+    s.notify("exit", Value::Null);
+    assert_eq!(s.exit_code(ONE_SECOND), 0);
+}
+
+/// Framing that cannot be followed — a Content-Length of a terabyte or
+/// past i64 or u64, negative, missing, a header line that never ends —
+/// is answered with an error and ends the server with 1: no abort (134),
+/// no internal error (3), no process left behind, under a 4 GiB
+/// address-space limit.
+#[test]
+fn framing_that_cannot_be_followed_ends_the_server_with_an_error() {
+    let cases: [(&[u8], &str); 7] = [
+        (b"Content-Length: 1000000000000\r\n\r\n{}", "over the limit"),
+        (
+            b"Content-Length: 9223372036854775808\r\n\r\n{}",
+            "over the limit",
+        ),
+        (
+            b"Content-Length: 18446744073709551616\r\n\r\n{}",
+            "not a number",
+        ),
+        (b"Content-Length: -1\r\n\r\n{}", "not a number"),
+        (b"Content-Type: x\r\n\r\n{}", "no Content-Length"),
+        (b"Content-Length: 10\r\n\r\n{}", "ended inside a message"),
+        (b"hello\r\n\r\n", "not a header"),
+    ];
+    for (bytes, says) in cases {
+        let mut s = started();
+        s.send(bytes);
+        s.stdin = None;
+        null_id_error(&s, says);
+        let code = s.exit_code(std::time::Duration::from_secs(10));
+        assert_eq!(code, 1, "{}", String::from_utf8_lossy(bytes));
+    }
+    // A header line that never ends: the server stops reading it at 8 KiB
+    // (the writer below fails once it has gone).
+    let mut s = started();
+    let mut stdin = s.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..256 {
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    null_id_error(&s, "longer than 8 KiB");
+    assert_eq!(s.exit_code(std::time::Duration::from_secs(10)), 1);
+    writer.join().expect("the writer");
 }

@@ -29,10 +29,12 @@ impl Completer for Help {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let before = &line[..pos];
-        let start = before
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-            .map_or(0, |i| i + 1);
+        // rustyline's `pos` is a byte offset; past the end or inside a
+        // character there is nothing to complete.
+        let Some(before) = line.get(..pos) else {
+            return Ok((pos, Vec::new()));
+        };
+        let start = word_start(before);
         let word = &before[start..];
         if word.is_empty() {
             return Ok((pos, Vec::new()));
@@ -62,6 +64,16 @@ impl Completer for Help {
                 .collect(),
         ))
     }
+}
+
+/// The byte offset where the word ending `before` starts: after the last
+/// character that cannot be part of a name or a `:command` (which may be
+/// several bytes long: `x·y`, `a→b`).
+pub fn word_start(before: &str) -> usize {
+    before
+        .char_indices()
+        .rfind(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == ':'))
+        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 impl Hinter for Help {
