@@ -467,8 +467,8 @@ fn lsp_session(rng: &mut Rng, program: &str) -> Vec<u8> {
                 frame(&mut out, body.to_string().as_bytes());
             }
             9 => {
-                let bad: &[u8] = *rng.pick(&[
-                    &b"{not json"[..],
+                let bad: &[u8] = rng.pick::<&[u8]>(&[
+                    b"{not json",
                     b"[1]",
                     b"5",
                     b"{\"id\": 1.5, \"method\": \"textDocument/hover\"}",
@@ -495,8 +495,8 @@ fn lsp_session(rng: &mut Rng, program: &str) -> Vec<u8> {
                 ]);
                 out.extend_from_slice(format!("Content-Length: {n}\r\n\r\n{{}}").as_bytes());
             }
-            11 => out.extend_from_slice(*rng.pick(&[
-                &b"\r\n{}"[..],
+            11 => out.extend_from_slice(rng.pick::<&[u8]>(&[
+                b"\r\n{}",
                 b"Content-Type: x\r\n\r\n{}",
                 b"Content-Length 5\r\n\r\nhello",
                 b"\n\n\n",
@@ -586,7 +586,7 @@ fn repl_script(rng: &mut Rng) -> Vec<u8> {
                 for _ in 0..times {
                     line = widen(rng, &line);
                 }
-                line.push_str(*rng.pick(&["", " ", "  ", "\t", "\u{3000}"]));
+                line.push_str(rng.pick::<&str>(&["", " ", "  ", "\t", "\u{3000}"]));
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
