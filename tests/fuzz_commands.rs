@@ -3,8 +3,13 @@
 //! mutated CSV files (non-finite and huge numbers, ragged rows, quotes,
 //! missing cells, wide and high-cardinality columns), random IDX headers
 //! (gzipped or not, payloads short, long or absent), damaged checkpoints
-//! (bytes flipped, truncated, metadata rewritten) and REPL lines of large
-//! constructors. Each run must end with exit 0, 1 or 2 within its time
+//! (bytes flipped, truncated, metadata rewritten), REPL lines of large
+//! constructors, language-server sessions with broken framing (huge,
+//! negative, overflowing or missing Content-Length values, endless header
+//! lines, truncated bodies, invalid JSON, unknown methods, random
+//! positions, documents with multi-byte characters) and REPL scripts with
+//! multi-byte characters in every command, lines that are not UTF-8 and
+//! lines over the 16 MiB cap. Each run must end with exit 0, 1 or 2 within its time
 //! limit: never 101 (a panic), 134 (an abort), 3 (an internal error), a
 //! signal, or a hang.
 //!
@@ -48,7 +53,7 @@ const TIMEOUT_S: u64 = 60;
 
 /// Runs dlc with `args` in `dir` under the address-space limit and a time
 /// limit, with `input` on stdin; the exit code, or None for a signal.
-fn run(dir: &Path, args: &[String], input: &str) -> (Option<i32>, String) {
+fn run(dir: &Path, args: &[String], input: &[u8]) -> (Option<i32>, String) {
     let mut script = format!("ulimit -v {LIMIT_KIB}; exec timeout -s KILL {TIMEOUT_S} \"$0\"");
     for i in 1..=args.len() {
         script.push_str(&format!(" \"${i}\""));
@@ -64,10 +69,19 @@ fn run(dir: &Path, args: &[String], input: &str) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sh runs");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
+    // Written from a thread: a command may write much to stderr before it
+    // has read all of its input, or stop reading it (dlc lsp at a framing
+    // it cannot follow).
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+    });
     let out = child.wait_with_output().expect("the run ends");
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     let err = String::from_utf8_lossy(&out.stderr);
     (out.status.code(), err.chars().take(600).collect())
 }
@@ -346,6 +360,245 @@ fn repl_line(rng: &mut Rng) -> String {
     }
 }
 
+/// Characters of 2, 3 and 4 bytes, and whitespace of 2 and 3.
+const WIDE: &[&str] = &["Å", "é", "€", "中", "😀", "\u{a0}", "\u{3000}", "\u{301}"];
+
+/// `text` with a wide character at a random character boundary.
+fn widen(rng: &mut Rng, text: &str) -> String {
+    let bounds: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    let at = *rng.pick(&bounds);
+    format!("{}{}{}", &text[..at], rng.pick(WIDE), &text[at..])
+}
+
+// ---- LSP ----
+
+/// One framed message.
+fn frame(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+}
+
+/// A position as a client might send it: in range, past the end, negative,
+/// past u32 or not a number.
+fn position(rng: &mut Rng) -> serde_json::Value {
+    let any = |rng: &mut Rng| -> serde_json::Value {
+        match rng.below(8) {
+            0 => serde_json::json!(-1),
+            1 => serde_json::json!(u64::MAX),
+            2 => serde_json::json!(4294967296u64),
+            3 => serde_json::json!("3"),
+            4 => serde_json::json!(1.5),
+            _ => serde_json::json!(rng.below(30)),
+        }
+    };
+    serde_json::json!({ "line": any(rng), "character": any(rng) })
+}
+
+/// A session with the language server: initialize, then documents (a
+/// mutated program with multi-byte characters), requests of every kind
+/// (unknown methods too) at random positions, messages that are not JSON
+/// or not JSON-RPC, and framing that breaks: Content-Length values huge,
+/// negative, overflowing or missing, a header line that never ends, a
+/// body cut short or over the 64 MiB limit; then shutdown and exit, exit
+/// alone, or the end of the input.
+fn lsp_session(rng: &mut Rng, program: &str) -> Vec<u8> {
+    use serde_json::json;
+    let uri = "file:///fuzz/p.dl";
+    let mut out = Vec::new();
+    if !rng.chance(5) {
+        frame(
+            &mut out,
+            json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": { "capabilities": {} } })
+                .to_string()
+                .as_bytes(),
+        );
+    }
+    let methods = [
+        "textDocument/hover",
+        "textDocument/definition",
+        "textDocument/references",
+        "textDocument/completion",
+        "textDocument/documentSymbol",
+        "textDocument/formatting",
+        "textDocument/inlayHint",
+        "dlc/unknown",
+        "$/whatever",
+        "initialize",
+        "shutdown",
+    ];
+    let mut doc = program.to_string();
+    // Half the sessions keep to framing the server can follow, so that
+    // they reach their end (shutdown and exit, exit alone, or none).
+    let breaks = rng.chance(50);
+    for id in 1..2 + rng.below(12) {
+        let kind = match rng.below(16) {
+            10..=13 if !breaks => 3,
+            k => k,
+        };
+        match kind {
+            0..=2 => {
+                for _ in 0..1 + rng.below(4) {
+                    doc = widen(rng, &doc);
+                }
+                let method = if rng.chance(50) {
+                    "textDocument/didOpen"
+                } else {
+                    "textDocument/didChange"
+                };
+                let body = json!({ "jsonrpc": "2.0", "method": method, "params": {
+                    "textDocument": { "uri": uri, "languageId": "dl", "version": id, "text": doc },
+                    "contentChanges": [{ "text": doc }],
+                } });
+                frame(&mut out, body.to_string().as_bytes());
+            }
+            3..=8 => {
+                let params = match rng.below(6) {
+                    0 => json!([1, 2]),
+                    1 => json!(null),
+                    _ => {
+                        json!({ "textDocument": { "uri": uri }, "position": position(rng), "context": { "includeDeclaration": rng.chance(50) } })
+                    }
+                };
+                let body = json!({ "jsonrpc": "2.0", "id": id, "method": rng.pick(&methods), "params": params });
+                frame(&mut out, body.to_string().as_bytes());
+            }
+            9 => {
+                let bad: &[u8] = rng.pick::<&[u8]>(&[
+                    b"{not json",
+                    b"[1]",
+                    b"5",
+                    b"{\"id\": 1.5, \"method\": \"textDocument/hover\"}",
+                    b"{\"id\": 2, \"method\": 5}",
+                    b"{\"jsonrpc\": \"2.0\", \"id\": 3}",
+                    b"\xff\xfe",
+                    b"",
+                ]);
+                frame(&mut out, bad);
+            }
+            10 => {
+                // A Content-Length that is not a size the server can read.
+                let n = rng.pick(&[
+                    "1000000000000",
+                    "9223372036854775808",
+                    "18446744073709551616",
+                    "99999999999999999999999",
+                    "-1",
+                    "",
+                    "abc",
+                    "1e3",
+                    " 12 ",
+                    "0",
+                ]);
+                out.extend_from_slice(format!("Content-Length: {n}\r\n\r\n{{}}").as_bytes());
+            }
+            11 => out.extend_from_slice(rng.pick::<&[u8]>(&[
+                b"\r\n{}",
+                b"Content-Type: x\r\n\r\n{}",
+                b"Content-Length 5\r\n\r\nhello",
+                b"\n\n\n",
+            ])),
+            12 => {
+                // A header line that never ends.
+                out.resize(out.len() + (8 << 10) + rng.below(1 << 20), b'a');
+                break;
+            }
+            13 => {
+                // A body cut short by the end of the input.
+                out.extend_from_slice(b"Content-Length: 100\r\n\r\n{\"jsonrpc\"");
+                break;
+            }
+            14 if rng.chance(10) => {
+                // Over the 64 MiB limit: read past, then the session goes on.
+                let n = (64 << 20) + 1 + rng.below(1000);
+                out.extend_from_slice(format!("Content-Length: {n}\r\n\r\n").as_bytes());
+                out.resize(out.len() + n, b' ');
+            }
+            _ => {
+                let mut header = format!("Content-Length: {}\r\n", 2);
+                for _ in 0..rng.below(40) {
+                    header.push_str("X-Extra: 1\r\n");
+                }
+                header.push_str("\r\n{}");
+                out.extend_from_slice(header.as_bytes());
+            }
+        }
+    }
+    match rng.below(3) {
+        0 => {
+            frame(
+                &mut out,
+                br#"{"jsonrpc":"2.0","id":999,"method":"shutdown"}"#,
+            );
+            frame(&mut out, br#"{"jsonrpc":"2.0","method":"exit"}"#);
+        }
+        1 => frame(&mut out, br#"{"jsonrpc":"2.0","method":"exit"}"#),
+        _ => {}
+    }
+    out
+}
+
+// ---- REPL scripts ----
+
+/// A REPL script of commands with multi-byte characters anywhere (and
+/// trailing whitespace), lines that are not UTF-8, lines over the 16 MiB
+/// cap, and inputs left open across such lines.
+fn repl_script(rng: &mut Rng) -> Vec<u8> {
+    let commands = [
+        ":type x + 1",
+        ":ir x * 2",
+        ":grad sum(x * x) wrt x",
+        ":grad x wrt x",
+        ":id x",
+        ":vars",
+        ":load nowhere.st",
+        ":save t.st x",
+        ":nonsense",
+        "x + 1",
+        "let y = [1.0,",
+        ":time x",
+    ];
+    let mut out = b"let x = [1.0, 2.0]\n".to_vec();
+    for _ in 0..2 + rng.below(8) {
+        match rng.below(20) {
+            0..=1 => {
+                let n = 1 + rng.below(6);
+                out.extend((0..n).map(|_| 0x80 + rng.below(0x80) as u8));
+                out.push(b'\n');
+            }
+            2 if rng.chance(15) => {
+                // Over the cap: read past without being kept.
+                let n = (16 << 20) + 1 + rng.below(1 << 20);
+                out.resize(out.len() + n, *rng.pick(&[b'x', b'(', b' ', 0xc3]));
+                out.push(b'\n');
+            }
+            _ => {
+                let mut line = rng.pick(&commands).to_string();
+                // :time runs for a tenth of a second when it compiles.
+                let times = if line.starts_with(":time") {
+                    1
+                } else {
+                    1 + rng.below(3)
+                };
+                for _ in 0..times {
+                    line = widen(rng, &line);
+                }
+                line.push_str(rng.pick::<&str>(&["", " ", "  ", "\t", "\u{3000}"]));
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
+        }
+    }
+    out
+}
+
+/// The kinds of case: programs, CSVs, IDX folders, checkpoints, REPL
+/// sessions, LSP sessions, REPL scripts.
+const KINDS: usize = 7;
+
 #[test]
 fn no_input_makes_any_command_panic_abort_or_hang() {
     let cases: usize = std::env::var("DLC_FUZZ_CASES")
@@ -388,7 +641,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
             "--save".into(),
             "good.st".into(),
         ],
-        "",
+        b"",
     );
     assert_eq!(code, Some(0), "{err}");
     let good = std::fs::read(dir.join("good.st")).expect("checkpoint");
@@ -423,7 +676,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
     .expect("npz");
 
     let start = Instant::now();
-    let mut count = [0usize; 5];
+    let mut count = [0usize; KINDS];
     let mut exits = [0usize; 3];
     let mut case = 0usize;
     loop {
@@ -433,12 +686,12 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
             _ => {}
         }
         case += 1;
-        let kind = case % 5;
+        let kind = case % KINDS;
         count[kind] += 1;
         let cdir = dir.join(format!("case{case}"));
         std::fs::create_dir_all(&cdir).expect("case folder");
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-        let runs: Vec<(Vec<String>, String)> = match kind {
+        let runs: Vec<(Vec<String>, Vec<u8>)> = match kind {
             0 => {
                 std::fs::write(cdir.join("p.dl"), program(&mut rng, &seeds)).expect("program");
                 let cmd = rng
@@ -452,7 +705,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                 if cmd == "train" {
                     a.extend(s(&["--epochs", "1"]));
                 }
-                vec![(a, String::new())]
+                vec![(a, Vec::new())]
             }
             1 => {
                 std::fs::write(cdir.join("d.csv"), csv(&mut rng)).expect("csv");
@@ -492,43 +745,43 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                     .pick(&["m.st", "m.st", "p.dl", "d.csv", "/dev/null", "."])
                     .to_string();
                 vec![
+                    (s(&["check", "p.dl"]), Vec::new()),
+                    (s(&["train", "p.dl", "--save", "m.st"]), Vec::new()),
+                    (s(&["data", "d.csv"]), Vec::new()),
                     (
                         s(&["train", "p.dl", "--save", &save, "--batch", &batch]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&[
                             "predict", "p.dl", "--load", "m.st", "--input", "new.csv", "--out",
                             &out, "--batch", &batch, "--proba", "--raw",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&[
                             "export", "p.dl", "--load", "m.st", "--out", &out, "--format", "npz",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
-                    (s(&["check", "p.dl"]), String::new()),
-                    (s(&["train", "p.dl", "--save", "m.st"]), String::new()),
-                    (s(&["data", "d.csv"]), String::new()),
                     (
                         s(&[
                             "predict", "p.dl", "--load", "m.st", "--input", "new.csv", "--out",
                             "o.csv", "--proba",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&[
                             "predict", "p.dl", "--load", "m.st", "--input", "d.csv", "--out", "-",
                             "--raw",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&["export", "p.dl", "--load", "m.st", "--out", "m.onnx"]),
-                        String::new(),
+                        Vec::new(),
                     ),
                 ]
             }
@@ -552,8 +805,8 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                 )
                 .expect("program");
                 vec![
-                    (s(&["train", "p.dl", "--save", "m.st"]), String::new()),
-                    (s(&["data", "."]), String::new()),
+                    (s(&["train", "p.dl", "--save", "m.st"]), Vec::new()),
+                    (s(&["data", "."]), Vec::new()),
                     (
                         s(&[
                             "predict",
@@ -565,7 +818,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                             "--out",
                             "o.csv",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
                 ]
             }
@@ -591,33 +844,38 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                         s(&[
                             "train", "lin.dl", "--run", "sgd", "--resume", "c.st", "--epochs", "5",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&["eval", "lin.dl", "--run", "sgd", "--load", "c.st"]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&[
                             "export", "lin.dl", "--run", "sgd", "--load", "c.st", "--out", "m.onnx",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
                     (
                         s(&[
                             "predict", "lin.dl", "--run", "sgd", "--load", "c.st", "--input",
                             "x.npy", "--out", "-",
                         ]),
-                        String::new(),
+                        Vec::new(),
                     ),
-                    (s(&["check", "n.dl"]), String::new()),
-                    (s(&["train", "n.dl"]), String::new()),
+                    (s(&["check", "n.dl"]), Vec::new()),
+                    (s(&["train", "n.dl"]), Vec::new()),
                 ]
             }
-            _ => {
+            4 => {
                 let lines: Vec<String> = (0..4).map(|_| repl_line(&mut rng)).collect();
-                vec![(s(&["repl"]), lines.join("\n") + "\n")]
+                vec![(s(&["repl"]), (lines.join("\n") + "\n").into_bytes())]
             }
+            5 => {
+                let doc = program(&mut rng, &seeds);
+                vec![(s(&["lsp"]), lsp_session(&mut rng, &doc))]
+            }
+            _ => vec![(s(&["repl"]), repl_script(&mut rng))],
         };
         for (args, input) in runs {
             let (code, err) = run(&cdir, &args, &input);
@@ -625,23 +883,28 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                 exits[c as usize] += 1;
             }
             assert!(
-                matches!(code, Some(0..=2)) && !err.contains("panicked") && !err.contains("internal compiler error"),
-                "case {case} (seed {seed}): `dlc {}` in {} ended with {code:?}:\n{err}\ninput: {input}",
+                matches!(code, Some(0..=2))
+                    && !err.contains("panicked")
+                    && !err.contains("internal compiler error"),
+                "case {case} (seed {seed}): `dlc {}` in {} ended with {code:?}:\n{err}\ninput: {}",
                 args.join(" "),
-                cdir.display()
+                cdir.display(),
+                String::from_utf8_lossy(&input[..input.len().min(2000)])
             );
         }
         let _ = std::fs::remove_dir_all(&cdir);
     }
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
-        "fuzzed {case} cases in {:.0} s: {} programs, {} CSVs, {} IDX folders, {} checkpoints, {} REPL sessions; runs exited 0: {}, 1: {}, 2: {}",
+        "fuzzed {case} cases in {:.0} s: {} programs, {} CSVs, {} IDX folders, {} checkpoints, {} REPL sessions, {} LSP sessions, {} REPL scripts; runs exited 0: {}, 1: {}, 2: {}",
         start.elapsed().as_secs_f64(),
         count[0],
         count[1],
         count[2],
         count[3],
         count[4],
+        count[5],
+        count[6],
         exits[0],
         exits[1],
         exits[2]
