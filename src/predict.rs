@@ -99,7 +99,14 @@ pub fn predict(run: &Run, data: &DataSpec, req: &Request) -> Result<Prediction, 
     }
     let n = rows.count();
     if n == 0 {
-        return Err(format!("{}: no rows to predict", req.input.display()));
+        let why = match rows {
+            Rows::Csv(_) => "it has a header and no data rows",
+            Rows::Idx { .. } => "it holds no samples",
+        };
+        return Err(format!(
+            "{}: no rows to predict ({why})",
+            req.input.display()
+        ));
     }
     if let Some(w) = rows.unseen() {
         notes.push(format!(
