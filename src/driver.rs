@@ -1021,6 +1021,10 @@ pub fn cmd_data(
         for w in &parts.warnings {
             let _ = writeln!(stderr, "warning: {w}");
         }
+        for r in &parts.dropped {
+            let _ = writeln!(stderr, "note: data `{}`: {r}", d.name);
+            let _ = writeln!(out, "  rows: {r}");
+        }
         for (name, t) in [("train", &parts.train), ("test", &parts.test)] {
             if !t.is_empty() {
                 write_part_summary(&mut out, d, name, t);
@@ -1218,6 +1222,15 @@ fn csv_file_summary(
             return 1;
         }
     };
+    if schema.rows == 0 {
+        let _ = writeln!(
+            stderr,
+            "error: {} has a header and no data rows (columns {})",
+            schema.path.display(),
+            schema.names().join(", ")
+        );
+        return 1;
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -116,7 +116,14 @@ pub fn predict(
     }
     let n = rows.count();
     if n == 0 {
-        return Err(format!("{}: no rows to predict", req.input.display()));
+        let why = match rows {
+            Rows::Csv(_) => "it has a header and no data rows",
+            Rows::Idx { .. } => "it holds no samples",
+        };
+        return Err(format!(
+            "{}: no rows to predict ({why})",
+            req.input.display()
+        ));
     }
     let non_finite = csv.finish()?;
     if let Some(w) = rows.unseen() {

@@ -518,7 +518,7 @@ fn data_that_leaves_a_part_empty_is_refused_by_every_command() {
         ),
         (
             csv_program(&dir, "g.dl", "header.csv", "", None, ""),
-            vec!["no labels"],
+            vec!["header.csv has a header and no data rows"],
         ),
     ];
     for (p, needles) in &cases {
@@ -1775,4 +1775,152 @@ fn a_constant_shared_by_forward_and_backward_passes_through_the_optimizer() {
             assert_eq!(out.status.code(), Some(0), "{loss}: {}", text(&out.stderr));
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue #34: labels read from files, one rule for every source
+
+/// An IDX folder of 4 training and 4 test samples (2×2 bytes) with
+/// labels of element type `code` (`label` per value).
+fn idx_folder(dir: &Path, code: u8, labels: &[f64]) {
+    for split in ["train", "t10k"] {
+        write_idx(
+            &dir.join(format!("{split}-images-idx3-ubyte")),
+            0x08,
+            &[4, 2, 2],
+            &[7; 16],
+        );
+        let payload: Vec<u8> = labels
+            .iter()
+            .flat_map(|v| match code {
+                0x0C => (*v as i32).to_be_bytes().to_vec(),
+                0x0D => (*v as f32).to_be_bytes().to_vec(),
+                _ => vec![*v as u8],
+            })
+            .collect();
+        write_idx(
+            &dir.join(format!("{split}-labels-idx1-ubyte")),
+            code,
+            &[4],
+            &payload,
+        );
+    }
+}
+
+fn idx_program(dir: &Path, opts: &str) {
+    std::fs::write(
+        dir.join("p.dl"),
+        format!("data d = idx(\".\"{opts})\nmodel m(x: f32[B, 2, 2]) -> f32[B, 2] {{\n    param w: f32[4, 2] = zeros\n    reshape(x, [B, 4]) @ w\n}}\ntrain m on d {{\n    loss = cross_entropy(output, label)\n    optimizer = sgd(lr = 0.1)\n    batch = 2\n    epochs = 1\n}}\n"),
+    )
+    .expect("program");
+}
+
+#[test]
+fn idx_labels_follow_the_class_rule_and_size_nothing_unchecked() {
+    let dir = scratch("idx-labels");
+    // No class count: the largest label must be backed by the rows.
+    idx_folder(&dir, 0x0C, &[0.0, 1.0, 2147483647.0, 1.0]);
+    idx_program(&dir, "");
+    for cmd in ["data", "train"] {
+        let err = fails_with(
+            &dir,
+            &[cmd, "p.dl"],
+            &["would make 2147483648 classes", "declare classes = N"],
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // A negative label is no class, with or without a class count.
+    idx_folder(&dir, 0x0C, &[0.0, 1.0, -3.0, 1.0]);
+    for opts in ["", ", classes = 2"] {
+        idx_program(&dir, opts);
+        fails_with(&dir, &["data", "p.dl"], &["label 2 is -3, not a class"]);
+    }
+    // Float labels with a class count are classes; 0.5 is not one.
+    idx_folder(&dir, 0x0D, &[0.0, 1.0, 1.0, 0.0]);
+    idx_program(&dir, ", classes = 2");
+    let out = dlc_in(&dir, &["train", "p.dl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    idx_folder(&dir, 0x0D, &[0.0, 1.0, 0.5, 0.0]);
+    fails_with(
+        &dir,
+        &["train", "p.dl"],
+        &["label 2 is 0.5, not a class in 0..2"],
+    );
+}
+
+#[test]
+fn rows_without_a_label_are_counted_aloud() {
+    let dir = scratch("unlabelled");
+    std::fs::write(
+        dir.join("m.csv"),
+        "a,b,y\n1,2,0\n3,4,\n5,6,1\n7,8,NA\n1,1,1\n2,2,0\n3,3,1\n",
+    )
+    .expect("csv");
+    std::fs::write(dir.join("t.csv"), "a,b,y\n1,2,0\n3,4,NA\n5,6,1\n").expect("csv");
+    let note = "note: data `d`: m.csv: 7 rows read, 5 kept (2 without a label `y`)";
+    for (file, opts, classes) in [("c.dl", ", classes = 2", Some(2)), ("r.dl", "", None)] {
+        let p = csv_program(&dir, file, "m.csv", opts, classes, "");
+        let out = dlc_in(&dir, &["train", &p]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(note), "{}", text(&out.stderr));
+        let out = dlc_in(&dir, &["data", &p]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(note), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout)
+                .contains("  rows: m.csv: 7 rows read, 5 kept (2 without a label `y`)"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    // A test file's own rows are counted too.
+    let p = csv_program(&dir, "t.dl", "m.csv", ", test = \"t.csv\"", None, "");
+    let out = dlc_in(&dir, &["train", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("t.csv: 3 rows read, 2 kept (1 without a label `y`)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_csv_with_a_header_and_no_rows_says_so() {
+    let dir = scratch("header-only");
+    std::fs::write(dir.join("h.csv"), "a,b,y\n").expect("csv");
+    std::fs::write(dir.join("m.csv"), "a,b,y\n1,2,0\n3,4,1\n5,6,1\n7,8,0\n").expect("csv");
+    let p = csv_program(&dir, "h.dl", "h.csv", "", None, "");
+    for cmd in ["check", "data", "train"] {
+        let err = fails_with(&dir, &[cmd, &p], &["h.csv has a header and no data rows"]);
+        assert!(!err.contains("missing in all"), "{err}");
+    }
+    fails_with(
+        &dir,
+        &["data", "h.csv"],
+        &["h.csv has a header and no data rows"],
+    );
+    let p = csv_program(&dir, "t.dl", "m.csv", ", test = \"h.csv\"", None, "");
+    fails_with(
+        &dir,
+        &["check", &p],
+        &["the test file h.csv has a header and no data rows"],
+    );
+    let p = csv_program(&dir, "m.dl", "m.csv", "", None, "");
+    let out = dlc_in(&dir, &["train", &p, "--save", "m.safetensors", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(dir.join("in.csv"), "a,b\n").expect("csv");
+    fails_with(
+        &dir,
+        &[
+            "predict",
+            &p,
+            "--load",
+            "m.safetensors",
+            "--input",
+            "in.csv",
+            "--out",
+            "-",
+        ],
+        &["in.csv: no rows to predict (it has a header and no data rows)"],
+    );
 }

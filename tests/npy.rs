@@ -337,3 +337,315 @@ fn arrays_that_do_not_fit_are_diagnostics() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An `.npy` file of format `version` (1, 2 or 3) with `header` as its
+/// header text, as written, and `payload` after it.
+fn raw_npy(version: u8, header: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend([version, 0]);
+    if version == 1 {
+        out.extend((header.len() as u16).to_le_bytes());
+    } else {
+        out.extend((header.len() as u32).to_le_bytes());
+    }
+    out.extend(header.as_bytes());
+    out.extend(payload);
+    out
+}
+
+const SAMPLE: &str = r#"
+model lin(x: f32[B, D]) -> f32[B, 2] {
+    param W: f32[D, 2] = normal(0.1)
+    x @ W
+}
+train main: lin on d {
+    loss = cross_entropy(output, label)
+    optimizer = sgd(lr = 0.1)
+    batch = 2
+    epochs = 1
+}
+"#;
+
+/// `dlc data` on features `x.npy` (4 rows of 3) with two classes: its
+/// output, or its one-line error.
+fn summary(dir: &std::path::Path, x: &[u8]) -> Result<String, String> {
+    std::fs::write(dir.join("x.npy"), x).expect("w");
+    let src = format!("data d = npy(\"x.npy\", labels = \"y.npy\")\n{SAMPLE}");
+    std::fs::write(dir.join("p.dl"), src).expect("w");
+    let out = dlc(dir, &["data", "p.dl", "--show", "4"]);
+    match out.status.code() {
+        Some(0) => Ok(text(&out.stdout)),
+        Some(1) => Err(text(&out.stderr)),
+        c => panic!("exit {c:?}: {}", text(&out.stderr)),
+    }
+}
+
+#[test]
+fn headers_are_read_as_np_load_reads_them_and_fortran_order_is_honoured() {
+    let dir = scratch("npy-headers");
+    std::fs::write(
+        dir.join("y.npy"),
+        array("y", &[4], DType::I32, &[0.0, 1.0, 1.0, 0.0]),
+    )
+    .expect("w");
+    // Element (r, c) is 10 r + c + 0.25, in C order and in Fortran order.
+    let v = |r: usize, c: usize| (10 * r + c) as f64 + 0.25;
+    let c_order: Vec<f64> = (0..4).flat_map(|r| (0..3).map(move |c| v(r, c))).collect();
+    let f_order: Vec<f64> = (0..3).flat_map(|c| (0..4).map(move |r| v(r, c))).collect();
+    let f4 = |vals: &[f64]| -> Vec<u8> {
+        vals.iter()
+            .flat_map(|x| (*x as f32).to_le_bytes())
+            .collect()
+    };
+    let f4_big = |vals: &[f64]| -> Vec<u8> {
+        vals.iter()
+            .flat_map(|x| (*x as f32).to_be_bytes())
+            .collect()
+    };
+    let f8 = |vals: &[f64]| -> Vec<u8> { vals.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let expected = summary(
+        &dir,
+        &raw_npy(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }",
+            &f4(&c_order),
+        ),
+    )
+    .expect("the reference reads");
+    assert!(expected.contains("10.2500 11.2500 12.2500"), "{expected}");
+    for (version, header, payload) in [
+        (1, "{'descr': '<f4', 'fortran_order' : True, 'shape': (4, 3), }", f4(&f_order)),
+        (1, r#"{"descr": "<f4", "fortran_order": True, "shape": (4, 3,)}"#, f4(&f_order)),
+        (1, "{'shape':(4,3),'fortran_order':False,'descr':'<f4'}", f4(&c_order)),
+        (1, "{\n  'descr' : \"<f4\" ,\n\t'fortran_order':False,  # C order\n 'shape' : ( 4 , 3 ) ,\n}   \n", f4(&c_order)),
+        (2, "{'descr': '<f4', 'fortran_order': True, 'shape': (4, 3), }", f4(&f_order)),
+        (3, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }", f4(&c_order)),
+        (1, "{'descr': '>f4', 'fortran_order': True, 'shape': (4, 3), }", f4_big(&f_order)),
+        (1, "{'descr': '>f4', 'fortran_order': False, 'shape': (4, 3), }", f4_big(&c_order)),
+        (1, "{'descr': '<f8', 'fortran_order': True, 'shape': (4, 3), }", f8(&f_order)),
+        (1, "{'descr': 'float32', 'fortran_order': False, 'shape': (4L, 3L), }", f4(&c_order)),
+        (1, "{'descr': '<' 'f4', 'fortran_order': False, 'descr': '<f8', 'shape': (4, 3)}", f8(&c_order)),
+    ] {
+        let got = summary(&dir, &raw_npy(version, header, &payload))
+            .unwrap_or_else(|e| panic!("{header}: {e}"));
+        // The summary names the dtype; the samples must be the same.
+        let samples = |s: &str| s[s.find("the first").expect("samples")..].to_string();
+        assert_eq!(samples(&got), samples(&expected), "{header}");
+    }
+    // What np.load refuses, or dlc does not read: one line, exit 1.
+    let long = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }}{}\n",
+        " ".repeat(10_000)
+    );
+    for (version, header, expect) in [
+        (
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), 'x': 1}",
+            "exactly descr, fortran_order and shape",
+        ),
+        (
+            1,
+            "{'descr': '<f4', 'shape': (4, 3)}",
+            "exactly descr, fortran_order and shape",
+        ),
+        (1, long.as_str(), "over NumPy's limit of 10000"),
+        (
+            1,
+            "{'descr': '<f4', 'fortran_order': 1, 'shape': (4, 3)}",
+            "not True or False",
+        ),
+        (
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-4, 3)}",
+            "a negative dimension",
+        ),
+        (
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4)}",
+            "too large",
+        ),
+        (
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': [4, 3]}",
+            "is not a tuple",
+        ),
+        (
+            1,
+            "{'descr': '<f4' 'fortran_order': False, 'shape': (4, 3)}",
+            "not a Python literal",
+        ),
+        (
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3)",
+            "not a Python literal",
+        ),
+        (1, "[('a', '<f4')]", "not a dict"),
+        (
+            1,
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,)}",
+            "structured dtype",
+        ),
+        (
+            1,
+            "{'descr': '<U3', 'fortran_order': False, 'shape': (4, 3)}",
+            "dtype `<U3`",
+        ),
+        (
+            3,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4L, 3)}",
+            "not a Python literal",
+        ),
+        (
+            4,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3)}",
+            "format version 4.0",
+        ),
+    ] {
+        let e = summary(&dir, &raw_npy(version, header, &f4(&c_order))).expect_err(header);
+        assert!(
+            e.contains(expect) && e.trim().lines().count() <= 7,
+            "{header}: {e}"
+        );
+    }
+    // A header length beyond the limit is refused before it is read.
+    let mut huge = raw_npy(2, "{}", &[]);
+    huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = summary(&dir, &huge).expect_err("huge header length");
+    assert!(e.contains("a header of 4294967295 characters"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_archive_with_two_members_for_one_array_is_refused() {
+    let dir = scratch("npy-dup");
+    let x = |v: f64| array("x", &[4, 3], DType::F32, &[v; 12]);
+    let y = array("y", &[4], DType::I32, &[0.0, 1.0, 1.0, 0.0]);
+    for (members, expect) in [
+        (
+            vec![("x.npy", x(1.0)), ("y.npy", y.clone()), ("x.npy", x(2.0))],
+            "two members named `x.npy`",
+        ),
+        (
+            vec![("x", x(1.0)), ("y.npy", y.clone()), ("x.npy", x(2.0))],
+            "members `x` and `x.npy` both hold array `x`",
+        ),
+    ] {
+        std::fs::write(dir.join("d.npz"), zip(&members, false)).expect("w");
+        std::fs::write(
+            dir.join("p.dl"),
+            format!("data d = npy(\"d.npz\")\n{SAMPLE}"),
+        )
+        .expect("w");
+        for cmd in ["check", "data", "train"] {
+            let out = dlc(&dir, &[cmd, "p.dl"]);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+            assert!(err.contains(expect), "{cmd}: {err}");
+            assert_eq!(err.matches("Error").count(), 1, "{cmd}: {err}");
+        }
+    }
+    // A member named as NumPy lists it (no `.npy`) is found.
+    let members = [("x", x(1.0)), ("y.npy", y)];
+    std::fs::write(dir.join("d.npz"), zip(&members, true)).expect("w");
+    ok(&dlc(&dir, &["data", "p.dl"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_class_count_from_the_labels_is_checked_before_anything_is_sized_by_it() {
+    let dir = scratch("npy-classes");
+    std::fs::write(
+        dir.join("x.npy"),
+        array("x", &[4, 3], DType::F32, &[0.5; 12]),
+    )
+    .expect("w");
+    let int64 = |top: i64| {
+        let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }";
+        let values: Vec<u8> = [0, 1, top, 1]
+            .iter()
+            .flat_map(|v: &i64| v.to_le_bytes())
+            .collect();
+        raw_npy(1, header, &values)
+    };
+    for (y, top) in [
+        (
+            array("y", &[4], DType::I32, &[0.0, 1.0, 2147483647.0, 1.0]),
+            "2147483647",
+        ),
+        (int64(i64::MAX), "9223372036854775807"),
+        (array("y", &[4], DType::I32, &[0.0, 1.0, 4.0, 1.0]), "4"),
+    ] {
+        std::fs::write(dir.join("y.npy"), y).expect("w");
+        std::fs::write(
+            dir.join("p.dl"),
+            format!("data d = npy(\"x.npy\", labels = \"y.npy\")\n{SAMPLE}"),
+        )
+        .expect("w");
+        for cmd in ["data", "train"] {
+            let out = dlc(&dir, &[cmd, "p.dl"]);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {top}: {err}");
+            assert!(
+                err.contains("more than its 4 rows; declare classes = N")
+                    && err.lines().count() == 1,
+                "{cmd} {top}: {err}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn float_labels_are_classes_when_a_class_count_is_declared() {
+    let dir = scratch("npy-float-classes");
+    let (x, y) = data();
+    std::fs::write(
+        dir.join("x.npy"),
+        array("x", &[ROWS, WIDTH], DType::F32, &x),
+    )
+    .expect("w");
+    std::fs::write(dir.join("yi.npy"), array("y", &[ROWS], DType::I32, &y)).expect("w");
+    std::fs::write(dir.join("yf.npy"), array("y", &[ROWS], DType::F64, &y)).expect("w");
+    std::fs::write(dir.join("yh.npy"), array("y", &[ROWS], DType::F32, &y)).expect("w");
+    let run = |labels: &str, test: &str| {
+        let src = format!(
+            "data d = npy(\"x.npy\", labels = \"{labels}\", classes = 3, test = {test})\n{MODEL}"
+        );
+        std::fs::write(dir.join("p.dl"), src).expect("w");
+        dlc(&dir, &["train", "p.dl", "--json"])
+    };
+    let finals: Vec<String> = ["yi.npy", "yf.npy", "yh.npy"]
+        .iter()
+        .map(|l| {
+            let out = ok(&run(l, "0.25"));
+            let last = out.lines().last().expect("final").to_string();
+            let cut = last.find("\"compile_ms\"").expect("compile_ms");
+            let tail = last.find("\"params\"").expect("params");
+            format!("{}{}", &last[..cut], &last[tail..])
+        })
+        .collect();
+    assert_eq!(finals[1], finals[0]);
+    assert_eq!(finals[2], finals[0]);
+    // Integer test labels with float training labels are one kind here.
+    ok(&run("yf.npy", "[\"x.npy\", \"yi.npy\"]"));
+    // A fraction, a NaN, a negative or an out-of-range value is refused
+    // with its index.
+    for (v, expect) in [
+        (0.5, "label 7 is 0.5, not a class in 0..3"),
+        (f64::NAN, "label 7 is NaN, not a class in 0..3"),
+        (-1.0, "label 7 is -1, not a class in 0..3"),
+        (3.0, "label 7 is 3, not a class in 0..3"),
+    ] {
+        let mut bad = y.clone();
+        bad[7] = v;
+        std::fs::write(dir.join("yb.npy"), array("y", &[ROWS], DType::F64, &bad)).expect("w");
+        let out = run("yb.npy", "0");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{v}: {err}");
+        assert!(
+            err.contains(expect) && err.lines().count() == 1,
+            "{v}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

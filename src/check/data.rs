@@ -697,9 +697,13 @@ fn idx(
         );
         return (None, o.diags);
     }
+    // Float labels are targets unless a class count is declared; then
+    // they are class indices, as a CSV's `1.0` is class 1.
     let label = match tl.elem {
-        IdxElem::F32 | IdxElem::F64 => LabelKind::Target,
-        IdxElem::U8 | IdxElem::I8 | IdxElem::I16 | IdxElem::I32 => LabelKind::Class { classes },
+        IdxElem::F32 | IdxElem::F64 if classes.is_none() => LabelKind::Target,
+        IdxElem::F32 | IdxElem::F64 | IdxElem::U8 | IdxElem::I8 | IdxElem::I16 | IdxElem::I32 => {
+            LabelKind::Class { classes }
+        }
     };
     let sample: Vec<u64> = ti.dims[1..].iter().map(|&d| d as u64).collect();
     let summary = format!(
@@ -905,6 +909,19 @@ fn csv(
     let Some(schema) = csv_schema(&mut o, name, decl, (&path, base, ov)) else {
         return (None, o.diags);
     };
+    if schema.rows == 0 {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadData,
+                format!(
+                    "data `{name}`: {} has a header and no data rows",
+                    schema.path.display()
+                ),
+            )
+            .label(decl.source.span, "declared here"),
+        );
+        return (None, o.diags);
+    }
     let label_span = o
         .get("label")
         .map(|a| a.value.span)
@@ -1124,6 +1141,16 @@ fn csv_test_file(
         }
     };
     let shown = test.path.display().to_string();
+    if test.rows == 0 {
+        o.diags.push(
+            Diagnostic::new(
+                Code::BadData,
+                format!("the test file {shown} has a header and no data rows"),
+            )
+            .label(span, "the test part's file"),
+        );
+        return None;
+    }
     if let Some(extra) = test.names().into_iter().find(|c| train.column(c).is_none()) {
         err(
             o,
@@ -1509,12 +1536,16 @@ fn npy_source(
     };
     let mut heads = Vec::new();
     for [f, l] in &pairs {
-        let (Some(fh), Some(lh)) = (read(&mut o, f), read(&mut o, l)) else {
+        // One diagnostic: the labels are not read once the features fail.
+        let Some(fh) = read(&mut o, f) else {
+            return (None, o.diags);
+        };
+        let Some(lh) = read(&mut o, l) else {
             return (None, o.diags);
         };
         heads.push((fh, lh));
     }
-    let problem = npy_problem(&pairs, &heads);
+    let problem = npy_problem(&pairs, &heads, classes.is_some());
     if let Some(p) = problem {
         o.diags.push(
             Diagnostic::new(Code::BadData, format!("data `{name}` is inconsistent: {p}"))
@@ -1523,7 +1554,9 @@ fn npy_source(
         return (None, o.diags);
     }
     let (fh, lh) = &heads[0];
-    let label = if lh.ty.is_float() {
+    // Float labels are targets unless a class count is declared; then
+    // they are class indices, as a CSV's `1.0` is class 1.
+    let label = if lh.ty.is_float() && classes.is_none() {
         LabelKind::Target
     } else {
         LabelKind::Class { classes }
@@ -1638,10 +1671,12 @@ fn npy_arrays(
 
 /// The first way the arrays disagree: features of rank < 2, labels that
 /// are not one per row, test samples of another shape, labels of another
-/// kind.
+/// kind (integers and floats are both class indices when the class count
+/// is `declared`).
 fn npy_problem(
     pairs: &[[NpyRef; 2]],
     heads: &[(npy::NpyHeader, npy::NpyHeader)],
+    declared: bool,
 ) -> Option<String> {
     let (f0, l0) = &heads[0];
     for ([f, l], (fh, lh)) in pairs.iter().zip(heads) {
@@ -1671,7 +1706,7 @@ fn npy_problem(
                 &f0.dims[1..]
             ));
         }
-        if lh.ty.is_float() != l0.ty.is_float() {
+        if lh.ty.is_float() != l0.ty.is_float() && !declared {
             return Some(format!(
                 "the test labels {l} are {}, the training labels {} (classes are integers, targets floats)",
                 lh.ty.name(),

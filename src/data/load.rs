@@ -20,6 +20,9 @@ pub struct Parts {
     pub test: Table,
     pub prep: Preprocessing,
     pub warnings: Vec<String>,
+    /// Per file that lost rows to a missing label (or `missing = "drop"`):
+    /// "penguins.csv: 344 rows read, 342 kept (2 without a label `sex`)".
+    pub dropped: Vec<String>,
 }
 
 /// Reads an IDX file: its dims and its elements as f64.
@@ -118,17 +121,10 @@ fn idx_table(
     images: &Path,
     labels: &Path,
     scale: Option<f64>,
-    classes: Option<u64>,
+    kind: &LabelKind,
 ) -> Result<Table, String> {
     let (idims, x) = idx_features(images, scale)?;
     let (ldims, y) = read_idx(labels)?;
-    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-        return Err(format!(
-            "{}: label {i} is {}, not a finite number",
-            labels.display(),
-            y[i]
-        ));
-    }
     if idims[0] != ldims[0] {
         return Err(format!(
             "{} has {} images but {} has {} labels",
@@ -138,19 +134,75 @@ fn idx_table(
             ldims[0]
         ));
     }
-    if let Some(c) = classes {
-        if let Some(bad) = y
-            .iter()
-            .find(|v| **v < 0.0 || **v >= c as f64 || v.fract() != 0.0)
-        {
-            return Err(format!(
-                "{}: label {bad} is not a class in 0..{c}",
-                labels.display()
-            ));
-        }
-    }
+    check_labels(&y, kind, &labels.display())?;
     let width = idims[1..].iter().product();
     Ok(Table { x, y, width })
+}
+
+/// Labels as `kind` reads them, one rule for every source: a target is
+/// any finite number; a class label is class k when it is the number k (a
+/// float with no fraction is one: `1.0` is class 1) and k is below the
+/// class count when one is declared. Anything else is refused with the
+/// label's index.
+fn check_labels(y: &[f64], kind: &LabelKind, file: &dyn std::fmt::Display) -> Result<(), String> {
+    let classes = match kind {
+        LabelKind::Target => {
+            return match y.iter().position(|v| !v.is_finite()) {
+                Some(i) => Err(format!(
+                    "{file}: label {i} is {}, not a finite number",
+                    y[i]
+                )),
+                None => Ok(()),
+            };
+        }
+        LabelKind::Class { classes } => *classes,
+    };
+    let fits = |v: f64| v >= 0.0 && v.fract() == 0.0 && classes.is_none_or(|c| v < c as f64);
+    match y.iter().position(|v| !fits(*v)) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{file}: label {i} is {}, not a class {}",
+            y[i],
+            match classes {
+                Some(c) => format!("in 0..{c}"),
+                None => "index (a whole number ≥ 0)".to_string(),
+            }
+        )),
+    }
+}
+
+/// With no class count declared, the largest label says how many classes
+/// there are: a count the rows cannot back (more classes than rows, or
+/// more than memory holds a count for) is refused before anything is
+/// sized by it.
+fn inferred_classes(spec: &DataSpec, parts: &[&Table]) -> Result<(), String> {
+    if spec.label != (LabelKind::Class { classes: None }) {
+        return Ok(());
+    }
+    let rows: usize = parts.iter().map(|t| t.len()).sum();
+    let mut top: Option<(f64, usize, &str)> = None;
+    for (t, part) in parts.iter().zip(["training", "test"]) {
+        if let Some(r) = (0..t.y.len()).max_by(|a, b| t.y[*a].total_cmp(&t.y[*b])) {
+            if top.is_none_or(|(v, _, _)| t.y[r] > v) {
+                top = Some((t.y[r], r, part));
+            }
+        }
+    }
+    let Some((max, r, part)) = top else {
+        return Ok(());
+    };
+    let count = max + 1.0;
+    let what = format!("data `{}`", spec.name);
+    let refuse = |why: String| {
+        Err(format!(
+            "{what}: label {max} (row {r} of the {part} part) would make {count} classes, {why}; declare classes = N"
+        ))
+    };
+    if count > rows as f64 {
+        return refuse(format!("more than its {rows} rows"));
+    }
+    // A count per class (the class balance, the samplers' groups).
+    crate::memory::check(&what, count as u128 * 32).or_else(|e| refuse(e))
 }
 
 /// A seeded permutation of 0..n.
@@ -187,9 +239,15 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     else {
         return Err("not a CSV source".into());
     };
-    let mut raw = read_labelled(spec, path)?;
+    let (mut raw, dropped) = read_labelled(spec, path)?;
+    let mut notes = Vec::new();
+    notes.extend(dropped.describe(spec, path));
     let (train_raw, test_raw) = match test_file {
-        Some(tp) => (raw, read_labelled(spec, tp)?),
+        Some(tp) => {
+            let (test_raw, test_dropped) = read_labelled(spec, tp)?;
+            notes.extend(test_dropped.describe(spec, tp));
+            (raw, test_raw)
+        }
         None => {
             // The test part: a seeded shuffle, the last `test` fraction
             // held out. Each part keeps the file's order (contiguous folds
@@ -233,13 +291,52 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         test,
         prep,
         warnings,
+        dropped: notes,
     })
+}
+
+/// The rows of a CSV file: how many were read, and how many were dropped
+/// for want of a label or (with `missing = "drop"`) of a number.
+#[derive(Clone, Copy, Debug, Default)]
+struct Dropped {
+    read: usize,
+    unlabelled: usize,
+    incomplete: usize,
+}
+
+impl Dropped {
+    /// "penguins.csv: 344 rows read, 342 kept (2 without a label `sex`)",
+    /// when rows were dropped.
+    fn describe(&self, spec: &DataSpec, path: &Path) -> Option<String> {
+        let Source::Csv { label, .. } = &spec.source else {
+            return None;
+        };
+        let mut why = Vec::new();
+        if self.unlabelled > 0 {
+            why.push(format!("{} without a label `{label}`", self.unlabelled));
+        }
+        if self.incomplete > 0 {
+            why.push(format!(
+                "{} missing a number, dropped by missing = \"drop\"",
+                self.incomplete
+            ));
+        }
+        (!why.is_empty()).then(|| {
+            format!(
+                "{}: {} rows read, {} kept ({})",
+                path.display(),
+                self.read,
+                self.read - self.unlabelled - self.incomplete,
+                why.join(", ")
+            )
+        })
+    }
 }
 
 /// The labelled rows of a CSV file (the training file or the test file),
 /// its columns found by name: rows without a label are dropped, and with
-/// `missing = "drop"` rows missing a number.
-fn read_labelled(spec: &DataSpec, path: &Path) -> Result<Vec<RawRow>, String> {
+/// `missing = "drop"` rows missing a number (and both are counted).
+fn read_labelled(spec: &DataSpec, path: &Path) -> Result<(Vec<RawRow>, Dropped), String> {
     let Source::Csv {
         label,
         classes,
@@ -280,12 +377,15 @@ fn read_labelled(spec: &DataSpec, path: &Path) -> Result<Vec<RawRow>, String> {
         .map(|(i, c)| (c.as_str(), i))
         .collect();
     let mut raw: Vec<RawRow> = Vec::new();
+    let mut dropped = Dropped::default();
     for rec in rdr.records() {
+        dropped.read += 1;
         let rec = rec.map_err(|e| format!("{}: {e}", real.display()))?;
         let line = rec.position().map_or(0, |p| p.line());
         let at = |col: &str| format!("{}: line {line}, column `{col}`", real.display());
         let lv = rec.get(li).unwrap_or("");
         if is_missing(lv) {
+            dropped.unlabelled += 1;
             continue;
         }
         let y = class_or_target(lv, &at(label), (*index_labels, classes, &class_index))?;
@@ -311,11 +411,12 @@ fn read_labelled(spec: &DataSpec, path: &Path) -> Result<Vec<RawRow>, String> {
                 .zip(&cells)
                 .any(|(f, c)| f.kind == FeatureKind::Numeric && is_missing(c))
         {
+            dropped.incomplete += 1;
             continue;
         }
         raw.push((y, cells));
     }
-    Ok(raw)
+    Ok((raw, dropped))
 }
 
 /// A label cell as a class index or a regression target: with
@@ -508,6 +609,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
                     label: label_of(spec),
                 },
                 warnings: Vec::new(),
+                dropped: Vec::new(),
             })
         }
         Source::Idx {
@@ -516,13 +618,12 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             scale,
             ..
         } => {
-            let classes = match &spec.label {
-                LabelKind::Class { classes } => *classes,
-                LabelKind::Target => None,
-            };
+            let train = idx_table(&images[0], &labels[0], *scale, &spec.label)?;
+            let test = idx_table(&images[1], &labels[1], *scale, &spec.label)?;
+            inferred_classes(spec, &[&train, &test])?;
             Ok(Parts {
-                train: idx_table(&images[0], &labels[0], *scale, classes)?,
-                test: idx_table(&images[1], &labels[1], *scale, classes)?,
+                train,
+                test,
                 prep: Preprocessing {
                     format: prep::FORMAT.to_string(),
                     width: spec.features() as usize,
@@ -533,6 +634,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
                     label: label_of(spec),
                 },
                 warnings: Vec::new(),
+                dropped: Vec::new(),
             })
         }
         Source::Csv { .. } => csv_parts(spec, seed),
@@ -554,10 +656,6 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     } = &spec.source
     else {
         return Err("not a NumPy source".into());
-    };
-    let classes = match &spec.label {
-        LabelKind::Class { classes } => *classes,
-        LabelKind::Target => None,
     };
     let s = scale.unwrap_or(1.0);
     let table = |[f, l]: &[npy::NpyRef; 2]| -> Result<Table, String> {
@@ -586,18 +684,7 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         if y.len() != h.dims[0] {
             return Err(format!("{l}: {} labels for {} samples", y.len(), h.dims[0]));
         }
-        if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-            return Err(format!("{l}: label {i} is {}, not a finite number", y[i]));
-        }
-        if let Some(c) = classes {
-            if let Some(i) = y.iter().position(|v| *v < 0.0 || *v >= c as f64) {
-                return Err(format!("{l}: label {i} is {}, not a class in 0..{c}", y[i]));
-            }
-        } else if spec.label != LabelKind::Target {
-            if let Some(i) = y.iter().position(|v| *v < 0.0) {
-                return Err(format!("{l}: label {i} is {}, not a class index", y[i]));
-            }
-        }
+        check_labels(&y, &spec.label, l)?;
         Ok(Table {
             x: Features::F32(x),
             y,
@@ -616,6 +703,7 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             (select(&all, keep), select(&all, held))
         }
     };
+    inferred_classes(spec, &[&train_part, &test_part])?;
     Ok(Parts {
         train: train_part,
         test: test_part,
@@ -629,6 +717,7 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             label: label_of(spec),
         },
         warnings: Vec::new(),
+        dropped: Vec::new(),
     })
 }
 

@@ -226,6 +226,9 @@ fn split(run: &Run, data: &DataSpec, seed: u64, sink: &mut Sink) -> Result<Parts
     for w in &parts.warnings {
         let _ = writeln!(sink.stderr, "warning: {w}");
     }
+    for d in &parts.dropped {
+        let _ = writeln!(sink.stderr, "note: data `{}`: {d}", data.name);
+    }
     let (mut train, test, prep) = (parts.train, parts.test, parts.prep);
     // A validation part held out of the training part, when asked for.
     let mut valid: Option<Table> = None;
