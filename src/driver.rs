@@ -65,8 +65,8 @@ pub struct Loaded {
 pub fn read_source(path: &Path) -> Result<String, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| format!("error: {} is not UTF-8 text", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("error: {} is not UTF-8 text", path.display()))?;
     // A byte-order mark (some Windows editors write one) is not part of
     // the program.
     Ok(match text.strip_prefix('\u{feff}') {

@@ -150,10 +150,13 @@ fn a_checkpoint_of_a_changed_model_is_refused_and_a_changed_comment_is_a_note() 
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// A change to a checkpoint's preprocessing document.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn preprocessing_that_makes_no_sense_is_refused() {
     let d = folder("ckpt-prep");
-    let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "not positive",
             Box::new(|p| p["input"]["columns"][0]["scale"] = (-2.0).into()),

@@ -303,7 +303,8 @@ impl SettingsCx<'_> {
         metrics: &[Metric],
         valid: bool,
     ) -> Option<EarlyStop> {
-        let what = "patience(N, valid_loss) with N ≥ 1 epochs, or another valid_ metric the run reports";
+        let what =
+            "patience(N, valid_loss) with N ≥ 1 epochs, or another valid_ metric the run reports";
         let Some(("patience", args)) = call_parts(&s.value) else {
             self.bad(s, what);
             return None;
