@@ -202,7 +202,7 @@ fn inferred_classes(spec: &DataSpec, parts: &[&Table]) -> Result<(), String> {
         return refuse(format!("more than its {rows} rows"));
     }
     // A count per class (the class balance, the samplers' groups).
-    crate::memory::check(&what, count as u128 * 32).or_else(|e| refuse(e))
+    crate::memory::check(&what, count as u128 * 32).or_else(refuse)
 }
 
 /// A seeded permutation of 0..n.

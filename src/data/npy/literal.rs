@@ -261,9 +261,7 @@ impl Parser<'_> {
             && !digits.starts_with('_')
             && !digits.ends_with('_')
             && !digits.contains("__")
-            && digits
-                .chars()
-                .all(|c| c == '_' || c.to_digit(radix).is_some())
+            && digits.chars().all(|c| c == '_' || c.is_digit(radix))
             && (radix != 10
                 || !digits.starts_with('0')
                 || digits.chars().all(|c| c == '0' || c == '_'));
