@@ -9,7 +9,11 @@
 //! lines, truncated bodies, invalid JSON, unknown methods, random
 //! positions, documents with multi-byte characters) and REPL scripts with
 //! multi-byte characters in every command, lines that are not UTF-8 and
-//! lines over the 16 MiB cap. Each run must end with exit 0, 1 or 2 within its time
+//! lines over the 16 MiB cap, and NumPy files: `.npy` headers in every form `np.load`
+//! reads and forms it refuses (quotes, spacing, key order, trailing
+//! commas, Fortran order, byte orders, versions, huge shapes and header
+//! lengths), `.npz` archives with duplicate or odd member names, labels
+//! at the i32/i64 extremes, fractions and NaN. Each run must end with exit 0, 1 or 2 within its time
 //! limit: never 101 (a panic), 134 (an abort), 3 (an internal error), a
 //! signal, or a hang.
 //!
@@ -19,6 +23,8 @@
 //! folder and named in the message, with the command that reproduces it.
 
 use std::io::Write;
+
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -596,8 +602,206 @@ fn repl_script(rng: &mut Rng) -> Vec<u8> {
 }
 
 /// The kinds of case: programs, CSVs, IDX folders, checkpoints, REPL
-/// sessions, LSP sessions, REPL scripts.
-const KINDS: usize = 7;
+/// sessions, LSP sessions, REPL scripts, NumPy files.
+const KINDS: usize = 8;
+
+/// An `.npy` header in one of the forms `np.load` reads (keys in any
+/// order, either quote, any spacing, trailing commas, Fortran or C order,
+/// any byte order) or one it refuses (another key, a missing one, a bad
+/// dtype or shape, over 10,000 characters), with a payload for
+/// `rows` × `width` values (`width` 0: a 1-d array), often cut or long.
+fn npy_file(rng: &mut Rng, rows: usize, width: usize, labels: bool) -> Vec<u8> {
+    // Mostly forms np.load reads, so that most arrays get past the header.
+    let descr = match (labels, rng.chance(8)) {
+        (_, true) => *rng.pick(&["<U3", "<c8", "O", "<f16", "[('a', '<f4')]"]),
+        (true, false) => *rng.pick(&["<i4", "<i8", ">i8", "<f8", "<f4", "|u1", "|b1", "f8", "=i4"]),
+        (false, false) => *rng.pick(&[
+            "<f4", ">f4", "<f8", ">f8", "|f4", "=f4", "f4", "<f2", "float32", "<i4", "|u1", "?",
+        ]),
+    };
+    let fortran = rng.chance(40);
+    let mut dims = if width == 0 {
+        vec![rows]
+    } else {
+        vec![rows, width]
+    };
+    if rng.chance(10) {
+        dims = vec![
+            *rng.pick(&[0, 1, usize::MAX, 1 << 40, 1 << 62]),
+            *rng.pick(&[0, 2, 1 << 40]),
+        ];
+    }
+    let shape = match rng.below(20) {
+        0 => format!(
+            "({})",
+            dims.iter().map(|d| d.to_string() + ",").collect::<String>()
+        ),
+        1 => format!(
+            "( {} )",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(" , ")
+        ),
+        2 => "()".to_string(),
+        3 => format!(
+            "({}, {})",
+            rng.pick(&[
+                "-8",
+                "99999999999999999999999999",
+                "8L",
+                "True",
+                "0x8",
+                "8.0",
+                "'8'"
+            ]),
+            width
+        ),
+        4 => format!(
+            "[{}]",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ if dims.len() == 1 => format!("({},)", dims[0]),
+        _ => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let q = |rng: &mut Rng, k: &str| {
+        let c = if rng.chance(30) { '"' } else { '\'' };
+        format!("{c}{k}{c}")
+    };
+    let colon = *rng.pick(&[": ", ":", " : ", " :\n\t"]);
+    let mut entries = vec![
+        format!("{}{colon}{}", q(rng, "descr"), q(rng, descr)),
+        format!(
+            "{}{colon}{}",
+            q(rng, "fortran_order"),
+            match (rng.chance(5), fortran) {
+                (true, _) => *rng.pick(&["1", "None", "'True'"]),
+                (false, true) => "True",
+                (false, false) => "False",
+            }
+        ),
+        format!("{}{colon}{shape}", q(rng, "shape")),
+    ];
+    if rng.chance(10) {
+        entries.push(format!("{}{colon}1", q(rng, "extra")));
+    }
+    if rng.chance(8) {
+        let gone = rng.below(entries.len());
+        entries.remove(gone);
+    }
+    for i in (1..entries.len()).rev() {
+        let j = rng.below(i + 1);
+        entries.swap(i, j);
+    }
+    let mut header = format!(
+        "{{{}{}}}",
+        entries.join(*rng.pick(&[", ", ",", " ,\n "])),
+        rng.pick(&["", ", ", ",", " # note\n"])
+    );
+    header.push_str(&" ".repeat(if rng.chance(5) { 10_000 } else { rng.below(60) }));
+    header.push('\n');
+    let version = if rng.chance(4) {
+        *rng.pick(&[4u8, 0])
+    } else {
+        *rng.pick(&[1u8, 1, 2, 3])
+    };
+    let size = match descr.trim_start_matches(['<', '>', '|', '=']) {
+        "f8" | "i8" | "c8" => 8,
+        "f4" | "i4" | "float32" => 4,
+        "f2" => 2,
+        _ => 1,
+    };
+    let big = descr.starts_with('>');
+    let n = rows * width.max(1);
+    let extremes = rng.chance(40);
+    let mut payload = Vec::new();
+    for i in 0..n {
+        // Labels at the extremes, integral and not, and NaN.
+        let v: f64 = if labels && !extremes {
+            (i % 2) as f64
+        } else if labels {
+            *rng.pick(&[
+                0.0,
+                1.0,
+                1.0,
+                0.0,
+                2147483647.0,
+                -2147483648.0,
+                9.2e18,
+                -1.0,
+                0.5,
+                1.0000001,
+                f64::NAN,
+                f64::INFINITY,
+                9007199254740993.0,
+            ])
+        } else {
+            i as f64 / 4.0
+        };
+        let mut b = match size {
+            8 if descr.contains('i') => (v as i64).to_le_bytes().to_vec(),
+            8 => v.to_le_bytes().to_vec(),
+            4 if descr.contains('i') => (v as i32).to_le_bytes().to_vec(),
+            4 => (v as f32).to_le_bytes().to_vec(),
+            2 => vec![0x00, 0x3c],
+            _ => vec![v as u8],
+        };
+        if big {
+            b.reverse();
+        }
+        payload.extend(b);
+    }
+    match rng.below(10) {
+        0 => payload.truncate(rng.below(payload.len() + 1)),
+        1 => payload.extend(std::iter::repeat_n(7u8, rng.below(40) + 1)),
+        _ => {}
+    }
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend([version, if rng.chance(3) { 1 } else { 0 }]);
+    let len = if rng.chance(5) {
+        *rng.pick(&[0u32, u32::MAX, 0xFFFF, 10_001, 1 << 30])
+    } else {
+        header.len() as u32
+    };
+    if version == 1 {
+        out.extend((len as u16).to_le_bytes());
+    } else {
+        out.extend(len.to_le_bytes());
+    }
+    out.extend(header.as_bytes());
+    out.extend(payload);
+    out
+}
+
+/// A stored zip of `x` and `y` under names that are right, duplicated
+/// (NumPy reads the last) or odd.
+fn npz_file(rng: &mut Rng, x: Vec<u8>, y: Vec<u8>) -> Vec<u8> {
+    let names: &[&str] = rng.pick::<&[&str]>(&[
+        &["x.npy", "y.npy"],
+        &["x.npy", "y.npy", "x.npy"],
+        &["x", "y.npy", "x.npy"],
+        &["x", "y"],
+        &["dir/x.npy", "y.npy"],
+        &["", "y.npy"],
+        &["x.npy", "y.npy", "y"],
+        &["x.NPY", "\u{e9}.npy"],
+    ]);
+    let members: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, if i % 2 == 0 { x.clone() } else { y.clone() }))
+        .collect();
+    common::zip(&members, rng.chance(30))
+}
 
 #[test]
 fn no_input_makes_any_command_panic_abort_or_hang() {
@@ -875,7 +1079,39 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                 let doc = program(&mut rng, &seeds);
                 vec![(s(&["lsp"]), lsp_session(&mut rng, &doc))]
             }
-            _ => vec![(s(&["repl"]), repl_script(&mut rng))],
+            6 => vec![(s(&["repl"]), repl_script(&mut rng))],
+            _ => {
+                // NumPy headers in every form np.load reads and some it
+                // refuses; labels at the integer extremes, fractions, NaN.
+                let x = npy_file(&mut rng, 8, 2, false);
+                let y = npy_file(&mut rng, 8, 0, true);
+                std::fs::write(cdir.join("d.npz"), npz_file(&mut rng, x.clone(), y.clone()))
+                    .expect("npz");
+                std::fs::write(cdir.join("x.npy"), x).expect("npy");
+                std::fs::write(cdir.join("y.npy"), y).expect("npy");
+                let src = rng.pick(&[
+                    "npy(\"x.npy\", labels = \"y.npy\")",
+                    "npy(\"x.npy\", labels = \"y.npy\", classes = 2, test = 0.25)",
+                    "npy(\"d.npz\", test = 0.5)",
+                    "npy(\"d.npz\", classes = 2, test = [\"x\", \"y\"])",
+                ]);
+                std::fs::write(
+                    cdir.join("n.dl"),
+                    format!("data d = {src}\nmodel m(x: f32[B, D]) -> f32[B, 2] {{\n    param w: f32[D, 2] = zeros\n    x @ w\n}}\ntrain m on d {{\n    loss = cross_entropy(output, label)\n    optimizer = sgd(lr = 0.1)\n    epochs = 1\n}}\n"),
+                )
+                .expect("program");
+                vec![
+                    (s(&["check", "n.dl"]), Vec::new()),
+                    (s(&["data", "n.dl"]), Vec::new()),
+                    (s(&["train", "n.dl", "--save", "m.st"]), Vec::new()),
+                    (
+                        s(&[
+                            "predict", "n.dl", "--load", "m.st", "--input", "x.npy", "--out", "-",
+                        ]),
+                        Vec::new(),
+                    ),
+                ]
+            }
         };
         for (args, input) in runs {
             let (code, err) = run(&cdir, &args, &input);
@@ -896,7 +1132,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
-        "fuzzed {case} cases in {:.0} s: {} programs, {} CSVs, {} IDX folders, {} checkpoints, {} REPL sessions, {} LSP sessions, {} REPL scripts; runs exited 0: {}, 1: {}, 2: {}",
+        "fuzzed {case} cases in {:.0} s: {} programs, {} CSVs, {} IDX folders, {} checkpoints, {} REPL sessions, {} LSP sessions, {} REPL scripts, {} NumPy files; runs exited 0: {}, 1: {}, 2: {}",
         start.elapsed().as_secs_f64(),
         count[0],
         count[1],
@@ -905,6 +1141,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
         count[4],
         count[5],
         count[6],
+        count[7],
         exits[0],
         exits[1],
         exits[2]

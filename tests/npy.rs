@@ -3,62 +3,14 @@
 //! `np.savez_compressed` does) train exactly as the same numbers in a CSV
 //! file; bad arrays are diagnostics.
 
-use std::io::Write;
 mod cmd;
+mod common;
 
 use cmd::{dlc, ok, scratch, text};
+use common::{raw_npy, zip};
 
 use dlc::export::{npy, Array};
 use dlc::ir::DType;
-
-/// A zip archive of `members` (name, bytes), deflated or stored.
-fn zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
-    let (mut out, mut central) = (Vec::new(), Vec::new());
-    for (name, data) in members {
-        let mut crc = flate2::Crc::new();
-        crc.update(data);
-        let body = if deflate {
-            let mut z =
-                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-            z.write_all(data).expect("deflate");
-            z.finish().expect("deflate")
-        } else {
-            data.clone()
-        };
-        let offset = out.len() as u32;
-        let common = |v: &mut Vec<u8>| {
-            v.extend(20u16.to_le_bytes());
-            v.extend(0u16.to_le_bytes());
-            v.extend(if deflate { 8u16 } else { 0u16 }.to_le_bytes());
-            v.extend([0u8; 4]);
-            v.extend(crc.sum().to_le_bytes());
-            v.extend((body.len() as u32).to_le_bytes());
-            v.extend((data.len() as u32).to_le_bytes());
-            v.extend((name.len() as u16).to_le_bytes());
-            v.extend(0u16.to_le_bytes());
-        };
-        out.extend(0x0403_4b50u32.to_le_bytes());
-        common(&mut out);
-        out.extend(name.as_bytes());
-        out.extend(&body);
-        central.extend(0x0201_4b50u32.to_le_bytes());
-        central.extend(20u16.to_le_bytes());
-        common(&mut central);
-        central.extend([0u8; 10]);
-        central.extend(offset.to_le_bytes());
-        central.extend(name.as_bytes());
-    }
-    let cd_offset = out.len() as u32;
-    out.extend(&central);
-    out.extend(0x0605_4b50u32.to_le_bytes());
-    out.extend([0u8; 4]);
-    out.extend((members.len() as u16).to_le_bytes());
-    out.extend((members.len() as u16).to_le_bytes());
-    out.extend((central.len() as u32).to_le_bytes());
-    out.extend(cd_offset.to_le_bytes());
-    out.extend(0u16.to_le_bytes());
-    out
-}
 
 fn array(name: &str, shape: &[usize], dtype: DType, values: &[f64]) -> Vec<u8> {
     npy(&Array {
@@ -336,21 +288,6 @@ fn arrays_that_do_not_fit_are_diagnostics() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// An `.npy` file of format `version` (1, 2 or 3) with `header` as its
-/// header text, as written, and `payload` after it.
-fn raw_npy(version: u8, header: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend([version, 0]);
-    if version == 1 {
-        out.extend((header.len() as u16).to_le_bytes());
-    } else {
-        out.extend((header.len() as u32).to_le_bytes());
-    }
-    out.extend(header.as_bytes());
-    out.extend(payload);
-    out
 }
 
 const SAMPLE: &str = r#"
@@ -646,6 +583,74 @@ fn float_labels_are_classes_when_a_class_count_is_declared() {
             err.contains(expect) && err.lines().count() == 1,
             "{v}: {err}"
         );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Python that imports numpy, if there is one (`DLC_PYTHON`, else
+/// `python3`).
+fn numpy_python() -> Option<String> {
+    let py = std::env::var("DLC_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+#[test]
+fn files_numpy_writes_read_as_numpy_reads_them() {
+    let Some(py) = numpy_python() else {
+        eprintln!(
+            "skipped: no Python with numpy (set DLC_PYTHON, or see README: .ci/run makes one)"
+        );
+        return;
+    };
+    let dir = scratch("npy-numpy");
+    // Each array's values, then its row sums as labels' reference.
+    let script = r#"
+import numpy as np
+a = (np.arange(18).reshape(6, 3) * 0.25).astype(np.float32)
+y = np.array([0, 1, 1, 0, 1, 0], dtype=np.int64)
+np.save('c.npy', a)
+np.save('f.npy', np.asfortranarray(a))
+np.save('be.npy', a.astype('>f8'))
+np.save('bef.npy', np.asfortranarray(a.astype('>f4')))
+np.save('h.npy', a.astype(np.float16))
+np.save('t.npy', a.T.copy().T)
+np.save('y.npy', y)
+np.save('yf.npy', y.astype(np.float64))
+np.savez('s.npz', x=np.asfortranarray(a), y=y)
+np.savez_compressed('z.npz', x=a, y=y.astype(np.float32))
+for f in ['c', 'f', 'be', 'bef', 'h', 't']:
+    assert (np.load(f + '.npy') == a).all(), f
+print(np.load('f.npy').flags['F_CONTIGUOUS'])
+"#;
+    let out = std::process::Command::new(&py)
+        .args(["-c", script])
+        .current_dir(&dir)
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "True");
+    let show = |src: &str| {
+        std::fs::write(dir.join("p.dl"), format!("data d = {src}\n{SAMPLE}")).expect("w");
+        let s = ok(&dlc(&dir, &["data", "p.dl", "--show", "6"]));
+        s[s.find("the first").expect("samples")..].to_string()
+    };
+    let reference = show(r#"npy("c.npy", labels = "y.npy")"#);
+    assert!(reference.contains("3.7500 4.0000 4.2500"), "{reference}");
+    for src in [
+        r#"npy("f.npy", labels = "y.npy")"#,
+        r#"npy("be.npy", labels = "y.npy")"#,
+        r#"npy("bef.npy", labels = "y.npy")"#,
+        r#"npy("h.npy", labels = "y.npy")"#,
+        r#"npy("t.npy", labels = "y.npy")"#,
+        r#"npy("c.npy", labels = "yf.npy", classes = 2)"#,
+        r#"npy("s.npz")"#,
+        r#"npy("z.npz", classes = 2)"#,
+    ] {
+        assert_eq!(show(src), reference, "{src}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

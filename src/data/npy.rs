@@ -589,10 +589,10 @@ fn parse_header(b: &[u8], r: &NpyRef) -> Result<NpyHeader, String> {
     };
     let mut dims = Vec::with_capacity(items.len());
     for d in items {
-        // Python's bools are ints, and NumPy takes them in a shape.
+        // (`True` passes NumPy's header check as an int, but np.load
+        // then fails to make the array: refused here too.)
         let v = match d {
             Lit::Int(v) => *v,
-            Lit::Bool(b) => Some(i128::from(*b)),
             _ => {
                 return Err(not(&format!(
                     "shape {} is not a tuple of integers",

@@ -90,3 +90,67 @@ pub fn write_npy_f32(
     }
     std::fs::write(path, bytes).expect("npy");
 }
+
+/// A zip archive of `members` (name, bytes), deflated or stored.
+pub fn zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in members {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let body = if deflate {
+            let mut z =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut z, data).expect("deflate");
+            z.finish().expect("deflate")
+        } else {
+            data.clone()
+        };
+        let offset = out.len() as u32;
+        let common = |v: &mut Vec<u8>| {
+            v.extend(20u16.to_le_bytes());
+            v.extend(0u16.to_le_bytes());
+            v.extend(if deflate { 8u16 } else { 0u16 }.to_le_bytes());
+            v.extend([0u8; 4]);
+            v.extend(crc.sum().to_le_bytes());
+            v.extend((body.len() as u32).to_le_bytes());
+            v.extend((data.len() as u32).to_le_bytes());
+            v.extend((name.len() as u16).to_le_bytes());
+            v.extend(0u16.to_le_bytes());
+        };
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend(name.as_bytes());
+        out.extend(&body);
+        central.extend(0x0201_4b50u32.to_le_bytes());
+        central.extend(20u16.to_le_bytes());
+        common(&mut central);
+        central.extend([0u8; 10]);
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// An `.npy` file of format `version` (1, 2 or 3) with `header` as its
+/// header text, as written, and `payload` after it.
+pub fn raw_npy(version: u8, header: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend([version, 0]);
+    if version == 1 {
+        out.extend((header.len() as u16).to_le_bytes());
+    } else {
+        out.extend((header.len() as u32).to_le_bytes());
+    }
+    out.extend(header.as_bytes());
+    out.extend(payload);
+    out
+}
