@@ -42,6 +42,28 @@ pub struct Checkpoint {
     /// How raw data becomes the model's input (the `preprocessing`
     /// metadata); `None` in checkpoints of dlc before it was saved.
     pub preprocessing: Option<Preprocessing>,
+    /// Where early stopping stood, for a run that has it: then `params`
+    /// and `state` are the best epoch's (what eval and predict use), and
+    /// training resumes from the last epoch's state kept here.
+    pub early: Option<EarlyProgress>,
+}
+
+/// Early stopping's progress when a checkpoint was saved (metadata
+/// `early_stop`, and the last epoch's tensors `last.param.NAME`,
+/// `last.SLOT.NAME`), so that a resumed run goes on exactly as one
+/// trained straight through.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyProgress {
+    /// The watched metric's best value (at the checkpoint's `epoch`).
+    pub best: f64,
+    /// Epochs since the best one.
+    pub since: u64,
+    /// The epoch after which training stopped, if it did.
+    pub stopped: Option<u64>,
+    pub last_epoch: u64,
+    pub last_step: u64,
+    pub last_params: Vec<Vec<f64>>,
+    pub last_state: Vec<Vec<f64>>,
 }
 
 impl Checkpoint {
@@ -102,7 +124,17 @@ pub fn model_digest(run: &Run) -> String {
 /// The safetensors bytes of `ck` for `run`; refused when a tensor holds a
 /// value that is not a finite number (a model that diverged is not saved).
 pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
-    let tensors = ck.folds.iter().flatten().chain(&ck.params).chain(&ck.state);
+    let last = ck
+        .early
+        .iter()
+        .flat_map(|e| e.last_params.iter().chain(&e.last_state));
+    let tensors = ck
+        .folds
+        .iter()
+        .flatten()
+        .chain(&ck.params)
+        .chain(&ck.state)
+        .chain(last);
     if let Some(i) = tensors.flatten().position(|v| !v.is_finite()) {
         return Err(format!(
             "run {}: the model has a value that is not a finite number (element {i} of its tensors), so it is not saved",
@@ -140,6 +172,27 @@ pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
             }
         }
     }
+    if let Some(e) = &ck.early {
+        for (i, p) in run.params.iter().enumerate() {
+            let shape = concrete(&p.ty.shape, 1);
+            if let Some(v) = e.last_params.get(i) {
+                owned.push((
+                    format!("last.param.{}", p.name),
+                    shape.clone(),
+                    f32_bytes(v),
+                ));
+            }
+            for (k, slot) in slots.iter().enumerate() {
+                if let Some(v) = e.last_state.get(i * slots.len() + k) {
+                    owned.push((
+                        format!("last.{}.{}", slot.name, p.name),
+                        shape.clone(),
+                        f32_bytes(v),
+                    ));
+                }
+            }
+        }
+    }
     let mut views = Vec::new();
     for (name, shape, bytes) in &owned {
         let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
@@ -159,6 +212,16 @@ pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
     }
     if let Some(p) = &ck.preprocessing {
         meta.insert("preprocessing".to_string(), p.to_json()?);
+    }
+    if let Some(e) = &ck.early {
+        let doc = serde_json::json!({
+            "best": e.best,
+            "since": e.since,
+            "stopped": e.stopped,
+            "last_epoch": e.last_epoch,
+            "last_step": e.last_step,
+        });
+        meta.insert("early_stop".to_string(), doc.to_string());
     }
     serialize(views, meta).map_err(|e| format!("cannot encode the checkpoint: {e}"))
 }
@@ -288,8 +351,9 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             if folds > 0 {
                 return (1..=folds).any(|f| name == format!("fold{f}.param.{}", p.name));
             }
-            name == format!("param.{}", p.name)
-                || crate::optim::all_slots().any(|s| name == format!("{}.{}", s.name, p.name))
+            let own = name.strip_prefix("last.").unwrap_or(&name);
+            own == format!("param.{}", p.name)
+                || crate::optim::all_slots().any(|s| own == format!("{}.{}", s.name, p.name))
         });
         if !known {
             return Err(format!(
@@ -325,7 +389,12 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         Some(text) => Some(Preprocessing::from_json(text, &what)?),
         None => None,
     };
+    let early = match meta.get("early_stop") {
+        Some(doc) if folds == 0 => Some(read_early(&st, (path, run), doc).map_err(bad)?),
+        _ => None,
+    };
     Ok(Checkpoint {
+        early,
         run: saved_by.clone(),
         program_hash: get("program_hash"),
         epoch,
@@ -335,6 +404,56 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         state,
         folds: fold_params,
         preprocessing,
+    })
+}
+
+/// Early stopping's progress: the `early_stop` metadata and the last
+/// epoch's tensors.
+fn read_early(
+    st: &SafeTensors,
+    (path, run): (&Path, &Run),
+    doc: &str,
+) -> Result<EarlyProgress, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(doc).map_err(|e| format!("its `early_stop` is not JSON: {e}"))?;
+    let int = |k: &str| {
+        v[k].as_u64()
+            .ok_or_else(|| format!("its `early_stop` has no count `{k}`"))
+    };
+    let best = v["best"]
+        .as_f64()
+        .filter(|b| b.is_finite())
+        .ok_or("its `early_stop` has no finite `best`")?;
+    let stopped = match &v["stopped"] {
+        serde_json::Value::Null => None,
+        s => Some(
+            s.as_u64()
+                .ok_or("its `early_stop` has a `stopped` that is not an epoch")?,
+        ),
+    };
+    let last_params = read_params(st, (path, run), "last.")?;
+    let mut last_state = Vec::new();
+    for p in &run.params {
+        let shape = concrete(&p.ty.shape, 1);
+        for slot in slots(run) {
+            if let Some(t) = read_f32(
+                st,
+                (path, run),
+                &format!("last.{}.{}", slot.name, p.name),
+                &shape,
+            )? {
+                last_state.push(t);
+            }
+        }
+    }
+    Ok(EarlyProgress {
+        best,
+        since: int("since")?,
+        stopped,
+        last_epoch: int("last_epoch")?,
+        last_step: int("last_step")?,
+        last_params,
+        last_state,
     })
 }
 

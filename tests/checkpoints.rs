@@ -309,3 +309,110 @@ fn every_k_fold_model_starts_from_its_own_initialization() {
     assert_eq!(std::fs::read(d.join("k2.st")).expect("read"), bytes);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The parameters and metadata epoch of a checkpoint.
+fn params_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("checkpoint");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("param."))
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `dlc train --json`'s lines of `event`.
+fn events(out: &std::process::Output, event: &str) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["event"] == event)
+        .collect()
+}
+
+#[test]
+fn a_run_with_early_stopping_resumes_as_if_trained_straight_through() {
+    let d = scratch("ckpt-early-resume");
+    let csv = cmd::root().join("programs/data/breast_cancer.csv");
+    let program = format!(
+        r#"data cancer = csv("{}", label = "target", classes = 2, standardize = true, test = 0.25)
+model logistic(x: f32[B, D]) -> f32[B, 1] {{
+    param W: f32[D, 1] = zeros
+    param b: f32[1] = zeros
+    x @ W + b
+}}
+train logistic on cancer {{
+    loss = binary_cross_entropy(output, label)
+    optimizer = adam(lr = 0.05)
+    batch = 32
+    epochs = 60
+    seed = 7
+    valid = 0.25
+    early_stop = patience(3, valid_loss)
+    metrics = [loss, acc]
+}}
+"#,
+        csv.display()
+    );
+    std::fs::write(d.join("es.dl"), program).expect("program");
+    let straight = dlc(&d, &["train", "es.dl", "--json", "--save", "straight.st"]);
+    ok(&straight);
+    let stop = &events(&straight, "early_stop")[0];
+    let (best, stopped) = (
+        stop["best_epoch"].as_u64().expect("best"),
+        stop["stopped_epoch"].as_u64().expect("it stopped"),
+    );
+    let epoch_lines = events(&straight, "epoch");
+    let final_line = &events(&straight, "final")[0];
+    // Interrupted before the best epoch, between it and the stop, and
+    // after the stop; each resumed to the program's 60 epochs.
+    for k in [best.saturating_sub(1).max(1), best + 1, stopped] {
+        let part = format!("part{k}.st");
+        ok(&dlc(
+            &d,
+            &[
+                "train",
+                "es.dl",
+                "--json",
+                "--epochs",
+                &k.to_string(),
+                "--save",
+                &part,
+            ],
+        ));
+        let res = format!("resumed{k}.st");
+        let resumed = dlc(
+            &d,
+            &[
+                "train", "es.dl", "--json", "--resume", &part, "--save", &res,
+            ],
+        );
+        ok(&resumed);
+        let what = format!("interrupted after epoch {k} (best {best}, stopped {stopped})");
+        assert_eq!(
+            params_of(&d.join(&res)),
+            params_of(&d.join("straight.st")),
+            "{what}"
+        );
+        assert_eq!(
+            events(&resumed, "early_stop"),
+            events(&straight, "early_stop"),
+            "{what}"
+        );
+        let fin = &events(&resumed, "final")[0];
+        for key in ["test_loss", "test_acc", "epochs"] {
+            assert_eq!(fin[key], final_line[key], "{what}: {key}");
+        }
+        // The epochs it trained are the straight run's.
+        for e in events(&resumed, "epoch") {
+            let n = e["epoch"].as_u64().expect("epoch") as usize;
+            for key in ["train_loss", "valid_loss", "valid_acc"] {
+                assert_eq!(e[key], epoch_lines[n - 1][key], "{what}: epoch {n} {key}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

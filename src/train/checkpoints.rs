@@ -2,7 +2,7 @@
 //! run will do with it, and `--save` after training.
 
 use crate::check::run::{Optimizer, Run};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, EarlyProgress};
 use crate::data::prep::Preprocessing;
 
 use super::{Sink, State, TrainOptions};
@@ -46,49 +46,79 @@ pub(super) fn resume_from(
             ck.seed
         ));
     }
-    if epochs <= ck.epoch {
+    // With early stopping the checkpoint holds the best epoch; training
+    // goes on from the last (and not at all once it has stopped).
+    let last = ck.early.as_ref().map_or(ck.epoch, |e| e.last_epoch);
+    let stopped = ck.early.as_ref().is_some_and(|e| e.stopped.is_some());
+    if epochs <= last && !stopped {
         let asked = match opts.epochs {
             Some(e) => format!("--epochs {e}"),
             None => format!("the program's epochs = {epochs}"),
         };
         return Err(format!(
-            "checkpoint {} is at epoch {}, so {asked} would train nothing: the epochs count in total, so ask for more than {}",
+            "checkpoint {} is at epoch {last}, so {asked} would train nothing: the epochs count in total, so ask for more than {last}",
             path.display(),
-            ck.epoch,
-            ck.epoch
         ));
     }
     Ok(ck)
 }
 
-/// The state a resumed run starts from, with its notes.
+/// Early stopping as a checkpoint left it: the best value and state, the
+/// epochs since, and the epoch it stopped after.
+pub(super) struct EarlyResumed {
+    pub best: (f64, State),
+    pub since: u64,
+    pub stopped: Option<u64>,
+}
+
+/// The state a resumed run starts from (the last epoch's, with early
+/// stopping), with its notes, and where early stopping stood.
 pub(super) fn resumed_state(
     path: &std::path::Path,
     ck: Checkpoint,
     opts: &TrainOptions,
     sink: &mut Sink,
-) -> State {
+) -> (State, Option<EarlyResumed>) {
     if let Some(note) = crate::checkpoint::changed_note(&ck, &opts.source, path) {
         sink.human(&note);
     }
     sink.human(&format!(
         "resuming from {} after epoch {} (step {})",
         path.display(),
-        ck.epoch,
-        ck.step
+        ck.early.as_ref().map_or(ck.epoch, |e| e.last_epoch),
+        ck.early.as_ref().map_or(ck.step, |e| e.last_step)
     ));
-    State {
+    let best = State {
         params: ck.params,
         opt_state: ck.state,
         epoch: ck.epoch,
         step: ck.step,
+    };
+    match ck.early {
+        Some(e) => {
+            let last = State {
+                params: e.last_params,
+                opt_state: e.last_state,
+                epoch: e.last_epoch,
+                step: e.last_step,
+            };
+            let early = EarlyResumed {
+                best: (e.best, best),
+                since: e.since,
+                stopped: e.stopped,
+            };
+            (last, Some(early))
+        }
+        None => (best, None),
     }
 }
 
-/// Writes `state` to `--save`'s file, if given.
+/// Writes `state` to `--save`'s file, if given, with early stopping's
+/// progress (then `state` is the best epoch's).
 pub(super) fn save_if_asked(
     run: &Run,
     state: &State,
+    early: Option<EarlyProgress>,
     (seed, prep): (u64, &Preprocessing),
     opts: &TrainOptions,
     sink: &mut Sink,
@@ -96,6 +126,7 @@ pub(super) fn save_if_asked(
     let mut ck = checkpoint(run, (state.epoch, state.step, seed), prep, opts);
     ck.params.clone_from(&state.params);
     ck.state.clone_from(&state.opt_state);
+    ck.early = early;
     save(run, &ck, opts, sink, "")
 }
 
@@ -130,6 +161,7 @@ fn checkpoint(
         state: Vec::new(),
         folds: Vec::new(),
         preprocessing: Some(prep.clone()),
+        early: None,
     }
 }
 

@@ -38,7 +38,7 @@ pub(super) fn run_closed_form(
         epoch: 0,
         step: 0,
     };
-    super::checkpoints::save_if_asked(run, &state, (seed, prep), opts, sink)?;
+    super::checkpoints::save_if_asked(run, &state, None, (seed, prep), opts, sink)?;
     let f = Final {
         params: &state.params,
         train,

@@ -28,9 +28,35 @@ impl<'a> Early<'a> {
         }
     }
 
+    /// Early stopping where a checkpoint left it.
+    pub fn resumed(rule: &'a EarlyStop, r: super::checkpoints::EarlyResumed) -> Early<'a> {
+        Early {
+            rule,
+            best: Some(r.best),
+            since: r.since,
+            stopped: r.stopped,
+        }
+    }
+
     /// The best epoch's metric value and state.
     pub fn best(self) -> Option<(f64, State)> {
         self.best
+    }
+
+    /// What a checkpoint keeps of it, besides the best state: the best
+    /// value, the epochs since and the stop, with `last`, the state training
+    /// goes on from.
+    pub fn progress(&self, last: &State) -> Option<crate::checkpoint::EarlyProgress> {
+        let (best, _) = self.best.as_ref()?;
+        Some(crate::checkpoint::EarlyProgress {
+            best: *best,
+            since: self.since,
+            stopped: self.stopped,
+            last_epoch: last.epoch,
+            last_step: last.step,
+            last_params: last.params.clone(),
+            last_state: last.opt_state.clone(),
+        })
     }
 
     /// The report: which epoch was best, and why training stopped.

@@ -182,7 +182,7 @@ pub fn train_run(
         None => {
             let start = match (&opts.resume, resumed) {
                 (Some(path), Some(ck)) => checkpoints::resumed_state(path, ck, opts, sink),
-                _ => init::fresh(run, seed),
+                _ => (init::fresh(run, seed), None),
             };
             train_and_report(&mut tr, &parts, start, compile_ms, opts, sink)?;
         }
@@ -332,7 +332,7 @@ fn compile<'a>(
 fn train_and_report(
     tr: &mut Trainer,
     parts: &Parts,
-    start: State,
+    (start, resumed): (State, Option<checkpoints::EarlyResumed>),
     compile_ms: f64,
     opts: &TrainOptions,
     sink: &mut Sink,
@@ -351,7 +351,13 @@ fn train_and_report(
         report::History::default(),
         report::Progress::default(),
     );
-    let mut early = run.settings.early_stop.as_ref().map(early::Early::new);
+    // A resumed run's early stopping goes on where it was; one that had
+    // stopped trains no further (as a run straight through would not).
+    let mut early = run.settings.early_stop.as_ref().map(|rule| match resumed {
+        Some(r) => early::Early::resumed(rule, r),
+        None => early::Early::new(rule),
+    });
+    let stopped = early.as_ref().is_some_and(|e| e.stopped.is_some());
     let mut table = report::EpochTable::new(sink, run, watch.map(|w| w.0), tr.grad_norms);
     let mut observers: Vec<&mut dyn Observer> = vec![&mut guard];
     if progress {
@@ -361,9 +367,14 @@ fn train_and_report(
     if let Some(e) = &mut early {
         observers.push(e);
     }
-    let (mut state, _) = tr.fit(&parts.train, watch, &mut observers, start)?;
+    let (mut state, _) = if stopped {
+        (start, Vec::new())
+    } else {
+        tr.fit(&parts.train, watch, &mut observers, start)?
+    };
     drop(observers);
     drop(table);
+    let early_progress = early.as_ref().and_then(|e| e.progress(&state));
     // With early stopping, the run goes on from its best epoch.
     if let Some(e) = early {
         if let Some(line) = e.describe(tr.epochs) {
@@ -388,7 +399,14 @@ fn train_and_report(
     if opts.profile {
         report::profile(&tr.step, tr.steps_run, opts, sink);
     }
-    checkpoints::save_if_asked(run, &state, (tr.seed, &parts.prep), opts, sink)?;
+    checkpoints::save_if_asked(
+        run,
+        &state,
+        early_progress,
+        (tr.seed, &parts.prep),
+        opts,
+        sink,
+    )?;
     let f = Final {
         params: &state.params,
         train: &parts.train,
