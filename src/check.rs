@@ -48,6 +48,11 @@ pub struct Options {
     /// checks a document on every edit): used while their files are
     /// unchanged.
     pub data_cache: Option<std::sync::Arc<data::DataCache>>,
+    /// Data sources already described, by name (from a checkpoint's
+    /// preprocessing, for `dlc predict` and `dlc export`): used instead of
+    /// reading their files, so a deployed model needs only its program and
+    /// its checkpoint.
+    pub described: HashMap<String, DataSpec>,
 }
 
 /// A checked program.
@@ -216,6 +221,14 @@ fn describe_data<'p>(
 ) -> HashMap<&'p str, usize> {
     let mut data_index: HashMap<&str, usize> = HashMap::new();
     for d in data_decls {
+        if let Some(spec) = opts.described.get(&d.name.node) {
+            data_index.insert(&d.name.node, out.data.len());
+            out.data.push(data::DataSpec {
+                span: d.name.span,
+                ..spec.clone()
+            });
+            continue;
+        }
         let describe = || data::describe(d, &opts.base_dir, opts.data_override.as_deref());
         let (spec, ds) = match &opts.data_cache {
             Some(cache) => cache.describe(d, opts, describe),
@@ -609,6 +622,15 @@ pub fn check_file(
     src: &str,
     data_override: Option<PathBuf>,
 ) -> (ast::Program, Checked, Vec<Diagnostic>) {
+    check_file_described(path, src, (data_override, HashMap::new()))
+}
+
+/// [`check_file`] with some data sources already described (`Options::described`).
+pub fn check_file_described(
+    path: &Path,
+    src: &str,
+    (data_override, described): (Option<PathBuf>, HashMap<String, DataSpec>),
+) -> (ast::Program, Checked, Vec<Diagnostic>) {
     let (program, mut diags) = crate::syntax::parse(src);
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let (checked, cd) = check(
@@ -617,6 +639,7 @@ pub fn check_file(
             data_cache: None,
             base_dir,
             data_override,
+            described,
         },
     );
     diags.extend(cd);

@@ -283,6 +283,39 @@ pub fn check_fits(run: &Run, prep: &Preprocessing, folds: usize) -> Result<(), S
     Ok(())
 }
 
+/// The run a checkpoint was saved by and the preprocessing it carries,
+/// read from its header alone (before the program is checked: predict
+/// and export describe the training data by it).
+pub fn peek(path: &Path) -> Result<(String, Option<Preprocessing>), String> {
+    use std::io::Read;
+    let bad = |why: String| format!("checkpoint {}: {why}", path.display());
+    let mut f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER as u64 {
+        return Err(bad(format!(
+            "its header of {n} bytes is over safetensors' limit"
+        )));
+    }
+    let mut header = Vec::new();
+    f.take(n)
+        .read_to_end(&mut header)
+        .map_err(|e| bad(e.to_string()))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("its header is not JSON: {e}")))?;
+    let meta = &doc["__metadata__"];
+    let run = meta["run"]
+        .as_str()
+        .ok_or_else(|| bad("its metadata names no run".to_string()))?;
+    let what = format!("checkpoint {}", path.display());
+    let prep = match meta["preprocessing"].as_str() {
+        Some(text) => Some(Preprocessing::from_json(text, &what)?),
+        None => None,
+    };
+    Ok((run.to_string(), prep))
+}
+
 /// Reads a checkpoint and checks it against `run`: every parameter present
 /// with its shape, nothing extra. Errors name the mismatch.
 pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {

@@ -4,6 +4,7 @@
 //! Exit codes (DESIGN.md): 0 success, 1 a user error, 2 a usage error (clap),
 //! 3 an internal compiler error.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -116,9 +117,18 @@ fn is_data_file(path: &Path) -> bool {
 }
 
 pub fn load(args: &ProgramArgs) -> Result<Loaded, String> {
+    load_described(args, HashMap::new())
+}
+
+/// [`load`] with some data sources described already (`check::Options::described`).
+fn load_described(
+    args: &ProgramArgs,
+    described: HashMap<String, check::DataSpec>,
+) -> Result<Loaded, String> {
     expect_program(&args.file)?;
     let src = read_source(&args.file)?;
-    let (program, checked, diagnostics) = check::check_file(&args.file, &src, args.data.clone());
+    let (program, checked, diagnostics) =
+        check::check_file_described(&args.file, &src, (args.data.clone(), described));
     let file_name = args
         .file
         .file_name()
@@ -589,7 +599,49 @@ fn one_run<'l>(
 }
 
 fn load_checked(args: &ProgramArgs, stderr: &mut dyn std::io::Write) -> Option<Loaded> {
-    let l = match load(args) {
+    load_checked_described(args, HashMap::new(), stderr)
+}
+
+/// A program for a command that uses a trained model (predict, export):
+/// the data its checkpoint was trained on is described by the
+/// checkpoint's preprocessing, so a deployed model is its program and its
+/// checkpoint, without the training data's files. (`--data` still reads
+/// the files it names; a checkpoint without preprocessing, from an older
+/// dlc, reads them too.)
+fn load_deployed(
+    args: &ProgramArgs,
+    ckpt: &Path,
+    stderr: &mut dyn std::io::Write,
+) -> Option<Loaded> {
+    let mut described = HashMap::new();
+    if args.data.is_none() {
+        if let Ok((run, Some(prep))) = crate::checkpoint::peek(ckpt) {
+            let src = read_source(&args.file).unwrap_or_default();
+            let (program, _) = syntax::parse(&src);
+            let data = program.items.iter().find_map(|i| match i {
+                syntax::ast::Item::Train(t)
+                    if t.run.as_ref().map_or("main", |r| r.node.as_str()) == run =>
+                {
+                    Some(t.data.node.clone())
+                }
+                _ => None,
+            });
+            if let Some(name) = data {
+                if let Some(spec) = check::data::DataSpec::from_preprocessing(&name, &prep, ckpt) {
+                    described.insert(name, spec);
+                }
+            }
+        }
+    }
+    load_checked_described(args, described, stderr)
+}
+
+fn load_checked_described(
+    args: &ProgramArgs,
+    described: HashMap<String, check::DataSpec>,
+    stderr: &mut dyn std::io::Write,
+) -> Option<Loaded> {
+    let l = match load_described(args, described) {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(stderr, "{e}");
@@ -854,7 +906,7 @@ pub fn cmd_export(
     format: ExportFormat,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
-    let Some(l) = load_checked(args, stderr) else {
+    let Some(l) = load_deployed(args, ckpt, stderr) else {
         return 1;
     };
     let Some(run) = one_run(&l, args, "export", stderr) else {
@@ -936,7 +988,7 @@ pub fn cmd_predict(
     stdout: &mut dyn std::io::Write,
     stderr: &mut dyn std::io::Write,
 ) -> i32 {
-    let Some(l) = load_checked(args, stderr) else {
+    let Some(l) = load_deployed(args, req.checkpoint, stderr) else {
         return 1;
     };
     let Some(run) = one_run(&l, args, "predict with", stderr) else {

@@ -416,3 +416,80 @@ train logistic on cancer {{
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn predict_and_export_need_only_the_program_and_the_checkpoint() {
+    let d = scratch("ckpt-deployed");
+    std::fs::create_dir_all(d.join("data")).expect("dir");
+    std::fs::copy(
+        cmd::root().join("programs/data/penguins.csv"),
+        d.join("data/penguins.csv"),
+    )
+    .expect("copy");
+    let program = r#"
+data penguins = csv("data/penguins.csv", label = "species", standardize = true, test = 0.2, drop = ["year"])
+model softmax(x: f32[B, D]) -> f32[B, C] {
+    param W: f32[D, C] = zeros
+    param b: f32[C] = zeros
+    x @ W + b
+}
+train softmax on penguins {
+    loss = cross_entropy(output, label)
+    optimizer = sgd(lr = 0.1)
+    batch = 16
+    epochs = 3
+    metrics = [loss, acc]
+}
+"#;
+    std::fs::write(d.join("p.dl"), program).expect("program");
+    ok(&dlc(&d, &["train", "p.dl", "--save", "m.st", "--quiet"]));
+    // New rows: the training file without its label, columns shuffled.
+    let rows = std::fs::read_to_string(d.join("data/penguins.csv")).expect("csv");
+    let mut new = String::new();
+    for line in rows.lines().take(40) {
+        let c: Vec<&str> = line.split(',').collect();
+        new.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            c[6], c[1], c[2], c[3], c[4], c[5], c[7]
+        ));
+    }
+    std::fs::write(d.join("new.csv"), new).expect("new");
+    let predict = [
+        "predict", "p.dl", "--load", "m.st", "--input", "new.csv", "--out", "-", "--proba",
+    ];
+    let with_data = ok(&dlc(&d, &predict));
+    ok(&dlc(
+        &d,
+        &["export", "p.dl", "--load", "m.st", "--out", "with.onnx"],
+    ));
+    // Deployed: the training data is gone.
+    std::fs::remove_dir_all(d.join("data")).expect("rm");
+    let out = dlc(&d, &predict);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), with_data);
+    assert!(
+        with_data.starts_with("species,p_Adelie,p_Chinstrap,p_Gentoo\n"),
+        "{with_data}"
+    );
+    ok(&dlc(
+        &d,
+        &["export", "p.dl", "--load", "m.st", "--out", "without.onnx"],
+    ));
+    assert_eq!(
+        std::fs::read(d.join("with.onnx")).expect("onnx"),
+        std::fs::read(d.join("without.onnx")).expect("onnx")
+    );
+    ok(&dlc(
+        &d,
+        &["export", "p.dl", "--load", "m.st", "--out", "m.npz"],
+    ));
+    // Commands that need the data still say it is missing.
+    let out = dlc(&d, &["eval", "p.dl", "--load", "m.st"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("penguins.csv"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

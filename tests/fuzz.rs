@@ -150,6 +150,7 @@ fn front_end(src: &str, base: &Path) -> (bool, bool) {
         base_dir: base.to_path_buf(),
         data_override: None,
         data_cache: None,
+        ..Default::default()
     };
     let (_, cdiags) = dlc::check::check(&program, &opts);
     // Rendering must not panic either.

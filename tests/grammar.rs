@@ -27,6 +27,7 @@ fn every_example_in_the_language_reference_checks() {
         base_dir: root.join("grammar"),
         data_override: None,
         data_cache: None,
+        ..Default::default()
     };
     for (i, src) in examples.iter().enumerate() {
         let (program, mut diags) = dlc::syntax::parse(src);

@@ -71,6 +71,111 @@ impl Rows {
 }
 
 impl DataSpec {
+    /// A data source as a checkpoint's preprocessing describes it: the
+    /// sample's shape and the label the model was trained on, with no rows
+    /// (what `dlc predict` and `dlc export` need, without the training
+    /// files). `None` for generated data, which has no files to miss.
+    pub fn from_preprocessing(
+        name: &str,
+        prep: &crate::data::prep::Preprocessing,
+        checkpoint: &Path,
+    ) -> Option<DataSpec> {
+        use crate::data::prep::{Column, Input};
+        let names = prep.label.classes.clone().unwrap_or_default();
+        let label = match &prep.label.classes {
+            Some(c) => LabelKind::Class {
+                classes: Some(c.len() as u64),
+            },
+            None => LabelKind::Target,
+        };
+        let origin = checkpoint.to_path_buf();
+        let dims = |shape: &[usize]| shape.iter().map(|d| *d as u64).collect::<Vec<u64>>();
+        let (sample, source) = match &prep.input {
+            Input::Csv {
+                id,
+                ignored,
+                columns,
+            } => {
+                let features = columns
+                    .iter()
+                    .map(|c| Feature {
+                        column: c.name().to_string(),
+                        kind: match c {
+                            Column::Numeric { .. } => FeatureKind::Numeric,
+                            Column::Categorical {
+                                categories,
+                                missing,
+                                ..
+                            } => FeatureKind::Categorical {
+                                categories: categories.clone(),
+                                missing: *missing,
+                            },
+                        },
+                    })
+                    .collect();
+                let source = Source::Csv {
+                    path: origin,
+                    label: prep.label.name.clone(),
+                    classes: names,
+                    features,
+                    missing: Missing::Mean,
+                    standardize: false,
+                    test: 0.0,
+                    test_file: None,
+                    rows: 0,
+                    test_rows: 0,
+                    id: id.clone(),
+                    dropped: ignored.clone(),
+                    index_labels: false,
+                };
+                (vec![prep.width as u64], source)
+            }
+            Input::Idx { shape, scale } => {
+                let source = Source::Idx {
+                    dir: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
+                    images: [origin.clone(), origin.clone()],
+                    labels: [origin.clone(), origin],
+                    image_elem: IdxElem::U8,
+                    label_elem: IdxElem::U8,
+                    counts: [0, 0],
+                    scale: Some(*scale),
+                    names,
+                };
+                (dims(shape), source)
+            }
+            Input::Npy { shape, scale } => {
+                let r = NpyRef {
+                    path: origin,
+                    member: None,
+                };
+                let source = Source::Npy {
+                    train: [r.clone(), r],
+                    test_arrays: None,
+                    test: 0.0,
+                    counts: [0, 0],
+                    feature_ty: NpyType::F32,
+                    scale: Some(*scale),
+                    names,
+                };
+                (dims(shape), source)
+            }
+            Input::Synthetic => return None,
+        };
+        Some(DataSpec {
+            name: name.to_string(),
+            span: Span::default(),
+            summary: format!(
+                "as checkpoint {} describes it (its preprocessing)",
+                checkpoint.display()
+            ),
+            source,
+            sample,
+            label,
+            rows: Rows::default(),
+            warnings: Vec::new(),
+        })
+    }
+
     /// The fraction of a CSV's rows held out as its test part.
     pub fn test_fraction(&self) -> Option<f64> {
         match &self.source {

@@ -740,6 +740,7 @@ mod tests {
                 base_dir: root().join("programs"),
                 data_override: None,
                 data_cache: None,
+                described: Default::default(),
             },
         );
         assert!(cd.is_empty(), "{cd:?}");

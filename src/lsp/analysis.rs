@@ -90,6 +90,7 @@ impl Analysis {
             base_dir: folder_of(uri),
             data_override: None,
             data_cache: cache,
+            described: Default::default(),
         };
         let (checked, cd) = crate::check::check(&program, &opts);
         diags.extend(cd);
