@@ -31,6 +31,9 @@ pub struct Checkpoint {
     pub epoch: u64,
     pub step: u64,
     pub seed: u64,
+    /// The seed the data's splits were drawn with (`split_seed`; the
+    /// seed, in checkpoints of a dlc before it was kept apart).
+    pub split_seed: u64,
     /// Per parameter, in the run's order: values (row-major).
     pub params: Vec<Vec<f64>>,
     /// The optimizer's state: per parameter, one tensor per slot its rule
@@ -207,6 +210,7 @@ pub fn encode(run: &Run, ck: &Checkpoint) -> Result<Vec<u8>, String> {
     meta.insert("epoch".to_string(), ck.epoch.to_string());
     meta.insert("step".to_string(), ck.step.to_string());
     meta.insert("seed".to_string(), ck.seed.to_string());
+    meta.insert("split_seed".to_string(), ck.split_seed.to_string());
     if !ck.folds.is_empty() {
         meta.insert("folds".to_string(), ck.folds.len().to_string());
     }
@@ -343,6 +347,10 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
     }
     let saved_by = field("run")?;
     let (epoch, step, seed) = (num("epoch")?, num("step")?, num("seed")?);
+    let split_seed = match meta.get("split_seed") {
+        Some(_) => num("split_seed")?,
+        None => seed,
+    };
     // The compiled step counts steps in an i32 (dropout's masks are keyed
     // by it).
     if step > i32::MAX as u64 {
@@ -433,6 +441,7 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         epoch,
         step,
         seed,
+        split_seed,
         params,
         state,
         folds: fold_params,

@@ -1132,13 +1132,52 @@ fn data_program(
     }
 }
 
+/// `dlc data FILE --split-indices`: every selected run's split as CSV
+/// lines `run,part,row,fold` (see `train::split_indices`).
+pub fn cmd_split_indices(
+    args: &ProgramArgs,
+    stdout: &mut dyn std::io::Write,
+    stderr: &mut dyn std::io::Write,
+) -> i32 {
+    let Some(l) = load_checked(args, stderr) else {
+        return 1;
+    };
+    if let Some(e) = unknown_run(&l, args) {
+        let _ = write!(stderr, "{e}");
+        return 1;
+    }
+    let mut w = csv::Writer::from_writer(stdout);
+    let bad = |e: csv::Error| format!("cannot write the split: {e}");
+    let written = (|| {
+        w.write_record(["run", "part", "row", "fold"])
+            .map_err(bad)?;
+        for r in selected_runs(&l, args) {
+            let rows = crate::train::split_indices(r, &l.checked.data[r.data])?;
+            for (part, row, fold) in rows {
+                let fold = fold.map(|f| f.to_string()).unwrap_or_default();
+                w.write_record([r.name.as_str(), part, &row.to_string(), &fold])
+                    .map_err(bad)?;
+            }
+        }
+        w.flush()
+            .map_err(|e| format!("cannot write the split: {e}"))
+    })();
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            1
+        }
+    }
+}
+
 /// The seed of the split a run of data source `di` uses, or 0.
 fn split_seed(l: &Loaded, di: usize) -> u64 {
     l.checked
         .runs
         .iter()
         .find(|r| r.data == di)
-        .map(|r| r.settings.seed)
+        .map(|r| r.settings.split_seed)
         .unwrap_or(0)
 }
 

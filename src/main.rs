@@ -253,6 +253,11 @@ enum Command {
         /// [default N: 18].
         #[arg(long, value_parser = picture_path)]
         out: Option<PathBuf>,
+        /// Print, as CSV, where every row goes in each run (or --run NAME):
+        /// `run,part,row,fold`, the part train, valid or test, the row's
+        /// index in its file from 0, the K-fold fold that holds it out.
+        #[arg(long, conflicts_with_all = ["show", "out"])]
+        split_indices: bool,
     },
     /// The tensor-expression REPL: line editing and history on a terminal;
     /// with stdin not a terminal, one result per input, no prompts.
@@ -406,7 +411,22 @@ fn run(cli: Cli) -> Output {
             eps,
             samples,
         } => run_gradcheck(common, eps, samples),
-        Command::Data { common, show, out } => run_data(common, show, out),
+        Command::Data {
+            common,
+            split_indices: true,
+            ..
+        } => {
+            let mut stdout = QuietStdout::default();
+            let code = driver::cmd_split_indices(
+                &program_args(common),
+                &mut stdout,
+                &mut std::io::stderr(),
+            );
+            streamed(code)
+        }
+        Command::Data {
+            common, show, out, ..
+        } => run_data(common, show, out),
         Command::Repl => run_repl(),
     }
 }

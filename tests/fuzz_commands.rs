@@ -952,6 +952,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                     (s(&["check", "p.dl"]), Vec::new()),
                     (s(&["train", "p.dl", "--save", "m.st"]), Vec::new()),
                     (s(&["data", "d.csv"]), Vec::new()),
+                    (s(&["data", "p.dl", "--split-indices"]), Vec::new()),
                     (
                         s(&["train", "p.dl", "--save", &save, "--batch", &batch]),
                         Vec::new(),

@@ -83,6 +83,11 @@ pub struct Settings {
     pub batch: u64,
     pub epochs: u64,
     pub seed: u64,
+    /// The seed of the data's splits: the test fraction, the validation
+    /// part and the K-fold folds (`split_seed = N`; the program's `seed`
+    /// by default). `--seed` leaves it, so a run redrawn with another seed
+    /// is scored on the same rows.
+    pub split_seed: u64,
     pub metrics: Vec<Metric>,
     pub valid: Option<f64>,
     pub kfold: Option<KFold>,
@@ -153,6 +158,7 @@ const KEYS: &[&str] = &[
     "batch",
     "epochs",
     "seed",
+    "split_seed",
     "metrics",
     "valid",
     "kfold",
@@ -243,6 +249,7 @@ pub fn settings(
     let batch = cx.count("batch", 256, 1);
     let epochs = cx.count("epochs", 10, 1);
     let seed = cx.count("seed", 0, 0);
+    let split_seed = cx.count("split_seed", seed, 0);
     let metrics = cx.metrics(data, is_class);
     let (valid, kfold) = cx.validation(data);
     let weight_decay = match cx.get("weight_decay").cloned() {
@@ -280,6 +287,7 @@ pub fn settings(
             batch,
             epochs,
             seed,
+            split_seed,
             metrics,
             valid,
             kfold,

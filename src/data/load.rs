@@ -23,6 +23,10 @@ pub struct Parts {
     /// Per file that lost rows to a missing label (or `missing = "drop"`):
     /// "penguins.csv: 344 rows read, 342 kept (2 without a label `sex`)".
     pub dropped: Vec<String>,
+    /// Where each row of [train, test] comes from: its index among its
+    /// file's samples or data rows, from 0 (a CSV's header not counted,
+    /// its dropped rows counted), for `dlc data --split-indices`.
+    pub rows: [Vec<usize>; 2],
 }
 
 /// Reads an IDX file: its dims and its elements as f64.
@@ -242,11 +246,12 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
     let (mut raw, dropped) = read_labelled(spec, path)?;
     let mut notes = Vec::new();
     notes.extend(dropped.describe(spec, path));
-    let (train_raw, test_raw) = match test_file {
+    let (train_raw, test_raw, rows) = match test_file {
         Some(tp) => {
             let (test_raw, test_dropped) = read_labelled(spec, tp)?;
             notes.extend(test_dropped.describe(spec, tp));
-            (raw, test_raw)
+            let rows = [dropped.kept.clone(), test_dropped.kept.clone()];
+            (raw, test_raw, rows)
         }
         None => {
             // The test part: a seeded shuffle, the last `test` fraction
@@ -270,7 +275,12 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
                 }
                 !held[k - 1]
             });
-            (raw, test_part)
+            let kept = &dropped.kept;
+            let rows = [
+                train_rows.iter().map(|r| kept[*r]).collect(),
+                test_rows.iter().map(|r| kept[*r]).collect(),
+            ];
+            (raw, test_part, rows)
         }
     };
     let prep = csv_preprocessing(spec, &train_raw)?;
@@ -292,16 +302,19 @@ fn csv_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         prep,
         warnings,
         dropped: notes,
+        rows,
     })
 }
 
 /// The rows of a CSV file: how many were read, and how many were dropped
 /// for want of a label or (with `missing = "drop"`) of a number.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Dropped {
     read: usize,
     unlabelled: usize,
     incomplete: usize,
+    /// The kept rows' indices among the file's data rows, from 0.
+    kept: Vec<usize>,
 }
 
 impl Dropped {
@@ -415,6 +428,7 @@ fn read_labelled(spec: &DataSpec, path: &Path) -> Result<(Vec<RawRow>, Dropped),
             continue;
         }
         raw.push((y, cells));
+        dropped.kept.push(dropped.read - 1);
     }
     Ok((raw, dropped))
 }
@@ -602,6 +616,10 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             Ok(Parts {
                 train: all.rows(0, *train as usize),
                 test: all.rows(*train as usize, all.len()),
+                rows: [
+                    (0..*train as usize).collect(),
+                    (*train as usize..all.len()).collect(),
+                ],
                 prep: Preprocessing {
                     format: prep::FORMAT.to_string(),
                     width: spec.features() as usize,
@@ -622,6 +640,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
             let test = idx_table(&images[1], &labels[1], *scale, &spec.label)?;
             inferred_classes(spec, &[&train, &test])?;
             Ok(Parts {
+                rows: [(0..train.len()).collect(), (0..test.len()).collect()],
                 train,
                 test,
                 prep: Preprocessing {
@@ -692,15 +711,20 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         })
     };
     let all = table(train)?;
-    let (train_part, test_part) = match test_arrays {
-        Some(t) => (all, table(t)?),
+    let (train_part, test_part, rows) = match test_arrays {
+        Some(t) => {
+            let test = table(t)?;
+            let rows = [(0..all.len()).collect(), (0..test.len()).collect()];
+            (all, test, rows)
+        }
         None => {
             let mut order = permutation(all.len(), seed, 0x7e57);
             let n_test = (all.len() as f64 * test).round() as usize;
             let (keep, held) = order.split_at_mut(all.len() - n_test);
             keep.sort_unstable();
             held.sort_unstable();
-            (select(&all, keep), select(&all, held))
+            let rows = [keep.to_vec(), held.to_vec()];
+            (select(&all, keep), select(&all, held), rows)
         }
     };
     inferred_classes(spec, &[&train_part, &test_part])?;
@@ -718,6 +742,7 @@ fn npy_parts(spec: &DataSpec, seed: u64) -> Result<Parts, String> {
         },
         warnings: Vec::new(),
         dropped: Vec::new(),
+        rows,
     })
 }
 

@@ -119,11 +119,12 @@ pub(super) fn save_if_asked(
     run: &Run,
     state: &State,
     early: Option<EarlyProgress>,
-    (seed, prep): (u64, &Preprocessing),
+    ((seed, split_seed), prep): ((u64, u64), &Preprocessing),
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
     let mut ck = checkpoint(run, (state.epoch, state.step, seed), prep, opts);
+    ck.split_seed = split_seed;
     ck.params.clone_from(&state.params);
     ck.state.clone_from(&state.opt_state);
     ck.early = early;
@@ -134,11 +135,12 @@ pub(super) fn save_if_asked(
 pub(super) fn save_folds_if_asked(
     run: &Run,
     folds: &[Vec<Vec<f64>>],
-    (epochs, seed, prep): (u64, u64, &Preprocessing),
+    (epochs, (seed, split_seed), prep): (u64, (u64, u64), &Preprocessing),
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
     let mut ck = checkpoint(run, (epochs, 0, seed), prep, opts);
+    ck.split_seed = split_seed;
     ck.folds = folds.to_vec();
     let what = format!(" (the {} fold models)", folds.len());
     save(run, &ck, opts, sink, &what)
@@ -157,6 +159,7 @@ fn checkpoint(
         epoch,
         step,
         seed,
+        split_seed: seed,
         params: Vec::new(),
         state: Vec::new(),
         folds: Vec::new(),

@@ -14,7 +14,7 @@ pub(super) fn run_closed_form(
     run: &Run,
     data_name: &str,
     (train, test, prep): (&Table, &Table, &crate::data::prep::Preprocessing),
-    (batch, seed, epochs): (usize, u64, u64),
+    (batch, (seed, split_seed), epochs): (usize, (u64, u64), u64),
     opts: &TrainOptions,
     sink: &mut Sink,
 ) -> Result<(), String> {
@@ -38,7 +38,7 @@ pub(super) fn run_closed_form(
         epoch: 0,
         step: 0,
     };
-    super::checkpoints::save_if_asked(run, &state, None, (seed, prep), opts, sink)?;
+    super::checkpoints::save_if_asked(run, &state, None, ((seed, split_seed), prep), opts, sink)?;
     let f = Final {
         params: &state.params,
         train,

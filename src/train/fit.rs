@@ -72,6 +72,8 @@ pub(super) struct Trainer<'a> {
     pub lr: f64,
     pub batch: usize,
     pub seed: u64,
+    /// The seed of the data's splits (the folds' order).
+    pub split_seed: u64,
     pub epochs: u64,
     pub grad_norms: bool,
     /// Gather the next batch on a second thread.

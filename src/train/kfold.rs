@@ -26,16 +26,11 @@ pub(super) fn kfold(
 ) -> Result<(), String> {
     let run = tr.run;
     let k = folds.k as usize;
-    // Fold f holds rows [f·n/k, (f+1)·n/k) of this order.
-    let order = if folds.contiguous {
-        (0..train.len()).collect()
-    } else {
-        crate::data::load::permutation(train.len(), tr.seed, 0xf01d)
-    };
+    let order = fold_order(folds, train.len(), tr.split_seed);
     let mut fold_params = Vec::new();
     let mut scores: Vec<Vec<(String, f64)>> = Vec::new();
     for f in 0..k {
-        let (lo, hi) = (f * train.len() / k, (f + 1) * train.len() / k);
+        let (lo, hi) = fold_bounds(f, k, train.len());
         let held: Vec<usize> = order[lo..hi].to_vec();
         let rest: Vec<usize> = order[..lo].iter().chain(&order[hi..]).copied().collect();
         if held.is_empty() || rest.is_empty() {
@@ -80,7 +75,7 @@ pub(super) fn kfold(
     json.push('}');
     sink.result(&run.name, &line);
     sink.json(&json);
-    let saved = (tr.epochs, tr.seed, prep);
+    let saved = (tr.epochs, (tr.seed, tr.split_seed), prep);
     super::checkpoints::save_folds_if_asked(run, &fold_params, saved, opts, sink)?;
     // The test part, predicted by the average of the fold models.
     let models: Vec<&[Vec<f64>]> = fold_params.iter().map(Vec::as_slice).collect();
@@ -163,4 +158,19 @@ pub(super) fn fold_seed(seed: u64, f: usize) -> u64 {
         0 => seed,
         f => crate::rng::mix(seed ^ crate::rng::mix(0x6b66_6f6c_6400 + f as u64)),
     }
+}
+
+/// The order of the training rows that the folds cut: a seeded shuffle,
+/// or the file's order for `contiguous(k)`.
+pub(super) fn fold_order(folds: KFold, n: usize, split_seed: u64) -> Vec<usize> {
+    if folds.contiguous {
+        (0..n).collect()
+    } else {
+        crate::data::load::permutation(n, split_seed, 0xf01d)
+    }
+}
+
+/// Fold `f` of `k` holds positions [f·n/k, (f+1)·n/k) of the order.
+pub(super) fn fold_bounds(f: usize, k: usize, n: usize) -> (usize, usize) {
+    (f * n / k, (f + 1) * n / k)
 }

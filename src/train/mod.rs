@@ -125,6 +125,10 @@ pub fn train_run(
         .map(|ck| ck.seed)
         .or(opts.seed)
         .unwrap_or(s.seed);
+    // The splits keep their own seed: the checkpoint's when resuming (the
+    // same rows), else the program's `split_seed` (its `seed` by default;
+    // `--seed` does not redraw them).
+    let split_seed = resumed.as_ref().map_or(s.split_seed, |ck| ck.split_seed);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
     // Refuse, before allocating anything, a run whose buffers cannot fit.
     // The step it will compile (with its gradients as outputs under
@@ -147,7 +151,7 @@ pub fn train_run(
             crate::jit::estimate_bytes(g, batch) + data.bytes_estimate(),
         )?;
     }
-    let parts = split(run, data, seed, sink)?;
+    let parts = split(run, data, split_seed, sink)?;
     if opts.save.is_some() {
         crate::checkpoint::check_fits(
             run,
@@ -156,12 +160,13 @@ pub fn train_run(
         )?;
     }
     let Some(step_graph) = step_graph else {
-        let sizes = (batch, seed, epochs);
+        let sizes = (batch, (seed, split_seed), epochs);
         let tables = (&parts.train, &parts.test, &parts.prep);
         return closed_form::run_closed_form(run, &data.name, tables, sizes, opts, sink);
     };
     let start = Instant::now();
     let mut tr = compile(run, step_graph, (batch, seed, epochs), opts, sink)?;
+    tr.split_seed = split_seed;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     sink.human(&format!(
         "run {}: {} on {} ({} train samples, batch {batch}, lr {}); training step compiled in {compile_ms:.1} ms",
@@ -188,6 +193,57 @@ pub fn train_run(
         }
     }
     Ok(())
+}
+
+/// The positions in the training part of the rows kept for training and
+/// of those held out for validation (the last `fraction` of a seeded
+/// shuffle).
+fn valid_split(n: usize, fraction: f64, split_seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let order = crate::data::load::permutation(n, split_seed, 0xa11d);
+    let n_valid = ((n as f64) * fraction).round() as usize;
+    let (keep, held) = order.split_at(n - n_valid);
+    (keep.to_vec(), held.to_vec())
+}
+
+/// Where each row of `run`'s data goes: (part, row, fold) with the part
+/// `train`, `valid` or `test`, the row's index among its file's samples or
+/// data rows (from 0; a test file of its own has its own), and for a
+/// K-fold run the fold that holds it out (from 1). The same splits
+/// training draws, from the same seed (`split_seed`), for
+/// `dlc data --split-indices`.
+pub fn split_indices(
+    run: &Run,
+    data: &DataSpec,
+) -> Result<Vec<(&'static str, usize, Option<usize>)>, String> {
+    let s = &run.settings;
+    let parts = crate::data::load::load(data, s.split_seed)?;
+    let [train_rows, test_rows] = &parts.rows;
+    let mut out: Vec<(&'static str, usize, Option<usize>)> = Vec::new();
+    let mut train_pos: Vec<usize> = (0..train_rows.len()).collect();
+    if let Some(f) = s.valid {
+        let (keep, held) = valid_split(train_rows.len(), f, s.split_seed);
+        out.extend(held.iter().map(|p| ("valid", train_rows[*p], None)));
+        train_pos = keep;
+    }
+    let mut folds = vec![None; train_pos.len()];
+    if let Some(k) = s.kfold {
+        let order = kfold::fold_order(k, train_pos.len(), s.split_seed);
+        for f in 0..k.k as usize {
+            let (lo, hi) = kfold::fold_bounds(f, k.k as usize, train_pos.len());
+            for &o in &order[lo..hi] {
+                folds[o] = Some(f + 1);
+            }
+        }
+    }
+    out.extend(
+        train_pos
+            .iter()
+            .zip(folds)
+            .map(|(p, f)| ("train", train_rows[*p], f)),
+    );
+    out.extend(test_rows.iter().map(|r| ("test", *r, None)));
+    out.sort_by_key(|(part, row, _)| (*part == "test", *row));
+    Ok(out)
 }
 
 /// Class labels must name one of the model's outputs: with no class count
@@ -233,11 +289,9 @@ fn split(run: &Run, data: &DataSpec, seed: u64, sink: &mut Sink) -> Result<Parts
     // A validation part held out of the training part, when asked for.
     let mut valid: Option<Table> = None;
     if let Some(f) = run.settings.valid {
-        let order = crate::data::load::permutation(train.len(), seed, 0xa11d);
-        let n_valid = ((train.len() as f64) * f).round() as usize;
-        let (keep, held) = order.split_at(train.len() - n_valid);
-        valid = Some(crate::data::load::select(&train, held));
-        train = crate::data::load::select(&train, keep);
+        let (keep, held) = valid_split(train.len(), f, seed);
+        valid = Some(crate::data::load::select(&train, &held));
+        train = crate::data::load::select(&train, &keep);
     }
     // The checker refuses data that leaves a part empty; the files are read
     // again here, so say so if they changed in between.
@@ -314,6 +368,7 @@ fn compile<'a>(
         lr: opts.lr.or(run.settings.lr()).unwrap_or(0.0),
         batch,
         seed,
+        split_seed: seed,
         epochs,
         grad_norms: opts.grad_norms,
         // A prefetch thread pays off only on a core the kernels leave free,
@@ -403,7 +458,7 @@ fn train_and_report(
         run,
         &state,
         early_progress,
-        (tr.seed, &parts.prep),
+        ((tr.seed, tr.split_seed), &parts.prep),
         opts,
         sink,
     )?;
@@ -460,7 +515,8 @@ pub fn eval_checkpoint(
     let s = &run.settings;
     let seed = opts.seed.unwrap_or(ck.seed);
     let batch = opts.batch.unwrap_or(s.batch).max(1) as usize;
-    let parts = crate::data::load::load(data, seed)?;
+    // The test part the model was scored on: its own seed, whatever --seed.
+    let parts = crate::data::load::load(data, ck.split_seed)?;
     labels_fit(run, data, &parts)?;
     if !ck.folds.is_empty() {
         return kfold::eval_folds(run, &ck, &parts, (batch, seed), opts, sink);
