@@ -906,8 +906,28 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                     let stage = *rng.pick(&["typed", "grad", "opt", "kernels"]);
                     a.extend(s(&["--stage", stage]));
                 }
-                if cmd == "train" {
-                    a.extend(s(&["--epochs", "1"]));
+                // The flags that take a size, at any size.
+                let size = rng
+                    .pick(&[
+                        "0",
+                        "1",
+                        "3",
+                        "256",
+                        "1000000000000",
+                        "18446744073709551615",
+                        "-2",
+                    ])
+                    .to_string();
+                match cmd.as_str() {
+                    "train" => {
+                        a.extend(s(&["--epochs", "1"]));
+                        let flag = *rng.pick(&["--threads", "--batch", "--seed"]);
+                        a.extend([flag.to_string(), size]);
+                    }
+                    "data" if rng.chance(50) => a.extend(["--show".to_string(), size]),
+                    "data" => a.push("--split-indices".to_string()),
+                    "gradcheck" => a.extend(["--samples".to_string(), size]),
+                    _ => {}
                 }
                 vec![(a, Vec::new())]
             }
