@@ -596,3 +596,63 @@ fn state_complete(
 fn slots(run: &Run) -> &'static [crate::optim::Slot] {
     run.settings.chosen().map_or(&[], |c| c.slots())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::prep::{Column, Input, Label};
+
+    fn linreg() -> Run {
+        let src = "data d = linear(w = [2, -3.4], b = 4.2, n_train = 10)\nmodel m(x: f32[B, 2]) -> f32[B, 1] {\n    param w: f32[2, 1] = zeros\n    x @ w\n}\ntrain m on d {\n    loss = squared_loss(output, label)\n    optimizer = sgd(lr = 0.1)\n}\n";
+        let (_, checked, diags) = crate::check::check_file(Path::new("t.dl"), src, None);
+        assert!(diags.is_empty(), "{diags:?}");
+        checked.runs.into_iter().next().expect("a run")
+    }
+
+    #[test]
+    fn a_preprocessing_over_the_header_limit_is_refused_before_training() {
+        let run = linreg();
+        let prep = |n: usize| Preprocessing {
+            format: crate::data::prep::FORMAT.to_string(),
+            width: n,
+            input: Input::Csv {
+                id: None,
+                ignored: Vec::new(),
+                columns: vec![Column::Categorical {
+                    name: "free_text".into(),
+                    categories: (0..n).map(|i| format!("{i:0>60}")).collect(),
+                    missing: false,
+                }],
+            },
+            label: Label {
+                name: "y".into(),
+                classes: None,
+            },
+        };
+        assert!(check_fits(&run, &prep(1000), 1).is_ok());
+        // 1.7 million categories of 60 characters: 110 MB of JSON.
+        let e = check_fits(&run, &prep(1_700_000), 1).expect_err("refused");
+        assert!(e.contains("over safetensors' limit of 100 MB"), "{e}");
+    }
+
+    #[test]
+    fn headers_are_written_in_sorted_order_whatever_the_hash() {
+        let data = [0u8; 4];
+        let views = || {
+            vec![(
+                "t".to_string(),
+                TensorView::new(Dtype::F32, vec![1], &data).expect("view"),
+            )]
+        };
+        let meta = || -> HashMap<String, String> {
+            (0..20).map(|i| (format!("k{i}"), i.to_string())).collect()
+        };
+        // Each HashMap has its own random order; the bytes do not.
+        let first = serialize(views(), meta()).expect("bytes");
+        for _ in 0..5 {
+            assert_eq!(serialize(views(), meta()).expect("bytes"), first);
+        }
+        let st = SafeTensors::deserialize(&first).expect("readable");
+        assert_eq!(st.tensor("t").expect("t").shape(), &[1]);
+    }
+}
