@@ -479,10 +479,13 @@ train softmax on penguins {
         std::fs::read(d.join("with.onnx")).expect("onnx"),
         std::fs::read(d.join("without.onnx")).expect("onnx")
     );
-    ok(&dlc(
-        &d,
-        &["export", "p.dl", "--load", "m.st", "--out", "m.npz"],
-    ));
+    let out = dlc(&d, &["export", "p.dl", "--load", "m.st", "--out", "m.npz"]);
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("wrote the parameters as NumPy arrays to m.npz"),
+        "export says what it wrote: {}",
+        text(&out.stderr)
+    );
     // Commands that need the data still say it is missing.
     let out = dlc(&d, &["eval", "p.dl", "--load", "m.st"]);
     assert_eq!(out.status.code(), Some(1));
