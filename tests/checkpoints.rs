@@ -496,3 +496,62 @@ train softmax on penguins {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// An IDX file: magic (0, 0, u8 code 0x08, rank), dims big-endian, bytes.
+fn write_idx(path: &Path, dims: &[u32], payload: &[u8]) {
+    let mut b = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        b.extend(d.to_be_bytes());
+    }
+    b.extend(payload);
+    std::fs::write(path, b).expect("idx");
+}
+
+#[test]
+fn an_image_model_predicts_without_its_training_folder() {
+    let d = scratch("ckpt-deployed-idx");
+    std::fs::create_dir_all(d.join("data")).expect("dir");
+    let pixels = |n: usize, seed: usize| -> Vec<u8> {
+        (0..n * 16)
+            .map(|i| ((i * 37 + seed * 11) % 251) as u8)
+            .collect()
+    };
+    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 2) as u8).collect() };
+    for (split, n) in [("train", 20), ("t10k", 10)] {
+        write_idx(
+            &d.join(format!("data/{split}-images-idx3-ubyte")),
+            &[n, 4, 4],
+            &pixels(n as usize, 1),
+        );
+        write_idx(
+            &d.join(format!("data/{split}-labels-idx1-ubyte")),
+            &[n],
+            &labels(n as usize),
+        );
+    }
+    write_idx(&d.join("new-images"), &[7, 4, 4], &pixels(7, 3));
+    std::fs::write(
+        d.join("p.dl"),
+        "data d = idx(\"data\", scale = 1 / 255, classes = 2, names = [\"dark\", \"light\"])\nmodel m(x: f32[B, D]) -> f32[B, 2] {\n    param w: f32[D, 2] = normal(0.1)\n    x @ w\n}\ntrain m on d {\n    loss = cross_entropy(output, label)\n    optimizer = sgd(lr = 0.1)\n    epochs = 2\n}\n",
+    )
+    .expect("program");
+    ok(&dlc(&d, &["train", "p.dl", "--save", "m.st", "--quiet"]));
+    let predict = [
+        "predict",
+        "p.dl",
+        "--load",
+        "m.st",
+        "--input",
+        "new-images",
+        "--out",
+        "-",
+        "--raw",
+    ];
+    let with_data = ok(&dlc(&d, &predict));
+    assert_eq!(with_data.lines().count(), 8, "{with_data}");
+    std::fs::remove_dir_all(d.join("data")).expect("rm");
+    let out = dlc(&d, &predict);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), with_data);
+    let _ = std::fs::remove_dir_all(&d);
+}
