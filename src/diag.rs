@@ -115,8 +115,17 @@ impl Diagnostic {
 /// Renders diagnostics as ariadne reports against `src`, named `file`.
 pub fn render(diagnostics: &[Diagnostic], file: &str, src: &str, color: bool) -> String {
     let mut out = Vec::new();
-    let len = src.len();
-    let clamp = |s: Span| s.start.min(len)..s.end.min(len).max(s.start.min(len));
+    // A span past the text, or inside a character, is moved out to the
+    // nearest character boundary before it (a wrong offset from a caller
+    // is still a readable diagnostic, never a panic in the renderer).
+    let floor = |mut i: usize| {
+        i = i.min(src.len());
+        while !src.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let clamp = |s: Span| floor(s.start)..floor(s.end).max(floor(s.start));
     for d in diagnostics {
         let primary = clamp(d.span());
         let mut report = Report::build(ReportKind::Error, (file, primary))
@@ -166,4 +175,22 @@ pub fn render(diagnostics: &[Diagnostic], file: &str, src: &str, color: bool) ->
 /// A one-line message for errors without a source (bad flags, unreadable files).
 pub fn one_line(code: Code, message: &str) -> String {
     format!("error[{}]: {message}", code.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_inside_a_character_or_past_the_text_still_renders() {
+        let src = "let Å = 😀 + 1\n";
+        for start in 0..src.len() + 3 {
+            for end in start..src.len() + 4 {
+                let d = Diagnostic::new(Code::Syntax, "here")
+                    .label(Span::new(start, end), "this");
+                let text = render(&[d], "t.dl", src, false);
+                assert!(text.contains("here"), "{start}..{end}: {text}");
+            }
+        }
+    }
 }
