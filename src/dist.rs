@@ -16,6 +16,7 @@
 // state the contract of.
 #![allow(unsafe_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::ir::DType;
@@ -138,16 +139,72 @@ pub fn ranks() -> Ranks {
     COLLECTIVE.get().map_or(Ranks::ONE, |c| c.ranks())
 }
 
+/// Set when [`agree`] found the processes to differ: every process knows,
+/// and each ends by itself with exit 1.
+static DISAGREED: AtomicBool = AtomicBool::new(false);
+
+/// Across processes: that every process holds the same `digest` of `what`
+/// (called by every process at the same point). When one differs, every
+/// process returns the error, naming the ranks that differ from rank 0;
+/// with one process, `Ok`.
+pub fn agree(digest: u64, what: &str) -> Result<(), String> {
+    let Some(c) = COLLECTIVE.get() else {
+        return Ok(());
+    };
+    let all = c.gather_u64(digest);
+    let differ: Vec<String> = (0..all.len())
+        .filter(|r| all[*r] != all[0])
+        .map(|r| r.to_string())
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    DISAGREED.store(true, Ordering::Relaxed);
+    let r = c.ranks();
+    let mine = if r.leads() {
+        String::new()
+    } else {
+        format!("rank {} of {}: ", r.rank, r.size)
+    };
+    let (s, verb) = if differ.len() > 1 {
+        ("s", "differ")
+    } else {
+        ("", "differs")
+    };
+    Err(format!(
+        "{mine}the processes disagree on {what}: rank{s} {} of {} {verb} from rank 0 (every process must run the same command on the same files)",
+        differ.join(", "),
+        r.size
+    ))
+}
+
 /// After `message`, an error on this process: across processes, prints it
 /// naming this rank and ends every process of the run now, so that none
-/// waits for this one; with one process, returns (the caller reports the
-/// error and exits 1 as always).
+/// waits for this one; with one process, or after the processes found
+/// together that they disagree ([`agree`]: each fails by itself), returns
+/// (the caller reports the error and exits 1 as always).
 pub fn fail_everywhere(message: &str) {
+    if DISAGREED.load(Ordering::Relaxed) {
+        return;
+    }
     if let Some(c) = COLLECTIVE.get() {
         let r = c.ranks();
-        eprintln!("error: rank {} of {}: {message}", r.rank, r.size);
+        // One write, so that it does not interleave with another's line.
+        let line = format!("error: rank {} of {}: {message}\n", r.rank, r.size);
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         c.abort(1)
     }
+}
+
+/// This process's rank as the launcher that started it as one of a
+/// parallel job (`mpirun`, `srun`) gave it in the environment: Open MPI's
+/// `OMPI_COMM_WORLD_RANK`, PMIx's `PMIX_RANK`, MPICH's and Slurm's PMI
+/// `PMI_RANK`. `None` when no launcher started it.
+pub fn launched_rank() -> Option<usize> {
+    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .map(|r| r.trim().parse().unwrap_or(0))
 }
 
 #[cfg(test)]

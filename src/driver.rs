@@ -734,7 +734,7 @@ pub fn cmd_train(
     let opts = &opts;
     let runs = selected_runs(&l, args);
     if let Err(e) = same_everywhere(&l, &runs, opts) {
-        let _ = writeln!(stderr, "error: {e}");
+        error_line(stderr, &e);
         return 1;
     }
     // Across processes, the first prints for all (errors aside).
@@ -799,24 +799,31 @@ pub fn cmd_train(
         let data = &l.checked.data[r.data];
         let opts = &per_run(r);
         if let Err(e) = crate::train::train_run(r, data, opts, &mut sink) {
-            let _ = writeln!(sink.stderr, "error: {e}");
+            error_line(sink.stderr, &e);
             return 1;
         }
     }
     0
 }
 
+/// Writes `error: {e}` and a newline in one write: the lines of several
+/// processes' errors, which a launcher forwards as they come, do not
+/// interleave.
+fn error_line(stderr: &mut dyn std::io::Write, e: &str) {
+    let _ = stderr.write_all(format!("error: {e}\n").as_bytes());
+}
+
 /// Across processes: that every process trains the same program on the
-/// same data with the same settings (a hash of them, compared). The
-/// processes that differ from the first are named, by the first.
+/// same data (its metadata: the contents are compared once loaded) with
+/// the same settings (a hash of them, compared).
 fn same_everywhere(
     l: &Loaded,
     runs: &[&crate::check::Run],
     opts: &crate::train::TrainOptions,
 ) -> Result<(), String> {
-    let Some(c) = crate::dist::collective() else {
+    if crate::dist::collective().is_none() {
         return Ok(());
-    };
+    }
     let mut what = format!(
         "{}\n{:?} {:?} {:?} {:?} {:?}",
         l.src, opts.epochs, opts.batch, opts.lr, opts.seed, opts.resume
@@ -829,28 +836,7 @@ fn same_everywhere(
         ));
     }
     let mine = u64::from_str_radix(&crate::checkpoint::program_hash(&what), 16).unwrap_or(0);
-    let all = c.gather_u64(mine);
-    let differ: Vec<String> = (0..all.len())
-        .filter(|r| all[*r] != all[0])
-        .map(|r| r.to_string())
-        .collect();
-    if differ.is_empty() {
-        return Ok(());
-    }
-    let ranks = c.ranks();
-    Err(if ranks.leads() {
-        format!(
-            "the processes disagree: rank{} {} of {} started with a different program, data or settings than rank 0 (every process must run the same command on the same files)",
-            if differ.len() > 1 { "s" } else { "" },
-            differ.join(", "),
-            ranks.size
-        )
-    } else {
-        format!(
-            "rank {}: the processes disagree (rank 0 says which)",
-            ranks.rank
-        )
-    })
+    crate::dist::agree(mine, "the program, its data's shape or the settings")
 }
 
 /// `dlc eval FILE --load CKPT`: the test metrics of a saved model (one run:

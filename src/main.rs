@@ -294,21 +294,52 @@ fn program_args(c: Common) -> ProgramArgs {
     }
 }
 
-/// The processes an MPI launcher started this one among (1 when none did,
-/// or without `--features mpi`).
-fn launched_among() -> usize {
+/// Where this process stands among those a launcher (`mpirun`, `srun`)
+/// started, for a command that does not train across them. Built with
+/// `--features mpi`, MPI says (initialized and finalized at once, by
+/// every process alike); without it, the launcher's environment (no run
+/// spans processes then: rank 0 stands as one process).
+fn place() -> Result<dlc::dist::Ranks, String> {
     #[cfg(feature = "mpi")]
     {
-        let ranks = dlc::dist::mpi::start().map_or(1, |r| r.size);
-        dlc::dist::mpi::finish();
-        ranks
+        dlc::dist::mpi::place()
     }
     #[cfg(not(feature = "mpi"))]
-    1
+    {
+        let rank = dlc::dist::launched_rank().unwrap_or(0);
+        Ok(dlc::dist::Ranks {
+            rank,
+            size: rank + 1,
+        })
+    }
 }
 
-/// Runs one parsed command line.
+/// Runs one parsed command line. Under a launcher, every command but
+/// data-parallel training (`train`, built with `--features mpi`) runs on
+/// rank 0 alone: the other processes end at once with exit 0, printing
+/// and writing nothing, so that a command prints and writes once
+/// (docs/distributed.md).
 fn run(cli: Cli) -> Output {
+    let across = cfg!(feature = "mpi") && matches!(cli.command, Command::Train { .. });
+    let among = if across {
+        1
+    } else {
+        match place() {
+            Ok(r) if !r.leads() => return streamed(0),
+            Ok(r) => r.size,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return streamed(1);
+            }
+        }
+    };
+    run_here(cli, among)
+}
+
+/// Runs one parsed command line on this process, one of `among` that a
+/// launcher started (1 when none did).
+/// Runs one parsed command line.
+fn run_here(cli: Cli, among: usize) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
         // 0 after `shutdown` and `exit`, 1 after `exit` alone or at the end
@@ -339,7 +370,7 @@ fn run(cli: Cli) -> Output {
             stage,
             ranks,
         } => {
-            let ranks = ranks.map_or_else(launched_among, |n| n as usize);
+            let ranks = ranks.map_or(among, |n| n as usize);
             driver::cmd_ir(&program_args(common), stage_of(stage), ranks)
         }
         Command::Train { common, flags } => run_train(common, &flags),

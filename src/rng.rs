@@ -15,6 +15,44 @@ pub fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A digest of a stream of 64-bit words (and bytes, eight to a word):
+/// each word mixed into the state by [`mix`]. Not cryptographic: it tells
+/// apart data that differ by accident (processes reading different
+/// files), in one pass at memory speed.
+pub struct Digest(u64);
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest(0x6a09_e667_f3bc_c909)
+    }
+}
+
+impl Digest {
+    /// Adds one word.
+    pub fn word(&mut self, w: u64) {
+        self.0 = mix(self.0 ^ w).wrapping_add(GOLDEN);
+    }
+
+    /// Adds `bytes` (their count too, so that a trailing zero counts).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let mut last = [0u8; 8];
+        last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.word(u64::from_le_bytes(last));
+    }
+
+    /// The digest of what was added.
+    pub fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+}
+
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The key of one random tensor: a seed, the training step, and the

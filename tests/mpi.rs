@@ -363,3 +363,262 @@ fn a_checkpoint_resumes_on_another_number_of_processes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A regression on a CSV of `x1,x2,y`, for the tests below.
+const LINEAR: &str = r#"
+data d = csv("data.csv", label = "y", test = 0.25, standardize = true)
+model linear(x: f32[B, D]) -> f32[B, 1] {
+    param w: f32[D, 1] = normal(0.01)
+    param b: f32[1] = zeros
+    x @ w + b
+}
+train lin: linear on d {
+    loss = squared_loss(output, label)
+    optimizer = sgd(lr = 0.05)
+    batch = 8
+    epochs = 2
+    seed = 7
+    metrics = [loss, rmse]
+}
+"#;
+
+/// 64 rows of `x1,x2,y`, row `changed` (when given) with another x1.
+fn linear_csv(path: &Path, changed: Option<usize>) {
+    let mut s = String::from("x1,x2,y\n");
+    for i in 0..64 {
+        let x1 = if changed == Some(i) {
+            100.0
+        } else {
+            i as f64 * 0.25
+        };
+        let x2 = (i % 7) as f64;
+        s.push_str(&format!("{x1},{x2},{}\n", 2.0 * x1 - x2 + 1.0));
+    }
+    std::fs::write(path, s).expect("written");
+}
+
+/// Processes whose data files have the same shape and differ in content
+/// (one value of one row; a byte of one image) refuse to train, every one
+/// of them with exit 1 and a message naming the rank that differs; the
+/// same contents at other paths train.
+#[test]
+fn ranks_with_different_data_refuse() {
+    let dir = scratch("contents");
+    let program = dir.join("linear.dl");
+    std::fs::write(&program, LINEAR).expect("written");
+    let (same, copy, other) = (
+        dir.join("data.csv"),
+        dir.join("copy.csv"),
+        dir.join("other.csv"),
+    );
+    linear_csv(&same, None);
+    linear_csv(&copy, None);
+    linear_csv(&other, Some(40));
+    let save = dir.join("ck.safetensors");
+    let idx = [dir.join("idx"), dir.join("idx-other")];
+    for d in &idx {
+        std::fs::create_dir_all(d).expect("a folder");
+        fashion_subset(d, 512, 64);
+    }
+    let image = idx[1].join("train-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&image).expect("images");
+    bytes[16 + 300 * 784 + 400] ^= 0x55;
+    std::fs::write(&image, bytes).expect("written");
+    let runs = [
+        (program.display().to_string(), &same, &other, "`d`"),
+        ("programs/mlp.dl".to_string(), &idx[0], &idx[1], "`fashion`"),
+    ];
+    for (program, mine, theirs, name) in runs {
+        let on = |data: &Path| {
+            let mut a = train_args(&program, data, &save, &[]);
+            a.remove(0);
+            a
+        };
+        let out = mpirun(1, &[])
+            .arg(DLC)
+            .args(on(mine))
+            .arg(":")
+            .args(["-np", "1", DLC])
+            .args(on(theirs))
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let said = format!("the processes disagree on the contents of data {name}: rank 1 of 2 differs from rank 0");
+        assert!(err.contains(&format!("error: {said}")), "{err}");
+        assert!(
+            err.contains(&format!("error: rank 1 of 2: {said}")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("MPI_ABORT"),
+            "every process ends by itself: {err}"
+        );
+        assert!(!save.exists(), "a model of mixed data was saved");
+    }
+    // The same contents at another path train.
+    let out = mpirun(1, &[])
+        .arg(DLC)
+        .args(&train_args(&program.display().to_string(), &same, &save, &[])[1..])
+        .arg(":")
+        .args(["-np", "1", DLC])
+        .args(&train_args(&program.display().to_string(), &copy, &save, &[])[1..])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(save.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Collects what is written to the FIFO at `path`, by however many
+/// writers one after another, until [`FifoReader::finish`].
+struct FifoReader {
+    path: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl FifoReader {
+    fn new(path: &Path) -> FifoReader {
+        let _ = std::fs::remove_file(path);
+        let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+        assert!(made.success());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (path.to_path_buf(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            loop {
+                // Each open waits for a writer; each writer's bytes end at
+                // its close.
+                let mut f = std::fs::File::open(&p).expect("the FIFO");
+                let _ = f.read_to_end(&mut all);
+                if s.load(std::sync::atomic::Ordering::SeqCst) {
+                    return all;
+                }
+            }
+        });
+        FifoReader {
+            path: path.to_path_buf(),
+            stop,
+            thread,
+        }
+    }
+
+    /// Everything written, once the writers are gone.
+    fn finish(self) -> Vec<u8> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // A writer of nothing lets the reader's last open return.
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .expect("the FIFO"),
+        );
+        self.thread.join().expect("the reader")
+    }
+}
+
+/// Under `mpirun -np 2`, every command but training runs on rank 0 alone:
+/// check, data, ir, gradcheck, eval, predict and export print what one
+/// process prints, once, and write their files once (a FIFO's reader gets
+/// one process's bytes); both processes exit 0.
+#[test]
+fn commands_other_than_train_run_once() {
+    let dir = scratch("once");
+    let program = dir.join("linear.dl");
+    std::fs::write(&program, LINEAR).expect("written");
+    linear_csv(&dir.join("data.csv"), None);
+    let p = program.display().to_string();
+    let ck = dir.join("ck.safetensors").display().to_string();
+    let ok = |mut c: Command| {
+        let out = c.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let alone = |args: &[&str]| {
+        let mut c = Command::new(DLC);
+        c.args(args).current_dir(&dir);
+        ok(c)
+    };
+    let two = |args: &[&str]| {
+        let mut c = mpirun(2, &[]);
+        c.arg(DLC).args(args).current_dir(&dir);
+        ok(c)
+    };
+    alone(&["train", &p, "--quiet", "--save", &ck]);
+    let data = dir.join("data.csv").display().to_string();
+    let commands: [&[&str]; 7] = [
+        &["check", &p],
+        &["data", &p, "--show", "3"],
+        // Under 2 processes `ir` shows one of 2 processes' step.
+        &["ir", &p, "--stage", "opt"],
+        &["gradcheck", &p],
+        &["eval", &p, "--load", &ck],
+        &["eval", &p, "--load", &ck, "--json"],
+        &["predict", &p, "--load", &ck, "--input", &data, "--out", "-"],
+    ];
+    for args in commands {
+        let mut one: Vec<&str> = args.to_vec();
+        if args[0] == "ir" {
+            one.extend(["--ranks", "2"]);
+        }
+        let (out1, err1) = alone(&one);
+        let (out2, err2) = two(args);
+        assert!(
+            !out1.is_empty() || args[0] == "check",
+            "{args:?} printed nothing"
+        );
+        if args[0] == "eval" {
+            // Times aside (infer_seconds), the same lines.
+            assert_eq!(
+                out1.lines().count(),
+                out2.lines().count(),
+                "{args:?}:\n{out2}"
+            );
+        } else {
+            assert_eq!(out1, out2, "dlc {args:?} under mpirun -np 2");
+        }
+        assert_eq!(
+            err1.lines().count(),
+            err2.lines().count(),
+            "{args:?}: {err2}"
+        );
+    }
+    // Files: predict's and export's outputs are written once.
+    let files = [
+        (
+            vec!["predict", &p, "--load", &ck, "--input", &data, "--out"],
+            "p.csv",
+        ),
+        (vec!["export", &p, "--load", &ck, "--out"], "m.npz"),
+    ];
+    for (args, name) in files {
+        let file = dir.join(name);
+        let mut one = args.clone();
+        let f = file.display().to_string();
+        one.push(&f);
+        alone(&one);
+        let expected = std::fs::read(&file).expect("written");
+        let fifo = dir.join(format!("fifo-{name}"));
+        let reader = FifoReader::new(&fifo);
+        let mut many = args.clone();
+        let f = fifo.display().to_string();
+        many.push(&f);
+        two(&many);
+        let got = reader.finish();
+        assert_eq!(got.len(), expected.len(), "dlc {many:?} under mpirun -np 2");
+        assert_eq!(got, expected);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -145,6 +145,32 @@ impl Features {
 }
 
 impl Table {
+    /// Adds the table's contents to `d`, bit for bit: its width, each
+    /// feature value (or byte code and what each code decodes to) and
+    /// each label.
+    pub fn digest(&self, d: &mut crate::rng::Digest) {
+        d.word(self.width as u64);
+        match &self.x {
+            Features::F32(v) => {
+                d.word(v.len() as u64);
+                for pair in v.chunks(2) {
+                    let hi = pair.get(1).map_or(0, |x| u64::from(x.to_bits()));
+                    d.word(u64::from(pair[0].to_bits()) | hi << 32);
+                }
+            }
+            Features::Bytes { codes, decode } => {
+                d.bytes(codes);
+                for v in decode.table.iter() {
+                    d.word(u64::from(v.to_bits()));
+                }
+            }
+        }
+        d.word(self.y.len() as u64);
+        for y in &self.y {
+            d.word(y.to_bits());
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.y.len()
     }

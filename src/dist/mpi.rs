@@ -62,6 +62,28 @@ pub fn start() -> Result<Ranks, String> {
     Ok(ranks)
 }
 
+/// This process's place among the processes a launcher started, for a
+/// command that does not train across them: MPI is initialized and
+/// finalized at once (every process of the job must do both, or Open MPI
+/// ends the job), and no collective is installed. Rank 0 of 1 when not
+/// launched.
+pub fn place() -> Result<Ranks, String> {
+    if !launched() {
+        return Ok(Ranks::ONE);
+    }
+    let universe = mpi::initialize().ok_or("MPI was initialized twice")?;
+    let ranks = {
+        use mpi::traits::Communicator;
+        let world = universe.world();
+        Ranks {
+            rank: world.rank().max(0) as usize,
+            size: world.size().max(1) as usize,
+        }
+    };
+    drop(universe);
+    Ok(ranks)
+}
+
 /// `MPI_IN_PLACE` of the MPI this process runs on, as an address, where
 /// it is known: `((void *) 1)` in Open MPI's `mpi.h`, `((void *) -1)` in
 /// MPICH's (and its derivatives': Intel MPI, MVAPICH, Cray MPICH).

@@ -106,6 +106,21 @@ struct Parts {
     prep: crate::data::prep::Preprocessing,
 }
 
+impl Parts {
+    /// A digest of the rows every part holds and of how they were encoded.
+    fn digest(&self) -> u64 {
+        let mut d = crate::rng::Digest::default();
+        for t in [Some(&self.train), self.valid.as_ref(), Some(&self.test)] {
+            match t {
+                Some(t) => t.digest(&mut d),
+                None => d.word(u64::MAX),
+            }
+        }
+        d.bytes(self.prep.to_json().unwrap_or_default().as_bytes());
+        d.finish()
+    }
+}
+
 /// Trains one run and reports it. Returns an error message (exit 1).
 pub fn train_run(
     run: &Run,
@@ -152,6 +167,12 @@ pub fn train_run(
         )?;
     }
     let parts = split(run, data, split_seed, sink)?;
+    // Across processes, the same rows, not only the same shapes (which the
+    // checker's metadata, compared before, already agrees on).
+    crate::dist::agree(
+        parts.digest(),
+        &format!("the contents of data `{}`", data.name),
+    )?;
     if opts.save.is_some() {
         crate::checkpoint::check_fits(
             run,
