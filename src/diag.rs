@@ -186,8 +186,7 @@ mod tests {
         let src = "let Å = 😀 + 1\n";
         for start in 0..src.len() + 3 {
             for end in start..src.len() + 4 {
-                let d = Diagnostic::new(Code::Syntax, "here")
-                    .label(Span::new(start, end), "this");
+                let d = Diagnostic::new(Code::Syntax, "here").label(Span::new(start, end), "this");
                 let text = render(&[d], "t.dl", src, false);
                 assert!(text.contains("here"), "{start}..{end}: {text}");
             }

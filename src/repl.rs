@@ -629,21 +629,41 @@ pub fn help() -> String {
 /// Whether `text` leaves a bracket open (so the input continues on the next
 /// line). Brackets inside strings and comments do not count.
 pub fn unbalanced(text: &str) -> bool {
-    let mut depth: i64 = 0;
-    let (mut in_str, mut in_comment) = (false, false);
-    for c in text.chars() {
-        match c {
-            '\n' => in_comment = false,
-            _ if in_comment => {}
-            '"' => in_str = !in_str,
-            _ if in_str => {}
-            '#' => in_comment = true,
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth -= 1,
-            _ => {}
+    let mut b = Brackets::default();
+    b.feed(text);
+    b.open()
+}
+
+/// The bracket depth of text fed to it a piece at a time (strings and
+/// comments skipped), so a script's open input is scanned once, not again
+/// at each of its lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Brackets {
+    depth: i64,
+    in_str: bool,
+    in_comment: bool,
+}
+
+impl Brackets {
+    pub fn feed(&mut self, text: &str) {
+        for c in text.chars() {
+            match c {
+                '\n' => self.in_comment = false,
+                _ if self.in_comment => {}
+                '"' => self.in_str = !self.in_str,
+                _ if self.in_str => {}
+                '#' => self.in_comment = true,
+                '(' | '[' | '{' => self.depth += 1,
+                ')' | ']' | '}' => self.depth -= 1,
+                _ => {}
+            }
         }
     }
-    depth > 0
+
+    /// Whether a bracket is still open.
+    pub fn open(&self) -> bool {
+        self.depth > 0
+    }
 }
 
 /// The longest input a script may give, in bytes (16 MiB): a longer line
@@ -731,6 +751,7 @@ pub fn run_script(
     // The input being gathered (while a bracket is open) and the number of
     // the line it began on.
     let mut pending = String::new();
+    let mut brackets = Brackets::default();
     let mut first = 0usize;
     let mut number = 0usize;
     let mut buf = Vec::new();
@@ -758,10 +779,12 @@ pub fn run_script(
                         MAX_INPUT >> 20
                     ));
                     pending.clear();
+                    brackets = Brackets::default();
                     continue;
                 }
                 pending.push_str(&text);
-                if unbalanced(&pending) {
+                brackets.feed(&text);
+                if brackets.open() {
                     continue;
                 }
                 false
@@ -776,6 +799,7 @@ pub fn run_script(
                     ),
                 );
                 pending.clear();
+                brackets = Brackets::default();
                 continue;
             }
             ScriptLine::TooLong(length) => {
@@ -788,6 +812,7 @@ pub fn run_script(
                 ),
                 );
                 pending.clear();
+                brackets = Brackets::default();
                 continue;
             }
             ScriptLine::Unreadable(e) => {
@@ -800,6 +825,7 @@ pub fn run_script(
             return !failed;
         }
         let text = std::mem::take(&mut pending);
+        brackets = Brackets::default();
         match session.eval(text.trim_end_matches(['\n', '\r'])) {
             Ok(Reply::Text(t)) => {
                 let _ = writeln!(out, "{t}");

@@ -222,3 +222,31 @@ fn a_line_over_the_cap_is_skipped_without_being_kept() {
     let (code, out) = script(&bytes, GIB4);
     assert_eq!((code, out.as_str()), (0, "10\n"));
 }
+
+/// An input open over many lines is scanned once, line by line (it was
+/// scanned whole again at each line: 300,000 lines took minutes). The
+/// time limit is generous, to catch a hang, not to time it.
+#[test]
+fn an_input_open_over_many_lines_is_read_in_one_pass() {
+    let mut text = String::from("let x = sum([\n");
+    for _ in 0..300_000 {
+        text.push_str("1,\n");
+    }
+    text.push_str("])\nx\n");
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "60"])
+        .arg(env!("CARGO_BIN_EXE_dlc"))
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dlc repl starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().expect("dlc repl ends");
+    writer.join().expect("written");
+    assert_eq!(out.status.code(), Some(0), "killed after 60 s, or failed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "300000");
+}
