@@ -47,6 +47,9 @@ pub struct Rows {
     pub dropped: String,
     /// The test part's own file, when it has one.
     pub test_file: Option<String>,
+    /// The counts are not known: the source was described from a
+    /// checkpoint's preprocessing, not read (`DataSpec::from_preprocessing`).
+    pub unknown: bool,
 }
 
 impl Rows {
@@ -171,7 +174,10 @@ impl DataSpec {
             source,
             sample,
             label,
-            rows: Rows::default(),
+            rows: Rows {
+                unknown: true,
+                ..Rows::default()
+            },
             warnings: Vec::new(),
         })
     }
@@ -845,6 +851,7 @@ fn idx(
             test: si.dims[0] as u64,
             dropped: String::new(),
             test_file: None,
+            unknown: false,
         },
         warnings: Vec::new(),
     };
@@ -1591,6 +1598,7 @@ fn csv_rows(
         test: n_test,
         dropped: why.join(", "),
         test_file: None,
+        unknown: false,
     }
 }
 
@@ -1676,6 +1684,7 @@ fn npy_source(
         test: n_test + held,
         dropped: String::new(),
         test_file: pairs.get(1).map(|t| t[0].to_string()),
+        unknown: false,
     };
     let summary = format!(
         "NumPy {} samples of {} {}, labels {}",
@@ -1918,6 +1927,7 @@ fn synthetic(
             test,
             dropped: String::new(),
             test_file: None,
+            unknown: false,
         },
         warnings: Vec::new(),
     };

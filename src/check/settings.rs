@@ -602,7 +602,11 @@ impl SettingsCx<'_> {
             );
         }
         // Each part must hold rows: the training part left after `valid`, and
-        // every fold of `kfold`.
+        // every fold of `kfold` (unless the rows are not known: data
+        // described by a checkpoint, for predict and export).
+        if data.rows.unknown {
+            return (valid, kfold);
+        }
         let n = data.rows.train;
         let rows = || data.rows.describe(data.test_fraction());
         if let (Some(f), Some(s)) = (valid, self.get("valid").cloned()) {
