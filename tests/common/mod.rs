@@ -66,7 +66,129 @@ pub fn fmt_holds(src: &str) -> Result<String, String> {
             fmt::comments(&once)
         ));
     }
+    // A comment after an element of a call, list or index (or after its
+    // opening bracket), or after a binary operator, stays on the line of
+    // the token before it.
+    for (i, ((before, keep), (after, _))) in comment_places(src)
+        .into_iter()
+        .zip(comment_places(&once))
+        .enumerate()
+    {
+        if keep && before != after {
+            return Err(format!(
+                "comment {i} ({:?}) followed {before:?}, now {after:?}:\n{once}",
+                fmt::comments(src)[i]
+            ));
+        }
+    }
     Ok(once)
+}
+
+/// Where each comment of `src` stands: `None` on a line of its own, else
+/// the last token before it on its line (a trailing `,` or `;` dropped);
+/// and whether `dlc fmt` keeps it there — after an element of a call, a
+/// list or an index (`(`, `[` or `,` before it, or `)`, `]` or `,` next),
+/// after their opening bracket, or after a binary operator.
+pub fn comment_places(src: &str) -> Vec<(Option<String>, bool)> {
+    #[derive(PartialEq)]
+    enum Bracket {
+        /// A call's, list's or index's: elements.
+        Elements,
+        /// Grouping parentheses or a type's dimensions.
+        Other,
+    }
+    let operand_end = |t: &str| {
+        t.trim_end()
+            .ends_with(|c: char| c.is_alphanumeric() || "_)]\".".contains(c))
+    };
+    let mut stack = Vec::new();
+    // The kind of the bracket closed last: a comment after a grouping
+    // `)` may follow the element inside it (`f((a),  # c` → `a,  # c`).
+    let mut closed = None;
+    let mut places = Vec::new();
+    let mut in_str = false;
+    let mut line_start = 0;
+    let mut skip_to = 0;
+    for (i, ch) in src.char_indices() {
+        if i < skip_to {
+            continue;
+        }
+        match ch {
+            '\n' => {
+                line_start = i + 1;
+                in_str = false;
+            }
+            '"' => in_str = !in_str,
+            _ if in_str => {}
+            '(' => stack.push(if operand_end(&src[..i]) {
+                Bracket::Elements
+            } else {
+                Bracket::Other
+            }),
+            '[' => {
+                let word = src[..i].trim_end();
+                let dtype = ["f32", "f64", "i32", "bool"]
+                    .iter()
+                    .any(|d| word.ends_with(d));
+                stack.push(if dtype {
+                    Bracket::Other
+                } else {
+                    Bracket::Elements
+                });
+            }
+            ')' | ']' => closed = stack.pop(),
+            '#' => {
+                let end = src[i..].find('\n').map_or(src.len(), |e| i + e);
+                skip_to = end;
+                let raw = src[line_start..i].trim_end();
+                if raw.is_empty() {
+                    places.push((None, false));
+                    continue;
+                }
+                let code = raw.trim_end_matches([',', ';', ' ', '\t']);
+                let token = last_token(code);
+                // The next code after the comment (past comment lines).
+                let next = src[end..]
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    .and_then(|l| l.chars().next());
+                let grouped = code.ends_with(')') && closed == Some(Bracket::Other);
+                let element = !grouped
+                    && stack.last() == Some(&Bracket::Elements)
+                    && (raw.ends_with([',', '(', '[']) || next.is_some_and(|c| ")],".contains(c)));
+                let operator = [
+                    "**", "*", "/", "@", "+", "-", "==", "!=", "<", "<=", ">", ">=",
+                ]
+                .contains(&token.as_str())
+                    || token == "and"
+                    || token == "or";
+                let binary = operator && operand_end(&code[..code.len() - token.len()]);
+                places.push((Some(token), element || binary));
+            }
+            _ => {}
+        }
+    }
+    places
+}
+
+/// The last token of `code`: a run of name or number characters, a run of
+/// operator characters, or one other character.
+fn last_token(code: &str) -> String {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let op = |c: char| "*+-/@<>=!".contains(c);
+    let Some(last) = code.chars().last() else {
+        return String::new();
+    };
+    let class: &dyn Fn(char) -> bool = if word(last) {
+        &word
+    } else if op(last) {
+        &op
+    } else {
+        return last.to_string();
+    };
+    let n = code.chars().rev().take_while(|c| class(*c)).count();
+    code.chars().skip(code.chars().count() - n).collect()
 }
 
 /// A float32 `.npy` of `rows` × `width` values, element i being `value(i)`.
