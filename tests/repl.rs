@@ -222,3 +222,29 @@ fn a_line_over_the_cap_is_skipped_without_being_kept() {
     let (code, out) = script(&bytes, GIB4);
     assert_eq!((code, out.as_str()), (0, "10\n"));
 }
+
+/// `grad` with respect to an integer or bool tensor names its dtype (it
+/// said "does not depend on the variable": the variable was converted to
+/// a new float tensor first), as a call and as `:grad`.
+#[test]
+fn grad_with_respect_to_an_integer_tensor_names_its_dtype() {
+    let mut s = Session::new(false);
+    s.eval("let k = [1, 2]").expect("bound");
+    s.eval("let m = [true, false]").expect("bound");
+    for (input, dtype) in [
+        ("grad(sum(k * k), k)", "i32"),
+        (":grad sum(k * k) wrt k", "i32"),
+        ("grad(sum(f32(m)), m)", "bool"),
+        (":grad sum(f32(m)) wrt m", "bool"),
+    ] {
+        let e = s.eval(input).expect_err(input);
+        assert!(
+            e.contains("floating-point") && e.contains(&format!("is {dtype}")),
+            "`{input}`: {e}"
+        );
+        assert!(!e.contains("does not depend"), "`{input}`: {e}");
+    }
+    // A float copy is differentiable.
+    s.eval("let kf = f32(k)").expect("bound");
+    assert!(s.eval("grad(sum(kf * kf), kf)").is_ok());
+}
