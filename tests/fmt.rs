@@ -171,7 +171,7 @@ fn comments_on_elements_stay_on_their_lines() {
         // A model's inputs, an index, a function's parameters, a data source.
         (
             "model m(x: f32[B, 2],  # in\n  y: f32[B]) -> f32[B] {\n    x[0,  # row\n      1:2]\n}\n",
-            "model m(\n    x: f32[B, 2],  # in\n    y: f32[B],\n) -> f32[B] {\n    x[\n        0,  # row\n        1:2,\n    ]\n}\n",
+            "model m(\n    x: f32[B, 2],  # in\n    y: f32[B],\n) -> f32[B] {\n    x[\n        0,  # row\n        1:2\n    ]\n}\n",
         ),
         (
             "fn f(a,  # p\n  b) = a + b\n",
@@ -188,8 +188,11 @@ fn comments_on_elements_stay_on_their_lines() {
         ),
         (
             "let y = f(x)[0,  # c\n 1]\n",
-            "let y = f(x)[\n    0,  # c\n    1,\n]\n",
+            "let y = f(x)[\n    0,  # c\n    1\n]\n",
         ),
+        // An index broken has no trailing comma (`x[i,] = v` would be
+        // `x[i, :] = v`).
+        ("x[  # c\n:] = 1\n", "x[  # c\n    :\n] = 1\n"),
         // After a binary operator.
         ("let w = a +  # plus\n  b\n", "let w = a +  # plus\n    b\n"),
     ];

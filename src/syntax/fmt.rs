@@ -5,7 +5,8 @@
 //! line (`;` becomes a newline); one space around binary operators and
 //! after commas; parentheses only where precedence needs them; a call or
 //! list longer than the line ([`WIDTH`]) broken after `(`, one argument a
-//! line, a trailing comma, `)` back at the start's indentation, and a
+//! line, a trailing comma (none in an index), `)` back at the start's
+//! indentation, and a
 //! binary operation broken after its operator, as the grammar's rule for
 //! continuing a line asks (grammar/README.md). Nothing is aligned to
 //! anything else, so a one-line edit never moves other lines. Numbers and
@@ -794,7 +795,8 @@ fn index_doc(src: &Source, within: Span, idx: &[IndexArg]) -> Doc {
             }
         })
         .collect();
-    args_doc(Elements::new(src, within, '[', parts), "[", "]")
+    // No trailing comma: an assignment's `x[i,] = v` reads it as `x[i, :]`.
+    list_doc(Elements::new(src, within, '[', parts), "[", "]", "")
 }
 
 /// The elements of a bracketed list (a call's arguments, a list's items,
@@ -832,6 +834,11 @@ impl Elements {
 /// a line with a trailing comma, `close` on a line of its own. A comment
 /// kept on its line breaks it, and follows its element's comma.
 fn args_doc(elements: Elements, open: &str, close: &str) -> Doc {
+    list_doc(elements, open, close, ",")
+}
+
+/// [`args_doc`] with `trailing` after the last element when broken.
+fn list_doc(elements: Elements, open: &str, close: &str, trailing: &str) -> Doc {
     if elements.items.is_empty() {
         return match elements.open {
             Some(c) => Doc::group(Doc::concat(vec![
@@ -854,7 +861,7 @@ fn args_doc(elements: Elements, open: &str, close: &str) -> Doc {
             inner.extend(comment);
             inner.push(Doc::Line);
         } else {
-            inner.push(Doc::IfBroken(",".into()));
+            inner.push(Doc::IfBroken(trailing.into()));
             inner.extend(comment);
         }
     }

@@ -68,20 +68,47 @@ pub fn fmt_holds(src: &str) -> Result<String, String> {
     }
     // A comment after an element of a call, list or index (or after its
     // opening bracket), or after a binary operator, stays on the line of
-    // the token before it.
-    for (i, ((before, keep), (after, _))) in comment_places(src)
+    // the token before it. Comments that end code in the output are those
+    // that did in the source, in order, less some that moved to lines of
+    // their own (which they may when not kept): the output's must be such
+    // a subsequence of the source's that holds every kept one.
+    let trailing = |s: &str| -> Vec<(String, String, bool)> {
+        fmt::comments(s)
+            .into_iter()
+            .zip(comment_places(s))
+            .filter_map(|(text, (token, keep))| Some((text, token?, keep)))
+            .collect()
+    };
+    let before = trailing(src);
+    let after: Vec<(String, String)> = trailing(&once)
         .into_iter()
-        .zip(comment_places(&once))
-        .enumerate()
-    {
-        if keep && before != after {
-            return Err(format!(
-                "comment {i} ({:?}) followed {before:?}, now {after:?}:\n{once}",
-                fmt::comments(src)[i]
-            ));
-        }
+        .map(|(text, token, _)| (text, token))
+        .collect();
+    if !kept_in_order(&before, &after) {
+        return Err(format!(
+            "a comment after an element or operator moved: {before:?} -> {after:?}:\n{once}"
+        ));
     }
     Ok(once)
+}
+
+/// Whether `after` is a subsequence of `before` (the same text; for an
+/// entry marked kept the same token too) that holds every kept entry.
+fn kept_in_order(before: &[(String, String, bool)], after: &[(String, String)]) -> bool {
+    // can[i][j]: before[i..] can give after[j..].
+    let (n, m) = (before.len(), after.len());
+    let mut can = vec![vec![false; m + 1]; n + 1];
+    can[n][m] = true;
+    for i in (0..n).rev() {
+        for j in (0..=m).rev() {
+            let (text, token, keep) = &before[i];
+            let skip = !keep && can[i + 1][j];
+            let same = j < m && after[j].0 == *text && (!keep || after[j].1 == *token);
+            let take = same && can[i + 1][j + 1];
+            can[i][j] = skip || take;
+        }
+    }
+    can[0][0]
 }
 
 /// Where each comment of `src` stands: `None` on a line of its own, else
@@ -120,16 +147,17 @@ pub fn comment_places(src: &str) -> Vec<(Option<String>, bool)> {
             }
             '"' => in_str = !in_str,
             _ if in_str => {}
-            '(' => stack.push(if operand_end(&src[..i]) {
+            // A call's `(` is on the line of what it calls.
+            '(' => stack.push(if operand_end(&src[line_start..i]) {
                 Bracket::Elements
             } else {
                 Bracket::Other
             }),
             '[' => {
-                let word = src[..i].trim_end();
-                let dtype = ["f32", "f64", "i32", "bool"]
-                    .iter()
-                    .any(|d| word.ends_with(d));
+                // A type's dimensions: `[` after a name after `:` or `->`.
+                let code = src[line_start..i].trim_end();
+                let name = code.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
+                let dtype = name.len() < code.len() && name.trim_end().ends_with([':', '>']);
                 stack.push(if dtype {
                     Bracket::Other
                 } else {
@@ -154,7 +182,9 @@ pub fn comment_places(src: &str) -> Vec<(Option<String>, bool)> {
                     .find(|l| !l.is_empty() && !l.starts_with('#'))
                     .and_then(|l| l.chars().next());
                 let grouped = code.ends_with(')') && closed == Some(Bracket::Other);
+                // (A `,` alone on its line has no token before it to follow.)
                 let element = !grouped
+                    && !code.is_empty()
                     && stack.last() == Some(&Bracket::Elements)
                     && (raw.ends_with([',', '(', '[']) || next.is_some_and(|c| ")],".contains(c)));
                 let operator = [
