@@ -39,8 +39,8 @@ struct TrainFlags {
     /// Batch size.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     batch: Option<u64>,
-    /// Learning rate.
-    #[arg(long, value_parser = positive_f64)]
+    /// Learning rate (a positive number f32 holds).
+    #[arg(long, value_parser = learning_rate)]
     lr: Option<f64>,
     /// Random seed.
     #[arg(long)]
@@ -268,6 +268,19 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+/// A learning rate: positive, and held by the f32 the training step
+/// computes in (as the check refuses `lr = 1e39` in a program).
+fn learning_rate(s: &str) -> Result<f64, String> {
+    let v = positive_f64(s)?;
+    if v > f64::from(f32::MAX) {
+        Err(format!("`{s}` does not fit f32 (at most 3.4e38)"))
+    } else if v as f32 == 0.0 {
+        Err(format!("`{s}` is so small that f32 rounds it to 0"))
+    } else {
+        Ok(v)
     }
 }
 

@@ -44,6 +44,15 @@ impl Schedule {
         *self == Schedule::Constant
     }
 
+    /// The rate a cosine decays to, if there is one.
+    pub fn min_lr(&self) -> Option<f64> {
+        match self {
+            Schedule::Cosine { min_lr, .. } => Some(*min_lr),
+            Schedule::Warmup { then, .. } => then.min_lr(),
+            Schedule::Constant | Schedule::Step { .. } => None,
+        }
+    }
+
     /// The rate at the step after `step` steps in epoch `epoch` (counted
     /// from 0), as f32 ops of `g` at `span`, from the base rate `lr` (an
     /// f32 scalar) and the i32 scalar counters `step` and `epoch`.

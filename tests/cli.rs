@@ -1251,3 +1251,113 @@ fn export_npz_holds_the_checkpoints_parameters() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A linear-regression program on synthetic data with `settings` in its
+/// train block, written to a temporary file named after `tag`.
+fn program_with(tag: &str, settings: &str) -> std::path::PathBuf {
+    let src = format!(
+        "data synth = linear(w = [2, -3.4], b = 4.2, n_train = 100)\n\
+         model lin(x: f32[B, 2]) -> f32[B, 1] {{\n    param w: f32[2, 1] = normal(0.01)\n    \
+         param b: f32[1] = zeros\n    x @ w + b\n}}\n\
+         train lin on synth {{\n    loss = squared_loss(output, label)\n    batch = 10\n    \
+         epochs = 1\n{settings}}}\n"
+    );
+    let path = std::env::temp_dir().join(format!("dlc-hyper-{}-{tag}.dl", std::process::id()));
+    std::fs::write(&path, src).expect("written");
+    path
+}
+
+/// Every learning rate and hyper-parameter is held as f32 in the step: a
+/// value beyond f32's range (or one f32 rounds to 0) is a check-time
+/// diagnostic at the value, and a cosine's `min_lr` must not exceed the
+/// `lr` it decays from (in the program, or given by `--lr`).
+#[test]
+fn hyper_parameters_are_checked_against_f32_and_the_learning_rate() {
+    let refused = [
+        ("optimizer = sgd(lr = 1e39)\n", "`lr` does not fit f32"),
+        ("optimizer = sgd(lr = -1e39)\n", "learning rate must be"),
+        ("optimizer = sgd(lr = 1e-50)\n", "f32 rounds it to 0"),
+        ("optimizer = sgd(1e39)\n", "`lr` does not fit f32"),
+        (
+            "optimizer = adam(lr = 0.1, eps = 1e39)\n",
+            "`eps` does not fit f32",
+        ),
+        (
+            "optimizer = adam(lr = 0.1, eps = 1e-60)\n",
+            "`eps` does not fit f32",
+        ),
+        (
+            "optimizer = adamw(lr = 0.1, weight_decay = 4e38)\n",
+            "`weight_decay` does not fit f32",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    weight_decay = penalty(1e39)\n",
+            "`weight_decay` does not fit f32",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    clip_grad_norm = 1e39\n",
+            "`clip_grad_norm` does not fit f32",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    lr_schedule = cosine(min_lr = 10)\n",
+            "above the learning rate",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    lr_schedule = cosine(epochs = 3, eta_min = 0.2)\n",
+            "above the learning rate",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    lr_schedule = warmup(5, then = cosine(min_lr = 1))\n",
+            "above the learning rate",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    lr_schedule = cosine(min_lr = 1e39)\n",
+            "`min_lr` does not fit f32",
+        ),
+        (
+            "optimizer = sgd(lr = 0.1)\n    lr_schedule = step(every = 1, gamma = 1e39)\n",
+            "`gamma` does not fit f32",
+        ),
+    ];
+    for (i, (settings, message)) in refused.iter().enumerate() {
+        let path = program_with(&format!("bad{i}"), &format!("    {settings}"));
+        let out = dlc(&["check", path.to_str().expect("utf-8")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{settings}: {err}");
+        assert!(err.contains(message), "{settings}: {err}");
+        let _ = std::fs::remove_file(path);
+    }
+    let accepted = [
+        "optimizer = sgd(lr = 3e38)\n",
+        "optimizer = adam(lr = 0.1, eps = 1e-30)\n",
+        "optimizer = sgd(lr = 0.1)\n    lr_schedule = cosine(min_lr = 0.1)\n",
+        "optimizer = sgd(lr = 0.1)\n    lr_schedule = warmup(5, then = cosine(min_lr = 0.01))\n",
+    ];
+    for (i, settings) in accepted.iter().enumerate() {
+        let path = program_with(&format!("good{i}"), &format!("    {settings}"));
+        let out = dlc(&["check", path.to_str().expect("utf-8")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{settings}: {err}");
+        let _ = std::fs::remove_file(path);
+    }
+    // `--lr` as a flag: a value f32 does not hold is a bad flag value.
+    for lr in ["1e39", "3.5e38", "1e-50", "inf", "NaN"] {
+        let out = dlc(&["train", "programs/linreg.dl", "--lr", lr]);
+        assert_eq!(out.status.code(), Some(2), "--lr {lr}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(lr),
+            "--lr {lr}"
+        );
+    }
+    // Below a cosine's min_lr: refused before training.
+    let path = program_with(
+        "flag",
+        "    optimizer = sgd(lr = 0.1)\n    lr_schedule = cosine(min_lr = 0.01)\n",
+    );
+    let out = dlc(&["train", path.to_str().expect("utf-8"), "--lr", "0.001"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("below the lr_schedule's min_lr"), "{err}");
+    assert!(!err.contains("epoch"), "{err}");
+    let _ = std::fs::remove_file(path);
+}

@@ -119,18 +119,85 @@ fn layout_cases() {
         // Comments: own line, after code, inside a statement (moved before
         // it); blank lines kept once.
         (
-            "# head\n\n\n\nlet a = f(1,  # one\n  2)  # end\nlet b = 2 # two\n",
-            "# head\n\nlet a = f(1, 2)  # end\nlet b = 2  # two\n",
+            "# head\n\n\n\nlet a = (1 +\n  # two\n  2)  # end\nlet b = 2 # two\n",
+            "# head\n\n# two\nlet a = 1 + 2  # end\nlet b = 2  # two\n",
         ),
     ];
     for (src, want) in cases {
         let got = dlc::syntax::fmt::format(src).expect("parses");
-        // The comment inside `f(1, 2)` moves before its statement.
-        let want = if src.contains("# one") {
-            want.replace("let a = f", "# one\nlet a = f")
-        } else {
-            want.to_string()
-        };
+        assert_eq!(got, want, "formatting {src:?}");
+        common::fmt_holds(src).expect("the promises hold");
+    }
+}
+
+/// A comment after a call's argument, a list's item, an index or a
+/// header's parameter (or after its opening bracket, or a binary operator)
+/// stays on its line: the call or list breaks one element a line, the
+/// comment after its element's comma.
+#[test]
+fn comments_on_elements_stay_on_their_lines() {
+    let cases = [
+        (
+            "let y = f(a,  # first\n  b)\n",
+            "let y = f(\n    a,  # first\n    b,\n)\n",
+        ),
+        // A list of atoms breaks one item a line instead of filling.
+        ("let x = [1, # one\n 2]\n", "let x = [\n    1,  # one\n    2,\n]\n"),
+        // The last element's comment, before the comma or the bracket.
+        (
+            "let x = [1,\n 2  # two\n]\n",
+            "let x = [\n    1,\n    2,  # two\n]\n",
+        ),
+        (
+            "let x = f(a  # a\n, b)\n",
+            "let x = f(\n    a,  # a\n    b,\n)\n",
+        ),
+        // After the opening bracket, with no elements too.
+        (
+            "let z = g(  # open\n  a, b)\n",
+            "let z = g(  # open\n    a,\n    b,\n)\n",
+        ),
+        ("let z = g(  # none\n)\n", "let z = g(  # none\n)\n"),
+        // Nested: only the call around the comment and those around it break.
+        (
+            "let q = f(g(a,  # inner\n  b), c)  # end\n",
+            "let q = f(\n    g(\n        a,  # inner\n        b,\n    ),\n    c,\n)  # end\n",
+        ),
+        // A train setting's call and list, named arguments.
+        (
+            "train m on d {\n    optimizer = adam(lr = 0.1,   # fast\n        beta1 = 0.9)\n    metrics = [accuracy,  # acc\n loss]\n}\n",
+            "train m on d {\n    optimizer = adam(\n        lr = 0.1,  # fast\n        beta1 = 0.9,\n    )\n    metrics = [\n        accuracy,  # acc\n        loss,\n    ]\n}\n",
+        ),
+        // A model's inputs, an index, a function's parameters, a data source.
+        (
+            "model m(x: f32[B, 2],  # in\n  y: f32[B]) -> f32[B] {\n    x[0,  # row\n      1:2]\n}\n",
+            "model m(\n    x: f32[B, 2],  # in\n    y: f32[B],\n) -> f32[B] {\n    x[\n        0,  # row\n        1:2\n    ]\n}\n",
+        ),
+        (
+            "fn f(a,  # p\n  b) = a + b\n",
+            "fn f(\n    a,  # p\n    b,\n) = a + b\n",
+        ),
+        (
+            "data d = csv(\"d.csv\",  # the file\n  label = \"y\")\n",
+            "data d = csv(\n    \"d.csv\",  # the file\n    label = \"y\",\n)\n",
+        ),
+        // An element in parentheses of its own; an index of a call.
+        (
+            "let y = f((a),  # c\n  b)\n",
+            "let y = f(\n    a,  # c\n    b,\n)\n",
+        ),
+        (
+            "let y = f(x)[0,  # c\n 1]\n",
+            "let y = f(x)[\n    0,  # c\n    1\n]\n",
+        ),
+        // An index broken has no trailing comma (`x[i,] = v` would be
+        // `x[i, :] = v`).
+        ("x[  # c\n:] = 1\n", "x[  # c\n    :\n] = 1\n"),
+        // After a binary operator.
+        ("let w = a +  # plus\n  b\n", "let w = a +  # plus\n    b\n"),
+    ];
+    for (src, want) in cases {
+        let got = dlc::syntax::fmt::format(src).expect("parses");
         assert_eq!(got, want, "formatting {src:?}");
         common::fmt_holds(src).expect("the promises hold");
     }

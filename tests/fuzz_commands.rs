@@ -1,5 +1,8 @@
 //! Every command, under a 4 GiB address-space limit, on inputs built to
-//! break it: mutated programs (tokens and numbers changed, sizes blown up),
+//! break it: mutated programs (tokens and numbers changed, sizes blown up,
+//! numbers beyond f32, comments inside calls and lists; checked, trained
+//! with `--lr` beyond f32, and formatted by `dlc fmt`, then `--check`ed),
+//! hyper-parameters at the edges of their ranges,
 //! mutated CSV files (non-finite and huge numbers, ragged rows, quotes,
 //! missing cells, wide and high-cardinality columns), random IDX headers
 //! (gzipped or not, payloads short, long or absent), damaged checkpoints
@@ -116,6 +119,10 @@ const NUMBERS: &[&str] = &[
     "-0.5",
     "1e-45",
     "99999999999",
+    // Beyond f32, and below its smallest value.
+    "1e39",
+    "3.5e38",
+    "1e-60",
 ];
 
 /// A shipped program (of those whose data is small) with a few of its
@@ -150,6 +157,15 @@ fn program(rng: &mut Rng, seeds: &[String]) -> String {
             }
         };
         words[i] = format!("{new}{tail}");
+    }
+    // Comments inside calls and lists, where `dlc fmt` keeps them on their
+    // lines: after an argument's comma or an opening bracket.
+    for _ in 0..rng.below(3) {
+        let i = rng.below(words.len());
+        let w = words[i].trim_end().to_string();
+        if w.ends_with([',', '(', '[']) {
+            words[i] = format!("{w}  # note\n");
+        }
     }
     words.concat()
 }
@@ -229,6 +245,12 @@ fn csv_program(rng: &mut Rng) -> String {
         "lr_schedule = step(every = 1, gamma = 0.5)",
         "clip_grad_norm = 0.5",
         "valid = 0.5\n    early_stop = patience(1, valid_loss)",
+        // Hyper-parameters at the edges of their ranges and of f32's.
+        "lr_schedule = cosine(min_lr = 10)",
+        "lr_schedule = warmup(2, then = cosine(min_lr = 0.1))",
+        "lr_schedule = step(every = 1, gamma = 1e39)",
+        "clip_grad_norm = 1e39",
+        "weight_decay = penalty(1e39)",
     ]);
     let optimizer = rng.pick(&[
         "sgd(lr = 0.1)",
@@ -236,6 +258,9 @@ fn csv_program(rng: &mut Rng) -> String {
         "adam(lr = 0.01)",
         "adamw(lr = 0.01, weight_decay = 0.1)",
         "rmsprop(lr = 0.01)",
+        "sgd(lr = 1e39)",
+        "adam(lr = 0.01, eps = 1e-60)",
+        "adam(lr = 3e38)",
     ]);
     format!(
         "data d = csv(\"d.csv\", label = \"y\"{opts})\n\
@@ -899,7 +924,7 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
             0 => {
                 std::fs::write(cdir.join("p.dl"), program(&mut rng, &seeds)).expect("program");
                 let cmd = rng
-                    .pick(&["check", "ir", "gradcheck", "train", "data"])
+                    .pick(&["check", "ir", "gradcheck", "train", "data", "fmt"])
                     .to_string();
                 let mut a = vec![cmd.clone(), "p.dl".to_string()];
                 if cmd == "ir" {
@@ -923,13 +948,22 @@ fn no_input_makes_any_command_panic_abort_or_hang() {
                         a.extend(s(&["--epochs", "1"]));
                         let flag = *rng.pick(&["--threads", "--batch", "--seed"]);
                         a.extend([flag.to_string(), size]);
+                        let lr = *rng.pick(&["0.01", "1e39", "3.5e38", "1e-60", "inf", "0.001"]);
+                        if rng.chance(30) {
+                            a.extend(s(&["--lr", lr]));
+                        }
                     }
                     "data" if rng.chance(50) => a.extend(["--show".to_string(), size]),
                     "data" => a.push("--split-indices".to_string()),
                     "gradcheck" => a.extend(["--samples".to_string(), size]),
                     _ => {}
                 }
-                vec![(a, Vec::new())]
+                let mut runs = vec![(a, Vec::new())];
+                if cmd == "fmt" {
+                    // Formatted once, the file is in the layout.
+                    runs.push((s(&["fmt", "--check", "p.dl"]), Vec::new()));
+                }
+                runs
             }
             1 => {
                 std::fs::write(cdir.join("d.csv"), csv(&mut rng)).expect("csv");

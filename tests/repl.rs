@@ -250,3 +250,29 @@ fn an_input_open_over_many_lines_is_read_in_one_pass() {
     assert_eq!(out.status.code(), Some(0), "killed after 60 s, or failed");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "300000");
 }
+
+/// `grad` with respect to an integer or bool tensor names its dtype (it
+/// said "does not depend on the variable": the variable was converted to
+/// a new float tensor first), as a call and as `:grad`.
+#[test]
+fn grad_with_respect_to_an_integer_tensor_names_its_dtype() {
+    let mut s = Session::new(false);
+    s.eval("let k = [1, 2]").expect("bound");
+    s.eval("let m = [true, false]").expect("bound");
+    for (input, dtype) in [
+        ("grad(sum(k * k), k)", "i32"),
+        (":grad sum(k * k) wrt k", "i32"),
+        ("grad(sum(f32(m)), m)", "bool"),
+        (":grad sum(f32(m)) wrt m", "bool"),
+    ] {
+        let e = s.eval(input).expect_err(input);
+        assert!(
+            e.contains("floating-point") && e.contains(&format!("is {dtype}")),
+            "`{input}`: {e}"
+        );
+        assert!(!e.contains("does not depend"), "`{input}`: {e}");
+    }
+    // A float copy is differentiable.
+    s.eval("let kf = f32(k)").expect("bound");
+    assert!(s.eval("grad(sum(kf * kf), kf)").is_ok());
+}

@@ -222,6 +222,14 @@ fn eigh(lw: &mut Lowerer, span: Span) -> Option<Val> {
     None
 }
 
+/// The name `e` is (`grad`'s variable has been checked to be one).
+fn lw_name(e: &crate::syntax::ast::Expr) -> &str {
+    match &e.node {
+        crate::syntax::ast::ExprKind::Name(n) => n,
+        _ => "x",
+    }
+}
+
 /// `grad(y, x)`: the gradient of a scalar expression, by autodiff of the
 /// expression lowered so far.
 fn grad_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<Val> {
@@ -241,7 +249,29 @@ fn grad_call(lw: &mut Lowerer, name: &str, args: &[Arg], span: Span) -> Option<V
         return None;
     }
     let (y, sy) = float_arg(lw, name, Some(ey))?;
-    let (x, _) = float_arg(lw, name, Some(ex))?;
+    // Gradients are taken with respect to floating-point tensors (as
+    // PyTorch's requires_grad): an integer or bool variable would be
+    // converted to a new tensor that y does not depend on.
+    let xv = lw.expr(ex)?;
+    let xty = lw.ty(xv).clone();
+    if !xty.dtype.is_float() {
+        let var = lw_name(ex);
+        lw.error(
+            Diagnostic::new(
+                Code::DTypeMismatch,
+                format!(
+                    "`grad` takes gradients with respect to floating-point tensors, and `{var}` is {}",
+                    xty.dtype.name()
+                ),
+            )
+            .label(ex.span, format!("this is {xty}"))
+            .note(format!(
+                "bind a floating-point copy and differentiate with respect to it: `let {var}f = f32({var})`, then `grad(..., {var}f)` with `{var}f` in the expression"
+            )),
+        );
+        return None;
+    }
+    let x = xv.node;
     let ty = lw.g.ty(y).clone();
     if ty.shape.rank() != 0 {
         lw.error(

@@ -209,11 +209,33 @@ impl SettingsCx<'_> {
         }
     }
 
-    /// A positive number, if set.
+    /// Whether `v`, the value of `what` written at `span`, fits the f32
+    /// the training step computes in: finite, |v| ≤ f32::MAX (3.4e38), and
+    /// not a nonzero value f32 rounds to 0. Else a diagnostic.
+    fn fits_f32(&mut self, what: &str, v: f64, span: Span) -> bool {
+        let problem = if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
+            "is beyond f32's range: |value| ≤ 3.4e38"
+        } else if v != 0.0 && v as f32 == 0.0 {
+            "is so small that f32 rounds it to 0"
+        } else {
+            return true;
+        };
+        self.diags.push(
+            Diagnostic::new(
+                Code::BadRun,
+                format!("`{what}` does not fit f32: {v:e} {problem}"),
+            )
+            .label(span, "the training step computes in f32")
+            .note(format!("write `{what}` as a number f32 holds")),
+        );
+        false
+    }
+
+    /// A positive number that fits f32, if set.
     fn positive(&mut self, key: &str) -> Option<f64> {
         let s = self.get(key)?.clone();
         match consts::number(&s.value) {
-            Some(v) if v > 0.0 && v.is_finite() => Some(v),
+            Some(v) if v > 0.0 => self.fits_f32(key, v, s.value.span).then_some(v),
             _ => {
                 self.bad(&s, "a positive number");
                 None

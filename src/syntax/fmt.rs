@@ -5,7 +5,8 @@
 //! line (`;` becomes a newline); one space around binary operators and
 //! after commas; parentheses only where precedence needs them; a call or
 //! list longer than the line ([`WIDTH`]) broken after `(`, one argument a
-//! line, a trailing comma, `)` back at the start's indentation, and a
+//! line, a trailing comma (none in an index), `)` back at the start's
+//! indentation, and a
 //! binary operation broken after its operator, as the grammar's rule for
 //! continuing a line asks (grammar/README.md). Nothing is aligned to
 //! anything else, so a one-line edit never moves other lines. Numbers and
@@ -13,14 +14,22 @@
 //!
 //! Comments and blank lines: a comment on its own line stays on its own
 //! line before what follows it; a comment after code stays after that
-//! line; a comment inside a statement that spans lines moves to its own
-//! line just before the statement. Runs of blank lines become one; none is
-//! added. So `fmt(fmt(x)) == fmt(x)`, every comment survives, and the
-//! program parses to the same tree (tests/fmt.rs).
+//! line; a comment after a call's argument, a list's item, an index or a
+//! header's parameter (or after its opening bracket) stays after that
+//! element, and its call or list breaks one element a line, the comment
+//! after the element's comma; a comment after a binary operator stays
+//! after it, the line broken there. Any other comment inside a statement
+//! that spans lines moves to its own line just before the statement. Runs
+//! of blank lines become one; none is added. So `fmt(fmt(x)) == fmt(x)`,
+//! every comment survives, one kept on its line still follows the same
+//! token, and the program parses to the same tree (tests/fmt.rs).
+
+mod doc;
 
 use super::ast::*;
 use crate::diag::Diagnostic;
 use crate::span::Span;
+use doc::{render, Doc};
 
 /// The width a line is kept within, where it can be.
 pub const WIDTH: usize = 100;
@@ -38,11 +47,7 @@ pub fn format(src: &str) -> Result<String, Vec<Diagnostic>> {
         out: String::new(),
         used: vec![false; text.comments.len()],
     };
-    let items: Vec<Anchor> = program
-        .items
-        .iter()
-        .map(|i| item_anchor(&text, i))
-        .collect();
+    let items: Vec<Anchor> = program.items.iter().map(item_anchor).collect();
     f.block(&items, Span::new(0, src.len()), 0, &|f, i, depth| {
         f.item(&program.items[i], depth)
     });
@@ -139,6 +144,59 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// The comment that trails code ending at `end`: on the same line,
+    /// with nothing but spaces and at most one `,` between (an argument's
+    /// or list item's comment, or the one after an opening bracket).
+    fn trailing_comment(&self, end: usize) -> Option<usize> {
+        let line = self.line(end.saturating_sub(1));
+        let c = self
+            .comments
+            .iter()
+            .position(|c| c.start >= end && c.line == line && !c.own_line)?;
+        let between = self.text.get(end..self.comments[c].start)?;
+        let only_space = between
+            .chars()
+            .all(|ch| ch == ' ' || ch == '\t' || ch == ',');
+        (only_space && between.matches(',').count() <= 1).then_some(c)
+    }
+
+    /// The comment after the first `open` bracket at or after `from`
+    /// (before `to`), on its line.
+    fn open_comment(&self, from: usize, to: usize, open: char) -> Option<usize> {
+        let pos = from + self.text.get(from..to)?.find(open)?;
+        self.trailing_comment(pos + open.len_utf8())
+            .filter(|c| !self.text[pos + 1..self.comments[*c].start].contains(','))
+    }
+
+    /// The comment after a binary operator `sym` that stands between
+    /// `lhs_end` and `rhs_start` (with the `)` of a parenthesized left
+    /// operand before it), on the operator's line.
+    fn operator_comment(&self, lhs_end: usize, rhs_start: usize, sym: &str) -> Option<usize> {
+        let c = self
+            .comments
+            .iter()
+            .position(|c| (lhs_end..rhs_start).contains(&c.start) && !c.own_line)?;
+        let between = self.text.get(lhs_end..self.comments[c].start)?;
+        let op = between.trim_start_matches(|ch: char| ch == ')' || ch.is_whitespace());
+        (op.trim() == sym).then_some(c)
+    }
+
+    /// A comment as a document: kept two spaces after its code.
+    fn comment_doc(&self, c: Option<usize>) -> Option<Doc> {
+        c.map(|c| Doc::Comment(c, self.comments[c].text.clone()))
+    }
+
+    /// `s` with the parentheses written around it (`(a)` of `f((a), b)`).
+    fn with_parens(&self, mut s: Span) -> Span {
+        while self.parenthesized(s) {
+            let open = self.text[..s.start].trim_end().len() - 1;
+            let after = &self.text[s.end..];
+            let close = s.end + (after.len() - after.trim_start().len());
+            s = Span::new(open, close + 1);
+        }
+        s
+    }
+
     /// The source text of a span (a literal's spelling).
     fn slice(&self, s: Span) -> &str {
         self.text.get(s.start..s.end).unwrap_or("")
@@ -150,30 +208,30 @@ impl<'a> Source<'a> {
 #[derive(Clone, Copy, Debug)]
 struct Anchor {
     span: Span,
-    /// For a block (model, fn, train): where its children's region starts
-    /// (comments before it, in the header, go before the whole item).
-    body: Option<Span>,
 }
 
-fn item_anchor(src: &Source, i: &Item) -> Anchor {
-    let (span, body) = match i {
-        Item::Data(d) => (d.span, None),
-        Item::Model(m) => (m.span, src.body(m.span, m.body.first().map(stmt_span))),
-        // `fn f(a) = e` has no block.
-        Item::Fn(f) => (f.span, src.body(f.span, f.body.first().map(stmt_span))),
-        Item::Train(t) => (
-            t.span,
-            src.body(t.span, t.settings.first().map(setting_span)),
-        ),
-        Item::Let(l) => (l.span, None),
-        Item::Assign(a) => (a.span, None),
-        Item::Expr(e) => (e.span, None),
-        Item::Error(s) => (*s, None),
+fn item_anchor(i: &Item) -> Anchor {
+    let span = match i {
+        Item::Data(d) => d.span,
+        Item::Model(m) => m.span,
+        Item::Fn(f) => f.span,
+        Item::Train(t) => t.span,
+        Item::Let(l) => l.span,
+        Item::Assign(a) => a.span,
+        Item::Expr(e) => e.span,
+        Item::Error(s) => *s,
     };
-    Anchor { span, body }
+    Anchor { span }
 }
 
 impl Source<'_> {
+    /// A block item's header: from its start to just after its `{` (its
+    /// comments go before the item, unless the header line keeps them).
+    fn header(&self, whole: Span, first_child: Option<Span>) -> Span {
+        let end = self.body(whole, first_child).map_or(whole.end, |b| b.start);
+        Span::new(whole.start, end)
+    }
+
     /// A block item's body: from just after its `{` (the first outside a
     /// comment or string before its first child) to its end; `None`
     /// without a `{`.
@@ -287,15 +345,9 @@ impl Formatter<'_> {
             }
             match e {
                 Entry::Comment(c) => self.comment_line(c, depth),
-                Entry::Anchor(ai) => {
-                    let a = anchors[ai];
-                    // Comments inside it that no child claims go before it.
-                    let header_end = a.body.map_or(a.span.end, |b| b.start);
-                    for c in self.comments_in(a.span.start, header_end) {
-                        self.comment_line(c, depth);
-                    }
-                    each(self, ai, depth);
-                }
+                // Comments inside it that neither it nor a child keeps go
+                // before it (`code_line`, `header_line`).
+                Entry::Anchor(ai) => each(self, ai, depth),
             }
             prev_end = Some(last);
         }
@@ -346,6 +398,7 @@ impl Formatter<'_> {
     /// A line of code at `depth`: comments inside it first (on lines of
     /// their own), then the code laid out within the width.
     fn code_line(&mut self, span: Span, depth: usize, doc: Doc) {
+        self.claim(&doc);
         for c in self.comments_in(span.start, span.end) {
             self.comment_line(c, depth);
         }
@@ -353,6 +406,15 @@ impl Formatter<'_> {
         let text = render(&doc, depth * 4);
         self.out.push_str(&text);
         self.end_line(span.end);
+    }
+
+    /// Marks the comments `doc` keeps on their lines as printed.
+    fn claim(&mut self, doc: &Doc) {
+        let mut kept = Vec::new();
+        doc.comments(&mut kept);
+        for c in kept {
+            self.used[c] = true;
+        }
     }
 
     fn item(&mut self, item: &Item, depth: usize) {
@@ -366,11 +428,16 @@ impl Formatter<'_> {
                 self.code_line(d.span, depth, doc);
             }
             Item::Model(m) => {
-                let inputs: Vec<Doc> = m
+                let inputs = m
                     .inputs
                     .iter()
-                    .map(|(n, t)| Doc::text(format!("{}: {}", n.node, super::print::ty(t))))
+                    .map(|(n, t)| {
+                        let doc = Doc::text(format!("{}: {}", n.node, super::print::ty(t)));
+                        (doc, Span::new(n.span.start, t.span.end))
+                    })
                     .collect();
+                let inputs =
+                    Elements::new(src, Span::new(m.name.span.end, m.span.end), '(', inputs);
                 let mut head = vec![
                     Doc::text(format!("model {}", m.name.node)),
                     args_doc(inputs, "(", ")"),
@@ -379,11 +446,18 @@ impl Formatter<'_> {
                     head.push(Doc::text(format!(" -> {}", super::print::ty(t))));
                 }
                 head.push(Doc::text(" {"));
-                self.header_line(Doc::concat(head), depth);
+                let header = src.header(m.span, m.body.first().map(stmt_span));
+                self.header_line(Doc::concat(head), header, depth);
                 self.body(&m.body, m.span, depth);
             }
             Item::Fn(f) => {
-                let params: Vec<Doc> = f.params.iter().map(|p| Doc::text(p.node.clone())).collect();
+                let params = f
+                    .params
+                    .iter()
+                    .map(|p| (Doc::text(p.node.clone()), p.span))
+                    .collect();
+                let params =
+                    Elements::new(src, Span::new(f.name.span.end, f.span.end), '(', params);
                 let head = Doc::concat(vec![
                     Doc::text(format!("fn {}", f.name.node)),
                     args_doc(params, "(", ")"),
@@ -392,7 +466,8 @@ impl Formatter<'_> {
                     let doc = Doc::concat(vec![head, Doc::text(" = "), expr(src, e)]);
                     self.code_line(f.span, depth, doc);
                 } else {
-                    self.header_line(Doc::concat(vec![head, Doc::text(" {")]), depth);
+                    let header = src.header(f.span, f.body.first().map(stmt_span));
+                    self.header_line(Doc::concat(vec![head, Doc::text(" {")]), header, depth);
                     self.body(&f.body, f.span, depth);
                 }
             }
@@ -403,7 +478,8 @@ impl Formatter<'_> {
                     .map(|r| format!("{}: ", r.node))
                     .unwrap_or_default();
                 let head = format!("train {run}{} on {} {{", t.model.node, t.data.node);
-                self.header_line(Doc::text(head), depth);
+                let header = src.header(t.span, t.settings.first().map(setting_span));
+                self.header_line(Doc::text(head), header, depth);
                 let spans = t.settings.iter().map(setting_span).collect();
                 self.children(spans, t.span, depth, &|f, i, d| {
                     let s = &t.settings[i];
@@ -422,7 +498,11 @@ impl Formatter<'_> {
                 let op = a.op.symbol();
                 let mut parts = vec![Doc::text(a.target.node.clone())];
                 if let Some(idx) = &a.index {
-                    parts.push(index_doc(src, idx));
+                    parts.push(index_doc(
+                        src,
+                        Span::new(a.target.span.end, a.span.end),
+                        idx,
+                    ));
                 }
                 parts.push(Doc::text(format!(" {op} ")));
                 parts.push(expr(src, &a.value));
@@ -442,8 +522,13 @@ impl Formatter<'_> {
     }
 
     /// A block's first line (`model ... {`), without its trailing comment:
-    /// a comment on that line goes before the item with the header's.
-    fn header_line(&mut self, doc: Doc, depth: usize) {
+    /// a comment on that line goes before the item with the header's (the
+    /// comments in `header` the line does not keep).
+    fn header_line(&mut self, doc: Doc, header: Span, depth: usize) {
+        self.claim(&doc);
+        for c in self.comments_in(header.start, header.end) {
+            self.comment_line(c, depth);
+        }
         self.indent(depth);
         let text = render(&doc, depth * 4);
         self.out.push_str(&text);
@@ -460,10 +545,7 @@ impl Formatter<'_> {
     /// A block's children (a span each, rendered by `each`) with the
     /// comments among them, one level in, then its `}`.
     fn children(&mut self, spans: Vec<Span>, whole: Span, depth: usize, each: &Render) {
-        let anchors: Vec<Anchor> = spans
-            .into_iter()
-            .map(|span| Anchor { span, body: None })
-            .collect();
+        let anchors: Vec<Anchor> = spans.into_iter().map(|span| Anchor { span }).collect();
         let region = self
             .src
             .body(whole, anchors.first().map(|a| a.span))
@@ -555,23 +637,37 @@ fn expr(src: &Source, e: &Expr) -> Doc {
         ExprKind::Bool(b) => Doc::text(b.to_string()),
         ExprKind::Name(n) => Doc::text(n.clone()),
         // A list of numbers, strings or names fills its lines; any other
-        // list breaks as a call's arguments do.
-        ExprKind::List(items) if items.iter().all(is_atom) => {
-            fill_doc(items.iter().map(|i| expr(src, i)).collect())
+        // list, or one with a comment inside, breaks as a call's arguments
+        // do.
+        ExprKind::List(items) => {
+            let parts = items.iter().map(|i| (expr(src, i), i.span)).collect();
+            let elements = Elements::new(src, e.span, '[', parts);
+            if items.iter().all(is_atom) && !elements.has_comments() {
+                fill_doc(elements.items.into_iter().map(|(d, _)| d).collect())
+            } else {
+                args_doc(elements, "[", "]")
+            }
         }
-        ExprKind::List(items) => args_doc(items.iter().map(|i| expr(src, i)).collect(), "[", "]"),
         ExprKind::Call { callee, args } => {
             let parts = args
                 .iter()
-                .map(|a| match &a.name {
-                    Some(n) => Doc::concat(vec![
-                        Doc::text(format!("{} = ", n.node)),
-                        expr(src, &a.value),
-                    ]),
-                    None => expr(src, &a.value),
+                .map(|a| {
+                    let doc = match &a.name {
+                        Some(n) => Doc::concat(vec![
+                            Doc::text(format!("{} = ", n.node)),
+                            expr(src, &a.value),
+                        ]),
+                        None => expr(src, &a.value),
+                    };
+                    let start = a.name.as_ref().map_or(a.value.span.start, |n| n.span.start);
+                    (doc, Span::new(start, a.value.span.end))
                 })
                 .collect();
-            Doc::concat(vec![postfix_base(src, callee), args_doc(parts, "(", ")")])
+            let elements = Elements::new(src, Span::new(callee.span.end, e.span.end), '(', parts);
+            Doc::concat(vec![
+                postfix_base(src, callee),
+                args_doc(elements, "(", ")"),
+            ])
         }
         ExprKind::Binary { op, lhs, rhs } => {
             let p = binary_prec(*op);
@@ -587,11 +683,13 @@ fn expr(src: &Source, e: &Expr) -> Doc {
                     || (prec(rhs) == p && !right_assoc)
                     || src.parenthesized(rhs.span),
             );
-            Doc::group(Doc::concat(vec![
-                l,
-                Doc::text(format!(" {}", op.symbol())),
-                Doc::nest(4, Doc::concat(vec![Doc::Line, r])),
-            ]))
+            // A comment after the operator stays after it, and breaks the
+            // line there.
+            let comment = src.operator_comment(lhs.span.end, rhs.span.start, op.symbol());
+            let mut parts = vec![l, Doc::text(format!(" {}", op.symbol()))];
+            parts.extend(src.comment_doc(comment));
+            parts.push(Doc::nest(4, Doc::concat(vec![Doc::Line, r])));
+            Doc::group(Doc::concat(parts))
         }
         ExprKind::Unary { op, operand } => {
             let p = unary_prec(*op);
@@ -607,9 +705,10 @@ fn expr(src: &Source, e: &Expr) -> Doc {
             );
             Doc::concat(vec![Doc::text(sym), inner])
         }
-        ExprKind::Index { base, indices } => {
-            Doc::concat(vec![postfix_base(src, base), index_doc(src, indices)])
-        }
+        ExprKind::Index { base, indices } => Doc::concat(vec![
+            postfix_base(src, base),
+            index_doc(src, Span::new(base.span.end, e.span.end), indices),
+        ]),
         ExprKind::Field { base, name } => Doc::concat(vec![
             postfix_base(src, base),
             Doc::text(format!(".{}", name.node)),
@@ -674,13 +773,17 @@ fn postfix_base(src: &Source, e: &Expr) -> Doc {
     parens(expr(src, e), prec(e) < 10)
 }
 
-fn index_doc(src: &Source, idx: &[IndexArg]) -> Doc {
+/// An index `[...]`, its `[` the first in `within`.
+fn index_doc(src: &Source, within: Span, idx: &[IndexArg]) -> Doc {
     let parts = idx
         .iter()
         .map(|i| match i {
-            IndexArg::Single(e) => expr(src, e),
+            IndexArg::Single(e) => (expr(src, e), e.span),
             IndexArg::Slice {
-                start, end, step, ..
+                start,
+                end,
+                step,
+                span,
             } => {
                 let o = |e: &Option<Expr>| e.as_ref().map_or(Doc::text(""), |e| expr(src, e));
                 let mut parts = vec![o(start), Doc::text(":"), o(end)];
@@ -688,28 +791,78 @@ fn index_doc(src: &Source, idx: &[IndexArg]) -> Doc {
                     parts.push(Doc::text(":"));
                     parts.push(expr(src, s));
                 }
-                Doc::concat(parts)
+                (Doc::concat(parts), *span)
             }
         })
         .collect();
-    args_doc(parts, "[", "]")
+    // No trailing comma: an assignment's `x[i,] = v` reads it as `x[i, :]`.
+    list_doc(Elements::new(src, within, '[', parts), "[", "]", "")
+}
+
+/// The elements of a bracketed list (a call's arguments, a list's items,
+/// an index, a header's parameters) with the comments that stay on their
+/// lines: the one after the opening bracket, and each element's trailing
+/// comment (after it or its comma).
+struct Elements {
+    open: Option<Doc>,
+    items: Vec<(Doc, Option<Doc>)>,
+}
+
+impl Elements {
+    /// `items` are each element's document and span; the opening bracket
+    /// `open` is the first in `within` (which ends at or after it).
+    fn new(src: &Source, within: Span, open: char, items: Vec<(Doc, Span)>) -> Elements {
+        let first = items.first().map_or(within.end, |(_, s)| s.start);
+        Elements {
+            open: src.comment_doc(src.open_comment(within.start, first, open)),
+            items: items
+                .into_iter()
+                .map(|(d, s)| {
+                    let end = src.with_parens(s).end;
+                    (d, src.comment_doc(src.trailing_comment(end)))
+                })
+                .collect(),
+        }
+    }
+
+    fn has_comments(&self) -> bool {
+        self.open.is_some() || self.items.iter().any(|(_, c)| c.is_some())
+    }
 }
 
 /// `open a, b, c close` on one line, or broken after `open`, one element
-/// a line with a trailing comma, `close` on a line of its own.
-fn args_doc(parts: Vec<Doc>, open: &str, close: &str) -> Doc {
-    if parts.is_empty() {
-        return Doc::text(format!("{open}{close}"));
+/// a line with a trailing comma, `close` on a line of its own. A comment
+/// kept on its line breaks it, and follows its element's comma.
+fn args_doc(elements: Elements, open: &str, close: &str) -> Doc {
+    list_doc(elements, open, close, ",")
+}
+
+/// [`args_doc`] with `trailing` after the last element when broken.
+fn list_doc(elements: Elements, open: &str, close: &str, trailing: &str) -> Doc {
+    if elements.items.is_empty() {
+        return match elements.open {
+            Some(c) => Doc::group(Doc::concat(vec![
+                Doc::text(open),
+                c,
+                Doc::SoftLine,
+                Doc::text(close),
+            ])),
+            None => Doc::text(format!("{open}{close}")),
+        };
     }
-    let mut inner = vec![Doc::SoftLine];
-    let n = parts.len();
-    for (i, p) in parts.into_iter().enumerate() {
+    let mut inner = Vec::new();
+    inner.extend(elements.open);
+    inner.push(Doc::SoftLine);
+    let n = elements.items.len();
+    for (i, (p, comment)) in elements.items.into_iter().enumerate() {
         inner.push(p);
         if i + 1 < n {
             inner.push(Doc::text(","));
+            inner.extend(comment);
             inner.push(Doc::Line);
         } else {
-            inner.push(Doc::IfBroken(",".into()));
+            inner.push(Doc::IfBroken(trailing.into()));
+            inner.extend(comment);
         }
     }
     Doc::group(Doc::concat(vec![
@@ -718,108 +871,4 @@ fn args_doc(parts: Vec<Doc>, open: &str, close: &str) -> Doc {
         Doc::SoftLine,
         Doc::text(close),
     ]))
-}
-
-// ---- a small pretty-printer (Wadler's, flat-or-broken groups) ----
-
-#[derive(Clone, Debug)]
-enum Doc {
-    Text(String),
-    /// A space, or a newline at the nesting's indentation.
-    Line,
-    /// Nothing, or a newline.
-    SoftLine,
-    /// Text printed only when the enclosing group breaks.
-    IfBroken(String),
-    /// In a broken group, a space when the next `n` columns still fit on
-    /// the line, else a newline; a space when flat.
-    FillLine(usize),
-    Nest(usize, Box<Doc>),
-    Group(Box<Doc>),
-    Concat(Vec<Doc>),
-}
-
-impl Doc {
-    fn text(s: impl Into<String>) -> Doc {
-        Doc::Text(s.into())
-    }
-    fn concat(v: Vec<Doc>) -> Doc {
-        Doc::Concat(v)
-    }
-    fn nest(n: usize, d: Doc) -> Doc {
-        Doc::Nest(n, Box::new(d))
-    }
-    fn group(d: Doc) -> Doc {
-        Doc::Group(Box::new(d))
-    }
-
-    /// Its width laid flat.
-    fn flat_width(&self) -> usize {
-        match self {
-            Doc::Text(s) => s.chars().count(),
-            Doc::Line | Doc::FillLine(_) => 1,
-            Doc::SoftLine | Doc::IfBroken(_) => 0,
-            Doc::Nest(_, d) | Doc::Group(d) => d.flat_width(),
-            Doc::Concat(v) => v.iter().map(Doc::flat_width).sum(),
-        }
-    }
-}
-
-/// Lays `doc` out from column `col` (the line's indentation), each group
-/// flat when it fits in what is left of [`WIDTH`], else broken.
-fn render(doc: &Doc, col: usize) -> String {
-    let mut out = String::new();
-    let mut column = col;
-    // (indentation, flat, doc)
-    let mut stack: Vec<(usize, bool, &Doc)> = vec![(col, false, doc)];
-    while let Some((ind, flat, d)) = stack.pop() {
-        match d {
-            Doc::Text(s) => {
-                out.push_str(s);
-                column += s.chars().count();
-            }
-            Doc::Line | Doc::SoftLine if flat => {
-                if matches!(d, Doc::Line) {
-                    out.push(' ');
-                    column += 1;
-                }
-            }
-            Doc::Line | Doc::SoftLine => {
-                out.push('\n');
-                out.push_str(&" ".repeat(ind));
-                column = ind;
-            }
-            Doc::IfBroken(s) => {
-                if !flat {
-                    out.push_str(s);
-                    column += s.chars().count();
-                }
-            }
-            Doc::FillLine(next) => {
-                if flat || column + 1 + next <= WIDTH {
-                    out.push(' ');
-                    column += 1;
-                } else {
-                    out.push('\n');
-                    out.push_str(&" ".repeat(ind));
-                    column = ind;
-                }
-            }
-            Doc::Nest(n, inner) => stack.push((ind + n, flat, inner)),
-            Doc::Group(inner) => {
-                let fits = flat || column + inner.flat_width() <= WIDTH;
-                stack.push((ind, fits, inner));
-            }
-            Doc::Concat(v) => {
-                for x in v.iter().rev() {
-                    stack.push((ind, flat, x));
-                }
-            }
-        }
-    }
-    // A broken group's last line may end in spaces: none is wanted.
-    out.lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -129,6 +129,15 @@ pub fn train_run(
     sink: &mut Sink,
 ) -> Result<(), String> {
     let s = &run.settings;
+    // `--lr` below the schedule's min_lr would make the cosine rise, as
+    // the check refuses `min_lr` above the program's `lr`.
+    if let (Some(lr), Some(min_lr)) = (opts.lr, s.schedule.min_lr()) {
+        if min_lr > lr {
+            return Err(format!(
+                "--lr {lr} is below the lr_schedule's min_lr ({min_lr}): a cosine schedule decays from the learning rate down to min_lr"
+            ));
+        }
+    }
     let epochs = opts.epochs.unwrap_or(s.epochs);
     let resumed = match &opts.resume {
         Some(path) => Some(checkpoints::resume_from(run, path, opts, epochs)?),

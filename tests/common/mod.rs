@@ -66,7 +66,159 @@ pub fn fmt_holds(src: &str) -> Result<String, String> {
             fmt::comments(&once)
         ));
     }
+    // A comment after an element of a call, list or index (or after its
+    // opening bracket), or after a binary operator, stays on the line of
+    // the token before it. Comments that end code in the output are those
+    // that did in the source, in order, less some that moved to lines of
+    // their own (which they may when not kept): the output's must be such
+    // a subsequence of the source's that holds every kept one.
+    let trailing = |s: &str| -> Vec<(String, String, bool)> {
+        fmt::comments(s)
+            .into_iter()
+            .zip(comment_places(s))
+            .filter_map(|(text, (token, keep))| Some((text, token?, keep)))
+            .collect()
+    };
+    let before = trailing(src);
+    let after: Vec<(String, String)> = trailing(&once)
+        .into_iter()
+        .map(|(text, token, _)| (text, token))
+        .collect();
+    if !kept_in_order(&before, &after) {
+        return Err(format!(
+            "a comment after an element or operator moved: {before:?} -> {after:?}:\n{once}"
+        ));
+    }
     Ok(once)
+}
+
+/// Whether `after` is a subsequence of `before` (the same text; for an
+/// entry marked kept the same token too) that holds every kept entry.
+fn kept_in_order(before: &[(String, String, bool)], after: &[(String, String)]) -> bool {
+    // can[i][j]: before[i..] can give after[j..].
+    let (n, m) = (before.len(), after.len());
+    let mut can = vec![vec![false; m + 1]; n + 1];
+    can[n][m] = true;
+    for i in (0..n).rev() {
+        for j in (0..=m).rev() {
+            let (text, token, keep) = &before[i];
+            let skip = !keep && can[i + 1][j];
+            let same = j < m && after[j].0 == *text && (!keep || after[j].1 == *token);
+            let take = same && can[i + 1][j + 1];
+            can[i][j] = skip || take;
+        }
+    }
+    can[0][0]
+}
+
+/// Where each comment of `src` stands: `None` on a line of its own, else
+/// the last token before it on its line (a trailing `,` or `;` dropped);
+/// and whether `dlc fmt` keeps it there — after an element of a call, a
+/// list or an index (`(`, `[` or `,` before it, or `)`, `]` or `,` next),
+/// after their opening bracket, or after a binary operator.
+pub fn comment_places(src: &str) -> Vec<(Option<String>, bool)> {
+    #[derive(PartialEq)]
+    enum Bracket {
+        /// A call's, list's or index's: elements.
+        Elements,
+        /// Grouping parentheses or a type's dimensions.
+        Other,
+    }
+    let operand_end = |t: &str| {
+        t.trim_end()
+            .ends_with(|c: char| c.is_alphanumeric() || "_)]\".".contains(c))
+    };
+    let mut stack = Vec::new();
+    // The kind of the bracket closed last: a comment after a grouping
+    // `)` may follow the element inside it (`f((a),  # c` → `a,  # c`).
+    let mut closed = None;
+    let mut places = Vec::new();
+    let mut in_str = false;
+    let mut line_start = 0;
+    let mut skip_to = 0;
+    for (i, ch) in src.char_indices() {
+        if i < skip_to {
+            continue;
+        }
+        match ch {
+            '\n' => {
+                line_start = i + 1;
+                in_str = false;
+            }
+            '"' => in_str = !in_str,
+            _ if in_str => {}
+            // A call's `(` is on the line of what it calls.
+            '(' => stack.push(if operand_end(&src[line_start..i]) {
+                Bracket::Elements
+            } else {
+                Bracket::Other
+            }),
+            '[' => {
+                // A type's dimensions: `[` after a name after `:` or `->`.
+                let code = src[line_start..i].trim_end();
+                let name = code.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
+                let dtype = name.len() < code.len() && name.trim_end().ends_with([':', '>']);
+                stack.push(if dtype {
+                    Bracket::Other
+                } else {
+                    Bracket::Elements
+                });
+            }
+            ')' | ']' => closed = stack.pop(),
+            '#' => {
+                let end = src[i..].find('\n').map_or(src.len(), |e| i + e);
+                skip_to = end;
+                let raw = src[line_start..i].trim_end();
+                if raw.is_empty() {
+                    places.push((None, false));
+                    continue;
+                }
+                let code = raw.trim_end_matches([',', ';', ' ', '\t']);
+                let token = last_token(code);
+                // The next code after the comment (past comment lines).
+                let next = src[end..]
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    .and_then(|l| l.chars().next());
+                let grouped = code.ends_with(')') && closed == Some(Bracket::Other);
+                // (A `,` alone on its line has no token before it to follow.)
+                let element = !grouped
+                    && !code.is_empty()
+                    && stack.last() == Some(&Bracket::Elements)
+                    && (raw.ends_with([',', '(', '[']) || next.is_some_and(|c| ")],".contains(c)));
+                let operator = [
+                    "**", "*", "/", "@", "+", "-", "==", "!=", "<", "<=", ">", ">=",
+                ]
+                .contains(&token.as_str())
+                    || token == "and"
+                    || token == "or";
+                let binary = operator && operand_end(&code[..code.len() - token.len()]);
+                places.push((Some(token), element || binary));
+            }
+            _ => {}
+        }
+    }
+    places
+}
+
+/// The last token of `code`: a run of name or number characters, a run of
+/// operator characters, or one other character.
+fn last_token(code: &str) -> String {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let op = |c: char| "*+-/@<>=!".contains(c);
+    let Some(last) = code.chars().last() else {
+        return String::new();
+    };
+    let class: &dyn Fn(char) -> bool = if word(last) {
+        &word
+    } else if op(last) {
+        &op
+    } else {
+        return last.to_string();
+    };
+    let n = code.chars().rev().take_while(|c| class(*c)).count();
+    code.chars().skip(code.chars().count() - n).collect()
 }
 
 /// A float32 `.npy` of `rows` × `width` values, element i being `value(i)`.

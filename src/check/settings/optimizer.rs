@@ -67,8 +67,14 @@ pub(super) fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimiz
             (Some(true), _) => None,
             _ => consts::number(&a.value),
         };
+        // Every value is held as f32 in the step.
         match (key, hyper, v) {
-            ("lr", _, Some(v)) if v > 0.0 => lr = Some(v),
+            ("lr", _, Some(v)) if v > 0.0 => {
+                if !cx.fits_f32(key, v, a.value.span) {
+                    return None;
+                }
+                lr = Some(v);
+            }
             ("lr", _, _) => {
                 cx.diags.push(
                     Diagnostic::new(Code::BadRun, "the learning rate must be a positive number")
@@ -76,7 +82,12 @@ pub(super) fn optimizer(cx: &mut SettingsCx, s: &ast::Setting) -> Option<Optimiz
                 );
                 return None;
             }
-            (_, Some(h), Some(v)) if (rule.hypers[h].valid)(v) => hypers[h] = v,
+            (_, Some(h), Some(v)) if (rule.hypers[h].valid)(v) => {
+                if !cx.fits_f32(key, v, a.value.span) {
+                    return None;
+                }
+                hypers[h] = v;
+            }
             (_, Some(h), _) => {
                 cx.diags.push(
                     Diagnostic::new(Code::BadRun, rule.hypers[h].message)
@@ -140,12 +151,15 @@ pub(super) fn weight_decay(
     };
     let lambda = args
         .first()
-        .and_then(|a| consts::number(&a.value))
-        .filter(|v| *v >= 0.0);
-    let Some(lambda) = lambda else {
+        .and_then(|a| Some((consts::number(&a.value)?, a.value.span)))
+        .filter(|(v, _)| *v >= 0.0);
+    let Some((lambda, span)) = lambda else {
         cx.bad(s, what);
         return None;
     };
+    if !cx.fits_f32("weight_decay", lambda, span) {
+        return None;
+    }
     // Default: every parameter of rank ≥ 2 (d2l decays weights, not biases).
     let mut names: Vec<String> = params
         .iter()

@@ -38,17 +38,29 @@ impl SettingsCx<'_> {
         optimizer: Option<&Optimizer>,
         epochs: u64,
     ) -> Option<Schedule> {
-        if matches!(optimizer, Some(Optimizer::ClosedForm)) {
-            self.diags.push(
-                Diagnostic::new(Code::BadRun, "closed_form has no learning rate to schedule")
-                    .label(s.value.span, "a schedule needs an optimizer with `lr`"),
-            );
-            return None;
-        }
-        self.schedule(&s.value, epochs, true)
+        let lr = match optimizer {
+            Some(Optimizer::ClosedForm) => {
+                self.diags.push(
+                    Diagnostic::new(Code::BadRun, "closed_form has no learning rate to schedule")
+                        .label(s.value.span, "a schedule needs an optimizer with `lr`"),
+                );
+                return None;
+            }
+            Some(Optimizer::Rule { lr, .. }) => Some(*lr),
+            None => None,
+        };
+        self.schedule(&s.value, epochs, lr, true)
     }
 
-    fn schedule(&mut self, e: &ast::Expr, epochs: u64, outermost: bool) -> Option<Schedule> {
+    /// The schedule `e` of a run of `epochs` epochs from the learning rate
+    /// `lr` (when the optimizer gave one).
+    fn schedule(
+        &mut self,
+        e: &ast::Expr,
+        epochs: u64,
+        lr: Option<f64>,
+        outermost: bool,
+    ) -> Option<Schedule> {
         let Some((name, args)) = call_parts(e) else {
             self.not_a_schedule(e, None);
             return None;
@@ -77,13 +89,28 @@ impl SettingsCx<'_> {
                     None => 0.0,
                     Some(v) => self.number(v, "min_lr", |m| m >= 0.0, "a number ≥ 0")?,
                 };
+                // The cosine decays from lr down to min_lr: above lr it
+                // would rise instead (torch's eta_min has the same role).
+                if let (Some(lr), Some(v)) = (lr, vals[1]) {
+                    if min_lr > lr {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::BadRun,
+                                format!("`min_lr` ({min_lr}) is above the learning rate ({lr})"),
+                            )
+                            .label(v.span, format!("expected min_lr ≤ lr = {lr}"))
+                            .note("a cosine schedule decays from `lr` down to `min_lr`"),
+                        );
+                        return None;
+                    }
+                }
                 Some(Schedule::Cosine { epochs, min_lr })
             }
             _ => {
                 let steps = self.whole(name, "steps", vals[0], e)?;
                 let then = match vals[1] {
                     None => Schedule::Constant,
-                    Some(v) => self.schedule(v, epochs, false)?,
+                    Some(v) => self.schedule(v, epochs, lr, false)?,
                 };
                 if !outermost {
                     self.diags.push(
@@ -199,10 +226,10 @@ impl SettingsCx<'_> {
         }
     }
 
-    /// A finite number that `ok` accepts.
+    /// A finite number that `ok` accepts and f32 holds.
     fn number(&mut self, v: &ast::Expr, arg: &str, ok: fn(f64) -> bool, what: &str) -> Option<f64> {
         match consts::number(v) {
-            Some(x) if x.is_finite() && ok(x) => Some(x),
+            Some(x) if x.is_finite() && ok(x) => self.fits_f32(arg, x, v.span).then_some(x),
             _ => {
                 self.diags.push(
                     Diagnostic::new(Code::BadRun, format!("`{arg}` must be {what}"))
