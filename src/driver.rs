@@ -676,11 +676,36 @@ fn program_inputs(args: &ProgramArgs, l: &Loaded, run: Option<&check::Run>) -> V
     let mut inputs = vec![("the program".to_string(), args.file.clone())];
     let specs = l.checked.data.iter().enumerate();
     for (_, d) in specs.filter(|(i, _)| run.is_none_or(|r| r.data == *i)) {
-        for f in data_files(d) {
+        let files = match d.rows.unknown {
+            // Described by a checkpoint: not read, but the program's
+            // files all the same, and not to be written over.
+            true => declared_path(args, l, &d.name).into_iter().collect(),
+            false => data_files(d),
+        };
+        for f in files {
             inputs.push((format!("a file of data `{}`", d.name), f));
         }
     }
     inputs
+}
+
+/// The path a data declaration names (its first argument), relative to
+/// the program's folder.
+fn declared_path(args: &ProgramArgs, l: &Loaded, name: &str) -> Option<PathBuf> {
+    use syntax::ast::{ExprKind, Item};
+    let decl = l.program.items.iter().find_map(|i| match i {
+        Item::Data(d) if d.name.node == name => Some(d),
+        _ => None,
+    })?;
+    let ExprKind::Call { args: call, .. } = &decl.source.node else {
+        return None;
+    };
+    let first = call.iter().find(|a| a.name.is_none())?;
+    let Some(check::consts::Const::Str(p)) = check::consts::eval(&first.value) else {
+        return None;
+    };
+    let base = args.file.parent().unwrap_or(Path::new(""));
+    Some(base.join(p))
 }
 
 /// The files a data source reads.
