@@ -235,20 +235,21 @@ fn valid_split(n: usize, fraction: f64, split_seed: u64) -> (Vec<usize>, Vec<usi
     (keep.to_vec(), held.to_vec())
 }
 
+/// A row's place: its part (`train`, `valid`, `test`), its index in its
+/// file, and the K-fold fold that holds it out.
+pub type SplitRow = (&'static str, usize, Option<usize>);
+
 /// Where each row of `run`'s data goes: (part, row, fold) with the part
 /// `train`, `valid` or `test`, the row's index among its file's samples or
 /// data rows (from 0; a test file of its own has its own), and for a
 /// K-fold run the fold that holds it out (from 1). The same splits
 /// training draws, from the same seed (`split_seed`), for
 /// `dlc data --split-indices`.
-pub fn split_indices(
-    run: &Run,
-    data: &DataSpec,
-) -> Result<Vec<(&'static str, usize, Option<usize>)>, String> {
+pub fn split_indices(run: &Run, data: &DataSpec) -> Result<Vec<SplitRow>, String> {
     let s = &run.settings;
     let parts = crate::data::load::load(data, s.split_seed)?;
     let [train_rows, test_rows] = &parts.rows;
-    let mut out: Vec<(&'static str, usize, Option<usize>)> = Vec::new();
+    let mut out: Vec<SplitRow> = Vec::new();
     let mut train_pos: Vec<usize> = (0..train_rows.len()).collect();
     if let Some(f) = s.valid {
         let (keep, held) = valid_split(train_rows.len(), f, s.split_seed);
