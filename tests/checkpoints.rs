@@ -27,19 +27,7 @@ train fit: linear on d {
 "#;
 
 fn folder(name: &str) -> std::path::PathBuf {
-    let d = scratch(name);
-    let mut csv = String::from("a,b,y\n");
-    let mut new = String::from("a,b\n");
-    for i in 0..24 {
-        let (a, b) = (f64::from(i) / 8.0, f64::from(i % 5) / 4.0);
-        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 1.0));
-        new.push_str(&format!("{b},{a}\n"));
-    }
-    std::fs::write(d.join("d.csv"), csv).expect("csv");
-    std::fs::write(d.join("new.csv"), new).expect("csv");
-    std::fs::write(d.join("p.dl"), PROGRAM).expect("program");
-    ok(&dlc(&d, &["train", "p.dl", "--save", "m.st", "--quiet"]));
-    d
+    cmd::trained_regression(name, PROGRAM)
 }
 
 /// Rewrites the checkpoint at `path`: `f` may change its tensors (name →

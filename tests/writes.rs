@@ -8,7 +8,7 @@ mod cmd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use cmd::{dlc, ok, scratch, text};
+use cmd::{dlc, ok, text};
 
 /// A small regression on a CSV of its own: y = 2a − b + 1.
 const PROGRAM: &str = r#"
@@ -29,19 +29,7 @@ train fit: linear on d {
 /// A folder with the program `p.dl`, its data `d.csv`, new rows `new.csv`
 /// and a trained checkpoint `m.st`.
 fn trained(name: &str) -> PathBuf {
-    let d = scratch(name);
-    let mut csv = String::from("a,b,y\n");
-    let mut new = String::from("a,b\n");
-    for i in 0..24 {
-        let (a, b) = (f64::from(i) / 8.0, f64::from(i % 5) / 4.0);
-        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 1.0));
-        new.push_str(&format!("{b},{a}\n"));
-    }
-    std::fs::write(d.join("d.csv"), csv).expect("csv");
-    std::fs::write(d.join("new.csv"), new).expect("csv");
-    std::fs::write(d.join("p.dl"), PROGRAM).expect("program");
-    ok(&dlc(&d, &["train", "p.dl", "--save", "m.st", "--quiet"]));
-    d
+    cmd::trained_regression(name, PROGRAM)
 }
 
 fn mkfifo(path: &Path) {

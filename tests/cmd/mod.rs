@@ -36,3 +36,22 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("dir");
     d
 }
+
+/// A fresh folder `name` with `program` as `p.dl`, its data `d.csv` (24
+/// rows of y = 2a − b + 1), new rows `new.csv` (columns a, b) and a
+/// checkpoint `m.st` trained on them.
+pub fn trained_regression(name: &str, program: &str) -> PathBuf {
+    let d = scratch(name);
+    let mut csv = String::from("a,b,y\n");
+    let mut new = String::from("a,b\n");
+    for i in 0..24 {
+        let (a, b) = (f64::from(i) / 8.0, f64::from(i % 5) / 4.0);
+        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 1.0));
+        new.push_str(&format!("{b},{a}\n"));
+    }
+    std::fs::write(d.join("d.csv"), csv).expect("csv");
+    std::fs::write(d.join("new.csv"), new).expect("csv");
+    std::fs::write(d.join("p.dl"), program).expect("program");
+    ok(&dlc(&d, &["train", "p.dl", "--save", "m.st", "--quiet"]));
+    d
+}
