@@ -229,9 +229,10 @@ fn describe_data<'p>(
             });
             continue;
         }
-        let describe = || data::describe(d, &opts.base_dir, opts.data_override.as_deref());
+        let (base, override_path) = (opts.base_dir.as_path(), opts.data_override.as_deref());
+        let describe = || data::describe(d, base, override_path);
         let (spec, ds) = match &opts.data_cache {
-            Some(cache) => cache.describe(d, opts, describe),
+            Some(cache) => cache.describe(d, (base, override_path), describe),
             None => describe(),
         };
         diags.extend(ds);

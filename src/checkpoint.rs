@@ -80,17 +80,6 @@ impl Checkpoint {
     }
 }
 
-/// A stable hash of the program text (hex).
-pub fn program_hash(src: &str) -> String {
-    let mut h: u64 = 0x6a09_e667_f3bc_c909;
-    for chunk in src.as_bytes().chunks(8) {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        h = crate::rng::mix(h ^ u64::from_le_bytes(b));
-    }
-    format!("{h:016x}")
-}
-
 fn f32_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect()
 }
@@ -106,7 +95,7 @@ pub fn save(path: &Path, run: &Run, ck: &Checkpoint) -> Result<(), String> {
 /// text it was saved from differs from `src` (a comment or the recipe may
 /// have changed; a changed model is refused by [`load`]).
 pub fn changed_note(ck: &Checkpoint, src: &str, path: &Path) -> Option<String> {
-    (ck.program_hash != program_hash(src)).then(|| {
+    (ck.program_hash != crate::rng::text_hash(src)).then(|| {
         format!(
             "note: {} was saved from a different version of the program",
             path.display()
@@ -121,7 +110,7 @@ pub fn changed_note(ck: &Checkpoint, src: &str, path: &Path) -> Option<String> {
 pub fn model_digest(run: &Run) -> String {
     let mut g = run.eval.clone();
     g.outputs.retain(|(name, _)| name == "output");
-    program_hash(&crate::ir::print::graph(&g, None))
+    crate::rng::text_hash(&crate::ir::print::graph(&g, None))
 }
 
 /// The safetensors bytes of `ck` for `run`; refused when a tensor holds a

@@ -753,7 +753,7 @@ pub fn cmd_train(
         return 1;
     }
     let mut opts = opts.clone();
-    opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    opts.program_hash = crate::rng::text_hash(&l.src);
     opts.source.clone_from(&l.src);
     opts.source_name.clone_from(&l.file_name);
     let opts = &opts;
@@ -860,7 +860,7 @@ fn same_everywhere(
             r.name, d.summary, d.sample, d.rows
         ));
     }
-    let mine = u64::from_str_radix(&crate::checkpoint::program_hash(&what), 16).unwrap_or(0);
+    let mine = u64::from_str_radix(&crate::rng::text_hash(&what), 16).unwrap_or(0);
     crate::dist::agree(mine, "the program, its data's shape or the settings")
 }
 
@@ -880,7 +880,7 @@ pub fn cmd_eval(
         return 1;
     };
     let mut opts = opts.clone();
-    opts.program_hash = crate::checkpoint::program_hash(&l.src);
+    opts.program_hash = crate::rng::text_hash(&l.src);
     opts.source.clone_from(&l.src);
     let mut sink = crate::train::Sink {
         stdout,

@@ -264,7 +264,7 @@ fn temp_prefix(path: &Path) -> String {
     format!(
         ".{}~{}.tmp-",
         &name[..cut],
-        &crate::checkpoint::program_hash(&name)[..8]
+        &crate::rng::text_hash(&name)[..8]
     )
 }
 

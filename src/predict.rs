@@ -20,6 +20,7 @@ use crate::check::run::Run;
 use crate::data::meta;
 use crate::data::prep::{self, CellError, Column, Input, Preprocessing, Unseen};
 use crate::data::table::{Features, Table};
+use crate::train::predicted_class;
 
 /// What to predict and how (`dlc predict`'s options).
 pub struct Request<'a> {
@@ -517,19 +518,6 @@ fn probability(p: f64) -> String {
         format!("{p:e}")
     } else {
         format!("{p}")
-    }
-}
-
-/// The class a row of outputs predicts: the largest logit's (the first of
-/// equal ones), or with one logit class 1 where it is positive — as
-/// `dlc eval` counts accuracy.
-pub fn predicted_class(row: &[f64]) -> usize {
-    match row {
-        [z] => usize::from(*z > 0.0),
-        _ => row
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, v)| if *v > row[b] { i } else { b }),
     }
 }
 

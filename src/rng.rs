@@ -55,6 +55,18 @@ impl Digest {
 
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// A stable hash of a text, in hex: the program's in a checkpoint (to
+/// notice a changed program), a long file name's in a temporary's name.
+pub fn text_hash(text: &str) -> String {
+    let mut h: u64 = 0x6a09_e667_f3bc_c909;
+    for chunk in text.as_bytes().chunks(8) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        h = mix(h ^ u64::from_le_bytes(b));
+    }
+    format!("{h:016x}")
+}
+
 /// The key of one random tensor: a seed, the training step, and the
 /// tensor's stream (each `Op::Random` site has its own).
 pub fn key(seed: u64, step: u64, stream: u32) -> u64 {

@@ -328,13 +328,9 @@ fn data_metadata_is_cached_until_the_file_changes() {
         panic!("a data item");
     };
     let cache = DataCache::default();
-    let opts = dlc::check::Options {
-        base_dir: dir.clone(),
-        ..Default::default()
-    };
     let calls = std::cell::Cell::new(0);
     let read = || {
-        cache.describe(decl, &opts, || {
+        cache.describe(decl, (dir.as_path(), None), || {
             calls.set(calls.get() + 1);
             let opts = dlc::check::Options {
                 base_dir: dir.clone(),

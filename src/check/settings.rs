@@ -14,23 +14,13 @@ use super::params::ParamSpec;
 use crate::schedule::Schedule;
 use crate::span::Span;
 
+mod cx;
 mod optimizer;
 mod schedule;
 
+use cx::{call_parts, SettingsCx};
 use optimizer::{optimizer, weight_decay};
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Optimizer {
-    /// A rule of [`optim::RULES`] with its learning rate and the values of
-    /// its other hyper-parameters (in [`optim::Rule::hypers`] order).
-    Rule {
-        rule: &'static optim::Rule,
-        lr: f64,
-        hypers: Vec<f64>,
-    },
-    /// Linear regression's normal equations, W* = (XᵀX)⁻¹XᵀY.
-    ClosedForm,
-}
+pub use optimizer::{DecayForm, Optimizer, WeightDecay};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -49,21 +39,6 @@ impl Metric {
             Metric::LogRmse => "log_rmse",
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecayForm {
-    /// w ← (1−ηλ)w − η·g
-    Decoupled,
-    /// λ/2·‖w‖² added to the loss.
-    Penalty,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct WeightDecay {
-    pub form: DecayForm,
-    pub lambda: f64,
-    pub params: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -168,92 +143,6 @@ const KEYS: &[&str] = &[
     "clip_grad_norm",
     "lr_schedule",
 ];
-
-struct SettingsCx<'a> {
-    diags: Vec<Diagnostic>,
-    decl: &'a TrainDecl,
-}
-
-impl SettingsCx<'_> {
-    fn get(&self, key: &str) -> Option<&ast::Setting> {
-        self.decl.settings.iter().find(|s| s.key.node == key)
-    }
-
-    fn bad(&mut self, s: &ast::Setting, what: &str) {
-        self.diags.push(
-            Diagnostic::new(Code::BadRun, format!("`{}` must be {what}", s.key.node))
-                .label(s.value.span, format!("expected {what}")),
-        );
-    }
-
-    fn count(&mut self, key: &str, default: u64, min: u64) -> u64 {
-        let Some(s) = self.get(key) else {
-            return default;
-        };
-        const MAX: f64 = 1e9;
-        let s = s.clone();
-        match consts::number(&s.value) {
-            Some(v) if v.fract() == 0.0 && v >= min as f64 && v <= MAX => v as u64,
-            Some(v) if v.fract() != 0.0 => {
-                self.bad(&s, "a whole number");
-                default
-            }
-            Some(v) if v > MAX => {
-                self.bad(&s, &format!("at most {MAX:.0}"));
-                default
-            }
-            _ => {
-                self.bad(&s, &format!("an integer ≥ {min}"));
-                default
-            }
-        }
-    }
-
-    /// Whether `v`, the value of `what` written at `span`, fits the f32
-    /// the training step computes in: finite, |v| ≤ f32::MAX (3.4e38), and
-    /// not a nonzero value f32 rounds to 0. Else a diagnostic.
-    fn fits_f32(&mut self, what: &str, v: f64, span: Span) -> bool {
-        let problem = if !v.is_finite() || v.abs() > f64::from(f32::MAX) {
-            "is beyond f32's range: |value| ≤ 3.4e38"
-        } else if v != 0.0 && v as f32 == 0.0 {
-            "is so small that f32 rounds it to 0"
-        } else {
-            return true;
-        };
-        self.diags.push(
-            Diagnostic::new(
-                Code::BadRun,
-                format!("`{what}` does not fit f32: {v:e} {problem}"),
-            )
-            .label(span, "the training step computes in f32")
-            .note(format!("write `{what}` as a number f32 holds")),
-        );
-        false
-    }
-
-    /// A positive number that fits f32, if set.
-    fn positive(&mut self, key: &str) -> Option<f64> {
-        let s = self.get(key)?.clone();
-        match consts::number(&s.value) {
-            Some(v) if v > 0.0 => self.fits_f32(key, v, s.value.span).then_some(v),
-            _ => {
-                self.bad(&s, "a positive number");
-                None
-            }
-        }
-    }
-
-    fn fraction(&mut self, key: &str) -> Option<f64> {
-        let s = self.get(key)?.clone();
-        match consts::number(&s.value) {
-            Some(v) if v > 0.0 && v < 1.0 => Some(v),
-            _ => {
-                self.bad(&s, "a fraction between 0 and 1");
-                None
-            }
-        }
-    }
-}
 
 /// Checks a train block's settings (not the loss, which is lowered with the model).
 pub fn settings(
@@ -662,17 +551,6 @@ impl SettingsCx<'_> {
             }
         }
         (valid, kfold)
-    }
-}
-
-fn call_parts(e: &ast::Expr) -> Option<(&str, &[ast::Arg])> {
-    match &e.node {
-        ExprKind::Name(n) => Some((n.as_str(), &[])),
-        ExprKind::Call { callee, args } => match &callee.node {
-            ExprKind::Name(n) => Some((n.as_str(), args.as_slice())),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@
 //! lowering) needs a rule for these primitives only. Each variant's doc line
 //! states its forward math and shape; derivatives live with autodiff.
 
-use super::{DType, Dim, IrError, Shape, Type};
+use super::types::{DType, Dim, IrError, Shape, Type};
 
 /// Which distribution `Op::Random` draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -29,10 +29,8 @@ mod doc;
 use super::ast::*;
 use crate::diag::Diagnostic;
 use crate::span::Span;
+pub use doc::WIDTH;
 use doc::{render, Doc};
-
-/// The width a line is kept within, where it can be.
-pub const WIDTH: usize = 100;
 
 /// Formats `src`, or returns the parser's diagnostics (a program that does
 /// not parse is not formatted).

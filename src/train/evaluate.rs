@@ -7,7 +7,6 @@ use crate::data::table::Table;
 use crate::interp::{Env, Tensor};
 use crate::ir::{Graph, Role};
 use crate::jit::Compiled;
-use crate::predict::predicted_class;
 
 use super::batch::{gather, step_inputs, write_features, Batch};
 
@@ -248,5 +247,18 @@ impl<'a> Evaluator<'a> {
             batch: batch.max(1),
             seed,
         })
+    }
+}
+
+/// The class a row of outputs predicts: the largest logit's (the first of
+/// equal ones), or with one logit class 1 where it is positive — as
+/// `dlc eval` counts accuracy.
+pub fn predicted_class(row: &[f64]) -> usize {
+    match row {
+        [z] => usize::from(*z > 0.0),
+        _ => row
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, v)| if *v > row[b] { i } else { b }),
     }
 }

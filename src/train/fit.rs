@@ -23,8 +23,8 @@ use crate::jit::Compiled;
 
 use super::batch::{gather, step_inputs, write_features, Batch};
 use super::evaluate::{from_sums, Evaluator};
+use super::options::State;
 use super::order::epoch_order;
-use super::State;
 
 /// What the loop reports at the end of an epoch.
 pub(super) struct Epoch<'a> {

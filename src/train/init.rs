@@ -6,7 +6,7 @@ use crate::check::run::{Init, ParamSpec, Run};
 use crate::interp::concrete;
 use crate::rng;
 
-use super::State;
+use super::options::State;
 
 /// Initial values of a parameter (d2l's initializers, and He et al.'s; Xavier
 /// and Kaiming use the `[n_in, n_out]` layout).

@@ -12,7 +12,8 @@ use crate::ir::Graph;
 use crate::jit::Compiled;
 
 use super::fit::{Epoch, Observer};
-use super::{Sink, TrainOptions};
+use super::options::TrainOptions;
+use super::sink::Sink;
 
 /// The per-epoch table (human) and `epoch` events (JSON).
 pub(super) struct EpochTable<'s, 'w> {
@@ -277,7 +278,11 @@ pub(super) fn report_final(
     let (g, c) = match compiled {
         Some((g, c)) => (g, c),
         None => {
-            let e = super::Evaluator::compile(run, (batch, seed), (opts.threads, opts.matmul))?;
+            let e = super::evaluate::Evaluator::compile(
+                run,
+                (batch, seed),
+                (opts.threads, opts.matmul),
+            )?;
             own = (e.graph, e.compiled);
             (&own.0, &mut own.1)
         }

@@ -9,7 +9,35 @@ use crate::syntax::ast;
 use super::super::consts::{self, Const};
 use super::super::lower::nearest;
 use super::super::params::ParamSpec;
-use super::{call_parts, DecayForm, Optimizer, SettingsCx, WeightDecay};
+use super::cx::{call_parts, SettingsCx};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    /// A rule of [`optim::RULES`] with its learning rate and the values of
+    /// its other hyper-parameters (in [`optim::Rule::hypers`] order).
+    Rule {
+        rule: &'static optim::Rule,
+        lr: f64,
+        hypers: Vec<f64>,
+    },
+    /// Linear regression's normal equations, W* = (XᵀX)⁻¹XᵀY.
+    ClosedForm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecayForm {
+    /// w ← (1−ηλ)w − η·g
+    Decoupled,
+    /// λ/2·‖w‖² added to the loss.
+    Penalty,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightDecay {
+    pub form: DecayForm,
+    pub lambda: f64,
+    pub params: Vec<String>,
+}
 
 /// What the `optimizer` setting may be: every rule of [`optim::RULES`]
 /// with its learning rate, or `closed_form`.

@@ -7,7 +7,8 @@ use crate::syntax::ast;
 
 use super::super::consts;
 use super::super::lower::nearest;
-use super::{call_parts, Optimizer, SettingsCx};
+use super::cx::{call_parts, SettingsCx};
+use super::optimizer::Optimizer;
 
 /// Each schedule's name and its arguments in positional order.
 const FORMS: &[(&str, &[&str])] = &[

@@ -3,7 +3,8 @@
 //! when it fits on what is left of its line, else broken; a comment kept
 //! on its line never fits flat, so every group around it breaks.
 
-use super::WIDTH;
+/// The width a line is kept within, where it can be.
+pub const WIDTH: usize = 100;
 
 #[derive(Clone, Debug)]
 pub(super) enum Doc {
