@@ -602,7 +602,11 @@ fn run_repl() -> Output {
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
         // Exit 1 when any input failed (every input still runs).
-        let ok = dlc::repl::run_script(&mut input, &mut std::io::stdout(), &mut std::io::stderr());
+        let ok = dlc::repl::script::run_script(
+            &mut input,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        );
         if ok {
             0
         } else {

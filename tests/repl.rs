@@ -217,7 +217,7 @@ fn a_line_over_the_cap_is_skipped_without_being_kept() {
     );
     // At the cap exactly, the line is read (a comment: nothing to show).
     let mut bytes = b"#".to_vec();
-    bytes.resize(dlc::repl::MAX_INPUT, b'#');
+    bytes.resize(dlc::repl::script::MAX_INPUT, b'#');
     bytes.extend_from_slice(b"\n5 + 5\n");
     let (code, out) = script(&bytes, GIB4);
     assert_eq!((code, out.as_str()), (0, "10\n"));

@@ -13,7 +13,8 @@ use rustyline::hint::Hinter;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
-use super::{unbalanced, Reply, Session};
+use super::script::unbalanced;
+use super::{Reply, Session};
 
 /// Completion candidates, refreshed after every input.
 struct Help {
