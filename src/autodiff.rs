@@ -27,17 +27,6 @@ use crate::span::Span;
 /// gradient flows to that operand.
 pub type Rule = dyn Fn(&mut Graph, NodeId, NodeId, usize) -> Option<NodeId>;
 
-/// Adds a node or panics: autodiff only builds well-typed nodes.
-pub fn add(g: &mut Graph, op: Op, ins: &[NodeId], out: Option<Type>, span: Span) -> NodeId {
-    let name = op.name();
-    g.add(op, ins, out, span).unwrap_or_else(|e| {
-        panic!(
-            "compiler bug: autodiff built an ill-typed {name}: {}",
-            e.message
-        )
-    })
-}
-
 /// ∂y/∂x for each x in `wrt`, with the standard rules. `y` must be a
 /// float scalar. A `wrt` node that `y` does not depend on gets zeros.
 pub fn grad(g: &mut Graph, y: NodeId, wrt: &[NodeId]) -> Vec<NodeId> {
@@ -82,7 +71,7 @@ pub fn grad_with(g: &mut Graph, y: NodeId, wrt: &[NodeId], rule: &Rule) -> Vec<N
             let c = unbroadcast(g, c, &g.ty(*x).clone(), g.node(id).span);
             let total = match adj[x.index()] {
                 None => c,
-                Some(prev) => add(g, Op::Add, &[prev, c], None, g.node(id).span),
+                Some(prev) => g.emit(Op::Add, &[prev, c], None, g.node(id).span),
             };
             for new in before..g.len() {
                 g.grad_of.entry(NodeId(new as u32)).or_insert(id);
@@ -97,7 +86,7 @@ pub fn grad_with(g: &mut Graph, y: NodeId, wrt: &[NodeId], rule: &Rule) -> Vec<N
                 let t = g.ty(*w).clone();
                 let span = g.node(*w).span;
                 let z = g.constant(0.0, t.dtype, span);
-                add(g, Op::Broadcast, &[z], Some(t), span)
+                g.emit(Op::Broadcast, &[z], Some(t), span)
             }
         })
         .collect()
@@ -123,15 +112,14 @@ pub fn unbroadcast(g: &mut Graph, c: NodeId, to: &Type, span: Span) -> NodeId {
         }
     }
     let s = if axes != 0 {
-        add(g, Op::ReduceSum { axes }, &[c], None, span)
+        g.emit(Op::ReduceSum { axes }, &[c], None, span)
     } else {
         c
     };
     if g.ty(s).shape == to.shape {
         s
     } else {
-        add(
-            g,
+        g.emit(
             Op::Reshape,
             &[s],
             Some(Type::new(from.dtype, to.shape.clone())),
@@ -157,9 +145,9 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         if one(q) && g.ty(p).shape.rank() >= g.ty(q).shape.rank() {
             return p;
         }
-        add(g, Op::Mul, &[p, q], None, sp)
+        g.emit(Op::Mul, &[p, q], None, sp)
     };
-    let neg = |g: &mut Graph, p: NodeId| add(g, Op::Neg, &[p], None, sp);
+    let neg = |g: &mut Graph, p: NodeId| g.emit(Op::Neg, &[p], None, sp);
     match &node.op {
         Op::Input(_)
         | Op::Const(_)
@@ -173,7 +161,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         | Op::StopGradient => None,
         // The adjoint of a sum across processes is the sum of the
         // cotangents across them.
-        Op::AllReduce => Some(add(g, Op::AllReduce, &[a], None, sp)),
+        Op::AllReduce => Some(g.emit(Op::AllReduce, &[a], None, sp)),
         // d(−x) = −dx
         Op::Neg => Some(neg(g, a)),
         // d(1/x) = −dx/x² = −dx·out²
@@ -186,12 +174,12 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         Op::Exp => Some(mul(g, a, id)),
         // d(ln x) = dx/x
         Op::Log => {
-            let r = add(g, Op::Recip, &[x(0)], None, sp);
+            let r = g.emit(Op::Recip, &[x(0)], None, sp);
             Some(mul(g, a, r))
         }
         // d(√x) = dx/(2√x)
         Op::Sqrt => {
-            let r = add(g, Op::Recip, &[id], None, sp);
+            let r = g.emit(Op::Recip, &[id], None, sp);
             let half = c(g, 0.5);
             let h = mul(g, r, half);
             Some(mul(g, a, h))
@@ -200,10 +188,10 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         Op::Abs => {
             let zero = c(g, 0.0);
             let (one, m1) = (c(g, 1.0), c(g, -1.0));
-            let pos = add(g, Op::Cmp(CmpOp::Gt), &[x(0), zero], None, sp);
-            let negv = add(g, Op::Cmp(CmpOp::Lt), &[x(0), zero], None, sp);
-            let s0 = add(g, Op::Select, &[negv, m1, zero], None, sp);
-            let sign = add(g, Op::Select, &[pos, one, s0], None, sp);
+            let pos = g.emit(Op::Cmp(CmpOp::Gt), &[x(0), zero], None, sp);
+            let negv = g.emit(Op::Cmp(CmpOp::Lt), &[x(0), zero], None, sp);
+            let s0 = g.emit(Op::Select, &[negv, m1, zero], None, sp);
+            let sign = g.emit(Op::Select, &[pos, one, s0], None, sp);
             Some(mul(g, a, sign))
         }
         // d(tanh x) = (1 − tanh²x)·dx
@@ -211,17 +199,17 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
             let sq = mul(g, id, id);
             let nsq = neg(g, sq);
             let one = c(g, 1.0);
-            let d = add(g, Op::Add, &[one, nsq], None, sp);
+            let d = g.emit(Op::Add, &[one, nsq], None, sp);
             Some(mul(g, a, d))
         }
         // d(sin x) = cos x·dx
         Op::Sin => {
-            let cos = add(g, Op::Cos, &[x(0)], None, sp);
+            let cos = g.emit(Op::Cos, &[x(0)], None, sp);
             Some(mul(g, a, cos))
         }
         // d(cos x) = −sin x·dx
         Op::Cos => {
-            let sin = add(g, Op::Sin, &[x(0)], None, sp);
+            let sin = g.emit(Op::Sin, &[x(0)], None, sp);
             let m = mul(g, a, sin);
             Some(neg(g, m))
         }
@@ -229,7 +217,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         Op::Sigmoid => {
             let n = neg(g, id);
             let one = c(g, 1.0);
-            let om = add(g, Op::Add, &[one, n], None, sp);
+            let om = g.emit(Op::Add, &[one, n], None, sp);
             let d = mul(g, id, om);
             Some(mul(g, a, d))
         }
@@ -240,7 +228,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
                 return None;
             }
             let t = Type::new(from.dtype, g.ty(a).shape.clone());
-            Some(add(g, Op::Cast, &[a], Some(t), sp))
+            Some(g.emit(Op::Cast, &[a], Some(t), sp))
         }
         // d(a + b) = da + db
         Op::Add => Some(a),
@@ -248,22 +236,22 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         Op::Mul => Some(mul(g, a, x(1 - k))),
         // d max(a, b) = [a > b]·da + [a ≤ b]·db
         Op::Max => {
-            let gt = add(g, Op::Cmp(CmpOp::Gt), &[x(0), x(1)], None, sp);
+            let gt = g.emit(Op::Cmp(CmpOp::Gt), &[x(0), x(1)], None, sp);
             let zero = c(g, 0.0);
             let ins = if k == 0 { [gt, a, zero] } else { [gt, zero, a] };
-            Some(add(g, Op::Select, &ins, None, sp))
+            Some(g.emit(Op::Select, &ins, None, sp))
         }
         // d(aᵇ) = b·aᵇ⁻¹·da + ln(a)·aᵇ·db
         Op::Pow => {
             if k == 0 {
                 let one = c(g, 1.0);
                 let nb = neg(g, one);
-                let bm1 = add(g, Op::Add, &[x(1), nb], None, sp);
-                let p = add(g, Op::Pow, &[x(0), bm1], None, sp);
+                let bm1 = g.emit(Op::Add, &[x(1), nb], None, sp);
+                let p = g.emit(Op::Pow, &[x(0), bm1], None, sp);
                 let bp = mul(g, x(1), p);
                 Some(mul(g, a, bp))
             } else {
-                let l = add(g, Op::Log, &[x(0)], None, sp);
+                let l = g.emit(Op::Log, &[x(0)], None, sp);
                 let lo = mul(g, l, id);
                 Some(mul(g, a, lo))
             }
@@ -279,14 +267,13 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
             } else {
                 [x(0), zero, a]
             };
-            Some(add(g, Op::Select, &ins, None, sp))
+            Some(g.emit(Op::Select, &ins, None, sp))
         }
         // d Σ x = the adjoint broadcast back over the summed axes
         Op::ReduceSum { axes } => {
             let xt = g.ty(x(0)).clone();
             let kept = keep_dims(g, a, &xt.shape, *axes, sp);
-            Some(add(
-                g,
+            Some(g.emit(
                 Op::Broadcast,
                 &[kept],
                 Some(Type::new(g.ty(a).dtype, xt.shape)),
@@ -297,16 +284,15 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         Op::ReduceMax { axes } => {
             let xt = g.ty(x(0)).clone();
             let m = keep_dims(g, id, &xt.shape, *axes, sp);
-            let eq = add(g, Op::Cmp(CmpOp::Eq), &[x(0), m], None, sp);
-            let mask = add(
-                g,
+            let eq = g.emit(Op::Cmp(CmpOp::Eq), &[x(0), m], None, sp);
+            let mask = g.emit(
                 Op::Cast,
                 &[eq],
                 Some(Type::new(xt.dtype, xt.shape.clone())),
                 sp,
             );
-            let count = add(g, Op::ReduceSum { axes: *axes }, &[mask], None, sp);
-            let share = add(g, Op::Recip, &[count], None, sp);
+            let count = g.emit(Op::ReduceSum { axes: *axes }, &[mask], None, sp);
+            let share = g.emit(Op::Recip, &[count], None, sp);
             let per = mul(g, a, share);
             let per = keep_dims(g, per, &xt.shape, *axes, sp);
             Some(mul(g, mask, per))
@@ -316,8 +302,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         // d reshape(x) = reshape⁻¹(d)
         Op::Reshape => {
             let t = g.ty(x(0)).clone();
-            Some(add(
-                g,
+            Some(g.emit(
                 Op::Reshape,
                 &[a],
                 Some(Type::new(g.ty(a).dtype, t.shape)),
@@ -330,7 +315,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
             for (i, &p) in perm.iter().enumerate() {
                 inv[p as usize] = i as u8;
             }
-            Some(add(g, Op::Transpose { perm: inv }, &[a], None, sp))
+            Some(g.emit(Op::Transpose { perm: inv }, &[a], None, sp))
         }
         // d slice(x) = the adjoint padded back into place with zeros
         Op::Slice {
@@ -346,7 +331,7 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
                 step: *step,
                 len,
             };
-            Some(add(g, op, &[a], None, sp))
+            Some(g.emit(op, &[a], None, sp))
         }
         // d pad(x) = slice(d)
         Op::Pad {
@@ -362,42 +347,40 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
                 end: start + (n - 1) * step + 1,
                 step: *step,
             };
-            Some(add(g, op, &[a], None, sp))
+            Some(g.emit(op, &[a], None, sp))
         }
         // d(A⁻¹) = −A⁻ᵀ·dX·A⁻ᵀ
         Op::Linalg(Linalg::Inv) => {
             let t = Op::Transpose { perm: vec![1, 0] };
-            let xt = add(g, t, &[id], None, sp);
-            let l = add(g, Op::MatMul, &[xt, a], None, sp);
-            let r = add(g, Op::MatMul, &[l, xt], None, sp);
+            let xt = g.emit(t, &[id], None, sp);
+            let l = g.emit(Op::MatMul, &[xt, a], None, sp);
+            let r = g.emit(Op::MatMul, &[l, xt], None, sp);
             Some(neg(g, r))
         }
         // d(det A) = dy·det A·A⁻ᵀ
         Op::Linalg(Linalg::Det) => {
-            let inv = add(g, Op::Linalg(Linalg::Inv), &[x(0)], None, sp);
-            let t = add(g, Op::Transpose { perm: vec![1, 0] }, &[inv], None, sp);
+            let inv = g.emit(Op::Linalg(Linalg::Inv), &[x(0)], None, sp);
+            let t = g.emit(Op::Transpose { perm: vec![1, 0] }, &[inv], None, sp);
             let s = mul(g, a, id);
             Some(mul(g, s, t))
         }
         // x = A⁻¹b: db = A⁻ᵀ·dx to b and −db·xᵀ to A
         Op::Linalg(Linalg::Solve) => {
-            let at = add(g, Op::Transpose { perm: vec![1, 0] }, &[x(0)], None, sp);
-            let db = add(g, Op::Linalg(Linalg::Solve), &[at, a], None, sp);
+            let at = g.emit(Op::Transpose { perm: vec![1, 0] }, &[x(0)], None, sp);
+            let db = g.emit(Op::Linalg(Linalg::Solve), &[at, a], None, sp);
             if k == 1 {
                 return Some(db);
             }
             let n = g.ty(x(0)).shape.0[0];
             let (col, row) = if g.ty(id).shape.rank() == 1 {
                 let dtp = g.ty(id).dtype;
-                let c = add(
-                    g,
+                let c = g.emit(
                     Op::Reshape,
                     &[db],
                     Some(Type::new(dtp, Shape(vec![n, Dim::Fixed(1)]))),
                     sp,
                 );
-                let r = add(
-                    g,
+                let r = g.emit(
                     Op::Reshape,
                     &[id],
                     Some(Type::new(dtp, Shape(vec![Dim::Fixed(1), n]))),
@@ -407,10 +390,10 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
             } else {
                 (
                     db,
-                    add(g, Op::Transpose { perm: vec![1, 0] }, &[id], None, sp),
+                    g.emit(Op::Transpose { perm: vec![1, 0] }, &[id], None, sp),
                 )
             };
-            let outer = add(g, Op::MatMul, &[col, row], None, sp);
+            let outer = g.emit(Op::MatMul, &[col, row], None, sp);
             Some(neg(g, outer))
         }
         // Not differentiated (`grad` refuses a path through them).
@@ -419,11 +402,11 @@ pub fn vjp(g: &mut Graph, id: NodeId, a: NodeId, k: usize) -> Option<NodeId> {
         Op::MatMul => {
             let t = Op::Transpose { perm: vec![1, 0] };
             if k == 0 {
-                let bt = add(g, t, &[x(1)], None, sp);
-                Some(add(g, Op::MatMul, &[a, bt], None, sp))
+                let bt = g.emit(t, &[x(1)], None, sp);
+                Some(g.emit(Op::MatMul, &[a, bt], None, sp))
             } else {
-                let at = add(g, t, &[x(0)], None, sp);
-                Some(add(g, Op::MatMul, &[at, a], None, sp))
+                let at = g.emit(t, &[x(0)], None, sp);
+                Some(g.emit(Op::MatMul, &[at, a], None, sp))
             }
         }
     }
@@ -448,7 +431,7 @@ fn keep_dims(g: &mut Graph, v: NodeId, in_shape: &Shape, axes: u32, sp: Span) ->
     if g.ty(v).shape == t.shape {
         return v;
     }
-    add(g, Op::Reshape, &[v], Some(t), sp)
+    g.emit(Op::Reshape, &[v], Some(t), sp)
 }
 
 /// Whether values of this dtype carry gradients.

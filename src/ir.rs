@@ -260,6 +260,16 @@ impl Graph {
         ))
     }
 
+    /// [`Graph::add`] for a node the compiler builds itself (derivatives,
+    /// optimizer updates, the training step's plumbing), well-typed by
+    /// construction: an ill-typed one is a compiler bug, and panics naming
+    /// the op.
+    pub fn emit(&mut self, op: Op, inputs: &[NodeId], out: Option<Type>, span: Span) -> NodeId {
+        let name = op.name();
+        self.add(op, inputs, out, span)
+            .unwrap_or_else(|e| panic!("compiler bug: built an ill-typed {name}: {}", e.message))
+    }
+
     /// Appends `node` as it is (no shape inference, no sharing): for
     /// rewrites that copy an already checked node with new inputs.
     pub fn push(&mut self, node: Node) -> NodeId {

@@ -23,7 +23,6 @@
 //! Adding an optimizer is one rule function and one entry in [`RULES`],
 //! the table the checker reads the `optimizer = name(...)` setting from.
 
-use crate::autodiff::add;
 use crate::ir::{DType, Graph, NodeId, Op, Role, Type};
 use crate::span::Span;
 
@@ -172,8 +171,8 @@ fn sgd(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     }
     // Nesterov: g + μ·v′.
     let mu = g.constant(h[0], p.dtype, p.span);
-    let mv = add(g, Op::Mul, &[heavy_ball.d, mu], None, p.span);
-    let d = add(g, Op::Add, &[p.grad, mv], None, p.span);
+    let mv = g.emit(Op::Mul, &[heavy_ball.d, mu], None, p.span);
+    let d = g.emit(Op::Add, &[p.grad, mv], None, p.span);
     Direction {
         d,
         state: heavy_ball.state,
@@ -183,8 +182,8 @@ fn sgd(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
 /// v ← μ·v + g; the step follows the new v.
 fn momentum(g: &mut Graph, p: &Param, v: NodeId, mu: f64) -> Direction {
     let mu = g.constant(mu, p.dtype, p.span);
-    let mv = add(g, Op::Mul, &[v, mu], None, p.span);
-    let nv = add(g, Op::Add, &[mv, p.grad], None, p.span);
+    let mv = g.emit(Op::Mul, &[v, mu], None, p.span);
+    let nv = g.emit(Op::Add, &[mv, p.grad], None, p.span);
     Direction {
         d: nv,
         state: vec![nv],
@@ -287,14 +286,14 @@ fn adam(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     };
     let (b1, b2, eps) = (h[0], h[1], h[2]);
     let m2 = average(g, p, m, p.grad, b1);
-    let gg = add(g, Op::Mul, &[p.grad, p.grad], None, p.span);
+    let gg = g.emit(Op::Mul, &[p.grad, p.grad], None, p.span);
     let v2 = average(g, p, v, gg, b2);
     // m̂ / (√v̂ + ε) = (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
     let t = steps_taken(g, p);
     let c1 = bias_correction(g, p, b1, t);
     let c2 = bias_correction(g, p, b2, t);
-    let mhat = add(g, Op::Mul, &[m2, c1], None, p.span);
-    let vhat = add(g, Op::Mul, &[v2, c2], None, p.span);
+    let mhat = g.emit(Op::Mul, &[m2, c1], None, p.span);
+    let vhat = g.emit(Op::Mul, &[v2, c2], None, p.span);
     let d = scaled_by_rms(g, p, mhat, vhat, eps);
     Direction {
         d,
@@ -330,7 +329,7 @@ fn rmsprop(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
     let [v] = *p.state else {
         return Direction::gradient(p);
     };
-    let gg = add(g, Op::Mul, &[p.grad, p.grad], None, p.span);
+    let gg = g.emit(Op::Mul, &[p.grad, p.grad], None, p.span);
     let v2 = average(g, p, v, gg, h[0]);
     let d = scaled_by_rms(g, p, p.grad, v2, h[1]);
     Direction { d, state: vec![v2] }
@@ -340,36 +339,36 @@ fn rmsprop(g: &mut Graph, p: &Param, h: &[f64]) -> Direction {
 fn average(g: &mut Graph, p: &Param, s: NodeId, x: NodeId, beta: f64) -> NodeId {
     let b = g.constant(beta, p.dtype, p.span);
     let c = g.constant(1.0 - beta, p.dtype, p.span);
-    let bs = add(g, Op::Mul, &[s, b], None, p.span);
-    let cx = add(g, Op::Mul, &[x, c], None, p.span);
-    add(g, Op::Add, &[bs, cx], None, p.span)
+    let bs = g.emit(Op::Mul, &[s, b], None, p.span);
+    let cx = g.emit(Op::Mul, &[x, c], None, p.span);
+    g.emit(Op::Add, &[bs, cx], None, p.span)
 }
 
 /// `x / (√s + ε)`.
 fn scaled_by_rms(g: &mut Graph, p: &Param, x: NodeId, s: NodeId, eps: f64) -> NodeId {
     let e = g.constant(eps, p.dtype, p.span);
-    let root = add(g, Op::Sqrt, &[s], None, p.span);
-    let den = add(g, Op::Add, &[root, e], None, p.span);
-    let inv = add(g, Op::Recip, &[den], None, p.span);
-    add(g, Op::Mul, &[x, inv], None, p.span)
+    let root = g.emit(Op::Sqrt, &[s], None, p.span);
+    let den = g.emit(Op::Add, &[root, e], None, p.span);
+    let inv = g.emit(Op::Recip, &[den], None, p.span);
+    g.emit(Op::Mul, &[x, inv], None, p.span)
 }
 
 /// t, the number of this step (1 at the first), as a scalar of the
 /// parameter's dtype.
 fn steps_taken(g: &mut Graph, p: &Param) -> NodeId {
-    let s = add(g, Op::Cast, &[p.step], Some(Type::scalar(p.dtype)), p.span);
+    let s = g.emit(Op::Cast, &[p.step], Some(Type::scalar(p.dtype)), p.span);
     let one = g.constant(1.0, p.dtype, p.span);
-    add(g, Op::Add, &[s, one], None, p.span)
+    g.emit(Op::Add, &[s, one], None, p.span)
 }
 
 /// `1 / (1 − βᵗ)`, a scalar.
 fn bias_correction(g: &mut Graph, p: &Param, beta: f64, t: NodeId) -> NodeId {
     let b = g.constant(beta, p.dtype, p.span);
-    let bt = add(g, Op::Pow, &[b, t], None, p.span);
-    let nbt = add(g, Op::Neg, &[bt], None, p.span);
+    let bt = g.emit(Op::Pow, &[b, t], None, p.span);
+    let nbt = g.emit(Op::Neg, &[bt], None, p.span);
     let one = g.constant(1.0, p.dtype, p.span);
-    let c = add(g, Op::Add, &[one, nbt], None, p.span);
-    add(g, Op::Recip, &[c], None, p.span)
+    let c = g.emit(Op::Add, &[one, nbt], None, p.span);
+    g.emit(Op::Recip, &[c], None, p.span)
 }
 
 /// The optimizer of a run: its rule and hyper-parameters' values.
@@ -422,7 +421,7 @@ pub fn apply(
         let lr_t = if dt == DType::F32 {
             lr
         } else {
-            add(g, Op::Cast, &[lr], Some(Type::scalar(dt)), sp)
+            g.emit(Op::Cast, &[lr], Some(Type::scalar(dt)), sp)
         };
         let p = Param {
             w: *w,
@@ -436,8 +435,8 @@ pub fn apply(
         for (slot, v) in slots.iter().zip(&dir.state) {
             updates.push((format!("{} {name}", slot.name), *v));
         }
-        let step = add(g, Op::Mul, &[lr_t, dir.d], None, sp);
-        let nstep = add(g, Op::Neg, &[step], None, sp);
+        let step = g.emit(Op::Mul, &[lr_t, dir.d], None, sp);
+        let nstep = g.emit(Op::Neg, &[step], None, sp);
         let decay = chosen
             .decoupled
             .filter(|(_, names)| names.contains(name))
@@ -446,7 +445,7 @@ pub fn apply(
             Some(lambda) => decoupled(g, *w, lr_t, lambda, sp),
             None => *w,
         };
-        let nw = add(g, Op::Add, &[kept, nstep], None, sp);
+        let nw = g.emit(Op::Add, &[kept, nstep], None, sp);
         updates.push((name.clone(), nw));
     }
     updates
@@ -465,10 +464,9 @@ fn clip_global_norm(g: &mut Graph, grads: &[NodeId], max: f64) -> Vec<NodeId> {
     let sums: Vec<NodeId> = grads
         .iter()
         .map(|&gp| {
-            let sq = add(g, Op::Mul, &[gp, gp], None, sp);
+            let sq = g.emit(Op::Mul, &[gp, gp], None, sp);
             let r = g.ty(sq).shape.rank();
-            let s = add(
-                g,
+            let s = g.emit(
                 Op::ReduceSum {
                     axes: (1u32 << r) - 1,
                 },
@@ -479,37 +477,31 @@ fn clip_global_norm(g: &mut Graph, grads: &[NodeId], max: f64) -> Vec<NodeId> {
             if g.ty(s).dtype == dt {
                 s
             } else {
-                add(g, Op::Cast, &[s], Some(Type::scalar(dt)), sp)
+                g.emit(Op::Cast, &[s], Some(Type::scalar(dt)), sp)
             }
         })
         .collect();
     let total = sums[1..]
         .iter()
-        .fold(sums[0], |t, s| add(g, Op::Add, &[t, *s], None, sp));
-    let norm = add(g, Op::Sqrt, &[total], None, sp);
+        .fold(sums[0], |t, s| g.emit(Op::Add, &[t, *s], None, sp));
+    let norm = g.emit(Op::Sqrt, &[total], None, sp);
     let eps = g.constant(1e-6, dt, sp);
-    let den = add(g, Op::Add, &[norm, eps], None, sp);
-    let inv = add(g, Op::Recip, &[den], None, sp);
+    let den = g.emit(Op::Add, &[norm, eps], None, sp);
+    let inv = g.emit(Op::Recip, &[den], None, sp);
     let m = g.constant(max, dt, sp);
-    let coef = add(g, Op::Mul, &[m, inv], None, sp);
+    let coef = g.emit(Op::Mul, &[m, inv], None, sp);
     let one = g.constant(1.0, dt, sp);
-    let below = add(g, Op::Cmp(crate::ir::CmpOp::Lt), &[coef, one], None, sp);
-    let scale = add(g, Op::Select, &[below, coef, one], None, sp);
+    let below = g.emit(Op::Cmp(crate::ir::CmpOp::Lt), &[coef, one], None, sp);
+    let scale = g.emit(Op::Select, &[below, coef, one], None, sp);
     grads
         .iter()
         .map(|&gp| {
             let s = if g.ty(gp).dtype == dt {
                 scale
             } else {
-                add(
-                    g,
-                    Op::Cast,
-                    &[scale],
-                    Some(Type::scalar(g.ty(gp).dtype)),
-                    sp,
-                )
+                g.emit(Op::Cast, &[scale], Some(Type::scalar(g.ty(gp).dtype)), sp)
             };
-            add(g, Op::Mul, &[gp, s], None, sp)
+            g.emit(Op::Mul, &[gp, s], None, sp)
         })
         .collect()
 }
@@ -539,11 +531,11 @@ pub fn state_inputs(
 fn decoupled(g: &mut Graph, w: NodeId, lr: NodeId, lambda: f64, sp: Span) -> NodeId {
     let dt = g.ty(w).dtype;
     let l = g.constant(lambda, dt, sp);
-    let lrl = add(g, Op::Mul, &[lr, l], None, sp);
-    let nlrl = add(g, Op::Neg, &[lrl], None, sp);
+    let lrl = g.emit(Op::Mul, &[lr, l], None, sp);
+    let nlrl = g.emit(Op::Neg, &[lrl], None, sp);
     let one = g.constant(1.0, dt, sp);
-    let f = add(g, Op::Add, &[one, nlrl], None, sp);
-    add(g, Op::Mul, &[w, f], None, sp)
+    let f = g.emit(Op::Add, &[one, nlrl], None, sp);
+    g.emit(Op::Mul, &[w, f], None, sp)
 }
 
 #[cfg(test)]

@@ -79,9 +79,7 @@ impl Builder<'_> {
             Op::Cast => Some(Type::scalar(DType::F32)),
             _ => None,
         };
-        self.g
-            .add(op, ins, ty, self.span)
-            .unwrap_or_else(|e| panic!("compiler bug: a schedule's scalar op: {}", e.message))
+        self.g.emit(op, ins, ty, self.span)
     }
 
     fn c(&mut self, v: f64) -> NodeId {

@@ -10,7 +10,7 @@
 //! The eval function is the model without dropout: loss, output and the
 //! metric sums, no gradients and no update.
 
-use crate::autodiff::{self, add};
+use crate::autodiff;
 use crate::check::run::{Metric, Run};
 use crate::ir::{CmpOp, DType, Dim, Graph, NodeId, Op, Role, Shape, Type};
 use crate::optim;
@@ -55,36 +55,27 @@ fn add_metrics(g: &mut Graph, run: &Run) {
                 let am = if r == 1 || ot.shape.0.last() == Some(&Dim::Fixed(1)) {
                     // One logit per sample: class 1 where it is positive.
                     let zero = g.constant(0.0, ot.dtype, sp);
-                    let pos = add(g, Op::Cmp(CmpOp::Gt), &[out, zero], None, sp);
-                    let c = add(
-                        g,
+                    let pos = g.emit(Op::Cmp(CmpOp::Gt), &[out, zero], None, sp);
+                    let c = g.emit(
                         Op::Cast,
                         &[pos],
                         Some(Type::new(DType::I32, ot.shape.clone())),
                         sp,
                     );
                     let dims = ot.shape.0[..1].to_vec();
-                    add(
-                        g,
+                    g.emit(
                         Op::Reshape,
                         &[c],
                         Some(Type::new(DType::I32, Shape(dims))),
                         sp,
                     )
                 } else {
-                    add(g, Op::ArgMax { axis: r - 1 }, &[out], None, sp)
+                    g.emit(Op::ArgMax { axis: r - 1 }, &[out], None, sp)
                 };
-                let eq = add(g, Op::Cmp(CmpOp::Eq), &[am, label], None, sp);
+                let eq = g.emit(Op::Cmp(CmpOp::Eq), &[am, label], None, sp);
                 let st = g.ty(eq).shape.clone();
-                let f = add(
-                    g,
-                    Op::Cast,
-                    &[eq],
-                    Some(Type::new(DType::F32, st.clone())),
-                    sp,
-                );
-                add(
-                    g,
+                let f = g.emit(Op::Cast, &[eq], Some(Type::new(DType::F32, st.clone())), sp);
+                g.emit(
                     Op::ReduceSum {
                         axes: all(st.rank()),
                     },
@@ -97,19 +88,19 @@ fn add_metrics(g: &mut Graph, run: &Run) {
                 let (p, y) = if *m == Metric::LogRmse {
                     // d2l's log-RMSE: predictions clamped to ≥ 1 before the log.
                     let one = g.constant(1.0, ot.dtype, sp);
-                    let c = add(g, Op::Max, &[out, one], None, sp);
+                    let c = g.emit(Op::Max, &[out, one], None, sp);
                     (
-                        add(g, Op::Log, &[c], None, sp),
-                        add(g, Op::Log, &[label], None, sp),
+                        g.emit(Op::Log, &[c], None, sp),
+                        g.emit(Op::Log, &[label], None, sp),
                     )
                 } else {
                     (out, label)
                 };
-                let ny = add(g, Op::Neg, &[y], None, sp);
-                let d = add(g, Op::Add, &[p, ny], None, sp);
-                let sq = add(g, Op::Mul, &[d, d], None, sp);
+                let ny = g.emit(Op::Neg, &[y], None, sp);
+                let d = g.emit(Op::Add, &[p, ny], None, sp);
+                let sq = g.emit(Op::Mul, &[d, d], None, sp);
                 let r = g.ty(sq).shape.rank();
-                add(g, Op::ReduceSum { axes: all(r) }, &[sq], None, sp)
+                g.emit(Op::ReduceSum { axes: all(r) }, &[sq], None, sp)
             }
         };
         g.outputs.push((name.to_string(), v));
@@ -158,7 +149,8 @@ fn global_batch(g: &Graph) -> Graph {
     crate::opt::rewrite::rewrite(g, &mut |ng, node, ins| match &node.op {
         Op::BatchSize => {
             let s = input(ng, &mut samples, ("samples", Role::Samples), node.span);
-            add(ng, Op::Cast, &[s], Some(node.ty.clone()), node.span).into()
+            ng.emit(Op::Cast, &[s], Some(node.ty.clone()), node.span)
+                .into()
         }
         Op::Random { .. } if node.ty.shape.0.first() == Some(&Dim::Batch) => {
             let f = input(
@@ -169,7 +161,8 @@ fn global_batch(g: &Graph) -> Graph {
             );
             let mut with = ins.to_vec();
             with.push(f);
-            add(ng, node.op.clone(), &with, Some(node.ty.clone()), node.span).into()
+            ng.emit(node.op.clone(), &with, Some(node.ty.clone()), node.span)
+                .into()
         }
         _ => None,
     })
@@ -196,7 +189,7 @@ fn build_step(run: &Run, parallel: bool) -> Option<Graph> {
         // processes, it is the whole.
         let sum = |g: &mut Graph, x: NodeId| {
             let sp = g.node(x).span;
-            add(g, Op::AllReduce, &[x], None, sp)
+            g.emit(Op::AllReduce, &[x], None, sp)
         };
         grads = grads.iter().map(|x| sum(&mut g, *x)).collect();
         for (name, id) in g.outputs.clone() {
