@@ -352,11 +352,11 @@ fn compile<'a>(
         epochs,
         grad_norms: opts.grad_norms,
         // A prefetch thread pays off only on a core the kernels leave free,
-        // and only when that core is not busy: with --threads 1 on 2 cores it
-        // saved a few percent of an epoch at batch 256 on a free second core,
-        // cost some at batch 32 even there, and cost 17–45% with the second
-        // core busy (measured 2026-11-29: the git history of docs/performance.md). Only `--prefetch` turns
-        // it on.
+        // and only when that core is not busy: with --threads 1 on 2 cores
+        // it saved a few percent of an epoch at batch 256 on a free second
+        // core, cost some at batch 32 even there, and cost 17–45% with the
+        // second core busy (measured 2026-11-29; in the git history of
+        // docs/performance.md). Only `--prefetch` turns it on.
         prefetch: opts.prefetch,
         steps_run: 0,
     })
