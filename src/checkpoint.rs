@@ -374,45 +374,9 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
             }
         }
     }
-    for (name, _) in st.tensors() {
-        // A parameter, or any optimizer's state of one (another optimizer's
-        // is ignored: a run may change its optimizer).
-        let known = run.params.iter().any(|p| {
-            if folds > 0 {
-                return (1..=folds).any(|f| name == format!("fold{f}.param.{}", p.name));
-            }
-            let own = name.strip_prefix("last.").unwrap_or(&name);
-            own == format!("param.{}", p.name)
-                || crate::optim::all_slots().any(|s| own == format!("{}.{}", s.name, p.name))
-        });
-        if !known {
-            return Err(format!(
-                "checkpoint {} does not fit run {}: it has `{name}`, which the program does not declare",
-                path.display(),
-                run.name
-            ));
-        }
-    }
+    only_declared_tensors(&st, (path, run), folds)?;
     // Checked after the tensors, whose mismatch says more.
-    if *saved_by != run.name {
-        return Err(bad(format!(
-            "it was saved by run `{saved_by}`, not by run `{}`",
-            run.name
-        )));
-    }
-    // The same parameters in another computation (`tanh` made `relu`)
-    // would give silently wrong answers. A checkpoint of a dlc that did
-    // not record the digest is taken as it is.
-    if let Some(d) = meta
-        .get("model_digest")
-        .filter(|d| **d != model_digest(run))
-    {
-        return Err(bad(format!(
-            "it was saved from a different model: its parameters fit run `{}`, but what the model computes has changed since (digest {d}, now {}); use the program it was trained with, or train again",
-            run.name,
-            model_digest(run)
-        )));
-    }
+    same_model(&meta, run, saved_by).map_err(bad)?;
     state_complete(&st, run, (params.len(), state.len())).map_err(bad)?;
     let what = format!("checkpoint {}", path.display());
     let preprocessing = match meta.get("preprocessing") {
@@ -436,6 +400,59 @@ pub fn load(path: &Path, run: &Run) -> Result<Checkpoint, String> {
         folds: fold_params,
         preprocessing,
     })
+}
+
+/// Refuses a tensor that is neither a parameter of `run` nor any
+/// optimizer's state of one (another optimizer's state is ignored: a run
+/// may change its optimizer); with `folds`, only the folds' parameters.
+fn only_declared_tensors(
+    st: &SafeTensors,
+    (path, run): (&Path, &Run),
+    folds: usize,
+) -> Result<(), String> {
+    for (name, _) in st.tensors() {
+        let known = run.params.iter().any(|p| {
+            if folds > 0 {
+                return (1..=folds).any(|f| name == format!("fold{f}.param.{}", p.name));
+            }
+            let own = name.strip_prefix("last.").unwrap_or(&name);
+            own == format!("param.{}", p.name)
+                || crate::optim::all_slots().any(|s| own == format!("{}.{}", s.name, p.name))
+        });
+        if !known {
+            return Err(format!(
+                "checkpoint {} does not fit run {}: it has `{name}`, which the program does not declare",
+                path.display(),
+                run.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a checkpoint saved by another run, or from a model that
+/// computes something else than `run`'s now (the same parameters in
+/// another computation, `tanh` made `relu`, would give silently wrong
+/// answers). A checkpoint of a dlc that did not record the digest is
+/// taken as it is.
+fn same_model(meta: &HashMap<String, String>, run: &Run, saved_by: &str) -> Result<(), String> {
+    if saved_by != run.name {
+        return Err(format!(
+            "it was saved by run `{saved_by}`, not by run `{}`",
+            run.name
+        ));
+    }
+    if let Some(d) = meta
+        .get("model_digest")
+        .filter(|d| **d != model_digest(run))
+    {
+        return Err(format!(
+            "it was saved from a different model: its parameters fit run `{}`, but what the model computes has changed since (digest {d}, now {}); use the program it was trained with, or train again",
+            run.name,
+            model_digest(run)
+        ));
+    }
+    Ok(())
 }
 
 /// Early stopping's progress: the `early_stop` metadata and the last
