@@ -5,7 +5,7 @@ use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 
 use crate::ir::{DType, Dim, Graph, NodeId, Shape};
-use crate::jit::ExternRefs;
+use crate::jit::module::ExternRefs;
 
 /// A size `c·Bᵖ` (a shape may hold B more than once, as an outer product
 /// of two batch vectors does).
