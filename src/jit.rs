@@ -20,6 +20,7 @@
 pub mod adapt;
 mod compile;
 mod compiled;
+pub mod describe;
 pub mod exec;
 mod gemm;
 pub mod lower;
