@@ -402,7 +402,7 @@ pub fn lower_node(kb: &mut Kb, g: &Graph, id: NodeId) {
 fn linalg(kb: &mut Kb, site: &Site, kind: crate::ir::Linalg) {
     let (out_t, d, out, ins, in_t) = site.parts();
     // A call into `linalg.rs` (nalgebra) on the whole matrix.
-    let code = super::exec::LINALG
+    let code = super::exec::externs::LINALG
         .iter()
         .position(|k| *k == kind)
         .unwrap_or(0) as i64;

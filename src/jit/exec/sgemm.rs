@@ -773,7 +773,7 @@ mod tests {
             eprintln!("skipped: this host has no AVX2/FMA");
             return;
         }
-        let mut values = super::super::TestValues(7);
+        let mut values = super::super::test_values::TestValues(7);
         for &(m, k, n) in &[
             (1, 1, 1),
             (5, 3, 17),
