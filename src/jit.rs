@@ -9,8 +9,9 @@
 //! The files: `compile.rs` (the passes, the plan, one Cranelift function
 //! per kernel), `compiled.rs` (running a compiled graph), `module.rs` (the
 //! ISA and the runtime functions kernels call), `gemm.rs` (matmuls run by
-//! the `gemm` crate), `plan.rs` (fusion and memory), `lower.rs` (IR to
-//! CLIF), `exec.rs` (the runtime), `pool.rs` (worker threads).
+//! the `gemm` crate), `plan.rs` (fusion and memory; `describe.rs` prints
+//! it), `lower.rs` (IR to CLIF), `exec.rs` (the runtime), `pool.rs`
+//! (worker threads).
 //!
 //! Architecture invariant: all `unsafe` of the runtime is in `exec.rs` and
 //! the files under `exec/` (its matmul kernel, `exec/sgemm.rs`, and fused

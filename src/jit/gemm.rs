@@ -1,4 +1,4 @@
-//! A matmul kernel's `gemm` form: which matmuls the `gemm` crate computes, and the SGD step it folds in.
+//! A matmul's `gemm`-crate form: which matmuls the crate computes, and the SGD step it folds in.
 
 use super::exec::KernelFn;
 use super::{lower, plan};

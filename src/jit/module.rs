@@ -1,4 +1,4 @@
-//! The JIT module: the host's ISA, and the runtime functions kernels call, as symbols and declarations.
+//! The JIT module: the host's ISA, and the runtime functions kernels call (symbols, declarations).
 
 use cranelift_codegen::ir::{types, AbiParam, FuncRef};
 use cranelift_codegen::settings::{self, Configurable};

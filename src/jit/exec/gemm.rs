@@ -1,4 +1,4 @@
-//! Matmuls on rows of the buffer table: the `gemm` crate's (sliced by depth the same way every time), or dlc's own.
+//! Matmuls on the buffer table's rows: the `gemm` crate's (depth cut in fixed slices) or dlc's own.
 
 use crate::ir::DType;
 

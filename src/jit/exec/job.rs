@@ -1,4 +1,4 @@
-//! What a thread runs on a range of rows ([`Job`]): a JIT kernel, a matmul and its epilogue, or a callback.
+//! What a thread runs on its rows ([`Job`]): a JIT kernel, a matmul and its epilogue, a callback.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,4 +1,4 @@
-//! What a plan is made of: its kernels, where each value lives ([`Storage`]), and whose memory a value reads.
+//! What a plan is made of: kernels, each value's [`Storage`], and whose memory a value reads.
 
 use crate::ir::{Dim, NodeId};
 

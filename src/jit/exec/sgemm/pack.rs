@@ -1,4 +1,4 @@
-//! The operands and their packing: the tile and block sizes, A in MR-row panels, B in NR-column panels.
+//! The operands and their packing: tile and block sizes, A in MR-row and B in NR-column panels.
 
 use std::arch::x86_64::{__m256, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
 use std::sync::OnceLock;
