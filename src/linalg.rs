@@ -1,7 +1,7 @@
 //! Small dense linear algebra for the `linalg` ops (d2l §2.3 and the
 //! REPL): inverse, determinant, solve, Cholesky factor and the symmetric
 //! eigendecomposition, by nalgebra, in f64. The interpreter and the JIT's
-//! kernels (through `jit::exec::dlc_linalg`) both call [`apply`], so they
+//! kernels (through `jit::exec::externs::dlc_linalg`) both call [`apply`], so they
 //! agree exactly.
 //!
 //! Conventions (NumPy's, with JAX's answer to failure): eigenvalues in

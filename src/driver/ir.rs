@@ -178,9 +178,9 @@ fn write_optimized(
         (step_name.as_str(), step),
         ("the eval function", crate::step::eval_function(r)),
     ] {
-        let before = crate::jit::plan::stats(&g, &crate::opt::Passes::none(), batch);
+        let before = crate::jit::describe::stats(&g, &crate::opt::Passes::none(), batch);
         let opt = crate::opt::optimize(&g, &all);
-        let after = crate::jit::plan::stats(&opt, &all, batch);
+        let after = crate::jit::describe::stats(&opt, &all, batch);
         let _ = writeln!(
             out,
             "\n# run {}: {} on {}: {what}, optimized\n#   before: {}\n#   after:  {}  (batch {batch})",
@@ -193,7 +193,7 @@ fn write_optimized(
         if stage == Stage::Opt {
             out.push_str(&print::graph(&opt, Some(info)));
         } else {
-            out.push_str(&crate::jit::plan::describe(&opt, &all, batch));
+            out.push_str(&crate::jit::describe::describe(&opt, &all, batch));
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::exec::Job;
+use super::exec::job::Job;
 
 /// How long an idle worker spins before it sleeps: long enough to cover
 /// the small kernels between two large ones in a training step.
@@ -169,33 +169,5 @@ impl Drop for Running<'_> {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::exec::for_rows;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A share that panics, on a worker or on the calling thread, panics
-    /// the call (after every share has stopped), and the pool keeps
-    /// working afterwards.
-    #[test]
-    fn a_panicking_share_panics_the_call_and_the_pool_survives() {
-        for panicking_lo in [0, 1] {
-            let r = std::panic::catch_unwind(|| {
-                for_rows(64, 2, None, &|lo, _hi| {
-                    if (lo > 0) == (panicking_lo == 1) {
-                        panic!("share at {lo}");
-                    }
-                })
-            });
-            assert!(r.is_err());
-        }
-        let rows = AtomicUsize::new(0);
-        for_rows(64, 2, None, &|lo, hi| {
-            rows.fetch_add(hi - lo, Ordering::Relaxed);
-        });
-        assert_eq!(rows.into_inner(), 64);
     }
 }

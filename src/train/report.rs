@@ -201,9 +201,9 @@ pub(super) fn kernels_and_memory(
     batch: usize,
     sink: &mut Sink,
 ) {
-    let cols = graphs.map(|(g, p)| crate::jit::plan::stats(g, p, batch));
+    let cols = graphs.map(|(g, p)| crate::jit::describe::stats(g, p, batch));
     let mib = |b: usize| format!("{:.2}", b as f64 / (1 << 20) as f64);
-    let row = |name: &str, f: &dyn Fn(&crate::jit::plan::Stats) -> String| {
+    let row = |name: &str, f: &dyn Fn(&crate::jit::describe::Stats) -> String| {
         let mut line = format!("  {name:<18}");
         for c in &cols {
             let _ = write!(line, " {:>9}", f(c));
