@@ -282,8 +282,9 @@ thread_local! {
 /// slow thread holds up the others by one chunk at most; B is packed once,
 /// here, for all of them. A call of at most [`sgemm::MC`] rows (a batch of
 /// up to 264) has one chunk per thread instead, each packing B's panels
-/// four at a time as its tiles use them (docs/performance.md measured B
-/// packed through memory first 15–18% slower at 64 rows and 5–15% at 256);
+/// four at a time as its tiles use them (B packed through memory first
+/// measured 15–18% slower at 64 rows and 5–15% at 256, in 2026-11: the git
+/// history of docs/performance.md);
 /// when B has more columns than the call has rows, the threads share B's
 /// column panels instead (each packs half of B), then the epilogue's rows.
 /// For a `gemm` crate matmul, one chunk per thread (every `gemm` call

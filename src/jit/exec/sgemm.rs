@@ -8,7 +8,8 @@
 //! thread is free, and each followed by its epilogue while in cache) would
 //! pack B once per share. Here the caller packs B once ([`pack_b`]) and the
 //! shares only read it. Measured beside `gemm` on the MLP's products
-//! (docs/performance.md), interleaved: level at best, ahead in the median.
+//! (2026-11; the git history of docs/performance.md), interleaved: level
+//! at best, ahead in the median.
 //!
 //! The blocking, for one block of at most [`MC`] rows:
 //! for each slice of [`KC`] columns of A (rows of B): pack the block's A
@@ -42,7 +43,7 @@ pub use pack::{
 /// whether its right operand is a transpose read in place: every one on
 /// hosts with AVX2 and FMA but not AVX-512; on AVX-512 hosts only those
 /// with a Bᵀ. There, measured call by call on the sweep's products
-/// (docs/performance.md, 2026-11-29), the crate's 512-bit kernels were
+/// (2026-11-29; docs/performance.md today has the table), the crate's 512-bit kernels were
 /// 4–6% ahead of [`micro512`] with B row-major (the crate reads such a B
 /// in place, where this kernel packs it) and level on weight gradients,
 /// and in the epochs its static halves beat this kernel's shares on two

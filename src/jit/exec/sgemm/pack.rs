@@ -13,7 +13,8 @@ pub const KC: usize = 256;
 /// batch of up to 264 rows is then one block, whose B panels can be packed
 /// as they are used (`Right::Panels`): in the epochs of a 1024-wide MLP at
 /// batch 256, 144-row blocks with B packed first took 5–9% longer per
-/// product on one thread and 10–15% on two (docs/performance.md).
+/// product on one thread and 10–15% on two (2026-11; the git history of
+/// docs/performance.md).
 pub const MC: usize = 264;
 
 /// Whether this host can run the kernel (AVX2 and FMA, checked once).
