@@ -13,6 +13,19 @@ use super::super::lower::nearest;
 use super::args::{join_clean, missing_path, no_rows, path_arg, resolved_note, Opts};
 use super::spec::{DataSpec, Feature, FeatureKind, LabelKind, Missing, Rows, Source};
 
+/// The keyword arguments of `csv(...)`.
+const KEYWORDS: &[&str] = &[
+    "label",
+    "classes",
+    "drop",
+    "missing",
+    "standardize",
+    "test",
+    "id",
+];
+
+/// Describes `csv(PATH, label = ...)` from the file's header and one scan
+/// of its columns (and of the test part's own file, if it has one).
 pub(super) fn csv(
     name: &str,
     decl: &DataDecl,
@@ -20,20 +33,7 @@ pub(super) fn csv(
     base: &Path,
     ov: Option<&Path>,
 ) -> (Option<DataSpec>, Vec<Diagnostic>) {
-    let mut o = Opts::new(
-        "csv",
-        &[
-            "label",
-            "classes",
-            "drop",
-            "missing",
-            "standardize",
-            "test",
-            "id",
-        ],
-        args,
-        1,
-    );
+    let mut o = Opts::new("csv", KEYWORDS, args, 1);
     let path = path_arg(&mut o, base, ov);
     if o.positional(0).is_none() && ov.is_none() {
         missing_path(&mut o, decl.source.span);
@@ -49,16 +49,7 @@ pub(super) fn csv(
         return (None, o.diags);
     };
     if schema.rows == 0 {
-        o.diags.push(
-            Diagnostic::new(
-                Code::BadData,
-                format!(
-                    "data `{name}`: {} has a header and no data rows",
-                    schema.path.display()
-                ),
-            )
-            .label(decl.source.span, "declared here"),
-        );
+        o.diags.push(header_only(name, &schema, decl.source.span));
         return (None, o.diags);
     }
     let label_span = o
@@ -88,20 +79,15 @@ pub(super) fn csv(
         }
     };
     let mut rows = csv_rows(&schema, &label, &features, &a.missing, a.test);
-    let mut test_rows = 0;
-    let test_file = match &a.test_file {
-        None => None,
+    let (test_file, test_rows) = match &a.test_file {
+        None => (None, 0),
         Some((file, span)) => {
-            let tp = join_clean(base, file);
             let train = (&schema, label.as_str(), label_col, features.as_slice());
-            let Some(test) = csv_test_file(&mut o, (&tp, *span), train, a.int_classes) else {
-                return (None, o.diags);
-            };
-            test_rows = test.rows as u64;
-            let kept = csv_rows(&test, &label, &features, &a.missing, 0.0);
-            rows.test = kept.train;
-            rows.test_file = Some(test.path.display().to_string());
-            Some(test.path)
+            let path = join_clean(base, file);
+            match test_part(&mut o, (&path, *span), train, &a, &mut rows) {
+                Some(t) => t,
+                None => return (None, o.diags),
+            }
         }
     };
     if !o.diags.is_empty() {
@@ -176,6 +162,36 @@ fn csv_ignored(
         );
     }
     ignored
+}
+
+/// "data `d`: FILE has a header and no data rows", at the declaration.
+fn header_only(name: &str, schema: &meta::CsvSchema, here: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::BadData,
+        format!(
+            "data `{name}`: {} has a header and no data rows",
+            schema.path.display()
+        ),
+    )
+    .label(here, "declared here")
+}
+
+/// The test part's own file (`test = "test.csv"`), checked against the
+/// training file's columns: its path and row count, with the rows it
+/// keeps counted into `rows`. `None` when it does not fit (diagnosed).
+fn test_part(
+    o: &mut Opts,
+    (path, span): (&Path, Span),
+    train: (&meta::CsvSchema, &str, &meta::Column, &[Feature]),
+    a: &CsvArgs,
+    rows: &mut Rows,
+) -> Option<(Option<PathBuf>, u64)> {
+    let (_, label, _, features) = train;
+    let test = csv_test_file(o, (path, span), train, a.int_classes)?;
+    let kept = csv_rows(&test, label, features, &a.missing, 0.0);
+    rows.test = kept.train;
+    rows.test_file = Some(test.path.display().to_string());
+    Some((Some(test.path), test.rows as u64))
 }
 
 /// The options of `csv(...)` other than its path.
