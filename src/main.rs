@@ -355,29 +355,8 @@ fn run(cli: Cli) -> Output {
 fn run_here(cli: Cli, among: usize) -> Output {
     match cli.command {
         Command::Check { common } => driver::cmd_check(&program_args(common)),
-        // 0 after `shutdown` and `exit`, 1 after `exit` alone or at the end
-        // of the input, as the specification asks.
-        Command::Lsp => match dlc::lsp::stdio() {
-            Ok(code) => Output {
-                stdout: String::new(),
-                stderr: String::new(),
-                code,
-            },
-            Err(e) => Output {
-                stdout: String::new(),
-                stderr: format!("error: dlc lsp: {e}\n"),
-                code: 1,
-            },
-        },
-        Command::Fmt { check, files } => {
-            let stdin = files.is_empty().then(|| {
-                let mut s = String::new();
-                let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s);
-                s
-            });
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            driver::cmd_fmt(&files, check, stdin.as_deref(), color)
-        }
+        Command::Lsp => run_lsp(),
+        Command::Fmt { check, files } => run_fmt(&files, check),
         Command::Ir {
             common,
             stage,
@@ -393,36 +372,7 @@ fn run_here(cli: Cli, among: usize) -> Output {
             load,
             out,
             format,
-        } => {
-            let by_name = match out.extension().and_then(|e| e.to_str()) {
-                Some("onnx") => Some(FormatArg::Onnx),
-                Some("npz") => Some(FormatArg::Npz),
-                _ => None,
-            };
-            let format = match format.or(by_name) {
-                Some(FormatArg::Npz) => driver::ExportFormat::Npz,
-                Some(FormatArg::Onnx) => driver::ExportFormat::Onnx,
-                None => {
-                    eprintln!(
-                        "error: say --format npz or --format onnx (--out {} has neither extension)",
-                        out.display()
-                    );
-                    return Output {
-                        stdout: String::new(),
-                        stderr: String::new(),
-                        code: 2,
-                    };
-                }
-            };
-            let mut err = std::io::stderr();
-            streamed(driver::cmd_export(
-                &program_args(common),
-                &load,
-                &out,
-                format,
-                &mut err,
-            ))
-        }
+        } => run_export(common, &load, &out, format),
         Command::Predict {
             common,
             load,
@@ -441,14 +391,7 @@ fn run_here(cli: Cli, among: usize) -> Output {
                 batch,
                 threads: threads.map(usize::from),
             };
-            let mut stdout = QuietStdout::default();
-            let mut err = std::io::stderr();
-            streamed(driver::cmd_predict(
-                &program_args(common),
-                (&req, &out),
-                &mut stdout,
-                &mut err,
-            ))
+            run_predict(common, &req, &out)
         }
         Command::Gradcheck {
             common,
@@ -473,6 +416,83 @@ fn run_here(cli: Cli, among: usize) -> Output {
         } => run_data(common, show, out),
         Command::Repl => run_repl(),
     }
+}
+
+/// `dlc lsp`: 0 after `shutdown` and `exit`, 1 after `exit` alone or at
+/// the end of the input, as the specification asks.
+fn run_lsp() -> Output {
+    match dlc::lsp::stdio() {
+        Ok(code) => Output {
+            stdout: String::new(),
+            stderr: String::new(),
+            code,
+        },
+        Err(e) => Output {
+            stdout: String::new(),
+            stderr: format!("error: dlc lsp: {e}\n"),
+            code: 1,
+        },
+    }
+}
+
+/// `dlc fmt`: the files in place, or stdin to stdout when none is given.
+fn run_fmt(files: &[std::path::PathBuf], check: bool) -> Output {
+    let stdin = files.is_empty().then(|| {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s);
+        s
+    });
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    driver::cmd_fmt(files, check, stdin.as_deref(), color)
+}
+
+/// `dlc export`: the format from `--format`, else from `--out`'s extension.
+fn run_export(
+    common: Common,
+    load: &std::path::Path,
+    out: &std::path::Path,
+    format: Option<FormatArg>,
+) -> Output {
+    let by_name = match out.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => Some(FormatArg::Onnx),
+        Some("npz") => Some(FormatArg::Npz),
+        _ => None,
+    };
+    let format = match format.or(by_name) {
+        Some(FormatArg::Npz) => driver::ExportFormat::Npz,
+        Some(FormatArg::Onnx) => driver::ExportFormat::Onnx,
+        None => {
+            eprintln!(
+                "error: say --format npz or --format onnx (--out {} has neither extension)",
+                out.display()
+            );
+            return Output {
+                stdout: String::new(),
+                stderr: String::new(),
+                code: 2,
+            };
+        }
+    };
+    let mut err = std::io::stderr();
+    streamed(driver::cmd_export(
+        &program_args(common),
+        load,
+        out,
+        format,
+        &mut err,
+    ))
+}
+
+/// `dlc predict`: predictions streamed to `out`.
+fn run_predict(common: Common, req: &dlc::predict::Request, out: &std::path::Path) -> Output {
+    let mut stdout = QuietStdout::default();
+    let mut err = std::io::stderr();
+    streamed(driver::cmd_predict(
+        &program_args(common),
+        (req, out),
+        &mut stdout,
+        &mut err,
+    ))
 }
 
 /// The driver's stage for `--stage`.
