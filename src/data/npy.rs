@@ -584,6 +584,20 @@ fn parse_header(b: &[u8], r: &NpyRef) -> Result<NpyHeader, String> {
             show(fortran)
         )));
     };
+    let dims = dims_of(shape, ty.size(), r)?;
+    Ok(NpyHeader {
+        ty,
+        dims,
+        fortran,
+        big_endian,
+        data: start + len,
+    })
+}
+
+/// The dimensions of a header's `shape`: a tuple of integers, none
+/// negative, whose product of bytes (`size` a element) fits a `usize`.
+fn dims_of(shape: &Lit, size: usize, r: &NpyRef) -> Result<Vec<usize>, String> {
+    let not = |what: &str| bad(r, format!("not a NumPy array ({what})"));
     let Lit::Tuple(items) = shape else {
         return Err(not(&format!("shape {} is not a tuple", show(shape))));
     };
@@ -615,15 +629,9 @@ fn parse_header(b: &[u8], r: &NpyRef) -> Result<NpyHeader, String> {
         );
     }
     dims.iter()
-        .try_fold(ty.size(), |a, d| a.checked_mul(*d))
+        .try_fold(size, |a, d| a.checked_mul(*d))
         .ok_or_else(|| bad(r, format!("shape {} is too large", show(shape))))?;
-    Ok(NpyHeader {
-        ty,
-        dims,
-        fortran,
-        big_endian,
-        data: start + len,
-    })
+    Ok(dims)
 }
 
 /// A literal as Python prints it (for messages).
