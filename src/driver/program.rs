@@ -262,7 +262,7 @@ pub(super) fn program_inputs(
             // Described by a checkpoint: not read, but the program's
             // files all the same, and not to be written over.
             true => declared_path(args, l, &d.name).into_iter().collect(),
-            false => data_files(d),
+            false => d.source.files(),
         };
         for f in files {
             inputs.push((format!("a file of data `{}`", d.name), f));
@@ -288,27 +288,6 @@ fn declared_path(args: &ProgramArgs, l: &Loaded, name: &str) -> Option<PathBuf> 
     };
     let base = args.file.parent().unwrap_or(Path::new(""));
     Some(base.join(p))
-}
-
-/// The files a data source reads.
-fn data_files(d: &check::data::DataSpec) -> Vec<PathBuf> {
-    use check::data::Source;
-    match &d.source {
-        Source::Idx { images, labels, .. } => images.iter().chain(labels).cloned().collect(),
-        Source::Csv {
-            path, test_file, ..
-        } => std::iter::once(path.clone())
-            .chain(test_file.clone())
-            .collect(),
-        Source::Npy {
-            train, test_arrays, ..
-        } => train
-            .iter()
-            .chain(test_arrays.iter().flatten())
-            .map(|r| r.path.clone())
-            .collect(),
-        Source::Synthetic { .. } => Vec::new(),
-    }
 }
 
 /// Borrowed views of `inputs`, as `output::prepare` takes them.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::Diagnostic;
 use crate::syntax::ast::DataDecl;
 
-use super::spec::{DataSpec, Source};
+use super::spec::DataSpec;
 
 /// Data sources described before, by the declaration's text and place and
 /// the folder and override they were read with; an entry stands while the
@@ -28,28 +28,6 @@ struct Cached {
 fn stamp(p: &Path) -> Option<(std::time::SystemTime, u64)> {
     let m = std::fs::metadata(p).ok()?;
     Some((m.modified().ok()?, m.len()))
-}
-
-impl Source {
-    /// The files a source reads.
-    fn files(&self) -> Vec<PathBuf> {
-        match self {
-            Source::Idx { images, labels, .. } => images.iter().chain(labels).cloned().collect(),
-            Source::Csv {
-                path, test_file, ..
-            } => std::iter::once(path.clone())
-                .chain(test_file.clone())
-                .collect(),
-            Source::Synthetic { .. } => Vec::new(),
-            Source::Npy {
-                train, test_arrays, ..
-            } => train
-                .iter()
-                .chain(test_arrays.iter().flatten())
-                .map(|r| r.path.clone())
-                .collect(),
-        }
-    }
 }
 
 impl DataCache {

@@ -366,3 +366,25 @@ pub enum Source {
         names: Vec<String>,
     },
 }
+
+impl Source {
+    /// The files a source reads.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Source::Idx { images, labels, .. } => images.iter().chain(labels).cloned().collect(),
+            Source::Csv {
+                path, test_file, ..
+            } => std::iter::once(path.clone())
+                .chain(test_file.clone())
+                .collect(),
+            Source::Synthetic { .. } => Vec::new(),
+            Source::Npy {
+                train, test_arrays, ..
+            } => train
+                .iter()
+                .chain(test_arrays.iter().flatten())
+                .map(|r| r.path.clone())
+                .collect(),
+        }
+    }
+}
